@@ -1,0 +1,1 @@
+//! NUT muxer (rawvideo with per-frame timestamps). Written by a helper.
