@@ -1,1 +1,527 @@
-//! placeholder
+//! ONNX models made in code, not downloaded: a minimal ONNX protobuf *writer*.
+//!
+//! These models serve two purposes: test fixtures (identity, wrong-rank, wrong-channel, NHWC
+//! and failing models), and the built-in filter [`vintage_filter_model`], which works with no
+//! internet connection because nothing has to be fetched.
+//!
+//! Only the subset of `onnx.proto` needed to write simple image graphs is declared here, with
+//! the field numbers of the official schema, using `prost`'s derive (no `protoc`, no build
+//! script). Every model built here uses IR version [`IR_VERSION`], opset [`OPSET_VERSION`] of
+//! the default domain, and producer name `"fresco"`.
+//!
+//! The image models share one interface: input `"input1"`, output `"output1"`, float32 NCHW
+//! `[N,3,H,W]` with symbolic dims `"N"`, `"H"`, `"W"`, RGB, values 0..255 (like the
+//! fast-neural-style models), unless a function's doc says otherwise.
+
+use prost::Message;
+
+/// `ModelProto.ir_version` of every model built here.
+pub const IR_VERSION: i64 = 8;
+/// Version of the default ONNX operator set imported by every model built here.
+pub const OPSET_VERSION: i64 = 13;
+/// `ModelProto.producer_name` of every model built here.
+pub const PRODUCER_NAME: &str = "fresco";
+/// Name of the image input of the models built here.
+pub const INPUT_NAME: &str = "input1";
+/// Name of the image output of the models built here.
+pub const OUTPUT_NAME: &str = "output1";
+
+/// `TensorProto.DataType.FLOAT`.
+pub const DT_FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64`.
+pub const DT_INT64: i32 = 7;
+
+// ---- onnx.proto messages (subset; field numbers as in onnx/onnx.proto) ----
+
+/// `onnx.ModelProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ModelProto {
+    #[prost(int64, tag = "1")]
+    pub ir_version: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(string, tag = "2")]
+    pub producer_name: String,
+    #[prost(string, tag = "3")]
+    pub producer_version: String,
+    #[prost(int64, tag = "5")]
+    pub model_version: i64,
+    #[prost(string, tag = "6")]
+    pub doc_string: String,
+    #[prost(message, optional, tag = "7")]
+    pub graph: Option<GraphProto>,
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// `onnx.StringStringEntryProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// `onnx.OperatorSetIdProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct OperatorSetIdProto {
+    #[prost(string, tag = "1")]
+    pub domain: String,
+    #[prost(int64, tag = "2")]
+    pub version: i64,
+}
+
+/// `onnx.GraphProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct GraphProto {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeProto>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "5")]
+    pub initializer: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "11")]
+    pub input: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "12")]
+    pub output: Vec<ValueInfoProto>,
+}
+
+/// `onnx.NodeProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    pub input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub output: Vec<String>,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(string, tag = "4")]
+    pub op_type: String,
+    #[prost(string, tag = "7")]
+    pub domain: String,
+    #[prost(message, repeated, tag = "5")]
+    pub attribute: Vec<AttributeProto>,
+}
+
+/// `onnx.AttributeProto`. `f`/`i`/`s` are proto2 `optional` so that a zero value is still
+/// written (the checker requires exactly one value field to be present).
+#[derive(Clone, PartialEq, Message)]
+pub struct AttributeProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `AttributeProto.AttributeType`: see the `ATTR_*` constants.
+    #[prost(int32, tag = "20")]
+    pub r#type: i32,
+    #[prost(float, optional, tag = "2")]
+    pub f: Option<f32>,
+    #[prost(int64, optional, tag = "3")]
+    pub i: Option<i64>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub s: Option<Vec<u8>>,
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
+}
+
+/// `AttributeProto.AttributeType.FLOAT`.
+pub const ATTR_FLOAT: i32 = 1;
+/// `AttributeProto.AttributeType.INT`.
+pub const ATTR_INT: i32 = 2;
+/// `AttributeProto.AttributeType.STRING`.
+pub const ATTR_STRING: i32 = 3;
+/// `AttributeProto.AttributeType.FLOATS`.
+pub const ATTR_FLOATS: i32 = 6;
+/// `AttributeProto.AttributeType.INTS`.
+pub const ATTR_INTS: i32 = 7;
+
+/// `onnx.TensorProto` (data is written as little-endian `raw_data`).
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    pub dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    pub data_type: i32,
+    #[prost(string, tag = "8")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "9")]
+    pub raw_data: Vec<u8>,
+}
+
+/// `onnx.ValueInfoProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<TypeProto>,
+}
+
+/// `onnx.TypeProto` (only the `tensor_type` member of its `value` oneof).
+#[derive(Clone, PartialEq, Message)]
+pub struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    pub tensor_type: Option<type_proto::Tensor>,
+}
+
+/// Nested messages of [`TypeProto`].
+pub mod type_proto {
+    /// `onnx.TypeProto.Tensor`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Tensor {
+        #[prost(int32, tag = "1")]
+        pub elem_type: i32,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<super::TensorShapeProto>,
+    }
+}
+
+/// `onnx.TensorShapeProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<tensor_shape_proto::Dimension>,
+}
+
+/// Nested messages of [`TensorShapeProto`].
+pub mod tensor_shape_proto {
+    /// `onnx.TensorShapeProto.Dimension`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        #[prost(oneof = "dimension::Value", tags = "1, 2")]
+        pub value: Option<dimension::Value>,
+    }
+
+    /// The `value` oneof of [`Dimension`].
+    pub mod dimension {
+        /// `dim_value` (fixed size) or `dim_param` (symbolic name).
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(int64, tag = "1")]
+            DimValue(i64),
+            #[prost(string, tag = "2")]
+            DimParam(String),
+        }
+    }
+}
+
+// ---- builder ----
+
+/// One dimension of a declared input/output shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(i64),
+    /// A symbolic size, e.g. `"N"`.
+    Sym(String),
+}
+
+/// Shorthand for [`Dim::Sym`].
+pub fn sym(name: &str) -> Dim {
+    Dim::Sym(name.to_string())
+}
+
+/// A float32 tensor `ValueInfoProto` with the given shape.
+pub fn float_value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
+    use tensor_shape_proto::{dimension::Value, Dimension};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => Value::DimValue(*v),
+                Dim::Sym(s) => Value::DimParam(s.clone()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(type_proto::Tensor {
+                elem_type: DT_FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+fn tensor(name: &str, dims: &[i64], data_type: i32, len: usize, raw_data: Vec<u8>) -> TensorProto {
+    let count: i64 = dims.iter().product();
+    assert_eq!(
+        count, len as i64,
+        "tensor {name}: dims {dims:?} vs {len} values"
+    );
+    let name = name.to_string();
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type,
+        name,
+        raw_data,
+    }
+}
+
+/// A float32 tensor (e.g. an initializer); `dims` empty means a scalar.
+pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, dims, DT_FLOAT, data.len(), raw)
+}
+
+/// An int64 tensor (e.g. indices or a shape); `dims` empty means a scalar.
+pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, dims, DT_INT64, data.len(), raw)
+}
+
+fn attr(name: &str, r#type: i32) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type,
+        ..Default::default()
+    }
+}
+
+/// An `INT` attribute.
+pub fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: Some(v),
+        ..attr(name, ATTR_INT)
+    }
+}
+
+/// An `INTS` attribute.
+pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        ints: v.to_vec(),
+        ..attr(name, ATTR_INTS)
+    }
+}
+
+/// A `FLOAT` attribute.
+pub fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        f: Some(v),
+        ..attr(name, ATTR_FLOAT)
+    }
+}
+
+/// A `FLOATS` attribute.
+pub fn attr_floats(name: &str, v: &[f32]) -> AttributeProto {
+    AttributeProto {
+        floats: v.to_vec(),
+        ..attr(name, ATTR_FLOATS)
+    }
+}
+
+/// A `STRING` attribute.
+pub fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        s: Some(v.as_bytes().to_vec()),
+        ..attr(name, ATTR_STRING)
+    }
+}
+
+/// Builds a single-graph model: float32 inputs/outputs, initializers and default-domain nodes
+/// (which must be added in topological order). Methods chain by value.
+#[derive(Clone, Debug, Default)]
+pub struct GraphBuilder {
+    graph: GraphProto,
+    metadata: Vec<StringStringEntryProto>,
+    doc: String,
+}
+
+impl GraphBuilder {
+    /// An empty graph with the given name.
+    pub fn new(name: &str) -> Self {
+        let mut b = Self::default();
+        b.graph.name = name.to_string();
+        b
+    }
+
+    /// The standard image interface `[N,3,H,W]` float: input `"input1"`, output `"output1"`.
+    pub fn nchw_rgb(name: &str) -> Self {
+        let shape = [sym("N"), Dim::Fixed(3), sym("H"), sym("W")];
+        Self::new(name)
+            .input(INPUT_NAME, &shape)
+            .output(OUTPUT_NAME, &shape)
+    }
+
+    /// Declares a float32 graph input.
+    pub fn input(mut self, name: &str, dims: &[Dim]) -> Self {
+        self.graph.input.push(float_value_info(name, dims));
+        self
+    }
+
+    /// Declares a float32 graph output.
+    pub fn output(mut self, name: &str, dims: &[Dim]) -> Self {
+        self.graph.output.push(float_value_info(name, dims));
+        self
+    }
+
+    /// Adds an initializer (a constant tensor, see [`tensor_f32`], [`tensor_i64`]).
+    pub fn initializer(mut self, tensor: TensorProto) -> Self {
+        self.graph.initializer.push(tensor);
+        self
+    }
+
+    /// Adds a float32 initializer.
+    pub fn constant_f32(self, name: &str, dims: &[i64], data: &[f32]) -> Self {
+        self.initializer(tensor_f32(name, dims, data))
+    }
+
+    /// Adds a default-domain node; its name is `<op_type>_<index>`.
+    pub fn node(
+        mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<AttributeProto>,
+    ) -> Self {
+        let index = self.graph.node.len();
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: format!("{op_type}_{index}"),
+            op_type: op_type.to_string(),
+            attribute: attributes,
+            domain: String::new(),
+        });
+        self
+    }
+
+    /// Adds a model-level `metadata_props` entry.
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        self.metadata.push(StringStringEntryProto {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Sets the model's `doc_string`.
+    pub fn doc(mut self, doc: &str) -> Self {
+        self.doc = doc.to_string();
+        self
+    }
+
+    /// The finished `ModelProto` (IR 8, default-domain opset 13, producer "fresco").
+    pub fn build(self) -> ModelProto {
+        ModelProto {
+            ir_version: IR_VERSION,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET_VERSION,
+            }],
+            producer_name: PRODUCER_NAME.to_string(),
+            producer_version: env!("CARGO_PKG_VERSION").to_string(),
+            model_version: 1,
+            doc_string: self.doc,
+            graph: Some(self.graph),
+            metadata_props: self.metadata,
+        }
+    }
+
+    /// The finished model, serialized (the bytes of a `.onnx` file).
+    pub fn to_bytes(self) -> Vec<u8> {
+        self.build().encode_to_vec()
+    }
+}
+
+// ---- the models ----
+
+/// Interface of every image model built here: input "input1", output "output1", float32 NCHW
+/// `[N,3,H,W]` with symbolic N/H/W dims ("N","H","W"), RGB, values 0..255 (like the
+/// fast-neural-style models). Output equals input exactly (one Identity node).
+pub fn identity_model() -> Vec<u8> {
+    GraphBuilder::nchw_rgb("identity")
+        .doc("fresco test model: output = input")
+        .node("Identity", &[INPUT_NAME], &[OUTPUT_NAME], vec![])
+        .to_bytes()
+}
+
+/// Sepia colour matrix of [`vintage_filter_model`], rows = output R,G,B; columns = input R,G,B.
+pub const VINTAGE_SEPIA: [[f32; 3]; 3] = [
+    [0.393, 0.769, 0.189],
+    [0.349, 0.686, 0.168],
+    [0.272, 0.534, 0.131],
+];
+/// Faded-black lift added per output channel (R,G,B) by [`vintage_filter_model`].
+pub const VINTAGE_LIFT: [f32; 3] = [24.0, 14.0, 4.0];
+/// Posterize step of [`vintage_filter_model`] (output levels are multiples of it, then clipped).
+pub const VINTAGE_STEP: f32 = 32.0;
+
+/// The built-in filter "vintage": a hand-built graph, not learned weights: a 1x1 Conv with a
+/// sepia colour matrix ([`VINTAGE_SEPIA`], 0.9 strength, plus a warm lift [`VINTAGE_LIFT`] of
+/// the blacks), then posterize (`Floor(x / step) * step`, step [`VINTAGE_STEP`]), then Clip
+/// 0..255. Clearly visible on any frame; output same size as input; same interface as
+/// [`identity_model`]. Opset 13.
+pub fn vintage_filter_model() -> Vec<u8> {
+    let weights: Vec<f32> = VINTAGE_SEPIA.iter().flatten().map(|w| w * 0.9).collect();
+    GraphBuilder::nchw_rgb("vintage")
+        .doc("fresco built-in filter \"vintage\": sepia, posterize, clip")
+        .constant_f32("sepia_w", &[3, 3, 1, 1], &weights)
+        .constant_f32("sepia_b", &[3], &VINTAGE_LIFT)
+        .constant_f32("step", &[], &[VINTAGE_STEP])
+        .constant_f32("lo", &[], &[0.0])
+        .constant_f32("hi", &[], &[255.0])
+        .node(
+            "Conv",
+            &[INPUT_NAME, "sepia_w", "sepia_b"],
+            &["sepia"],
+            vec![attr_ints("kernel_shape", &[1, 1])],
+        )
+        .node("Div", &["sepia", "step"], &["levels"], vec![])
+        .node("Floor", &["levels"], &["levels_floor"], vec![])
+        .node("Mul", &["levels_floor", "step"], &["posterized"], vec![])
+        .node("Clip", &["posterized", "lo", "hi"], &[OUTPUT_NAME], vec![])
+        .metadata("fresco.filter", "vintage")
+        .to_bytes()
+}
+
+/// An image model that is not image-to-image, for error tests: input rank 2 `[N, 3]`
+/// (output "output1" the same, via Identity).
+pub fn rank2_model() -> Vec<u8> {
+    let shape = [sym("N"), Dim::Fixed(3)];
+    GraphBuilder::new("rank2")
+        .input(INPUT_NAME, &shape)
+        .output(OUTPUT_NAME, &shape)
+        .node("Identity", &[INPUT_NAME], &[OUTPUT_NAME], vec![])
+        .to_bytes()
+}
+
+/// Input with 1 channel `[N,1,H,W]` (valid graph; wrong channel count for an RGB model).
+/// Output "output1" `[N,1,H,W]` equals the input.
+pub fn one_channel_model() -> Vec<u8> {
+    let shape = [sym("N"), Dim::Fixed(1), sym("H"), sym("W")];
+    GraphBuilder::new("one_channel")
+        .input(INPUT_NAME, &shape)
+        .output(OUTPUT_NAME, &shape)
+        .node("Identity", &[INPUT_NAME], &[OUTPUT_NAME], vec![])
+        .to_bytes()
+}
+
+/// Like identity but input/output layout NHWC `[N,H,W,3]` with metadata_props
+/// {"fresco.layout":"nhwc","fresco.input_range":"0-1"} and values 0..1: output = input.
+pub fn identity_nhwc_unit_range_model() -> Vec<u8> {
+    let shape = [sym("N"), sym("H"), sym("W"), Dim::Fixed(3)];
+    GraphBuilder::new("identity_nhwc")
+        .input(INPUT_NAME, &shape)
+        .output(OUTPUT_NAME, &shape)
+        .node("Identity", &[INPUT_NAME], &[OUTPUT_NAME], vec![])
+        .metadata("fresco.layout", "nhwc")
+        .metadata("fresco.input_range", "0-1")
+        .to_bytes()
+}
+
+/// For failure injection: a valid model with the standard [`identity_model`] interface that
+/// fails at run time on every call (a `Gather` on the channel axis with out-of-range index 5).
+pub fn failing_model() -> Vec<u8> {
+    GraphBuilder::nchw_rgb("failing")
+        .initializer(tensor_i64("bad_index", &[3], &[5, 5, 5]))
+        .node(
+            "Gather",
+            &[INPUT_NAME, "bad_index"],
+            &[OUTPUT_NAME],
+            vec![attr_int("axis", 1)],
+        )
+        .to_bytes()
+}

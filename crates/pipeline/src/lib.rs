@@ -1,1 +1,16 @@
-//! placeholder
+//! The data path for one input. A video is probed and planned ([`plan`]), then decoded to raw
+//! frames, styled and encoded with its other streams copied ([`video`]); a still image goes
+//! straight through the model ([`image`]). Models come from [`model`]. Outputs appear only when
+//! complete ([`output`]).
+
+pub mod error;
+pub mod image;
+pub mod model;
+pub mod output;
+pub mod plan;
+pub mod video;
+
+pub use error::{FailureClass, RunError};
+pub use model::{load_model, LoadedModel, ModelError};
+pub use plan::{VideoOptions, VideoPlan};
+pub use video::{prepare_video, style_video, PreparedVideo, Progress, Tools, VideoSummary};

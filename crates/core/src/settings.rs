@@ -1,0 +1,260 @@
+//! Settings a run is made of. They are plain data so that a job can pin them and any machine
+//! can reproduce the same output.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which model styles the frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelChoice {
+    /// A named style from the registry (`mosaic`, `candy`, ..., or the built-in `vintage`).
+    Style(String),
+    /// Any image-to-image ONNX file.
+    File(PathBuf),
+}
+
+impl fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelChoice::Style(name) => write!(f, "{name}"),
+            ModelChoice::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The value range a model expects for its input pixels (and produces on output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum InputRange {
+    /// 0..255, as the fast-neural-style models expect.
+    #[default]
+    #[serde(rename = "0-255")]
+    Byte,
+    /// 0..1.
+    #[serde(rename = "0-1")]
+    Unit,
+}
+
+impl InputRange {
+    /// The value that stands for full white.
+    pub fn max_value(self) -> f32 {
+        match self {
+            InputRange::Byte => 255.0,
+            InputRange::Unit => 1.0,
+        }
+    }
+}
+
+impl FromStr for InputRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "0-255" => Ok(InputRange::Byte),
+            "0-1" => Ok(InputRange::Unit),
+            other => Err(format!("unknown input range '{other}': expected 0-255 or 0-1")),
+        }
+    }
+}
+
+impl fmt::Display for InputRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InputRange::Byte => "0-255",
+            InputRange::Unit => "0-1",
+        })
+    }
+}
+
+/// Channel order of the model's colour axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    #[default]
+    Rgb,
+    Bgr,
+}
+
+impl FromStr for ChannelOrder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "rgb" => Ok(ChannelOrder::Rgb),
+            "bgr" => Ok(ChannelOrder::Bgr),
+            other => Err(format!("unknown channel order '{other}': expected rgb or bgr")),
+        }
+    }
+}
+
+impl fmt::Display for ChannelOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChannelOrder::Rgb => "rgb",
+            ChannelOrder::Bgr => "bgr",
+        })
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU through ONNX Runtime's CUDA provider, by ordinal.
+    Cuda(u32),
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => match lower.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse()
+                    .map(Device::Cuda)
+                    .map_err(|_| format!("bad CUDA device '{s}': expected cuda or cuda:N")),
+                None => Err(format!("unknown device '{s}': expected cpu, cuda or cuda:N")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Kinds of non-video streams that are copied through, and that a user may drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    Audio,
+    Subtitle,
+    Data,
+    Attachment,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 4] = [
+        StreamKind::Audio,
+        StreamKind::Subtitle,
+        StreamKind::Data,
+        StreamKind::Attachment,
+    ];
+
+    /// ffmpeg's stream specifier letter (`-map 0:a`).
+    pub fn specifier(self) -> &'static str {
+        match self {
+            StreamKind::Audio => "a",
+            StreamKind::Subtitle => "s",
+            StreamKind::Data => "d",
+            StreamKind::Attachment => "t",
+        }
+    }
+
+    /// The kind of an ffprobe `codec_type`.
+    pub fn from_codec_type(codec_type: &str) -> Option<StreamKind> {
+        match codec_type {
+            "audio" => Some(StreamKind::Audio),
+            "subtitle" => Some(StreamKind::Subtitle),
+            "data" => Some(StreamKind::Data),
+            "attachment" => Some(StreamKind::Attachment),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for StreamKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "audio" | "a" => Ok(StreamKind::Audio),
+            "subtitle" | "subtitles" | "s" => Ok(StreamKind::Subtitle),
+            "data" | "d" => Ok(StreamKind::Data),
+            "attachment" | "attachments" | "t" => Ok(StreamKind::Attachment),
+            other => Err(format!(
+                "unknown stream kind '{other}': expected audio, subtitle, data or attachment"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamKind::Audio => "audio",
+            StreamKind::Subtitle => "subtitle",
+            StreamKind::Data => "data",
+            StreamKind::Attachment => "attachment",
+        })
+    }
+}
+
+/// How the styled video is encoded. A job pins these so that chunks made on different machines
+/// assemble into one consistent stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodeSettings {
+    /// ffmpeg encoder name (`libx264`, `libx264rgb`, `ffv1`, `libx265`, ...).
+    pub codec: String,
+    /// Constant rate factor, for the encoders that have one. `None`: the encoder's default.
+    pub crf: Option<u8>,
+    /// Encoder preset, for the encoders that have one.
+    pub preset: Option<String>,
+    /// Output pixel format; `None` picks one from the codec and the input's bit depth.
+    pub pix_fmt: Option<String>,
+    /// Encoder threads; `None` lets the encoder decide. Pin it for reproducible bitstreams.
+    pub threads: Option<u32>,
+}
+
+impl Default for EncodeSettings {
+    fn default() -> Self {
+        EncodeSettings {
+            codec: "libx264".into(),
+            crf: Some(18),
+            preset: Some("medium".into()),
+            pix_fmt: None,
+            threads: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_parses_cpu_and_cuda_ordinals() {
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:3".parse::<Device>().unwrap(), Device::Cuda(3));
+        assert!("cuda:x".parse::<Device>().is_err());
+        assert!("tpu".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn ranges_and_orders_round_trip_through_text() {
+        for r in [InputRange::Byte, InputRange::Unit] {
+            assert_eq!(r.to_string().parse::<InputRange>().unwrap(), r);
+        }
+        assert_eq!("BGR".parse::<ChannelOrder>().unwrap(), ChannelOrder::Bgr);
+        assert!("0-100".parse::<InputRange>().is_err());
+    }
+
+    #[test]
+    fn stream_kinds_parse_names_and_letters() {
+        assert_eq!("subtitle".parse::<StreamKind>().unwrap(), StreamKind::Subtitle);
+        assert_eq!("a".parse::<StreamKind>().unwrap(), StreamKind::Audio);
+        assert_eq!(StreamKind::from_codec_type("data"), Some(StreamKind::Data));
+        assert_eq!(StreamKind::from_codec_type("video"), None);
+    }
+}

@@ -1,0 +1,441 @@
+//! An ONNX Runtime session for one image-to-image model, and the frame conversions around it:
+//! packed RGB samples (8- or 16-bit) in, float tensor in the model's layout and range, float
+//! tensor out, packed RGB samples out. Frames are reflect-padded to a multiple of
+//! [`EngineOptions::pad_multiple`] (the style networks downsample by 4) and cropped back.
+
+use std::path::Path;
+
+use fresco_core::{ChannelOrder, Device, InputRange};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+
+use crate::runtime::{self, RuntimeError};
+
+/// How a session is made.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Intra-op threads; `None`: one per core.
+    pub threads: Option<usize>,
+    pub device: Device,
+    /// Overrides what the model says (or the 0-255 default).
+    pub input_range: Option<InputRange>,
+    /// Overrides what the model says (or the RGB default).
+    pub channel_order: Option<ChannelOrder>,
+    /// Frames are padded to a multiple of this before scoring, then cropped.
+    pub pad_multiple: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: None,
+            device: Device::Cpu,
+            input_range: None,
+            channel_order: None,
+            pad_multiple: 4,
+        }
+    }
+}
+
+/// Tensor layout of the image axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[N, 3, H, W]`
+    Nchw,
+    /// `[N, H, W, 3]`
+    Nhwc,
+}
+
+/// What the model takes and gives, read from the model (shapes, metadata) and the options.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelIo {
+    pub input_name: String,
+    pub output_name: String,
+    pub layout: Layout,
+    pub range: InputRange,
+    pub channel_order: ChannelOrder,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{model}: not a valid ONNX model: {reason}")]
+    InvalidModel { model: String, reason: String },
+    #[error("{model}: not an image-to-image model: {reason}")]
+    NotImageModel { model: String, reason: String },
+    #[error("device {device}: {reason}")]
+    Device { device: Device, reason: String },
+    #[error("{model}: inference failed on a {width}x{height} frame: {reason}")]
+    Run {
+        model: String,
+        width: u32,
+        height: u32,
+        reason: String,
+    },
+}
+
+/// A pixel sample type the engine reads and writes: 8-bit or 16-bit.
+pub trait Sample: Copy + Send + Sync + 'static {
+    const MAX: f32;
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+impl Sample for u8 {
+    const MAX: f32 = 255.0;
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    fn from_f32(v: f32) -> Self {
+        v.round().clamp(0.0, 255.0) as u8
+    }
+}
+
+impl Sample for u16 {
+    const MAX: f32 = 65535.0;
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    fn from_f32(v: f32) -> Self {
+        v.round().clamp(0.0, 65535.0) as u16
+    }
+}
+
+/// One loaded model, ready to style frames. Not shared between threads: make one per worker.
+pub struct Engine {
+    session: Session,
+    io: ModelIo,
+    label: String,
+    pad_multiple: u32,
+    device: Device,
+    input: Vec<f32>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.label)
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Loads a model file.
+    pub fn from_file(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
+        let bytes = std::fs::read(path).map_err(|e| EngineError::InvalidModel {
+            model: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Engine::from_bytes(&bytes, &path.display().to_string(), options)
+    }
+
+    /// Loads a model from memory; `label` names it in messages.
+    pub fn from_bytes(
+        bytes: &[u8],
+        label: &str,
+        options: &EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let env = runtime::environment()?;
+        let invalid = |e: ort::Error| EngineError::InvalidModel {
+            model: label.to_string(),
+            reason: first_line(&e.to_string()),
+        };
+        let mut builder = Session::builder(env)
+            .map_err(invalid)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| invalid(e.into()))?;
+        let threads = options.threads.unwrap_or_else(default_threads);
+        builder = builder
+            .with_intra_threads(threads)
+            .map_err(|e| invalid(e.into()))?;
+        if let Device::Cuda(ordinal) = options.device {
+            let provider = ort::ep::CUDA::default()
+                .with_device_id(ordinal as i32)
+                .build()
+                .error_on_failure();
+            builder = builder
+                .with_execution_providers([provider])
+                .map_err(|e| EngineError::Device {
+                    device: options.device,
+                    reason: format!(
+                        "{}; the CUDA provider needs an NVIDIA GPU with its driver and the GPU build \
+                         of ONNX Runtime (`pip install onnxruntime-gpu`, then point FRESCO_ORT_LIB at its \
+                         libonnxruntime.so)",
+                        first_line(&e.to_string())
+                    ),
+                })?;
+        }
+        let session = builder.commit_from_memory(bytes).map_err(invalid)?;
+        let io = inspect(&session, label, options)?;
+        Ok(Engine {
+            session,
+            io,
+            label: label.to_string(),
+            pad_multiple: options.pad_multiple.max(1),
+            device: options.device,
+            input: Vec::new(),
+        })
+    }
+
+    pub fn io(&self) -> &ModelIo {
+        &self.io
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Styles one packed-RGB frame (`width*height*3` samples) into `output` (same size).
+    pub fn style_rgb<S: Sample>(
+        &mut self,
+        width: u32,
+        height: u32,
+        input: &[S],
+        output: &mut [S],
+    ) -> Result<(), EngineError> {
+        let (w, h) = (width as usize, height as usize);
+        let expected = w * h * 3;
+        assert_eq!(input.len(), expected, "input frame has the wrong length");
+        assert_eq!(output.len(), expected, "output frame has the wrong length");
+        let m = self.pad_multiple as usize;
+        let pw = w.div_ceil(m) * m;
+        let ph = h.div_ceil(m) * m;
+        let scale_in = self.io.range.max_value() / S::MAX;
+        let bgr = self.io.channel_order == ChannelOrder::Bgr;
+        self.input.clear();
+        self.input.resize(pw * ph * 3, 0.0);
+        let plane = pw * ph;
+        for py in 0..ph {
+            let sy = reflect(py, h);
+            for px in 0..pw {
+                let sx = reflect(px, w);
+                let src = (sy * w + sx) * 3;
+                for c in 0..3 {
+                    let channel = if bgr { 2 - c } else { c };
+                    let value = input[src + c].to_f32() * scale_in;
+                    let dst = match self.io.layout {
+                        Layout::Nchw => channel * plane + py * pw + px,
+                        Layout::Nhwc => (py * pw + px) * 3 + channel,
+                    };
+                    self.input[dst] = value;
+                }
+            }
+        }
+        let shape: [usize; 4] = match self.io.layout {
+            Layout::Nchw => [1, 3, ph, pw],
+            Layout::Nhwc => [1, ph, pw, 3],
+        };
+        let run_error = |reason: String| EngineError::Run {
+            model: self.label.clone(),
+            width,
+            height,
+            reason,
+        };
+        let tensor = TensorRef::from_array_view((shape, &self.input[..]))
+            .map_err(|e| run_error(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.io.input_name.as_str() => tensor])
+            .map_err(|e| run_error(first_line(&e.to_string())))?;
+        let (out_shape, data) = outputs[self.io.output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| run_error(e.to_string()))?;
+        let dims: Vec<i64> = out_shape.iter().copied().collect();
+        let (oh, ow) = match self.io.layout {
+            Layout::Nchw if dims.len() == 4 && dims[1] == 3 => (dims[2] as usize, dims[3] as usize),
+            Layout::Nhwc if dims.len() == 4 && dims[3] == 3 => (dims[1] as usize, dims[2] as usize),
+            _ => {
+                return Err(run_error(format!(
+                    "output has shape {dims:?}, expected an image with 3 channels"
+                )))
+            }
+        };
+        if oh < h || ow < w {
+            return Err(run_error(format!(
+                "output is {ow}x{oh} for a {pw}x{ph} input; fresco needs same-size image-to-image models"
+            )));
+        }
+        let scale_out = S::MAX / self.io.range.max_value();
+        let max = self.io.range.max_value();
+        let out_plane = oh * ow;
+        for y in 0..h {
+            for x in 0..w {
+                let dst = (y * w + x) * 3;
+                for c in 0..3 {
+                    let channel = if bgr { 2 - c } else { c };
+                    let src = match self.io.layout {
+                        Layout::Nchw => channel * out_plane + y * ow + x,
+                        Layout::Nhwc => (y * ow + x) * 3 + channel,
+                    };
+                    output[dst + c] = S::from_f32(data[src].clamp(0.0, max) * scale_out);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mirror index for reflect padding (`abcd|cb`), valid for any pad smaller than the size.
+fn reflect(i: usize, n: usize) -> usize {
+    if i < n {
+        return i;
+    }
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    let k = i % period;
+    if k < n {
+        k
+    } else {
+        period - k
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Reads the model's input and output, and checks that it maps an RGB image to an RGB image.
+fn inspect(session: &Session, label: &str, options: &EngineOptions) -> Result<ModelIo, EngineError> {
+    let not_image = |reason: String| EngineError::NotImageModel {
+        model: label.to_string(),
+        reason,
+    };
+    let [input] = session.inputs() else {
+        return Err(not_image(format!(
+            "it has {} inputs, expected one image input",
+            session.inputs().len()
+        )));
+    };
+    let Some(output) = session.outputs().first() else {
+        return Err(not_image("it has no outputs".into()));
+    };
+    let metadata = session.metadata().ok();
+    let custom = |key: &str| metadata.as_ref().and_then(|m| m.custom(key));
+
+    let shape_of = |name: &str, dtype: &ValueType| -> Result<Vec<i64>, EngineError> {
+        match dtype {
+            ValueType::Tensor { ty, shape, .. } => {
+                if *ty != ort::value::TensorElementType::Float32 {
+                    return Err(not_image(format!(
+                        "{name} has element type {ty:?}, expected float32"
+                    )));
+                }
+                Ok(shape.iter().copied().collect())
+            }
+            other => Err(not_image(format!("{name} is a {other:?}, expected a tensor"))),
+        }
+    };
+    let in_shape = shape_of(&format!("input '{}'", input.name()), input.dtype())?;
+    let out_shape = shape_of(&format!("output '{}'", output.name()), output.dtype())?;
+    let layout = match custom("fresco.layout").as_deref() {
+        Some("nhwc") => Layout::Nhwc,
+        Some("nchw") => Layout::Nchw,
+        _ => guess_layout(&in_shape).ok_or_else(|| {
+            not_image(format!(
+                "input '{}' has shape {}, expected [N,3,H,W] or [N,H,W,3]",
+                input.name(),
+                show_shape(&in_shape)
+            ))
+        })?,
+    };
+    for (what, name, shape) in [
+        ("input", input.name(), &in_shape),
+        ("output", output.name(), &out_shape),
+    ] {
+        let channels = match layout {
+            Layout::Nchw => shape.get(1),
+            Layout::Nhwc => shape.get(3),
+        };
+        if shape.len() != 4 || !matches!(channels, Some(3) | Some(-1)) {
+            return Err(not_image(format!(
+                "{what} '{name}' has shape {}, expected 4 dimensions with 3 colour channels ({})",
+                show_shape(shape),
+                match layout {
+                    Layout::Nchw => "[N,3,H,W]",
+                    Layout::Nhwc => "[N,H,W,3]",
+                }
+            )));
+        }
+    }
+    let range = match options.input_range {
+        Some(r) => r,
+        None => custom("fresco.input_range")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_default(),
+    };
+    let channel_order = match options.channel_order {
+        Some(o) => o,
+        None => custom("fresco.channel_order")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_default(),
+    };
+    Ok(ModelIo {
+        input_name: input.name().to_string(),
+        output_name: output.name().to_string(),
+        layout,
+        range,
+        channel_order,
+    })
+}
+
+fn guess_layout(shape: &[i64]) -> Option<Layout> {
+    if shape.len() != 4 {
+        return None;
+    }
+    match (shape[1], shape[3]) {
+        (3, _) => Some(Layout::Nchw),
+        (_, 3) => Some(Layout::Nhwc),
+        (-1, -1) => Some(Layout::Nchw),
+        _ => None,
+    }
+}
+
+fn show_shape(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| if *d < 0 { "?".to_string() } else { d.to_string() })
+        .collect();
+    format!("[{}]", dims.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect_mirrors_without_repeating_the_edge() {
+        let n = 5;
+        let got: Vec<usize> = (0..9).map(|i| reflect(i, n)).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 4, 3, 2, 1, 0]);
+        assert_eq!(reflect(3, 1), 0);
+    }
+
+    #[test]
+    fn layouts_are_guessed_from_the_channel_axis() {
+        assert_eq!(guess_layout(&[1, 3, -1, -1]), Some(Layout::Nchw));
+        assert_eq!(guess_layout(&[-1, -1, -1, 3]), Some(Layout::Nhwc));
+        assert_eq!(guess_layout(&[1, 1, 8, 8]), None);
+        assert_eq!(guess_layout(&[1, 3]), None);
+    }
+
+    #[test]
+    fn samples_convert_with_rounding_and_clamping() {
+        assert_eq!(u8::from_f32(254.6), 255);
+        assert_eq!(u8::from_f32(-3.0), 0);
+        assert_eq!(u8::from_f32(300.0), 255);
+        assert_eq!(u16::from_f32(65535.4), 65535);
+    }
+}

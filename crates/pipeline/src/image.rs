@@ -1,0 +1,120 @@
+//! Still images go straight through the model with the `image` crate: no ffmpeg, no video
+//! machinery. EXIF orientation is applied first, so the styled picture stands the right way up.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fresco_infer::Engine;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::error::RunError;
+use crate::output::TempOutput;
+
+/// File extensions treated as still images.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+
+/// True when the path's extension names a still image format.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// What styling one image did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageSummary {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub seconds: f64,
+}
+
+/// Reads an image as upright 8-bit RGB.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, RunError> {
+    crate::video::check_input_file(path)?;
+    let bad = |reason: String| RunError::NotMedia {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| bad(format!("not an image we can read: {e}")))?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| bad(format!("the image could not be decoded: {e}")))?;
+    if let Some(orientation) = orientation {
+        img.apply_orientation(orientation);
+    }
+    Ok(img.to_rgb8())
+}
+
+/// Styles an RGB image in memory.
+pub fn style_rgb_image(engine: &mut Engine, img: &RgbImage, label: &Path) -> Result<RgbImage, RunError> {
+    let (w, h) = img.dimensions();
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    engine
+        .style_rgb(w, h, img.as_raw(), &mut out)
+        .map_err(|e| RunError::Model {
+            path: label.to_path_buf(),
+            source: e,
+        })?;
+    Ok(RgbImage::from_raw(w, h, out).expect("buffer has the image's size"))
+}
+
+/// Styles one image file into another; the output format follows the output's extension.
+pub fn style_image_file(
+    engine: &mut Engine,
+    input: &Path,
+    output: &Path,
+    overwrite: bool,
+) -> Result<ImageSummary, RunError> {
+    let started = Instant::now();
+    if !is_image_path(output) {
+        return Err(RunError::OutputUnwritable {
+            path: output.to_path_buf(),
+            reason: format!(
+                "an image needs an image output ({})",
+                IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
+    }
+    let temp = TempOutput::create(output, overwrite)?;
+    let img = load_rgb(input)?;
+    let styled = style_rgb_image(engine, &img, input)?;
+    let format = image::ImageFormat::from_path(output).map_err(|e| RunError::OutputUnwritable {
+        path: output.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    styled
+        .save_with_format(temp.path(), format)
+        .map_err(|e| RunError::OutputUnwritable {
+            path: output.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let output = temp.commit()?;
+    Ok(ImageSummary {
+        input: input.to_path_buf(),
+        output,
+        width: img.width(),
+        height: img.height(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The image files of a folder, sorted by name (not recursive).
+pub fn images_in_folder(dir: &Path) -> Result<Vec<PathBuf>, RunError> {
+    let entries = std::fs::read_dir(dir).map_err(|_| RunError::InputMissing {
+        path: dir.to_path_buf(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image_path(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,600 @@
+//! Decisions about one video, made before any frame is decoded: which stream, what size the
+//! model sees, which pixel format and colour tags the output gets, which other streams are
+//! copied, and the ffmpeg arguments that follow. Pure functions over the probe report, so each
+//! decision is tested without running anything.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use fresco_core::{EncodeSettings, StreamKind};
+use fresco_media::nut::RawPixelFormat;
+use fresco_media::probe::{ProbeReport, StreamInfo};
+
+use crate::error::RunError;
+
+/// What the user asked for, beyond the model.
+#[derive(Debug, Clone, Default)]
+pub struct VideoOptions {
+    pub encode: EncodeSettings,
+    /// Score frames downscaled so that their longer side is at most this, then scale back.
+    pub max_side: Option<u32>,
+    /// Stream kinds not to copy.
+    pub drop_streams: Vec<StreamKind>,
+    pub overwrite: bool,
+}
+
+/// A non-video stream copied from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedStream {
+    pub index: u32,
+    pub kind: StreamKind,
+    /// "audio stream #1 (aac)", for messages.
+    pub label: String,
+}
+
+/// Everything decided about one video.
+#[derive(Debug, Clone)]
+pub struct VideoPlan {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// `0:v:N`.
+    pub video_ordinal: usize,
+    pub video_index: u32,
+    /// The video stream's time base; frame timestamps are in it.
+    pub time_base: (u64, u64),
+    /// Displayed size (after rotation).
+    pub width: u32,
+    pub height: u32,
+    /// Size the model sees (smaller with `--max-side`).
+    pub model_width: u32,
+    pub model_height: u32,
+    /// Size of the encoded output (display size, padded where the pixel format needs it).
+    pub out_width: u32,
+    pub out_height: u32,
+    /// Samples on the pipes: 8-bit, or 16-bit for deeper sources.
+    pub raw_format: RawPixelFormat,
+    pub out_pix_fmt: String,
+    pub streams: Vec<CopiedStream>,
+    /// Things the user should be told (padding, dropped streams, bit depth).
+    pub notes: Vec<String>,
+    pub encode: EncodeSettings,
+    colour: ColourTags,
+    rotation: i32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ColourTags {
+    primaries: Option<String>,
+    transfer: Option<String>,
+    space: Option<String>,
+    range: Option<String>,
+}
+
+/// Decides how to style `input` into `output`.
+pub fn plan_video(
+    input: &Path,
+    output: &Path,
+    report: &ProbeReport,
+    options: &VideoOptions,
+) -> Result<VideoPlan, RunError> {
+    let video = report.video_stream().ok_or_else(|| RunError::NoVideo {
+        path: input.to_path_buf(),
+        streams: describe_streams(report),
+    })?;
+    let video_ordinal = report.video_stream_ordinal().unwrap_or(0);
+    if let Some(transfer) = video.hdr_transfer() {
+        return Err(RunError::Unsupported {
+            path: input.to_path_buf(),
+            reason: format!(
+                "HDR video (transfer {transfer}) is not supported: the style models expect SDR \
+                 colours and fresco does no tone mapping; convert it to SDR first (e.g. ffmpeg's \
+                 zscale/tonemap filters)"
+            ),
+        });
+    }
+    let (Some(coded_w), Some(coded_h)) = (video.width, video.height) else {
+        return Err(RunError::NotMedia {
+            path: input.to_path_buf(),
+            reason: "the video stream has no frame size".into(),
+        });
+    };
+    if coded_w == 0 || coded_h == 0 {
+        return Err(RunError::NotMedia {
+            path: input.to_path_buf(),
+            reason: format!("the video stream has an empty frame size {coded_w}x{coded_h}"),
+        });
+    }
+    let rotation = video.rotation();
+    let (width, height) = if rotation % 180 == 90 {
+        (coded_h, coded_w)
+    } else {
+        (coded_w, coded_h)
+    };
+    let time_base = video.time_base().unwrap_or((1, 90_000));
+
+    let mut notes = Vec::new();
+    let deep = video.bit_depth() > 8;
+    let raw_format = if deep {
+        RawPixelFormat::Rgb48le
+    } else {
+        RawPixelFormat::Rgb24
+    };
+    let out_pix_fmt = options
+        .encode
+        .pix_fmt
+        .clone()
+        .unwrap_or_else(|| default_pix_fmt(&options.encode.codec, deep).to_string());
+    if deep && fresco_media::probe::pix_fmt_bit_depth(&out_pix_fmt) == 8 {
+        notes.push(format!(
+            "the input has {} bits per sample; the output pixel format {out_pix_fmt} keeps 8",
+            video.bit_depth()
+        ));
+    }
+
+    let (model_width, model_height) = match options.max_side {
+        Some(max) if max > 0 && width.max(height) > max => {
+            let scale = max as f64 / width.max(height) as f64;
+            let w = ((width as f64 * scale).round() as u32).max(1);
+            let h = ((height as f64 * scale).round() as u32).max(1);
+            notes.push(format!(
+                "the model sees {w}x{h} frames (--max-side {max}); results are scaled back to {width}x{height}"
+            ));
+            (w, h)
+        }
+        _ => (width, height),
+    };
+
+    let (sub_w, sub_h) = chroma_subsampling(&out_pix_fmt);
+    let out_width = round_up(width, sub_w);
+    let out_height = round_up(height, sub_h);
+    if (out_width, out_height) != (width, height) {
+        notes.push(format!(
+            "{width}x{height} does not fit {out_pix_fmt}, which needs {}sizes: padded to \
+             {out_width}x{out_height} by repeating the edge pixels (use --pix-fmt yuv444p to keep the exact size)",
+            if sub_w > 1 && sub_h > 1 { "even " } else if sub_w > 1 { "an even width in " } else { "an even height in " }
+        ));
+    }
+
+    let mut streams = Vec::new();
+    for stream in &report.streams {
+        if stream.index == video.index {
+            continue;
+        }
+        let codec = stream.codec_name.clone().unwrap_or_else(|| "unknown codec".into());
+        if stream.codec_type == "video" {
+            notes.push(format!(
+                "video stream #{} ({codec}{}) is not carried over: only one video stream is styled",
+                stream.index,
+                if stream.is_attached_picture() { ", cover picture" } else { "" }
+            ));
+            continue;
+        }
+        let Some(kind) = StreamKind::from_codec_type(&stream.codec_type) else {
+            notes.push(format!(
+                "stream #{} ({}) of unknown type is not carried over",
+                stream.index, stream.codec_type
+            ));
+            continue;
+        };
+        let label = format!("{kind} stream #{} ({codec})", stream.index);
+        if options.drop_streams.contains(&kind) {
+            notes.push(format!("{label} dropped (--drop-streams)"));
+            continue;
+        }
+        streams.push(CopiedStream {
+            index: stream.index,
+            kind,
+            label,
+        });
+    }
+
+    Ok(VideoPlan {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        video_ordinal,
+        video_index: video.index,
+        time_base,
+        width,
+        height,
+        model_width,
+        model_height,
+        out_width,
+        out_height,
+        raw_format,
+        out_pix_fmt,
+        streams,
+        notes,
+        encode: options.encode.clone(),
+        colour: colour_tags(video),
+        rotation,
+    })
+}
+
+fn colour_tags(video: &StreamInfo) -> ColourTags {
+    let known = |v: &Option<String>| {
+        v.clone()
+            .filter(|s| !s.is_empty() && s != "unknown" && s != "reserved")
+    };
+    ColourTags {
+        primaries: known(&video.color_primaries),
+        transfer: known(&video.color_transfer),
+        space: known(&video.color_space),
+        range: known(&video.color_range),
+    }
+}
+
+/// The pixel format an encoder gets unless the user names one: 4:2:0 plays everywhere.
+pub fn default_pix_fmt(codec: &str, deep: bool) -> &'static str {
+    match (codec, deep) {
+        ("libx264rgb", _) => "rgb24",
+        ("ffv1", false) => "bgr0",
+        ("ffv1", true) => "gbrp16le",
+        ("prores_ks" | "prores" | "prores_aw", _) => "yuv422p10le",
+        (_, false) => "yuv420p",
+        (_, true) => "yuv420p10le",
+    }
+}
+
+/// Horizontal and vertical chroma subsampling factors of a pixel format.
+pub fn chroma_subsampling(pix_fmt: &str) -> (u32, u32) {
+    if pix_fmt.contains("420") || pix_fmt.starts_with("nv12") || pix_fmt.starts_with("nv21") || pix_fmt.starts_with("p01") {
+        (2, 2)
+    } else if pix_fmt.contains("422") || pix_fmt.starts_with("nv16") || pix_fmt.starts_with("yuyv") || pix_fmt.starts_with("uyvy") {
+        (2, 1)
+    } else if pix_fmt.contains("411") {
+        (4, 1)
+    } else if pix_fmt.contains("440") {
+        (1, 2)
+    } else if pix_fmt.contains("410") {
+        (4, 4)
+    } else {
+        (1, 1)
+    }
+}
+
+fn is_rgb_pix_fmt(pix_fmt: &str) -> bool {
+    ["rgb", "bgr", "gbr", "argb", "abgr"]
+        .iter()
+        .any(|p| pix_fmt.starts_with(p))
+}
+
+fn round_up(v: u32, m: u32) -> u32 {
+    v.div_ceil(m) * m
+}
+
+fn describe_streams(report: &ProbeReport) -> String {
+    let parts: Vec<String> = report
+        .streams
+        .iter()
+        .map(|s| {
+            let codec = s.codec_name.as_deref().unwrap_or("unknown");
+            if s.is_attached_picture() {
+                format!("a cover picture ({codec})")
+            } else {
+                format!("{} ({codec})", if s.codec_type.is_empty() { "unknown" } else { &s.codec_type })
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "no streams".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// swscale's name for a colour matrix, from ffprobe's `color_space`.
+fn swscale_matrix(space: Option<&str>) -> &'static str {
+    match space {
+        Some("bt709") => "bt709",
+        Some("smpte170m") => "smpte170m",
+        Some("bt470bg") => "bt470",
+        Some("fcc") => "fcc",
+        Some("smpte240m") => "smpte240m",
+        Some("bt2020nc" | "bt2020c") => "bt2020",
+        // Untagged input was decoded as BT.601 (swscale's default); encode it back the same way.
+        _ => "bt601",
+    }
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+impl VideoPlan {
+    /// Frame size in bytes on the pipes.
+    pub fn model_frame_bytes(&self) -> usize {
+        self.model_width as usize * self.model_height as usize * self.raw_format.bytes_per_pixel()
+    }
+
+    /// Output container extension (for messages).
+    pub fn container(&self) -> String {
+        self.output
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// ffmpeg arguments that decode the video stream to raw RGB frames on stdout, every decoded
+    /// frame once (`-fps_mode passthrough`), rotated upright, at the model's size.
+    pub fn decoder_args(&self) -> Vec<OsString> {
+        let mut filters = Vec::new();
+        if (self.model_width, self.model_height) != (self.width, self.height) {
+            filters.push(format!(
+                "scale={}:{}:flags=area",
+                self.model_width, self.model_height
+            ));
+        }
+        filters.push(format!("format={}", self.raw_format.ffmpeg_name()));
+        vec![
+            os("-nostdin"),
+            os("-hide_banner"),
+            os("-v"),
+            os("error"),
+            os("-i"),
+            self.input.clone().into_os_string(),
+            os("-map"),
+            os(format!("0:v:{}", self.video_ordinal)),
+            os("-vf"),
+            os(filters.join(",")),
+            os("-fps_mode"),
+            os("passthrough"),
+            os("-enc_time_base"),
+            os("-1"),
+            os("-f"),
+            os("rawvideo"),
+            os("pipe:1"),
+        ]
+    }
+
+    /// ffmpeg arguments that read our NUT stream on stdin (the styled frames with their
+    /// original timestamps), encode it, copy the other streams, chapters and metadata from the
+    /// input, and write `out`.
+    pub fn encoder_args(&self, out: &Path) -> Vec<OsString> {
+        let mut args = vec![
+            os("-nostdin"),
+            os("-hide_banner"),
+            os("-v"),
+            os("error"),
+            os("-y"),
+            os("-f"),
+            os("nut"),
+            os("-i"),
+            os("pipe:0"),
+            os("-i"),
+            self.input.clone().into_os_string(),
+            os("-map"),
+            os("0:v:0"),
+        ];
+        for stream in &self.streams {
+            args.push(os("-map"));
+            args.push(os(format!("1:{}", stream.index)));
+        }
+        args.extend([
+            os("-map_metadata"),
+            os("1"),
+            os("-map_chapters"),
+            os("1"),
+            os("-map_metadata:s:v:0"),
+            os(format!("1:s:v:{}", self.video_ordinal)),
+            // The rotation is baked into the pixels; a copied tag would rotate them twice.
+            os("-metadata:s:v:0"),
+            os("rotate="),
+            os("-c"),
+            os("copy"),
+            os("-c:v:0"),
+            os(&self.encode.codec),
+        ]);
+        if let Some(crf) = self.encode.crf {
+            if codec_has_crf(&self.encode.codec) {
+                args.extend([os("-crf"), os(crf.to_string())]);
+            }
+        }
+        if let Some(preset) = &self.encode.preset {
+            if codec_has_preset(&self.encode.codec) {
+                args.extend([os("-preset"), os(preset)]);
+            }
+        }
+        if let Some(threads) = self.encode.threads {
+            args.extend([os("-threads:v:0"), os(threads.to_string())]);
+        }
+        args.extend([os("-filter:v:0"), os(self.encoder_filters())]);
+        args.extend([os("-pix_fmt:v:0"), os(&self.out_pix_fmt)]);
+        let rgb_out = is_rgb_pix_fmt(&self.out_pix_fmt);
+        if let Some(p) = &self.colour.primaries {
+            args.extend([os("-color_primaries:v:0"), os(p)]);
+        }
+        if let Some(t) = &self.colour.transfer {
+            args.extend([os("-color_trc:v:0"), os(t)]);
+        }
+        if !rgb_out {
+            if let Some(s) = &self.colour.space {
+                args.extend([os("-colorspace:v:0"), os(s)]);
+            }
+            if let Some(r) = &self.colour.range {
+                args.extend([os("-color_range:v:0"), os(r)]);
+            }
+        }
+        // Without -enc_time_base -1, ffmpeg 5.1 re-times frames to a guessed frame rate even in
+        // passthrough mode (40 ms became 42 in a test), merging close frames.
+        args.extend([
+            os("-fps_mode"),
+            os("passthrough"),
+            os("-enc_time_base:v:0"),
+            os("-1"),
+            os("-copyts"),
+        ]);
+        let container = self.container();
+        if matches!(container.as_str(), "mp4" | "mov" | "m4v" | "3gp") {
+            args.extend([
+                os("-video_track_timescale"),
+                os(self.time_base.1.to_string()),
+            ]);
+        }
+        args.push(out.as_os_str().to_os_string());
+        args
+    }
+
+    /// Scale back to the display size, pad to what the pixel format needs, then convert to the
+    /// output pixel format with the input's colour matrix and range.
+    fn encoder_filters(&self) -> String {
+        let mut filters = Vec::new();
+        if (self.model_width, self.model_height) != (self.width, self.height) {
+            filters.push(format!("scale={}:{}:flags=bicubic", self.width, self.height));
+        }
+        if (self.out_width, self.out_height) != (self.width, self.height) {
+            filters.push(format!(
+                "pad={}:{}:0:0,fillborders=right={}:bottom={}:mode=smear",
+                self.out_width,
+                self.out_height,
+                self.out_width - self.width,
+                self.out_height - self.height
+            ));
+        }
+        if is_rgb_pix_fmt(&self.out_pix_fmt) {
+            filters.push(format!("format={}", self.out_pix_fmt));
+        } else {
+            let range = match self.colour.range.as_deref() {
+                Some("pc") => "pc",
+                _ => "tv",
+            };
+            filters.push(format!(
+                "scale=out_color_matrix={}:out_range={range},format={}",
+                swscale_matrix(self.colour.space.as_deref()),
+                self.out_pix_fmt
+            ));
+        }
+        filters.join(",")
+    }
+
+    /// Rotation of the input (already applied to the frames).
+    pub fn input_rotation(&self) -> i32 {
+        self.rotation
+    }
+}
+
+fn codec_has_crf(codec: &str) -> bool {
+    matches!(
+        codec,
+        "libx264" | "libx264rgb" | "libx265" | "libvpx-vp9" | "libvpx" | "libaom-av1" | "libsvtav1"
+    )
+}
+
+fn codec_has_preset(codec: &str) -> bool {
+    matches!(codec, "libx264" | "libx264rgb" | "libx265")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(json: &str) -> ProbeReport {
+        ProbeReport::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn one_video(w: u32, h: u32, extra: &str) -> ProbeReport {
+        report(&format!(
+            r#"{{"streams":[{{"index":0,"codec_type":"video","codec_name":"h264","width":{w},"height":{h},
+            "pix_fmt":"yuv420p","time_base":"1/12800"{extra}}},
+            {{"index":1,"codec_type":"audio","codec_name":"aac"}},
+            {{"index":2,"codec_type":"subtitle","codec_name":"subrip"}}],
+            "format":{{"format_name":"mov,mp4","duration":"2.0"}}}}"#
+        ))
+    }
+
+    fn plan(r: &ProbeReport, options: &VideoOptions) -> VideoPlan {
+        plan_video(Path::new("in.mp4"), Path::new("out.mp4"), r, options).unwrap()
+    }
+
+    #[test]
+    fn odd_sizes_are_padded_for_420_and_kept_for_444() {
+        let r = one_video(321, 241, "");
+        let p = plan(&r, &VideoOptions::default());
+        assert_eq!((p.out_width, p.out_height), (322, 242));
+        assert!(p.notes.iter().any(|n| n.contains("padded to 322x242")), "{:?}", p.notes);
+        assert!(p.encoder_filters().contains("fillborders=right=1:bottom=1"));
+
+        let mut options = VideoOptions::default();
+        options.encode.pix_fmt = Some("yuv444p".into());
+        let p = plan(&r, &options);
+        assert_eq!((p.out_width, p.out_height), (321, 241));
+        assert!(!p.encoder_filters().contains("pad"));
+    }
+
+    #[test]
+    fn rotation_swaps_the_displayed_size() {
+        let r = one_video(320, 240, r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#);
+        let p = plan(&r, &VideoOptions::default());
+        assert_eq!((p.width, p.height), (240, 320));
+        assert_eq!(p.input_rotation(), 270);
+    }
+
+    #[test]
+    fn max_side_scales_the_model_size_only() {
+        let r = one_video(1920, 1080, "");
+        let options = VideoOptions {
+            max_side: Some(640),
+            ..Default::default()
+        };
+        let p = plan(&r, &options);
+        assert_eq!((p.model_width, p.model_height), (640, 360));
+        assert_eq!((p.out_width, p.out_height), (1920, 1080));
+        let dec = p.decoder_args().join(std::ffi::OsStr::new(" "));
+        assert!(dec.to_string_lossy().contains("scale=640:360"));
+        assert!(p.encoder_filters().starts_with("scale=1920:1080"));
+    }
+
+    #[test]
+    fn dropped_streams_are_not_mapped_and_are_reported() {
+        let r = one_video(64, 64, "");
+        let options = VideoOptions {
+            drop_streams: vec![StreamKind::Subtitle],
+            ..Default::default()
+        };
+        let p = plan(&r, &options);
+        assert_eq!(p.streams.len(), 1);
+        assert_eq!(p.streams[0].kind, StreamKind::Audio);
+        assert!(p.notes.iter().any(|n| n.contains("subtitle stream #2 (subrip) dropped")));
+        let args: Vec<String> = p
+            .encoder_args(Path::new("t.mp4"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["-map", "1:1"]));
+        assert!(!args.windows(2).any(|w| w == ["-map", "1:2"]));
+        assert!(args.windows(2).any(|w| w == ["-video_track_timescale", "12800"]));
+    }
+
+    #[test]
+    fn hdr_and_audio_only_inputs_are_refused_with_reasons() {
+        let hdr = one_video(64, 64, r#","color_transfer":"smpte2084""#);
+        let err = plan_video(Path::new("a.mkv"), Path::new("b.mkv"), &hdr, &VideoOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("HDR"), "{err}");
+        let audio = report(r#"{"streams":[{"index":0,"codec_type":"audio","codec_name":"aac"}]}"#);
+        let err = plan_video(Path::new("a.m4a"), Path::new("b.mp4"), &audio, &VideoOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("no video stream"), "{err}");
+        assert!(err.to_string().contains("audio (aac)"), "{err}");
+    }
+
+    #[test]
+    fn ten_bit_input_uses_16_bit_pipes_and_a_10_bit_output() {
+        let r = report(
+            r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"hevc","width":64,"height":64,
+            "pix_fmt":"yuv420p10le","time_base":"1/1000","color_space":"bt709","color_range":"tv"}]}"#,
+        );
+        let p = plan(&r, &VideoOptions::default());
+        assert_eq!(p.raw_format, RawPixelFormat::Rgb48le);
+        assert_eq!(p.out_pix_fmt, "yuv420p10le");
+        assert!(p.encoder_filters().contains("out_color_matrix=bt709:out_range=tv"));
+    }
+
+    #[test]
+    fn subsampling_table() {
+        assert_eq!(chroma_subsampling("yuv420p"), (2, 2));
+        assert_eq!(chroma_subsampling("yuv422p10le"), (2, 1));
+        assert_eq!(chroma_subsampling("yuv444p"), (1, 1));
+        assert_eq!(chroma_subsampling("rgb24"), (1, 1));
+        assert_eq!(chroma_subsampling("nv12"), (2, 2));
+    }
+}

@@ -1,0 +1,461 @@
+//! Styling one video: probe it, plan it, then three stages joined by bounded channels:
+//!
+//! ```text
+//! ffmpeg decoder --raw RGB--> reader thread --> model (this thread) --> writer thread --NUT--> ffmpeg encoder
+//! ```
+//!
+//! The channels hold a few frames each, so memory does not grow with the video's length. The
+//! writer wraps each styled frame in NUT with the timestamp the probe found for it, so the
+//! encoder keeps the input's timing, constant or variable. The output is written to a temporary
+//! name and renamed only once the encoder has finished and every frame is accounted for.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use fresco_infer::{Engine, Sample};
+use fresco_media::nut::{NutVideoSpec, NutWriter, RawPixelFormat};
+use fresco_media::probe::{self, ProbeError, ProbeReport};
+use fresco_media::process::{Pipes, ProcessError, Tool};
+
+use crate::error::RunError;
+use crate::output::TempOutput;
+use crate::plan::{plan_video, VideoOptions, VideoPlan};
+
+/// How long a probe may take before it is called hung.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Decoding every frame for their timestamps takes longer on long inputs.
+const FRAME_SCAN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Frames in flight between stages.
+const QUEUE_FRAMES: usize = 4;
+
+/// Progress of one video, reported after each frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub frames_done: u64,
+    pub frames_total: u64,
+}
+
+/// What a finished video run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VideoSummary {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub frames: u64,
+    pub seconds: f64,
+    pub fps: f64,
+    /// Seconds spent inside the model.
+    pub model_seconds: f64,
+    pub width: u32,
+    pub height: u32,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The external programs a run uses.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub ffmpeg: Tool,
+    pub ffprobe: Tool,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            ffmpeg: Tool::ffmpeg(),
+            ffprobe: Tool::ffprobe(),
+        }
+    }
+}
+
+/// A video, probed and planned, with its frame timestamps: ready to style.
+#[derive(Debug, Clone)]
+pub struct PreparedVideo {
+    pub plan: VideoPlan,
+    pub frame_pts: Vec<i64>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks the input, probes it and decides everything, before any model work.
+pub fn prepare_video(
+    tools: &Tools,
+    input: &Path,
+    output: &Path,
+    options: &VideoOptions,
+) -> Result<PreparedVideo, RunError> {
+    check_input_file(input)?;
+    if same_file(input, output) {
+        return Err(RunError::SameFile {
+            input: input.to_path_buf(),
+            output: output.to_path_buf(),
+        });
+    }
+    let report = probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
+    let plan = plan_video(input, output, &report, options)?;
+    check_streams_fit(tools, &plan, &report)?;
+    let times = probe::frame_times(&tools.ffprobe, input, plan.video_ordinal, FRAME_SCAN_TIMEOUT)
+        .map_err(|e| probe_error(input, e))?;
+    if times.pts.is_empty() {
+        return Err(RunError::Decode {
+            path: input.to_path_buf(),
+            reason: if times.warnings.is_empty() {
+                "no video frame could be decoded".into()
+            } else {
+                format!(
+                    "no video frame could be decoded: {}",
+                    fresco_media::process::last_lines(&times.warnings, 2)
+                )
+            },
+        });
+    }
+    let mut warnings = Vec::new();
+    if !times.warnings.trim().is_empty() {
+        warnings.push(format!(
+            "{}: the decoder reported errors (damaged or truncated file?); styling the {} frames that decode: {}",
+            input.display(),
+            times.pts.len(),
+            fresco_media::process::last_lines(&times.warnings, 2)
+        ));
+    }
+    Ok(PreparedVideo {
+        plan,
+        frame_pts: times.pts,
+        warnings,
+    })
+}
+
+/// Refuses a missing or empty input with its own message.
+pub fn check_input_file(input: &Path) -> Result<(), RunError> {
+    match std::fs::metadata(input) {
+        Err(_) => Err(RunError::InputMissing {
+            path: input.to_path_buf(),
+        }),
+        Ok(meta) if meta.is_file() && meta.len() == 0 => Err(RunError::InputEmpty {
+            path: input.to_path_buf(),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn probe_error(input: &Path, e: ProbeError) -> RunError {
+    match e {
+        ProbeError::NotMedia { reason, .. } => RunError::NotMedia {
+            path: input.to_path_buf(),
+            reason: format!("not a media file ffmpeg can read ({reason})"),
+        },
+        ProbeError::BadJson { source, .. } => RunError::NotMedia {
+            path: input.to_path_buf(),
+            reason: format!("ffprobe's report could not be read: {source}"),
+        },
+        ProbeError::Tool(t) => RunError::Tool(t),
+    }
+}
+
+/// Muxes just the copied streams into the output's container, to fail before any scoring if
+/// one cannot be stored there. Each is checked alone, so the message names the stream.
+fn check_streams_fit(tools: &Tools, plan: &VideoPlan, report: &ProbeReport) -> Result<(), RunError> {
+    if plan.streams.is_empty() {
+        return Ok(());
+    }
+    let _ = report;
+    let scratch = TempOutput::create(&scratch_path(&plan.output), true)?;
+    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(plan.input.clone().into_os_string());
+    for stream in &plan.streams {
+        args.push("-map".into());
+        args.push(format!("0:{}", stream.index).into());
+    }
+    args.extend(["-c", "copy", "-t", "0.001"].iter().map(Into::into));
+    args.push(scratch.path().as_os_str().to_os_string());
+    match tools.ffmpeg.output(&args, PROBE_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(ProcessError::Failed { stderr_tail, .. }) => {
+            // "Could not find tag for codec subrip in stream #1, codec not currently supported in container"
+            let culprit = stderr_tail
+                .split("in stream #")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| plan.streams.get(n));
+            match culprit {
+                Some(stream) => Err(RunError::StreamNotSupported {
+                    path: plan.output.clone(),
+                    stream: format!("the input's {}", stream.label),
+                    container: plan.container(),
+                    kind: stream.kind.to_string(),
+                }),
+                None => Err(RunError::Encode {
+                    path: plan.output.clone(),
+                    reason: format!(
+                        "the input's other streams cannot be copied into .{}: {}",
+                        plan.container(),
+                        fresco_media::process::last_lines(&stderr_tail, 2)
+                    ),
+                }),
+            }
+        }
+        Err(other) => Err(RunError::Tool(other)),
+    }
+}
+
+fn scratch_path(output: &Path) -> PathBuf {
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output.with_file_name(format!("streamcheck.{ext}"))
+}
+
+/// Styles a prepared video with `engine`. `cancel` is checked between frames.
+pub fn style_video(
+    tools: &Tools,
+    prepared: &PreparedVideo,
+    engine: &mut Engine,
+    options: &VideoOptions,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VideoSummary, RunError> {
+    match prepared.plan.raw_format {
+        RawPixelFormat::Rgb24 => run_frames::<u8>(tools, prepared, engine, options, cancel, progress),
+        RawPixelFormat::Rgb48le => run_frames::<u16>(tools, prepared, engine, options, cancel, progress),
+    }
+}
+
+/// Byte conversions for the pipe format of each sample type.
+trait PipeSample: Sample + Default {
+    fn from_bytes(bytes: &[u8], out: &mut Vec<Self>);
+    fn to_bytes(samples: &[Self], out: &mut Vec<u8>);
+}
+
+impl PipeSample for u8 {
+    fn from_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(bytes);
+    }
+    fn to_bytes(samples: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(samples);
+    }
+}
+
+impl PipeSample for u16 {
+    fn from_bytes(bytes: &[u8], out: &mut Vec<u16>) {
+        out.clear();
+        out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+    }
+    fn to_bytes(samples: &[u16], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    }
+}
+
+fn run_frames<S: PipeSample>(
+    tools: &Tools,
+    prepared: &PreparedVideo,
+    engine: &mut Engine,
+    options: &VideoOptions,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VideoSummary, RunError> {
+    let plan = &prepared.plan;
+    let started = Instant::now();
+    let temp = TempOutput::create(&plan.output, options.overwrite)?;
+    let total = prepared.frame_pts.len() as u64;
+
+    let mut decoder = tools
+        .ffmpeg
+        .spawn(tools.ffmpeg.command(plan.decoder_args()), Pipes::stdout())?;
+    let mut encoder = tools
+        .ffmpeg
+        .spawn(tools.ffmpeg.command(plan.encoder_args(temp.path())), Pipes::stdin())?;
+    let decoded_stream = decoder.take_stdout().expect("decoder stdout is piped");
+    let encoder_stdin = encoder.take_stdin().expect("encoder stdin is piped");
+
+    let frame_bytes = plan.model_frame_bytes();
+    let (raw_tx, raw_rx) = bounded::<Vec<u8>>(QUEUE_FRAMES);
+    let (styled_tx, styled_rx) = bounded::<(i64, Vec<u8>)>(QUEUE_FRAMES);
+    let reader = std::thread::Builder::new()
+        .name("fresco-decode".into())
+        .spawn(move || read_frames(decoded_stream, frame_bytes, raw_tx))
+        .expect("spawn reader thread");
+    let spec = NutVideoSpec {
+        width: plan.model_width,
+        height: plan.model_height,
+        pix_fmt: plan.raw_format,
+        time_base_num: plan.time_base.0,
+        time_base_den: plan.time_base.1,
+    };
+    let writer = std::thread::Builder::new()
+        .name("fresco-encode".into())
+        .spawn(move || write_frames(encoder_stdin, spec, styled_rx))
+        .expect("spawn writer thread");
+
+    let (w, h) = (plan.model_width, plan.model_height);
+    let mut input = Vec::<S>::new();
+    let mut output = vec![S::default(); w as usize * h as usize * 3];
+    let mut done: u64 = 0;
+    let mut model_time = Duration::ZERO;
+    let mut failure: Option<RunError> = None;
+    for raw in raw_rx.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            failure = Some(RunError::Canceled);
+            break;
+        }
+        let Some(&pts) = prepared.frame_pts.get(done as usize) else {
+            failure = Some(RunError::Decode {
+                path: plan.input.clone(),
+                reason: format!(
+                    "the decoder produced more frames than the {total} the probe counted"
+                ),
+            });
+            break;
+        };
+        S::from_bytes(&raw, &mut input);
+        let t0 = Instant::now();
+        if let Err(e) = engine.style_rgb(w, h, &input, &mut output) {
+            failure = Some(RunError::Model {
+                path: plan.input.clone(),
+                source: e,
+            });
+            break;
+        }
+        model_time += t0.elapsed();
+        let mut bytes = raw;
+        S::to_bytes(&output, &mut bytes);
+        if styled_tx.send((pts, bytes)).is_err() {
+            // The writer stopped: the encoder failed; its error is collected below.
+            break;
+        }
+        done += 1;
+        progress(Progress {
+            frames_done: done,
+            frames_total: total,
+        });
+    }
+    drop(styled_tx);
+    if failure.is_some() {
+        decoder.kill();
+        encoder.kill();
+    }
+    drop(raw_rx);
+    let read_result = reader.join().unwrap_or_else(|_| Err("reader thread panicked".into()));
+    let write_result = writer.join().unwrap_or_else(|_| Err("writer thread panicked".into()));
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let decode_status = decoder.finish(Duration::from_secs(60));
+    let encode_status = encoder.finish(Duration::from_secs(600));
+    if let Err(e) = encode_status {
+        return Err(match e {
+            ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
+                path: plan.output.clone(),
+                reason: fresco_media::process::last_lines(&strip(&stderr_tail, temp.path()), 3),
+            },
+            other => RunError::Tool(other),
+        });
+    }
+    if let Err(reason) = write_result {
+        return Err(RunError::Encode {
+            path: plan.output.clone(),
+            reason,
+        });
+    }
+    if let Err(e) = decode_status {
+        return Err(match e {
+            ProcessError::Failed { stderr_tail, .. } => RunError::Decode {
+                path: plan.input.clone(),
+                reason: fresco_media::process::last_lines(&stderr_tail, 3),
+            },
+            other => RunError::Tool(other),
+        });
+    }
+    if let Err(reason) = read_result {
+        return Err(RunError::Decode {
+            path: plan.input.clone(),
+            reason,
+        });
+    }
+    if done != total {
+        return Err(RunError::Decode {
+            path: plan.input.clone(),
+            reason: format!("decoded {done} frames but the probe counted {total}"),
+        });
+    }
+    let output_path = temp.commit()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(VideoSummary {
+        input: plan.input.clone(),
+        output: output_path,
+        frames: done,
+        seconds,
+        fps: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
+        model_seconds: model_time.as_secs_f64(),
+        width: plan.width,
+        height: plan.height,
+        notes: plan.notes.clone(),
+        warnings: prepared.warnings.clone(),
+    })
+}
+
+fn strip(text: &str, temp: &Path) -> String {
+    text.replace(&format!("{}: ", temp.display()), "")
+}
+
+/// Reads whole frames until end of stream; a partial last frame is an error.
+fn read_frames(mut stream: impl Read, frame_bytes: usize, tx: Sender<Vec<u8>>) -> Result<(), String> {
+    loop {
+        let mut frame = vec![0u8; frame_bytes];
+        let mut filled = 0;
+        while filled < frame_bytes {
+            match stream.read(&mut frame[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("reading decoded frames: {e}")),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        if filled < frame_bytes {
+            return Err(format!(
+                "the decoder stopped in the middle of a frame ({filled} of {frame_bytes} bytes)"
+            ));
+        }
+        if tx.send(frame).is_err() {
+            return Ok(()); // the consumer stopped (cancel or failure)
+        }
+    }
+}
+
+/// Writes styled frames as NUT into the encoder; returns when the channel closes.
+fn write_frames(
+    stdin: impl Write,
+    spec: NutVideoSpec,
+    rx: Receiver<(i64, Vec<u8>)>,
+) -> Result<(), String> {
+    let mut nut = NutWriter::new(std::io::BufWriter::with_capacity(1 << 20, stdin), spec)
+        .map_err(|e| format!("starting the encoder stream: {e}"))?;
+    for (pts, frame) in rx.iter() {
+        nut.write_frame(pts, &frame)
+            .map_err(|e| format!("sending frames to the encoder: {e}"))?;
+    }
+    let inner = nut
+        .finish()
+        .map_err(|e| format!("finishing the encoder stream: {e}"))?;
+    drop(inner);
+    Ok(())
+}
