@@ -1,0 +1,180 @@
+//! `fresco bench`: model-only frames/s, end-to-end frames/s of a real run, their ratio (the
+//! pipeline's overhead), achieved GFLOP/s and peak memory, on a clip generated with ffmpeg.
+//! With python3 and its onnxruntime available, the same model on the same frame size is timed
+//! there too, for comparison.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use fresco_core::EncodeSettings;
+use fresco_media::process::{Pipes, Tool};
+use fresco_pipeline::{prepare_video, style_video, Tools, VideoOptions};
+
+use crate::exit::{self, Failure};
+use crate::run::ModelArgs;
+
+/// Multiply-adds per pixel of the fast-neural-style networks (70.9 GFLOP per 640x360 frame).
+const STYLE_MACS_PER_PIXEL: f64 = 154_000.0;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Frame width of the generated clip.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Frame height of the generated clip.
+    #[arg(long, default_value_t = 360)]
+    pub height: u32,
+    /// Frames in the clip.
+    #[arg(long, default_value_t = 12)]
+    pub frames: u32,
+    /// Skip the Python onnxruntime comparison.
+    #[arg(long)]
+    pub no_python: bool,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Failure::new(exit::OUTPUT, format!("temporary folder: {e}")))?;
+    let clip = dir.path().join("bench.mp4");
+    let ffmpeg = Tool::ffmpeg();
+    let size = format!("{}x{}", args.width, args.height);
+    let seconds = format!("{}", args.frames as f64 / 25.0);
+    ffmpeg
+        .output(
+            [
+                "-v", "error", "-f", "lavfi", "-i",
+                &format!("testsrc2=s={size}:r=25:d={seconds}"),
+                "-f", "lavfi", "-i", &format!("sine=f=440:d={seconds}"),
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                clip.to_str().expect("temp path is UTF-8"),
+            ],
+            Duration::from_secs(120),
+        )
+        .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?;
+
+    let mut model = args.model.load()?;
+    let threads = args
+        .model
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let frames = decode_frames(&ffmpeg, &clip, args.width, args.height)?;
+    let (w, h) = (args.width, args.height);
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    // One warm-up frame: the first run allocates and picks kernels.
+    model
+        .engine
+        .style_rgb(w, h, &frames[0], &mut out)
+        .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
+    let t0 = Instant::now();
+    for frame in &frames {
+        model
+            .engine
+            .style_rgb(w, h, frame, &mut out)
+            .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
+    }
+    let model_fps = frames.len() as f64 / t0.elapsed().as_secs_f64();
+    drop(frames);
+
+    let tools = Tools::default();
+    let options = VideoOptions {
+        encode: EncodeSettings::default(),
+        overwrite: true,
+        ..Default::default()
+    };
+    let out_path = dir.path().join("styled.mp4");
+    let t1 = Instant::now();
+    let prepared = prepare_video(&tools, &clip, &out_path, &options)?;
+    let summary = style_video(
+        &tools,
+        &prepared,
+        &mut model.engine,
+        &options,
+        &Arc::new(AtomicBool::new(false)),
+        &mut |_| {},
+    )?;
+    let e2e_fps = summary.frames as f64 / t1.elapsed().as_secs_f64();
+    let peak_kib = peak_rss_kib();
+
+    let pixels = (w * h) as f64;
+    let gflops = model_fps * pixels * STYLE_MACS_PER_PIXEL * 2.0 / 1e9;
+    println!("fresco bench: {} ({}), {size}, {} frames, {threads} threads", model.name, model.source, args.frames);
+    println!("  model-only      {model_fps:8.3} frames/s");
+    println!("  end-to-end      {e2e_fps:8.3} frames/s   (fresco run: probe, decode, score, encode, mux)");
+    println!("  ratio           {:8.3}                 (end-to-end / model-only; 1.0 = no overhead)", e2e_fps / model_fps);
+    println!("  achieved        {gflops:8.1} GFLOP/s     (at {STYLE_MACS_PER_PIXEL} multiply-adds per pixel)");
+    println!("  peak memory     {:8.1} MiB         (this process, VmHWM)", peak_kib as f64 / 1024.0);
+    if !args.no_python {
+        match python_fps(&model.source, w, h, threads, args.frames) {
+            Some(fps) => println!("  python ort      {fps:8.3} frames/s   (same model and size; fresco/python = {:.3})", model_fps / fps),
+            None => println!("  python ort      (skipped: python3 with onnxruntime and numpy, and a model file, are needed)"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decode_frames(ffmpeg: &Tool, clip: &Path, w: u32, h: u32) -> Result<Vec<Vec<u8>>, Failure> {
+    let mut running = ffmpeg
+        .spawn(
+            ffmpeg.command([
+                "-v".as_ref(), "error".as_ref(), "-i".as_ref(), clip.as_os_str(),
+                "-f".as_ref(), "rawvideo".as_ref(), "-pix_fmt".as_ref(), "rgb24".as_ref(), "pipe:1".as_ref(),
+            ]),
+            Pipes::stdout(),
+        )
+        .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?;
+    let mut bytes = Vec::new();
+    running
+        .take_stdout()
+        .expect("piped")
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::new(exit::PROCESSING, e.to_string()))?;
+    running
+        .finish(Duration::from_secs(60))
+        .map_err(|e| Failure::new(exit::PROCESSING, e.to_string()))?;
+    Ok(bytes
+        .chunks_exact((w * h * 3) as usize)
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Times Python's onnxruntime on random frames of the same size (after one warm-up run).
+fn python_fps(model_path: &str, w: u32, h: u32, threads: usize, frames: u32) -> Option<f64> {
+    if !Path::new(model_path).is_file() {
+        return None;
+    }
+    let script = format!(
+        "import time, numpy as np, onnxruntime as ort\n\
+         o = ort.SessionOptions(); o.intra_op_num_threads = {threads}\n\
+         s = ort.InferenceSession({model_path:?}, o, providers=['CPUExecutionProvider'])\n\
+         name = s.get_inputs()[0].name\n\
+         x = (np.random.rand(1, 3, {h}, {w}) * 255).astype(np.float32)\n\
+         s.run(None, {{name: x}})\n\
+         t = time.perf_counter()\n\
+         for _ in range({frames}): s.run(None, {{name: x}})\n\
+         print({frames} / (time.perf_counter() - t))\n"
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}

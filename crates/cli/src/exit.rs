@@ -1,0 +1,53 @@
+//! Exit codes, one per failure class, so that scripts can tell a bad input from a missing tool.
+
+use fresco_pipeline::{FailureClass, ModelError, RunError};
+
+pub const INPUT_MISSING: u8 = 3;
+pub const BAD_INPUT: u8 = 4;
+pub const OUTPUT: u8 = 5;
+pub const MISSING_DEPENDENCY: u8 = 6;
+pub const MODEL: u8 = 7;
+pub const PROCESSING: u8 = 8;
+pub const CANCELED: u8 = 130;
+
+/// A failure with its message and exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        let code = match e.class() {
+            FailureClass::InputMissing => INPUT_MISSING,
+            FailureClass::BadInput => BAD_INPUT,
+            FailureClass::Output => OUTPUT,
+            FailureClass::MissingDependency => MISSING_DEPENDENCY,
+            FailureClass::Model => MODEL,
+            FailureClass::Processing => PROCESSING,
+            FailureClass::Canceled => CANCELED,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<ModelError> for Failure {
+    fn from(e: ModelError) -> Failure {
+        let code = if e.is_missing_runtime() {
+            MISSING_DEPENDENCY
+        } else {
+            MODEL
+        };
+        Failure::new(code, e.to_string())
+    }
+}
