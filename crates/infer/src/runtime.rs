@@ -1,6 +1,6 @@
 //! Finding and loading the ONNX Runtime shared library. Nothing is downloaded at build time: the
 //! library comes from the pip `onnxruntime` wheel, found through `FRESCO_ORT_LIB`/`ORT_DYLIB_PATH`,
-//! the project-local install that `scripts/setup.sh` makes (`.fresco/python`), or the site-packages
+//! the project-local virtual environment that `scripts/setup.sh` makes (`.fresco/venv`), or the site-packages
 //! of `python3`.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 /// How to get the library, said in every error about it.
 pub const INSTALL_HINT: &str = "install it with `pip install onnxruntime` (or run scripts/setup.sh, \
-which installs it under .fresco/python), or point FRESCO_ORT_LIB at libonnxruntime.so";
+which installs it in .fresco/venv), or point FRESCO_ORT_LIB at libonnxruntime.so";
 
 /// Why the runtime could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -82,11 +82,21 @@ pub fn locate_library() -> Result<PathBuf, RuntimeError> {
         }
     }
     for root in roots {
-        let capi = root.join(".fresco/python/onnxruntime/capi");
-        if let Some(lib) = find_in_capi(&capi) {
-            return Ok(lib);
+        let venv_lib = root.join(".fresco/venv/lib");
+        let mut capis: Vec<PathBuf> = std::fs::read_dir(&venv_lib)
+            .map(|dirs| {
+                dirs.filter_map(|d| d.ok())
+                    .map(|d| d.path().join("site-packages/onnxruntime/capi"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        capis.sort();
+        for capi in capis {
+            if let Some(lib) = find_in_capi(&capi) {
+                return Ok(lib);
+            }
         }
-        searched.push(capi.display().to_string());
+        searched.push(venv_lib.display().to_string());
     }
 
     match python_package_dir() {
