@@ -49,10 +49,23 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     ffmpeg
         .output(
             [
-                "-v", "error", "-f", "lavfi", "-i",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
                 &format!("testsrc2=s={size}:r=25:d={seconds}"),
-                "-f", "lavfi", "-i", &format!("sine=f=440:d={seconds}"),
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("sine=f=440:d={seconds}"),
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
                 clip.to_str().expect("temp path is UTF-8"),
             ],
             Duration::from_secs(120),
@@ -60,10 +73,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?;
 
     let mut model = args.model.load()?;
-    let threads = args
-        .model
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let frames = decode_frames(&ffmpeg, &clip, args.width, args.height)?;
     let (w, h) = (args.width, args.height);
     let mut out = vec![0u8; (w * h * 3) as usize];
@@ -104,12 +118,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
 
     let pixels = (w * h) as f64;
     let gflops = model_fps * pixels * STYLE_MACS_PER_PIXEL * 2.0 / 1e9;
-    println!("fresco bench: {} ({}), {size}, {} frames, {threads} threads", model.name, model.source, args.frames);
+    println!(
+        "fresco bench: {} ({}), {size}, {} frames, {threads} threads",
+        model.name, model.source, args.frames
+    );
     println!("  model-only      {model_fps:8.3} frames/s");
     println!("  end-to-end      {e2e_fps:8.3} frames/s   (fresco run: probe, decode, score, encode, mux)");
-    println!("  ratio           {:8.3}                 (end-to-end / model-only; 1.0 = no overhead)", e2e_fps / model_fps);
+    println!(
+        "  ratio           {:8.3}                 (end-to-end / model-only; 1.0 = no overhead)",
+        e2e_fps / model_fps
+    );
     println!("  achieved        {gflops:8.1} GFLOP/s     (at {STYLE_MACS_PER_PIXEL} multiply-adds per pixel)");
-    println!("  peak memory     {:8.1} MiB         (this process, VmHWM)", peak_kib as f64 / 1024.0);
+    println!(
+        "  peak memory     {:8.1} MiB         (this process, VmHWM)",
+        peak_kib as f64 / 1024.0
+    );
     if !args.no_python {
         match python_fps(&model.source, w, h, threads, args.frames) {
             Some(fps) => println!("  python ort      {fps:8.3} frames/s   (same model and size; fresco/python = {:.3})", model_fps / fps),
@@ -123,8 +146,15 @@ fn decode_frames(ffmpeg: &Tool, clip: &Path, w: u32, h: u32) -> Result<Vec<Vec<u
     let mut running = ffmpeg
         .spawn(
             ffmpeg.command([
-                "-v".as_ref(), "error".as_ref(), "-i".as_ref(), clip.as_os_str(),
-                "-f".as_ref(), "rawvideo".as_ref(), "-pix_fmt".as_ref(), "rgb24".as_ref(), "pipe:1".as_ref(),
+                "-v".as_ref(),
+                "error".as_ref(),
+                "-i".as_ref(),
+                clip.as_os_str(),
+                "-f".as_ref(),
+                "rawvideo".as_ref(),
+                "-pix_fmt".as_ref(),
+                "rgb24".as_ref(),
+                "pipe:1".as_ref(),
             ]),
             Pipes::stdout(),
         )
@@ -172,7 +202,10 @@ fn python_fps(model_path: &str, w: u32, h: u32, threads: usize, frames: u32) -> 
          for _ in range({frames}): s.run(None, {{name: x}})\n\
          print({frames} / (time.perf_counter() - t))\n"
     );
-    let out = Command::new("python3").args(["-c", &script]).output().ok()?;
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

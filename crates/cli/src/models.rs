@@ -46,7 +46,11 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
                         e.name,
                         registry
                             .model_dir()
-                            .map(|d| format!("{} or {}", d.display(), registry.cache_dir().display()))
+                            .map(|d| format!(
+                                "{} or {}",
+                                d.display(),
+                                registry.cache_dir().display()
+                            ))
                             .unwrap_or_else(|| registry.cache_dir().display().to_string()),
                         e.name
                     ),
@@ -83,9 +87,8 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
                     ))
                 }
             };
-            std::fs::write(&path, bytes).map_err(|e| {
-                Failure::new(exit::OUTPUT, format!("{}: {e}", path.display()))
-            })?;
+            std::fs::write(&path, bytes)
+                .map_err(|e| Failure::new(exit::OUTPUT, format!("{}: {e}", path.display())))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -218,15 +218,26 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             engine: engine_label,
             frames: frames_total,
             seconds,
-            fps: if seconds > 0.0 { frames_total as f64 / seconds } else { 0.0 },
+            fps: if seconds > 0.0 {
+                frames_total as f64 / seconds
+            } else {
+                0.0
+            },
             outputs,
         };
-        println!("{}", serde_json::to_string_pretty(&summary).expect("summary serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serialises")
+        );
     }
     match first_failure {
         Some(failure) => Err(Failure::new(
             failure.code,
-            format!("{failed} of {} inputs failed (first: {})", jobs.len(), failure.message),
+            format!(
+                "{failed} of {} inputs failed (first: {})",
+                jobs.len(),
+                failure.message
+            ),
         )),
         None => Ok(ExitCode::SUCCESS),
     }
@@ -363,7 +374,10 @@ fn ensure_dir(dir: &Path) -> Result<(), Failure> {
     if dir.exists() {
         return Err(Failure::new(
             exit::OUTPUT,
-            format!("{}: several outputs need a folder, and this is a file", dir.display()),
+            format!(
+                "{}: several outputs need a folder, and this is a file",
+                dir.display()
+            ),
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| {

@@ -9,25 +9,55 @@ use std::path::Path;
 
 #[test]
 fn mosaic_video_frames_match_mosaic_stills() {
-    let Some(models) = real_model("mosaic") else { return };
+    let Some(models) = real_model("mosaic") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    let env = [("FRESCO_MODEL_DIR", p(&models)), ("FRESCO_CACHE_DIR", p(&cache))];
+    let env = [
+        ("FRESCO_MODEL_DIR", p(&models)),
+        ("FRESCO_CACHE_DIR", p(&cache)),
+    ];
 
     let input = dir.path().join("clip.mp4");
     ffmpeg(
-        &["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6", "-c:v", "libx264", "-pix_fmt", "yuv420p"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=25",
+            "-frames:v",
+            "6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         &input,
     );
     let (w, h, input_frames) = decode_rgb(&input);
-    assert_eq!((w, h, input_frames.len()), (64, 48, 6), "unexpected test clip");
+    assert_eq!(
+        (w, h, input_frames.len()),
+        (64, 48, 6),
+        "unexpected test clip"
+    );
 
     let video = dir.path().join("styled.mkv");
     let json = fresco_env(
         [
-            s("run"), p(&input), s("-o"), p(&video), s("--style"), s("mosaic"), s("--no-download"),
-            s("--codec"), s("libx264rgb"), s("--crf"), s("0"), s("--json"),
+            s("run"),
+            p(&input),
+            s("-o"),
+            p(&video),
+            s("--style"),
+            s("mosaic"),
+            s("--no-download"),
+            s("--codec"),
+            s("libx264rgb"),
+            s("--crf"),
+            s("0"),
+            s("--json"),
         ],
         &env,
     )
@@ -43,24 +73,50 @@ fn mosaic_video_frames_match_mosaic_stills() {
     std::fs::create_dir(&frames_dir).unwrap();
     let pattern = frames_dir.join("f%d.png");
     ffmpeg(
-        &["-i", &input.to_string_lossy(), "-map", "0:v:0", "-fps_mode", "passthrough", "-vf", "format=rgb24"],
+        &[
+            "-i",
+            &input.to_string_lossy(),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-vf",
+            "format=rgb24",
+        ],
         &pattern,
     );
     for (i, (video_frame, input_frame)) in video_frames.iter().zip(&input_frames).enumerate() {
         let still = frames_dir.join(format!("f{}.png", i + 1));
         let (_, _, still_px) = decode_rgb(&still);
-        assert_eq!(&still_px[0], input_frame, "frame {i}: PNG extraction differs from the decoded frame");
+        assert_eq!(
+            &still_px[0], input_frame,
+            "frame {i}: PNG extraction differs from the decoded frame"
+        );
         let styled = frames_dir.join(format!("styled{}.png", i + 1));
         fresco_env(
-            [s("run"), p(&still), s("-o"), p(&styled), s("--style"), s("mosaic"), s("--no-download")],
+            [
+                s("run"),
+                p(&still),
+                s("-o"),
+                p(&styled),
+                s("--style"),
+                s("mosaic"),
+                s("--no-download"),
+            ],
             &env,
         )
         .ok();
         let (_, _, styled_px) = decode_rgb(&styled);
         let db = psnr(video_frame, &styled_px[0]);
-        assert!(db >= 40.0, "frame {i}: video vs still styling PSNR {db:.2} dB < 40");
+        assert!(
+            db >= 40.0,
+            "frame {i}: video vs still styling PSNR {db:.2} dB < 40"
+        );
         let change = psnr(video_frame, input_frame);
-        assert!(change < 20.0, "frame {i}: styled frame too close to the input (PSNR {change:.2} dB)");
+        assert!(
+            change < 20.0,
+            "frame {i}: styled frame too close to the input (PSNR {change:.2} dB)"
+        );
     }
     check_digest(&models, &json);
 }
@@ -68,5 +124,9 @@ fn mosaic_video_frames_match_mosaic_stills() {
 /// The reported digest is that of the model file used.
 fn check_digest(models: &Path, json: &serde_json::Value) {
     let want = sha256(&models.join("mosaic.onnx"));
-    assert_eq!(json["model_digest"].as_str().map(str::to_lowercase), Some(want), "{json}");
+    assert_eq!(
+        json["model_digest"].as_str().map(str::to_lowercase),
+        Some(want),
+        "{json}"
+    );
 }

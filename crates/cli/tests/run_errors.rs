@@ -15,7 +15,14 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// `fresco run INPUT -o OUTPUT --model MODEL EXTRA...`.
 fn run(input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
-    let mut args = vec![s("run"), p(input), s("-o"), p(output), s("--model"), p(model)];
+    let mut args = vec![
+        s("run"),
+        p(input),
+        s("-o"),
+        p(output),
+        s("--model"),
+        p(model),
+    ];
     args.extend(extra.iter().map(|a| s(a)));
     fresco(args)
 }
@@ -45,7 +52,9 @@ fn random_bytes_named_mp4_exit_4() {
     let dir = tempfile::tempdir().unwrap();
     let model = identity_model(dir.path());
     let junk = dir.path().join("junk.mp4");
-    let bytes: Vec<u8> = (0u32..4096).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&junk, bytes).unwrap();
     let out = dir.path().join("out.mp4");
     run(&junk, &out, &model, &[]).fails(4, "junk.mp4", &["not a media file"]);
@@ -73,7 +82,10 @@ fn truncated_videos_fail_clearly_or_warn_and_never_hang() {
                     result.dump()
                 );
                 let frames = frame_md5s(&out).len();
-                assert!(frames > 0 && frames < 50, "{frames} frames from half of a 50-frame clip");
+                assert!(
+                    frames > 0 && frames < 50,
+                    "{frames} frames from half of a 50-frame clip"
+                );
             }
             _ => {
                 result.fails(4, &format!("cut.{ext}"), &[]);
@@ -88,7 +100,17 @@ fn audio_only_input_exits_4_saying_no_video_stream() {
     let dir = tempfile::tempdir().unwrap();
     let model = identity_model(dir.path());
     let m4a = dir.path().join("voice.m4a");
-    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", "-c:a", "aac"], &m4a);
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.5",
+            "-c:a",
+            "aac",
+        ],
+        &m4a,
+    );
     let out = dir.path().join("out.mp4");
     run(&m4a, &out, &model, &[]).fails(4, "voice.m4a", &["no video stream"]);
     assert_nothing_left(&out);
@@ -101,12 +123,23 @@ fn existing_output_needs_overwrite() {
     let out = dir.path().join("taken.mp4");
     std::fs::write(&out, b"keep me").unwrap();
     run(&clip, &out, &model, &[]).fails(5, "taken.mp4", &["exists", "--overwrite"]);
-    assert_eq!(std::fs::read(&out).unwrap(), b"keep me", "the existing output was touched");
-    let hidden: Vec<String> = dir_names(dir.path()).into_iter().filter(|n| n.starts_with('.')).collect();
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"keep me",
+        "the existing output was touched"
+    );
+    let hidden: Vec<String> = dir_names(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
     assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
 
     run(&clip, &out, &model, &["--overwrite"]).ok();
-    assert_eq!(frame_md5s(&out).len(), 10, "--overwrite did not write the video");
+    assert_eq!(
+        frame_md5s(&out).len(),
+        10,
+        "--overwrite did not write the video"
+    );
 }
 
 #[test]
@@ -115,7 +148,10 @@ fn output_into_a_missing_folder_exits_5() {
     let (clip, model) = setup(dir.path());
     let out = dir.path().join("no-such-dir").join("out.mp4");
     run(&clip, &out, &model, &[]).fails(5, "out.mp4", &["does not exist"]);
-    assert!(!dir.path().join("no-such-dir").exists(), "the missing folder was created");
+    assert!(
+        !dir.path().join("no-such-dir").exists(),
+        "the missing folder was created"
+    );
 }
 
 #[test]
@@ -124,13 +160,35 @@ fn missing_ffmpeg_exits_6_with_install_hint() {
     let (clip, model) = setup(dir.path());
     let out = dir.path().join("out.mp4");
     let result = fresco_env(
-        [s("run"), p(&clip), s("-o"), p(&out), s("--model"), p(&model)],
-        &[("FRESCO_FFMPEG", s("/nonexistent/ffmpeg")), ("FRESCO_FFPROBE", s("/nonexistent/ffprobe"))],
+        [
+            s("run"),
+            p(&clip),
+            s("-o"),
+            p(&out),
+            s("--model"),
+            p(&model),
+        ],
+        &[
+            ("FRESCO_FFMPEG", s("/nonexistent/ffmpeg")),
+            ("FRESCO_FFPROBE", s("/nonexistent/ffprobe")),
+        ],
     );
     assert_eq!(result.code, Some(6), "{}", result.dump());
-    let line = result.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{}", result.dump()));
-    assert!(line.contains("apt-get install ffmpeg"), "no install hint:\n{}", result.dump());
-    assert!(line.contains("ffprobe") || line.contains("ffmpeg"), "{}", result.dump());
+    let line = result
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{}", result.dump()));
+    assert!(
+        line.contains("apt-get install ffmpeg"),
+        "no install hint:\n{}",
+        result.dump()
+    );
+    assert!(
+        line.contains("ffprobe") || line.contains("ffmpeg"),
+        "{}",
+        result.dump()
+    );
     assert_nothing_left(&out);
 }
 
@@ -139,7 +197,13 @@ fn corrupt_model_file_exits_7() {
     let dir = tempfile::tempdir().unwrap();
     let (clip, _) = setup(dir.path());
     let bad = dir.path().join("broken.onnx");
-    std::fs::write(&bad, (0u32..2000).map(|i| (i * 7919 % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &bad,
+        (0u32..2000)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let out = dir.path().join("out.mp4");
     run(&clip, &out, &bad, &[]).fails(7, "broken.onnx", &["onnx"]);
     assert_nothing_left(&out);
@@ -156,7 +220,14 @@ fn models_that_are_not_image_to_image_exit_7_before_decoding() {
         let wrapper = logging_ffmpeg(dir.path(), &log);
         let out = dir.path().join(format!("{name}-out.mp4"));
         let result = fresco_env(
-            [s("run"), p(&clip), s("-o"), p(&out), s("--model"), p(&model)],
+            [
+                s("run"),
+                p(&clip),
+                s("-o"),
+                p(&out),
+                s("--model"),
+                p(&model),
+            ],
             &[("FRESCO_FFMPEG", p(&wrapper))],
         );
         result.fails(7, &format!("{name}.onnx"), &["not an image-to-image model"]);
@@ -174,12 +245,38 @@ fn unknown_style_lists_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (clip, _) = setup(dir.path());
     let out = dir.path().join("out.mp4");
-    let result = fresco([s("run"), p(&clip), s("-o"), p(&out), s("--style"), s("picasso")]);
-    assert!(matches!(result.code, Some(2) | Some(7)), "expected exit 2 or 7:\n{}", result.dump());
-    let line = result.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{}", result.dump()));
+    let result = fresco([
+        s("run"),
+        p(&clip),
+        s("-o"),
+        p(&out),
+        s("--style"),
+        s("picasso"),
+    ]);
+    assert!(
+        matches!(result.code, Some(2) | Some(7)),
+        "expected exit 2 or 7:\n{}",
+        result.dump()
+    );
+    let line = result
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{}", result.dump()));
     assert!(line.contains("picasso"), "{}", result.dump());
-    for known in ["mosaic", "candy", "udnie", "rain-princess", "pointilism", "vintage"] {
-        assert!(line.contains(known), "known style {known} not listed:\n{}", result.dump());
+    for known in [
+        "mosaic",
+        "candy",
+        "udnie",
+        "rain-princess",
+        "pointilism",
+        "vintage",
+    ] {
+        assert!(
+            line.contains(known),
+            "known style {known} not listed:\n{}",
+            result.dump()
+        );
     }
     assert_nothing_left(&out);
 }
@@ -193,11 +290,26 @@ fn missing_style_offline_says_where_to_put_the_file() {
     std::fs::create_dir_all(&cache).unwrap();
     let out = dir.path().join("out.mp4");
     let result = fresco_env(
-        [s("run"), p(&clip), s("-o"), p(&out), s("--style"), s("udnie"), s("--no-download")],
-        &[("FRESCO_MODEL_DIR", p(&models)), ("FRESCO_CACHE_DIR", p(&cache))],
+        [
+            s("run"),
+            p(&clip),
+            s("-o"),
+            p(&out),
+            s("--style"),
+            s("udnie"),
+            s("--no-download"),
+        ],
+        &[
+            ("FRESCO_MODEL_DIR", p(&models)),
+            ("FRESCO_CACHE_DIR", p(&cache)),
+        ],
     );
     assert_eq!(result.code, Some(7), "{}", result.dump());
-    let line = result.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{}", result.dump()));
+    let line = result
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{}", result.dump()));
     assert!(line.contains("udnie.onnx"), "{}", result.dump());
     assert!(
         line.contains(&models.display().to_string()) || line.contains(&cache.display().to_string()),
@@ -205,7 +317,10 @@ fn missing_style_offline_says_where_to_put_the_file() {
         result.dump()
     );
     assert_nothing_left(&out);
-    assert!(dir_names(&cache).is_empty() && dir_names(&models).is_empty(), "something was written");
+    assert!(
+        dir_names(&cache).is_empty() && dir_names(&models).is_empty(),
+        "something was written"
+    );
 }
 
 #[test]
@@ -216,9 +331,27 @@ fn usage_errors_exit_2() {
     let result = fresco([s("run"), s("in.mp4"), s("-o"), p(&out)]);
     assert_eq!(result.code, Some(2), "{}", result.dump());
     // Both.
-    let result = fresco([s("run"), s("in.mp4"), s("-o"), p(&out), s("--style"), s("vintage"), s("--model"), s("x.onnx")]);
+    let result = fresco([
+        s("run"),
+        s("in.mp4"),
+        s("-o"),
+        p(&out),
+        s("--style"),
+        s("vintage"),
+        s("--model"),
+        s("x.onnx"),
+    ]);
     assert_eq!(result.code, Some(2), "{}", result.dump());
-    let result = fresco([s("run"), s("in.mp4"), s("-o"), p(&out), s("--style"), s("vintage"), s("--drop-streams"), s("video")]);
+    let result = fresco([
+        s("run"),
+        s("in.mp4"),
+        s("-o"),
+        p(&out),
+        s("--style"),
+        s("vintage"),
+        s("--drop-streams"),
+        s("video"),
+    ]);
     assert_eq!(result.code, Some(2), "{}", result.dump());
     assert_nothing_left(&out);
 }

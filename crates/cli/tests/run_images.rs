@@ -8,7 +8,10 @@ use std::path::Path;
 /// A testsrc2 still of `size` as PNG.
 fn make_png(path: &Path, size: &str) {
     let src = format!("testsrc2=size={size}");
-    ffmpeg(&["-f", "lavfi", "-i", &src, "-frames:v", "1", "-update", "1"], path);
+    ffmpeg(
+        &["-f", "lavfi", "-i", &src, "-frames:v", "1", "-update", "1"],
+        path,
+    );
 }
 
 #[test]
@@ -17,15 +20,29 @@ fn png_to_png_with_vintage_keeps_the_size_and_changes_the_pixels() {
     let input = dir.path().join("still.png");
     make_png(&input, "64x48");
     let output = dir.path().join("styled.png");
-    fresco([s("run"), p(&input), s("-o"), p(&output), s("--style"), s("vintage")]).ok();
+    fresco([
+        s("run"),
+        p(&input),
+        s("-o"),
+        p(&output),
+        s("--style"),
+        s("vintage"),
+    ])
+    .ok();
     assert_eq!(displayed_size(&output), (64, 48));
     let (_, _, a) = decode_rgb(&input);
     let (_, _, b) = decode_rgb(&output);
     let db = psnr(&a[0], &b[0]);
-    assert!(db < 25.0, "vintage barely changed the picture (PSNR {db:.1} dB)");
+    assert!(
+        db < 25.0,
+        "vintage barely changed the picture (PSNR {db:.1} dB)"
+    );
     // Sepia: the red channel is at least the blue one everywhere.
     let bluer = b[0].chunks(3).filter(|px| px[2] > px[0]).count();
-    assert_eq!(bluer, 0, "{bluer} pixels are bluer than red after the sepia filter");
+    assert_eq!(
+        bluer, 0,
+        "{bluer} pixels are bluer than red after the sepia filter"
+    );
 }
 
 #[test]
@@ -35,9 +52,21 @@ fn png_through_identity_is_exact() {
     make_png(&input, "50x30");
     let model = identity_model(dir.path());
     let output = dir.path().join("same.png");
-    fresco([s("run"), p(&input), s("-o"), p(&output), s("--model"), p(&model)]).ok();
+    fresco([
+        s("run"),
+        p(&input),
+        s("-o"),
+        p(&output),
+        s("--model"),
+        p(&model),
+    ])
+    .ok();
     assert_eq!(displayed_size(&output), (50, 30));
-    assert_eq!(decode_rgb(&input).2, decode_rgb(&output).2, "identity changed pixels");
+    assert_eq!(
+        decode_rgb(&input).2,
+        decode_rgb(&output).2,
+        "identity changed pixels"
+    );
 }
 
 #[test]
@@ -49,12 +78,23 @@ fn a_folder_of_images_goes_to_a_folder() {
     make_png(&src.join("two.png"), "32x48");
     std::fs::write(src.join("readme.txt"), "not an image\n").unwrap();
     let dst = dir.path().join("styled");
-    fresco([s("run"), p(&src), s("-o"), p(&dst), s("--style"), s("vintage")]).ok();
+    fresco([
+        s("run"),
+        p(&src),
+        s("-o"),
+        p(&dst),
+        s("--style"),
+        s("vintage"),
+    ])
+    .ok();
     assert!(dst.is_dir(), "the output folder was not created");
     assert_eq!(dir_names(&dst), ["one.png", "two.png"]);
     assert_eq!(displayed_size(&dst.join("one.png")), (48, 32));
     assert_eq!(displayed_size(&dst.join("two.png")), (32, 48));
-    assert_ne!(decode_rgb(&src.join("one.png")).2, decode_rgb(&dst.join("one.png")).2);
+    assert_ne!(
+        decode_rgb(&src.join("one.png")).2,
+        decode_rgb(&dst.join("one.png")).2
+    );
 }
 
 #[test]
@@ -65,7 +105,16 @@ fn json_report_describes_the_run() {
     let want_frames = frame_md5s(&input).len() as u64;
     let model = identity_model(dir.path());
     let output = dir.path().join("clip-out.mkv");
-    let out = fresco([s("run"), p(&input), s("-o"), p(&output), s("--model"), p(&model), s("--json")]).ok();
+    let out = fresco([
+        s("run"),
+        p(&input),
+        s("-o"),
+        p(&output),
+        s("--model"),
+        p(&model),
+        s("--json"),
+    ])
+    .ok();
     let json = out.json();
     assert!(json.is_object(), "{json}");
     assert_eq!(json["frames"].as_u64(), Some(want_frames), "{json}");
@@ -74,10 +123,22 @@ fn json_report_describes_the_run() {
         digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()),
         "model_digest is not 64 hex chars: {json}"
     );
-    assert_eq!(digest.to_lowercase(), sha256(&model), "model_digest is not the model file's sha256");
-    assert!(json["model"].is_string() && json["engine"].is_string(), "{json}");
-    assert!(json["seconds"].is_number() && json["fps"].is_number(), "{json}");
-    let outputs = json["outputs"].as_array().unwrap_or_else(|| panic!("no outputs array: {json}"));
+    assert_eq!(
+        digest.to_lowercase(),
+        sha256(&model),
+        "model_digest is not the model file's sha256"
+    );
+    assert!(
+        json["model"].is_string() && json["engine"].is_string(),
+        "{json}"
+    );
+    assert!(
+        json["seconds"].is_number() && json["fps"].is_number(),
+        "{json}"
+    );
+    let outputs = json["outputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no outputs array: {json}"));
     assert_eq!(outputs.len(), 1, "{json}");
     let o = &outputs[0];
     let reported = Path::new(o["output"].as_str().unwrap_or_default());
@@ -85,9 +146,19 @@ fn json_report_describes_the_run() {
         reported == output || reported.canonicalize().ok() == output.canonicalize().ok(),
         "output {reported:?} is not {output:?}"
     );
-    assert!(o["input"].as_str().unwrap_or_default().ends_with("clip.mp4"), "{json}");
+    assert!(
+        o["input"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("clip.mp4"),
+        "{json}"
+    );
     assert_eq!(o["frames"].as_u64(), Some(want_frames), "{json}");
-    assert_eq!((o["width"].as_u64(), o["height"].as_u64()), (Some(64), Some(48)), "{json}");
+    assert_eq!(
+        (o["width"].as_u64(), o["height"].as_u64()),
+        (Some(64), Some(48)),
+        "{json}"
+    );
     assert!(o["notes"].is_array() && o["warnings"].is_array(), "{json}");
     assert_eq!(frame_md5s(&output).len() as u64, want_frames);
 }
@@ -97,27 +168,53 @@ fn models_list_names_all_styles_and_marks_vintage_built_in() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("FRESCO_CACHE_DIR", p(dir.path()))];
     let out = fresco_env([s("models"), s("list")], &env).ok();
-    let names = ["mosaic", "candy", "udnie", "rain-princess", "pointilism", "vintage"];
+    let names = [
+        "mosaic",
+        "candy",
+        "udnie",
+        "rain-princess",
+        "pointilism",
+        "vintage",
+    ];
     for name in names {
-        assert!(out.stdout.contains(name), "{name} not listed:\n{}", out.dump());
+        assert!(
+            out.stdout.contains(name),
+            "{name} not listed:\n{}",
+            out.dump()
+        );
     }
     let vintage = out.stdout.lines().find(|l| l.contains("vintage")).unwrap();
-    assert!(vintage.to_lowercase().contains("built-in"), "vintage not labelled built-in: {vintage}");
+    assert!(
+        vintage.to_lowercase().contains("built-in"),
+        "vintage not labelled built-in: {vintage}"
+    );
 
-    let json = fresco_env([s("models"), s("list"), s("--json")], &env).ok().json();
+    let json = fresco_env([s("models"), s("list"), s("--json")], &env)
+        .ok()
+        .json();
     let text = json.to_string();
     for name in names {
-        assert!(text.contains(&format!("\"{name}\"")), "{name} missing from {json}");
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} missing from {json}"
+        );
     }
     // Whatever the shape, the entry named vintage says built-in somewhere.
     fn find<'a>(v: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
         match v {
-            serde_json::Value::Object(m) if m.get("name").and_then(|n| n.as_str()) == Some("vintage") => Some(v),
+            serde_json::Value::Object(m)
+                if m.get("name").and_then(|n| n.as_str()) == Some("vintage") =>
+            {
+                Some(v)
+            }
             serde_json::Value::Object(m) => m.values().find_map(find),
             serde_json::Value::Array(a) => a.iter().find_map(find),
             _ => None,
         }
     }
     let entry = find(&json).unwrap_or_else(|| panic!("no entry named vintage in {json}"));
-    assert!(entry.to_string().to_lowercase().contains("built-in"), "vintage entry: {entry}");
+    assert!(
+        entry.to_string().to_lowercase().contains("built-in"),
+        "vintage entry: {entry}"
+    );
 }

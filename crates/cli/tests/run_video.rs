@@ -12,7 +12,14 @@ const LOSSLESS_FFV1: &[&str] = &["--codec", "ffv1"];
 /// Runs the identity model over `input` into `output` with extra arguments.
 fn identity_run(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> Out {
     let model = identity_model(dir);
-    let mut args = vec![s("run"), p(input), s("-o"), p(output), s("--model"), p(&model)];
+    let mut args = vec![
+        s("run"),
+        p(input),
+        s("-o"),
+        p(output),
+        s("--model"),
+        p(&model),
+    ];
     args.extend(extra.iter().map(|a| s(a)));
     fresco(args)
 }
@@ -21,13 +28,28 @@ fn identity_run(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> Out 
 fn assert_exact_copy(input: &Path, output: &Path) {
     let (want, got) = (frame_md5s(input), frame_md5s(output));
     assert!(!want.is_empty(), "input {} has no frames", input.display());
-    assert_eq!(want.len(), got.len(), "frame count changed ({} -> {})", want.len(), got.len());
+    assert_eq!(
+        want.len(),
+        got.len(),
+        "frame count changed ({} -> {})",
+        want.len(),
+        got.len()
+    );
     for (i, (a, b)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(a, b, "frame {i} of {} differs from the input", output.display());
+        assert_eq!(
+            a,
+            b,
+            "frame {i} of {} differs from the input",
+            output.display()
+        );
     }
     let (t_in, t_out) = (frame_times(input), frame_times(output));
     assert_same_times(&t_in, &t_out);
-    let frame = t_in.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min).max(1.0 / 120.0);
+    let frame = t_in
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min)
+        .max(1.0 / 120.0);
     let longest = t_in.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     let (d_in, d_out) = (duration(input), duration(output));
     assert!(
@@ -60,18 +82,39 @@ fn variable_rate_identity_keeps_every_frame_and_timestamp() {
     // 60 source frames at 30 fps; keep every third plus those with n % 7 == 1: uneven gaps.
     ffmpeg(
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30", "-t", "2",
-            "-vf", "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'", "-fps_mode", "vfr",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=30",
+            "-t",
+            "2",
+            "-vf",
+            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
         ],
         &input,
     );
     let times = frame_times(&input);
-    let mut gaps: Vec<i64> = times.windows(2).map(|w| ((w[1] - w[0]) * 1e4).round() as i64).collect();
+    let mut gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) * 1e4).round() as i64)
+        .collect();
     gaps.sort();
     gaps.dedup();
-    assert!(gaps.len() >= 2, "the test clip is not variable-rate: gaps {gaps:?} (times {times:?})");
-    assert!(times.len() > 15 && times.len() < 60, "unexpected frame count {}", times.len());
+    assert!(
+        gaps.len() >= 2,
+        "the test clip is not variable-rate: gaps {gaps:?} (times {times:?})"
+    );
+    assert!(
+        times.len() > 15 && times.len() < 60,
+        "unexpected frame count {}",
+        times.len()
+    );
 
     let out_mp4 = dir.path().join("vfr-out.mp4");
     identity_run(dir.path(), &input, &out_mp4, LOSSLESS_X264).ok();
@@ -85,17 +128,47 @@ fn variable_rate_identity_keeps_every_frame_and_timestamp() {
 /// A .mkv with video, two AAC tracks (440 Hz and 880 Hz) and an SRT track.
 fn make_multi_stream(dir: &Path) -> std::path::PathBuf {
     let srt = dir.join("subs.srt");
-    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:00,800\nhello\n\n2\n00:00:00,900 --> 00:00:01,400\nworld\n\n").unwrap();
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,000 --> 00:00:00,800\nhello\n\n2\n00:00:00,900 --> 00:00:01,400\nworld\n\n",
+    )
+    .unwrap();
     let input = dir.join("streams.mkv");
     let srt_arg = srt.to_string_lossy().into_owned();
     ffmpeg(
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1.5",
-            "-f", "lavfi", "-i", "sine=frequency=440:duration=1.5",
-            "-f", "lavfi", "-i", "sine=frequency=880:duration=1.5",
-            "-i", &srt_arg,
-            "-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:s",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-c:s", "srt",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=25:duration=1.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:duration=1.5",
+            "-i",
+            &srt_arg,
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-map",
+            "3:s",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-c:s",
+            "srt",
         ],
         &input,
     );
@@ -112,27 +185,63 @@ fn other_streams_are_copied_dropped_on_request_and_refused_by_mp4() {
     let out = dir.path().join("all.mkv");
     identity_run(dir.path(), &input, &out, LOSSLESS_FFV1).ok();
     assert_eq!(streams_of(&out, "video").len(), 1);
-    assert_eq!(streams_of(&out, "audio").len(), 2, "audio tracks lost: {}", probe(&out));
-    assert_eq!(streams_of(&out, "subtitle").len(), 1, "subtitle lost: {}", probe(&out));
+    assert_eq!(
+        streams_of(&out, "audio").len(),
+        2,
+        "audio tracks lost: {}",
+        probe(&out)
+    );
+    assert_eq!(
+        streams_of(&out, "subtitle").len(),
+        1,
+        "subtitle lost: {}",
+        probe(&out)
+    );
     for n in 0..2 {
-        assert_eq!(audio_md5(&input, n), audio_md5(&out, n), "audio track {n} was altered");
+        assert_eq!(
+            audio_md5(&input, n),
+            audio_md5(&out, n),
+            "audio track {n} was altered"
+        );
     }
-    assert_ne!(audio_md5(&out, 0), audio_md5(&out, 1), "the two audio tracks were merged or swapped");
+    assert_ne!(
+        audio_md5(&out, 0),
+        audio_md5(&out, 1),
+        "the two audio tracks were merged or swapped"
+    );
     assert_exact_copy(&input, &out);
 
     let dropped = dir.path().join("nosubs.mkv");
-    identity_run(dir.path(), &input, &dropped, &["--codec", "ffv1", "--drop-streams", "subtitle"]).ok();
+    identity_run(
+        dir.path(),
+        &input,
+        &dropped,
+        &["--codec", "ffv1", "--drop-streams", "subtitle"],
+    )
+    .ok();
     assert_eq!(streams_of(&dropped, "audio").len(), 2);
-    assert_eq!(streams_of(&dropped, "subtitle").len(), 0, "--drop-streams subtitle kept it");
+    assert_eq!(
+        streams_of(&dropped, "subtitle").len(),
+        0,
+        "--drop-streams subtitle kept it"
+    );
     for n in 0..2 {
         assert_eq!(audio_md5(&input, n), audio_md5(&dropped, n));
     }
 
     let sub = tempfile::tempdir().unwrap();
     let mp4 = sub.path().join("refused.mp4");
-    identity_run(dir.path(), &input, &mp4, LOSSLESS_X264).fails(5, "refused.mp4", &["subtitle", "--drop-streams"]);
+    identity_run(dir.path(), &input, &mp4, LOSSLESS_X264).fails(
+        5,
+        "refused.mp4",
+        &["subtitle", "--drop-streams"],
+    );
     assert_nothing_left(&mp4);
-    assert!(dir_names(sub.path()).is_empty(), "files left: {:?}", dir_names(sub.path()));
+    assert!(
+        dir_names(sub.path()).is_empty(),
+        "files left: {:?}",
+        dir_names(sub.path())
+    );
 }
 
 #[test]
@@ -154,13 +263,35 @@ fn rotation_is_preserved_as_displayed() {
     let plain = dir.path().join("plain.mp4");
     make_h264(&plain, "96x64", 25, 1.0);
     let rotated = dir.path().join("rot.mp4");
-    ffmpeg(&["-i", &plain.to_string_lossy(), "-c", "copy", "-metadata:s:v:0", "rotate=90"], &rotated);
-    assert_eq!(displayed_size(&rotated), (64, 96), "the test clip carries no rotation");
-    assert_ne!(frame_md5s(&rotated), frame_md5s_stored(&rotated), "autorotation changed nothing");
+    ffmpeg(
+        &[
+            "-i",
+            &plain.to_string_lossy(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+        &rotated,
+    );
+    assert_eq!(
+        displayed_size(&rotated),
+        (64, 96),
+        "the test clip carries no rotation"
+    );
+    assert_ne!(
+        frame_md5s(&rotated),
+        frame_md5s_stored(&rotated),
+        "autorotation changed nothing"
+    );
 
     let out = dir.path().join("rot-out.mp4");
     identity_run(dir.path(), &rotated, &out, LOSSLESS_X264).ok();
-    assert_eq!(displayed_size(&out), (64, 96), "the output is not displayed upright");
+    assert_eq!(
+        displayed_size(&out),
+        (64, 96),
+        "the output is not displayed upright"
+    );
     let (want, got) = (frame_md5s(&rotated), frame_md5s(&out));
     assert_eq!(want.len(), got.len());
     assert_eq!(want, got, "displayed frames differ: orientation changed");
@@ -171,7 +302,18 @@ fn odd_sizes_are_padded_by_default_and_kept_with_yuv444p() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("odd.mkv");
     ffmpeg(
-        &["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-t", "0.4", "-vf", "scale=33:25", "-c:v", "ffv1"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=25",
+            "-t",
+            "0.4",
+            "-vf",
+            "scale=33:25",
+            "-c:v",
+            "ffv1",
+        ],
         &input,
     );
     assert_eq!(video_size(&input), (33, 25), "the test clip is not 33x25");
@@ -181,11 +323,25 @@ fn odd_sizes_are_padded_by_default_and_kept_with_yuv444p() {
     assert_eq!(video_size(&padded), (34, 26));
     assert_eq!(frame_md5s(&padded).len(), 10);
     let said = format!("{}{}", out.stdout, out.stderr).to_lowercase();
-    assert!(said.contains("pad"), "no note about padding:\n{}", out.dump());
+    assert!(
+        said.contains("pad"),
+        "no note about padding:\n{}",
+        out.dump()
+    );
 
-    let json = identity_run(dir.path(), &input, &dir.path().join("padded2.mp4"), &["--json"]).ok().json();
+    let json = identity_run(
+        dir.path(),
+        &input,
+        &dir.path().join("padded2.mp4"),
+        &["--json"],
+    )
+    .ok()
+    .json();
     let notes = json["outputs"][0]["notes"].to_string().to_lowercase();
-    assert!(notes.contains("pad"), "the JSON notes do not mention padding: {json}");
+    assert!(
+        notes.contains("pad"),
+        "the JSON notes do not mention padding: {json}"
+    );
 
     let exact = dir.path().join("exact.mp4");
     identity_run(dir.path(), &input, &exact, &["--pix-fmt", "yuv444p"]).ok();
@@ -200,7 +356,9 @@ fn max_side_keeps_the_output_size_and_frame_count() {
     let input = dir.path().join("big.mp4");
     make_h264(&input, "96x64", 25, 0.8);
     let out = dir.path().join("small-model.mp4");
-    let json = identity_run(dir.path(), &input, &out, &["--max-side", "32", "--json"]).ok().json();
+    let json = identity_run(dir.path(), &input, &out, &["--max-side", "32", "--json"])
+        .ok()
+        .json();
     assert_eq!(video_size(&out), (96, 64));
     assert_eq!(frame_md5s(&out).len(), frame_md5s(&input).len());
     assert_same_times(&frame_times(&input), &frame_times(&out));
@@ -210,7 +368,10 @@ fn max_side_keeps_the_output_size_and_frame_count() {
     let (_, _, a) = decode_rgb(&input);
     let (_, _, b) = decode_rgb(&out);
     let db = psnr(&a[0], &b[0]);
-    assert!(db > 12.0 && db.is_finite(), "frame 0 PSNR vs input {db:.1} dB: not a scaled copy");
+    assert!(
+        db > 12.0 && db.is_finite(),
+        "frame 0 PSNR vs input {db:.1} dB: not a scaled copy"
+    );
 }
 
 #[test]
@@ -223,12 +384,26 @@ fn several_videos_go_into_a_folder_with_their_names() {
     std::fs::create_dir(&outdir).unwrap();
     let target = format!("{}/", outdir.display());
     let model = identity_model(dir.path());
-    let out = fresco([s("run"), p(&a), p(&b), s("-o"), s(&target), s("--model"), p(&model), s("--json")]).ok();
+    let out = fresco([
+        s("run"),
+        p(&a),
+        p(&b),
+        s("-o"),
+        s(&target),
+        s("--model"),
+        p(&model),
+        s("--json"),
+    ])
+    .ok();
     assert_eq!(dir_names(&outdir), ["a.mp4", "b.mp4"]);
     assert_eq!(frame_md5s(&outdir.join("a.mp4")).len(), 10);
     assert_eq!(frame_md5s(&outdir.join("b.mp4")).len(), 15);
     assert_eq!(video_size(&outdir.join("b.mp4")), (48, 32));
     let json = out.json();
     assert_eq!(json["frames"], 25, "{json}");
-    assert_eq!(json["outputs"].as_array().map(|o| o.len()), Some(2), "{json}");
+    assert_eq!(
+        json["outputs"].as_array().map(|o| o.len()),
+        Some(2),
+        "{json}"
+    );
 }

@@ -54,7 +54,9 @@ impl FromStr for InputRange {
         match s {
             "0-255" => Ok(InputRange::Byte),
             "0-1" => Ok(InputRange::Unit),
-            other => Err(format!("unknown input range '{other}': expected 0-255 or 0-1")),
+            other => Err(format!(
+                "unknown input range '{other}': expected 0-255 or 0-1"
+            )),
         }
     }
 }
@@ -83,7 +85,9 @@ impl FromStr for ChannelOrder {
         match s.to_ascii_lowercase().as_str() {
             "rgb" => Ok(ChannelOrder::Rgb),
             "bgr" => Ok(ChannelOrder::Bgr),
-            other => Err(format!("unknown channel order '{other}': expected rgb or bgr")),
+            other => Err(format!(
+                "unknown channel order '{other}': expected rgb or bgr"
+            )),
         }
     }
 }
@@ -119,7 +123,9 @@ impl FromStr for Device {
                     .parse()
                     .map(Device::Cuda)
                     .map_err(|_| format!("bad CUDA device '{s}': expected cuda or cuda:N")),
-                None => Err(format!("unknown device '{s}': expected cpu, cuda or cuda:N")),
+                None => Err(format!(
+                    "unknown device '{s}': expected cpu, cuda or cuda:N"
+                )),
             },
         }
     }
@@ -252,7 +258,10 @@ mod tests {
 
     #[test]
     fn stream_kinds_parse_names_and_letters() {
-        assert_eq!("subtitle".parse::<StreamKind>().unwrap(), StreamKind::Subtitle);
+        assert_eq!(
+            "subtitle".parse::<StreamKind>().unwrap(),
+            StreamKind::Subtitle
+        );
         assert_eq!("a".parse::<StreamKind>().unwrap(), StreamKind::Audio);
         assert_eq!(StreamKind::from_codec_type("data"), Some(StreamKind::Data));
         assert_eq!(StreamKind::from_codec_type("video"), None);

@@ -308,7 +308,11 @@ fn first_line(text: &str) -> String {
 }
 
 /// Reads the model's input and output, and checks that it maps an RGB image to an RGB image.
-fn inspect(session: &Session, label: &str, options: &EngineOptions) -> Result<ModelIo, EngineError> {
+fn inspect(
+    session: &Session,
+    label: &str,
+    options: &EngineOptions,
+) -> Result<ModelIo, EngineError> {
     let not_image = |reason: String| EngineError::NotImageModel {
         model: label.to_string(),
         reason,
@@ -335,7 +339,9 @@ fn inspect(session: &Session, label: &str, options: &EngineOptions) -> Result<Mo
                 }
                 Ok(shape.iter().copied().collect())
             }
-            other => Err(not_image(format!("{name} is a {other:?}, expected a tensor"))),
+            other => Err(not_image(format!(
+                "{name} is a {other:?}, expected a tensor"
+            ))),
         }
     };
     let in_shape = shape_of(&format!("input '{}'", input.name()), input.dtype())?;
@@ -406,7 +412,13 @@ fn guess_layout(shape: &[i64]) -> Option<Layout> {
 fn show_shape(shape: &[i64]) -> String {
     let dims: Vec<String> = shape
         .iter()
-        .map(|d| if *d < 0 { "?".to_string() } else { d.to_string() })
+        .map(|d| {
+            if *d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
         .collect();
     format!("[{}]", dims.join(","))
 }

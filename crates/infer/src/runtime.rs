@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// How to get the library, said in every error about it.
-pub const INSTALL_HINT: &str = "install it with `pip install onnxruntime` (or run scripts/setup.sh, \
+pub const INSTALL_HINT: &str =
+    "install it with `pip install onnxruntime` (or run scripts/setup.sh, \
 which installs it in .fresco/venv), or point FRESCO_ORT_LIB at libonnxruntime.so";
 
 /// Why the runtime could not be loaded.
@@ -16,7 +17,9 @@ which installs it in .fresco/venv), or point FRESCO_ORT_LIB at libonnxruntime.so
 pub enum RuntimeError {
     #[error("ONNX Runtime library not found (looked in: {searched}); {INSTALL_HINT}")]
     NotFound { searched: String },
-    #[error("cannot load ONNX Runtime from {path}: {reason}; {INSTALL_HINT} (version 1.31 or newer)")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {reason}; {INSTALL_HINT} (version 1.31 or newer)"
+    )]
     Load { path: String, reason: String },
 }
 

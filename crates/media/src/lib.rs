@@ -1,5 +1,5 @@
 //! Media: every ffmpeg and ffprobe call goes through [`process`]; [`probe`] turns ffprobe's JSON into
 //! typed structs; [`nut`] writes raw frames with exact timestamps into an encoder's stdin.
 pub mod nut;
-pub mod process;
 pub mod probe;
+pub mod process;

@@ -171,12 +171,7 @@ impl ProbeReport {
 
     /// The container's duration in seconds, where known.
     pub fn duration_seconds(&self) -> Option<f64> {
-        self.format
-            .as_ref()?
-            .duration
-            .as_deref()?
-            .parse()
-            .ok()
+        self.format.as_ref()?.duration.as_deref()?.parse().ok()
     }
 }
 
@@ -184,7 +179,10 @@ impl ProbeReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("{}: not a media file ffprobe can read: {reason}", path.display())]
-    NotMedia { path: std::path::PathBuf, reason: String },
+    NotMedia {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Tool(#[from] ProcessError),
     #[error("{}: ffprobe printed JSON we could not read: {source}", path.display())]

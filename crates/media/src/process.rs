@@ -322,7 +322,10 @@ pub enum ProcessError {
         program: &'static str,
         path: PathBuf,
     },
-    #[error("{program} did not finish within {seconds} s and was killed{}", tail_suffix(stderr_tail))]
+    #[error(
+        "{program} did not finish within {seconds} s and was killed{}",
+        tail_suffix(stderr_tail)
+    )]
     Timeout {
         program: &'static str,
         seconds: u64,
@@ -346,9 +349,8 @@ impl ProcessError {
     /// The stderr tail, where there is one.
     pub fn stderr_tail(&self) -> &str {
         match self {
-            ProcessError::Timeout { stderr_tail, .. } | ProcessError::Failed { stderr_tail, .. } => {
-                stderr_tail
-            }
+            ProcessError::Timeout { stderr_tail, .. }
+            | ProcessError::Failed { stderr_tail, .. } => stderr_tail,
             _ => "",
         }
     }
@@ -370,10 +372,26 @@ fn tail_suffix(tail: &str) -> String {
     }
 }
 
-/// The last `n` lines of a text, joined with " | " for one-line messages.
+/// The last `n` lines of a text, joined with " | " for one-line messages, without ffmpeg's
+/// `[demuxer @ 0x55d...]` prefixes (addresses mean nothing to a user).
 pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .map(strip_context_prefix)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+fn strip_context_prefix(line: &str) -> String {
+    let mut rest = line.trim();
+    while rest.starts_with('[') {
+        match rest.find("] ") {
+            Some(end) if rest[..end].contains(" @ 0x") => rest = rest[end + 2..].trim_start(),
+            _ => break,
+        }
+    }
+    rest.to_string()
 }
 
 #[cfg(test)]
@@ -395,7 +413,9 @@ mod tests {
             program: "/nonexistent/ffmpeg".into(),
             install_hint: FFMPEG_HINT,
         };
-        let err = tool.output(["-version"], Duration::from_secs(5)).unwrap_err();
+        let err = tool
+            .output(["-version"], Duration::from_secs(5))
+            .unwrap_err();
         assert!(err.is_missing_tool());
         let text = err.to_string();
         assert!(text.contains("ffmpeg was not found"), "{text}");
@@ -405,11 +425,24 @@ mod tests {
     #[test]
     fn failure_carries_the_stderr_tail_and_status() {
         let err = sh()
-            .output(["-c", "echo first >&2; echo 'bad input' >&2; exit 3"], Duration::from_secs(5))
+            .output(
+                ["-c", "echo first >&2; echo 'bad input' >&2; exit 3"],
+                Duration::from_secs(5),
+            )
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("exit status: 3"), "{text}");
         assert!(text.contains("bad input"), "{text}");
+    }
+
+    #[test]
+    fn last_lines_drop_ffmpeg_context_prefixes() {
+        let text = "[mov,mp4,m4a @ 0x5648] moov atom not found\nin.mp4: Invalid data found\n\n";
+        assert_eq!(
+            last_lines(text, 2),
+            "moov atom not found | in.mp4: Invalid data found"
+        );
+        assert_eq!(last_lines(text, 1), "in.mp4: Invalid data found");
     }
 
     #[test]
@@ -426,7 +459,10 @@ mod tests {
     fn stderr_tail_is_bounded() {
         let out = sh()
             .output(
-                ["-c", "i=0; while [ $i -lt 500 ]; do echo line$i >&2; i=$((i+1)); done; echo done"],
+                [
+                    "-c",
+                    "i=0; while [ $i -lt 500 ]; do echo line$i >&2; i=$((i+1)); done; echo done",
+                ],
                 Duration::from_secs(10),
             )
             .unwrap();
@@ -444,6 +480,9 @@ mod tests {
         drop(running);
         // The pid is reaped: /proc has no entry (or a different process reused it).
         let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(!status.contains("(sleep)") && !status.contains("(sh)"), "{status}");
+        assert!(
+            !status.contains("(sleep)") && !status.contains("(sh)"),
+            "{status}"
+        );
     }
 }

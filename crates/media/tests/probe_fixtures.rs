@@ -35,7 +35,11 @@ fn hdr10_is_recognised_with_its_depth() {
     assert_eq!(video.hdr_transfer(), Some("smpte2084"));
     assert_eq!(video.color_primaries.as_deref(), Some("bt2020"));
     assert_eq!(
-        report.streams.iter().filter(|s| s.codec_type == "audio").count(),
+        report
+            .streams
+            .iter()
+            .filter(|s| s.codec_type == "audio")
+            .count(),
         2
     );
 }

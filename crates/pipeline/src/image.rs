@@ -54,7 +54,11 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, RunError> {
 }
 
 /// Styles an RGB image in memory.
-pub fn style_rgb_image(engine: &mut Engine, img: &RgbImage, label: &Path) -> Result<RgbImage, RunError> {
+pub fn style_rgb_image(
+    engine: &mut Engine,
+    img: &RgbImage,
+    label: &Path,
+) -> Result<RgbImage, RunError> {
     let (w, h) = img.dimensions();
     let mut out = vec![0u8; (w * h * 3) as usize];
     engine

@@ -55,7 +55,8 @@ pub fn load_model(
 ) -> Result<LoadedModel, ModelError> {
     let (name, source, bytes) = match choice {
         ModelChoice::File(path) => {
-            let bytes = std::fs::read(path).map_err(|_| ModelError::FileMissing { path: path.clone() })?;
+            let bytes =
+                std::fs::read(path).map_err(|_| ModelError::FileMissing { path: path.clone() })?;
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -64,7 +65,8 @@ pub fn load_model(
         }
         ModelChoice::Style(style) => match registry.resolve(style, allow_download)? {
             ResolvedModel::File { name, path, .. } => {
-                let bytes = std::fs::read(&path).map_err(|_| ModelError::FileMissing { path: path.clone() })?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|_| ModelError::FileMissing { path: path.clone() })?;
                 (name.to_string(), path.display().to_string(), bytes)
             }
             ResolvedModel::Builtin { name } => {

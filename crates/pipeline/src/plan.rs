@@ -160,12 +160,19 @@ pub fn plan_video(
         if stream.index == video.index {
             continue;
         }
-        let codec = stream.codec_name.clone().unwrap_or_else(|| "unknown codec".into());
+        let codec = stream
+            .codec_name
+            .clone()
+            .unwrap_or_else(|| "unknown codec".into());
         if stream.codec_type == "video" {
             notes.push(format!(
                 "video stream #{} ({codec}{}) is not carried over: only one video stream is styled",
                 stream.index,
-                if stream.is_attached_picture() { ", cover picture" } else { "" }
+                if stream.is_attached_picture() {
+                    ", cover picture"
+                } else {
+                    ""
+                }
             ));
             continue;
         }
@@ -237,9 +244,17 @@ pub fn default_pix_fmt(codec: &str, deep: bool) -> &'static str {
 
 /// Horizontal and vertical chroma subsampling factors of a pixel format.
 pub fn chroma_subsampling(pix_fmt: &str) -> (u32, u32) {
-    if pix_fmt.contains("420") || pix_fmt.starts_with("nv12") || pix_fmt.starts_with("nv21") || pix_fmt.starts_with("p01") {
+    if pix_fmt.contains("420")
+        || pix_fmt.starts_with("nv12")
+        || pix_fmt.starts_with("nv21")
+        || pix_fmt.starts_with("p01")
+    {
         (2, 2)
-    } else if pix_fmt.contains("422") || pix_fmt.starts_with("nv16") || pix_fmt.starts_with("yuyv") || pix_fmt.starts_with("uyvy") {
+    } else if pix_fmt.contains("422")
+        || pix_fmt.starts_with("nv16")
+        || pix_fmt.starts_with("yuyv")
+        || pix_fmt.starts_with("uyvy")
+    {
         (2, 1)
     } else if pix_fmt.contains("411") {
         (4, 1)
@@ -271,7 +286,14 @@ fn describe_streams(report: &ProbeReport) -> String {
             if s.is_attached_picture() {
                 format!("a cover picture ({codec})")
             } else {
-                format!("{} ({codec})", if s.codec_type.is_empty() { "unknown" } else { &s.codec_type })
+                format!(
+                    "{} ({codec})",
+                    if s.codec_type.is_empty() {
+                        "unknown"
+                    } else {
+                        &s.codec_type
+                    }
+                )
             }
         })
         .collect();
@@ -439,7 +461,10 @@ impl VideoPlan {
     fn encoder_filters(&self) -> String {
         let mut filters = Vec::new();
         if (self.model_width, self.model_height) != (self.width, self.height) {
-            filters.push(format!("scale={}:{}:flags=bicubic", self.width, self.height));
+            filters.push(format!(
+                "scale={}:{}:flags=bicubic",
+                self.width, self.height
+            ));
         }
         if (self.out_width, self.out_height) != (self.width, self.height) {
             filters.push(format!(
@@ -510,7 +535,11 @@ mod tests {
         let r = one_video(321, 241, "");
         let p = plan(&r, &VideoOptions::default());
         assert_eq!((p.out_width, p.out_height), (322, 242));
-        assert!(p.notes.iter().any(|n| n.contains("padded to 322x242")), "{:?}", p.notes);
+        assert!(
+            p.notes.iter().any(|n| n.contains("padded to 322x242")),
+            "{:?}",
+            p.notes
+        );
         assert!(p.encoder_filters().contains("fillborders=right=1:bottom=1"));
 
         let mut options = VideoOptions::default();
@@ -522,7 +551,11 @@ mod tests {
 
     #[test]
     fn rotation_swaps_the_displayed_size() {
-        let r = one_video(320, 240, r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#);
+        let r = one_video(
+            320,
+            240,
+            r#","side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#,
+        );
         let p = plan(&r, &VideoOptions::default());
         assert_eq!((p.width, p.height), (240, 320));
         assert_eq!(p.input_rotation(), 270);
@@ -553,7 +586,10 @@ mod tests {
         let p = plan(&r, &options);
         assert_eq!(p.streams.len(), 1);
         assert_eq!(p.streams[0].kind, StreamKind::Audio);
-        assert!(p.notes.iter().any(|n| n.contains("subtitle stream #2 (subrip) dropped")));
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("subtitle stream #2 (subrip) dropped")));
         let args: Vec<String> = p
             .encoder_args(Path::new("t.mp4"))
             .iter()
@@ -561,18 +597,30 @@ mod tests {
             .collect();
         assert!(args.windows(2).any(|w| w == ["-map", "1:1"]));
         assert!(!args.windows(2).any(|w| w == ["-map", "1:2"]));
-        assert!(args.windows(2).any(|w| w == ["-video_track_timescale", "12800"]));
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-video_track_timescale", "12800"]));
     }
 
     #[test]
     fn hdr_and_audio_only_inputs_are_refused_with_reasons() {
         let hdr = one_video(64, 64, r#","color_transfer":"smpte2084""#);
-        let err = plan_video(Path::new("a.mkv"), Path::new("b.mkv"), &hdr, &VideoOptions::default())
-            .unwrap_err();
+        let err = plan_video(
+            Path::new("a.mkv"),
+            Path::new("b.mkv"),
+            &hdr,
+            &VideoOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("HDR"), "{err}");
         let audio = report(r#"{"streams":[{"index":0,"codec_type":"audio","codec_name":"aac"}]}"#);
-        let err = plan_video(Path::new("a.m4a"), Path::new("b.mp4"), &audio, &VideoOptions::default())
-            .unwrap_err();
+        let err = plan_video(
+            Path::new("a.m4a"),
+            Path::new("b.mp4"),
+            &audio,
+            &VideoOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no video stream"), "{err}");
         assert!(err.to_string().contains("audio (aac)"), "{err}");
     }
@@ -586,7 +634,9 @@ mod tests {
         let p = plan(&r, &VideoOptions::default());
         assert_eq!(p.raw_format, RawPixelFormat::Rgb48le);
         assert_eq!(p.out_pix_fmt, "yuv420p10le");
-        assert!(p.encoder_filters().contains("out_color_matrix=bt709:out_range=tv"));
+        assert!(p
+            .encoder_filters()
+            .contains("out_color_matrix=bt709:out_range=tv"));
     }
 
     #[test]

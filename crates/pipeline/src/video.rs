@@ -93,11 +93,18 @@ pub fn prepare_video(
             output: output.to_path_buf(),
         });
     }
-    let report = probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
+    check_output_target(output, options.overwrite)?;
+    let report =
+        probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
     let plan = plan_video(input, output, &report, options)?;
     check_streams_fit(tools, &plan, &report)?;
-    let times = probe::frame_times(&tools.ffprobe, input, plan.video_ordinal, FRAME_SCAN_TIMEOUT)
-        .map_err(|e| probe_error(input, e))?;
+    let times = probe::frame_times(
+        &tools.ffprobe,
+        input,
+        plan.video_ordinal,
+        FRAME_SCAN_TIMEOUT,
+    )
+    .map_err(|e| probe_error(input, e))?;
     if times.pts.is_empty() {
         return Err(RunError::Decode {
             path: input.to_path_buf(),
@@ -140,6 +147,12 @@ pub fn check_input_file(input: &Path) -> Result<(), RunError> {
     }
 }
 
+/// Refuses an output that exists (without overwrite) or whose folder is missing, before any work.
+pub fn check_output_target(output: &Path, overwrite: bool) -> Result<(), RunError> {
+    // Creating and dropping the temporary file proves the folder is writable.
+    TempOutput::create(output, overwrite).map(drop)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -163,7 +176,11 @@ fn probe_error(input: &Path, e: ProbeError) -> RunError {
 
 /// Muxes just the copied streams into the output's container, to fail before any scoring if
 /// one cannot be stored there. Each is checked alone, so the message names the stream.
-fn check_streams_fit(tools: &Tools, plan: &VideoPlan, report: &ProbeReport) -> Result<(), RunError> {
+fn check_streams_fit(
+    tools: &Tools,
+    plan: &VideoPlan,
+    report: &ProbeReport,
+) -> Result<(), RunError> {
     if plan.streams.is_empty() {
         return Ok(());
     }
@@ -184,12 +201,8 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan, report: &ProbeReport) -> R
         Ok(_) => Ok(()),
         Err(ProcessError::Failed { stderr_tail, .. }) => {
             // "Could not find tag for codec subrip in stream #1, codec not currently supported in container"
-            let culprit = stderr_tail
-                .split("in stream #")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| plan.streams.get(n));
+            // or "Error initializing output stream 0:2 --" (e.g. FLAC in MP4, experimental in 5.1).
+            let culprit = output_stream_number(&stderr_tail).and_then(|n| plan.streams.get(n));
             match culprit {
                 Some(stream) => Err(RunError::StreamNotSupported {
                     path: plan.output.clone(),
@@ -211,6 +224,19 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan, report: &ProbeReport) -> R
     }
 }
 
+/// The output stream an ffmpeg muxing error is about.
+fn output_stream_number(stderr: &str) -> Option<usize> {
+    let after = stderr
+        .split("in stream #")
+        .nth(1)
+        .or_else(|| stderr.split("output stream 0:").nth(1))?;
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn scratch_path(output: &Path) -> PathBuf {
     let ext = output
         .extension()
@@ -229,8 +255,12 @@ pub fn style_video(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VideoSummary, RunError> {
     match prepared.plan.raw_format {
-        RawPixelFormat::Rgb24 => run_frames::<u8>(tools, prepared, engine, options, cancel, progress),
-        RawPixelFormat::Rgb48le => run_frames::<u16>(tools, prepared, engine, options, cancel, progress),
+        RawPixelFormat::Rgb24 => {
+            run_frames::<u8>(tools, prepared, engine, options, cancel, progress)
+        }
+        RawPixelFormat::Rgb48le => {
+            run_frames::<u16>(tools, prepared, engine, options, cancel, progress)
+        }
     }
 }
 
@@ -254,7 +284,11 @@ impl PipeSample for u8 {
 impl PipeSample for u16 {
     fn from_bytes(bytes: &[u8], out: &mut Vec<u16>) {
         out.clear();
-        out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+        out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]])),
+        );
     }
     fn to_bytes(samples: &[u16], out: &mut Vec<u8>) {
         out.clear();
@@ -278,9 +312,10 @@ fn run_frames<S: PipeSample>(
     let mut decoder = tools
         .ffmpeg
         .spawn(tools.ffmpeg.command(plan.decoder_args()), Pipes::stdout())?;
-    let mut encoder = tools
-        .ffmpeg
-        .spawn(tools.ffmpeg.command(plan.encoder_args(temp.path())), Pipes::stdin())?;
+    let mut encoder = tools.ffmpeg.spawn(
+        tools.ffmpeg.command(plan.encoder_args(temp.path())),
+        Pipes::stdin(),
+    )?;
     let decoded_stream = decoder.take_stdout().expect("decoder stdout is piped");
     let encoder_stdin = encoder.take_stdin().expect("encoder stdin is piped");
 
@@ -351,8 +386,12 @@ fn run_frames<S: PipeSample>(
         encoder.kill();
     }
     drop(raw_rx);
-    let read_result = reader.join().unwrap_or_else(|_| Err("reader thread panicked".into()));
-    let write_result = writer.join().unwrap_or_else(|_| Err("writer thread panicked".into()));
+    let read_result = reader
+        .join()
+        .unwrap_or_else(|_| Err("reader thread panicked".into()));
+    let write_result = writer
+        .join()
+        .unwrap_or_else(|_| Err("writer thread panicked".into()));
     if let Some(failure) = failure {
         return Err(failure);
     }
@@ -401,7 +440,11 @@ fn run_frames<S: PipeSample>(
         output: output_path,
         frames: done,
         seconds,
-        fps: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
+        fps: if seconds > 0.0 {
+            done as f64 / seconds
+        } else {
+            0.0
+        },
         model_seconds: model_time.as_secs_f64(),
         width: plan.width,
         height: plan.height,
@@ -410,12 +453,34 @@ fn run_frames<S: PipeSample>(
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn muxing_errors_name_their_output_stream() {
+        assert_eq!(
+            output_stream_number("Could not find tag for codec subrip in stream #2, codec not currently supported in container"),
+            Some(2)
+        );
+        assert_eq!(
+            output_stream_number("Experimental feature\nError initializing output stream 0:1 --"),
+            Some(1)
+        );
+        assert_eq!(output_stream_number("Invalid argument"), None);
+    }
+}
+
 fn strip(text: &str, temp: &Path) -> String {
     text.replace(&format!("{}: ", temp.display()), "")
 }
 
 /// Reads whole frames until end of stream; a partial last frame is an error.
-fn read_frames(mut stream: impl Read, frame_bytes: usize, tx: Sender<Vec<u8>>) -> Result<(), String> {
+fn read_frames(
+    mut stream: impl Read,
+    frame_bytes: usize,
+    tx: Sender<Vec<u8>>,
+) -> Result<(), String> {
     loop {
         let mut frame = vec![0u8; frame_bytes];
         let mut filled = 0;

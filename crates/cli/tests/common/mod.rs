@@ -43,9 +43,22 @@ impl Out {
             .stderr
             .lines()
             .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("no line starting with 'error: ' on stderr:\n{}", self.dump()));
-        assert!(line.contains(file), "the error line does not name {file}:\n{}", self.dump());
-        let count = self.stderr.lines().filter(|l| l.starts_with("error: ")).count();
+            .unwrap_or_else(|| {
+                panic!(
+                    "no line starting with 'error: ' on stderr:\n{}",
+                    self.dump()
+                )
+            });
+        assert!(
+            line.contains(file),
+            "the error line does not name {file}:\n{}",
+            self.dump()
+        );
+        let count = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count();
         assert_eq!(count, 1, "expected one error line:\n{}", self.dump());
         let lower = line.to_lowercase();
         for word in words {
@@ -181,14 +194,34 @@ pub fn make_video(out: &Path, size: &str, rate: u32, seconds: f64, codec_args: &
 
 /// A small H.264 clip in the container of `out`'s extension.
 pub fn make_h264(out: &Path, size: &str, rate: u32, seconds: f64) {
-    make_video(out, size, rate, seconds, &["-c:v", "libx264", "-pix_fmt", "yuv420p"]);
+    make_video(
+        out,
+        size,
+        rate,
+        seconds,
+        &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    );
 }
 
 /// Writes the hidden built-in test model `name` (identity, vintage, rank2, one-channel).
 pub fn export_builtin(name: &str, path: &Path) {
-    let out = fresco([OsStr::new("models"), OsStr::new("export-builtin"), OsStr::new(name), path.as_os_str()]);
-    assert_eq!(out.code, Some(0), "export-builtin {name} failed:\n{}", out.dump());
-    assert!(path.is_file(), "export-builtin {name} wrote nothing at {}", path.display());
+    let out = fresco([
+        OsStr::new("models"),
+        OsStr::new("export-builtin"),
+        OsStr::new(name),
+        path.as_os_str(),
+    ]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "export-builtin {name} failed:\n{}",
+        out.dump()
+    );
+    assert!(
+        path.is_file(),
+        "export-builtin {name} wrote nothing at {}",
+        path.display()
+    );
 }
 
 /// The identity model, written into `dir`.
@@ -205,9 +238,18 @@ pub fn frame_md5s(path: &Path) -> Vec<String> {
     let text = tool_bytes(
         "ffmpeg",
         &[
-            OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"),
-            path.as_os_str(), OsStr::new("-map"), OsStr::new("0:v:0"), OsStr::new("-f"),
-            OsStr::new("framemd5"), OsStr::new("-pix_fmt"), OsStr::new("rgb24"), OsStr::new("-"),
+            OsStr::new("-nostdin"),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-map"),
+            OsStr::new("0:v:0"),
+            OsStr::new("-f"),
+            OsStr::new("framemd5"),
+            OsStr::new("-pix_fmt"),
+            OsStr::new("rgb24"),
+            OsStr::new("-"),
         ],
     );
     String::from_utf8_lossy(&text)
@@ -222,9 +264,18 @@ pub fn frame_md5s_stored(path: &Path) -> Vec<String> {
     let text = tool_bytes(
         "ffmpeg",
         &[
-            OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-noautorotate"),
-            OsStr::new("-i"), path.as_os_str(), OsStr::new("-map"), OsStr::new("0:v:0"),
-            OsStr::new("-f"), OsStr::new("framemd5"), OsStr::new("-pix_fmt"), OsStr::new("rgb24"),
+            OsStr::new("-nostdin"),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-noautorotate"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-map"),
+            OsStr::new("0:v:0"),
+            OsStr::new("-f"),
+            OsStr::new("framemd5"),
+            OsStr::new("-pix_fmt"),
+            OsStr::new("rgb24"),
             OsStr::new("-"),
         ],
     );
@@ -240,24 +291,41 @@ pub fn frame_times(path: &Path) -> Vec<f64> {
     let text = tool_bytes(
         "ffprobe",
         &[
-            OsStr::new("-v"), OsStr::new("error"), OsStr::new("-select_streams"), OsStr::new("v:0"),
-            OsStr::new("-show_entries"), OsStr::new("frame=best_effort_timestamp_time"),
-            OsStr::new("-of"), OsStr::new("csv=p=0"), path.as_os_str(),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-select_streams"),
+            OsStr::new("v:0"),
+            OsStr::new("-show_entries"),
+            OsStr::new("frame=best_effort_timestamp_time"),
+            OsStr::new("-of"),
+            OsStr::new("csv=p=0"),
+            path.as_os_str(),
         ],
     );
     String::from_utf8_lossy(&text)
         .lines()
         .filter_map(|l| l.split(',').next())
         .filter(|f| !f.trim().is_empty())
-        .map(|f| f.trim().parse::<f64>().unwrap_or_else(|e| panic!("bad timestamp {f:?}: {e}")))
+        .map(|f| {
+            f.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|e| panic!("bad timestamp {f:?}: {e}"))
+        })
         .collect()
 }
 
 /// Asserts two timestamp lists are equal within 1e-4 s.
 pub fn assert_same_times(input: &[f64], output: &[f64]) {
-    assert_eq!(input.len(), output.len(), "frame counts differ: input {input:?}, output {output:?}");
+    assert_eq!(
+        input.len(),
+        output.len(),
+        "frame counts differ: input {input:?}, output {output:?}"
+    );
     for (i, (a, b)) in input.iter().zip(output).enumerate() {
-        assert!((a - b).abs() < 1e-4, "frame {i}: input at {a}s, output at {b}s\ninput {input:?}\noutput {output:?}");
+        assert!(
+            (a - b).abs() < 1e-4,
+            "frame {i}: input at {a}s, output at {b}s\ninput {input:?}\noutput {output:?}"
+        );
     }
 }
 
@@ -267,9 +335,18 @@ pub fn audio_md5(path: &Path, n: usize) -> String {
     let text = tool_bytes(
         "ffmpeg",
         &[
-            OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"),
-            path.as_os_str(), OsStr::new("-map"), OsStr::new(&map), OsStr::new("-c"),
-            OsStr::new("copy"), OsStr::new("-f"), OsStr::new("md5"), OsStr::new("-"),
+            OsStr::new("-nostdin"),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-map"),
+            OsStr::new(&map),
+            OsStr::new("-c"),
+            OsStr::new("copy"),
+            OsStr::new("-f"),
+            OsStr::new("md5"),
+            OsStr::new("-"),
         ],
     );
     String::from_utf8_lossy(&text).trim().to_string()
@@ -280,8 +357,13 @@ pub fn probe(path: &Path) -> serde_json::Value {
     let text = tool_bytes(
         "ffprobe",
         &[
-            OsStr::new("-v"), OsStr::new("error"), OsStr::new("-show_streams"),
-            OsStr::new("-show_format"), OsStr::new("-of"), OsStr::new("json"), path.as_os_str(),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-show_streams"),
+            OsStr::new("-show_format"),
+            OsStr::new("-of"),
+            OsStr::new("json"),
+            path.as_os_str(),
         ],
     );
     serde_json::from_slice(&text).expect("ffprobe json")
@@ -306,7 +388,10 @@ pub fn video_size(path: &Path) -> (u64, u64) {
 
 /// Pixel format of the first video stream.
 pub fn video_pix_fmt(path: &Path) -> String {
-    streams_of(path, "video")[0]["pix_fmt"].as_str().unwrap_or("").to_string()
+    streams_of(path, "video")[0]["pix_fmt"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Container duration in seconds.
@@ -323,31 +408,55 @@ pub fn decode_rgb(path: &Path) -> (u32, u32, Vec<Vec<u8>>) {
     let raw = tool_bytes(
         "ffmpeg",
         &[
-            OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"),
-            path.as_os_str(), OsStr::new("-map"), OsStr::new("0:v:0"), OsStr::new("-f"),
-            OsStr::new("rawvideo"), OsStr::new("-pix_fmt"), OsStr::new("rgb24"), OsStr::new("-"),
+            OsStr::new("-nostdin"),
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-map"),
+            OsStr::new("0:v:0"),
+            OsStr::new("-f"),
+            OsStr::new("rawvideo"),
+            OsStr::new("-pix_fmt"),
+            OsStr::new("rgb24"),
+            OsStr::new("-"),
         ],
     );
     let frame = (w * h * 3) as usize;
-    assert!(frame > 0 && raw.len() % frame == 0, "{} bytes is not whole {w}x{h} frames", raw.len());
+    assert!(
+        frame > 0 && raw.len() % frame == 0,
+        "{} bytes is not whole {w}x{h} frames",
+        raw.len()
+    );
     (w, h, raw.chunks(frame).map(|c| c.to_vec()).collect())
 }
 
 /// Size after rotation (images and unrotated videos: the coded size).
 pub fn displayed_size(path: &Path) -> (u32, u32) {
     let v = &streams_of(path, "video")[0];
-    let (w, h) = (v["width"].as_u64().unwrap() as u32, v["height"].as_u64().unwrap() as u32);
+    let (w, h) = (
+        v["width"].as_u64().unwrap() as u32,
+        v["height"].as_u64().unwrap() as u32,
+    );
     let rotation = v["side_data_list"]
         .as_array()
         .and_then(|l| l.iter().find_map(|s| s["rotation"].as_i64()))
         .unwrap_or(0);
-    if rotation.rem_euclid(180) == 90 { (h, w) } else { (w, h) }
+    if rotation.rem_euclid(180) == 90 {
+        (h, w)
+    } else {
+        (w, h)
+    }
 }
 
 /// PSNR in dB between two equally sized 8-bit buffers (infinite when equal).
 pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len(), "PSNR of buffers of different sizes");
-    let sse: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let sse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum();
     if sse == 0.0 {
         return f64::INFINITY;
     }
@@ -367,13 +476,21 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
 
 /// Asserts that nothing is at `output` and that its folder holds no hidden temporary files.
 pub fn assert_nothing_left(output: &Path) {
-    assert!(!output.exists(), "{} exists after a failed run", output.display());
+    assert!(
+        !output.exists(),
+        "{} exists after a failed run",
+        output.display()
+    );
     if let Some(dir) = output.parent().filter(|d| d.is_dir()) {
         let leftovers: Vec<String> = dir_names(dir)
             .into_iter()
             .filter(|n| n.contains(".fresco-") || n.starts_with('.'))
             .collect();
-        assert!(leftovers.is_empty(), "temporary files left in {}: {leftovers:?}", dir.display());
+        assert!(
+            leftovers.is_empty(),
+            "temporary files left in {}: {leftovers:?}",
+            dir.display()
+        );
     }
 }
 
@@ -387,14 +504,23 @@ pub fn real_model(name: &str) -> Option<PathBuf> {
     let dir = if dir.is_relative() {
         // cargo runs integration tests in the crate's folder; CI gives the path from the workspace root.
         let from_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join(&dir);
-        let from_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&dir);
-        if from_crate.join(format!("{name}.onnx")).is_file() { from_crate } else { from_root }
+        let from_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(&dir);
+        if from_crate.join(format!("{name}.onnx")).is_file() {
+            from_crate
+        } else {
+            from_root
+        }
     } else {
         dir
     };
     let file = dir.join(format!("{name}.onnx"));
     if !file.is_file() {
-        eprintln!("skipping: FRESCO_MODEL_DIR set but {} is missing", file.display());
+        eprintln!(
+            "skipping: FRESCO_MODEL_DIR set but {} is missing",
+            file.display()
+        );
         return None;
     }
     Some(dir)
@@ -402,13 +528,20 @@ pub fn real_model(name: &str) -> Option<PathBuf> {
 
 /// An ffmpeg stand-in that logs each invocation's arguments to `log` and then runs the real one.
 pub fn logging_ffmpeg(dir: &Path, log: &Path) -> PathBuf {
-    let real = String::from_utf8_lossy(&tool_bytes("sh", &[OsStr::new("-c"), OsStr::new("command -v ffmpeg")]))
-        .trim()
-        .to_string();
+    let real = String::from_utf8_lossy(&tool_bytes(
+        "sh",
+        &[OsStr::new("-c"), OsStr::new("command -v ffmpeg")],
+    ))
+    .trim()
+    .to_string();
     let script = dir.join("ffmpeg-logged");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -419,7 +552,11 @@ pub fn logging_ffmpeg(dir: &Path, log: &Path) -> PathBuf {
 /// sha256 of a file, via `sha256sum`.
 pub fn sha256(path: &Path) -> String {
     let out = tool_bytes("sha256sum", &[path.as_os_str()]);
-    String::from_utf8_lossy(&out).split_whitespace().next().unwrap().to_string()
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// A path argument as &OsStr, for building argument lists.
