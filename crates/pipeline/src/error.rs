@@ -82,11 +82,13 @@ impl RunError {
             | RunError::SameFile { .. } => FailureClass::Output,
             RunError::Encode { .. } => FailureClass::Processing,
             RunError::Model { source, .. } => match source {
-                EngineError::Runtime(_) => FailureClass::MissingDependency,
+                EngineError::Runtime(_) | EngineError::Device { .. } => {
+                    FailureClass::MissingDependency
+                }
                 EngineError::Run { .. } => FailureClass::Processing,
-                EngineError::Device { .. }
-                | EngineError::InvalidModel { .. }
-                | EngineError::NotImageModel { .. } => FailureClass::Model,
+                EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
+                    FailureClass::Model
+                }
             },
             RunError::Tool(e) if e.is_missing_tool() => FailureClass::MissingDependency,
             RunError::Tool(_) => FailureClass::Processing,

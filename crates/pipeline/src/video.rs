@@ -453,24 +453,6 @@ fn run_frames<S: PipeSample>(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn muxing_errors_name_their_output_stream() {
-        assert_eq!(
-            output_stream_number("Could not find tag for codec subrip in stream #2, codec not currently supported in container"),
-            Some(2)
-        );
-        assert_eq!(
-            output_stream_number("Experimental feature\nError initializing output stream 0:1 --"),
-            Some(1)
-        );
-        assert_eq!(output_stream_number("Invalid argument"), None);
-    }
-}
-
 fn strip(text: &str, temp: &Path) -> String {
     text.replace(&format!("{}: ", temp.display()), "")
 }
@@ -523,4 +505,22 @@ fn write_frames(
         .map_err(|e| format!("finishing the encoder stream: {e}"))?;
     drop(inner);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn muxing_errors_name_their_output_stream() {
+        assert_eq!(
+            output_stream_number("Could not find tag for codec subrip in stream #2, codec not currently supported in container"),
+            Some(2)
+        );
+        assert_eq!(
+            output_stream_number("Experimental feature\nError initializing output stream 0:1 --"),
+            Some(1)
+        );
+        assert_eq!(output_stream_number("Invalid argument"), None);
+    }
 }
