@@ -193,6 +193,17 @@ pub enum ProbeError {
     },
 }
 
+/// A failed ffprobe run means the file is not media it can read; anything else is the tool's.
+fn not_media(input: &Path, e: ProcessError) -> ProbeError {
+    match e {
+        ProcessError::Failed { stderr_tail, .. } => ProbeError::NotMedia {
+            path: input.to_path_buf(),
+            reason: crate::process::last_lines(&strip_path(&stderr_tail, input), 2),
+        },
+        other => ProbeError::Tool(other),
+    }
+}
+
 /// Runs ffprobe on a file or URL.
 pub fn probe(tool: &Tool, input: &Path, timeout: Duration) -> Result<ProbeReport, ProbeError> {
     let captured = tool
@@ -209,13 +220,7 @@ pub fn probe(tool: &Tool, input: &Path, timeout: Duration) -> Result<ProbeReport
             ],
             timeout,
         )
-        .map_err(|e| match e {
-            ProcessError::Failed { stderr_tail, .. } => ProbeError::NotMedia {
-                path: input.to_path_buf(),
-                reason: crate::process::last_lines(&strip_path(&stderr_tail, input), 2),
-            },
-            other => ProbeError::Tool(other),
-        })?;
+        .map_err(|e| not_media(input, e))?;
     let report = ProbeReport::from_json(&captured.stdout).map_err(|e| ProbeError::BadJson {
         path: input.to_path_buf(),
         source: e,
@@ -268,13 +273,7 @@ pub fn frame_times(
             ],
             timeout,
         )
-        .map_err(|e| match e {
-            ProcessError::Failed { stderr_tail, .. } => ProbeError::NotMedia {
-                path: input.to_path_buf(),
-                reason: crate::process::last_lines(&strip_path(&stderr_tail, input), 2),
-            },
-            other => ProbeError::Tool(other),
-        })?;
+        .map_err(|e| not_media(input, e))?;
     let pts = parse_frame_times(&String::from_utf8_lossy(&captured.stdout));
     Ok(FrameTimes {
         pts,
