@@ -133,9 +133,23 @@ struct RunSummary {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    // Inputs first: a missing input must not leave an output folder behind.
+    if !(args.inputs.len() == 1 && args.inputs[0].is_dir()) {
+        for input in &args.inputs {
+            fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
+        }
+    }
     let jobs = plan_jobs(&args)?;
     for job in &jobs {
-        fresco_pipeline::video::check_input_file(&job.input).map_err(Failure::from)?;
+        if !is_image_path(&job.input) && is_image_path(&job.output) {
+            return Err(Failure::new(
+                exit::OUTPUT,
+                format!(
+                    "{}: a video needs a video output (.mp4, .mkv, .mov, ...), not an image",
+                    job.output.display()
+                ),
+            ));
+        }
     }
     let started = Instant::now();
     let mut model = args.model.load()?;

@@ -1,5 +1,5 @@
-//! Bad inputs, outputs, tools and models: each gets its exit code, a one-line "error: " message
-//! naming the file and the problem, and leaves nothing at the output path.
+//! Bad inputs and outputs: each gets its exit code, a one-line "error: " message naming the
+//! file and the problem, and leaves nothing at the output path.
 
 mod common;
 
@@ -155,171 +155,112 @@ fn output_into_a_missing_folder_exits_5() {
 }
 
 #[test]
-fn missing_ffmpeg_exits_6_with_install_hint() {
+fn output_into_an_unwritable_folder_exits_5() {
     let dir = tempfile::tempdir().unwrap();
     let (clip, model) = setup(dir.path());
-    let out = dir.path().join("out.mp4");
-    let result = fresco_env(
-        [
-            s("run"),
-            p(&clip),
-            s("-o"),
-            p(&out),
-            s("--model"),
-            p(&model),
-        ],
-        &[
-            ("FRESCO_FFMPEG", s("/nonexistent/ffmpeg")),
-            ("FRESCO_FFPROBE", s("/nonexistent/ffprobe")),
-        ],
-    );
-    assert_eq!(result.code, Some(6), "{}", result.dump());
-    let line = result
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{}", result.dump()));
-    assert!(
-        line.contains("apt-get install ffmpeg"),
-        "no install hint:\n{}",
-        result.dump()
-    );
-    assert!(
-        line.contains("ffprobe") || line.contains("ffmpeg"),
-        "{}",
-        result.dump()
-    );
-    assert_nothing_left(&out);
-}
-
-#[test]
-fn corrupt_model_file_exits_7() {
-    let dir = tempfile::tempdir().unwrap();
-    let (clip, _) = setup(dir.path());
-    let bad = dir.path().join("broken.onnx");
-    std::fs::write(
-        &bad,
-        (0u32..2000)
-            .map(|i| (i * 7919 % 251) as u8)
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let out = dir.path().join("out.mp4");
-    run(&clip, &out, &bad, &[]).fails(7, "broken.onnx", &["onnx"]);
-    assert_nothing_left(&out);
-}
-
-#[test]
-fn models_that_are_not_image_to_image_exit_7_before_decoding() {
-    let dir = tempfile::tempdir().unwrap();
-    let (clip, _) = setup(dir.path());
-    for name in ["rank2", "one-channel"] {
-        let model = dir.path().join(format!("{name}.onnx"));
-        export_builtin(name, &model);
-        let log = dir.path().join(format!("{name}-ffmpeg.log"));
-        let wrapper = logging_ffmpeg(dir.path(), &log);
-        let out = dir.path().join(format!("{name}-out.mp4"));
-        let result = fresco_env(
-            [
-                s("run"),
-                p(&clip),
-                s("-o"),
-                p(&out),
-                s("--model"),
-                p(&model),
-            ],
-            &[("FRESCO_FFMPEG", p(&wrapper))],
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(locked.join("probe"), b"").is_ok() {
+        eprintln!(
+            "skipping the read-only folder case: running as root, permissions are not enforced"
         );
-        result.fails(7, &format!("{name}.onnx"), &["not an image-to-image model"]);
-        assert_nothing_left(&out);
-        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    } else {
+        let out = locked.join("out.mp4");
+        run(&clip, &out, &model, &[]).fails(5, "out.mp4", &["cannot write"]);
         assert!(
-            !calls.contains("rawvideo") && !calls.contains("nut"),
-            "ffmpeg decoded or encoded frames before the model was checked:\n{calls}"
+            dir_names(&locked).is_empty(),
+            "files left: {:?}",
+            dir_names(&locked)
+        );
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // /proc refuses new files even to root.
+    if Path::new("/proc/self").exists() {
+        run(&clip, Path::new("/proc/fresco-test-out.mp4"), &model, &[]).fails(
+            5,
+            "fresco-test-out.mp4",
+            &["cannot write"],
         );
     }
 }
 
 #[test]
-fn unknown_style_lists_the_known_ones() {
+fn a_missing_input_among_several_fails_before_creating_the_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let (clip, _) = setup(dir.path());
-    let out = dir.path().join("out.mp4");
+    let (clip, model) = setup(dir.path());
+    let outdir = dir.path().join("outdir");
     let result = fresco([
         s("run"),
         p(&clip),
+        s("nope.mp4"),
         s("-o"),
-        p(&out),
-        s("--style"),
-        s("picasso"),
+        p(&outdir),
+        s("--model"),
+        p(&model),
     ]);
+    result.fails(3, "nope.mp4", &["no such file"]);
     assert!(
-        matches!(result.code, Some(2) | Some(7)),
-        "expected exit 2 or 7:\n{}",
-        result.dump()
+        !outdir.exists(),
+        "the output folder was created although the run failed before any work"
     );
-    let line = result
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{}", result.dump()));
-    assert!(line.contains("picasso"), "{}", result.dump());
-    for known in [
-        "mosaic",
-        "candy",
-        "udnie",
-        "rain-princess",
-        "pointilism",
-        "vintage",
-    ] {
-        assert!(
-            line.contains(known),
-            "known style {known} not listed:\n{}",
-            result.dump()
-        );
-    }
+}
+
+#[test]
+fn hdr_input_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = identity_model(dir.path());
+    let hdr = dir.path().join("hdr.mkv");
+    make_video(
+        &hdr,
+        "64x48",
+        25,
+        0.2,
+        &[
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-color_primaries",
+            "bt2020",
+            "-color_trc",
+            "smpte2084",
+            "-colorspace",
+            "bt2020nc",
+        ],
+    );
+    assert_eq!(
+        streams_of(&hdr, "video")[0]["color_transfer"],
+        "smpte2084",
+        "the test clip is not tagged HDR"
+    );
+    let out = dir.path().join("out.mkv");
+    run(&hdr, &out, &model, &[]).fails(4, "hdr.mkv", &["HDR"]);
     assert_nothing_left(&out);
 }
 
 #[test]
-fn missing_style_offline_says_where_to_put_the_file() {
+fn output_same_as_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (clip, _) = setup(dir.path());
-    let (models, cache) = (dir.path().join("models"), dir.path().join("cache"));
-    std::fs::create_dir_all(&models).unwrap();
-    std::fs::create_dir_all(&cache).unwrap();
-    let out = dir.path().join("out.mp4");
-    let result = fresco_env(
-        [
-            s("run"),
-            p(&clip),
-            s("-o"),
-            p(&out),
-            s("--style"),
-            s("udnie"),
-            s("--no-download"),
-        ],
-        &[
-            ("FRESCO_MODEL_DIR", p(&models)),
-            ("FRESCO_CACHE_DIR", p(&cache)),
-        ],
-    );
-    assert_eq!(result.code, Some(7), "{}", result.dump());
+    let (clip, model) = setup(dir.path());
+    let before = std::fs::read(&clip).unwrap();
+    let result = run(&clip, &clip, &model, &["--overwrite"]);
+    assert_eq!(result.code, Some(5), "{}", result.dump());
     let line = result
         .stderr
         .lines()
         .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{}", result.dump()));
-    assert!(line.contains("udnie.onnx"), "{}", result.dump());
+        .unwrap_or_default();
     assert!(
-        line.contains(&models.display().to_string()) || line.contains(&cache.display().to_string()),
-        "the message does not say where to put the file:\n{}",
+        line.contains("clip.mp4") && line.contains("same file"),
+        "{}",
         result.dump()
     );
-    assert_nothing_left(&out);
-    assert!(
-        dir_names(&cache).is_empty() && dir_names(&models).is_empty(),
-        "something was written"
+    assert_eq!(
+        std::fs::read(&clip).unwrap(),
+        before,
+        "the input was modified"
     );
 }
 
@@ -353,5 +294,14 @@ fn usage_errors_exit_2() {
         s("video"),
     ]);
     assert_eq!(result.code, Some(2), "{}", result.dump());
+    assert_nothing_left(&out);
+}
+
+#[test]
+fn a_video_into_an_image_output_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, model) = setup(dir.path());
+    let out = dir.path().join("frame.png");
+    run(&clip, &out, &model, &[]).fails(5, "frame.png", &["a video needs a video output"]);
     assert_nothing_left(&out);
 }

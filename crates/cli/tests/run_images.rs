@@ -69,6 +69,100 @@ fn png_through_identity_is_exact() {
     );
 }
 
+/// Inserts an EXIF APP1 segment with Orientation = `orientation` right after the JPEG's SOI.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], [0xFF, 0xD8], "not a JPEG");
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian TIFF header, IFD0 at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A picture decoded by ffmpeg to rgb24 through `filter`.
+fn decode_filtered(path: &Path, filter: &str) -> Vec<u8> {
+    tool_bytes(
+        "ffmpeg",
+        &[
+            s("-v"),
+            s("error"),
+            s("-i"),
+            p(path),
+            s("-vf"),
+            s(filter),
+            s("-f"),
+            s("rawvideo"),
+            s("-pix_fmt"),
+            s("rgb24"),
+            s("-"),
+        ],
+    )
+}
+
+#[test]
+fn jpeg_exif_orientation_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.jpg");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48",
+            "-frames:v",
+            "1",
+            "-q:v",
+            "2",
+            "-pix_fmt",
+            "yuvj444p",
+            "-update",
+            "1",
+        ],
+        &plain,
+    );
+    // Orientation 6: the stored picture must be turned 90 degrees clockwise to stand upright.
+    let tagged = dir.path().join("tagged.jpg");
+    std::fs::write(
+        &tagged,
+        with_exif_orientation(&std::fs::read(&plain).unwrap(), 6),
+    )
+    .unwrap();
+    let model = identity_model(dir.path());
+    let out = dir.path().join("upright.png");
+    fresco([
+        s("run"),
+        p(&tagged),
+        s("-o"),
+        p(&out),
+        s("--model"),
+        p(&model),
+    ])
+    .ok();
+    assert_eq!(
+        displayed_size(&out),
+        (48, 64),
+        "EXIF orientation 6 was not applied"
+    );
+    let styled = decode_rgb(&out).2.remove(0);
+    let clockwise = psnr(&styled, &decode_filtered(&plain, "transpose=clock"));
+    let counter = psnr(&styled, &decode_filtered(&plain, "transpose=cclock"));
+    assert!(
+        clockwise > 30.0 && clockwise > counter + 5.0,
+        "turned the wrong way: {clockwise:.1} dB clockwise, {counter:.1} dB counter-clockwise"
+    );
+}
+
 #[test]
 fn a_folder_of_images_goes_to_a_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,7 +294,7 @@ fn models_list_names_all_styles_and_marks_vintage_built_in() {
         );
     }
     // Whatever the shape, the entry named vintage says built-in somewhere.
-    fn find<'a>(v: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+    fn find(v: &serde_json::Value) -> Option<&serde_json::Value> {
         match v {
             serde_json::Value::Object(m)
                 if m.get("name").and_then(|n| n.as_str()) == Some("vintage") =>
