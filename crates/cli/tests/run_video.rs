@@ -413,3 +413,48 @@ fn several_videos_go_into_a_folder_with_their_names() {
         "{json}"
     );
 }
+
+#[test]
+fn colour_tags_and_10_bit_depth_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("ten.mkv");
+    make_video(
+        &clip,
+        "64x48",
+        10,
+        0.5,
+        &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-colorspace",
+            "bt709",
+            "-color_range",
+            "tv",
+        ],
+    );
+    let out = dir.path().join("styled.mkv");
+    fresco([
+        s("run"),
+        p(&clip),
+        s("-o"),
+        p(&out),
+        s("--style"),
+        s("vintage"),
+        s("-q"),
+    ])
+    .ok();
+    let stream = &streams_of(&out, "video")[0];
+    assert_eq!(stream["pix_fmt"], "yuv420p10le", "{stream}");
+    for key in ["color_primaries", "color_transfer", "color_space"] {
+        assert_eq!(stream[key], "bt709", "{key}: {stream}");
+    }
+    assert_eq!(stream["color_range"], "tv", "{stream}");
+}
