@@ -4,28 +4,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-
-/// A short valid clip and the identity model in `dir`.
-fn setup(dir: &Path) -> (PathBuf, PathBuf) {
-    let clip = dir.join("clip.mp4");
-    make_h264(&clip, "64x48", 25, 0.4);
-    (clip, identity_model(dir))
-}
-
-/// `fresco run INPUT -o OUTPUT --model MODEL EXTRA...`.
-fn run(input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
-    let mut args = vec![
-        s("run"),
-        p(input),
-        s("-o"),
-        p(output),
-        s("--model"),
-        p(model),
-    ];
-    args.extend(extra.iter().map(|a| s(a)));
-    fresco(args)
-}
+use std::path::Path;
 
 #[test]
 fn missing_input_exits_3() {
