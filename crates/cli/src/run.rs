@@ -153,7 +153,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     }
     let started = Instant::now();
     let mut model = args.model.load()?;
-    let engine_label = engine_label(&model, args.model.device);
+    let engine_label = engine_label(args.model.device);
     let chatty = !args.quiet;
     if chatty {
         eprintln!(
@@ -403,14 +403,13 @@ fn ensure_dir(dir: &Path) -> Result<(), Failure> {
 }
 
 /// "onnxruntime 1.32.0 (cpu)".
-pub fn engine_label(model: &LoadedModel, device: Device) -> String {
+pub fn engine_label(device: Device) -> String {
     let version = fresco_infer::runtime::loaded_library()
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("libonnxruntime.so."))
         .unwrap_or("")
         .to_string();
-    let _ = model;
     if version.is_empty() {
         format!("onnxruntime ({device})")
     } else {

@@ -3,8 +3,6 @@
 //! tensor out, packed RGB samples out. Frames are reflect-padded to a multiple of
 //! [`EngineOptions::pad_multiple`] (the style networks downsample by 4) and cropped back.
 
-use std::path::Path;
-
 use fresco_core::{ChannelOrder, Device, InputRange};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -125,15 +123,6 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads a model file.
-    pub fn from_file(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
-        let bytes = std::fs::read(path).map_err(|e| EngineError::InvalidModel {
-            model: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Engine::from_bytes(&bytes, &path.display().to_string(), options)
-    }
-
     /// Loads a model from memory; `label` names it in messages.
     pub fn from_bytes(
         bytes: &[u8],

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fresco_infer::{Engine, Sample};
 use fresco_media::nut::{NutVideoSpec, NutWriter, RawPixelFormat};
-use fresco_media::probe::{self, ProbeError, ProbeReport};
+use fresco_media::probe::{self, ProbeError};
 use fresco_media::process::{Pipes, ProcessError, Tool};
 
 use crate::error::RunError;
@@ -97,7 +97,7 @@ pub fn prepare_video(
     let report =
         probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
     let plan = plan_video(input, output, &report, options)?;
-    check_streams_fit(tools, &plan, &report)?;
+    check_streams_fit(tools, &plan)?;
     let times = probe::frame_times(
         &tools.ffprobe,
         input,
@@ -176,15 +176,10 @@ fn probe_error(input: &Path, e: ProbeError) -> RunError {
 
 /// Muxes just the copied streams into the output's container, to fail before any scoring if
 /// one cannot be stored there. Each is checked alone, so the message names the stream.
-fn check_streams_fit(
-    tools: &Tools,
-    plan: &VideoPlan,
-    report: &ProbeReport,
-) -> Result<(), RunError> {
+fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
     if plan.streams.is_empty() {
         return Ok(());
     }
-    let _ = report;
     let scratch = TempOutput::create(&scratch_path(&plan.output), true)?;
     let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"]
         .iter()
