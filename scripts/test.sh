@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Needs what scripts/setup.sh installs (it runs it with --deps-only).
 # Tests that need the real style models read FRESCO_MODEL_DIR (default: ../shared/models when
-# present) and skip with a message otherwise.
+# present) and skip with a message otherwise. PostgreSQL tests use scripts/postgres.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --deps-only
 export PATH="$PWD/.fresco/venv/bin:$PATH"
 if [ -z "${FRESCO_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then
   export FRESCO_MODEL_DIR="$(cd ../shared/models && pwd)"
+fi
+# The queue's PostgreSQL tests use a throwaway local server (installed and started by
+# scripts/postgres.sh); without one they skip with a message, unless FRESCO_REQUIRE_POSTGRES=1.
+if [ -z "${FRESCO_TEST_POSTGRES_URL:-}" ]; then
+  if url=$(scripts/postgres.sh | tail -1); then
+    export FRESCO_TEST_POSTGRES_URL="$url"
+  else
+    echo "test.sh: no PostgreSQL server could be started; the PostgreSQL tests will skip" >&2
+  fi
 fi
 cargo test --workspace

@@ -45,32 +45,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let clip = dir.path().join("bench.mp4");
     let ffmpeg = Tool::ffmpeg();
     let size = format!("{}x{}", args.width, args.height);
-    let seconds = format!("{}", args.frames as f64 / 25.0);
-    ffmpeg
-        .output(
-            [
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc2=s={size}:r=25:d={seconds}"),
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("sine=f=440:d={seconds}"),
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                clip.to_str().expect("temp path is UTF-8"),
-            ],
-            Duration::from_secs(120),
-        )
-        .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?;
+    make_clip(&ffmpeg, &clip, args.width, args.height, args.frames)?;
 
     let mut model = args.model.load()?;
     let threads = args.model.threads.unwrap_or_else(|| {
@@ -141,6 +116,38 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A testsrc2 clip with a sine tone: `frames` frames of `w`x`h` at 25 fps, H.264 and AAC.
+pub fn make_clip(ffmpeg: &Tool, clip: &Path, w: u32, h: u32, frames: u32) -> Result<(), Failure> {
+    let size = format!("{w}x{h}");
+    let seconds = format!("{}", frames as f64 / 25.0);
+    ffmpeg
+        .output(
+            [
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc2=s={size}:r=25:d={seconds}"),
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("sine=f=440:d={seconds}"),
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                clip.to_str().expect("temp path is UTF-8"),
+            ],
+            Duration::from_secs(120),
+        )
+        .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?;
+    Ok(())
 }
 
 fn decode_frames(ffmpeg: &Tool, clip: &Path, w: u32, h: u32) -> Result<Vec<Vec<u8>>, Failure> {

@@ -26,18 +26,22 @@ impl Failure {
     }
 }
 
+/// The exit code of a failure class.
+pub fn code_for(class: FailureClass) -> u8 {
+    match class {
+        FailureClass::InputMissing => INPUT_MISSING,
+        FailureClass::BadInput => BAD_INPUT,
+        FailureClass::Output => OUTPUT,
+        FailureClass::MissingDependency => MISSING_DEPENDENCY,
+        FailureClass::Model => MODEL,
+        FailureClass::Processing => PROCESSING,
+        FailureClass::Canceled => CANCELED,
+    }
+}
+
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Failure {
-        let code = match e.class() {
-            FailureClass::InputMissing => INPUT_MISSING,
-            FailureClass::BadInput => BAD_INPUT,
-            FailureClass::Output => OUTPUT,
-            FailureClass::MissingDependency => MISSING_DEPENDENCY,
-            FailureClass::Model => MODEL,
-            FailureClass::Processing => PROCESSING,
-            FailureClass::Canceled => CANCELED,
-        };
-        Failure::new(code, e.to_string())
+        Failure::new(code_for(e.class()), e.to_string())
     }
 }
 

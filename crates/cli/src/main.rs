@@ -3,9 +3,14 @@
 //! problem.
 
 mod bench;
+mod bench_jobs;
+mod embedded;
 mod exit;
+mod jobs;
 mod models;
+mod queue_args;
 mod run;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -27,23 +32,38 @@ enum Command {
     /// List, fetch or export models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Run a worker: take tasks from a shared queue until stopped (or idle, with --until-idle).
+    Worker(worker_cmd::WorkerArgs),
+    /// Submit, list, show, cancel or retry jobs in the queue.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Measure model-only and end-to-end speed on a generated clip.
     Bench(bench::BenchArgs),
+    /// Measure the job engine: 1 vs 2 workers, queue cost per chunk, claims/s on PostgreSQL.
+    BenchJobs(bench_jobs::BenchJobsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A worker's log is its record of what it claimed and did; elsewhere only warnings.
+    let default_filter = match cli.command {
+        Command::Worker(_) => "info,ort=error,sqlx=warn",
+        _ => "warn,ort=error,sqlx=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FRESCO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ort=error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Models(cmd) => models::models(cmd),
+        Command::Worker(args) => worker_cmd::worker(args),
+        Command::Jobs(cmd) => jobs::jobs(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::BenchJobs(args) => bench_jobs::bench_jobs(args),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,7 @@
 //! `fresco run`: style videos, images or folders of images on this machine.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,11 +10,13 @@ use fresco_core::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice,
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
-use fresco_pipeline::{load_model, prepare_video, style_video, LoadedModel, Tools, VideoOptions};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
+use fresco_worker::{device_kind, ModelPin, StopSignal};
 use serde::Serialize;
 
+use crate::embedded::{run_videos, EmbeddedOptions, VideoJob};
 use crate::exit::{self, Failure};
+use crate::queue_args::QueueArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -28,6 +28,27 @@ pub struct RunArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Local workers scoring chunks in parallel (each with its own model session).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Frames per chunk (default: about 30 s of model time each, from a calibration).
+    #[arg(long, value_name = "N")]
+    pub chunk_frames: Option<u64>,
+    /// No progress bar or notes (errors and warnings are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How videos are encoded and which streams are kept.
+#[derive(Debug, Args)]
+pub struct VideoArgs {
     /// Video encoder (ffmpeg name): libx264, libx265, libx264rgb, ffv1, libvpx-vp9, ...
     #[arg(long, default_value = "libx264")]
     pub codec: String,
@@ -40,6 +61,9 @@ pub struct RunArgs {
     /// Output pixel format; default yuv420p (8-bit input) or yuv420p10le (deeper input).
     #[arg(long)]
     pub pix_fmt: Option<String>,
+    /// Encoder threads, pinned for every chunk (default: up to 4, fixed when the job is planned).
+    #[arg(long, value_name = "N")]
+    pub encoder_threads: Option<u32>,
     /// Score frames downscaled so that their longer side is at most N pixels, then scale back.
     #[arg(long, value_name = "N")]
     pub max_side: Option<u32>,
@@ -49,12 +73,23 @@ pub struct RunArgs {
     /// Replace outputs that already exist.
     #[arg(long)]
     pub overwrite: bool,
-    /// No progress bar or notes (errors and warnings are still printed).
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Print a machine-readable summary on stdout.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl VideoArgs {
+    pub fn options(&self) -> VideoOptions {
+        VideoOptions {
+            encode: EncodeSettings {
+                codec: self.codec.clone(),
+                crf: Some(self.crf),
+                preset: Some(self.preset.clone()),
+                pix_fmt: self.pix_fmt.clone(),
+                threads: self.encoder_threads,
+            },
+            max_side: self.max_side,
+            drop_streams: self.drop_streams.clone(),
+            overwrite: self.overwrite,
+        }
+    }
 }
 
 /// Which model, and how it runs.
@@ -163,66 +198,134 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             &model.digest[..12]
         );
     }
-    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = StopSignal::new();
     {
-        let cancel = Arc::clone(&cancel);
+        let stop = Arc::clone(&stop);
         let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
+            if stop.is_stopping() {
                 std::process::exit(exit::CANCELED as i32);
             }
-            eprintln!("\nstopping after the current frame (Ctrl-C again to quit at once)");
+            stop.stop();
+            eprintln!("\nstopping: the chunks in flight go back to the queue (Ctrl-C again to quit at once)");
         });
     }
 
-    let tools = Tools::default();
-    let options = VideoOptions {
-        encode: EncodeSettings {
-            codec: args.codec.clone(),
-            crf: Some(args.crf),
-            preset: Some(args.preset.clone()),
-            pix_fmt: args.pix_fmt.clone(),
-            threads: None,
-        },
-        max_side: args.max_side,
-        drop_streams: args.drop_streams.clone(),
-        overwrite: args.overwrite,
-    };
-    let mut outputs = Vec::new();
+    let options = args.video.options();
+    let mut outputs: Vec<Option<serde_json::Value>> = vec![None; jobs.len()];
     let mut frames_total = 0u64;
     let mut first_failure: Option<Failure> = None;
     let mut failed = 0usize;
-    for job in &jobs {
-        let result = if is_image_path(&job.input) {
-            style_image_file(&mut model.engine, &job.input, &job.output, args.overwrite)
-                .map(|s| {
-                    frames_total += 1;
-                    if chatty {
-                        eprintln!("{} -> {}", s.input.display(), s.output.display());
-                    }
-                    serde_json::to_value(&s).expect("summary serialises")
-                })
-                .map_err(Failure::from)
-        } else {
-            style_one_video(&tools, job, &mut model, &options, &cancel, chatty).map(|s| {
-                frames_total += s.frames;
-                serde_json::to_value(&s).expect("summary serialises")
-            })
-        };
+    let mut record = |result: Result<serde_json::Value, Failure>,
+                      slot: usize,
+                      outputs: &mut Vec<Option<serde_json::Value>>|
+     -> Result<(), Failure> {
         match result {
-            Ok(value) => outputs.push(value),
+            Ok(value) => {
+                outputs[slot] = Some(value);
+                Ok(())
+            }
             Err(failure) => {
-                if failure.code == exit::CANCELED {
-                    return Err(failure);
-                }
-                if jobs.len() == 1 {
+                if failure.code == exit::CANCELED || jobs.len() == 1 {
                     return Err(failure);
                 }
                 eprintln!("error: {}", failure.message);
                 failed += 1;
                 first_failure.get_or_insert(failure);
+                Ok(())
             }
         }
+    };
+
+    // Images go straight through the model; videos through the job engine.
+    let mut videos = Vec::new();
+    for (slot, job) in jobs.iter().enumerate() {
+        if stop.is_stopping() {
+            return Err(Failure::new(exit::CANCELED, "interrupted"));
+        }
+        if is_image_path(&job.input) {
+            let result = style_image_file(
+                &mut model.engine,
+                &job.input,
+                &job.output,
+                args.video.overwrite,
+            )
+            .map(|s| {
+                frames_total += 1;
+                if chatty {
+                    eprintln!("{} -> {}", s.input.display(), s.output.display());
+                }
+                serde_json::to_value(&s).expect("summary serialises")
+            })
+            .map_err(Failure::from);
+            record(result, slot, &mut outputs)?;
+        } else {
+            videos.push(slot);
+        }
     }
+    if !videos.is_empty() {
+        // Refuse an existing output (without --overwrite) or an unwritable folder before any work.
+        let mut runnable = Vec::new();
+        for &slot in &videos {
+            let job = &jobs[slot];
+            match fresco_pipeline::video::check_output_target(&job.output, args.video.overwrite) {
+                Ok(()) => runnable.push(slot),
+                Err(e) => record(Err(Failure::from(e)), slot, &mut outputs)?,
+            }
+        }
+        let video_jobs: Vec<VideoJob> = runnable
+            .iter()
+            .map(|&slot| VideoJob {
+                input: jobs[slot].input.clone(),
+                output: jobs[slot].output.clone(),
+            })
+            .collect();
+        let pin = ModelPin {
+            choice: args.model.choice(),
+            name: model.name.clone(),
+            digest: model.digest.clone(),
+            input_range: args.model.input_range,
+            channel_order: args.model.channel_order,
+            device_kind: device_kind(args.model.device).to_string(),
+            precision: "fp32".into(),
+        };
+        let embedded = EmbeddedOptions {
+            workers: args.workers,
+            chunk_frames: args.chunk_frames,
+            queue: args.queue.clone(),
+            chatty,
+            device: args.model.device,
+            threads: args.model.threads,
+        };
+        // The workers load their own sessions; this one is not needed any more.
+        drop(model.engine);
+        let results = run_videos(&video_jobs, pin, options, &embedded, stop)?;
+        for (slot, result) in runnable.into_iter().zip(results) {
+            let result = result.map(|outcome| {
+                frames_total += outcome.frames;
+                if chatty {
+                    eprintln!(
+                        "{} -> {}: {} frames in {:.1} s ({:.2} frames/s{})",
+                        outcome.input.display(),
+                        outcome.output.display(),
+                        outcome.frames,
+                        outcome.seconds,
+                        outcome.fps,
+                        if outcome.chunks_resumed > 0 {
+                            format!(
+                                ", {} of {} chunks from an earlier run",
+                                outcome.chunks_resumed, outcome.chunks
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                serde_json::to_value(&outcome).expect("summary serialises")
+            });
+            record(result, slot, &mut outputs)?;
+        }
+    }
+    let outputs: Vec<serde_json::Value> = outputs.into_iter().flatten().collect();
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         let summary = RunSummary {
@@ -255,65 +358,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         )),
         None => Ok(ExitCode::SUCCESS),
     }
-}
-
-fn style_one_video(
-    tools: &Tools,
-    job: &Job,
-    model: &mut LoadedModel,
-    options: &VideoOptions,
-    cancel: &Arc<AtomicBool>,
-    chatty: bool,
-) -> Result<fresco_pipeline::VideoSummary, Failure> {
-    let prepared = prepare_video(tools, &job.input, &job.output, options)?;
-    for warning in &prepared.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if chatty {
-        for note in &prepared.plan.notes {
-            eprintln!("note: {note}");
-        }
-    }
-    let total = prepared.frame_pts.len() as u64;
-    let bar = if chatty && std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:32}] {pos}/{len} frames  {per_sec}  ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(
-        job.input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    let summary = style_video(
-        tools,
-        &prepared,
-        &mut model.engine,
-        options,
-        cancel,
-        &mut |p| bar.set_position(p.frames_done),
-    );
-    bar.finish_and_clear();
-    let summary = summary?;
-    if chatty {
-        eprintln!(
-            "{} -> {}: {} frames in {:.1} s ({:.2} frames/s)",
-            summary.input.display(),
-            summary.output.display(),
-            summary.frames,
-            summary.seconds,
-            summary.fps
-        );
-    }
-    Ok(summary)
 }
 
 /// Pairs each input with its output: one file to a file, or many (or a folder) into a folder.

@@ -9,7 +9,9 @@ use std::path::Path;
 const LOSSLESS_X264: &[&str] = &["--codec", "libx264rgb", "--crf", "0"];
 const LOSSLESS_FFV1: &[&str] = &["--codec", "ffv1"];
 
-/// Runs the identity model over `input` into `output` with extra arguments.
+/// Runs the identity model over `input` into `output` with extra arguments, in chunks of 7
+/// frames (which divide none of the test clips) on two local workers, so that every exactness
+/// check below also covers chunk boundaries and assembly.
 fn identity_run(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> Out {
     let model = identity_model(dir);
     let mut args = vec![
@@ -19,6 +21,10 @@ fn identity_run(dir: &Path, input: &Path, output: &Path, extra: &[&str]) -> Out 
         p(output),
         s("--model"),
         p(&model),
+        s("--chunk-frames"),
+        s("7"),
+        s("--workers"),
+        s("2"),
     ];
     args.extend(extra.iter().map(|a| s(a)));
     fresco(args)

@@ -1,6 +1,9 @@
 //! fresco's domain types, shared by every other crate: what a user asks for (model, encoder
-//! settings, device) with no I/O. Later issues add jobs, chunks and their states here.
+//! settings, device) with no I/O: also jobs, their tasks and states.
 
+pub mod job;
 pub mod settings;
+
+pub use job::{split_frames, FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 
 pub use settings::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice, StreamKind};

@@ -51,7 +51,7 @@ const FRAME_CODE: u8 = 1;
 const FRAME_FLAGS: u64 = FLAG_KEY | FLAG_CODED_PTS | FLAG_SIZE_MSB | FLAG_CHECKSUM;
 
 /// Packed RGB layouts the writer can carry as NUT `rawvideo`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RawPixelFormat {
     /// 8 bits per channel, R G B: 3 bytes per pixel.
     Rgb24,

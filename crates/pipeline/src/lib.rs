@@ -3,6 +3,7 @@
 //! straight through the model ([`image`]). Models come from [`model`]. Outputs appear only when
 //! complete ([`output`]).
 
+pub mod chunk;
 pub mod error;
 pub mod image;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod output;
 pub mod plan;
 pub mod video;
 
+pub use chunk::{ChunkStats, JobPlan};
 pub use error::{FailureClass, RunError};
 pub use model::{load_model, LoadedModel, ModelError};
 pub use plan::{VideoOptions, VideoPlan};

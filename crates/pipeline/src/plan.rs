@@ -13,7 +13,7 @@ use fresco_media::probe::{ProbeReport, StreamInfo};
 use crate::error::RunError;
 
 /// What the user asked for, beyond the model.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct VideoOptions {
     pub encode: EncodeSettings,
     /// Score frames downscaled so that their longer side is at most this, then scale back.
@@ -24,7 +24,7 @@ pub struct VideoOptions {
 }
 
 /// A non-video stream copied from the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopiedStream {
     pub index: u32,
     pub kind: StreamKind,
@@ -33,7 +33,7 @@ pub struct CopiedStream {
 }
 
 /// Everything decided about one video.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VideoPlan {
     pub input: PathBuf,
     pub output: PathBuf,
@@ -62,7 +62,22 @@ pub struct VideoPlan {
     rotation: i32,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Which of the input's frames a decoder delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameWindow {
+    /// Frames `start..end` by decode order, decoding from the beginning: exact for any input,
+    /// slow for late chunks of long inputs.
+    Numbers { start: u64, end: u64 },
+    /// Frames whose time is in `from..to` (seconds, on the input's own clock; `None`: open),
+    /// after a fast seek to `seek_secs` (relative to the input's start, 0: no seek).
+    Times {
+        seek_secs: f64,
+        from_secs: Option<f64>,
+        to_secs: Option<f64>,
+    },
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct ColourTags {
     primaries: Option<String>,
     transfer: Option<String>,
@@ -339,7 +354,41 @@ impl VideoPlan {
     /// ffmpeg arguments that decode the video stream to raw RGB frames on stdout, every decoded
     /// frame once (`-fps_mode passthrough`), rotated upright, at the model's size.
     pub fn decoder_args(&self) -> Vec<OsString> {
+        self.window_decoder_args(None)
+    }
+
+    /// Like [`decoder_args`](Self::decoder_args), but only the frames `window` selects.
+    pub fn window_decoder_args(&self, window: Option<&FrameWindow>) -> Vec<OsString> {
         let mut filters = Vec::new();
+        let mut args = vec![os("-nostdin"), os("-hide_banner"), os("-v"), os("error")];
+        match window {
+            None => {}
+            Some(FrameWindow::Numbers { start, end }) => {
+                filters.push(format!("select='between(n\\,{start}\\,{})'", end - 1));
+            }
+            Some(FrameWindow::Times {
+                seek_secs,
+                from_secs,
+                to_secs,
+            }) => {
+                // -copyts keeps the original timestamps, so the window is in the probe's
+                // terms; the seek lands on a keyframe before the window, never inside it.
+                args.extend([os("-copyts"), os("-noaccurate_seek")]);
+                if *seek_secs > 0.0 {
+                    args.extend([os("-ss"), os(format!("{seek_secs:.6}"))]);
+                }
+                let mut conditions = Vec::new();
+                if let Some(from) = from_secs {
+                    conditions.push(format!("gte(t\\,{from:.9})"));
+                }
+                if let Some(to) = to_secs {
+                    conditions.push(format!("lt(t\\,{to:.9})"));
+                }
+                if !conditions.is_empty() {
+                    filters.push(format!("select='{}'", conditions.join("*")));
+                }
+            }
+        }
         if (self.model_width, self.model_height) != (self.width, self.height) {
             filters.push(format!(
                 "scale={}:{}:flags=area",
@@ -347,11 +396,7 @@ impl VideoPlan {
             ));
         }
         filters.push(format!("format={}", self.raw_format.ffmpeg_name()));
-        vec![
-            os("-nostdin"),
-            os("-hide_banner"),
-            os("-v"),
-            os("error"),
+        args.extend([
             os("-i"),
             self.input.clone().into_os_string(),
             os("-map"),
@@ -365,7 +410,8 @@ impl VideoPlan {
             os("-f"),
             os("rawvideo"),
             os("pipe:1"),
-        ]
+        ]);
+        args
     }
 
     /// ffmpeg arguments that read our NUT stream on stdin (the styled frames with their
@@ -387,25 +433,111 @@ impl VideoPlan {
             os("-map"),
             os("0:v:0"),
         ];
+        args.extend(self.copied_stream_args(1));
+        args.extend([os("-c"), os("copy")]);
+        args.extend(self.video_encode_args());
+        args.push(os("-copyts"));
+        args.extend(self.container_args());
+        args.push(out.as_os_str().to_os_string());
+        args
+    }
+
+    /// ffmpeg arguments that encode one chunk of styled frames (NUT on stdin, timestamps from
+    /// zero) into a NUT file, with exactly the encoder settings of the whole video, so that the
+    /// chunks join by stream copy.
+    pub fn chunk_encoder_args(&self, out: &Path) -> Vec<OsString> {
+        let mut args = vec![
+            os("-nostdin"),
+            os("-hide_banner"),
+            os("-v"),
+            os("error"),
+            os("-y"),
+            os("-f"),
+            os("nut"),
+            os("-i"),
+            os("pipe:0"),
+            os("-map"),
+            os("0:v:0"),
+            os("-map_metadata"),
+            os("-1"),
+        ];
+        args.extend(self.video_encode_args());
+        args.extend([os("-copyts"), os("-f"), os("nut")]);
+        args.push(out.as_os_str().to_os_string());
+        args
+    }
+
+    /// ffmpeg arguments that join encoded chunks (an ffconcat `list` with exact durations) by
+    /// stream copy, shifted to the input's first frame time (`offset_us`), and copy the other
+    /// streams, chapters and metadata from the input into `out`.
+    pub fn assemble_args(&self, list: &Path, offset_us: i64, out: &Path) -> Vec<OsString> {
+        let mut args = vec![
+            os("-nostdin"),
+            os("-hide_banner"),
+            os("-v"),
+            os("error"),
+            os("-y"),
+        ];
+        if offset_us != 0 {
+            args.extend([os("-itsoffset"), os(format!("{offset_us}us"))]);
+        }
+        args.extend([
+            os("-f"),
+            os("concat"),
+            os("-safe"),
+            os("0"),
+            os("-i"),
+            list.as_os_str().to_os_string(),
+            os("-i"),
+            self.input.clone().into_os_string(),
+            os("-map"),
+            os("0:v:0"),
+        ]);
+        args.extend(self.copied_stream_args(1));
+        args.extend([os("-c"), os("copy"), os("-copyts")]);
+        args.extend(self.container_args());
+        args.push(out.as_os_str().to_os_string());
+        args
+    }
+
+    /// Maps the copied streams of input `input_number`, with its chapters and metadata.
+    fn copied_stream_args(&self, input_number: u32) -> Vec<OsString> {
+        let mut args = Vec::new();
         for stream in &self.streams {
             args.push(os("-map"));
-            args.push(os(format!("1:{}", stream.index)));
+            args.push(os(format!("{input_number}:{}", stream.index)));
         }
         args.extend([
             os("-map_metadata"),
-            os("1"),
+            os(input_number.to_string()),
             os("-map_chapters"),
-            os("1"),
+            os(input_number.to_string()),
             os("-map_metadata:s:v:0"),
-            os(format!("1:s:v:{}", self.video_ordinal)),
+            os(format!("{input_number}:s:v:{}", self.video_ordinal)),
             // The rotation is baked into the pixels; a copied tag would rotate them twice.
             os("-metadata:s:v:0"),
             os("rotate="),
-            os("-c"),
-            os("copy"),
-            os("-c:v:0"),
-            os(&self.encode.codec),
         ]);
+        args
+    }
+
+    /// The output container's own options.
+    fn container_args(&self) -> Vec<OsString> {
+        let container = self.container();
+        if matches!(container.as_str(), "mp4" | "mov" | "m4v" | "3gp") {
+            vec![
+                os("-video_track_timescale"),
+                os(self.time_base.1.to_string()),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// How the video stream is encoded: codec, rate control, threads, filters, pixel format,
+    /// colour tags, and timestamps passed through untouched.
+    fn video_encode_args(&self) -> Vec<OsString> {
+        let mut args = vec![os("-c:v:0"), os(&self.encode.codec)];
         if let Some(crf) = self.encode.crf {
             if codec_has_crf(&self.encode.codec) {
                 args.extend([os("-crf"), os(crf.to_string())]);
@@ -443,16 +575,7 @@ impl VideoPlan {
             os("passthrough"),
             os("-enc_time_base:v:0"),
             os("-1"),
-            os("-copyts"),
         ]);
-        let container = self.container();
-        if matches!(container.as_str(), "mp4" | "mov" | "m4v" | "3gp") {
-            args.extend([
-                os("-video_track_timescale"),
-                os(self.time_base.1.to_string()),
-            ]);
-        }
-        args.push(out.as_os_str().to_os_string());
         args
     }
 

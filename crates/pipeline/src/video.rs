@@ -249,14 +249,7 @@ pub fn style_video(
     cancel: &Arc<AtomicBool>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VideoSummary, RunError> {
-    match prepared.plan.raw_format {
-        RawPixelFormat::Rgb24 => {
-            run_frames::<u8>(tools, prepared, engine, options, cancel, progress)
-        }
-        RawPixelFormat::Rgb48le => {
-            run_frames::<u16>(tools, prepared, engine, options, cancel, progress)
-        }
-    }
+    run_frames(tools, prepared, engine, options, cancel, progress)
 }
 
 /// Byte conversions for the pipe format of each sample type.
@@ -291,7 +284,7 @@ impl PipeSample for u16 {
     }
 }
 
-fn run_frames<S: PipeSample>(
+fn run_frames(
     tools: &Tools,
     prepared: &PreparedVideo,
     engine: &mut Engine,
@@ -302,13 +295,83 @@ fn run_frames<S: PipeSample>(
     let plan = &prepared.plan;
     let started = Instant::now();
     let temp = TempOutput::create(&plan.output, options.overwrite)?;
-    let total = prepared.frame_pts.len() as u64;
+    let pass = FramePass {
+        plan,
+        decoder_args: plan.decoder_args(),
+        encoder_args: plan.encoder_args(temp.path()),
+        pts: &prepared.frame_pts,
+        temp_path: temp.path(),
+    };
+    let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
+    let output_path = temp.commit()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(VideoSummary {
+        input: plan.input.clone(),
+        output: output_path,
+        frames: stats.frames,
+        seconds,
+        fps: if seconds > 0.0 {
+            stats.frames as f64 / seconds
+        } else {
+            0.0
+        },
+        model_seconds: stats.model_time.as_secs_f64(),
+        width: plan.width,
+        height: plan.height,
+        notes: plan.notes.clone(),
+        warnings: prepared.warnings.clone(),
+    })
+}
 
-    let mut decoder = tools
-        .ffmpeg
-        .spawn(tools.ffmpeg.command(plan.decoder_args()), Pipes::stdout())?;
+/// One pass of frames through the model: a decoder command, an encoder command, and the
+/// timestamps the encoder gets, one per frame the decoder must deliver.
+pub(crate) struct FramePass<'a> {
+    pub plan: &'a VideoPlan,
+    pub decoder_args: Vec<std::ffi::OsString>,
+    pub encoder_args: Vec<std::ffi::OsString>,
+    pub pts: &'a [i64],
+    /// Where the encoder writes (named in its messages as the plan's output).
+    pub temp_path: &'a Path,
+}
+
+/// What a pass did.
+pub(crate) struct PassStats {
+    pub frames: u64,
+    pub model_time: Duration,
+}
+
+/// Runs one pass in the pixel type of the plan's pipes.
+pub(crate) fn pump_plan_frames(
+    tools: &Tools,
+    pass: &FramePass<'_>,
+    engine: &mut Engine,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PassStats, RunError> {
+    match pass.plan.raw_format {
+        RawPixelFormat::Rgb24 => pump_frames::<u8>(tools, pass, engine, cancel, progress),
+        RawPixelFormat::Rgb48le => pump_frames::<u16>(tools, pass, engine, cancel, progress),
+    }
+}
+
+/// Decodes, styles and encodes every frame of `pass`; fails unless the decoder delivered
+/// exactly one frame per timestamp.
+fn pump_frames<S: PipeSample>(
+    tools: &Tools,
+    pass: &FramePass<'_>,
+    engine: &mut Engine,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PassStats, RunError> {
+    let plan = pass.plan;
+    let total = pass.pts.len() as u64;
+
+    let mut decoder = tools.ffmpeg.spawn(
+        tools.ffmpeg.command(pass.decoder_args.clone()),
+        Pipes::stdout(),
+    )?;
     let mut encoder = tools.ffmpeg.spawn(
-        tools.ffmpeg.command(plan.encoder_args(temp.path())),
+        tools.ffmpeg.command(pass.encoder_args.clone()),
         Pipes::stdin(),
     )?;
     let decoded_stream = decoder.take_stdout().expect("decoder stdout is piped");
@@ -344,7 +407,7 @@ fn run_frames<S: PipeSample>(
             failure = Some(RunError::Canceled);
             break;
         }
-        let Some(&pts) = prepared.frame_pts.get(done as usize) else {
+        let Some(&pts) = pass.pts.get(done as usize) else {
             failure = Some(RunError::Decode {
                 path: plan.input.clone(),
                 reason: format!(
@@ -396,7 +459,7 @@ fn run_frames<S: PipeSample>(
         return Err(match e {
             ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
                 path: plan.output.clone(),
-                reason: fresco_media::process::last_lines(&strip(&stderr_tail, temp.path()), 3),
+                reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
             },
             other => RunError::Tool(other),
         });
@@ -428,23 +491,9 @@ fn run_frames<S: PipeSample>(
             reason: format!("decoded {done} frames but the probe counted {total}"),
         });
     }
-    let output_path = temp.commit()?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(VideoSummary {
-        input: plan.input.clone(),
-        output: output_path,
+    Ok(PassStats {
         frames: done,
-        seconds,
-        fps: if seconds > 0.0 {
-            done as f64 / seconds
-        } else {
-            0.0
-        },
-        model_seconds: model_time.as_secs_f64(),
-        width: plan.width,
-        height: plan.height,
-        notes: plan.notes.clone(),
-        warnings: prepared.warnings.clone(),
+        model_time,
     })
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod jobs;
 mod media;
 pub use media::*;
 
@@ -126,12 +127,22 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Out {
 /// address pointed at a closed port, so a test never downloads anything.
 pub fn fresco_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fresco"));
-    cmd.env_remove("FRESCO_MODEL_DIR")
+    cmd.env("FRESCO_STATE_DIR", state_dir())
+        .env_remove("FRESCO_DB")
+        .env_remove("FRESCO_WORK_DIR")
+        .env_remove("FRESCO_MODEL_DIR")
         .env("FRESCO_MODEL_URL", "http://127.0.0.1:9/")
         .env_remove("FRESCO_FFMPEG")
         .env_remove("FRESCO_FFPROBE")
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// The job queue and work folder of this test binary's `fresco run`s (not the user's).
+pub fn state_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("state dir"))
+        .path()
 }
 
 /// Runs `fresco ARGS...`.

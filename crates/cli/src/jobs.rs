@@ -1,0 +1,375 @@
+//! `fresco jobs submit|list|show|cancel|retry`: the queue, straight from the database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use fresco_core::{JobState, RetryBudgets};
+use fresco_queue::{JobRecord, NewJob, Submitted, TaskRecord};
+use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
+use serde::Serialize;
+
+use crate::exit::{self, Failure};
+use crate::queue_args::{runtime, QueueArgs};
+use crate::run::{ModelArgs, VideoArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Queue a video for the workers; prints the job id.
+    Submit(Box<SubmitArgs>),
+    /// Jobs, newest first, with their progress.
+    List(ListArgs),
+    /// One job: state, times, progress, every chunk and the last error.
+    Show(ShowArgs),
+    /// Stop a queued or running job; its workers drop its chunks within one lease.
+    Cancel(IdArgs),
+    /// Queue a failed or canceled job again, keeping the chunks already done.
+    Retry(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The video to style.
+    pub input: PathBuf,
+    /// Where the styled video goes.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Frames per chunk (default: about 30 s of model time each, from a calibration).
+    #[arg(long, value_name = "N")]
+    pub chunk_frames: Option<u64>,
+    /// Higher runs first; equal priorities share the workers chunk by chunk.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// Errors a chunk may report before its job fails.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Leases a chunk may lose (its worker died) before its job fails.
+    #[arg(long, default_value_t = 10)]
+    pub max_expiries: u32,
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Only jobs in this state (queued, running, succeeded, failed, canceled).
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+pub fn jobs(cmd: JobsCommand) -> Result<ExitCode, Failure> {
+    match cmd {
+        JobsCommand::Submit(args) => submit(*args),
+        JobsCommand::List(args) => list(args),
+        JobsCommand::Show(args) => show(args),
+        JobsCommand::Cancel(args) => cancel(args),
+        JobsCommand::Retry(args) => retry(args),
+    }
+}
+
+fn queue_failure(e: fresco_queue::QueueError) -> Failure {
+    match e {
+        fresco_queue::QueueError::NoSuchJob(id) => {
+            Failure::new(exit::INPUT_MISSING, format!("no job with id '{id}'"))
+        }
+        other => Failure::new(exit::PROCESSING, format!("job queue: {other}")),
+    }
+}
+
+fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
+    fresco_pipeline::video::check_input_file(&args.input)?;
+    if args.max_attempts == 0 || args.max_expiries == 0 {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            "--max-attempts and --max-expiries must be at least 1",
+        ));
+    }
+    if args.chunk_frames == Some(0) {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            "--chunk-frames must be at least 1",
+        ));
+    }
+    fresco_pipeline::video::check_output_target(&args.output, args.video.overwrite)?;
+    // Loading the model pins its digest and proves it is a usable model before workers see it.
+    let model = args.model.load()?;
+    let spec = JobSpec {
+        input: absolute(&args.input),
+        output: absolute(&args.output),
+        model: ModelPin {
+            choice: args.model.choice(),
+            name: model.name.clone(),
+            digest: model.digest.clone(),
+            input_range: args.model.input_range,
+            channel_order: args.model.channel_order,
+            device_kind: device_kind(args.model.device).to_string(),
+            precision: "fp32".into(),
+        },
+        options: args.video.options(),
+        chunk_frames: args.chunk_frames,
+    };
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        let submitted = queue
+            .submit(NewJob {
+                identity: spec.identity(),
+                input: spec.input.display().to_string(),
+                output: spec.output.display().to_string(),
+                spec: spec.to_json(),
+                priority: args.priority,
+                budgets: RetryBudgets {
+                    max_attempts: args.max_attempts,
+                    max_expiries: args.max_expiries,
+                },
+            })
+            .await
+            .map_err(queue_failure)?;
+        let record = queue
+            .job(submitted.id())
+            .await
+            .map_err(queue_failure)?
+            .ok_or_else(|| Failure::new(exit::PROCESSING, "the submitted job vanished"))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&record).expect("serialises")
+            );
+        } else {
+            if let Submitted::Existing(id) = &submitted {
+                eprintln!("the same job is already {}: {id}", record.state);
+            }
+            println!("{}", submitted.id());
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn list(args: ListArgs) -> Result<ExitCode, Failure> {
+    let states = match &args.state {
+        None => Vec::new(),
+        Some(s) => vec![JobState::parse(s).ok_or_else(|| {
+            Failure::new(
+                exit::BAD_INPUT,
+                format!("--state {s}: use queued, running, succeeded, failed or canceled"),
+            )
+        })?],
+    };
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        let jobs = queue
+            .jobs(&states, args.limit)
+            .await
+            .map_err(queue_failure)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&jobs).expect("serialises")
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if jobs.is_empty() {
+            eprintln!("no jobs");
+        }
+        for job in &jobs {
+            println!("{}", job_line(job));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// "ID  running  120/300 frames  4/10 chunks  input -> output".
+fn job_line(job: &JobRecord) -> String {
+    let frames = match job.frames_total {
+        Some(total) => format!("{}/{total} frames", job.frames_done),
+        None => "planning".into(),
+    };
+    format!(
+        "{}  {:<9}  {frames}  {}/{} chunks  {} -> {}{}",
+        job.id,
+        job.state.as_str(),
+        job.chunks_done,
+        job.chunks_total,
+        job.input,
+        job.output,
+        match (&job.last_error, job.state) {
+            (Some(e), JobState::Failed) => format!("\n    error: {e}"),
+            _ => String::new(),
+        }
+    )
+}
+
+#[derive(Serialize)]
+struct JobDetail {
+    #[serde(flatten)]
+    job: JobRecord,
+    tasks: Vec<TaskRecord>,
+}
+
+fn show(args: ShowArgs) -> Result<ExitCode, Failure> {
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        let job = queue
+            .job(&args.id)
+            .await
+            .map_err(queue_failure)?
+            .ok_or_else(|| queue_failure(fresco_queue::QueueError::NoSuchJob(args.id.clone())))?;
+        let tasks = queue.tasks(&args.id).await.map_err(queue_failure)?;
+        if args.json {
+            let detail = JobDetail { job, tasks };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&detail).expect("serialises")
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("job {}", job.id);
+        println!("  state:     {}", job.state);
+        println!("  input:     {}", job.input);
+        println!("  output:    {}", job.output);
+        println!("  priority:  {}", job.priority);
+        match job.frames_total {
+            Some(total) => println!(
+                "  progress:  {}/{total} frames, {}/{} chunks",
+                job.frames_done, job.chunks_done, job.chunks_total
+            ),
+            None => println!("  progress:  not planned yet"),
+        }
+        println!(
+            "  attempts:  {} errors (max {} per chunk), {} lost leases (max {})",
+            job.attempts, job.max_attempts, job.expiries, job.max_expiries
+        );
+        println!("  enqueued:  {}", time_text(Some(job.enqueued_at_ms)));
+        println!("  started:   {}", time_text(job.started_at_ms));
+        println!("  finished:  {}", time_text(job.finished_at_ms));
+        if let Some(error) = &job.last_error {
+            println!("  error:     {error}");
+        }
+        println!("  tasks:");
+        for task in &tasks {
+            let what = match task.kind {
+                fresco_core::TaskKind::Score => format!(
+                    "chunk {:>4}  frames {}-{}",
+                    task.chunk,
+                    task.frames.start,
+                    task.frames.end.saturating_sub(1)
+                ),
+                other => format!("{other:<25}"),
+            };
+            println!(
+                "    {what:<28} {:<8} attempts {} expiries {}{}{}",
+                task.state.as_str(),
+                task.attempts,
+                task.expiries,
+                task.worker
+                    .as_ref()
+                    .map(|w| format!("  worker {w}"))
+                    .unwrap_or_default(),
+                task.last_error
+                    .as_ref()
+                    .map(|e| format!("\n        error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC ("2026-11-28T11:22:33Z").
+fn time_text(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) if ms >= 0 => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64),
+        )
+        .to_string(),
+        _ => "-".into(),
+    }
+}
+
+fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        let changed = queue.cancel(&args.id).await.map_err(queue_failure)?;
+        // Workers drop the job's chunks at their next heartbeat; its folder goes now if this
+        // machine sees it (and at the next sweep of any worker otherwise).
+        fresco_worker::sweep::remove_job_dir(&args.queue.work_dir(), &args.id);
+        if changed {
+            println!("canceled {}", args.id);
+        } else {
+            let state = queue
+                .job(&args.id)
+                .await
+                .map_err(queue_failure)?
+                .map(|j| j.state.to_string())
+                .unwrap_or_default();
+            println!("{} was already {state}", args.id);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn retry(args: IdArgs) -> Result<ExitCode, Failure> {
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        if queue.retry(&args.id).await.map_err(queue_failure)? {
+            println!("queued {} again", args.id);
+            Ok(ExitCode::SUCCESS)
+        } else {
+            let state = queue
+                .job(&args.id)
+                .await
+                .map_err(queue_failure)?
+                .map(|j| j.state.to_string())
+                .ok_or_else(|| {
+                    queue_failure(fresco_queue::QueueError::NoSuchJob(args.id.clone()))
+                })?;
+            Err(Failure::new(
+                exit::BAD_INPUT,
+                format!(
+                    "job {} is {state}: only failed or canceled jobs can be retried",
+                    args.id
+                ),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_text;
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(time_text(Some(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(time_text(Some(1_764_328_953_000)), "2025-11-28T11:22:33Z");
+        assert_eq!(time_text(None), "-");
+    }
+}

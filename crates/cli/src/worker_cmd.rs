@@ -1,0 +1,96 @@
+//! `fresco worker`: one process taking tasks from a shared queue. Start one per machine or per
+//! GPU, by hand, from systemd, Kubernetes, or `mpirun -n 8 fresco worker --until-idle` / a Slurm
+//! array: the queue hands out the work, so no MPI code is needed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use fresco_core::Device;
+use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
+
+use crate::exit::{self, Failure};
+use crate::queue_args::{redact, runtime, QueueArgs};
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Exit 0 once no job is queued or running.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Seconds a claimed task stays ours without a heartbeat (renewed every third of it).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lease_seconds: u64,
+    /// After SIGTERM, seconds a task in flight may take to finish before it is handed back.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub grace_seconds: u64,
+    /// First back-off after a failed task, in milliseconds; doubles with each attempt.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub retry_delay_ms: u64,
+    /// cpu, or cuda[:N] for an NVIDIA GPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    /// Inference threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
+    if args.lease_seconds == 0 {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            "--lease-seconds must be at least 1",
+        ));
+    }
+    let runtime = runtime();
+    runtime.block_on(async move {
+        let queue = args.queue.open().await?;
+        let work_dir = args.queue.work_dir();
+        std::fs::create_dir_all(&work_dir).map_err(|e| {
+            Failure::new(
+                exit::OUTPUT,
+                format!("{}: cannot create the work folder: {e}", work_dir.display()),
+            )
+        })?;
+        let stop = StopSignal::new();
+        spawn_signal_handlers(Arc::clone(&stop));
+        let mut config = WorkerConfig::new(worker_name(0), work_dir.clone());
+        config.lease = Duration::from_secs(args.lease_seconds);
+        config.grace = Duration::from_secs(args.grace_seconds);
+        config.until_idle = args.until_idle;
+        config.retry_delay = Duration::from_millis(args.retry_delay_ms);
+        config.device = args.device;
+        config.threads = args.threads;
+        tracing::info!(
+            "worker {} on {} (work folder {}, lease {} s)",
+            config.name,
+            redact(&args.queue.db_url()),
+            work_dir.display(),
+            args.lease_seconds
+        );
+        Worker::new(queue, config, stop).run().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM and SIGINT ask the worker to stop; a second one exits at once.
+fn spawn_signal_handlers(stop: Arc<StopSignal>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+        let stop = Arc::clone(&stop);
+        let Ok(mut stream) = signal(kind) else {
+            continue;
+        };
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if stop.is_stopping() {
+                    std::process::exit(exit::CANCELED as i32);
+                }
+                tracing::info!("stop requested: finishing or handing back the task in flight");
+                stop.stop();
+            }
+        });
+    }
+}

@@ -1,0 +1,308 @@
+//! A video in chunks: the stages of a durable job.
+//!
+//! ```text
+//! plan_job:     probe, plan, scan frame timestamps, cut into frame ranges   -> JobPlan (stored in the queue)
+//! score_chunk:  decode frames a..b, style, encode with the job's settings  -> chunk-NNNNN.nut (any worker)
+//! assemble:     ffconcat of the chunks with exact durations + the input's other streams -> output
+//! ```
+//!
+//! A chunk is a frame range, exact whatever the keyframe spacing: its decoder seeks to a
+//! keyframe before the range and keeps the frames whose time lies between the midpoints to
+//! the neighbouring frames (or, on a retry, decodes from the start and counts frames). Each
+//! chunk is encoded with timestamps from zero; at assembly every chunk gets the exact duration
+//! up to the next chunk's first frame, computed from cumulative times so rounding never adds
+//! up, and the whole is shifted to the input's first frame time. Rotation is baked into the
+//! pixels when decoding, so the chunks need no display matrix.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fresco_core::FrameRange;
+use fresco_infer::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RunError;
+use crate::output::TempOutput;
+use crate::plan::{FrameWindow, VideoOptions, VideoPlan};
+use crate::video::{prepare_video, pump_plan_frames, FramePass, Progress, Tools};
+
+/// How far before a chunk's first frame its decoder seeks, in seconds: formats whose seeking is
+/// approximate (MPEG-TS) may land a little late; a late landing is caught by the frame count.
+const SEEK_MARGIN_SECS: f64 = 2.0;
+
+/// Everything decided for a job before any chunk is scored; stored with the job so that every
+/// worker, on any machine, scores and assembles the same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub video: VideoPlan,
+    /// Every frame's timestamp, in the video stream's time base, in decode order.
+    pub frame_pts: Vec<i64>,
+    pub chunks: Vec<FrameRange>,
+    pub warnings: Vec<String>,
+}
+
+/// Plans a job: checks and probes the input, scans its frames and cuts them into chunks of
+/// `chunk_frames`.
+pub fn plan_job(
+    tools: &Tools,
+    input: &Path,
+    output: &Path,
+    options: &VideoOptions,
+    chunk_frames: u64,
+) -> Result<JobPlan, RunError> {
+    let prepared = prepare_video(tools, input, output, options)?;
+    let chunks = fresco_core::split_frames(prepared.frame_pts.len() as u64, chunk_frames);
+    Ok(JobPlan {
+        video: prepared.plan,
+        frame_pts: prepared.frame_pts,
+        chunks,
+        warnings: prepared.warnings,
+    })
+}
+
+/// Which frames a chunk's decoder delivers: by time after a seek (fast), or, when `by_number`,
+/// by counting from the start (exact for any input, for a retry after a miscount).
+pub fn chunk_window(plan: &JobPlan, range: FrameRange, by_number: bool) -> FrameWindow {
+    if by_number {
+        return FrameWindow::Numbers {
+            start: range.start,
+            end: range.end,
+        };
+    }
+    let (num, den) = plan.video.time_base;
+    let secs = |ticks: f64| ticks * num as f64 / den as f64;
+    let pts = &plan.frame_pts;
+    let (s, e) = (range.start as usize, range.end as usize);
+    let from_secs = (s > 0).then(|| secs((pts[s - 1] as f64 + pts[s] as f64) / 2.0));
+    let to_secs = (e < pts.len()).then(|| secs((pts[e - 1] as f64 + pts[e] as f64) / 2.0));
+    let seek_secs = if s > 0 {
+        (secs((pts[s] - pts[0]) as f64) - SEEK_MARGIN_SECS).max(0.0)
+    } else {
+        0.0
+    };
+    FrameWindow::Times {
+        seek_secs,
+        from_secs,
+        to_secs,
+    }
+}
+
+/// What scoring a chunk did.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkStats {
+    pub frames: u64,
+    pub seconds: f64,
+    pub model_seconds: f64,
+}
+
+/// Styles the frames of `range` into the chunk file `out`. The file is written under a
+/// temporary name beside `out` and renamed into place only once complete.
+#[allow(clippy::too_many_arguments)]
+pub fn score_chunk(
+    tools: &Tools,
+    plan: &JobPlan,
+    range: FrameRange,
+    by_number: bool,
+    engine: &mut Engine,
+    out: &Path,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ChunkStats, RunError> {
+    let started = Instant::now();
+    let base = plan.frame_pts[range.start as usize];
+    let pts: Vec<i64> = plan.frame_pts[range.start as usize..range.end as usize]
+        .iter()
+        .map(|p| p - base)
+        .collect();
+    let partial = partial_path(out);
+    let _cleanup = RemoveOnDrop(partial.clone());
+    let window = chunk_window(plan, range, by_number);
+    let pass = FramePass {
+        plan: &plan.video,
+        decoder_args: plan.video.window_decoder_args(Some(&window)),
+        encoder_args: plan.video.chunk_encoder_args(&partial),
+        pts: &pts,
+        temp_path: &partial,
+    };
+    let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
+    std::fs::rename(&partial, out).map_err(|e| RunError::OutputUnwritable {
+        path: out.to_path_buf(),
+        reason: format!("cannot move the finished chunk into place: {e}"),
+    })?;
+    Ok(ChunkStats {
+        frames: stats.frames,
+        seconds: started.elapsed().as_secs_f64(),
+        model_seconds: stats.model_time.as_secs_f64(),
+    })
+}
+
+/// The temporary name a chunk is written under: unique per process and call, and recognisable
+/// (`.partial-`) so that a sweep can remove what a killed worker left.
+pub fn partial_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chunk".into());
+    let salt: u32 = std::process::id() ^ (Instant::now().elapsed().subsec_nanos());
+    out.with_file_name(format!("{name}.partial-{}-{salt:08x}", std::process::id()))
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The file name of chunk `number` in a job's work folder.
+pub fn chunk_file_name(number: u32) -> String {
+    format!("chunk-{number:05}.nut")
+}
+
+/// Joins the scored chunks (in order, one file per range of `plan.chunks`) with the input's
+/// other streams into `plan.video.output`, verifies the frame count, and publishes it
+/// atomically. `overwrite` as for `fresco run`.
+pub fn assemble(
+    tools: &Tools,
+    plan: &JobPlan,
+    chunk_files: &[PathBuf],
+    work_dir: &Path,
+    overwrite: bool,
+) -> Result<PathBuf, RunError> {
+    let video = &plan.video;
+    if chunk_files.len() != plan.chunks.len() {
+        return Err(RunError::Encode {
+            path: video.output.clone(),
+            reason: format!(
+                "{} chunk files for {} chunks",
+                chunk_files.len(),
+                plan.chunks.len()
+            ),
+        });
+    }
+    for file in chunk_files {
+        if !file.is_file() {
+            return Err(RunError::Encode {
+                path: video.output.clone(),
+                reason: format!("the scored chunk {} is missing", file.display()),
+            });
+        }
+    }
+    let list = work_dir.join("chunks.ffconcat");
+    std::fs::write(&list, concat_list(plan, chunk_files)).map_err(|e| {
+        RunError::OutputUnwritable {
+            path: list.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let temp = TempOutput::create(&video.output, overwrite)?;
+    let offset_us = ticks_to_us(plan.frame_pts[0], video.time_base);
+    let args = video.assemble_args(&list, offset_us, temp.path());
+    tools
+        .ffmpeg
+        .output(&args, Duration::from_secs(3600))
+        .map_err(|e| match e {
+            fresco_media::process::ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
+                path: video.output.clone(),
+                reason: format!(
+                    "joining the chunks failed: {}",
+                    fresco_media::process::last_lines(&stderr_tail, 3)
+                ),
+            },
+            other => RunError::Tool(other),
+        })?;
+    let frames = count_video_packets(tools, temp.path())?;
+    let expected = plan.frame_pts.len() as u64;
+    if frames != expected {
+        return Err(RunError::Encode {
+            path: video.output.clone(),
+            reason: format!("the joined video has {frames} frames, expected {expected}"),
+        });
+    }
+    temp.commit()
+}
+
+/// An ffconcat list: each chunk with the exact duration up to the next chunk's first frame
+/// (cumulative times rounded once, so the durations telescope); the last keeps its own.
+pub fn concat_list(plan: &JobPlan, chunk_files: &[PathBuf]) -> String {
+    let tb = plan.video.time_base;
+    let first = plan.frame_pts[0];
+    let mut list = String::from("ffconcat version 1.0\n");
+    for (i, (range, file)) in plan.chunks.iter().zip(chunk_files).enumerate() {
+        let path = file.to_string_lossy().replace('\'', "'\\''");
+        list.push_str(&format!("file '{path}'\n"));
+        if i + 1 < plan.chunks.len() {
+            let start = ticks_to_us(plan.frame_pts[range.start as usize] - first, tb);
+            let end = ticks_to_us(plan.frame_pts[range.end as usize] - first, tb);
+            list.push_str(&format!("duration {}us\n", end - start));
+        }
+    }
+    list
+}
+
+fn ticks_to_us(ticks: i64, (num, den): (u64, u64)) -> i64 {
+    let us = ticks as i128 * num as i128 * 1_000_000;
+    let den = den as i128;
+    // Round half away from zero.
+    ((us + us.signum() * den / 2) / den) as i64
+}
+
+/// Video packets in a file we wrote (one per frame for the codecs we encode).
+fn count_video_packets(tools: &Tools, path: &Path) -> Result<u64, RunError> {
+    let args: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-count_packets",
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+    ]
+    .iter()
+    .map(Into::into)
+    .chain(std::iter::once(path.as_os_str().to_os_string()))
+    .collect();
+    let out = tools
+        .ffprobe
+        .output(&args, Duration::from_secs(600))
+        .map_err(RunError::Tool)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .trim_end_matches(',')
+        .parse()
+        .map_err(|_| RunError::Encode {
+            path: path.to_path_buf(),
+            reason: format!(
+                "cannot count the frames of the joined video (ffprobe said '{}')",
+                text.trim()
+            ),
+        })
+}
+
+/// Writes `text` to `path` through a temporary name, so a reader never sees half of it.
+pub fn write_atomically(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let partial = partial_path(path);
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(text)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microseconds_round_to_nearest() {
+        assert_eq!(ticks_to_us(1, (1, 3)), 333_333);
+        assert_eq!(ticks_to_us(2, (1, 3)), 666_667);
+        assert_eq!(ticks_to_us(3003, (1, 30000)), 100_100);
+        assert_eq!(ticks_to_us(-1, (1, 3)), -333_333);
+    }
+}

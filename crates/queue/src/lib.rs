@@ -1,0 +1,304 @@
+//! The durable job queue: jobs and their tasks (plan, score chunk, assemble) in a database that
+//! any number of workers share.
+//!
+//! A worker [`Queue::claim`]s one task under a lease, renews it with [`Queue::heartbeat`] while it
+//! works, and ends it with one of the `complete_*` verbs or [`Queue::fail`]. A worker that dies
+//! simply stops renewing: the next claim after the lease runs out puts the task back (counting a
+//! lease expiry, a budget separate from reported errors). Every change is one transaction; the
+//! lease token fences a worker that lost its lease from touching the task again.
+//!
+//! Two backends behind [`Queue`], chosen by URL in [`open`]: SQLite (`sqlite://PATH`, one machine,
+//! several processes) and PostgreSQL (`postgres://...`, many machines; `FOR UPDATE SKIP LOCKED`
+//! claims and `LISTEN/NOTIFY` wake-ups). Both run the same test suite (`tests/backend.rs`).
+//!
+//! Claim order is fair across jobs: higher priority first, then by chunk number, then by
+//! submission time, so chunk 0 of every job comes before chunk 1 of any: a long job does not
+//! starve short ones queued after it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fresco_core::{FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
+use serde::Serialize;
+
+mod postgres;
+mod rows;
+mod signal;
+mod sqlite;
+
+pub use postgres::PgQueue;
+pub use sqlite::SqliteQueue;
+
+/// A job's id (a random UUID as text).
+pub type JobId = String;
+
+/// Errors of the queue itself (the database), not of the work.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("unsupported queue URL '{url}': use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl { url: String },
+    #[error("cannot open the queue database {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("queue database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("queue database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("no job with id '{0}'")]
+    NoSuchJob(String),
+    #[error("the queue database holds a value this fresco cannot read: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// A job to add.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Identifies "the same job" (input fingerprint, model digest, options, output): while a job
+    /// with this identity is queued or running, submitting it again returns that job.
+    pub identity: String,
+    /// For listings: where the job reads and writes.
+    pub input: String,
+    pub output: String,
+    /// Everything a worker needs to do the job (opaque to the queue; JSON).
+    pub spec: String,
+    /// Higher runs first. Default 0.
+    pub priority: i32,
+    pub budgets: RetryBudgets,
+}
+
+/// What [`Queue::submit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// A new job was queued.
+    New(JobId),
+    /// A queued or running job with the same identity exists; nothing was added.
+    Existing(JobId),
+}
+
+impl Submitted {
+    pub fn id(&self) -> &str {
+        match self {
+            Submitted::New(id) | Submitted::Existing(id) => id,
+        }
+    }
+}
+
+/// A claimed task: the worker's right to work on it until the lease runs out.
+#[derive(Debug, Clone)]
+pub struct TaskLease {
+    pub task_id: i64,
+    pub job_id: JobId,
+    pub kind: TaskKind,
+    /// Score tasks: the chunk's number and frames. Plan/assemble: chunk 0, empty range.
+    pub chunk: u32,
+    pub frames: FrameRange,
+    /// Fences this claim: every later call for the task must present it.
+    pub token: String,
+    /// Attempts (reported errors) and expiries so far, before this claim.
+    pub attempts: u32,
+    pub expiries: u32,
+    /// The job's spec, as submitted.
+    pub spec: String,
+    /// The job's plan, once its plan task completed (None for the plan task itself).
+    pub plan: Option<String>,
+    /// What an earlier holder of this task recorded with [`Queue::checkpoint`].
+    pub checkpoint: Option<String>,
+}
+
+/// Whether a lease is still held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Held,
+    /// Reclaimed after expiry, or the job was canceled or failed: stop working on it.
+    Lost,
+}
+
+/// What [`Queue::fail`] did with the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Pending again, claimable from this time (ms since the Unix epoch).
+    Retrying { not_before_ms: i64 },
+    /// The budget is spent (or the error is permanent): the task and its job failed.
+    JobFailed,
+    /// The lease was no longer held; nothing changed.
+    LeaseLost,
+}
+
+/// Which tasks a claim may take.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    /// Only tasks of these jobs (an embedded `fresco run` works on its own jobs only).
+    pub jobs: Option<Vec<JobId>>,
+}
+
+/// A job as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub identity: String,
+    pub state: JobState,
+    pub priority: i32,
+    pub input: String,
+    pub output: String,
+    #[serde(skip)]
+    pub spec: String,
+    #[serde(skip)]
+    pub plan: Option<String>,
+    /// Frames in the input (known once planned).
+    pub frames_total: Option<u64>,
+    /// Frames in chunks that are done.
+    pub frames_done: u64,
+    pub chunks_total: u32,
+    pub chunks_done: u32,
+    /// Errors reported and leases expired, over all its tasks.
+    pub attempts: u32,
+    pub expiries: u32,
+    pub last_error: Option<String>,
+    pub max_attempts: u32,
+    pub max_expiries: u32,
+    /// Milliseconds since the Unix epoch.
+    pub enqueued_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A task as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    pub id: i64,
+    pub job_id: JobId,
+    pub kind: TaskKind,
+    pub chunk: u32,
+    pub frames: FrameRange,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub expiries: u32,
+    /// The worker holding it now, or that last held it.
+    pub worker: Option<String>,
+    pub lease_expires_at_ms: Option<i64>,
+    pub not_before_ms: i64,
+    pub last_error: Option<String>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// The queue's verbs. Every method is one transaction; all are safe to call from many
+/// processes at once.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Adds a job with its plan task, unless a queued or running job has the same identity.
+    async fn submit(&self, job: NewJob) -> Result<Submitted>;
+
+    /// Claims the next claimable task, fairly across jobs, for `lease`. First puts back tasks
+    /// whose lease ran out (counting an expiry; a task whose expiry budget is spent fails its
+    /// job). Claimable: pending, `not_before` passed, job queued or running; an assemble task
+    /// only once all its job's score tasks are done. Marks a queued job running (started_at).
+    async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        filter: &ClaimFilter,
+    ) -> Result<Option<TaskLease>>;
+
+    /// Renews the lease for another `lease` from now, if still held.
+    async fn heartbeat(&self, lease: &TaskLease, extend: Duration) -> Result<LeaseStatus>;
+
+    /// Records a small text for whoever holds the task next (e.g. "published"), if still held.
+    async fn checkpoint(&self, lease: &TaskLease, note: &str) -> Result<LeaseStatus>;
+
+    /// Ends a plan task: stores the plan, `frames_total`, adds one score task per chunk (in
+    /// order) and the assemble task. Returns `Lost` (and changes nothing) if the lease is gone.
+    async fn complete_plan(
+        &self,
+        lease: &TaskLease,
+        plan: &str,
+        frames_total: u64,
+        chunks: &[FrameRange],
+    ) -> Result<LeaseStatus>;
+
+    /// Ends a score task as done.
+    async fn complete_chunk(&self, lease: &TaskLease) -> Result<LeaseStatus>;
+
+    /// Ends an assemble task: the job succeeded (finished_at).
+    async fn complete_job(&self, lease: &TaskLease) -> Result<LeaseStatus>;
+
+    /// Reports an error. `retryable`: counts an attempt and, while the attempt budget lasts,
+    /// makes the task pending again from now + `backoff`; otherwise (or when the budget is
+    /// spent) fails the task and the job with this error and cancels the job's other tasks.
+    async fn fail(
+        &self,
+        lease: &TaskLease,
+        error: &str,
+        retryable: bool,
+        backoff: Duration,
+    ) -> Result<FailOutcome>;
+
+    /// Gives a task back without counting anything (a worker asked to stop).
+    async fn release(&self, lease: &TaskLease) -> Result<()>;
+
+    /// Ends every lease `worker` holds now, counting an expiry for each: for a worker known to
+    /// be dead (e.g. a local process that is gone), so its tasks need not wait for the lease.
+    async fn expire_worker(&self, worker: &str) -> Result<u64>;
+
+    /// Cancels a queued or running job and its unfinished tasks. False if it was already
+    /// terminal. Errors if there is no such job.
+    async fn cancel(&self, job: &str) -> Result<bool>;
+
+    /// Makes a failed or canceled job queued again: its failed and canceled tasks, and all its
+    /// score tasks (whose chunk files were removed when the job ended), become pending with fresh
+    /// budgets; a done plan stays done, so the input is not scanned again. False if it was not failed or canceled, and
+    /// false (changing nothing) if another job with its identity is queued or running now: that
+    /// job does the work ([`Queue::active_job`] finds it). Errors if there is no such job.
+    async fn retry(&self, job: &str) -> Result<bool>;
+
+    /// One job, or None.
+    async fn job(&self, job: &str) -> Result<Option<JobRecord>>;
+
+    /// Jobs, newest first, optionally only in these states; at most `limit`.
+    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>>;
+
+    /// The queued or running job with this identity, if any.
+    async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>>;
+
+    /// A job's tasks, in order (plan, chunks, assemble).
+    async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>>;
+
+    /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
+    /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).
+    async fn wait_for_work(&self, timeout: Duration);
+}
+
+/// Opens (creating and migrating as needed) the queue at `url`: `sqlite://PATH` (`sqlite:PATH`
+/// too; the file and its folder are created) or `postgres://...` / `postgresql://...`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Queue>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgQueue::connect(url).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(std::sync::Arc::new(
+            SqliteQueue::open(std::path::Path::new(path)).await?,
+        ))
+    } else {
+        Err(QueueError::BadUrl { url: url.into() })
+    }
+}
+
+/// A fresh random lease token.
+pub(crate) fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,90 @@
+//! Lease expiry: tasks whose worker stopped renewing the lease go back to pending, counting an
+//! expiry, or fail their job once the expiry budget is spent.
+
+use sqlx::sqlite::SqliteConnection;
+
+use super::fail_job;
+use crate::rows::{expiry_error, HeldRow, HELD_COLUMNS};
+use crate::Result;
+
+/// What ending leases did.
+#[derive(Debug, Default)]
+pub(super) struct Expired {
+    /// Tasks pending again.
+    pub(super) put_back: u64,
+    /// Tasks whose expiry budget was spent: they failed their jobs.
+    pub(super) failed: u64,
+}
+
+/// A leased task read for [`expire_leases`].
+#[derive(Debug, sqlx::FromRow)]
+struct LeasedRow {
+    id: i64,
+    job_id: String,
+    #[sqlx(flatten)]
+    held: HeldRow,
+}
+
+/// Ends the leases of the tasks that ran out by `now` (`worker` None) or that `worker` holds,
+/// counting an expiry on each: pending again, or, once the expiry budget is spent, failed with
+/// their job. Inside a write transaction.
+pub(super) async fn expire_leases(
+    conn: &mut SqliteConnection,
+    now: i64,
+    worker: Option<&str>,
+) -> Result<Expired> {
+    // Each in the order of its index (`tasks_leased`, `tasks_worker`): ordered otherwise,
+    // SQLite may scan the whole table instead.
+    let which = match worker {
+        None => "t.lease_expires_at < ?1 ORDER BY t.lease_expires_at",
+        Some(_) => "t.worker = ?1 ORDER BY t.id",
+    };
+    let sql = format!(
+        "SELECT t.id, t.job_id, {HELD_COLUMNS} FROM tasks t JOIN jobs j ON j.id = t.job_id \
+         WHERE t.state = 'leased' AND {which}"
+    );
+    let query = sqlx::query_as::<_, LeasedRow>(&sql);
+    let rows = match worker {
+        None => query.bind(now),
+        Some(w) => query.bind(w.to_string()),
+    }
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut expired = Expired::default();
+    for LeasedRow { id, job_id, held } in rows {
+        let expiries = held.expiries + 1;
+        if expiries < held.max_expiries {
+            let changed = sqlx::query(
+                "UPDATE tasks SET state = 'pending', expiries = ?2, token = NULL, \
+                 lease_expires_at = NULL, not_before = ?3 WHERE id = ?1 AND state = 'leased'",
+            )
+            .bind(id)
+            .bind(expiries)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            expired.put_back += changed.rows_affected();
+            continue;
+        }
+        let error = expiry_error(expiries, held.worker.as_deref());
+        // An earlier task of the same job may have failed it (and canceled this one) already.
+        let changed = sqlx::query(
+            "UPDATE tasks SET state = 'failed', expiries = ?2, token = NULL, \
+             lease_expires_at = NULL, last_error = ?3, finished_at = ?4 \
+             WHERE id = ?1 AND state = 'leased'",
+        )
+        .bind(id)
+        .bind(expiries)
+        .bind(&error)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        if changed.rows_affected() == 1 {
+            let job_error = format!("{}: {error}", held.label()?);
+            fail_job(conn, &job_id, &job_error, now).await?;
+            expired.failed += 1;
+        }
+    }
+    Ok(expired)
+}

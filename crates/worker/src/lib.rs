@@ -1,0 +1,13 @@
+//! Workers: processes (or threads of `fresco run`) that take tasks from the queue and do them.
+//! [`spec`] holds what a job asks for, [`worker`] the claim/heartbeat/complete loop and the
+//! three stages, [`sweep`] the housekeeping of the shared work folder.
+
+pub mod spec;
+pub mod sweep;
+pub mod worker;
+
+pub use spec::{absolute, device_kind, load_pinned_model, JobSpec, ModelPin};
+pub use worker::{
+    default_db_url, default_state_dir, worker_name, EventSink, StopSignal, Worker, WorkerConfig,
+    WorkerEvent, WorkerSummary,
+};

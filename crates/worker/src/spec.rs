@@ -1,0 +1,151 @@
+//! What a job asks for, as stored in the queue: input, output, the pinned model and options. A
+//! job's identity is derived from these, so that submitting the same work twice finds the job
+//! already there (which is how an interrupted `fresco run` resumes).
+
+use std::path::{Path, PathBuf};
+
+use fresco_core::{ChannelOrder, Device, InputRange, ModelChoice};
+use fresco_infer::registry::Registry;
+use fresco_infer::EngineOptions;
+use fresco_pipeline::{load_model, LoadedModel, ModelError, VideoOptions};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A model pinned by the digest of its bytes, with how it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPin {
+    pub choice: ModelChoice,
+    /// The style name or file stem, for messages.
+    pub name: String,
+    /// sha256 of the model bytes: a worker refuses a model whose bytes differ.
+    pub digest: String,
+    pub input_range: Option<InputRange>,
+    pub channel_order: Option<ChannelOrder>,
+    /// "cpu" or "cuda": the kind of device the job was submitted for.
+    pub device_kind: String,
+    /// Numeric precision of the model's tensors (always fp32 for now).
+    pub precision: String,
+}
+
+/// Everything a worker needs to do a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub model: ModelPin,
+    pub options: VideoOptions,
+    /// Frames per chunk; `None`: sized from a calibration at plan time.
+    pub chunk_frames: Option<u64>,
+}
+
+impl JobSpec {
+    /// The job's identity: the input's fingerprint (absolute path, size, modification time), the
+    /// model digest, the options and the output path. Equal identities are the same work.
+    pub fn identity(&self) -> String {
+        let fingerprint = input_fingerprint(&self.input);
+        let mut hasher = Sha256::new();
+        hasher.update(fingerprint.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(self.model.digest.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(serde_json::to_vec(&self.options).expect("options serialise"));
+        hasher.update(b"\0");
+        hasher.update(serde_json::to_vec(&self.chunk_frames).expect("serialises"));
+        hasher.update(b"\0");
+        hasher.update(self.output.to_string_lossy().as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a job spec serialises")
+    }
+
+    pub fn from_json(text: &str) -> Result<JobSpec, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// "path|size|mtime-ns", or just the path when it cannot be read.
+fn input_fingerprint(input: &Path) -> String {
+    match std::fs::metadata(input) {
+        Ok(meta) => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("{}|{}|{mtime}", input.display(), meta.len())
+        }
+        Err(_) => input.display().to_string(),
+    }
+}
+
+/// An absolute form of `path` without requiring it to exist (the output usually does not).
+pub fn absolute(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    // Canonicalise the folder, which exists when the output is about to be written.
+    match (joined.parent(), joined.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map(|d| d.join(name))
+            .unwrap_or(joined.clone()),
+        _ => joined,
+    }
+}
+
+/// Why a pinned model cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("model {name}: its bytes changed since the job was submitted (sha256 {found}, the job pinned {pinned}); restore the file or submit a new job")]
+    DigestChanged {
+        name: String,
+        pinned: String,
+        found: String,
+    },
+}
+
+/// Loads the model a job pinned, on this worker's device, and checks that its bytes are the ones
+/// pinned. Never downloads: a worker uses what its model folder or cache holds.
+pub fn load_pinned_model(
+    pin: &ModelPin,
+    registry: &Registry,
+    device: Device,
+    threads: Option<usize>,
+) -> Result<LoadedModel, PinError> {
+    let options = EngineOptions {
+        threads,
+        device,
+        input_range: pin.input_range,
+        channel_order: pin.channel_order,
+        ..EngineOptions::default()
+    };
+    let loaded = load_model(&pin.choice, registry, &options, false)?;
+    if loaded.digest != pin.digest {
+        return Err(PinError::DigestChanged {
+            name: pin.name.clone(),
+            pinned: pin.digest.clone(),
+            found: loaded.digest,
+        });
+    }
+    Ok(loaded)
+}
+
+/// "cpu" or "cuda".
+pub fn device_kind(device: Device) -> &'static str {
+    match device {
+        Device::Cpu => "cpu",
+        Device::Cuda(_) => "cuda",
+    }
+}

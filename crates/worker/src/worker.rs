@@ -1,0 +1,870 @@
+//! One worker: a loop that claims a task, does it on a blocking thread while a heartbeat renews
+//! the lease, and reports the outcome.
+//!
+//! ```text
+//! claim ──> plan | score chunk | assemble  (blocking thread, cancel flag)
+//!   ^            │      ^
+//!   │            │      └── heartbeat every lease/3; a lost lease raises the cancel flag
+//!   └── complete / fail (back-off) / release (on stop)
+//! ```
+//!
+//! A stop request (SIGTERM, Ctrl-C) stops claiming at once; a task in flight gets `grace` to
+//! finish, after which it is canceled and released without counting against its budgets.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fresco_core::{Device, FrameRange, JobState, TaskKind};
+use fresco_infer::registry::Registry;
+use fresco_pipeline::chunk::{self, JobPlan};
+use fresco_pipeline::{FailureClass, LoadedModel, Progress, RunError, Tools};
+use fresco_queue::{ClaimFilter, FailOutcome, LeaseStatus, Queue, QueueError, TaskLease};
+use tokio::sync::Notify;
+
+use crate::spec::{load_pinned_model, JobSpec, PinError};
+use crate::sweep;
+
+/// Target compute per chunk when a job does not fix `chunk_frames`.
+const CHUNK_TARGET_SECS: f64 = 30.0;
+const MIN_CHUNK_FRAMES: u64 = 8;
+const MAX_CHUNK_FRAMES: u64 = 5000;
+/// What a plan checkpoint says once the output has been moved into place.
+const PUBLISHING: &str = "publishing";
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among live workers: `host:pid:n`.
+    pub name: String,
+    /// Where scored chunks are written; every worker of a deployment must see the same folder.
+    pub work_dir: PathBuf,
+    pub lease: Duration,
+    /// After a stop request, how long a task in flight may go on before it is released.
+    pub grace: Duration,
+    /// Exit once no job that this worker may work on is queued or running.
+    pub until_idle: bool,
+    pub filter: ClaimFilter,
+    pub device: Device,
+    /// Inference threads (None: one per core).
+    pub threads: Option<usize>,
+    /// First back-off after a reported error; doubles with each attempt.
+    pub retry_delay: Duration,
+    /// Longest wait for work before looking again.
+    pub idle_wait: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker named `name` writing chunks under `work_dir`.
+    pub fn new(name: String, work_dir: PathBuf) -> WorkerConfig {
+        WorkerConfig {
+            name,
+            work_dir,
+            lease: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            until_idle: false,
+            filter: ClaimFilter::default(),
+            device: Device::Cpu,
+            threads: None,
+            retry_delay: Duration::from_secs(2),
+            idle_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A worker name unique on this machine: `host:pid:n`.
+pub fn worker_name(n: usize) -> String {
+    format!("{}:{}:{n}", sweep::host_name(), std::process::id())
+}
+
+/// Things a worker reports as it goes, for progress displays.
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    Claimed {
+        job: String,
+        kind: TaskKind,
+        chunk: u32,
+        frames: FrameRange,
+    },
+    /// Frames of the current chunk done so far.
+    Frames {
+        job: String,
+        chunk: u32,
+        done: u64,
+    },
+    Planned {
+        job: String,
+        frames: u64,
+        chunks: usize,
+        notes: Vec<String>,
+        warnings: Vec<String>,
+    },
+    ChunkDone {
+        job: String,
+        chunk: u32,
+        frames: u64,
+        reused: bool,
+        model_seconds: f64,
+    },
+    /// The chunk's frames went back to the queue (canceled, lease lost, stopping).
+    ChunkAbandoned {
+        job: String,
+        chunk: u32,
+    },
+    Succeeded {
+        job: String,
+        output: PathBuf,
+    },
+    Retrying {
+        job: String,
+        kind: TaskKind,
+        chunk: u32,
+        error: String,
+    },
+    Failed {
+        job: String,
+        error: String,
+        class: FailureClass,
+    },
+}
+
+/// Receives [`WorkerEvent`]s.
+pub type EventSink = Arc<dyn Fn(WorkerEvent) + Send + Sync>;
+
+/// Asks workers to stop; shared by all the workers of a process.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    stopping: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    pub fn new() -> Arc<StopSignal> {
+        Arc::new(StopSignal::default())
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_stopping() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a worker did before it exited.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerSummary {
+    pub tasks_done: u64,
+    pub chunks_scored: u64,
+    pub frames_scored: u64,
+    pub tasks_failed: u64,
+    pub tasks_released: u64,
+}
+
+/// A worker: a queue, its configuration, and where its events go.
+pub struct Worker {
+    queue: Arc<dyn Queue>,
+    config: WorkerConfig,
+    tools: Tools,
+    events: Option<EventSink>,
+    stop: Arc<StopSignal>,
+    /// The last model used, kept loaded for the next task of the same job.
+    model: Option<LoadedModel>,
+}
+
+/// Why a task did not complete.
+#[derive(Debug)]
+struct TaskFailure {
+    message: String,
+    retryable: bool,
+    class: FailureClass,
+}
+
+impl TaskFailure {
+    fn from_run(e: RunError) -> TaskFailure {
+        let class = e.class();
+        TaskFailure {
+            message: e.to_string(),
+            retryable: is_retryable(class),
+            class,
+        }
+    }
+
+    fn permanent(message: String, class: FailureClass) -> TaskFailure {
+        TaskFailure {
+            message,
+            retryable: false,
+            class,
+        }
+    }
+}
+
+/// Infrastructure trouble is worth another try; a bad input or model is not.
+fn is_retryable(class: FailureClass) -> bool {
+    match class {
+        FailureClass::Processing | FailureClass::Canceled => true,
+        FailureClass::InputMissing
+        | FailureClass::BadInput
+        | FailureClass::Output
+        | FailureClass::MissingDependency
+        | FailureClass::Model => false,
+    }
+}
+
+/// What a task produced.
+enum TaskOutput {
+    Planned {
+        plan: Box<JobPlan>,
+    },
+    Scored {
+        frames: u64,
+        reused: bool,
+        model_seconds: f64,
+    },
+    Assembled {
+        output: PathBuf,
+    },
+}
+
+impl Worker {
+    pub fn new(queue: Arc<dyn Queue>, config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
+        Worker {
+            queue,
+            config,
+            tools: Tools::default(),
+            events: None,
+            stop,
+            model: None,
+        }
+    }
+
+    pub fn with_events(mut self, sink: EventSink) -> Worker {
+        self.events = Some(sink);
+        self
+    }
+
+    pub fn with_tools(mut self, tools: Tools) -> Worker {
+        self.tools = tools;
+        self
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        if let Some(sink) = &self.events {
+            sink(event);
+        }
+    }
+
+    /// Works until stopped (or, with `until_idle`, until no work is left). Queue errors (a
+    /// database restart, a cut connection) are logged and retried, never fatal.
+    pub async fn run(mut self) -> WorkerSummary {
+        let mut summary = WorkerSummary::default();
+        let mut db_backoff = Duration::from_millis(200);
+        let mut last_sweep: Option<Instant> = None;
+        tracing::info!(worker = %self.config.name, "worker started");
+        loop {
+            if self.stop.is_stopping() {
+                break;
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                sweep::sweep_work_dir(&*self.queue, &self.config.work_dir, self.config.lease).await;
+                last_sweep = Some(Instant::now());
+            }
+            let claimed = self
+                .queue
+                .claim(&self.config.name, self.config.lease, &self.config.filter)
+                .await;
+            let lease = match claimed {
+                Ok(Some(lease)) => {
+                    db_backoff = Duration::from_millis(200);
+                    lease
+                }
+                Ok(None) => {
+                    if self.config.until_idle {
+                        match self.work_remains().await {
+                            Ok(false) => break,
+                            Ok(true) => {}
+                            Err(e) => tracing::warn!("queue unavailable: {e}"),
+                        }
+                    }
+                    tokio::select! {
+                        _ = self.queue.wait_for_work(self.config.idle_wait) => {}
+                        _ = self.stop.stopped() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.config.name, "queue unavailable, retrying in {:?}: {e}", db_backoff);
+                    tokio::select! {
+                        _ = tokio::time::sleep(db_backoff) => {}
+                        _ = self.stop.stopped() => {}
+                    }
+                    db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            self.run_task(lease, &mut summary).await;
+        }
+        tracing::info!(worker = %self.config.name, "worker stopped: {} tasks done, {} chunks ({} frames) scored, {} failed, {} released",
+            summary.tasks_done, summary.chunks_scored, summary.frames_scored, summary.tasks_failed, summary.tasks_released);
+        summary
+    }
+
+    /// Whether a job this worker may work on is still queued or running.
+    async fn work_remains(&self) -> Result<bool, QueueError> {
+        match &self.config.filter.jobs {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(job) = self.queue.job(id).await? {
+                        if !job.state.is_terminal() {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            None => Ok(!self
+                .queue
+                .jobs(&[JobState::Queued, JobState::Running], 1)
+                .await?
+                .is_empty()),
+        }
+    }
+
+    async fn run_task(&mut self, lease: TaskLease, summary: &mut WorkerSummary) {
+        tracing::info!(
+            worker = %self.config.name,
+            job = %lease.job_id,
+            "claimed {} chunk {} (frames {}-{}) of job {} (attempts {}, expiries {})",
+            lease.kind, lease.chunk, lease.frames.start, lease.frames.end, lease.job_id, lease.attempts, lease.expiries
+        );
+        self.emit(WorkerEvent::Claimed {
+            job: lease.job_id.clone(),
+            kind: lease.kind,
+            chunk: lease.chunk,
+            frames: lease.frames,
+        });
+        let cancel = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            Arc::clone(&self.queue),
+            lease.clone(),
+            self.config.lease,
+            Arc::clone(&cancel),
+            Arc::clone(&lost),
+        ));
+
+        let context = TaskContext {
+            tools: self.tools.clone(),
+            work_dir: self.config.work_dir.clone(),
+            device: self.config.device,
+            threads: self.config.threads,
+            queue: Arc::clone(&self.queue),
+            events: self.events.clone(),
+        };
+        let model = self.model.take();
+        let task_lease = lease.clone();
+        let task_cancel = Arc::clone(&cancel);
+        let mut blocking = tokio::task::spawn_blocking(move || {
+            let mut model = model;
+            let result = execute(&context, &task_lease, &mut model, &task_cancel);
+            (result, model)
+        });
+        let joined = tokio::select! {
+            joined = &mut blocking => joined,
+            _ = self.stop.stopped() => {
+                let finished_in_time = tokio::time::timeout(self.config.grace, &mut blocking).await;
+                match finished_in_time {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        tracing::info!(worker = %self.config.name, "grace period over: releasing {} chunk {} of job {}", lease.kind, lease.chunk, lease.job_id);
+                        cancel.store(true, Ordering::SeqCst);
+                        blocking.await
+                    }
+                }
+            }
+        };
+        heartbeat.abort();
+        let (result, model) = match joined {
+            Ok(pair) => pair,
+            Err(panic) => (
+                Err(TaskFailure {
+                    message: format!("the worker's task panicked: {panic}"),
+                    retryable: true,
+                    class: FailureClass::Processing,
+                }),
+                None,
+            ),
+        };
+        self.model = model;
+
+        if lost.load(Ordering::SeqCst) {
+            tracing::warn!(worker = %self.config.name, "lost the lease on {} chunk {} of job {} (canceled, or reclaimed after expiry); its result is discarded", lease.kind, lease.chunk, lease.job_id);
+            if lease.kind == TaskKind::Score {
+                self.emit(WorkerEvent::ChunkAbandoned {
+                    job: lease.job_id.clone(),
+                    chunk: lease.chunk,
+                });
+            }
+            return;
+        }
+        match result {
+            Ok(output) => self.report_success(&lease, output, summary).await,
+            Err(failure) if failure.class == FailureClass::Canceled => {
+                // Stopped by us (stop request): give the task back, uncounted.
+                if let Err(e) = self.queue.release(&lease).await {
+                    tracing::warn!(
+                        "could not release {} chunk {}: {e}",
+                        lease.kind,
+                        lease.chunk
+                    );
+                }
+                summary.tasks_released += 1;
+                if lease.kind == TaskKind::Score {
+                    self.emit(WorkerEvent::ChunkAbandoned {
+                        job: lease.job_id.clone(),
+                        chunk: lease.chunk,
+                    });
+                }
+            }
+            Err(failure) => self.report_failure(&lease, failure, summary).await,
+        }
+    }
+
+    async fn report_success(
+        &mut self,
+        lease: &TaskLease,
+        output: TaskOutput,
+        summary: &mut WorkerSummary,
+    ) {
+        let status = match &output {
+            TaskOutput::Planned { plan } => {
+                let text = serde_json::to_string(plan).expect("a plan serialises");
+                self.queue
+                    .complete_plan(lease, &text, plan.frame_pts.len() as u64, &plan.chunks)
+                    .await
+            }
+            TaskOutput::Scored { .. } => self.queue.complete_chunk(lease).await,
+            TaskOutput::Assembled { .. } => self.queue.complete_job(lease).await,
+        };
+        match status {
+            Ok(LeaseStatus::Held) => {}
+            Ok(LeaseStatus::Lost) => {
+                tracing::warn!(worker = %self.config.name, "finished {} chunk {} of job {} but the lease was gone; result discarded", lease.kind, lease.chunk, lease.job_id);
+                return;
+            }
+            Err(e) => {
+                // The lease will run out and another worker will redo the task.
+                tracing::warn!(worker = %self.config.name, "could not record {} chunk {} of job {} as done: {e}", lease.kind, lease.chunk, lease.job_id);
+                return;
+            }
+        }
+        summary.tasks_done += 1;
+        match output {
+            TaskOutput::Planned { plan } => {
+                tracing::info!(job = %lease.job_id, "planned job {}: {} frames in {} chunks", lease.job_id, plan.frame_pts.len(), plan.chunks.len());
+                self.emit(WorkerEvent::Planned {
+                    job: lease.job_id.clone(),
+                    frames: plan.frame_pts.len() as u64,
+                    chunks: plan.chunks.len(),
+                    notes: plan.video.notes.clone(),
+                    warnings: plan.warnings.clone(),
+                });
+            }
+            TaskOutput::Scored {
+                frames,
+                reused,
+                model_seconds,
+            } => {
+                if !reused {
+                    summary.chunks_scored += 1;
+                    summary.frames_scored += frames;
+                }
+                tracing::info!(job = %lease.job_id, "scored chunk {} of job {} ({frames} frames{})", lease.chunk, lease.job_id, if reused { ", already on disk" } else { "" });
+                self.emit(WorkerEvent::ChunkDone {
+                    job: lease.job_id.clone(),
+                    chunk: lease.chunk,
+                    frames,
+                    reused,
+                    model_seconds,
+                });
+            }
+            TaskOutput::Assembled { output } => {
+                tracing::info!(job = %lease.job_id, "job {} succeeded: {}", lease.job_id, output.display());
+                sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
+                self.emit(WorkerEvent::Succeeded {
+                    job: lease.job_id.clone(),
+                    output,
+                });
+            }
+        }
+    }
+
+    async fn report_failure(
+        &mut self,
+        lease: &TaskLease,
+        failure: TaskFailure,
+        summary: &mut WorkerSummary,
+    ) {
+        let attempt = lease.attempts + 1;
+        let backoff = Duration::from_millis(fresco_core::job::retry_backoff_ms(
+            attempt,
+            self.config.retry_delay.as_millis() as u64,
+        ));
+        tracing::warn!(worker = %self.config.name, job = %lease.job_id, "{} chunk {} of job {} failed (attempt {attempt}): {}", lease.kind, lease.chunk, lease.job_id, failure.message);
+        match self
+            .queue
+            .fail(lease, &failure.message, failure.retryable, backoff)
+            .await
+        {
+            Ok(FailOutcome::Retrying { .. }) => {
+                self.emit(WorkerEvent::Retrying {
+                    job: lease.job_id.clone(),
+                    kind: lease.kind,
+                    chunk: lease.chunk,
+                    error: failure.message,
+                });
+            }
+            Ok(FailOutcome::JobFailed) => {
+                summary.tasks_failed += 1;
+                sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
+                self.emit(WorkerEvent::Failed {
+                    job: lease.job_id.clone(),
+                    error: failure.message,
+                    class: failure.class,
+                });
+            }
+            Ok(FailOutcome::LeaseLost) => {}
+            Err(e) => tracing::warn!("could not record the failure: {e}"),
+        }
+    }
+}
+
+/// Renews the lease every third of its length; raises `cancel` (and `lost`) when it is gone.
+async fn heartbeat_loop(
+    queue: Arc<dyn Queue>,
+    lease: TaskLease,
+    length: Duration,
+    cancel: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+) {
+    let every = (length / 3).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        match queue.heartbeat(&lease, length).await {
+            Ok(LeaseStatus::Held) => {}
+            Ok(LeaseStatus::Lost) => {
+                lost.store(true, Ordering::SeqCst);
+                cancel.store(true, Ordering::SeqCst);
+                return;
+            }
+            // Keep working: if the database stays away past the lease, the task is reclaimed
+            // and our result will be refused.
+            Err(e) => tracing::warn!("heartbeat failed: {e}"),
+        }
+    }
+}
+
+/// What the blocking part of a task needs.
+struct TaskContext {
+    tools: Tools,
+    work_dir: PathBuf,
+    device: Device,
+    threads: Option<usize>,
+    queue: Arc<dyn Queue>,
+    events: Option<EventSink>,
+}
+
+fn execute(
+    ctx: &TaskContext,
+    lease: &TaskLease,
+    model: &mut Option<LoadedModel>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<TaskOutput, TaskFailure> {
+    let spec = JobSpec::from_json(&lease.spec).map_err(|e| {
+        TaskFailure::permanent(
+            format!("the job's spec cannot be read: {e}"),
+            FailureClass::Processing,
+        )
+    })?;
+    match lease.kind {
+        TaskKind::Plan => plan_task(ctx, &spec, model),
+        TaskKind::Score => score_task(ctx, lease, &spec, model, cancel),
+        TaskKind::Assemble => assemble_task(ctx, lease, &spec),
+    }
+}
+
+fn job_plan(lease: &TaskLease) -> Result<JobPlan, TaskFailure> {
+    let text = lease.plan.as_deref().ok_or_else(|| {
+        TaskFailure::permanent("the job has no plan yet".into(), FailureClass::Processing)
+    })?;
+    serde_json::from_str(text).map_err(|e| {
+        TaskFailure::permanent(
+            format!("the job's plan cannot be read: {e}"),
+            FailureClass::Processing,
+        )
+    })
+}
+
+/// Loads the job's model unless it is the one already loaded.
+fn ensure_model<'m>(
+    ctx: &TaskContext,
+    spec: &JobSpec,
+    model: &'m mut Option<LoadedModel>,
+) -> Result<&'m mut LoadedModel, TaskFailure> {
+    if model.as_ref().map(|m| m.digest.as_str()) != Some(spec.model.digest.as_str()) {
+        *model = None;
+        let loaded = load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
+            .map_err(|e| {
+                let class = match &e {
+                    PinError::Model(m) if m.is_missing_runtime() => FailureClass::MissingDependency,
+                    _ => FailureClass::Model,
+                };
+                TaskFailure::permanent(e.to_string(), class)
+            })?;
+        *model = Some(loaded);
+    }
+    Ok(model.as_mut().expect("just loaded"))
+}
+
+fn plan_task(
+    ctx: &TaskContext,
+    spec: &JobSpec,
+    model: &mut Option<LoadedModel>,
+) -> Result<TaskOutput, TaskFailure> {
+    // The output may exist only if the user allowed overwriting; the folder must be writable.
+    let mut options = spec.options.clone();
+    let loaded = ensure_model(ctx, spec, model)?;
+    let mut plan = chunk::plan_job(&ctx.tools, &spec.input, &spec.output, &options, 1)
+        .map_err(TaskFailure::from_run)?;
+    let chunk_frames = match spec.chunk_frames {
+        Some(n) => n.max(1),
+        None => calibrated_chunk_frames(loaded, &plan),
+    };
+    // Pin the encoder's thread count, so every chunk is encoded alike wherever it runs.
+    if options.encode.threads.is_none() {
+        options.encode.threads = Some(default_encoder_threads());
+        plan.video.encode.threads = options.encode.threads;
+    }
+    plan.chunks = fresco_core::split_frames(plan.frame_pts.len() as u64, chunk_frames);
+    Ok(TaskOutput::Planned {
+        plan: Box::new(plan),
+    })
+}
+
+/// x264 and friends pick their thread count from the machine; a job pins one instead.
+fn default_encoder_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4) as u32)
+        .unwrap_or(2)
+}
+
+/// Frames per chunk so that a chunk costs about [`CHUNK_TARGET_SECS`] of model time on this
+/// machine: the model is timed on one frame of the job's size (after a warm-up frame).
+fn calibrated_chunk_frames(model: &mut LoadedModel, plan: &JobPlan) -> u64 {
+    let (w, h) = (plan.video.model_width, plan.video.model_height);
+    let pixels = w as usize * h as usize * 3;
+    let input = vec![128u8; pixels];
+    let mut output = vec![0u8; pixels];
+    let mut per_frame = None;
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        if model.engine.style_rgb(w, h, &input, &mut output).is_err() {
+            break;
+        }
+        per_frame = Some(t0.elapsed().as_secs_f64());
+    }
+    let frames = match per_frame {
+        Some(secs) if secs > 0.0 => (CHUNK_TARGET_SECS / secs).round() as u64,
+        _ => MAX_CHUNK_FRAMES,
+    };
+    let frames = frames.clamp(MIN_CHUNK_FRAMES, MAX_CHUNK_FRAMES);
+    tracing::info!(
+        "calibration: {:.3} s per {w}x{h} frame -> {frames} frames per chunk",
+        per_frame.unwrap_or(0.0)
+    );
+    frames
+}
+
+/// Test hooks, read from the environment: a chunk that always fails, and a delay per frame so
+/// that a test can kill a worker in the middle of a chunk.
+struct FaultInjection {
+    fail_chunk: Option<u32>,
+    frame_delay: Option<Duration>,
+}
+
+impl FaultInjection {
+    fn from_env() -> FaultInjection {
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+        FaultInjection {
+            fail_chunk: var("FRESCO_TEST_FAIL_CHUNK").map(|n| n as u32),
+            frame_delay: var("FRESCO_TEST_FRAME_DELAY_MS").map(Duration::from_millis),
+        }
+    }
+}
+
+fn score_task(
+    ctx: &TaskContext,
+    lease: &TaskLease,
+    spec: &JobSpec,
+    model: &mut Option<LoadedModel>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<TaskOutput, TaskFailure> {
+    let plan = job_plan(lease)?;
+    let faults = FaultInjection::from_env();
+    if faults.fail_chunk == Some(lease.chunk) {
+        return Err(TaskFailure {
+            message: format!(
+                "injected failure in chunk {} (FRESCO_TEST_FAIL_CHUNK)",
+                lease.chunk
+            ),
+            retryable: true,
+            class: FailureClass::Processing,
+        });
+    }
+    let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
+    std::fs::create_dir_all(&job_dir).map_err(|e| TaskFailure {
+        message: format!(
+            "{}: cannot create the job's work folder: {e}",
+            job_dir.display()
+        ),
+        retryable: true,
+        class: FailureClass::Processing,
+    })?;
+    let out = job_dir.join(chunk::chunk_file_name(lease.chunk));
+    if out.is_file() {
+        // A previous holder finished the file (renamed into place only when complete) but did
+        // not live to record it.
+        return Ok(TaskOutput::Scored {
+            frames: lease.frames.len(),
+            reused: true,
+            model_seconds: 0.0,
+        });
+    }
+    let loaded = ensure_model(ctx, spec, model)?;
+    let events = ctx.events.clone();
+    let job = lease.job_id.clone();
+    let chunk_number = lease.chunk;
+    let mut progress = |p: Progress| {
+        if let Some(delay) = faults.frame_delay {
+            std::thread::sleep(delay);
+        }
+        if let Some(sink) = &events {
+            sink(WorkerEvent::Frames {
+                job: job.clone(),
+                chunk: chunk_number,
+                done: p.frames_done,
+            });
+        }
+    };
+    // After a reported error, count frames from the start instead of seeking: exact for any
+    // input, whatever its index or timestamps.
+    let by_number = lease.attempts > 0;
+    let first = chunk::score_chunk(
+        &ctx.tools,
+        &plan,
+        lease.frames,
+        by_number,
+        &mut loaded.engine,
+        &out,
+        cancel,
+        &mut progress,
+    );
+    let result = match first {
+        Err(RunError::Decode { .. }) if !by_number && !cancel.load(Ordering::SeqCst) => {
+            tracing::info!(
+                "chunk {}: seeking missed frames; decoding from the start instead",
+                lease.chunk
+            );
+            chunk::score_chunk(
+                &ctx.tools,
+                &plan,
+                lease.frames,
+                true,
+                &mut loaded.engine,
+                &out,
+                cancel,
+                &mut progress,
+            )
+        }
+        other => other,
+    };
+    let stats = result.map_err(|e| match e {
+        // A decode failure in one chunk after the whole input decoded at plan time is more
+        // likely the machine than the file: try again elsewhere.
+        RunError::Decode { .. } => TaskFailure {
+            message: e.to_string(),
+            retryable: true,
+            class: FailureClass::BadInput,
+        },
+        other => TaskFailure::from_run(other),
+    })?;
+    Ok(TaskOutput::Scored {
+        frames: stats.frames,
+        reused: false,
+        model_seconds: stats.model_seconds,
+    })
+}
+
+fn assemble_task(
+    ctx: &TaskContext,
+    lease: &TaskLease,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let plan = job_plan(lease)?;
+    let output = plan.video.output.clone();
+    if lease.checkpoint.as_deref() == Some(PUBLISHING) && output.is_file() {
+        // A previous holder moved the output into place and died before recording it.
+        return Ok(TaskOutput::Assembled { output });
+    }
+    let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
+    let files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
+        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
+        .collect();
+    let handle = tokio::runtime::Handle::current();
+    handle
+        .block_on(ctx.queue.checkpoint(lease, PUBLISHING))
+        .map_err(|e| TaskFailure {
+            message: format!("queue: {e}"),
+            retryable: true,
+            class: FailureClass::Processing,
+        })?;
+    let published = chunk::assemble(
+        &ctx.tools,
+        &plan,
+        &files,
+        &job_dir,
+        spec.options.overwrite || lease.checkpoint.as_deref() == Some(PUBLISHING),
+    )
+    .map_err(TaskFailure::from_run)?;
+    Ok(TaskOutput::Assembled { output: published })
+}
+
+/// The folder where `fresco run` keeps its queue and chunks when none is given: the per-user
+/// state folder (`$XDG_STATE_HOME/fresco`, `~/.local/state/fresco`).
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FRESCO_STATE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(|| PathBuf::from(".fresco-state"))
+        .join("fresco")
+}
+
+/// `sqlite://STATE/queue.db`.
+pub fn default_db_url(state_dir: &Path) -> String {
+    format!("sqlite://{}", state_dir.join("queue.db").display())
+}
