@@ -31,11 +31,11 @@ pub struct BenchJobsArgs {
     /// Frame height of the generated clip.
     #[arg(long, default_value_t = 180)]
     pub height: u32,
-    /// Frames in the clip.
-    #[arg(long, default_value_t = 48)]
+    /// Frames in the clip (fixed costs, plan and assembly, weigh more on short clips).
+    #[arg(long, default_value_t = 120)]
     pub frames: u32,
     /// Frames per chunk for the scaling run.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 10)]
     pub chunk_frames: u64,
     /// A PostgreSQL server to measure too (a scratch database is created and dropped there).
     #[arg(long, value_name = "URL")]
