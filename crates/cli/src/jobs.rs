@@ -23,7 +23,7 @@ pub enum JobsCommand {
     Show(ShowArgs),
     /// Stop a queued or running job; its workers drop its chunks within one lease.
     Cancel(IdArgs),
-    /// Queue a failed or canceled job again, keeping the chunks already done.
+    /// Queue a failed or canceled job again (its plan is kept; its chunks are scored again).
     Retry(IdArgs),
 }
 

@@ -12,7 +12,7 @@ use crate::exit::{self, Failure};
 pub struct QueueArgs {
     /// The job queue: sqlite://PATH or postgres://USER@HOST/DB (default: a SQLite file in the
     /// per-user state folder, ~/.local/state/fresco).
-    #[arg(long, env = "FRESCO_DB", value_name = "URL")]
+    #[arg(long, env = "FRESCO_DB", hide_env_values = true, value_name = "URL")]
     pub db: Option<String>,
     /// Folder for scored chunks, which every worker of a job must see (default: STATE/work).
     #[arg(long, env = "FRESCO_WORK_DIR", value_name = "DIR")]
@@ -45,16 +45,7 @@ impl QueueArgs {
 
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    fresco_queue::redact_url(url)
 }
 
 /// A multi-threaded runtime for the queue and the workers.
@@ -64,22 +55,4 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("start the async runtime")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_not_printed() {
-        assert_eq!(
-            redact("postgres://fresco:s3cret@db:5432/jobs"),
-            "postgres://fresco:***@db:5432/jobs"
-        );
-        assert_eq!(redact("sqlite:///tmp/q.db"), "sqlite:///tmp/q.db");
-        assert_eq!(
-            redact("postgres://fresco@db/jobs"),
-            "postgres://fresco@db/jobs"
-        );
-    }
 }

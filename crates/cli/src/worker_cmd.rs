@@ -29,6 +29,9 @@ pub struct WorkerArgs {
     /// First back-off after a failed task, in milliseconds; doubles with each attempt.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub retry_delay_ms: u64,
+    /// A chunk with no frame done for this long is stopped and counted as a failed attempt.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub stall_seconds: u64,
     /// cpu, or cuda[:N] for an NVIDIA GPU.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
@@ -61,6 +64,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         config.grace = Duration::from_secs(args.grace_seconds);
         config.until_idle = args.until_idle;
         config.retry_delay = Duration::from_millis(args.retry_delay_ms);
+        config.stall_limit = Duration::from_secs(args.stall_seconds.max(1));
         config.device = args.device;
         config.threads = args.threads;
         tracing::info!(

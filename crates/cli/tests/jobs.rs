@@ -534,3 +534,38 @@ fn postgres_restart_mid_job_is_survived() {
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_same_video(&input, &output);
 }
+
+#[test]
+fn a_stalled_chunk_is_stopped_and_counted_as_a_failed_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = sqlite_queue(dir.path());
+    let input = dir.path().join("clip.mp4");
+    make_h264(&input, "64x48", 25, 0.4);
+    let model = identity_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    let id = queue.submit(
+        &input,
+        &output,
+        &model,
+        &["--chunk-frames", "100", "--max-attempts", "1"],
+    );
+    let log = dir.path().join("w.log");
+    // Each frame takes 4 s; the watchdog allows 1 s without progress.
+    let mut worker = queue.spawn_worker(
+        &log,
+        &[("FRESCO_TEST_FRAME_DELAY_MS", "4000")],
+        &["--stall-seconds", "1"],
+    );
+    let status = wait_exit(&mut worker, Duration::from_secs(60), "worker");
+    assert!(status.success(), "{}", read_log(&log));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("made no progress"),
+        "{job:#}"
+    );
+    assert!(!output.exists());
+}

@@ -464,3 +464,53 @@ fn colour_tags_and_10_bit_depth_survive() {
     }
     assert_eq!(stream["color_range"], "tv", "{stream}");
 }
+
+#[test]
+fn mpeg_ts_with_a_start_offset_and_long_open_gops_is_frame_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("broadcast.ts");
+    // Keyframes 8 s apart (longer than the chunk decoder's seek margin), open GOPs, B-frames,
+    // and timestamps that start at 100 s, as broadcast captures do.
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "10",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "200",
+            "-bf",
+            "3",
+            "-x264opts",
+            "open-gop=1",
+            "-c:a",
+            "mp2",
+            "-output_ts_offset",
+            "100",
+        ],
+        &input,
+    );
+    let times = frame_times(&input);
+    assert!(
+        times[0] >= 99.9,
+        "the clip does not start late: {}",
+        times[0]
+    );
+    let output = dir.path().join("broadcast-out.mkv");
+    identity_run(dir.path(), &input, &output, LOSSLESS_FFV1).ok();
+    // Frames and their times (the 100 s offset is kept, as with every input); the container
+    // duration of a .mkv counts from zero, so it is not compared here.
+    assert_eq!(frame_md5s(&input), frame_md5s(&output));
+    assert_same_times(&times, &frame_times(&output));
+    assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0));
+}

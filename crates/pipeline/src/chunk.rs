@@ -31,7 +31,9 @@ use crate::video::{prepare_video, pump_plan_frames, FramePass, Progress, Tools};
 
 /// How far before a chunk's first frame its decoder seeks, in seconds: formats whose seeking is
 /// approximate (MPEG-TS) may land a little late; a late landing is caught by the frame count.
-const SEEK_MARGIN_SECS: f64 = 2.0;
+/// Inputs with longer keyframe intervals may miss the first frames of a chunk; that is caught
+/// by the frame count and the chunk is decoded again by counting frames from the start.
+const SEEK_MARGIN_SECS: f64 = 5.0;
 
 /// Everything decided for a job before any chunk is scored; stored with the job so that every
 /// worker, on any machine, scores and assembles the same way.
@@ -42,6 +44,10 @@ pub struct JobPlan {
     pub frame_pts: Vec<i64>,
     pub chunks: Vec<FrameRange>,
     pub warnings: Vec<String>,
+    /// Frame timestamps are not strictly increasing (repeated or out of order), so a time
+    /// window could take a neighbour's frame: chunks are decoded by counting frames instead.
+    #[serde(default)]
+    pub count_frames: bool,
 }
 
 /// Plans a job: checks and probes the input, scans its frames and cuts them into chunks of
@@ -55,18 +61,20 @@ pub fn plan_job(
 ) -> Result<JobPlan, RunError> {
     let prepared = prepare_video(tools, input, output, options)?;
     let chunks = fresco_core::split_frames(prepared.frame_pts.len() as u64, chunk_frames);
+    let count_frames = !prepared.frame_pts.windows(2).all(|w| w[0] < w[1]);
     Ok(JobPlan {
         video: prepared.plan,
         frame_pts: prepared.frame_pts,
         chunks,
         warnings: prepared.warnings,
+        count_frames,
     })
 }
 
 /// Which frames a chunk's decoder delivers: by time after a seek (fast), or, when `by_number`,
 /// by counting from the start (exact for any input, for a retry after a miscount).
 pub fn chunk_window(plan: &JobPlan, range: FrameRange, by_number: bool) -> FrameWindow {
-    if by_number {
+    if by_number || plan.count_frames {
         return FrameWindow::Numbers {
             start: range.start,
             end: range.end,
@@ -126,12 +134,18 @@ pub fn score_chunk(
         encoder_args: plan.video.chunk_encoder_args(&partial),
         pts: &pts,
         temp_path: &partial,
+        bounded: range.end < plan.frame_pts.len() as u64,
     };
     let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
-    std::fs::rename(&partial, out).map_err(|e| RunError::OutputUnwritable {
-        path: out.to_path_buf(),
-        reason: format!("cannot move the finished chunk into place: {e}"),
-    })?;
+    // On disk before it is renamed: a chunk file that exists is a complete one, even after a
+    // power cut.
+    let synced = std::fs::File::open(&partial).and_then(|f| f.sync_all());
+    synced
+        .and_then(|()| std::fs::rename(&partial, out))
+        .map_err(|e| RunError::OutputUnwritable {
+            path: out.to_path_buf(),
+            reason: format!("cannot move the finished chunk into place: {e}"),
+        })?;
     Ok(ChunkStats {
         frames: stats.frames,
         seconds: started.elapsed().as_secs_f64(),
@@ -139,15 +153,47 @@ pub fn score_chunk(
     })
 }
 
-/// The temporary name a chunk is written under: unique per process and call, and recognisable
-/// (`.partial-`) so that a sweep can remove what a killed worker left.
+/// The temporary name a chunk is written under: `NAME.partial~HOST~PID~SALT`, unique per
+/// machine, process and call, so that a sweep can tell which are orphans: those of a process
+/// that is gone from this machine, or old ones from other machines.
 pub fn partial_path(out: &Path) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "chunk".into());
-    let salt: u32 = std::process::id() ^ (Instant::now().elapsed().subsec_nanos());
-    out.with_file_name(format!("{name}.partial-{}-{salt:08x}", std::process::id()))
+    let salt: u32 = rand_salt();
+    out.with_file_name(format!(
+        "{name}{PARTIAL_MARK}{}~{}~{salt:08x}",
+        host_name(),
+        std::process::id()
+    ))
+}
+
+/// What marks a partial file's name.
+pub const PARTIAL_MARK: &str = ".partial~";
+
+/// This machine's name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).replace('~', "-")
+}
+
+fn rand_salt() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish() as u32
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -165,13 +211,15 @@ pub fn chunk_file_name(number: u32) -> String {
 
 /// Joins the scored chunks (in order, one file per range of `plan.chunks`) with the input's
 /// other streams into `plan.video.output`, verifies the frame count, and publishes it
-/// atomically. `overwrite` as for `fresco run`.
+/// atomically. `overwrite` as for `fresco run`. `before_publish` gets the finished temporary
+/// file just before it is renamed into place; an error from it abandons the output.
 pub fn assemble(
     tools: &Tools,
     plan: &JobPlan,
     chunk_files: &[PathBuf],
     work_dir: &Path,
     overwrite: bool,
+    before_publish: &mut dyn FnMut(&Path) -> Result<(), RunError>,
 ) -> Result<PathBuf, RunError> {
     let video = &plan.video;
     if chunk_files.len() != plan.chunks.len() {
@@ -223,6 +271,7 @@ pub fn assemble(
             reason: format!("the joined video has {frames} frames, expected {expected}"),
         });
     }
+    before_publish(temp.path())?;
     temp.commit()
 }
 

@@ -47,7 +47,17 @@ impl TempOutput {
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
-        let temp = dir.join(format!(".{stem}.fresco-{}{ext}", std::process::id()));
+        // Host, process and a random part: two machines writing to one shared folder (often
+        // both as process 1, in containers) never share a temporary file.
+        let partial = crate::chunk::partial_path(&dir.join(format!(".{stem}")));
+        let unique = partial
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .replace(crate::chunk::PARTIAL_MARK, ".fresco~")
+            })
+            .unwrap_or_default();
+        let temp = dir.join(format!("{unique}{ext}"));
         std::fs::File::create(&temp).map_err(|e| RunError::OutputUnwritable {
             path: target.to_path_buf(),
             reason: e.to_string(),

@@ -301,6 +301,7 @@ fn run_frames(
         encoder_args: plan.encoder_args(temp.path()),
         pts: &prepared.frame_pts,
         temp_path: temp.path(),
+        bounded: false,
     };
     let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
     let output_path = temp.commit()?;
@@ -332,6 +333,9 @@ pub(crate) struct FramePass<'a> {
     pub pts: &'a [i64],
     /// Where the encoder writes (named in its messages as the plan's output).
     pub temp_path: &'a Path,
+    /// The decoder's frame window ends before the input does: once every expected frame has
+    /// arrived, stop it instead of letting it decode the rest of the input for nothing.
+    pub bounded: bool,
 }
 
 /// What a pass did.
@@ -402,11 +406,23 @@ fn pump_frames<S: PipeSample>(
     let mut done: u64 = 0;
     let mut model_time = Duration::ZERO;
     let mut failure: Option<RunError> = None;
-    for raw in raw_rx.iter() {
+    let mut stopped_early = false;
+    loop {
         if cancel.load(Ordering::Relaxed) {
             failure = Some(RunError::Canceled);
             break;
         }
+        if pass.bounded && done == total {
+            // The window selects nothing after its last frame: the rest is decoding for nothing.
+            stopped_early = true;
+            break;
+        }
+        // Wake up now and then to notice a cancel while the decoder is busy seeking.
+        let raw = match raw_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(raw) => raw,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let Some(&pts) = pass.pts.get(done as usize) else {
             failure = Some(RunError::Decode {
                 path: plan.input.clone(),
@@ -443,6 +459,9 @@ fn pump_frames<S: PipeSample>(
         decoder.kill();
         encoder.kill();
     }
+    if stopped_early {
+        decoder.kill();
+    }
     drop(raw_rx);
     let read_result = reader
         .join()
@@ -453,21 +472,27 @@ fn pump_frames<S: PipeSample>(
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let decode_status = decoder.finish(Duration::from_secs(60));
+    let decode_status = if stopped_early {
+        Ok(())
+    } else {
+        decoder.finish(Duration::from_secs(60)).map(drop)
+    };
     let encode_status = encoder.finish(Duration::from_secs(600));
-    if let Err(e) = encode_status {
-        return Err(match e {
-            ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
-                path: plan.output.clone(),
-                reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
-            },
-            other => RunError::Tool(other),
-        });
-    }
-    if let Err(reason) = write_result {
-        return Err(RunError::Encode {
+    let encode_error = |e: ProcessError| match e {
+        ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
             path: plan.output.clone(),
-            reason,
+            reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
+        },
+        other => RunError::Tool(other),
+    };
+    if let Err(reason) = write_result {
+        // The encoder stopped taking frames: its own message says why.
+        return Err(match encode_status {
+            Err(e) => encode_error(e),
+            Ok(_) => RunError::Encode {
+                path: plan.output.clone(),
+                reason,
+            },
         });
     }
     if let Err(e) = decode_status {
@@ -479,18 +504,23 @@ fn pump_frames<S: PipeSample>(
             other => RunError::Tool(other),
         });
     }
-    if let Err(reason) = read_result {
-        return Err(RunError::Decode {
-            path: plan.input.clone(),
-            reason,
-        });
+    if !stopped_early {
+        if let Err(reason) = read_result {
+            return Err(RunError::Decode {
+                path: plan.input.clone(),
+                reason,
+            });
+        }
     }
+    // Before the encoder's status: with too few frames it fails too ("EOF before video frames"),
+    // but the decoder's count is the cause.
     if done != total {
         return Err(RunError::Decode {
             path: plan.input.clone(),
             reason: format!("decoded {done} frames but the probe counted {total}"),
         });
     }
+    encode_status.map_err(encode_error)?;
     Ok(PassStats {
         frames: done,
         model_time,

@@ -285,8 +285,37 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Queue>> {
             SqliteQueue::open(std::path::Path::new(path)).await?,
         ))
     } else {
-        Err(QueueError::BadUrl { url: url.into() })
+        Err(QueueError::BadUrl {
+            url: redact_url(url),
+        })
     }
+}
+
+/// A database URL fit to print: the password (in the user part or a `password=` parameter)
+/// replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    };
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
 }
 
 /// A fresh random lease token.
@@ -301,4 +330,22 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_never_printed() {
+        assert_eq!(
+            redact_url("postgres://fresco:s3cret@db:5432/jobs"),
+            "postgres://fresco:***@db:5432/jobs"
+        );
+        assert_eq!(
+            redact_url("postgres://fresco@db/jobs?sslmode=require&password=s3cret"),
+            "postgres://fresco@db/jobs?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/q.db"), "sqlite:///tmp/q.db");
+    }
 }

@@ -132,7 +132,7 @@ impl PgQueue {
     /// migrator holds an advisory lock).
     pub async fn connect(url: &str) -> Result<PgQueue> {
         let open_error = |source| QueueError::Open {
-            url: redact(url),
+            url: crate::redact_url(url),
             source,
         };
         let options = PgConnectOptions::from_str(url).map_err(open_error)?;
@@ -257,19 +257,6 @@ fn status(rows_affected: u64) -> LeaseStatus {
 }
 
 /// The URL for messages, without its password.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    let Some((user_info, host)) = rest.rsplit_once('@') else {
-        return url.into();
-    };
-    match user_info.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.into(),
-    }
-}
-
 #[async_trait]
 impl Queue for PgQueue {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {

@@ -9,6 +9,21 @@ use fresco_queue::Queue;
 
 /// Partial files from other machines are removed only after this long untouched.
 const FOREIGN_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+/// Job folders this queue does not know are removed only after this long untouched.
+const UNKNOWN_JOB_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long ago anything in `dir` last changed.
+fn newest_age(dir: &Path) -> Duration {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| age(&e.path()))
+                .min()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
 
 /// The folder of a job's chunks.
 pub fn job_dir(work_dir: &Path, job: &str) -> PathBuf {
@@ -27,14 +42,21 @@ pub fn remove_job_dir(work_dir: &Path, job: &str) {
 
 /// This machine's name, as used in worker names and partial file names.
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
+    fresco_pipeline::chunk::host_name()
+}
+
+/// The file that marks a folder as a job folder fresco made; the sweep touches nothing else.
+pub const JOB_MARKER: &str = ".fresco-job";
+
+/// Creates a job's chunk folder (and its marker).
+pub fn create_job_dir(work_dir: &Path, job: &str) -> std::io::Result<PathBuf> {
+    let dir = job_dir(work_dir, job);
+    std::fs::create_dir_all(&dir)?;
+    let marker = dir.join(JOB_MARKER);
+    if !marker.exists() {
+        std::fs::write(&marker, job)?;
     }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    Ok(dir)
 }
 
 /// Whether a process with this id runs on this machine.
@@ -44,26 +66,37 @@ pub fn process_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The worker that wrote a partial file is dead: its pid (in `NAME.partial-PID-SALT`) is gone
-/// here, or the file is old.
+/// The worker that wrote a partial file is dead: it was a process of this machine that is gone
+/// (`NAME.partial~HOST~PID~SALT`), or the file has not changed for an hour.
 fn partial_is_orphan(path: &Path) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let Some(rest) = name.split(".partial-").nth(1) else {
+    let Some(rest) = name.split(fresco_pipeline::chunk::PARTIAL_MARK).nth(1) else {
         return false;
     };
-    let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-    let age = std::fs::metadata(path)
+    let mut parts = rest.split('~');
+    let (host, pid) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    );
+    if host == Some(host_name().as_str()) {
+        if let Some(pid) = pid {
+            if !process_alive(pid) {
+                return true;
+            }
+        }
+    }
+    age(path) > FOREIGN_PARTIAL_AGE
+}
+
+fn age(path: &Path) -> Duration {
+    std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default();
-    match pid {
-        Some(pid) if !process_alive(pid) => true,
-        _ => age > FOREIGN_PARTIAL_AGE,
-    }
+        .unwrap_or_default()
 }
 
 /// Job ids are UUIDs: 36 characters of hex digits and dashes.
@@ -83,7 +116,7 @@ pub async fn sweep_work_dir(queue: &dyn Queue, work_dir: &Path, _lease: Duration
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if !looks_like_job_id(&id) {
+        if !looks_like_job_id(&id) || !path.join(JOB_MARKER).is_file() {
             // Not ours: never touch what we did not make.
             continue;
         }
@@ -100,10 +133,23 @@ pub async fn sweep_work_dir(queue: &dyn Queue, work_dir: &Path, _lease: Duration
                     }
                 }
             }
-            Ok(_) => {
-                tracing::info!("removing {}: its job is over or unknown", path.display());
+            Ok(Some(_)) => {
+                tracing::info!("removing {}: its job is over", path.display());
                 let _ = std::fs::remove_dir_all(&path);
             }
+            // Unknown here: perhaps the job of another queue sharing the folder. Only once it
+            // has been left alone for long.
+            Ok(None)
+                if age(&path.join(JOB_MARKER)) > UNKNOWN_JOB_AGE
+                    && newest_age(&path) > UNKNOWN_JOB_AGE =>
+            {
+                tracing::info!(
+                    "removing {}: no queue job of that id for a day",
+                    path.display()
+                );
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!("sweep skipped: {e}");
                 return;

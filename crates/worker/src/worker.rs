@@ -31,7 +31,7 @@ const CHUNK_TARGET_SECS: f64 = 30.0;
 const MIN_CHUNK_FRAMES: u64 = 8;
 const MAX_CHUNK_FRAMES: u64 = 5000;
 /// What a plan checkpoint says once the output has been moved into place.
-const PUBLISHING: &str = "publishing";
+const PUBLISHING: &str = "publishing:";
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -53,6 +53,8 @@ pub struct WorkerConfig {
     pub retry_delay: Duration,
     /// Longest wait for work before looking again.
     pub idle_wait: Duration,
+    /// A score task with no frame done for this long is stopped and reported as failed.
+    pub stall_limit: Duration,
 }
 
 impl WorkerConfig {
@@ -69,6 +71,7 @@ impl WorkerConfig {
             threads: None,
             retry_delay: Duration::from_secs(2),
             idle_wait: Duration::from_secs(10),
+            stall_limit: Duration::from_secs(600),
         }
     }
 }
@@ -212,15 +215,15 @@ impl TaskFailure {
     }
 }
 
-/// Infrastructure trouble is worth another try; a bad input or model is not.
+/// Infrastructure trouble is worth another try, and so is a missing runtime or model: another
+/// worker may have what this one lacks. A bad input is not.
 fn is_retryable(class: FailureClass) -> bool {
     match class {
-        FailureClass::Processing | FailureClass::Canceled => true,
-        FailureClass::InputMissing
-        | FailureClass::BadInput
-        | FailureClass::Output
+        FailureClass::Processing
+        | FailureClass::Canceled
         | FailureClass::MissingDependency
-        | FailureClass::Model => false,
+        | FailureClass::Model => true,
+        FailureClass::InputMissing | FailureClass::BadInput | FailureClass::Output => false,
     }
 }
 
@@ -358,6 +361,8 @@ impl Worker {
         });
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let last_progress = Arc::new(std::sync::atomic::AtomicU64::new(monotonic_ms()));
         let heartbeat = tokio::spawn(heartbeat_loop(
             Arc::clone(&self.queue),
             lease.clone(),
@@ -365,6 +370,27 @@ impl Worker {
             Arc::clone(&cancel),
             Arc::clone(&lost),
         ));
+        // A chunk that stops making progress (a hung decoder, a stuck network mount) would
+        // otherwise hold its lease forever, renewed by the heartbeat.
+        let watchdog = (lease.kind == TaskKind::Score).then(|| {
+            let (cancel, stalled, last) = (
+                Arc::clone(&cancel),
+                Arc::clone(&stalled),
+                Arc::clone(&last_progress),
+            );
+            let limit = self.config.stall_limit;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1).min(limit)).await;
+                    let idle = monotonic_ms().saturating_sub(last.load(Ordering::SeqCst));
+                    if idle > limit.as_millis() as u64 {
+                        stalled.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        });
 
         let context = TaskContext {
             tools: self.tools.clone(),
@@ -373,6 +399,7 @@ impl Worker {
             threads: self.config.threads,
             queue: Arc::clone(&self.queue),
             events: self.events.clone(),
+            last_progress: Arc::clone(&last_progress),
         };
         let model = self.model.take();
         let task_lease = lease.clone();
@@ -397,6 +424,9 @@ impl Worker {
             }
         };
         heartbeat.abort();
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
         let (result, model) = match joined {
             Ok(pair) => pair,
             Err(panic) => (
@@ -410,6 +440,19 @@ impl Worker {
         };
         self.model = model;
 
+        if stalled.load(Ordering::SeqCst) && !lost.load(Ordering::SeqCst) {
+            let failure = TaskFailure {
+                message: format!(
+                    "chunk {} made no progress for {} s (hung decoder or storage?)",
+                    lease.chunk,
+                    self.config.stall_limit.as_secs()
+                ),
+                retryable: true,
+                class: FailureClass::Processing,
+            };
+            self.report_failure(&lease, failure, summary).await;
+            return;
+        }
         if lost.load(Ordering::SeqCst) {
             tracing::warn!(worker = %self.config.name, "lost the lease on {} chunk {} of job {} (canceled, or reclaimed after expiry); its result is discarded", lease.kind, lease.chunk, lease.job_id);
             if lease.kind == TaskKind::Score {
@@ -585,6 +628,14 @@ struct TaskContext {
     threads: Option<usize>,
     queue: Arc<dyn Queue>,
     events: Option<EventSink>,
+    /// `monotonic_ms()` of the last frame done, for the stall watchdog.
+    last_progress: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Milliseconds on a clock that only goes forward (since the first call).
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 fn execute(
@@ -602,7 +653,7 @@ fn execute(
     match lease.kind {
         TaskKind::Plan => plan_task(ctx, &spec, model),
         TaskKind::Score => score_task(ctx, lease, &spec, model, cancel),
-        TaskKind::Assemble => assemble_task(ctx, lease, &spec),
+        TaskKind::Assemble => assemble_task(ctx, lease, &spec, cancel),
     }
 }
 
@@ -626,13 +677,26 @@ fn ensure_model<'m>(
 ) -> Result<&'m mut LoadedModel, TaskFailure> {
     if model.as_ref().map(|m| m.digest.as_str()) != Some(spec.model.digest.as_str()) {
         *model = None;
+        let here = crate::spec::device_kind(ctx.device);
+        if spec.model.device_kind != here {
+            // Claims do not filter by device yet: say so, since GPU and CPU results differ in
+            // the last bits.
+            tracing::warn!(
+                "job submitted for {} runs on this worker's {here}",
+                spec.model.device_kind
+            );
+        }
         let loaded = load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
             .map_err(|e| {
                 let class = match &e {
                     PinError::Model(m) if m.is_missing_runtime() => FailureClass::MissingDependency,
                     _ => FailureClass::Model,
                 };
-                TaskFailure::permanent(e.to_string(), class)
+                TaskFailure {
+                    message: e.to_string(),
+                    retryable: !matches!(e, PinError::DigestChanged { .. }),
+                    class,
+                }
             })?;
         *model = Some(loaded);
     }
@@ -734,11 +798,10 @@ fn score_task(
             class: FailureClass::Processing,
         });
     }
-    let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
-    std::fs::create_dir_all(&job_dir).map_err(|e| TaskFailure {
+    let job_dir = sweep::create_job_dir(&ctx.work_dir, &lease.job_id).map_err(|e| TaskFailure {
         message: format!(
             "{}: cannot create the job's work folder: {e}",
-            job_dir.display()
+            sweep::job_dir(&ctx.work_dir, &lease.job_id).display()
         ),
         retryable: true,
         class: FailureClass::Processing,
@@ -757,7 +820,9 @@ fn score_task(
     let events = ctx.events.clone();
     let job = lease.job_id.clone();
     let chunk_number = lease.chunk;
+    let last_progress = Arc::clone(&ctx.last_progress);
     let mut progress = |p: Progress| {
+        last_progress.store(monotonic_ms(), Ordering::SeqCst);
         if let Some(delay) = faults.frame_delay {
             std::thread::sleep(delay);
         }
@@ -809,6 +874,12 @@ fn score_task(
             retryable: true,
             class: FailureClass::BadInput,
         },
+        // The shared work folder, not the user's output: another try may well work.
+        RunError::OutputUnwritable { .. } => TaskFailure {
+            message: e.to_string(),
+            retryable: true,
+            class: FailureClass::Processing,
+        },
         other => TaskFailure::from_run(other),
     })?;
     Ok(TaskOutput::Scored {
@@ -822,34 +893,61 @@ fn assemble_task(
     ctx: &TaskContext,
     lease: &TaskLease,
     spec: &JobSpec,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<TaskOutput, TaskFailure> {
     let plan = job_plan(lease)?;
     let output = plan.video.output.clone();
-    if lease.checkpoint.as_deref() == Some(PUBLISHING) && output.is_file() {
-        // A previous holder moved the output into place and died before recording it.
-        return Ok(TaskOutput::Assembled { output });
+    if let Some(identity) = lease
+        .checkpoint
+        .as_deref()
+        .and_then(|c| c.strip_prefix(PUBLISHING))
+    {
+        if file_identity(&output).as_deref() == Some(identity) {
+            // A previous holder moved the output into place and died before recording it: the
+            // file there is that very file (same device and inode).
+            return Ok(TaskOutput::Assembled { output });
+        }
     }
     let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
     let files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
         .map(|n| job_dir.join(chunk::chunk_file_name(n)))
         .collect();
     let handle = tokio::runtime::Handle::current();
-    handle
-        .block_on(ctx.queue.checkpoint(lease, PUBLISHING))
-        .map_err(|e| TaskFailure {
-            message: format!("queue: {e}"),
-            retryable: true,
-            class: FailureClass::Processing,
-        })?;
+    let mut before_publish = |temp: &Path| -> Result<(), RunError> {
+        // Last chance to back out: a canceled job or a lost lease publishes nothing. The
+        // checkpoint names the file about to be published, which a rename keeps.
+        let identity = file_identity(temp).unwrap_or_default();
+        let status = handle
+            .block_on(
+                ctx.queue
+                    .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
+            )
+            .map_err(|e| RunError::OutputUnwritable {
+                path: output.clone(),
+                reason: format!("the job queue is unavailable: {e}"),
+            })?;
+        if status == LeaseStatus::Lost || cancel.load(Ordering::SeqCst) {
+            return Err(RunError::Canceled);
+        }
+        Ok(())
+    };
     let published = chunk::assemble(
         &ctx.tools,
         &plan,
         &files,
         &job_dir,
-        spec.options.overwrite || lease.checkpoint.as_deref() == Some(PUBLISHING),
+        spec.options.overwrite,
+        &mut before_publish,
     )
     .map_err(TaskFailure::from_run)?;
     Ok(TaskOutput::Assembled { output: published })
+}
+
+/// "DEVICE:INODE" of a file, which survives a rename.
+fn file_identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(format!("{}:{}", meta.dev(), meta.ino()))
 }
 
 /// The folder where `fresco run` keeps its queue and chunks when none is given: the per-user
