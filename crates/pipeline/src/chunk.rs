@@ -263,13 +263,33 @@ pub fn assemble(
             },
             other => RunError::Tool(other),
         })?;
-    let frames = count_video_packets(tools, temp.path())?;
+    let (frames, last_secs) = scan_video_packets(tools, temp.path())?;
     let expected = plan.frame_pts.len() as u64;
     if frames != expected {
         return Err(RunError::Encode {
             path: video.output.clone(),
             reason: format!("the joined video has {frames} frames, expected {expected}"),
         });
+    }
+    // The duration: the last frame must sit where the input's last frame does (the first one
+    // is pinned by the offset), to within the longest gap between the input's frames.
+    let (num, den) = video.time_base;
+    let secs = |ticks: i64| ticks as f64 * num as f64 / den as f64;
+    let want_last = secs(*plan.frame_pts.last().expect("a plan has frames"));
+    let slack = plan
+        .frame_pts
+        .windows(2)
+        .map(|w| secs(w[1] - w[0]))
+        .fold(0.001, f64::max);
+    if let Some(last) = last_secs {
+        if (last - want_last).abs() > slack {
+            return Err(RunError::Encode {
+                path: video.output.clone(),
+                reason: format!(
+                    "the joined video's last frame is at {last:.3} s, the input's at {want_last:.3} s"
+                ),
+            });
+        }
     }
     before_publish(temp.path())?;
     temp.commit()
@@ -300,16 +320,16 @@ fn ticks_to_us(ticks: i64, (num, den): (u64, u64)) -> i64 {
     ((us + us.signum() * den / 2) / den) as i64
 }
 
-/// Video packets in a file we wrote (one per frame for the codecs we encode).
-fn count_video_packets(tools: &Tools, path: &Path) -> Result<u64, RunError> {
+/// Video packets in a file we wrote (one per frame for the codecs we encode), and the latest
+/// presentation time among them, in seconds.
+fn scan_video_packets(tools: &Tools, path: &Path) -> Result<(u64, Option<f64>), RunError> {
     let args: Vec<std::ffi::OsString> = [
         "-v",
         "error",
         "-select_streams",
         "v:0",
-        "-count_packets",
         "-show_entries",
-        "stream=nb_read_packets",
+        "packet=pts_time",
         "-of",
         "csv=p=0",
     ]
@@ -322,16 +342,15 @@ fn count_video_packets(tools: &Tools, path: &Path) -> Result<u64, RunError> {
         .output(&args, Duration::from_secs(600))
         .map_err(RunError::Tool)?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .trim_end_matches(',')
-        .parse()
-        .map_err(|_| RunError::Encode {
-            path: path.to_path_buf(),
-            reason: format!(
-                "cannot count the frames of the joined video (ffprobe said '{}')",
-                text.trim()
-            ),
-        })
+    let mut count = 0u64;
+    let mut last: Option<f64> = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        count += 1;
+        if let Ok(t) = line.trim_end_matches(',').parse::<f64>() {
+            last = Some(last.map_or(t, |l| l.max(t)));
+        }
+    }
+    Ok((count, last))
 }
 
 /// Writes `text` to `path` through a temporary name, so a reader never sees half of it.
