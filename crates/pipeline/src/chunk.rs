@@ -40,7 +40,10 @@ const SEEK_MARGIN_SECS: f64 = 5.0;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobPlan {
     pub video: VideoPlan,
-    /// Every frame's timestamp, in the video stream's time base, in decode order.
+    /// Every frame's timestamp, in the video stream's time base, in decode order. Stored as
+    /// runs of equal steps, so a constant-rate input of any length takes a few bytes in the
+    /// queue, where every claim reads it.
+    #[serde(with = "pts_runs")]
     pub frame_pts: Vec<i64>,
     pub chunks: Vec<FrameRange>,
     pub warnings: Vec<String>,
@@ -362,9 +365,75 @@ pub fn write_atomically(path: &Path, text: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
+/// Timestamps as `{"first": P, "runs": [[STEP, COUNT], ...]}`: each run adds STEP, COUNT times.
+mod pts_runs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Runs {
+        first: Option<i64>,
+        runs: Vec<(i64, u64)>,
+    }
+
+    pub fn serialize<S: Serializer>(pts: &[i64], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<(i64, u64)> = Vec::new();
+        for pair in pts.windows(2) {
+            let step = pair[1] - pair[0];
+            match runs.last_mut() {
+                Some((last, count)) if *last == step => *count += 1,
+                _ => runs.push((step, 1)),
+            }
+        }
+        Runs {
+            first: pts.first().copied(),
+            runs,
+        }
+        .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+        let Runs { first, runs } = Runs::deserialize(deserializer)?;
+        let Some(mut at) = first else {
+            return Ok(Vec::new());
+        };
+        let total: u64 = runs.iter().map(|(_, n)| n).sum();
+        let mut pts = Vec::with_capacity(total as usize + 1);
+        pts.push(at);
+        for (step, count) in runs {
+            for _ in 0..count {
+                at += step;
+                pts.push(at);
+            }
+        }
+        Ok(pts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Wrapped(#[serde(with = "pts_runs")] Vec<i64>);
+
+    #[test]
+    fn timestamps_round_trip_as_runs() {
+        for pts in [
+            vec![],
+            vec![7],
+            vec![0, 512, 1024, 1536],
+            vec![100, 103, 110, 110, 90, 91, 92, 200],
+        ] {
+            let text = serde_json::to_string(&Wrapped(pts.clone())).unwrap();
+            let back: Wrapped = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.0, pts, "{text}");
+        }
+        // Three hours at 30 fps, constant rate: a few bytes, not megabytes.
+        let long: Vec<i64> = (0..324_000).map(|i| i * 3003).collect();
+        let text = serde_json::to_string(&Wrapped(long.clone())).unwrap();
+        assert!(text.len() < 64, "{} bytes", text.len());
+        assert_eq!(serde_json::from_str::<Wrapped>(&text).unwrap().0, long);
+    }
 
     #[test]
     fn microseconds_round_to_nearest() {
