@@ -114,6 +114,7 @@ async fn run_videos_async(
             chunk_frames: opts.chunk_frames,
         };
         let identity = spec.identity();
+        supersede_other_jobs_for(&*queue, &spec, &identity).await;
         let submitted = queue
             .submit(NewJob {
                 identity,
@@ -223,6 +224,28 @@ async fn run_videos_async(
         results.push(outcome(&*queue, &tally, id, job, &resumed_chunks).await);
     }
     Ok(results)
+}
+
+/// An unfinished job that writes the same output with other options (an interrupted run whose
+/// command was then changed) would fight this one for the file: cancel it, saying so.
+async fn supersede_other_jobs_for(queue: &dyn Queue, spec: &JobSpec, identity: &str) {
+    let output = spec.output.display().to_string();
+    let Ok(active) = queue
+        .jobs(&[JobState::Queued, JobState::Running], 10_000)
+        .await
+    else {
+        return;
+    };
+    for job in active {
+        if job.output == output && job.identity != identity {
+            if let Ok(true) = queue.cancel(&job.id).await {
+                eprintln!(
+                    "{output}: canceled unfinished job {} (same output, other input or options)",
+                    job.id
+                );
+            }
+        }
+    }
 }
 
 fn queue_failure(e: fresco_queue::QueueError) -> Failure {

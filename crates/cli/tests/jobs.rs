@@ -569,3 +569,35 @@ fn a_stalled_chunk_is_stopped_and_counted_as_a_failed_attempt() {
     );
     assert!(!output.exists());
 }
+
+#[test]
+fn a_changed_rerun_cancels_the_unfinished_job_for_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = sqlite_queue(dir.path());
+    let input = dir.path().join("clip.mp4");
+    make_h264(&input, "64x48", 25, 0.4);
+    let model = identity_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    // An interrupted run with other options: queued, never finished.
+    let old = queue.submit(&input, &output, &model, &["--chunk-frames", "6"]);
+    let mut args = vec![
+        s("run"),
+        p(&input),
+        s("-o"),
+        p(&output),
+        s("--model"),
+        p(&model),
+        s("--chunk-frames"),
+        s("7"),
+    ];
+    args.extend(queue.args());
+    let out = run_with_timeout(fresco_cmd().args(args), JOB_TIMEOUT).ok();
+    assert!(
+        out.stderr
+            .contains(&format!("canceled unfinished job {old}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queue.show(&old)["state"], "canceled");
+    assert_eq!(frame_md5s(&output).len(), frame_md5s(&input).len());
+}
