@@ -601,3 +601,74 @@ fn a_changed_rerun_cancels_the_unfinished_job_for_the_same_output() {
     assert_eq!(queue.show(&old)["state"], "canceled");
     assert_eq!(frame_md5s(&output).len(), frame_md5s(&input).len());
 }
+
+#[test]
+fn ctrl_c_hands_chunks_back_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = sqlite_queue(dir.path());
+    let input = dir.path().join("clip.mp4");
+    make_h264(&input, "64x48", 25, 1.2);
+    let model = identity_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    let log = dir.path().join("run.log");
+    let mut run = fresco_cmd()
+        .args([
+            s("run"),
+            p(&input),
+            s("-o"),
+            p(&output),
+            s("--model"),
+            p(&model),
+        ])
+        .args(["--chunk-frames", "6"])
+        .args(queue.args())
+        .env("FRESCO_LOG", "fresco_worker=info")
+        .env("FRESCO_TEST_FRAME_DELAY_MS", "150")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "a chunk to be claimed", || {
+        !score_claims(&read_log(&log)).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut run, Duration::from_secs(20), "fresco run after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", read_log(&log));
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "slow to stop: {:?}",
+        sent.elapsed()
+    );
+    let text = read_log(&log);
+    assert!(
+        text.contains("run the same command again to resume"),
+        "{text}"
+    );
+    assert!(!output.exists(), "an interrupted run left an output");
+    let jobs = run_with_timeout(
+        fresco_cmd()
+            .args([s("jobs"), s("list"), s("--json")])
+            .args(queue.args()),
+        Duration::from_secs(30),
+    )
+    .ok()
+    .json();
+    let job = &jobs[0];
+    let id = job["id"].as_str().unwrap();
+    let detail = queue.show(id);
+    for task in detail["tasks"].as_array().unwrap() {
+        assert_ne!(
+            task["state"], "leased",
+            "a chunk is still held after Ctrl-C: {detail:#}"
+        );
+        assert_eq!(
+            task["attempts"], 0,
+            "Ctrl-C counted as a failure: {detail:#}"
+        );
+    }
+}
