@@ -13,7 +13,7 @@ use clap::Args;
 use fresco_core::{FrameRange, RetryBudgets};
 use fresco_media::process::Tool;
 use fresco_queue::{ClaimFilter, NewJob, Queue};
-use fresco_worker::{device_kind, ModelPin, StopSignal};
+use fresco_worker::StopSignal;
 
 use crate::bench::make_clip;
 use crate::embedded::{run_videos, EmbeddedOptions, VideoJob};
@@ -95,15 +95,7 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
     let clip = dir.join("clip.mp4");
     make_clip(&Tool::ffmpeg(), &clip, args.width, args.height, args.frames)?;
     let model = args.model.load()?;
-    let pin = ModelPin {
-        choice: args.model.choice(),
-        name: model.name.clone(),
-        digest: model.digest.clone(),
-        input_range: args.model.input_range,
-        channel_order: args.model.channel_order,
-        device_kind: device_kind(args.model.device).to_string(),
-        precision: "fp32".into(),
-    };
+    let pin = args.model.pin(&model);
     drop(model);
     let video = VideoArgs {
         codec: "libx264".into(),

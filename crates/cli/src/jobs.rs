@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use fresco_core::{JobState, RetryBudgets};
 use fresco_queue::{JobRecord, NewJob, Submitted, TaskRecord};
-use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
+use fresco_worker::{absolute, JobSpec};
 use serde::Serialize;
 
 use crate::exit::{self, Failure};
@@ -125,15 +125,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
     let spec = JobSpec {
         input: absolute(&args.input),
         output: absolute(&args.output),
-        model: ModelPin {
-            choice: args.model.choice(),
-            name: model.name.clone(),
-            digest: model.digest.clone(),
-            input_range: args.model.input_range,
-            channel_order: args.model.channel_order,
-            device_kind: device_kind(args.model.device).to_string(),
-            precision: "fp32".into(),
-        },
+        model: args.model.pin(&model),
         options: args.video.options(),
         chunk_frames: args.chunk_frames,
     };

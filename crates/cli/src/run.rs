@@ -137,6 +137,19 @@ impl ModelArgs {
         }
     }
 
+    /// What a job records of `model`: its bytes' digest and how it runs.
+    pub fn pin(&self, model: &LoadedModel) -> ModelPin {
+        ModelPin {
+            choice: self.choice(),
+            name: model.name.clone(),
+            digest: model.digest.clone(),
+            input_range: self.input_range,
+            channel_order: self.channel_order,
+            device_kind: device_kind(self.device).to_string(),
+            precision: "fp32".into(),
+        }
+    }
+
     pub fn load(&self) -> Result<LoadedModel, Failure> {
         let registry = Registry::from_env();
         Ok(load_model(
@@ -279,15 +292,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 output: jobs[slot].output.clone(),
             })
             .collect();
-        let pin = ModelPin {
-            choice: args.model.choice(),
-            name: model.name.clone(),
-            digest: model.digest.clone(),
-            input_range: args.model.input_range,
-            channel_order: args.model.channel_order,
-            device_kind: device_kind(args.model.device).to_string(),
-            precision: "fp32".into(),
-        };
+        let pin = args.model.pin(&model);
         let embedded = EmbeddedOptions {
             workers: args.workers,
             chunk_frames: args.chunk_frames,
