@@ -218,6 +218,7 @@ async fn planned_job(queue: &dyn Queue, chunks: u32) -> Result<String, Failure> 
             spec: "{}".into(),
             priority: 0,
             budgets: RetryBudgets::default(),
+            idempotency_key: None,
         })
         .await
         .map_err(qf)?

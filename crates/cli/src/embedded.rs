@@ -123,6 +123,7 @@ async fn run_videos_async(
                 spec: spec.to_json(),
                 priority: 0,
                 budgets: RetryBudgets::default(),
+                idempotency_key: None,
             })
             .await
             .map_err(queue_failure)?;

@@ -142,6 +142,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
                     max_attempts: args.max_attempts,
                     max_expiries: args.max_expiries,
                 },
+                idempotency_key: None,
             })
             .await
             .map_err(queue_failure)?;

@@ -69,6 +69,9 @@ pub struct NewJob {
     /// Higher runs first. Default 0.
     pub priority: i32,
     pub budgets: RetryBudgets,
+    /// A client's key for this submission: submitting again with the same key returns the job
+    /// it made, whatever its state (HTTP `Idempotency-Key`).
+    pub idempotency_key: Option<String>,
 }
 
 /// What [`Queue::submit`] did.
@@ -140,6 +143,8 @@ pub struct ClaimFilter {
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
     pub id: JobId,
+    /// Submission order (1, 2, ...): the cursor for paging through listings.
+    pub seq: i64,
     pub identity: String,
     pub state: JobState,
     pub priority: i32,
@@ -259,7 +264,18 @@ pub trait Queue: Send + Sync {
     async fn job(&self, job: &str) -> Result<Option<JobRecord>>;
 
     /// Jobs, newest first, optionally only in these states; at most `limit`.
-    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>>;
+    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>> {
+        self.jobs_before(states, limit, None).await
+    }
+
+    /// A page of jobs, newest first by submission order: those submitted before the job with
+    /// `seq == before_seq` (all, with None), optionally only in these states; at most `limit`.
+    async fn jobs_before(
+        &self,
+        states: &[JobState],
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<JobRecord>>;
 
     /// The queued or running job with this identity, if any.
     async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>>;

@@ -23,9 +23,8 @@ use fresco_core::{FrameRange, JobState, TaskKind};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::rows::{
-    budget, chunk_number, frame_number, job_select, millis, score_rank, states_filter, ClaimedRow,
-    HeldRow, JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS,
-    TASK_ORDER,
+    budget, chunk_number, frame_number, job_select, millis, score_rank, ClaimedRow, HeldRow,
+    JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
 };
 use crate::signal::WorkSignal;
 use crate::{
@@ -264,25 +263,44 @@ impl Queue for PgQueue {
         // find its job. Should that job end between our insert and our look-up, insert again.
         for _ in 0..10 {
             let mut tx = self.pool.begin().await?;
+            if let Some(key) = &job.idempotency_key {
+                let earlier: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(earlier) = earlier {
+                    return Ok(Submitted::Existing(earlier));
+                }
+            }
             let id: JobId = uuid::Uuid::new_v4().to_string();
-            let inserted: Option<String> = sqlx::query_scalar(concat!(
-                "INSERT INTO jobs (id, identity, state, priority, input, output, spec, ",
-                "max_attempts, max_expiries, enqueued_at) ",
-                "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, ",
-                now!(),
-                ") ON CONFLICT (identity) WHERE state IN ('queued', 'running') DO NOTHING ",
-                "RETURNING id"
-            ))
-            .bind(&id)
-            .bind(&job.identity)
-            .bind(job.priority)
-            .bind(&job.input)
-            .bind(&job.output)
-            .bind(&job.spec)
-            .bind(budget(job.budgets.max_attempts))
-            .bind(budget(job.budgets.max_expiries))
-            .fetch_optional(&mut *tx)
-            .await?;
+            let inserted: std::result::Result<Option<String>, sqlx::Error> =
+                sqlx::query_scalar(concat!(
+                    "INSERT INTO jobs (id, identity, state, priority, input, output, spec, ",
+                    "max_attempts, max_expiries, idempotency_key, enqueued_at) ",
+                    "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, ",
+                    now!(),
+                    ") ON CONFLICT (identity) WHERE state IN ('queued', 'running') DO NOTHING ",
+                    "RETURNING id"
+                ))
+                .bind(&id)
+                .bind(&job.identity)
+                .bind(job.priority)
+                .bind(&job.input)
+                .bind(&job.output)
+                .bind(&job.spec)
+                .bind(budget(job.budgets.max_attempts))
+                .bind(budget(job.budgets.max_expiries))
+                .bind(&job.idempotency_key)
+                .fetch_optional(&mut *tx)
+                .await;
+            let inserted = match inserted {
+                Ok(inserted) => inserted,
+                // The same idempotency key, submitted at the same moment: the next round finds
+                // the job the other submit made.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            };
             if inserted.is_none() {
                 let existing: Option<String> = sqlx::query_scalar(
                     "SELECT id FROM jobs WHERE identity = $1 AND state IN ('queued', 'running')",
@@ -696,12 +714,13 @@ impl Queue for PgQueue {
         row.map(JobRow::into_record).transpose()
     }
 
-    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>> {
-        let filter = if states.is_empty() {
-            String::new()
-        } else {
-            states_filter(states)
-        };
+    async fn jobs_before(
+        &self,
+        states: &[JobState],
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<JobRecord>> {
+        let filter = crate::rows::page_filter(states, before_seq);
         let rows: Vec<JobRow> = sqlx::query_as(&job_select(&filter, NEWEST_FIRST, Some(limit)))
             .fetch_all(&self.pool)
             .await?;

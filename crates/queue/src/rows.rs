@@ -13,6 +13,7 @@ use crate::{JobRecord, QueueError, Result, TaskLease, TaskRecord};
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
     id: String,
+    seq: i64,
     identity: String,
     state: String,
     priority: i32,
@@ -50,6 +51,7 @@ impl JobRow {
             max_attempts: unsigned(self.max_attempts, "max_attempts")?,
             max_expiries: unsigned(self.max_expiries, "max_expiries")?,
             id: self.id,
+            seq: self.seq,
             identity: self.identity,
             priority: self.priority,
             input: self.input,
@@ -222,7 +224,7 @@ pub(crate) fn job_select(filter: &str, order: &str, limit: Option<u32>) -> Strin
     let limit = limit.map(|n| format!("LIMIT {n}")).unwrap_or_default();
     format!(
         "WITH page AS (SELECT j.* FROM jobs j {filter} {order} {limit}) \
-         SELECT j.id, j.identity, j.state, j.priority, j.input, j.output, j.spec, j.plan, \
+         SELECT j.id, j.seq, j.identity, j.state, j.priority, j.input, j.output, j.spec, j.plan, \
             j.frames_total, j.max_attempts, j.max_expiries, j.last_error, j.enqueued_at, \
             j.started_at, j.finished_at, \
             CAST(COALESCE(a.frames_done, 0) AS BIGINT) AS frames_done, \
@@ -245,8 +247,21 @@ pub(crate) fn job_select(filter: &str, order: &str, limit: Option<u32>) -> Strin
     )
 }
 
-/// Newest first; jobs submitted in the same millisecond by submission order.
-pub(crate) const NEWEST_FIRST: &str = "ORDER BY j.enqueued_at DESC, j.seq DESC";
+/// Newest first, by submission order.
+pub(crate) const NEWEST_FIRST: &str = "ORDER BY j.seq DESC";
+
+/// The listing filter for [`Queue::jobs_before`](crate::Queue::jobs_before): states and cursor.
+/// Both come from enums and integers, never from user text.
+pub(crate) fn page_filter(states: &[JobState], before_seq: Option<i64>) -> String {
+    let mut conditions = Vec::new();
+    if !states.is_empty() {
+        conditions.push(states_filter(states));
+    }
+    if let Some(seq) = before_seq {
+        conditions.push(format!("j.seq < {seq}"));
+    }
+    conditions.join(" AND ")
+}
 
 /// `state IN ('queued', ...)` for a listing filter. The texts come from the enums, not the user.
 pub(crate) fn states_filter(states: &[JobState]) -> String {

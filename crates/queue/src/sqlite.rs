@@ -25,9 +25,8 @@ use sqlx::{Connection as _, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::rows::{
-    budget, chunk_number, frame_number, job_select, millis, score_rank, states_filter, ClaimedRow,
-    HeldRow, JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS,
-    TASK_ORDER,
+    budget, chunk_number, frame_number, job_select, millis, score_rank, ClaimedRow, HeldRow,
+    JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
 };
 use crate::signal::WorkSignal;
 use crate::{
@@ -217,7 +216,17 @@ async fn ready_assemble(conn: &mut SqliteConnection, job: &str) -> Result<bool> 
 impl Queue for SqliteQueue {
     async fn submit(&self, job: NewJob) -> Result<Submitted> {
         let (_gate, mut tx) = self.write().await?;
-        // The write lock makes this check and the insert one step for every process.
+        // The write lock makes these checks and the insert one step for every process.
+        if let Some(key) = &job.idempotency_key {
+            let earlier: Option<String> =
+                sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = ?1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(earlier) = earlier {
+                return Ok(Submitted::Existing(earlier));
+            }
+        }
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE identity = ?1 AND state IN ('queued', 'running')",
         )
@@ -231,8 +240,8 @@ impl Queue for SqliteQueue {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO jobs (id, identity, state, priority, input, output, spec, \
-             max_attempts, max_expiries, enqueued_at, seq) \
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             max_attempts, max_expiries, enqueued_at, idempotency_key, seq) \
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
         )
         .bind(&id)
@@ -244,6 +253,7 @@ impl Queue for SqliteQueue {
         .bind(budget(job.budgets.max_attempts))
         .bind(budget(job.budgets.max_expiries))
         .bind(now)
+        .bind(&job.idempotency_key)
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
@@ -611,12 +621,13 @@ impl Queue for SqliteQueue {
         row.map(JobRow::into_record).transpose()
     }
 
-    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>> {
-        let filter = if states.is_empty() {
-            String::new()
-        } else {
-            states_filter(states)
-        };
+    async fn jobs_before(
+        &self,
+        states: &[JobState],
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<JobRecord>> {
+        let filter = crate::rows::page_filter(states, before_seq);
         let rows: Vec<JobRow> = sqlx::query_as(&job_select(&filter, NEWEST_FIRST, Some(limit)))
             .fetch_all(&self.pool)
             .await?;

@@ -774,6 +774,76 @@ async fn wait_for_work_wakes_on_a_submit_elsewhere(db: &Db) {
 }
 
 /// Waits for work and claims it, as a worker does, for at most a few seconds.
+async fn idempotency_keys_return_the_first_job(db: &Db) {
+    let q = db.open().await;
+    let mut first = job("a");
+    first.idempotency_key = Some("key-1".into());
+    let id = submit(&q, first.clone()).await;
+    // The same key returns the same job, even for another identity and after it ended.
+    let mut again = job("b");
+    again.idempotency_key = Some("key-1".into());
+    assert_eq!(
+        q.submit(again.clone()).await.unwrap(),
+        Submitted::Existing(id.clone())
+    );
+    assert!(q.cancel(&id).await.unwrap());
+    assert_eq!(
+        q.submit(again).await.unwrap(),
+        Submitted::Existing(id.clone())
+    );
+    // Another key is another job; racing submits of one new key make one job.
+    let mut racers = Vec::new();
+    for n in 0..8 {
+        let q = Arc::clone(&q);
+        let mut new = job(&format!("race-{n}"));
+        new.idempotency_key = Some("key-2".into());
+        racers.push(tokio::spawn(async move { q.submit(new).await.unwrap() }));
+    }
+    let mut ids = HashSet::new();
+    for racer in racers {
+        ids.insert(racer.await.unwrap().id().to_string());
+    }
+    assert_eq!(ids.len(), 1, "one key made several jobs: {ids:?}");
+    assert!(!ids.contains(&id));
+}
+
+async fn jobs_page_by_submission_order(db: &Db) {
+    let q = db.open().await;
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(submit(&q, job(&format!("j{n}"))).await);
+    }
+    ids.reverse(); // newest first
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = q.jobs_before(&[], 3, before).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        assert!(page.windows(2).all(|w| w[0].seq > w[1].seq));
+        before = Some(page.last().unwrap().seq);
+        seen.extend(page.into_iter().map(|j| j.id));
+    }
+    assert_eq!(seen, ids);
+    // With a state filter, the cursor still applies.
+    assert!(q.cancel(&ids[0]).await.unwrap());
+    let queued = q
+        .jobs_before(
+            &[JobState::Queued],
+            10,
+            Some(q.job(&ids[2]).await.unwrap().unwrap().seq),
+        )
+        .await
+        .unwrap();
+    let queued: Vec<&str> = queued.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        queued,
+        ids[3..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}
+
 async fn wait_and_claim(q: &Arc<dyn Queue>) -> fresco_queue::TaskLease {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -825,4 +895,6 @@ backend_tests!(
     claim_filter_limits_jobs,
     concurrent_claimers_never_share_a_task,
     wait_for_work_wakes_on_a_submit_elsewhere,
+    idempotency_keys_return_the_first_job,
+    jobs_page_by_submission_order,
 );

@@ -54,6 +54,7 @@ fn job(identity: &str) -> NewJob {
         spec: "{}".into(),
         priority: 0,
         budgets: RetryBudgets::default(),
+        idempotency_key: None,
     }
 }
 

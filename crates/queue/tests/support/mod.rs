@@ -151,6 +151,7 @@ pub fn job(identity: &str) -> NewJob {
         spec: format!("{{\"identity\":\"{identity}\"}}"),
         priority: 0,
         budgets: RetryBudgets::default(),
+        idempotency_key: None,
     }
 }
 
