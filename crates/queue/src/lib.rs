@@ -191,6 +191,33 @@ pub struct TaskRecord {
     pub finished_at_ms: Option<i64>,
 }
 
+/// What a worker says of itself.
+#[derive(Debug, Clone)]
+pub struct WorkerStatus {
+    /// Unique among live workers (`host:pid:n`).
+    pub name: String,
+    pub host: String,
+    /// "cpu", "cuda:0", ...
+    pub device: String,
+    /// "idle", "busy" or "stopped".
+    pub state: String,
+    /// What it works on, e.g. "score chunk 3 of job ID".
+    pub current: Option<String>,
+}
+
+/// A worker as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRecord {
+    pub name: String,
+    pub host: String,
+    pub device: String,
+    pub state: String,
+    pub current: Option<String>,
+    /// Milliseconds since the Unix epoch (the database's clock on PostgreSQL).
+    pub started_at_ms: i64,
+    pub last_seen_ms: i64,
+}
+
 /// The queue's verbs. Every method is one transaction; all are safe to call from many
 /// processes at once.
 #[async_trait]
@@ -282,6 +309,12 @@ pub trait Queue: Send + Sync {
 
     /// A job's tasks, in order (plan, chunks, assemble).
     async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>>;
+
+    /// Records that a worker is alive, and what it does (insert or update by name).
+    async fn worker_seen(&self, status: &WorkerStatus) -> Result<()>;
+
+    /// Workers heard from within `within` (stopped ones too), most recently seen first.
+    async fn workers(&self, within: Duration) -> Result<Vec<WorkerRecord>>;
 
     /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
     /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).

@@ -27,7 +27,7 @@ use crate::rows::{
     JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
 };
 use crate::signal::WorkSignal;
-use crate::{
+use crate::{WorkerRecord, WorkerStatus, 
     new_token, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob, Queue, QueueError,
     Result, Submitted, TaskLease, TaskRecord,
 };
@@ -748,6 +748,39 @@ impl Queue for PgQueue {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(TaskRow::into_record).collect()
+    }
+
+    async fn worker_seen(&self, status: &WorkerStatus) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO workers (name, host, device, state, current, started_at, last_seen) ",
+            "VALUES ($1, $2, $3, $4, $5, ",
+            now!(),
+            ", ",
+            now!(),
+            ") ON CONFLICT (name) DO UPDATE SET host = excluded.host, device = excluded.device, ",
+            "state = excluded.state, current = excluded.current, last_seen = excluded.last_seen"
+        ))
+        .bind(&status.name)
+        .bind(&status.host)
+        .bind(&status.device)
+        .bind(&status.state)
+        .bind(&status.current)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn workers(&self, within: Duration) -> Result<Vec<WorkerRecord>> {
+        let rows: Vec<crate::rows::WorkerRow> = sqlx::query_as(concat!(
+            "SELECT name, host, device, state, current, started_at, last_seen FROM workers ",
+            "WHERE last_seen >= ",
+            now!(),
+            " - $1 ORDER BY last_seen DESC, name"
+        ))
+        .bind(crate::rows::millis(within))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(crate::rows::WorkerRow::into_record).collect())
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

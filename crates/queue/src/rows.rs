@@ -66,6 +66,32 @@ impl JobRow {
     }
 }
 
+/// A row of `workers`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct WorkerRow {
+    name: String,
+    host: String,
+    device: String,
+    state: String,
+    current: Option<String>,
+    started_at: i64,
+    last_seen: i64,
+}
+
+impl WorkerRow {
+    pub(crate) fn into_record(self) -> crate::WorkerRecord {
+        crate::WorkerRecord {
+            name: self.name,
+            host: self.host,
+            device: self.device,
+            state: self.state,
+            current: self.current,
+            started_at_ms: self.started_at,
+            last_seen_ms: self.last_seen,
+        }
+    }
+}
+
 /// The task columns a listing reads: [`TASK_COLUMNS`].
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct TaskRow {

@@ -844,6 +844,49 @@ async fn jobs_page_by_submission_order(db: &Db) {
     );
 }
 
+async fn workers_announce_themselves(db: &Db) {
+    let q = db.open().await;
+    let status = |name: &str, state: &str, current: Option<&str>| fresco_queue::WorkerStatus {
+        name: name.into(),
+        host: "h1".into(),
+        device: "cpu".into(),
+        state: state.into(),
+        current: current.map(str::to_string),
+    };
+    q.worker_seen(&status("h1:1:0", "idle", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    q.worker_seen(&status("h1:2:0", "busy", Some("score chunk 3 of job x")))
+        .await
+        .unwrap();
+    let workers = q.workers(LONG).await.unwrap();
+    let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["h1:2:0", "h1:1:0"], "most recently seen first");
+    assert_eq!(
+        workers[0].current.as_deref(),
+        Some("score chunk 3 of job x")
+    );
+    assert_eq!(workers[0].state, "busy");
+    let started = workers[1].started_at_ms;
+    // An update keeps the start time and moves last_seen on.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    q.worker_seen(&status("h1:1:0", "stopped", None))
+        .await
+        .unwrap();
+    let again = q.workers(LONG).await.unwrap();
+    let w = again.iter().find(|w| w.name == "h1:1:0").unwrap();
+    assert_eq!((w.state.as_str(), w.started_at_ms), ("stopped", started));
+    assert!(w.last_seen_ms > started);
+    // Silent for longer than the window: not listed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(q
+        .workers(Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 async fn wait_and_claim(q: &Arc<dyn Queue>) -> fresco_queue::TaskLease {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -897,4 +940,5 @@ backend_tests!(
     wait_for_work_wakes_on_a_submit_elsewhere,
     idempotency_keys_return_the_first_job,
     jobs_page_by_submission_order,
+    workers_announce_themselves,
 );

@@ -20,7 +20,9 @@ use fresco_core::{Device, FrameRange, JobState, TaskKind};
 use fresco_infer::registry::Registry;
 use fresco_pipeline::chunk::{self, JobPlan};
 use fresco_pipeline::{FailureClass, LoadedModel, Progress, RunError, Tools};
-use fresco_queue::{ClaimFilter, FailOutcome, LeaseStatus, Queue, QueueError, TaskLease};
+use fresco_queue::{
+    ClaimFilter, FailOutcome, LeaseStatus, Queue, QueueError, TaskLease, WorkerStatus,
+};
 use tokio::sync::Notify;
 
 use crate::spec::{load_pinned_model, JobSpec, PinError};
@@ -264,6 +266,23 @@ impl Worker {
         self
     }
 
+    fn status(&self, state: &str, current: Option<String>) -> WorkerStatus {
+        WorkerStatus {
+            name: self.config.name.clone(),
+            host: sweep::host_name(),
+            device: self.config.device.to_string(),
+            state: state.into(),
+            current,
+        }
+    }
+
+    /// Tells the queue this worker is alive; a failure is only logged (the queue may be away).
+    async fn announce(&self, state: &str, current: Option<String>) {
+        if let Err(e) = self.queue.worker_seen(&self.status(state, current)).await {
+            tracing::debug!("could not announce the worker: {e}");
+        }
+    }
+
     fn emit(&self, event: WorkerEvent) {
         if let Some(sink) = &self.events {
             sink(event);
@@ -277,7 +296,13 @@ impl Worker {
         let mut db_backoff = Duration::from_millis(200);
         let mut last_sweep: Option<Instant> = None;
         tracing::info!(worker = %self.config.name, "worker started");
+        self.announce("idle", None).await;
+        let mut last_announced = Instant::now();
         loop {
+            if last_announced.elapsed() > Duration::from_secs(10) {
+                self.announce("idle", None).await;
+                last_announced = Instant::now();
+            }
             if self.stop.is_stopping() {
                 break;
             }
@@ -320,6 +345,7 @@ impl Worker {
             };
             self.run_task(lease, &mut summary).await;
         }
+        self.announce("stopped", None).await;
         tracing::info!(worker = %self.config.name, "worker stopped: {} tasks done, {} chunks ({} frames) scored, {} failed, {} released",
             summary.tasks_done, summary.chunks_scored, summary.frames_scored, summary.tasks_failed, summary.tasks_released);
         summary
@@ -359,6 +385,8 @@ impl Worker {
             chunk: lease.chunk,
             frames: lease.frames,
         });
+        let doing = format!("{} chunk {} of job {}", lease.kind, lease.chunk, lease.job_id);
+        self.announce("busy", Some(doing.clone())).await;
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
         let stalled = Arc::new(AtomicBool::new(false));
@@ -369,6 +397,7 @@ impl Worker {
             self.config.lease,
             Arc::clone(&cancel),
             Arc::clone(&lost),
+            self.status("busy", Some(doing)),
         ));
         // A chunk that stops making progress (a hung decoder, a stuck network mount) would
         // otherwise hold its lease forever, renewed by the heartbeat.
@@ -602,10 +631,14 @@ async fn heartbeat_loop(
     length: Duration,
     cancel: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
+    status: WorkerStatus,
 ) {
     let every = (length / 3).max(Duration::from_millis(50));
     loop {
         tokio::time::sleep(every).await;
+        if let Err(e) = queue.worker_seen(&status).await {
+            tracing::debug!("could not announce the worker: {e}");
+        }
         match queue.heartbeat(&lease, length).await {
             Ok(LeaseStatus::Held) => {}
             Ok(LeaseStatus::Lost) => {
