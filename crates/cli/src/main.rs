@@ -10,6 +10,7 @@ mod jobs;
 mod models;
 mod queue_args;
 mod run;
+mod serve;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     /// List, fetch or export models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Serve the HTTP API over the job queue, with in-process workers.
+    Serve(serve::ServeArgs),
     /// Run a worker: take tasks from a shared queue until stopped (or idle, with --until-idle).
     Worker(worker_cmd::WorkerArgs),
     /// Submit, list, show, cancel or retry jobs in the queue.
@@ -47,7 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A worker's log is its record of what it claimed and did; elsewhere only warnings.
     let default_filter = match cli.command {
-        Command::Worker(_) => "info,ort=error,sqlx=warn",
+        Command::Worker(_) | Command::Serve(_) => "info,ort=error,sqlx=warn",
         _ => "warn,ort=error,sqlx=warn",
     };
     tracing_subscriber::fmt()
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Models(cmd) => models::models(cmd),
+        Command::Serve(args) => serve::serve(args),
         Command::Worker(args) => worker_cmd::worker(args),
         Command::Jobs(cmd) => jobs::jobs(cmd),
         Command::Bench(args) => bench::bench(args),

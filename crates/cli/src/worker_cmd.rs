@@ -80,7 +80,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
 }
 
 /// SIGTERM and SIGINT ask the worker to stop; a second one exits at once.
-fn spawn_signal_handlers(stop: Arc<StopSignal>) {
+pub(crate) fn spawn_signal_handlers(stop: Arc<StopSignal>) {
     use tokio::signal::unix::{signal, SignalKind};
     for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
         let stop = Arc::clone(&stop);

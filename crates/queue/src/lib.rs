@@ -304,6 +304,9 @@ pub trait Queue: Send + Sync {
         before_seq: Option<i64>,
     ) -> Result<Vec<JobRecord>>;
 
+    /// The job first submitted with this idempotency key, whatever its state.
+    async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>>;
+
     /// The queued or running job with this identity, if any.
     async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>>;
 

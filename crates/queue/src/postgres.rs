@@ -27,9 +27,9 @@ use crate::rows::{
     JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
 };
 use crate::signal::WorkSignal;
-use crate::{WorkerRecord, WorkerStatus, 
+use crate::{
     new_token, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob, Queue, QueueError,
-    Result, Submitted, TaskLease, TaskRecord,
+    Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
 };
 
 /// Connections per process. The work notifications hold one of them.
@@ -727,6 +727,15 @@ impl Queue for PgQueue {
         rows.into_iter().map(JobRow::into_record).collect()
     }
 
+    async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>> {
+        let sql = job_select("j.idempotency_key = $1", "", None);
+        let row: Option<JobRow> = sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(JobRow::into_record).transpose()
+    }
+
     async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>> {
         let sql = job_select(
             "j.identity = $1 AND j.state IN ('queued', 'running')",
@@ -780,7 +789,10 @@ impl Queue for PgQueue {
         .bind(crate::rows::millis(within))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(crate::rows::WorkerRow::into_record).collect())
+        Ok(rows
+            .into_iter()
+            .map(crate::rows::WorkerRow::into_record)
+            .collect())
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

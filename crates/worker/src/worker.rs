@@ -158,7 +158,8 @@ impl StopSignal {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    async fn stopped(&self) {
+    /// Completes once a stop was asked for.
+    pub async fn stopped(&self) {
         loop {
             let notified = self.notify.notified();
             if self.is_stopping() {
@@ -385,7 +386,10 @@ impl Worker {
             chunk: lease.chunk,
             frames: lease.frames,
         });
-        let doing = format!("{} chunk {} of job {}", lease.kind, lease.chunk, lease.job_id);
+        let doing = format!(
+            "{} chunk {} of job {}",
+            lease.kind, lease.chunk, lease.job_id
+        );
         self.announce("busy", Some(doing.clone())).await;
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,109 @@
+//! `fresco serve`: the HTTP API over the job queue, with in-process workers so that one command
+//! gives a working service. More `fresco worker` processes (here or on other machines) may join
+//! it through the same `--db` and `--work-dir`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use fresco_core::Device;
+use fresco_server::{AppState, LocalJobFactory};
+use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
+
+use crate::exit::{self, Failure};
+use crate::queue_args::{redact, runtime, QueueArgs};
+use crate::worker_cmd::spawn_signal_handlers;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTP).
+    #[arg(long, env = "FRESCO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// In-process workers (0: the API only, for deployments whose workers run elsewhere).
+    #[arg(long, env = "FRESCO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Seconds a claimed task stays a worker's without a heartbeat.
+    #[arg(long, env = "FRESCO_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
+    /// On SIGTERM, seconds a task in flight may take to finish before it is handed back.
+    #[arg(long, env = "FRESCO_GRACE_SECONDS", default_value_t = 30)]
+    pub grace_seconds: u64,
+    /// cpu, or cuda[:N], for the in-process workers.
+    #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
+    pub device: Device,
+    /// Inference threads per in-process worker (default: the cores shared between them).
+    #[arg(long, env = "FRESCO_THREADS")]
+    pub threads: Option<usize>,
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    runtime().block_on(async move {
+        let queue = args.queue.open().await?;
+        let work_dir = args.queue.work_dir();
+        std::fs::create_dir_all(&work_dir).map_err(|e| {
+            Failure::new(
+                exit::OUTPUT,
+                format!("{}: cannot create the work folder: {e}", work_dir.display()),
+            )
+        })?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit::BAD_INPUT,
+                    format!("--listen {}: cannot listen there: {e}", args.listen),
+                )
+            })?;
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| args.listen.clone());
+        // The one line a script (or a test) waits for.
+        eprintln!(
+            "fresco serve: listening on http://{address} (queue {}, {} worker{})",
+            redact(&args.queue.db_url()),
+            args.workers,
+            if args.workers == 1 { "" } else { "s" }
+        );
+
+        let stop = StopSignal::new();
+        spawn_signal_handlers(Arc::clone(&stop));
+        let threads = args.threads.or_else(|| {
+            (args.workers > 1).then(|| {
+                let cores = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1);
+                (cores / args.workers).max(1)
+            })
+        });
+        let mut workers = Vec::new();
+        for n in 0..args.workers {
+            let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());
+            config.lease = Duration::from_secs(args.lease_seconds.max(1));
+            config.grace = Duration::from_secs(args.grace_seconds);
+            config.device = args.device;
+            config.threads = threads;
+            let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
+            workers.push(tokio::spawn(worker.run()));
+        }
+
+        let mut state = AppState::new(Arc::clone(&queue), Arc::new(LocalJobFactory::default()));
+        state.work_dir = Some(work_dir);
+        let shutdown = {
+            let stop = Arc::clone(&stop);
+            async move { stop.stopped().await }
+        };
+        let served = fresco_server::serve(listener, state, shutdown).await;
+        // The server stops on a stop request; so do the workers (after their grace period).
+        stop.stop();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        served
+            .map_err(|e| Failure::new(exit::PROCESSING, format!("the HTTP server failed: {e}")))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,139 @@
+//! `fresco serve` end to end: the HTTP API and its in-process workers in one process.
+
+mod common;
+
+use common::jobs::{read_log, wait_exit, wait_until};
+use common::*;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// A running `fresco serve` on a free port, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path) -> Server {
+        let log = dir.join("serve.log");
+        let child = fresco_cmd()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--db")
+            .arg(format!("sqlite://{}", dir.join("queue.db").display()))
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start fresco serve");
+        let mut base = String::new();
+        wait_until(Duration::from_secs(30), "the server to listen", || {
+            let text = read_log(&log);
+            if let Some(rest) = text.split("listening on ").nth(1) {
+                base = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            !base.is_empty()
+        });
+        Server { child, base, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_exit(
+            &mut self.child,
+            Duration::from_secs(30),
+            "fresco serve after SIGTERM",
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get_json(url: &str) -> serde_json::Value {
+    ureq::get(url).call().unwrap().into_json().unwrap()
+}
+
+#[test]
+fn a_job_submitted_over_http_is_styled_frame_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clip.mp4");
+    make_h264(&input, "64x48", 25, 0.8);
+    let model = identity_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    let mut server = Server::start(dir.path());
+
+    let body = serde_json::json!({
+        "input": input,
+        "output": output,
+        "model": model,
+        "codec": "libx264rgb",
+        "crf": 0,
+        "chunk_frames": 7,
+    });
+    let created = ureq::post(&server.url("/v1/jobs"))
+        .set("Idempotency-Key", "clip-1")
+        .send_json(body.clone())
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let job: serde_json::Value = created.into_json().unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // A retried submission with the same key is the same job.
+    let again = ureq::post(&server.url("/v1/jobs"))
+        .set("Idempotency-Key", "clip-1")
+        .send_json(body)
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again.into_json::<serde_json::Value>().unwrap()["id"],
+        id.as_str()
+    );
+
+    let job_url = server.url(&format!("/v1/jobs/{id}"));
+    wait_until(Duration::from_secs(120), "the job to finish", || {
+        let state = get_json(&job_url)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_ne!(state, "failed", "{}", get_json(&job_url));
+        state == "succeeded"
+    });
+    assert_eq!(frame_md5s(&output), frame_md5s(&input));
+
+    // Once the output exists, a repeat with the key still returns the job (not "output exists").
+    let late = ureq::post(&server.url("/v1/jobs"))
+        .set("Idempotency-Key", "clip-1")
+        .send_json(serde_json::json!({
+            "input": input, "output": output, "model": model, "chunk_frames": 7,
+        }))
+        .unwrap();
+    assert_eq!(late.status(), 200);
+    assert_eq!(
+        late.into_json::<serde_json::Value>().unwrap()["id"],
+        id.as_str()
+    );
+
+    let workers = get_json(&server.url("/v1/workers"));
+    let list = workers["workers"].as_array().expect("a workers list");
+    assert_eq!(list.len(), 1, "{workers}");
+    assert_eq!(list[0]["device"], "cpu");
+
+    assert!(server.stop().success(), "{}", read_log(&server.log));
+}

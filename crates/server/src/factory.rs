@@ -1,0 +1,286 @@
+//! From a validated [`SubmitRequest`] to a [`NewJob`] for the queue: the checks `fresco jobs
+//! submit` makes before queueing (the input is a video, the output can be written, the model loads
+//! and its digest is pinned), behind a trait so that the binary can inject its own model loading
+//! and tests can do without models and ffmpeg.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use fresco_core::{Device, EncodeSettings, ModelChoice, RetryBudgets};
+use fresco_infer::registry::{Registry, RegistryError};
+use fresco_infer::{EngineError, EngineOptions};
+use fresco_media::probe::{probe, ProbeError};
+use fresco_pipeline::video::{check_input_file, check_output_target};
+use fresco_pipeline::{load_model, ModelError, RunError, Tools, VideoOptions};
+use fresco_queue::NewJob;
+use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
+
+use crate::api::{ModelRef, SubmitRequest};
+use crate::error::ApiError;
+
+/// Why a submission cannot become a job.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Rejection {
+    /// A field is wrong in itself (400).
+    #[error("{message}")]
+    BadField { code: &'static str, message: String },
+    /// The request is well formed but its input, output or model cannot be used (422).
+    #[error("{message}")]
+    Unusable { code: &'static str, message: String },
+    /// Something the server needs is missing now (ffprobe, ONNX Runtime, a download): 503. The
+    /// detail is logged, not shown.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
+    /// A bug or an unexpected failure: 500. The detail is logged, not shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::BadField { code, message } => ApiError::bad_request(code, message),
+            Rejection::Unusable { code, message } => ApiError::unprocessable(code, message),
+            Rejection::Unavailable { code, detail } => ApiError::unavailable(code, detail),
+            Rejection::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+impl Rejection {
+    /// The HTTP status this rejection answers with.
+    pub fn status(&self) -> StatusCode {
+        ApiError::from(self.clone()).status
+    }
+}
+
+/// Turns a submission into a job. Called after [`SubmitRequest::validate`]; the returned job's
+/// `idempotency_key` is set by the route from the request's header.
+#[async_trait]
+pub trait JobFactory: Send + Sync {
+    async fn build(&self, request: &SubmitRequest) -> Result<NewJob, Rejection>;
+}
+
+/// How long ffprobe may take on a submitted input.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`JobFactory`]: local paths, checked as `fresco jobs submit` checks them, with
+/// the model loaded once (on the CPU, one thread) to prove it is a usable image model and to pin
+/// the digest of its bytes.
+#[derive(Debug, Clone)]
+pub struct LocalJobFactory {
+    registry: Registry,
+    tools: Tools,
+    allow_download: bool,
+    device: Device,
+}
+
+impl Default for LocalJobFactory {
+    fn default() -> Self {
+        LocalJobFactory::new(Registry::from_env())
+    }
+}
+
+impl LocalJobFactory {
+    /// Models from `registry`; zoo styles may be downloaded (as `fresco jobs submit` does);
+    /// jobs are pinned for CPU workers.
+    pub fn new(registry: Registry) -> Self {
+        LocalJobFactory {
+            registry,
+            tools: Tools::default(),
+            allow_download: true,
+            device: Device::Cpu,
+        }
+    }
+
+    /// Whether a missing zoo style may be downloaded while a request waits.
+    pub fn allow_download(mut self, allow: bool) -> Self {
+        self.allow_download = allow;
+        self
+    }
+
+    /// The kind of device the jobs are pinned for (the model is still checked on the CPU).
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The blocking part: file checks, ffprobe and model loading.
+    fn build_blocking(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        let input = absolute_path("input", &request.input)?;
+        let output = absolute_path("output", &request.output)?;
+        check_input_file(&input).map_err(run_rejection)?;
+        if same_file(&input, &output) {
+            return Err(run_rejection(RunError::SameFile { input, output }));
+        }
+        let options = video_options(request);
+        check_output_target(&output, options.overwrite).map_err(run_rejection)?;
+        // A probe and a plan (no frame scan) reject what is not a video before workers see it.
+        let report = probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+        fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+            .map_err(run_rejection)?;
+
+        let choice = match request.model_ref().map_err(|e| Rejection::BadField {
+            code: e.code,
+            message: e.message,
+        })? {
+            ModelRef::Style(style) => ModelChoice::Style(style),
+            ModelRef::File(path) => ModelChoice::File(absolute_path("model", &path)?),
+        };
+        let engine = EngineOptions {
+            threads: Some(1),
+            device: Device::Cpu,
+            ..EngineOptions::default()
+        };
+        let model = load_model(&choice, &self.registry, &engine, self.allow_download)
+            .map_err(model_rejection)?;
+        let spec = JobSpec {
+            input: absolute(&input),
+            output: absolute(&output),
+            model: ModelPin {
+                choice,
+                name: model.name.clone(),
+                digest: model.digest.clone(),
+                input_range: None,
+                channel_order: None,
+                device_kind: device_kind(self.device).to_string(),
+                precision: "fp32".into(),
+            },
+            options,
+            chunk_frames: request.chunk_frames,
+        };
+        let defaults = RetryBudgets::default();
+        Ok(NewJob {
+            identity: spec.identity(),
+            input: spec.input.display().to_string(),
+            output: spec.output.display().to_string(),
+            spec: spec.to_json(),
+            priority: request.priority,
+            budgets: RetryBudgets {
+                max_attempts: request.max_attempts.unwrap_or(defaults.max_attempts),
+                max_expiries: request.max_expiries.unwrap_or(defaults.max_expiries),
+            },
+            idempotency_key: None,
+        })
+    }
+}
+
+#[async_trait]
+impl JobFactory for LocalJobFactory {
+    async fn build(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        let factory = self.clone();
+        let request = request.clone();
+        // ffprobe and ONNX Runtime session creation block for up to seconds.
+        tokio::task::spawn_blocking(move || factory.build_blocking(&request))
+            .await
+            .map_err(|e| Rejection::Internal(format!("job checks panicked: {e}")))?
+    }
+}
+
+/// The options `fresco run` would use for the same flags.
+pub fn video_options(request: &SubmitRequest) -> VideoOptions {
+    let defaults = EncodeSettings::default();
+    VideoOptions {
+        encode: EncodeSettings {
+            codec: request.codec.clone().unwrap_or(defaults.codec),
+            crf: request.crf.or(defaults.crf),
+            preset: request.preset.clone().or(defaults.preset),
+            pix_fmt: request.pix_fmt.clone(),
+            threads: None,
+        },
+        max_side: request.max_side,
+        drop_streams: request.drop_streams.iter().map(|&k| k.into()).collect(),
+        overwrite: request.overwrite,
+    }
+}
+
+/// Paths are the server's own: a relative one would depend on where the server was started.
+fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(Rejection::BadField {
+            code: "path-not-absolute",
+            message: format!("{field}: '{text}' must be an absolute path on the server"),
+        })
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn unusable(code: &'static str, e: impl std::fmt::Display) -> Rejection {
+    Rejection::Unusable {
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Every [`RunError`] the checks can give, each with its own code.
+fn run_rejection(e: RunError) -> Rejection {
+    match e {
+        RunError::InputMissing { .. } => unusable("input-missing", e),
+        RunError::InputEmpty { .. } => unusable("input-empty", e),
+        RunError::NotMedia { .. } | RunError::Decode { .. } => unusable("input-not-media", e),
+        RunError::NoVideo { .. } => unusable("input-not-video", e),
+        RunError::Unsupported { .. } => unusable("input-unsupported", e),
+        RunError::OutputExists { .. } => unusable("output-exists", e),
+        RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
+        RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
+        RunError::SameFile { .. } => unusable("same-file", e),
+        RunError::Model { .. } => unusable("model-unusable", e),
+        RunError::Tool(ref tool) if tool.is_missing_tool() => Rejection::Unavailable {
+            code: "tool-unavailable",
+            detail: e.to_string(),
+        },
+        RunError::Tool(_) | RunError::Encode { .. } | RunError::Canceled => {
+            Rejection::Internal(e.to_string())
+        }
+    }
+}
+
+fn probe_rejection(e: ProbeError) -> Rejection {
+    match e {
+        ProbeError::NotMedia { .. } | ProbeError::BadJson { .. } => unusable("input-not-media", e),
+        ProbeError::Tool(tool) => run_rejection(RunError::Tool(tool)),
+    }
+}
+
+fn model_rejection(e: ModelError) -> Rejection {
+    let unavailable = |code, e: &ModelError| Rejection::Unavailable {
+        code,
+        detail: e.to_string(),
+    };
+    match &e {
+        ModelError::FileMissing { .. } => unusable("model-missing", e),
+        ModelError::Registry(r) => match r {
+            RegistryError::UnknownStyle { .. } => unusable("unknown-style", e),
+            RegistryError::Offline { .. } | RegistryError::NoPinnedDigest { .. } => {
+                unusable("model-not-installed", e)
+            }
+            RegistryError::NotDownloadable { .. } => Rejection::Internal(e.to_string()),
+            RegistryError::HttpStatus { .. }
+            | RegistryError::Network { .. }
+            | RegistryError::Truncated { .. }
+            | RegistryError::SizeMismatch { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::Io { .. } => unavailable("model-download-failed", &e),
+        },
+        ModelError::Engine(engine) => match engine {
+            EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
+                unusable("model-unusable", e)
+            }
+            EngineError::Runtime(_) | EngineError::Device { .. } => {
+                unavailable("model-runtime-unavailable", &e)
+            }
+            EngineError::Run { .. } => Rejection::Internal(e.to_string()),
+        },
+    }
+}

@@ -1,0 +1,78 @@
+//! fresco's HTTP API: submit, list, follow, cancel and retry jobs over JSON.
+//!
+//! A request flows: [`routes`] (axum handlers; bodies and queries through [`extract`], whose
+//! rejections become [`error::ApiError`]s) → validation of the body ([`api::SubmitRequest`]) →
+//! a [`JobFactory`] that checks the input, output and model and builds the queue's job → the
+//! [`fresco_queue::Queue`] → a view of the queue's records ([`api`]) as JSON. Every error is
+//! `{ "error": { "code", "message" } }`. The OpenAPI document ([`openapi`]) is generated from the
+//! same handlers and types, so it says what the server does.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let queue = fresco_queue::open("sqlite:///tmp/q.db").await.unwrap();
+//! let state = fresco_server::AppState::new(queue, std::sync::Arc::new(fresco_server::LocalJobFactory::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! fresco_server::serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fresco_queue::Queue;
+
+pub mod api;
+pub mod callback;
+pub mod error;
+pub mod extract;
+pub mod factory;
+pub mod openapi;
+pub mod routes;
+
+pub use api::SubmitRequest;
+pub use callback::CallbackSettings;
+pub use error::{ApiError, ErrorBody};
+pub use factory::{JobFactory, LocalJobFactory, Rejection};
+pub use routes::router;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where jobs are stored.
+    pub queue: Arc<dyn Queue>,
+    /// Turns submissions into jobs (model loading and file checks).
+    pub jobs: Arc<dyn JobFactory>,
+    /// The workers' shared work folder, when this machine sees it: a canceled job's chunk files
+    /// are removed at once (workers sweep them otherwise).
+    pub work_dir: Option<PathBuf>,
+    /// How completion callbacks are made.
+    pub callbacks: CallbackSettings,
+}
+
+impl AppState {
+    pub fn new(queue: Arc<dyn Queue>, jobs: Arc<dyn JobFactory>) -> Self {
+        AppState {
+            queue,
+            jobs,
+            work_dir: None,
+            callbacks: CallbackSettings::default(),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting connections and
+/// waits for the requests in flight to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "fresco API listening"),
+        Err(e) => tracing::warn!(error = %e, "fresco API listening (address unknown)"),
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

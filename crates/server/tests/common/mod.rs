@@ -1,0 +1,277 @@
+//! Helpers for the in-process API tests: a real SQLite queue in a temporary folder, a fake
+//! [`JobFactory`] (no models, no ffmpeg), a queue that always fails, and a one-call request helper.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use fresco_core::{FrameRange, JobState, RetryBudgets};
+use fresco_queue::{
+    ClaimFilter, FailOutcome, JobRecord, LeaseStatus, NewJob, Queue, QueueError, Submitted,
+    TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
+};
+use fresco_server::{AppState, JobFactory, Rejection, SubmitRequest};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A server state over a fresh SQLite queue; keep the folder alive as long as the state.
+pub struct TestApp {
+    pub state: AppState,
+    pub queue: Arc<dyn Queue>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn app() -> TestApp {
+    app_with(Arc::new(FakeFactory)).await
+}
+
+pub async fn app_with(factory: Arc<dyn JobFactory>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let queue = fresco_queue::open(&url)
+        .await
+        .expect("open the SQLite queue");
+    TestApp {
+        state: AppState::new(Arc::clone(&queue), factory),
+        queue,
+        _dir: dir,
+    }
+}
+
+/// A response: status, headers and the body as JSON (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Asserts the JSON error shape, its status and its code; returns the message.
+    pub fn error(&self, status: StatusCode, code: &str) -> String {
+        assert_eq!(self.status, status, "wrong status: {self:?}");
+        let error = &self.body["error"];
+        assert_eq!(error["code"], code, "wrong code: {self:?}");
+        let message = error["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {self:?}"));
+        assert!(!message.is_empty());
+        assert_eq!(
+            self.body.as_object().map(|o| o.len()),
+            Some(1),
+            "extra fields: {self:?}"
+        );
+        assert_eq!(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "error not JSON: {self:?}"
+        );
+        message.to_string()
+    }
+}
+
+/// Sends one request to a fresh router over `state`.
+pub async fn send(state: &AppState, request: Request<Body>) -> Reply {
+    let response = fresco_server::router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+pub async fn get(state: &AppState, uri: &str) -> Reply {
+    send(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+pub async fn post_empty(state: &AppState, uri: &str) -> Reply {
+    send(state, Request::post(uri).body(Body::empty()).unwrap()).await
+}
+
+/// POSTs `body` as JSON, with an Idempotency-Key when given.
+pub async fn post_json(state: &AppState, uri: &str, body: &Value, key: Option<&str>) -> Reply {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    send(state, request.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// A valid submission for the fake factory.
+pub fn submission(n: u32) -> Value {
+    serde_json::json!({
+        "input": format!("/videos/in-{n}.mp4"),
+        "output": format!("/videos/out-{n}.mp4"),
+        "style": "mosaic",
+    })
+}
+
+/// Accepts every valid submission without touching files or models; an input ending in
+/// `.txt` is refused as the local factory refuses what is not a video.
+pub struct FakeFactory;
+
+#[async_trait]
+impl JobFactory for FakeFactory {
+    async fn build(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        if request.input.ends_with(".txt") {
+            return Err(Rejection::Unusable {
+                code: "input-not-media",
+                message: format!("{}: not a media file", request.input),
+            });
+        }
+        let identity = serde_json::json!([
+            request.input,
+            request.output,
+            request.style,
+            request.model,
+            request.codec,
+            request.crf,
+        ])
+        .to_string();
+        Ok(NewJob {
+            identity,
+            input: request.input.clone(),
+            output: request.output.clone(),
+            spec: "{}".into(),
+            priority: request.priority,
+            budgets: RetryBudgets {
+                max_attempts: request.max_attempts.unwrap_or(3),
+                max_expiries: request.max_expiries.unwrap_or(10),
+            },
+            idempotency_key: None,
+        })
+    }
+}
+
+/// Fails the plan task of `job` for good, so the job is failed.
+pub async fn fail_job(queue: &dyn Queue, job: &str) {
+    let filter = ClaimFilter {
+        jobs: Some(vec![job.to_string()]),
+    };
+    let lease = queue
+        .claim("test-worker", Duration::from_secs(60), &filter)
+        .await
+        .unwrap()
+        .expect("a claimable plan task");
+    let outcome = queue
+        .fail(&lease, "input is broken", false, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FailOutcome::JobFailed);
+}
+
+/// A queue whose every call fails, as one whose database is down.
+pub struct BrokenQueue;
+
+fn down<T>() -> Result<T, QueueError> {
+    Err(QueueError::Corrupt("the database is down (test)".into()))
+}
+
+#[async_trait]
+impl Queue for BrokenQueue {
+    async fn submit(&self, _: NewJob) -> fresco_queue::Result<Submitted> {
+        down()
+    }
+    async fn claim(
+        &self,
+        _: &str,
+        _: Duration,
+        _: &ClaimFilter,
+    ) -> fresco_queue::Result<Option<TaskLease>> {
+        down()
+    }
+    async fn heartbeat(&self, _: &TaskLease, _: Duration) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn checkpoint(&self, _: &TaskLease, _: &str) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn complete_plan(
+        &self,
+        _: &TaskLease,
+        _: &str,
+        _: u64,
+        _: &[FrameRange],
+    ) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn complete_chunk(&self, _: &TaskLease) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn complete_job(&self, _: &TaskLease) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn fail(
+        &self,
+        _: &TaskLease,
+        _: &str,
+        _: bool,
+        _: Duration,
+    ) -> fresco_queue::Result<FailOutcome> {
+        down()
+    }
+    async fn release(&self, _: &TaskLease) -> fresco_queue::Result<()> {
+        down()
+    }
+    async fn expire_worker(&self, _: &str) -> fresco_queue::Result<u64> {
+        down()
+    }
+    async fn cancel(&self, _: &str) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn retry(&self, _: &str) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn jobs_before(
+        &self,
+        _: &[JobState],
+        _: u32,
+        _: Option<i64>,
+    ) -> fresco_queue::Result<Vec<JobRecord>> {
+        down()
+    }
+    async fn job_by_idempotency_key(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn active_job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn tasks(&self, _: &str) -> fresco_queue::Result<Vec<TaskRecord>> {
+        down()
+    }
+    async fn worker_seen(&self, _: &WorkerStatus) -> fresco_queue::Result<()> {
+        down()
+    }
+    async fn workers(&self, _: Duration) -> fresco_queue::Result<Vec<WorkerRecord>> {
+        down()
+    }
+    async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await
+    }
+}
