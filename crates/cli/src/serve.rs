@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use fresco_core::Device;
+use fresco_server::watch::{WatchConfig, Watcher};
 use fresco_server::{AppState, LocalJobFactory};
 use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
 
@@ -37,6 +38,26 @@ pub struct ServeArgs {
     /// Inference threads per in-process worker (default: the cores shared between them).
     #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
+    /// A folder to watch: every new video in it becomes one job (local folders for now).
+    #[arg(long, env = "FRESCO_WATCH", value_name = "DIR", requires = "output")]
+    pub watch: Option<String>,
+    /// Where the watch trigger's outputs go (`NAME.STYLE.EXT`, keeping sub-folders).
+    #[arg(long, env = "FRESCO_OUTPUT", value_name = "DIR", requires = "watch")]
+    pub output: Option<String>,
+    /// The style of the watch trigger's jobs.
+    #[arg(long, env = "FRESCO_STYLE", conflicts_with = "model")]
+    pub style: Option<String>,
+    /// The model file of the watch trigger's jobs.
+    #[arg(long, env = "FRESCO_MODEL", value_name = "FILE.onnx")]
+    pub model: Option<String>,
+    /// Seconds between listings of the watched folder (a file must be unchanged across two).
+    #[arg(
+        long,
+        env = "FRESCO_WATCH_INTERVAL",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub watch_interval: u64,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -90,7 +111,26 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             workers.push(tokio::spawn(worker.run()));
         }
 
-        let mut state = AppState::new(Arc::clone(&queue), Arc::new(LocalJobFactory::default()));
+        let factory: Arc<dyn fresco_server::JobFactory> = Arc::new(LocalJobFactory::default());
+        if let (Some(watch), Some(output)) = (&args.watch, &args.output) {
+            let model = args.model.as_ref().map(|m| {
+                fresco_worker::absolute(std::path::Path::new(m))
+                    .display()
+                    .to_string()
+            });
+            let config = WatchConfig {
+                watch: watch.clone(),
+                output: output.clone(),
+                style: args.style.clone(),
+                model,
+                interval: Duration::from_secs(args.watch_interval.max(1)),
+            };
+            let watcher = Watcher::new(config, Arc::clone(&queue), Arc::clone(&factory))
+                .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+            let stop = Arc::clone(&stop);
+            tokio::spawn(watcher.run(async move { stop.stopped().await }));
+        }
+        let mut state = AppState::new(Arc::clone(&queue), factory);
         state.work_dir = Some(work_dir);
         let shutdown = {
             let stop = Arc::clone(&stop);

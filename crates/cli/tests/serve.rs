@@ -16,9 +16,17 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let log = dir.join("serve.log");
+        Server::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Server {
+        let log = dir.join(format!(
+            "serve-{}.log",
+            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
+        ));
         let child = fresco_cmd()
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .arg("--db")
             .arg(format!("sqlite://{}", dir.join("queue.db").display()))
             .arg("--work-dir")
@@ -136,4 +144,75 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
     assert_eq!(list[0]["device"], "cpu");
 
     assert!(server.stop().success(), "{}", read_log(&server.log));
+}
+
+#[test]
+fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watch, out) = (dir.path().join("incoming"), dir.path().join("styled"));
+    std::fs::create_dir_all(&watch).unwrap();
+    let model = identity_model(dir.path());
+    let clip = dir.path().join("clip.mp4");
+    common::jobs::make_vfr_clip_with_audio(&clip, 1);
+    let args = [
+        s("--watch"),
+        p(&watch),
+        s("--output"),
+        p(&out),
+        s("--model"),
+        p(&model),
+        s("--watch-interval"),
+        s("1"),
+    ];
+    let mut server = Server::start_with(dir.path(), &args);
+
+    // Things that are not videos, or not finished, or not ours to take.
+    std::fs::write(watch.join("notes.txt"), "not a video").unwrap();
+    std::fs::write(
+        watch.join("broken.mp4"),
+        b"\x00\x01 random bytes, not a video",
+    )
+    .unwrap();
+    std::fs::copy(&clip, watch.join(".upload-in-progress.mp4")).unwrap();
+    // An upload in two steps: half the bytes, then all of them.
+    let bytes = std::fs::read(&clip).unwrap();
+    std::fs::write(watch.join("clip.mp4"), &bytes[..bytes.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(watch.join("clip.mp4"), &bytes).unwrap();
+
+    let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
+    let output = out.join(format!("clip.{stem}.mp4"));
+    wait_until(
+        Duration::from_secs(120),
+        "the watched video's output",
+        || output.is_file(),
+    );
+    assert_eq!(frame_md5s(&output).len(), frame_md5s(&clip).len());
+    assert_eq!(
+        audio_md5(&output, 0),
+        audio_md5(&clip, 0),
+        "the audio was not copied"
+    );
+
+    // One job in all: the broken file, the text and the hidden upload made none.
+    let succeeded = |server: &Server| {
+        let jobs = get_json(&server.url("/v1/jobs"));
+        let list = jobs["jobs"].as_array().unwrap().clone();
+        assert!(list.iter().all(|j| j["state"] == "succeeded"), "{jobs}");
+        list.len()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        succeeded(&server),
+        1,
+        "{}",
+        get_json(&server.url("/v1/jobs"))
+    );
+    assert!(server.stop().success());
+
+    // A restart lists the folder again and finds the job already made.
+    let mut again = Server::start_with(dir.path(), &args);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(succeeded(&again), 1, "{}", get_json(&again.url("/v1/jobs")));
+    assert!(again.stop().success(), "{}", read_log(&again.log));
 }

@@ -29,6 +29,7 @@ pub mod extract;
 pub mod factory;
 pub mod openapi;
 pub mod routes;
+pub mod watch;
 
 pub use api::SubmitRequest;
 pub use callback::CallbackSettings;
