@@ -50,7 +50,7 @@ pub struct WatchConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("--watch {0}: {1}")]
-    Store(String, fresco_store::StoreError),
+    Store(String, Box<fresco_store::StoreError>),
     #[error("{0}: cannot create the folder: {1}")]
     Folder(String, std::io::Error),
     #[error("--watch {0}: only local folders can be watched for now (workers do not read object stores yet)")]
@@ -90,7 +90,7 @@ impl Watcher {
         std::fs::create_dir_all(&output_root)
             .map_err(|e| WatchError::Folder(config.output.clone(), e))?;
         let store = Store::from_url(&root.display().to_string())
-            .map_err(|e| WatchError::Store(config.watch.clone(), e))?;
+            .map_err(|e| WatchError::Store(config.watch.clone(), Box::new(e)))?;
         let (root, output_root) = (canonical(&root), canonical(&output_root));
         if root == output_root {
             return Err(WatchError::SameFolder {
