@@ -44,12 +44,16 @@ pub struct ServeArgs {
     /// Where the watch trigger's outputs go (`NAME.STYLE.EXT`, keeping sub-folders).
     #[arg(long, env = "FRESCO_OUTPUT", value_name = "DIR", requires = "watch")]
     pub output: Option<String>,
-    /// The style of the watch trigger's jobs.
+    /// The style of the jobs the watch and event triggers make.
     #[arg(long, env = "FRESCO_STYLE", conflicts_with = "model")]
     pub style: Option<String>,
-    /// The model file of the watch trigger's jobs.
+    /// The model file of the jobs the watch and event triggers make.
     #[arg(long, env = "FRESCO_MODEL", value_name = "FILE.onnx")]
     pub model: Option<String>,
+    /// Make jobs from storage events (`POST /v1/events/azure`, `/v1/events/s3`), with outputs
+    /// under this location (`az://container/prefix`, `s3://bucket/prefix` or a folder).
+    #[arg(long, env = "FRESCO_EVENT_OUTPUT", value_name = "URL")]
+    pub event_output: Option<String>,
     /// Seconds between listings of the watched folder (a file must be unchanged across two).
     #[arg(
         long,
@@ -132,6 +136,23 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         }
         let mut state = AppState::new(Arc::clone(&queue), factory);
         state.work_dir = Some(work_dir);
+        if let Some(output) = &args.event_output {
+            if args.style.is_none() && args.model.is_none() {
+                return Err(Failure::new(
+                    exit::BAD_INPUT,
+                    "--event-output needs --style or --model for the jobs it makes",
+                ));
+            }
+            state.events = Some(fresco_server::routes::events::EventTrigger {
+                output: output.clone(),
+                style: args.style.clone(),
+                model: args.model.as_ref().map(|m| {
+                    fresco_worker::absolute(std::path::Path::new(m))
+                        .display()
+                        .to_string()
+                }),
+            });
+        }
         let shutdown = {
             let stop = Arc::clone(&stop);
             async move { stop.stopped().await }

@@ -25,6 +25,7 @@ use fresco_queue::Queue;
 pub mod api;
 pub mod callback;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod factory;
 pub mod openapi;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub work_dir: Option<PathBuf>,
     /// How completion callbacks are made.
     pub callbacks: CallbackSettings,
+    /// What storage events become (None: the event routes answer 409).
+    pub events: Option<routes::events::EventTrigger>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             jobs,
             work_dir: None,
             callbacks: CallbackSettings::default(),
+            events: None,
         }
     }
 }

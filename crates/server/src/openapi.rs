@@ -14,8 +14,9 @@ use crate::api::{
     TaskErrorView, TaskKindView, TaskStateView, TaskView,
 };
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::events::{EventOutcome, EventReply, ValidationResponse};
 use crate::routes::workers::{WorkerList, WorkerView};
-use crate::routes::{health, jobs, workers};
+use crate::routes::{events, health, jobs, workers};
 
 /// The API's description; add every new handler to `paths`.
 #[derive(OpenApi)]
@@ -31,6 +32,8 @@ use crate::routes::{health, jobs, workers};
         jobs::cancel_job,
         jobs::retry_job,
         workers::list_workers,
+        events::azure_events,
+        events::s3_events,
         health::healthz,
         health::readyz,
         openapi_json,
@@ -38,12 +41,13 @@ use crate::routes::{health, jobs, workers};
     components(schemas(
         SubmitRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
         TaskKindView, TaskStateView, StreamKindView, StatusBody, ErrorBody, ErrorDetail,
-        WorkerList, WorkerView,
+        WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse,
     )),
     modifiers(&ExactlyOneModel),
     tags(
         (name = "jobs", description = "Submit and follow jobs"),
         (name = "workers", description = "The workers and what they are doing"),
+        (name = "events", description = "Storage events (Azure Event Grid, S3 via SNS or EventBridge) that make jobs"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]

@@ -69,31 +69,50 @@ fn schemathesis_finds_nothing() {
     let started = Instant::now();
     // Reproducible: the same requests on every run (FRESCO_SCHEMATHESIS_SEED explores others).
     let seed = std::env::var("FRESCO_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
-    let output = Command::new(&tool)
-        .args([
-            "run",
-            &format!("http://127.0.0.1:{port}/openapi.json"),
-            "--checks",
-            "all",
-            "--max-examples",
-            "30",
-            "--seed",
-            &seed,
-            "--generation-database",
-            "none",
-            "--no-color",
-            "--request-timeout",
-            "10",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let url = format!("http://127.0.0.1:{port}/openapi.json");
+    let run = |extra: &[&str]| {
+        Command::new(&tool)
+            .args([
+                "run",
+                &url,
+                "--checks",
+                "all",
+                "--max-examples",
+                "30",
+                "--seed",
+                &seed,
+            ])
+            .args([
+                "--generation-database",
+                "none",
+                "--no-color",
+                "--request-timeout",
+                "10",
+            ])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()))
+    };
+    // Every route with every check, but the storage-event routes: their bodies are whatever
+    // Azure or AWS send (documented as any JSON), and the meaning of a field decides between
+    // 202 and 400. They get every check but "schema-valid data is accepted" in a second run;
+    // their parsing is tested against the services' documented bodies in tests/events.rs.
+    let main = run(&["--exclude-path-regex", "^/v1/events/"]);
+    let events = run(&[
+        "--include-path-regex",
+        "^/v1/events/",
+        "--exclude-checks",
+        "positive_data_acceptance",
+    ]);
     eprintln!("schemathesis took {:.1} s", started.elapsed().as_secs_f64());
-    assert!(
-        output.status.success(),
-        "schemathesis found problems ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    for output in [main, events] {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "schemathesis found problems ({}):\n{stdout}\n{stderr}",
+            output.status
+        );
+    }
 }

@@ -19,6 +19,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/jobs/{id}/cancel"),
     ("post", "/v1/jobs/{id}/retry"),
     ("get", "/v1/workers"),
+    ("post", "/v1/events/azure"),
+    ("post", "/v1/events/s3"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),

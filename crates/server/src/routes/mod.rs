@@ -9,6 +9,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod workers;
@@ -24,6 +25,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
         .route("/v1/workers", get(workers::list_workers))
+        .route("/v1/events/azure", post(events::azure_events))
+        .route("/v1/events/s3", post(events::s3_events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(crate::openapi::openapi_json))

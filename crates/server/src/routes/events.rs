@@ -1,0 +1,225 @@
+//! `/v1/events/azure` and `/v1/events/s3`: storage services push "object created" events here,
+//! and each new video becomes one job (idempotent per object and ETag), so no polling is needed
+//! where events exist. Parsing lives in [`crate::events`].
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fresco_queue::Submitted;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::api::SubmitRequest;
+use crate::error::{ApiError, ErrorBody};
+use crate::events::{parse_event_grid, parse_s3, CreatedObject, EventAction};
+use crate::factory::Rejection;
+use crate::AppState;
+
+/// What storage events turn into: outputs under a prefix, styled with one style or model.
+#[derive(Debug, Clone)]
+pub struct EventTrigger {
+    /// Output location prefix (a folder, `az://container/prefix` or `s3://bucket/prefix`).
+    pub output: String,
+    pub style: Option<String>,
+    pub model: Option<String>,
+}
+
+/// Event Grid's handshake answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ValidationResponse {
+    #[serde(rename = "validationResponse")]
+    pub validation_response: String,
+}
+
+/// What became of each created object.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventOutcome {
+    /// The object, as `az://...` or `s3://...`.
+    pub input: String,
+    /// Its job (new, or made by an earlier delivery of the same event).
+    pub job: Option<String>,
+    /// Why no job was made.
+    pub error: Option<String>,
+}
+
+/// The answer to a delivery of "created" events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventReply {
+    pub objects: Vec<EventOutcome>,
+}
+
+/// Azure Event Grid deliveries (Event Grid schema), including the subscription handshake.
+#[utoipa::path(
+    post,
+    path = "/v1/events/azure",
+    tag = "events",
+    request_body(content = Value, description = "An array of Event Grid events", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The subscription handshake's answer", body = ValidationResponse),
+        (status = 202, description = "Each created object and its job", body = EventReply),
+        (status = 400, description = "Not an Event Grid delivery (nothing was done)", body = ErrorBody),
+        (status = 409, description = "This server has no event trigger configured", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+    )
+)]
+pub async fn azure_events(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_body(&body)?;
+    let action = parse_event_grid(&value).map_err(|e| ApiError::bad_request("bad-event", e.0))?;
+    act(&state, action).await
+}
+
+/// S3 event notifications, delivered by SNS (confirmation and notifications) or EventBridge.
+#[utoipa::path(
+    post,
+    path = "/v1/events/s3",
+    tag = "events",
+    request_body(content = Value, description = "An SNS message or an EventBridge event", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The SNS subscription was confirmed"),
+        (status = 202, description = "Each created object and its job", body = EventReply),
+        (status = 400, description = "Not an S3 event (nothing was done)", body = ErrorBody),
+        (status = 409, description = "This server has no event trigger configured", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 502, description = "Confirming the SNS subscription failed", body = ErrorBody),
+    )
+)]
+pub async fn s3_events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let value = parse_body(&body)?;
+    let action = parse_s3(&value).map_err(|e| ApiError::bad_request("bad-event", e.0))?;
+    act(&state, action).await
+}
+
+/// SNS posts JSON as `text/plain`, so the body is parsed whatever its content type says.
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad-json", format!("the body is not JSON: {e}")))
+}
+
+async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError> {
+    match action {
+        EventAction::Validate { code } => Ok((
+            StatusCode::OK,
+            Json(ValidationResponse {
+                validation_response: code,
+            }),
+        )
+            .into_response()),
+        EventAction::ConfirmSubscription { url } => {
+            let fetched = tokio::task::spawn_blocking(move || {
+                ureq::get(&url)
+                    .timeout(Duration::from_secs(10))
+                    .call()
+                    .map(drop)
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            match fetched {
+                Ok(()) => Ok(StatusCode::OK.into_response()),
+                Err(e) => Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "confirm-failed",
+                    format!("fetching the SubscribeURL failed: {e}"),
+                )),
+            }
+        }
+        EventAction::Created(objects) => {
+            let trigger = state.events.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no-trigger",
+                    "this server makes no jobs from storage events: start it with --event-output",
+                )
+            })?;
+            let mut outcomes = Vec::new();
+            for object in objects {
+                outcomes.push(submit(state, trigger, &object).await);
+            }
+            Ok((StatusCode::ACCEPTED, Json(EventReply { objects: outcomes })).into_response())
+        }
+    }
+}
+
+async fn submit(state: &AppState, trigger: &EventTrigger, object: &CreatedObject) -> EventOutcome {
+    let refused = |error: String| EventOutcome {
+        input: object.url.clone(),
+        job: None,
+        error: Some(error),
+    };
+    let key = format!("event:{}:{}", object.url, object.etag);
+    if let Ok(Some(earlier)) = state.queue.job_by_idempotency_key(&key).await {
+        return EventOutcome {
+            input: object.url.clone(),
+            job: Some(earlier.id),
+            error: None,
+        };
+    }
+    let request: SubmitRequest = match serde_json::from_value(serde_json::json!({
+        "input": object.url,
+        "output": output_for(trigger, &object.url),
+        "style": trigger.style,
+        "model": trigger.model,
+    })) {
+        Ok(request) => request,
+        Err(e) => return refused(format!("cannot make a job of it: {e}")),
+    };
+    let mut job = match state.jobs.build(&request).await {
+        Ok(job) => job,
+        Err(Rejection::BadField { message, .. } | Rejection::Unusable { message, .. }) => {
+            return refused(message)
+        }
+        Err(other) => {
+            tracing::warn!("event for {}: {other}", object.url);
+            return refused(
+                "the server cannot make jobs right now; deliver the event again".into(),
+            );
+        }
+    };
+    job.idempotency_key = Some(key);
+    match state.queue.submit(job).await {
+        Ok(Submitted::New(id) | Submitted::Existing(id)) => EventOutcome {
+            input: object.url.clone(),
+            job: Some(id),
+            error: None,
+        },
+        Err(e) => {
+            tracing::warn!("event for {}: {e}", object.url);
+            refused("the job queue is unavailable; deliver the event again".into())
+        }
+    }
+}
+
+/// `OUTPUT/PATH/STEM.STYLE.EXT` for an object `SCHEME://CONTAINER/PATH/STEM.EXT`.
+pub fn output_for(trigger: &EventTrigger, url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, path)| path)
+        .unwrap_or(url);
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "mp4"));
+    let tag = match (&trigger.style, &trigger.model) {
+        (Some(style), _) => style.clone(),
+        (None, Some(model)) => std::path::Path::new(model)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("styled")
+            .to_string(),
+        (None, None) => "styled".into(),
+    };
+    let base = trigger.output.trim_end_matches('/');
+    if dir.is_empty() {
+        format!("{base}/{stem}.{tag}.{ext}")
+    } else {
+        format!("{base}/{dir}/{stem}.{tag}.{ext}")
+    }
+}
