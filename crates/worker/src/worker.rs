@@ -488,6 +488,13 @@ impl Worker {
         }
         if lost.load(Ordering::SeqCst) {
             tracing::warn!(worker = %self.config.name, "lost the lease on {} chunk {} of job {} (canceled, or reclaimed after expiry); its result is discarded", lease.kind, lease.chunk, lease.job_id);
+            // A job canceled while this task started may have had its folder removed before
+            // this worker made it again: remove it once more now that the task is over.
+            if let Ok(Some(job)) = self.queue.job(&lease.job_id).await {
+                if job.state.is_terminal() {
+                    sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
+                }
+            }
             if lease.kind == TaskKind::Score {
                 self.emit(WorkerEvent::ChunkAbandoned {
                     job: lease.job_id.clone(),
