@@ -106,7 +106,18 @@ fn queue_failure(e: fresco_queue::QueueError) -> Failure {
 }
 
 fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
-    fresco_pipeline::video::check_input_file(&args.input)?;
+    use fresco_worker::spec::ObjectUrl;
+    // Object URLs (az://, s3://, file://) are checked in their store below; local paths here.
+    let object = |location: &std::path::Path| {
+        ObjectUrl::of(location)
+            .transpose()
+            .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))
+    };
+    let input_url = object(&args.input)?;
+    let output_url = object(&args.output)?;
+    if input_url.is_none() {
+        fresco_pipeline::video::check_input_file(&args.input)?;
+    }
     if args.max_attempts == 0 || args.max_expiries == 0 {
         return Err(Failure::new(
             exit::BAD_INPUT,
@@ -119,21 +130,79 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             "--chunk-frames must be at least 1",
         ));
     }
-    fresco_pipeline::video::check_output_target(&args.output, args.video.overwrite)?;
+    if output_url.is_none() {
+        fresco_pipeline::video::check_output_target(&args.output, args.video.overwrite)?;
+    }
+    if input_url.is_some() && args.input == args.output {
+        return Err(Failure::new(
+            exit::OUTPUT,
+            format!(
+                "{}: the output would replace the input; choose another output",
+                args.output.display()
+            ),
+        ));
+    }
     // Loading the model pins its digest and proves it is a usable model before workers see it.
     let model = args.model.load()?;
+    let located = |path: &std::path::Path, url: &Option<ObjectUrl>| match url {
+        Some(_) => path.to_path_buf(),
+        None => absolute(path),
+    };
     let spec = JobSpec {
-        input: absolute(&args.input),
-        output: absolute(&args.output),
+        input: located(&args.input, &input_url),
+        output: located(&args.output, &output_url),
         model: args.model.pin(&model),
         options: args.video.options(),
         chunk_frames: args.chunk_frames,
     };
     runtime().block_on(async {
+        let store_failure = |url: &ObjectUrl, e: &dyn std::fmt::Display| {
+            Failure::new(exit::PROCESSING, format!("{}: {e}", url.url))
+        };
+        let input_object = match &input_url {
+            Some(url) => {
+                let store = url.open().map_err(|e| store_failure(url, &e))?;
+                let info = store
+                    .head(&url.key)
+                    .await
+                    .map_err(|e| store_failure(url, &e))?;
+                let info = info.ok_or_else(|| {
+                    Failure::new(
+                        exit::INPUT_MISSING,
+                        format!("{}: no such object in {}", url.url, store.display_url()),
+                    )
+                })?;
+                if info.size == 0 {
+                    return Err(Failure::new(
+                        exit::BAD_INPUT,
+                        format!("{}: the object is empty (0 bytes)", url.url),
+                    ));
+                }
+                Some(info)
+            }
+            None => None,
+        };
+        if let Some(url) = &output_url {
+            let store = url.open().map_err(|e| store_failure(url, &e))?;
+            let existing = store
+                .head(&url.key)
+                .await
+                .map_err(|e| store_failure(url, &e))?;
+            if existing.is_some() && !args.video.overwrite {
+                return Err(fresco_pipeline::RunError::OutputExists {
+                    path: args.output.clone(),
+                }
+                .into());
+            }
+        }
+        let identity = match &input_object {
+            Some(info) => spec.identity_with_object(Some(info)),
+            None => spec.identity(),
+        };
         let queue = args.queue.open().await?;
         let submitted = queue
             .submit(NewJob {
-                identity: spec.identity(),
+                identity,
                 input: spec.input.display().to_string(),
                 output: spec.output.display().to_string(),
                 spec: spec.to_json(),

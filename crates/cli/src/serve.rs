@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// On SIGTERM, seconds a task in flight may take to finish before it is handed back.
     #[arg(long, env = "FRESCO_GRACE_SECONDS", default_value_t = 30)]
     pub grace_seconds: u64,
+    /// Folder for downloaded inputs and outputs being assembled, when they live in object
+    /// stores (default: `scratch` beside the work folder).
+    #[arg(long, env = "FRESCO_SCRATCH_DIR", value_name = "DIR")]
+    pub scratch_dir: Option<std::path::PathBuf>,
+    /// The most the workers of this process keep in the scratch folder, in MiB (default: no
+    /// limit).
+    #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
+    pub scratch_budget_mb: Option<u64>,
     /// cpu, or cuda[:N], for the in-process workers.
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     pub device: Device,
@@ -110,6 +118,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             config.lease = Duration::from_secs(args.lease_seconds.max(1));
             config.grace = Duration::from_secs(args.grace_seconds);
             config.device = args.device;
+            if let Some(dir) = &args.scratch_dir {
+                config.scratch_dir = dir.clone();
+            }
+            config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
             config.threads = threads;
             let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
             workers.push(tokio::spawn(worker.run()));

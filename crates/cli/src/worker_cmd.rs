@@ -32,6 +32,14 @@ pub struct WorkerArgs {
     /// A chunk with no frame done for this long is stopped and counted as a failed attempt.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub stall_seconds: u64,
+    /// Folder for downloaded inputs and outputs being assembled, when they live in object
+    /// stores (default: `scratch` beside the work folder).
+    #[arg(long, env = "FRESCO_SCRATCH_DIR", value_name = "DIR")]
+    pub scratch_dir: Option<std::path::PathBuf>,
+    /// The most the workers of this process keep in the scratch folder, in MiB (default: no
+    /// limit).
+    #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
+    pub scratch_budget_mb: Option<u64>,
     /// cpu, or cuda[:N] for an NVIDIA GPU.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
@@ -66,6 +74,10 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         config.retry_delay = Duration::from_millis(args.retry_delay_ms);
         config.stall_limit = Duration::from_secs(args.stall_seconds.max(1));
         config.device = args.device;
+        if let Some(dir) = &args.scratch_dir {
+            config.scratch_dir = dir.clone();
+        }
+        config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
         config.threads = args.threads;
         tracing::info!(
             "worker {} on {} (work folder {}, lease {} s)",

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
-    /// The video to style: an absolute path on the server's machine (object-store URLs later).
+    /// The video to style: an absolute path on the server's machine, or an object URL (`az://container/path`, `s3://bucket/key`, `file:///path`).
     #[schema(
         min_length = 1,
         max_length = 4096,
@@ -25,7 +25,7 @@ pub struct SubmitRequest {
         example = "/data/in.mp4"
     )]
     pub input: String,
-    /// Where the styled video goes: an absolute path on the server's machine.
+    /// Where the styled video goes: an absolute path on the server's machine, or an object URL.
     #[schema(
         min_length = 1,
         max_length = 4096,

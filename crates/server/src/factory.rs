@@ -2,6 +2,12 @@
 //! submit` makes before queueing (the input is a video, the output can be written, the model loads
 //! and its digest is pinned), behind a trait so that the binary can inject its own model loading
 //! and tests can do without models and ffmpeg.
+//!
+//! Input and output may be object URLs (`az://container/in/clip.mp4`, `s3://...`,
+//! `file:///...`): the input must exist (a `head` request), the output must not unless
+//! `overwrite`. A URL input is not probed here, which would mean downloading it while the
+//! request waits: the plan task downloads and probes it, and a job whose object is not a
+//! video fails there with the same message.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +21,8 @@ use fresco_media::probe::{probe, ProbeError};
 use fresco_pipeline::video::{check_input_file, check_output_target};
 use fresco_pipeline::{load_model, ModelError, RunError, Tools, VideoOptions};
 use fresco_queue::NewJob;
+use fresco_store::{ObjectInfo, StoreError};
+use fresco_worker::spec::ObjectUrl;
 use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
 
 use crate::api::{ModelRef, SubmitRequest};
@@ -109,18 +117,39 @@ impl LocalJobFactory {
 
     /// The blocking part: file checks, ffprobe and model loading.
     fn build_blocking(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
-        let input = absolute_path("input", &request.input)?;
-        let output = absolute_path("output", &request.output)?;
-        check_input_file(&input).map_err(run_rejection)?;
-        if same_file(&input, &output) {
+        let input_url = object_url("input", &request.input)?;
+        let output_url = object_url("output", &request.output)?;
+        let input = match &input_url {
+            Some(_) => PathBuf::from(&request.input),
+            None => absolute_path("input", &request.input)?,
+        };
+        let output = match &output_url {
+            Some(_) => PathBuf::from(&request.output),
+            None => absolute_path("output", &request.output)?,
+        };
+        let options = video_options(request);
+        let input_object = match &input_url {
+            Some(url) => Some(input_object(url)?),
+            None => {
+                check_input_file(&input).map_err(run_rejection)?;
+                None
+            }
+        };
+        if input == output || same_file(&input, &output) {
             return Err(run_rejection(RunError::SameFile { input, output }));
         }
-        let options = video_options(request);
-        check_output_target(&output, options.overwrite).map_err(run_rejection)?;
-        // A probe and a plan (no frame scan) reject what is not a video before workers see it.
-        let report = probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
-        fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
-            .map_err(run_rejection)?;
+        match &output_url {
+            Some(url) => check_output_object(url, &output, options.overwrite)?,
+            None => check_output_target(&output, options.overwrite).map_err(run_rejection)?,
+        }
+        if input_url.is_none() {
+            // A probe and a plan (no frame scan) reject what is not a video before workers
+            // see it. (An object input is probed by the plan task, after its download.)
+            let report =
+                probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+            fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                .map_err(run_rejection)?;
+        }
 
         let choice = match request.model_ref().map_err(|e| Rejection::BadField {
             code: e.code,
@@ -136,9 +165,13 @@ impl LocalJobFactory {
         };
         let model = load_model(&choice, &self.registry, &engine, self.allow_download)
             .map_err(model_rejection)?;
+        let located = |path: &Path, url: &Option<ObjectUrl>| match url {
+            Some(_) => path.to_path_buf(),
+            None => absolute(path),
+        };
         let spec = JobSpec {
-            input: absolute(&input),
-            output: absolute(&output),
+            input: located(&input, &input_url),
+            output: located(&output, &output_url),
             model: ModelPin {
                 choice,
                 name: model.name.clone(),
@@ -152,8 +185,12 @@ impl LocalJobFactory {
             chunk_frames: request.chunk_frames,
         };
         let defaults = RetryBudgets::default();
+        let identity = match &input_object {
+            Some(info) => spec.identity_with_object(Some(info)),
+            None => spec.identity(),
+        };
         Ok(NewJob {
-            identity: spec.identity(),
+            identity,
             input: spec.input.display().to_string(),
             output: spec.output.display().to_string(),
             spec: spec.to_json(),
@@ -206,6 +243,65 @@ fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
             code: "path-not-absolute",
             message: format!("{field}: '{text}' must be an absolute path on the server"),
         })
+    }
+}
+
+/// The object a field names when it is a URL (`scheme://...`), `None` for a path.
+fn object_url(field: &str, text: &str) -> Result<Option<ObjectUrl>, Rejection> {
+    ObjectUrl::of(Path::new(text))
+        .transpose()
+        .map_err(|e| Rejection::BadField {
+            code: "bad-url",
+            message: format!("{field}: {e}"),
+        })
+}
+
+/// Runs a store request from the blocking thread the checks run on.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(future)
+}
+
+/// The input object's size and ETag; a missing or empty object is refused.
+fn input_object(url: &ObjectUrl) -> Result<ObjectInfo, Rejection> {
+    let store = url.open().map_err(|e| store_rejection(url, e))?;
+    let info = block_on(store.head(&url.key)).map_err(|e| store_rejection(url, e))?;
+    match info {
+        None => Err(unusable(
+            "input-missing",
+            format!("{}: no such object in {}", url.url, store.display_url()),
+        )),
+        Some(info) if info.size == 0 => Err(unusable(
+            "input-empty",
+            format!("{}: the object is empty (0 bytes)", url.url),
+        )),
+        Some(info) => Ok(info),
+    }
+}
+
+/// An output object may exist only with `overwrite`.
+fn check_output_object(url: &ObjectUrl, output: &Path, overwrite: bool) -> Result<(), Rejection> {
+    let store = url.open().map_err(|e| store_rejection(url, e))?;
+    let existing = block_on(store.head(&url.key)).map_err(|e| store_rejection(url, e))?;
+    if existing.is_some() && !overwrite {
+        return Err(run_rejection(RunError::OutputExists {
+            path: output.to_path_buf(),
+        }));
+    }
+    Ok(())
+}
+
+/// A store that cannot be used: a bad URL is the request's fault, the rest is the server's.
+fn store_rejection(url: &ObjectUrl, e: StoreError) -> Rejection {
+    match e {
+        StoreError::BadUrl { .. } | StoreError::BadKey { .. } => Rejection::BadField {
+            code: "bad-url",
+            message: format!("{}: {e}", url.url),
+        },
+        StoreError::NotFound { .. } => unusable("input-missing", e),
+        other => Rejection::Unavailable {
+            code: "store-unavailable",
+            detail: format!("{}: {other}", url.url),
+        },
     }
 }
 
@@ -282,5 +378,73 @@ fn model_rejection(e: ModelError) -> Rejection {
             }
             EngineError::Run { .. } => Rejection::Internal(e.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(input: &str, output: &str, overwrite: bool) -> SubmitRequest {
+        serde_json::from_value(serde_json::json!({
+            "input": input,
+            "output": output,
+            "style": "vintage",
+            "overwrite": overwrite,
+        }))
+        .expect("a valid request")
+    }
+
+    fn code(rejection: Rejection) -> &'static str {
+        match rejection {
+            Rejection::BadField { code, .. }
+            | Rejection::Unusable { code, .. }
+            | Rejection::Unavailable { code, .. } => code,
+            Rejection::Internal(detail) => panic!("internal: {detail}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn object_urls_are_checked_in_their_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display();
+        std::fs::write(dir.path().join("in.mp4"), b"some bytes").unwrap();
+        std::fs::write(dir.path().join("taken.mp4"), b"x").unwrap();
+        let factory = LocalJobFactory::default().allow_download(false);
+        let build = |input: String, output: String, overwrite: bool| {
+            let factory = factory.clone();
+            async move {
+                factory
+                    .build(&request(&input, &output, overwrite))
+                    .await
+                    .map(drop)
+                    .map_err(code)
+            }
+        };
+        let missing = build(
+            format!("file://{root}/missing.mp4"),
+            format!("file://{root}/out.mp4"),
+            false,
+        );
+        assert_eq!(missing.await, Err("input-missing"));
+        let taken = build(
+            format!("file://{root}/in.mp4"),
+            format!("file://{root}/taken.mp4"),
+            false,
+        );
+        assert_eq!(taken.await, Err("output-exists"));
+        let same = build(
+            format!("file://{root}/in.mp4"),
+            format!("file://{root}/in.mp4"),
+            true,
+        );
+        assert_eq!(same.await, Err("same-file"));
+        let no_object = build("az://container".into(), format!("{root}/out.mp4"), false);
+        assert_eq!(no_object.await, Err("bad-url"));
+        // Local paths are checked as before: relative ones are refused.
+        let relative = build("in.mp4".into(), format!("file://{root}/out.mp4"), false);
+        assert_eq!(relative.await, Err("path-not-absolute"));
+        let relative_out = build(format!("file://{root}/in.mp4"), "out.mp4".into(), false);
+        assert_eq!(relative_out.await, Err("path-not-absolute"));
     }
 }

@@ -6,8 +6,9 @@ pub mod spec;
 pub mod sweep;
 pub mod worker;
 
+pub use spec::object::ObjectUrl;
 pub use spec::{absolute, device_kind, load_pinned_model, JobSpec, ModelPin};
 pub use worker::{
-    default_db_url, default_state_dir, worker_name, EventSink, StopSignal, Worker, WorkerConfig,
-    WorkerEvent, WorkerSummary,
+    default_db_url, default_scratch_dir, default_state_dir, worker_name, EventSink, StopSignal,
+    Worker, WorkerConfig, WorkerEvent, WorkerSummary,
 };

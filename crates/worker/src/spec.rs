@@ -1,6 +1,9 @@
 //! What a job asks for, as stored in the queue: input, output, the pinned model and options. A
 //! job's identity is derived from these, so that submitting the same work twice finds the job
 //! already there (which is how an interrupted `fresco run` resumes).
+//!
+//! Input and output are local paths or object URLs (`az://container/in/clip.mp4`, see
+//! [`ObjectUrl`]); a URL is kept in the `PathBuf` as its text.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +13,10 @@ use fresco_infer::EngineOptions;
 use fresco_pipeline::{load_model, LoadedModel, ModelError, VideoOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub mod object;
+
+pub use object::{is_object_url, BadObjectUrl, ObjectUrl};
 
 /// A model pinned by the digest of its bytes, with how it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,10 +46,27 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The job's identity: the input's fingerprint (absolute path, size, modification time), the
-    /// model digest, the options and the output path. Equal identities are the same work.
+    /// The job's identity: the input's fingerprint (absolute path, size, modification time; for
+    /// an object URL: URL, size and ETag, from a `head` request), the model digest, the options
+    /// and the output path. Equal identities are the same work.
     pub fn identity(&self) -> String {
-        let fingerprint = input_fingerprint(&self.input);
+        let fingerprint = match ObjectUrl::of(&self.input) {
+            Some(Ok(url)) => object_fingerprint(&url, head_object(&url).as_ref()),
+            Some(Err(_)) | None => input_fingerprint(&self.input),
+        };
+        self.identity_from(&fingerprint)
+    }
+
+    /// [`JobSpec::identity`] for an object input whose `head` the caller already has (`None`:
+    /// there is no such object), without asking the store again.
+    pub fn identity_with_object(&self, object: Option<&fresco_store::ObjectInfo>) -> String {
+        match ObjectUrl::of(&self.input) {
+            Some(Ok(url)) => self.identity_from(&object_fingerprint(&url, object)),
+            Some(Err(_)) | None => self.identity(),
+        }
+    }
+
+    fn identity_from(&self, fingerprint: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(fingerprint.as_bytes());
         hasher.update(b"\0");
@@ -79,6 +103,38 @@ fn input_fingerprint(input: &Path) -> String {
         }
         Err(_) => input.display().to_string(),
     }
+}
+
+/// "url|size|etag" of an object input, or just the URL when there is no such object.
+fn object_fingerprint(url: &ObjectUrl, object: Option<&fresco_store::ObjectInfo>) -> String {
+    match object {
+        Some(info) => format!(
+            "{}|{}|{}",
+            url.url,
+            info.size,
+            info.etag.as_deref().unwrap_or("")
+        ),
+        None => url.url.clone(),
+    }
+}
+
+/// The `head` of an object, asked on a thread of its own so that it works from sync and async
+/// callers alike; `None` when there is no such object or the store cannot be reached.
+fn head_object(url: &ObjectUrl) -> Option<fresco_store::ObjectInfo> {
+    let store = url.open().ok()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(store.head(&url.key)).ok().flatten()
+            })
+            .join()
+            .ok()
+            .flatten()
+    })
 }
 
 /// An absolute form of `path` without requiring it to exist (the output usually does not).

@@ -157,3 +157,54 @@ pub async fn sweep_work_dir(queue: &dyn Queue, work_dir: &Path, _lease: Duration
         }
     }
 }
+
+/// Removes the scratch folders of workers of this machine whose process is gone (a worker
+/// removes its own when it exits; one that was killed cannot). Folders are named
+/// `HOST~PID~N` and marked with [`crate::worker::SCRATCH_MARKER`]; nothing else is touched.
+pub fn sweep_scratch_dir(scratch_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch_dir) else {
+        return;
+    };
+    let host = crate::worker::worker_folder_name(&host_name());
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.join(crate::worker::SCRATCH_MARKER).is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplitn(3, '~');
+        let (_n, pid, folder_host) = (parts.next(), parts.next(), parts.next());
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if folder_host == Some(host.as_str()) && !process_alive(pid) {
+            tracing::info!("removing {}, left by a worker that died", path.display());
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_of_dead_workers_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = crate::worker::worker_folder_name(&host_name());
+        // A pid far above any pid_max: no such process.
+        let dead = dir.path().join(format!("{host}~2000000000~0"));
+        let alive = dir.path().join(format!("{host}~{}~0", std::process::id()));
+        let unmarked = dir.path().join(format!("{host}~2000000001~0"));
+        for folder in [&dead, &alive, &unmarked] {
+            std::fs::create_dir_all(folder.join("job")).unwrap();
+        }
+        for folder in [&dead, &alive] {
+            std::fs::write(folder.join(crate::worker::SCRATCH_MARKER), b"").unwrap();
+        }
+        sweep_scratch_dir(dir.path());
+        assert!(!dead.exists());
+        assert!(alive.exists());
+        assert!(unmarked.exists());
+    }
+}

@@ -25,8 +25,13 @@ use fresco_queue::{
 };
 use tokio::sync::Notify;
 
-use crate::spec::{load_pinned_model, JobSpec, PinError};
+use crate::spec::{load_pinned_model, JobSpec, ObjectUrl, PinError};
 use crate::sweep;
+
+mod remote;
+
+use remote::Scratch;
+pub use remote::{worker_folder_name, SCRATCH_MARKER};
 
 /// Target compute per chunk when a job does not fix `chunk_frames`.
 const CHUNK_TARGET_SECS: f64 = 30.0;
@@ -57,6 +62,13 @@ pub struct WorkerConfig {
     pub idle_wait: Duration,
     /// A score task with no frame done for this long is stopped and reported as failed.
     pub stall_limit: Duration,
+    /// Where remote inputs are downloaded and remote outputs assembled before upload; each
+    /// worker uses a folder of its own in it. Local to the machine, unlike `work_dir`.
+    pub scratch_dir: PathBuf,
+    /// Bytes the workers of this process may keep in `scratch_dir` together (`None`: no
+    /// limit). A download that does not fit first evicts other jobs' copies, then fails and is
+    /// retried later.
+    pub scratch_budget: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -64,7 +76,6 @@ impl WorkerConfig {
     pub fn new(name: String, work_dir: PathBuf) -> WorkerConfig {
         WorkerConfig {
             name,
-            work_dir,
             lease: Duration::from_secs(60),
             grace: Duration::from_secs(30),
             until_idle: false,
@@ -74,7 +85,18 @@ impl WorkerConfig {
             retry_delay: Duration::from_secs(2),
             idle_wait: Duration::from_secs(10),
             stall_limit: Duration::from_secs(600),
+            scratch_dir: default_scratch_dir(&work_dir),
+            work_dir,
+            scratch_budget: None,
         }
+    }
+}
+
+/// `scratch` beside the work folder (`scratch` inside it when it has no parent).
+pub fn default_scratch_dir(work_dir: &Path) -> PathBuf {
+    match work_dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("scratch"),
+        _ => work_dir.join("scratch"),
     }
 }
 
@@ -189,6 +211,8 @@ pub struct Worker {
     stop: Arc<StopSignal>,
     /// The last model used, kept loaded for the next task of the same job.
     model: Option<LoadedModel>,
+    /// Local copies of remote inputs, kept for the next task of the same job.
+    scratch: Arc<Scratch>,
 }
 
 /// Why a task did not complete.
@@ -247,6 +271,11 @@ enum TaskOutput {
 
 impl Worker {
     pub fn new(queue: Arc<dyn Queue>, config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
+        let scratch = Arc::new(Scratch::new(
+            &config.scratch_dir,
+            &config.name,
+            config.scratch_budget,
+        ));
         Worker {
             queue,
             config,
@@ -254,6 +283,7 @@ impl Worker {
             events: None,
             stop,
             model: None,
+            scratch,
         }
     }
 
@@ -309,6 +339,8 @@ impl Worker {
             }
             if last_sweep.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                 sweep::sweep_work_dir(&*self.queue, &self.config.work_dir, self.config.lease).await;
+                sweep::sweep_scratch_dir(&self.config.scratch_dir);
+                self.drop_finished_inputs().await;
                 last_sweep = Some(Instant::now());
             }
             let claimed = self
@@ -346,10 +378,25 @@ impl Worker {
             };
             self.run_task(lease, &mut summary).await;
         }
+        self.scratch.remove_all();
         self.announce("stopped", None).await;
         tracing::info!(worker = %self.config.name, "worker stopped: {} tasks done, {} chunks ({} frames) scored, {} failed, {} released",
             summary.tasks_done, summary.chunks_scored, summary.frames_scored, summary.tasks_failed, summary.tasks_released);
         summary
+    }
+
+    /// Removes the scratch copies of jobs that ended (finished by other workers).
+    async fn drop_finished_inputs(&self) {
+        for job in self.scratch.jobs() {
+            match self.queue.job(&job).await {
+                Ok(Some(record)) if !record.state.is_terminal() => {}
+                Ok(_) => self.scratch.remove_job(&job),
+                Err(e) => {
+                    tracing::debug!("could not look up job {job}: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     /// Whether a job this worker may work on is still queued or running.
@@ -433,6 +480,7 @@ impl Worker {
             queue: Arc::clone(&self.queue),
             events: self.events.clone(),
             last_progress: Arc::clone(&last_progress),
+            scratch: Arc::clone(&self.scratch),
         };
         let model = self.model.take();
         let task_lease = lease.clone();
@@ -587,6 +635,7 @@ impl Worker {
             TaskOutput::Assembled { output } => {
                 tracing::info!(job = %lease.job_id, "job {} succeeded: {}", lease.job_id, output.display());
                 sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
+                self.scratch.remove_job(&lease.job_id);
                 self.emit(WorkerEvent::Succeeded {
                     job: lease.job_id.clone(),
                     output,
@@ -623,6 +672,7 @@ impl Worker {
             Ok(FailOutcome::JobFailed) => {
                 summary.tasks_failed += 1;
                 sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
+                self.scratch.remove_job(&lease.job_id);
                 self.emit(WorkerEvent::Failed {
                     job: lease.job_id.clone(),
                     error: failure.message,
@@ -674,6 +724,8 @@ struct TaskContext {
     events: Option<EventSink>,
     /// `monotonic_ms()` of the last frame done, for the stall watchdog.
     last_progress: Arc<std::sync::atomic::AtomicU64>,
+    /// This worker's scratch folder, for remote inputs and outputs.
+    scratch: Arc<Scratch>,
 }
 
 /// Milliseconds on a clock that only goes forward (since the first call).
@@ -695,7 +747,7 @@ fn execute(
         )
     })?;
     match lease.kind {
-        TaskKind::Plan => plan_task(ctx, &spec, model),
+        TaskKind::Plan => plan_task(ctx, lease, &spec, model),
         TaskKind::Score => score_task(ctx, lease, &spec, model, cancel),
         TaskKind::Assemble => assemble_task(ctx, lease, &spec, cancel),
     }
@@ -749,14 +801,19 @@ fn ensure_model<'m>(
 
 fn plan_task(
     ctx: &TaskContext,
+    lease: &TaskLease,
     spec: &JobSpec,
     model: &mut Option<LoadedModel>,
 ) -> Result<TaskOutput, TaskFailure> {
     // The output may exist only if the user allowed overwriting; the folder must be writable.
     let mut options = spec.options.clone();
     let loaded = ensure_model(ctx, spec, model)?;
-    let mut plan = chunk::plan_job(&ctx.tools, &spec.input, &spec.output, &options, 1)
-        .map_err(TaskFailure::from_run)?;
+    // Remote locations are planned on local stand-ins: the input's copy, a scratch output.
+    let input = remote::local_input(ctx, &lease.job_id, spec)?;
+    let output = remote::plan_output(ctx, &lease.job_id, spec)?;
+    let mut plan =
+        chunk::plan_job(&ctx.tools, &input, &output, &options, 1).map_err(TaskFailure::from_run)?;
+    remote::record_locations(&mut plan, spec);
     let chunk_frames = match spec.chunk_frames {
         Some(n) => n.max(1),
         None => calibrated_chunk_frames(loaded, &plan),
@@ -830,7 +887,7 @@ fn score_task(
     model: &mut Option<LoadedModel>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<TaskOutput, TaskFailure> {
-    let plan = job_plan(lease)?;
+    let mut plan = job_plan(lease)?;
     let faults = FaultInjection::from_env();
     if faults.fail_chunk == Some(lease.chunk) {
         return Err(TaskFailure {
@@ -860,6 +917,9 @@ fn score_task(
             model_seconds: 0.0,
         });
     }
+    remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
+    // A first download of a remote input is not a stall of the chunk.
+    ctx.last_progress.store(monotonic_ms(), Ordering::SeqCst);
     let loaded = ensure_model(ctx, spec, model)?;
     let events = ctx.events.clone();
     let job = lease.job_id.clone();
@@ -939,7 +999,15 @@ fn assemble_task(
     spec: &JobSpec,
     cancel: &Arc<AtomicBool>,
 ) -> Result<TaskOutput, TaskFailure> {
-    let plan = job_plan(lease)?;
+    let mut plan = job_plan(lease)?;
+    let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
+    let files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
+        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
+        .collect();
+    if let Some(url) = ObjectUrl::of(&spec.output) {
+        let url = url.map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Output))?;
+        return remote::assemble_to_object(ctx, lease, spec, &url, plan, &files, cancel);
+    }
     let output = plan.video.output.clone();
     if let Some(identity) = lease
         .checkpoint
@@ -952,10 +1020,8 @@ fn assemble_task(
             return Ok(TaskOutput::Assembled { output });
         }
     }
-    let job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
-    let files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
-        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
-        .collect();
+    // The other streams are copied from the input: this worker's copy of a remote one.
+    remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
     let handle = tokio::runtime::Handle::current();
     let mut before_publish = |temp: &Path| -> Result<(), RunError> {
         // Last chance to back out: a canceled job or a lost lease publishes nothing. The

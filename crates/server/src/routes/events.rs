@@ -120,6 +120,7 @@ async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError
                     .timeout(Duration::from_secs(10))
                     .call()
                     .map(drop)
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(ApiError::internal)?;
