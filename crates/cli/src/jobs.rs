@@ -29,6 +29,9 @@ pub enum JobsCommand {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// Use the fresco server's HTTP API at this URL instead of the database.
+    #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     /// The video to style.
     pub input: PathBuf,
     /// Where the styled video goes.
@@ -59,6 +62,9 @@ pub struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Use the fresco server's HTTP API at this URL instead of the database.
+    #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Only jobs in this state (queued, running, succeeded, failed, canceled).
@@ -72,6 +78,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// Use the fresco server's HTTP API at this URL instead of the database.
+    #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     pub id: String,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -81,6 +90,9 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
+    /// Use the fresco server's HTTP API at this URL instead of the database.
+    #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     pub id: String,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -106,6 +118,30 @@ fn queue_failure(e: fresco_queue::QueueError) -> Failure {
 }
 
 fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        // The server checks everything; local paths are made absolute, as it requires.
+        let place = |p: &std::path::Path| {
+            let text = p.to_string_lossy();
+            if text.contains("://") {
+                text.into_owned()
+            } else {
+                absolute(p).display().to_string()
+            }
+        };
+        let model = args.model.model.as_deref().map(place);
+        let body = crate::api_client::submission(
+            &place(&args.input),
+            &place(&args.output),
+            args.model.style.as_deref(),
+            model.as_deref(),
+            &args.video,
+            args.chunk_frames,
+            args.priority,
+            args.max_attempts,
+            args.max_expiries,
+        );
+        return crate::api_client::submit(server, &body, args.json);
+    }
     use fresco_worker::spec::ObjectUrl;
     // Object URLs (az://, s3://, file://) are checked in their store below; local paths here.
     let object = |location: &std::path::Path| {
@@ -236,6 +272,9 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
 }
 
 fn list(args: ListArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return crate::api_client::list(server, args.state.as_deref(), args.limit, args.json);
+    }
     let states = match &args.state {
         None => Vec::new(),
         Some(s) => vec![JobState::parse(s).ok_or_else(|| {
@@ -297,6 +336,9 @@ struct JobDetail {
 }
 
 fn show(args: ShowArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return crate::api_client::show(server, &args.id, args.json);
+    }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
         let job = queue
@@ -377,6 +419,9 @@ fn time_text(ms: Option<i64>) -> String {
 }
 
 fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return crate::api_client::action(server, &args.id, "cancel");
+    }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
         let changed = queue.cancel(&args.id).await.map_err(queue_failure)?;
@@ -399,6 +444,9 @@ fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
 }
 
 fn retry(args: IdArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return crate::api_client::action(server, &args.id, "retry");
+    }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
         if queue.retry(&args.id).await.map_err(queue_failure)? {

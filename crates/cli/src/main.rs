@@ -2,6 +2,7 @@
 //! its own exit code (see [`exit`]), and every error is one line that names the file and the
 //! problem.
 
+mod api_client;
 mod bench;
 mod bench_jobs;
 mod embedded;

@@ -138,6 +138,63 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         id.as_str()
     );
 
+    // The same through `fresco jobs --server`.
+    let listed = fresco([s("jobs"), s("list"), s("--server"), s(&server.base)]).ok();
+    assert!(
+        listed.stdout.contains(&id) && listed.stdout.contains("succeeded"),
+        "{}",
+        listed.stdout
+    );
+    let shown = fresco([
+        s("jobs"),
+        s("show"),
+        s(&id),
+        s("--server"),
+        s(&server.base),
+        s("--json"),
+    ])
+    .ok()
+    .json();
+    assert_eq!(shown["state"], "succeeded");
+    fresco([
+        s("jobs"),
+        s("show"),
+        s("no-such-job"),
+        s("--server"),
+        s(&server.base),
+    ])
+    .fails(3, "", &["no-such-job"]);
+    let second = dir.path().join("second.mp4");
+    let submitted = fresco([
+        s("jobs"),
+        s("submit"),
+        p(&input),
+        s("-o"),
+        p(&second),
+        s("--model"),
+        p(&model),
+        s("--server"),
+        s(&server.base),
+    ])
+    .ok();
+    let second_id = submitted.stdout.trim().to_string();
+    wait_until(Duration::from_secs(120), "the second job to finish", || {
+        get_json(&server.url(&format!("/v1/jobs/{second_id}")))["state"] == "succeeded"
+    });
+    assert!(second.is_file());
+    fresco([
+        s("jobs"),
+        s("submit"),
+        p(&dir.path().join("missing.mp4")),
+        s("-o"),
+        p(&dir.path().join("x.mp4")),
+        s("--model"),
+        p(&model),
+        s("--server"),
+        s(&server.base),
+    ])
+    .fails(3, "", &["missing.mp4"]);
+
     let workers = get_json(&server.url("/v1/workers"));
     let list = workers["workers"].as_array().expect("a workers list");
     assert_eq!(list.len(), 1, "{workers}");

@@ -1,0 +1,214 @@
+//! `fresco jobs ... --server URL`: the same commands through the HTTP API instead of the
+//! database, for people who hold no database credentials.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::exit::{self, Failure};
+
+/// A call's timeout: the API answers quickly; submissions probe the input and load the model.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Calls `METHOD SERVER/PATH` with an optional JSON body; a non-2xx answer becomes a failure with
+/// the API's own message and an exit code for its class.
+pub fn call(
+    method: &str,
+    server: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, Failure> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let request = ureq::request(method, &url).timeout(TIMEOUT);
+    let result = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    match result {
+        Ok(response) => {
+            let text = response.into_string().unwrap_or_default();
+            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+        Err(ureq::Error::Status(status, response)) => {
+            let body: Value = response.into_json().unwrap_or(Value::Null);
+            let message = body["error"]["message"]
+                .as_str()
+                .unwrap_or("no message")
+                .to_string();
+            let code = match status {
+                _ if body["error"]["code"] == "input-missing" => exit::INPUT_MISSING,
+                _ if body["error"]["code"] == "output-exists" => exit::OUTPUT,
+                404 => exit::INPUT_MISSING,
+                400 | 409 | 413 | 415 | 422 => exit::BAD_INPUT,
+                503 => exit::MISSING_DEPENDENCY,
+                _ => exit::PROCESSING,
+            };
+            Err(Failure::new(
+                code,
+                format!(
+                    "{server}: {message} (HTTP {status}, {})",
+                    body["error"]["code"]
+                ),
+            ))
+        }
+        Err(e) => Err(Failure::new(
+            exit::MISSING_DEPENDENCY,
+            format!("{server}: the fresco server cannot be reached: {e}"),
+        )),
+    }
+}
+
+/// `jobs list --server`.
+pub fn list(
+    server: &str,
+    state: Option<&str>,
+    limit: u32,
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
+    let mut path = format!("/v1/jobs?limit={limit}");
+    if let Some(state) = state {
+        path.push_str(&format!("&state={state}"));
+    }
+    let page = call("GET", server, &path, None)?;
+    let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&jobs).expect("serialises")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        eprintln!("no jobs");
+    }
+    for job in &jobs {
+        println!("{}", job_line(job));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn job_line(job: &Value) -> String {
+    let frames = match job["frames_total"].as_u64() {
+        Some(total) => format!("{}/{total} frames", job["frames_done"]),
+        None => "planning".into(),
+    };
+    let mut line = format!(
+        "{}  {:<9}  {frames}  {}/{} chunks  {} -> {}",
+        text(&job["id"]),
+        text(&job["state"]),
+        job["chunks_done"],
+        job["chunks_total"],
+        text(&job["input"]),
+        text(&job["output"]),
+    );
+    if job["state"] == "failed" {
+        line.push_str(&format!("\n    error: {}", text(&job["last_error"])));
+    }
+    line
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string())
+}
+
+/// `jobs show --server`.
+pub fn show(server: &str, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let job = call("GET", server, &format!("/v1/jobs/{id}"), None)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&job).expect("serialises")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", job_line(&job));
+    if let Some(error) = job["last_error"].as_str() {
+        println!("  error: {error}");
+    }
+    for task in job["tasks"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  {:<8} chunk {:>4}  frames {}-{}  {:<8} attempts {} expiries {}{}",
+            text(&task["kind"]),
+            task["chunk"],
+            task["frame_start"],
+            task["frame_end"],
+            text(&task["state"]),
+            task["attempts"],
+            task["expiries"],
+            task["last_error"]
+                .as_str()
+                .map(|e| format!("\n      error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jobs cancel|retry --server`.
+pub fn action(server: &str, id: &str, verb: &str) -> Result<ExitCode, Failure> {
+    let job = call("POST", server, &format!("/v1/jobs/{id}/{verb}"), None)?;
+    println!("{} {}", text(&job["id"]), text(&job["state"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jobs submit --server`: the API takes the same fields as the command's flags.
+pub fn submit(server: &str, request: &Value, as_json: bool) -> Result<ExitCode, Failure> {
+    let job = call("POST", server, "/v1/jobs", Some(request))?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&job).expect("serialises")
+        );
+    } else {
+        println!("{}", text(&job["id"]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API's submission body from what `jobs submit` was given.
+#[allow(clippy::too_many_arguments)]
+pub fn submission(
+    input: &str,
+    output: &str,
+    style: Option<&str>,
+    model: Option<&str>,
+    video: &crate::run::VideoArgs,
+    chunk_frames: Option<u64>,
+    priority: i32,
+    max_attempts: u32,
+    max_expiries: u32,
+) -> Value {
+    let mut body = json!({
+        "input": input,
+        "output": output,
+        "codec": video.codec,
+        "crf": video.crf,
+        "preset": video.preset,
+        "overwrite": video.overwrite,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "max_expiries": max_expiries,
+        "drop_streams": video.drop_streams.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+    });
+    let fields = body.as_object_mut().expect("an object");
+    if let Some(style) = style {
+        fields.insert("style".into(), json!(style));
+    }
+    if let Some(model) = model {
+        fields.insert("model".into(), json!(model));
+    }
+    if let Some(pix_fmt) = &video.pix_fmt {
+        fields.insert("pix_fmt".into(), json!(pix_fmt));
+    }
+    if let Some(max_side) = video.max_side {
+        fields.insert("max_side".into(), json!(max_side));
+    }
+    if let Some(n) = chunk_frames {
+        fields.insert("chunk_frames".into(), json!(n));
+    }
+    body
+}
