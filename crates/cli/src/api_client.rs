@@ -212,3 +212,31 @@ pub fn submission(
     }
     body
 }
+
+/// `jobs logs --server`: every line, read on page by page.
+pub fn logs(server: &str, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let mut after: Option<i64> = None;
+    loop {
+        let path = match after {
+            Some(a) => format!("/v1/jobs/{id}/logs?after={a}&limit=1000"),
+            None => format!("/v1/jobs/{id}/logs?limit=1000"),
+        };
+        let page = call("GET", server, &path, None)?;
+        let lines = page["lines"].as_array().cloned().unwrap_or_default();
+        if lines.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        for line in &lines {
+            if as_json {
+                println!("{line}");
+            } else {
+                println!(
+                    "{}  {}",
+                    line["worker"].as_str().unwrap_or("-"),
+                    text(&line["message"])
+                );
+            }
+        }
+        after = page["next"].as_i64();
+    }
+}

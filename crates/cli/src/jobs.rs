@@ -23,6 +23,8 @@ pub enum JobsCommand {
     Show(ShowArgs),
     /// Stop a queued or running job; its workers drop its chunks within one lease.
     Cancel(IdArgs),
+    /// A job's log: planning, every chunk attempt with its worker, errors, assembly.
+    Logs(ShowArgs),
     /// Queue a failed or canceled job again (its plan is kept; its chunks are scored again).
     Retry(IdArgs),
 }
@@ -103,6 +105,7 @@ pub fn jobs(cmd: JobsCommand) -> Result<ExitCode, Failure> {
         JobsCommand::Submit(args) => submit(*args),
         JobsCommand::List(args) => list(args),
         JobsCommand::Show(args) => show(args),
+        JobsCommand::Logs(args) => logs(args),
         JobsCommand::Cancel(args) => cancel(args),
         JobsCommand::Retry(args) => retry(args),
     }
@@ -416,6 +419,42 @@ fn time_text(ms: Option<i64>) -> String {
         .to_string(),
         _ => "-".into(),
     }
+}
+
+fn logs(args: ShowArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return crate::api_client::logs(server, &args.id, args.json);
+    }
+    runtime().block_on(async {
+        let queue = args.queue.open().await?;
+        queue
+            .job(&args.id)
+            .await
+            .map_err(queue_failure)?
+            .ok_or_else(|| queue_failure(fresco_queue::QueueError::NoSuchJob(args.id.clone())))?;
+        let mut after = None;
+        loop {
+            let lines = queue
+                .job_log(&args.id, after, 1000)
+                .await
+                .map_err(queue_failure)?;
+            let Some(last) = lines.last() else { break };
+            after = Some(last.id);
+            for line in &lines {
+                if args.json {
+                    println!("{}", serde_json::to_string(line).expect("serialises"));
+                } else {
+                    println!(
+                        "{}  {}  {}",
+                        time_text(Some(line.at_ms)),
+                        line.worker.as_deref().unwrap_or("-"),
+                        line.message
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {

@@ -156,6 +156,19 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
     .ok()
     .json();
     assert_eq!(shown["state"], "succeeded");
+    let log = fresco([s("jobs"), s("logs"), s(&id), s("--server"), s(&server.base)]).ok();
+    for words in [
+        "claimed plan",
+        "planned:",
+        "scored chunk 0",
+        "assembled and published",
+    ] {
+        assert!(
+            log.stdout.contains(words),
+            "no {words:?} in the job's log:\n{}",
+            log.stdout
+        );
+    }
     fresco([
         s("jobs"),
         s("show"),

@@ -218,6 +218,16 @@ pub struct WorkerRecord {
     pub last_seen_ms: i64,
 }
 
+/// One line of a job's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// Increasing within a job: the cursor for reading on.
+    pub id: i64,
+    pub at_ms: i64,
+    pub worker: Option<String>,
+    pub message: String,
+}
+
 /// The queue's verbs. Every method is one transaction; all are safe to call from many
 /// processes at once.
 #[async_trait]
@@ -318,6 +328,12 @@ pub trait Queue: Send + Sync {
 
     /// Workers heard from within `within` (stopped ones too), most recently seen first.
     async fn workers(&self, within: Duration) -> Result<Vec<WorkerRecord>>;
+
+    /// Appends a line to a job's log.
+    async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()>;
+
+    /// A job's log lines after line `after` (all with None), oldest first, at most `limit`.
+    async fn job_log(&self, job: &str, after: Option<i64>, limit: u32) -> Result<Vec<LogLine>>;
 
     /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
     /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).

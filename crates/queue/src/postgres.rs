@@ -795,6 +795,38 @@ impl Queue for PgQueue {
             .collect())
     }
 
+    async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO job_log (job_id, at, worker, message) VALUES ($1, ",
+            now!(),
+            ", $2, $3)"
+        ))
+        .bind(job)
+        .bind(worker)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_log(
+        &self,
+        job: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::LogLine>> {
+        let rows: Vec<(i64, i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, at, worker, message FROM job_log WHERE job_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(job)
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(crate::rows::log_line).collect())
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         self.ensure_listening().await;
         // Nobody notifies when a back-off or a lease runs out: wake up for the next one due.

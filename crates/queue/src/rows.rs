@@ -66,6 +66,18 @@ impl JobRow {
     }
 }
 
+/// A row of `job_log`.
+pub(crate) fn log_line(
+    (id, at, worker, message): (i64, i64, Option<String>, String),
+) -> crate::LogLine {
+    crate::LogLine {
+        id,
+        at_ms: at,
+        worker,
+        message,
+    }
+}
+
 /// A row of `workers`.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct WorkerRow {

@@ -702,6 +702,37 @@ impl Queue for SqliteQueue {
             .collect())
     }
 
+    async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
+        let (_gate, mut tx) = self.write().await?;
+        sqlx::query("INSERT INTO job_log (job_id, at, worker, message) VALUES (?1, ?2, ?3, ?4)")
+            .bind(job)
+            .bind(now_ms())
+            .bind(worker)
+            .bind(message)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job_log(
+        &self,
+        job: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::LogLine>> {
+        let rows: Vec<(i64, i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, at, worker, message FROM job_log WHERE job_id = ?1 AND id > ?2 \
+             ORDER BY id LIMIT ?3",
+        )
+        .bind(job)
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(crate::rows::log_line).collect())
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         self.signal.wait(timeout.min(POLL_INTERVAL)).await;
     }

@@ -887,6 +887,23 @@ async fn workers_announce_themselves(db: &Db) {
         .is_empty());
 }
 
+async fn job_logs_read_on_from_a_cursor(db: &Db) {
+    let q = db.open().await;
+    let id = submit(&q, job("a")).await;
+    let other = submit(&q, job("b")).await;
+    for n in 0..5 {
+        q.log(&id, Some("w1"), &format!("line {n}")).await.unwrap();
+    }
+    q.log(&other, None, "not this job's").await.unwrap();
+    let first = q.job_log(&id, None, 3).await.unwrap();
+    let texts: Vec<&str> = first.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(texts, ["line 0", "line 1", "line 2"]);
+    assert_eq!(first[0].worker.as_deref(), Some("w1"));
+    let rest = q.job_log(&id, Some(first[2].id), 10).await.unwrap();
+    let texts: Vec<&str> = rest.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(texts, ["line 3", "line 4"]);
+}
+
 async fn wait_and_claim(q: &Arc<dyn Queue>) -> fresco_queue::TaskLease {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -941,4 +958,5 @@ backend_tests!(
     idempotency_keys_return_the_first_job,
     jobs_page_by_submission_order,
     workers_announce_themselves,
+    job_logs_read_on_from_a_cursor,
 );

@@ -15,8 +15,9 @@ use crate::api::{
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::events::{EventOutcome, EventReply, ValidationResponse};
+use crate::routes::logs::{LogLineView, LogPage};
 use crate::routes::workers::{WorkerList, WorkerView};
-use crate::routes::{events, health, jobs, workers};
+use crate::routes::{events, health, jobs, logs, workers};
 
 /// The API's description; add every new handler to `paths`.
 #[derive(OpenApi)]
@@ -31,6 +32,7 @@ use crate::routes::{events, health, jobs, workers};
         jobs::get_job,
         jobs::cancel_job,
         jobs::retry_job,
+        logs::job_logs,
         workers::list_workers,
         events::azure_events,
         events::s3_events,
@@ -41,7 +43,7 @@ use crate::routes::{events, health, jobs, workers};
     components(schemas(
         SubmitRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
         TaskKindView, TaskStateView, StreamKindView, StatusBody, ErrorBody, ErrorDetail,
-        WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse,
+        WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse, LogPage, LogLineView,
     )),
     modifiers(&ExactlyOneModel),
     tags(

@@ -461,3 +461,34 @@ async fn workers_are_listed_with_what_they_do() {
     assert_eq!(w["current"], "score chunk 2 of job x");
     assert_eq!(w["silent"], false);
 }
+
+#[tokio::test]
+async fn a_jobs_log_is_read_on_from_a_cursor() {
+    let app = app().await;
+    let reply = post_json(&app.state, "/v1/jobs", &submission(1), None).await;
+    let id = reply.body["id"].as_str().unwrap().to_string();
+    for n in 0..3 {
+        app.state
+            .queue
+            .log(&id, Some("w"), &format!("line {n}"))
+            .await
+            .unwrap();
+    }
+    let page = get(&app.state, &format!("/v1/jobs/{id}/logs?limit=2")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["lines"].as_array().unwrap().len(), 2);
+    let next = page.body["next"].as_i64().unwrap();
+    let rest = get(&app.state, &format!("/v1/jobs/{id}/logs?after={next}")).await;
+    assert_eq!(rest.body["lines"][0]["message"], "line 2");
+    assert_eq!(rest.body["lines"][0]["worker"], "w");
+    assert_eq!(
+        get(&app.state, "/v1/jobs/nope/logs").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app.state, &format!("/v1/jobs/{id}/logs?limit=0"))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}

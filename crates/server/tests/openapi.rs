@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs/{id}"),
     ("post", "/v1/jobs/{id}/cancel"),
     ("post", "/v1/jobs/{id}/retry"),
+    ("get", "/v1/jobs/{id}/logs"),
     ("get", "/v1/workers"),
     ("post", "/v1/events/azure"),
     ("post", "/v1/events/s3"),

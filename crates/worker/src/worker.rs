@@ -314,6 +314,13 @@ impl Worker {
         }
     }
 
+    /// Appends to the job's log (served by the API); a failure is only traced.
+    async fn job_log(&self, job: &str, message: String) {
+        if let Err(e) = self.queue.log(job, Some(&self.config.name), &message).await {
+            tracing::debug!("could not write the job's log: {e}");
+        }
+    }
+
     fn emit(&self, event: WorkerEvent) {
         if let Some(sink) = &self.events {
             sink(event);
@@ -433,6 +440,19 @@ impl Worker {
             chunk: lease.chunk,
             frames: lease.frames,
         });
+        self.job_log(
+            &lease.job_id,
+            format!(
+                "claimed {} chunk {} (frames {}-{}; attempts {}, expiries {})",
+                lease.kind,
+                lease.chunk,
+                lease.frames.start,
+                lease.frames.end,
+                lease.attempts,
+                lease.expiries
+            ),
+        )
+        .await;
         let doing = format!(
             "{} chunk {} of job {}",
             lease.kind, lease.chunk, lease.job_id
@@ -536,6 +556,7 @@ impl Worker {
         }
         if lost.load(Ordering::SeqCst) {
             tracing::warn!(worker = %self.config.name, "lost the lease on {} chunk {} of job {} (canceled, or reclaimed after expiry); its result is discarded", lease.kind, lease.chunk, lease.job_id);
+            self.job_log(&lease.job_id, format!("{} chunk {}: lease lost (canceled, or reclaimed after it expired); result discarded", lease.kind, lease.chunk)).await;
             // A job canceled while this task started may have had its folder removed before
             // this worker made it again: remove it once more now that the task is over.
             if let Ok(Some(job)) = self.queue.job(&lease.job_id).await {
@@ -606,6 +627,18 @@ impl Worker {
         match output {
             TaskOutput::Planned { plan } => {
                 tracing::info!(job = %lease.job_id, "planned job {}: {} frames in {} chunks", lease.job_id, plan.frame_pts.len(), plan.chunks.len());
+                self.job_log(
+                    &lease.job_id,
+                    format!(
+                        "planned: {} frames of {}x{} in {} chunks; {}",
+                        plan.frame_pts.len(),
+                        plan.video.width,
+                        plan.video.height,
+                        plan.chunks.len(),
+                        plan.video.notes.join("; ")
+                    ),
+                )
+                .await;
                 self.emit(WorkerEvent::Planned {
                     job: lease.job_id.clone(),
                     frames: plan.frame_pts.len() as u64,
@@ -624,6 +657,15 @@ impl Worker {
                     summary.frames_scored += frames;
                 }
                 tracing::info!(job = %lease.job_id, "scored chunk {} of job {} ({frames} frames{})", lease.chunk, lease.job_id, if reused { ", already on disk" } else { "" });
+                self.job_log(
+                    &lease.job_id,
+                    format!(
+                        "scored chunk {} ({frames} frames, {model_seconds:.1} s in the model{})",
+                        lease.chunk,
+                        if reused { ", already on disk" } else { "" }
+                    ),
+                )
+                .await;
                 self.emit(WorkerEvent::ChunkDone {
                     job: lease.job_id.clone(),
                     chunk: lease.chunk,
@@ -634,6 +676,11 @@ impl Worker {
             }
             TaskOutput::Assembled { output } => {
                 tracing::info!(job = %lease.job_id, "job {} succeeded: {}", lease.job_id, output.display());
+                self.job_log(
+                    &lease.job_id,
+                    format!("assembled and published {}", output.display()),
+                )
+                .await;
                 sweep::remove_job_dir(&self.config.work_dir, &lease.job_id);
                 self.scratch.remove_job(&lease.job_id);
                 self.emit(WorkerEvent::Succeeded {
@@ -656,6 +703,21 @@ impl Worker {
             self.config.retry_delay.as_millis() as u64,
         ));
         tracing::warn!(worker = %self.config.name, job = %lease.job_id, "{} chunk {} of job {} failed (attempt {attempt}): {}", lease.kind, lease.chunk, lease.job_id, failure.message);
+        self.job_log(
+            &lease.job_id,
+            format!(
+                "{} chunk {} failed (attempt {attempt}{}): {}",
+                lease.kind,
+                lease.chunk,
+                if failure.retryable {
+                    ""
+                } else {
+                    ", not retryable"
+                },
+                failure.message
+            ),
+        )
+        .await;
         match self
             .queue
             .fail(lease, &failure.message, failure.retryable, backoff)

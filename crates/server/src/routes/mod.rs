@@ -12,6 +12,7 @@ use crate::AppState;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod logs;
 pub mod workers;
 
 /// The largest JSON body accepted: a submission is a few hundred bytes.
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/jobs/{id}/logs", get(logs::job_logs))
         .route("/v1/workers", get(workers::list_workers))
         .route("/v1/events/azure", post(events::azure_events))
         .route("/v1/events/s3", post(events::s3_events))

@@ -265,6 +265,17 @@ impl Queue for BrokenQueue {
     async fn tasks(&self, _: &str) -> fresco_queue::Result<Vec<TaskRecord>> {
         down()
     }
+    async fn log(&self, _: &str, _: Option<&str>, _: &str) -> fresco_queue::Result<()> {
+        down()
+    }
+    async fn job_log(
+        &self,
+        _: &str,
+        _: Option<i64>,
+        _: u32,
+    ) -> fresco_queue::Result<Vec<fresco_queue::LogLine>> {
+        down()
+    }
     async fn worker_seen(&self, _: &WorkerStatus) -> fresco_queue::Result<()> {
         down()
     }
