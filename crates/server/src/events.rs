@@ -197,35 +197,21 @@ fn check_sns_url(url: &str) -> Result<(), BadEvent> {
 }
 
 fn percent_decode(text: &str, plus_is_space: bool) -> Result<String, BadEvent> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                let byte = u8::from_str_radix(hex, 16)
-                    .map_err(|_| BadEvent(format!("bad %-escape in {text}")))?;
-                out.push(byte);
-                i += 3;
-            }
-            b'%' => return Err(BadEvent(format!("bad %-escape in {text}"))),
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let decoded = String::from_utf8(out)
+    // S3 writes a space as '+' and a '+' as %2B, so the pluses go first.
+    let spaced;
+    let text = if plus_is_space {
+        spaced = text.replace('+', " ");
+        spaced.as_str()
+    } else {
+        text
+    };
+    let decoded = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
         .map_err(|_| BadEvent(format!("{text} is not UTF-8 once decoded")))?;
     if decoded.contains('\0') {
         return Err(BadEvent("a key holds a NUL".into()));
     }
-    Ok(decoded)
+    Ok(decoded.into_owned())
 }
 
 #[cfg(test)]
