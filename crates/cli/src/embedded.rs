@@ -167,14 +167,7 @@ async fn run_videos_async(
     };
 
     let workers = opts.workers.max(1);
-    let threads = opts.threads.or_else(|| {
-        (workers > 1).then(|| {
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
-            (cores / workers).max(1)
-        })
-    });
+    let threads = fresco_worker::threads_per_worker(opts.threads, workers);
     let mut handles = Vec::new();
     for n in 0..workers {
         let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());

@@ -104,14 +104,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
 
         let stop = StopSignal::new();
         spawn_signal_handlers(Arc::clone(&stop));
-        let threads = args.threads.or_else(|| {
-            (args.workers > 1).then(|| {
-                let cores = std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1);
-                (cores / args.workers).max(1)
-            })
-        });
+        let threads = fresco_worker::threads_per_worker(args.threads, args.workers);
         let mut workers = Vec::new();
         for n in 0..args.workers {
             let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());

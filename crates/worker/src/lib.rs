@@ -9,6 +9,6 @@ pub mod worker;
 pub use spec::object::ObjectUrl;
 pub use spec::{absolute, device_kind, load_pinned_model, JobSpec, ModelPin};
 pub use worker::{
-    default_db_url, default_scratch_dir, default_state_dir, worker_name, EventSink, StopSignal,
-    Worker, WorkerConfig, WorkerEvent, WorkerSummary,
+    default_db_url, default_scratch_dir, default_state_dir, threads_per_worker, worker_name,
+    EventSink, StopSignal, Worker, WorkerConfig, WorkerEvent, WorkerSummary,
 };

@@ -100,6 +100,19 @@ pub fn default_scratch_dir(work_dir: &Path) -> PathBuf {
     }
 }
 
+/// Inference threads for each of `workers` workers in one process: what was asked, or the
+/// cores shared between them when there are several (None: one per core, for a lone worker).
+pub fn threads_per_worker(asked: Option<usize>, workers: usize) -> Option<usize> {
+    asked.or_else(|| {
+        (workers > 1).then(|| {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            (cores / workers).max(1)
+        })
+    })
+}
+
 /// A worker name unique on this machine: `host:pid:n`.
 pub fn worker_name(n: usize) -> String {
     format!("{}:{}:{n}", sweep::host_name(), std::process::id())
