@@ -13,6 +13,54 @@ if [ ! -x .fresco/venv/bin/schemathesis ]; then
   .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check schemathesis \
     || echo "test.sh: schemathesis could not be installed; the contract test will skip" >&2
 fi
+# The watch test on Azurite uploads with Microsoft's own Python client (azure-storage-blob from
+# PyPI); without it that test skips with a message, unless FRESCO_REQUIRE_AZURITE=1.
+if ! .fresco/venv/bin/python3 -c 'import azure.storage.blob' 2>/dev/null; then
+  echo "test.sh: installing azure-storage-blob from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check azure-storage-blob \
+    || echo "test.sh: azure-storage-blob could not be installed; the Azure watch test will skip" >&2
+fi
+# The Kubernetes manifests are checked offline against Kubernetes' schemas with PyPI's
+# kubernetes-validate (scripts/validate-manifests.sh, run before cargo test); without it that
+# step skips with a message, unless FRESCO_REQUIRE_KUBE_VALIDATE=1.
+if [ ! -x .fresco/venv/bin/kubernetes-validate ]; then
+  echo "test.sh: installing kubernetes-validate from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+    || echo "test.sh: kubernetes-validate could not be installed; manifest validation will skip" >&2
+fi
+# The mpirun test (crates/cli/tests/mpirun.rs) runs workers under Debian's Open MPI; without
+# mpirun it skips with a message, unless FRESCO_REQUIRE_MPI=1.
+if ! command -v mpirun >/dev/null && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+    echo "test.sh: installing openmpi-bin (apt) for the mpirun test"
+    sudo_if() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+    { sudo_if apt-get update -qq && sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin >/dev/null; } \
+      || echo "test.sh: openmpi-bin could not be installed; the mpirun test will skip" >&2
+  fi
+fi
+# /metrics is checked with Prometheus' own Python parser (prometheus_client from PyPI); without
+# it that check skips with a message, unless FRESCO_REQUIRE_PROMETHEUS_CLIENT=1.
+if ! .fresco/venv/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "test.sh: installing prometheus_client from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check prometheus_client \
+    || echo "test.sh: prometheus_client could not be installed; the metrics parser check will skip" >&2
+fi
+# The dashboard's browser test drives Debian's chromium with playwright-core (npm, pinned in
+# tests/browser/package-lock.json); without them it skips with a message, unless
+# FRESCO_REQUIRE_BROWSER=1.
+if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+    echo "test.sh: installing chromium (apt) for the dashboard's browser test"
+    as_root_n() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+    { as_root_n apt-get update -qq && as_root_n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "test.sh: chromium could not be installed; the browser test will skip" >&2
+  fi
+fi
+if command -v npm >/dev/null && ! [ -d tests/browser/node_modules/playwright-core ]; then
+  echo "test.sh: installing playwright-core (npm ci in tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) \
+    || echo "test.sh: playwright-core could not be installed; the browser test will skip" >&2
+fi
 if [ -z "${FRESCO_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then
   export FRESCO_MODEL_DIR="$(cd ../shared/models && pwd)"
 fi
@@ -36,4 +84,9 @@ if [ -z "${FRESCO_TEST_AZURITE:-}" ]; then
     echo "test.sh: Azurite could not be started; the Azure Blob tests will skip" >&2
   fi
 fi
+scripts/validate-manifests.sh
 cargo test --workspace
+# The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
+# run briefly; scripts/fuzz.sh installs cargo-fuzz from crates.io and skips with a message where
+# it cannot, unless FRESCO_REQUIRE_FUZZ=1.
+scripts/fuzz.sh "${FRESCO_FUZZ_SECONDS:-15}"

@@ -1,9 +1,17 @@
 //! `fresco jobs ... --server URL`: the same commands through the HTTP API instead of the
 //! database, for people who hold no database credentials.
+//!
+//! The token comes from `--token-file FILE` or `FRESCO_TOKEN` and goes in the Authorization
+//! header, never in the URL. `https://` servers have their certificate verified against the
+//! usual public roots, plus the CA of `--ca-cert FILE` (e.g. a private CA, or a self-signed
+//! server certificate).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use serde_json::{json, Value};
 
 use crate::exit::{self, Failure};
@@ -11,16 +19,115 @@ use crate::exit::{self, Failure};
 /// A call's timeout: the API answers quickly; submissions probe the input and load the model.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How to reach and authenticate to a server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// A file holding the API token (default: the FRESCO_TOKEN variable).
+    #[arg(long, env = "FRESCO_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the server's HTTPS, besides the public roots.
+    #[arg(long, env = "FRESCO_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// A server, its HTTP agent and the token to present.
+pub struct Client {
+    server: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl ClientArgs {
+    /// The client for `server`, with the token and trust these arguments give.
+    pub fn connect(&self, server: &str) -> Result<Client, Failure> {
+        if server.contains('?') || server.contains('@') {
+            return Err(Failure::new(
+                exit::BAD_ARGUMENTS,
+                "--server: give the server's URL without credentials or a query string; the token goes in FRESCO_TOKEN or --token-file",
+            ));
+        }
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::new(
+                        exit::BAD_ARGUMENTS,
+                        format!("--token-file {}: cannot read it: {e}", path.display()),
+                    )
+                })?;
+                let token = text.trim().to_string();
+                if token.is_empty() {
+                    return Err(Failure::new(
+                        exit::BAD_ARGUMENTS,
+                        format!("--token-file {}: the file is empty", path.display()),
+                    ));
+                }
+                Some(token)
+            }
+            None => std::env::var("FRESCO_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        let mut agent = ureq::AgentBuilder::new().timeout(TIMEOUT);
+        if let Some(ca) = &self.ca_cert {
+            agent = agent.tls_config(tls_trusting(ca)?);
+        }
+        Ok(Client {
+            server: server.trim_end_matches('/').to_string(),
+            agent: agent.build(),
+            token,
+        })
+    }
+}
+
+/// A TLS client configuration that trusts the public roots and the CA certificates in `ca`.
+fn tls_trusting(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Failure> {
+    use rustls_pki_types::pem::PemObject as _;
+    let bad = |detail: String| {
+        Failure::new(
+            exit::BAD_ARGUMENTS,
+            format!("--ca-cert {}: {detail}", ca.display()),
+        )
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let certificates: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Calls `METHOD SERVER/PATH` with an optional JSON body; a non-2xx answer becomes a failure with
 /// the API's own message and an exit code for its class.
 pub fn call(
+    client: &Client,
     method: &str,
-    server: &str,
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, Failure> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let request = ureq::request(method, &url).timeout(TIMEOUT);
+    let server = &client.server;
+    let url = format!("{server}{path}");
+    let mut request = client.agent.request(method, &url);
+    if let Some(token) = &client.token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
     let result = match body {
         Some(body) => request.send_json(body),
         None => request.call(),
@@ -31,17 +138,25 @@ pub fn call(
             Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
         }
         Err(ureq::Error::Status(status, response)) => {
+            let retry_after = response.header("Retry-After").map(str::to_string);
             let body: Value = response.into_json().unwrap_or(Value::Null);
-            let message = body["error"]["message"]
+            let mut message = body["error"]["message"]
                 .as_str()
                 .unwrap_or("no message")
                 .to_string();
+            if status == 401 && client.token.is_none() {
+                message.push_str(" (set FRESCO_TOKEN or --token-file)");
+            }
+            if let Some(seconds) = retry_after {
+                message.push_str(&format!(" (retry after {seconds} s)"));
+            }
             let code = match status {
                 _ if body["error"]["code"] == "input-missing" => exit::INPUT_MISSING,
                 _ if body["error"]["code"] == "output-exists" => exit::OUTPUT,
+                401 | 403 => exit::BAD_ARGUMENTS,
                 404 => exit::INPUT_MISSING,
                 400 | 409 | 413 | 415 | 422 => exit::BAD_INPUT,
-                503 => exit::MISSING_DEPENDENCY,
+                429 | 503 => exit::MISSING_DEPENDENCY,
                 _ => exit::PROCESSING,
             };
             Err(Failure::new(
@@ -61,7 +176,7 @@ pub fn call(
 
 /// `jobs list --server`.
 pub fn list(
-    server: &str,
+    client: &Client,
     state: Option<&str>,
     limit: u32,
     as_json: bool,
@@ -70,7 +185,7 @@ pub fn list(
     if let Some(state) = state {
         path.push_str(&format!("&state={state}"));
     }
-    let page = call("GET", server, &path, None)?;
+    let page = call(client, "GET", &path, None)?;
     let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
     if as_json {
         println!(
@@ -116,8 +231,8 @@ fn text(value: &Value) -> String {
 }
 
 /// `jobs show --server`.
-pub fn show(server: &str, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
-    let job = call("GET", server, &format!("/v1/jobs/{id}"), None)?;
+pub fn show(client: &Client, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let job = call(client, "GET", &format!("/v1/jobs/{id}"), None)?;
     if as_json {
         println!(
             "{}",
@@ -149,15 +264,15 @@ pub fn show(server: &str, id: &str, as_json: bool) -> Result<ExitCode, Failure> 
 }
 
 /// `jobs cancel|retry --server`.
-pub fn action(server: &str, id: &str, verb: &str) -> Result<ExitCode, Failure> {
-    let job = call("POST", server, &format!("/v1/jobs/{id}/{verb}"), None)?;
+pub fn action(client: &Client, id: &str, verb: &str) -> Result<ExitCode, Failure> {
+    let job = call(client, "POST", &format!("/v1/jobs/{id}/{verb}"), None)?;
     println!("{} {}", text(&job["id"]), text(&job["state"]));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `jobs submit --server`: the API takes the same fields as the command's flags.
-pub fn submit(server: &str, request: &Value, as_json: bool) -> Result<ExitCode, Failure> {
-    let job = call("POST", server, "/v1/jobs", Some(request))?;
+pub fn submit(client: &Client, request: &Value, as_json: bool) -> Result<ExitCode, Failure> {
+    let job = call(client, "POST", "/v1/jobs", Some(request))?;
     if as_json {
         println!(
             "{}",
@@ -214,14 +329,14 @@ pub fn submission(
 }
 
 /// `jobs logs --server`: every line, read on page by page.
-pub fn logs(server: &str, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
+pub fn logs(client: &Client, id: &str, as_json: bool) -> Result<ExitCode, Failure> {
     let mut after: Option<i64> = None;
     loop {
         let path = match after {
             Some(a) => format!("/v1/jobs/{id}/logs?after={a}&limit=1000"),
             None => format!("/v1/jobs/{id}/logs?limit=1000"),
         };
-        let page = call("GET", server, &path, None)?;
+        let page = call(client, "GET", &path, None)?;
         let lines = page["lines"].as_array().cloned().unwrap_or_default();
         if lines.is_empty() {
             return Ok(ExitCode::SUCCESS);

@@ -37,9 +37,21 @@ pub struct BenchArgs {
     /// Skip the Python onnxruntime comparison.
     #[arg(long)]
     pub no_python: bool,
+    /// Frames per inference call.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = crate::worker_cmd::parse_batch)]
+    pub batch: usize,
+    /// Where the measurement is recorded for `fresco estimate` (default:
+    /// STATE/calibration.json).
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<std::path::PathBuf>,
+    /// Do not record the measurement.
+    #[arg(long)]
+    pub no_save: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    // Before minutes of clip making: a device that cannot be used is said at once.
+    crate::worker_cmd::preflight_device(args.model.device)?;
     let dir = tempfile::tempdir()
         .map_err(|e| Failure::new(exit::OUTPUT, format!("temporary folder: {e}")))?;
     let clip = dir.path().join("bench.mp4");
@@ -48,6 +60,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     make_clip(&ffmpeg, &clip, args.width, args.height, args.frames)?;
 
     let mut model = args.model.load()?;
+    if let Some(note) = model.engine.set_batch(args.batch) {
+        eprintln!("note: {note}");
+    }
     let threads = args.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -82,11 +97,18 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         .engine
         .style_rgb(w, h, &frames[0], &mut out)
         .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
+    let batch = model.engine.batch();
+    let mut outs = vec![vec![0u8; (w * h * 3) as usize]; batch];
     let t0 = Instant::now();
-    for frame in &frames {
+    for group in frames.chunks(batch) {
+        let ins: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+        let mut out_refs: Vec<&mut [u8]> = outs[..group.len()]
+            .iter_mut()
+            .map(Vec::as_mut_slice)
+            .collect();
         model
             .engine
-            .style_rgb(w, h, frame, &mut out)
+            .style_frames(w, h, &ins, &mut out_refs)
             .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
     }
     let model_fps = frames.len() as f64 / t0.elapsed().as_secs_f64();
@@ -95,8 +117,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let pixels = (w * h) as f64;
     let gflops = model_fps * pixels * STYLE_MACS_PER_PIXEL * 2.0 / 1e9;
     println!(
-        "fresco bench: {} ({}), {size}, {} frames, {threads} threads",
-        model.name, model.source, args.frames
+        "fresco bench: {} ({}), {size}, {} frames, {threads} threads, {}, batch {}",
+        model.name,
+        model.source,
+        args.frames,
+        args.model.device,
+        model.engine.batch()
     );
     println!("  model-only      {model_fps:8.3} frames/s");
     println!("  end-to-end      {e2e_fps:8.3} frames/s   (fresco run: probe, decode, score, encode, mux)");
@@ -114,6 +140,31 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             Some(fps) => println!("  python ort      {fps:8.3} frames/s   (same model and size; fresco/python = {:.3})", model_fps / fps),
             None => println!("  python ort      (skipped: python3 with onnxruntime and numpy, and a model file, are needed)"),
         }
+    }
+    if !args.no_save {
+        let path = args
+            .calibration
+            .clone()
+            .unwrap_or_else(crate::estimate::default_calibration_path);
+        let entry = crate::estimate::CalibrationEntry {
+            device: fresco_worker::device_kind(args.model.device).to_string(),
+            model: model.name.clone(),
+            digest: model.digest.clone(),
+            width: w,
+            height: h,
+            e2e_fps,
+            model_fps,
+            threads,
+            batch: model.engine.batch(),
+            host: fresco_worker::sweep::host_name(),
+            measured_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+        };
+        crate::estimate::record_calibration(&path, entry)?;
+        println!(
+            "  calibration     saved to {} (for fresco estimate)",
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -116,10 +116,12 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
             queue: QueueArgs {
                 db: Some(fresco_worker::default_db_url(&state)),
                 work_dir: Some(state.join("work")),
+                system: None,
             },
             chatty: false,
             device: args.model.device,
             threads: Some(1),
+            batch: 1,
         };
         let job = VideoJob {
             input: clip.clone(),

@@ -36,6 +36,8 @@ pub struct EmbeddedOptions {
     pub chatty: bool,
     pub device: fresco_core::Device,
     pub threads: Option<usize>,
+    /// Frames per inference call.
+    pub batch: usize,
 }
 
 /// What a finished video run did (the `--json` report's entry).
@@ -96,6 +98,7 @@ async fn run_videos_async(
 ) -> Result<Vec<Result<VideoOutcome, Failure>>, Failure> {
     let queue = opts.queue.open().await?;
     let work_dir = opts.queue.work_dir();
+    let system = opts.queue.system_store()?;
     std::fs::create_dir_all(&work_dir).map_err(|e| {
         Failure::new(
             exit::OUTPUT,
@@ -171,12 +174,14 @@ async fn run_videos_async(
     let mut handles = Vec::new();
     for n in 0..workers {
         let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());
+        config.system = system.clone();
         config.until_idle = true;
         config.filter = ClaimFilter {
             jobs: Some(ids.clone()),
         };
         config.device = opts.device;
         config.threads = threads;
+        config.batch = opts.batch;
         config.grace = Duration::ZERO;
         config.idle_wait = Duration::from_millis(500);
         let worker =

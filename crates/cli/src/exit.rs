@@ -2,6 +2,8 @@
 
 use fresco_pipeline::{FailureClass, ModelError, RunError};
 
+/// Also what clap exits with for arguments it refuses.
+pub const BAD_ARGUMENTS: u8 = 2;
 pub const INPUT_MISSING: u8 = 3;
 pub const BAD_INPUT: u8 = 4;
 pub const OUTPUT: u8 = 5;
@@ -47,7 +49,15 @@ impl From<RunError> for Failure {
 
 impl From<ModelError> for Failure {
     fn from(e: ModelError) -> Failure {
-        let code = if e.is_missing_runtime() {
+        use fresco_infer::EngineError;
+        let code = if let ModelError::Engine(EngineError::DeviceUnavailable(d)) = &e {
+            // cuda:N with no GPU N is a bad argument; a machine without CUDA lacks a dependency.
+            if d.is_bad_argument() {
+                BAD_ARGUMENTS
+            } else {
+                MISSING_DEPENDENCY
+            }
+        } else if e.is_missing_runtime() {
             MISSING_DEPENDENCY
         } else {
             MODEL

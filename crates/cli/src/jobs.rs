@@ -34,6 +34,8 @@ pub struct SubmitArgs {
     /// Use the fresco server's HTTP API at this URL instead of the database.
     #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub client: crate::api_client::ClientArgs,
     /// The video to style.
     pub input: PathBuf,
     /// Where the styled video goes.
@@ -68,6 +70,8 @@ pub struct ListArgs {
     #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
     pub server: Option<String>,
     #[command(flatten)]
+    pub client: crate::api_client::ClientArgs,
+    #[command(flatten)]
     pub queue: QueueArgs,
     /// Only jobs in this state (queued, running, succeeded, failed, canceled).
     #[arg(long)]
@@ -83,6 +87,8 @@ pub struct ShowArgs {
     /// Use the fresco server's HTTP API at this URL instead of the database.
     #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub client: crate::api_client::ClientArgs,
     pub id: String,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -95,6 +101,8 @@ pub struct IdArgs {
     /// Use the fresco server's HTTP API at this URL instead of the database.
     #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub client: crate::api_client::ClientArgs,
     pub id: String,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -143,7 +151,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             args.max_attempts,
             args.max_expiries,
         );
-        return crate::api_client::submit(server, &body, args.json);
+        return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }
     use fresco_worker::spec::ObjectUrl;
     // Object URLs (az://, s3://, file://) are checked in their store below; local paths here.
@@ -276,7 +284,12 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
 
 fn list(args: ListArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
-        return crate::api_client::list(server, args.state.as_deref(), args.limit, args.json);
+        return crate::api_client::list(
+            &args.client.connect(server)?,
+            args.state.as_deref(),
+            args.limit,
+            args.json,
+        );
     }
     let states = match &args.state {
         None => Vec::new(),
@@ -340,7 +353,7 @@ struct JobDetail {
 
 fn show(args: ShowArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
-        return crate::api_client::show(server, &args.id, args.json);
+        return crate::api_client::show(&args.client.connect(server)?, &args.id, args.json);
     }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
@@ -423,7 +436,7 @@ fn time_text(ms: Option<i64>) -> String {
 
 fn logs(args: ShowArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
-        return crate::api_client::logs(server, &args.id, args.json);
+        return crate::api_client::logs(&args.client.connect(server)?, &args.id, args.json);
     }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
@@ -459,14 +472,20 @@ fn logs(args: ShowArgs) -> Result<ExitCode, Failure> {
 
 fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
-        return crate::api_client::action(server, &args.id, "cancel");
+        return crate::api_client::action(&args.client.connect(server)?, &args.id, "cancel");
     }
     runtime().block_on(async {
         let queue = args.queue.open().await?;
         let changed = queue.cancel(&args.id).await.map_err(queue_failure)?;
         // Workers drop the job's chunks at their next heartbeat; its folder goes now if this
         // machine sees it (and at the next sweep of any worker otherwise).
-        fresco_worker::sweep::remove_job_dir(&args.queue.work_dir(), &args.id);
+        let system = args.queue.system_store()?;
+        fresco_worker::worker::system::remove_job_files(
+            Some(&args.queue.work_dir()),
+            system.as_ref(),
+            &args.id,
+        )
+        .await;
         if changed {
             println!("canceled {}", args.id);
         } else {
@@ -484,7 +503,7 @@ fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
 
 fn retry(args: IdArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
-        return crate::api_client::action(server, &args.id, "retry");
+        return crate::api_client::action(&args.client.connect(server)?, &args.id, "retry");
     }
     runtime().block_on(async {
         let queue = args.queue.open().await?;

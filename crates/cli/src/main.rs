@@ -3,15 +3,23 @@
 //! problem.
 
 mod api_client;
+mod autoscale;
 mod bench;
 mod bench_jobs;
+mod config;
 mod embedded;
+mod estimate;
 mod exit;
 mod jobs;
+mod logging;
 mod models;
 mod queue_args;
 mod run;
+mod security_args;
 mod serve;
+mod serve_auth;
+mod tokens;
+mod top;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -23,6 +31,20 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "fresco", version, about, long_about = None)]
 struct Cli {
+    /// A TOML file of settings: each key is a flag's long name (top level, or in a table named
+    /// after the command); flags and FRESCO_* variables win over it.
+    #[arg(long, global = true, env = "FRESCO_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// How log lines are written: human-readable text, or JSON lines (one object per line,
+    /// with the job's id and chunk on every line about a task).
+    #[arg(
+        long,
+        global = true,
+        env = "FRESCO_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,39 +63,49 @@ enum Command {
     /// Submit, list, show, cancel or retry jobs in the queue.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Make, list and revoke the API tokens of `fresco serve`; read the audit trail.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// Measure model-only and end-to-end speed on a generated clip.
     Bench(bench::BenchArgs),
     /// Measure the job engine: 1 vs 2 workers, queue cost per chunk, claims/s on PostgreSQL.
     BenchJobs(bench_jobs::BenchJobsArgs),
+    /// Estimate compute time, wall time and cost of styling a video, from `fresco bench`'s
+    /// calibration.
+    Estimate(estimate::EstimateArgs),
+    /// A live overview of jobs, workers and throughput in the terminal.
+    Top(top::TopArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Err(failure) = config::apply(&args) {
+        eprintln!("error: {}", failure.message);
+        return ExitCode::from(failure.code);
+    }
+    let cli = Cli::parse_from(args);
     // A worker's log is its record of what it claimed and did; elsewhere only warnings.
     let default_filter = match cli.command {
         Command::Worker(_) | Command::Serve(_) => "info,ort=error,sqlx=warn",
         _ => "warn,ort=error,sqlx=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FRESCO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _logging = logging::init(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Models(cmd) => models::models(cmd),
         Command::Serve(args) => serve::serve(args),
         Command::Worker(args) => worker_cmd::worker(args),
         Command::Jobs(cmd) => jobs::jobs(cmd),
+        Command::Tokens(cmd) => tokens::tokens(cmd),
         Command::Bench(args) => bench::bench(args),
         Command::BenchJobs(args) => bench_jobs::bench_jobs(args),
+        Command::Estimate(args) => estimate::run(args),
+        Command::Top(args) => top::top(args),
     };
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            logging::announce("ERROR", &format!("error: {}", failure.message));
             ExitCode::from(failure.code)
         }
     }

@@ -17,6 +17,12 @@ pub struct QueueArgs {
     /// Folder for scored chunks, which every worker of a job must see (default: STATE/work).
     #[arg(long, env = "FRESCO_WORK_DIR", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The system store, for scored chunks and job logs, which users never reach: a folder
+    /// every worker sees (the same as --work-dir) or an object-store prefix
+    /// (`az://container/prefix`, `s3://bucket/prefix`) that workers on other machines reach
+    /// with nothing but its URL and credentials (default: --work-dir).
+    #[arg(long, env = "FRESCO_SYSTEM", value_name = "URL", conflicts_with = "work_dir")]
+    pub system: Option<String>,
 }
 
 impl QueueArgs {
@@ -28,10 +34,32 @@ impl QueueArgs {
     }
 
     pub fn work_dir(&self) -> PathBuf {
+        if let Some(system) = self.system.as_deref().filter(|s| !s.is_empty()) {
+            if !system.contains("://") {
+                return PathBuf::from(system);
+            }
+            if let Some(path) = system.strip_prefix("file://") {
+                return PathBuf::from(path);
+            }
+        }
         self.work_dir
             .clone()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| fresco_worker::default_state_dir().join("work"))
+    }
+
+    /// The system store when it is an object-store prefix (`None`: chunks go to
+    /// [`QueueArgs::work_dir`]).
+    pub fn system_store(&self) -> Result<Option<fresco_store::Store>, Failure> {
+        let Some(system) = self.system.as_deref().filter(|s| s.contains("://")) else {
+            return Ok(None);
+        };
+        if system.starts_with("file://") {
+            return Ok(None);
+        }
+        fresco_store::Store::from_url(system)
+            .map(Some)
+            .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--system {system}: {e}")))
     }
 
     /// Opens the queue (creating a SQLite file and its folder as needed).

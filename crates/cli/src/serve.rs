@@ -23,6 +23,8 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: crate::serve_auth::AuthArgs,
     /// In-process workers (0: the API only, for deployments whose workers run elsewhere).
     #[arg(long, env = "FRESCO_WORKERS", default_value_t = 1)]
     pub workers: usize,
@@ -46,11 +48,17 @@ pub struct ServeArgs {
     /// Inference threads per in-process worker (default: the cores shared between them).
     #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
-    /// A folder to watch: every new video in it becomes one job (local folders for now).
-    #[arg(long, env = "FRESCO_WATCH", value_name = "DIR", requires = "output")]
+    /// Frames per inference call, for every worker (batching pays on GPUs; on CPUs it hardly
+    /// does).
+    #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = crate::worker_cmd::parse_batch)]
+    pub batch: usize,
+    /// A folder or object-store prefix (`az://container/in`, `s3://bucket/in`) to watch: every
+    /// new video in it becomes one job.
+    #[arg(long, env = "FRESCO_WATCH", value_name = "URL", requires = "output")]
     pub watch: Option<String>,
-    /// Where the watch trigger's outputs go (`NAME.STYLE.EXT`, keeping sub-folders).
-    #[arg(long, env = "FRESCO_OUTPUT", value_name = "DIR", requires = "watch")]
+    /// Where the watch trigger's outputs go (`NAME.STYLE.EXT`, keeping sub-folders): a folder
+    /// or an object-store prefix.
+    #[arg(long, env = "FRESCO_OUTPUT", value_name = "URL", requires = "watch")]
     pub output: Option<String>,
     /// The style of the jobs the watch and event triggers make.
     #[arg(long, env = "FRESCO_STYLE", conflicts_with = "model")]
@@ -62,6 +70,22 @@ pub struct ServeArgs {
     /// under this location (`az://container/prefix`, `s3://bucket/prefix` or a folder).
     #[arg(long, env = "FRESCO_EVENT_OUTPUT", value_name = "URL")]
     pub event_output: Option<String>,
+    /// The data store: inputs and outputs, which users reach. Uploads (`POST /v1/uploads`) go
+    /// there, and a relative `input`/`output` of a submission names an object in it. A folder
+    /// or an object-store prefix (`az://container/prefix`, `s3://bucket/prefix`).
+    #[arg(long, env = "FRESCO_DATA", value_name = "URL", default_value = "./fresco-data")]
+    pub data: String,
+    /// The server's URL as clients reach it (e.g. behind a proxy), for the upload and download
+    /// URLs it hands out (default: from each request's Host header).
+    #[arg(long, env = "FRESCO_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The largest upload accepted, in MiB.
+    #[arg(long, env = "FRESCO_MAX_UPLOAD_MB", default_value_t = 4096, value_name = "MIB")]
+    pub max_upload_mb: u64,
+    /// A file of keys that sign upload and download URLs, one per line: the first signs, all
+    /// verify (rotation). Default: FRESCO_SIGNING_KEYS, else a random key per start.
+    #[arg(long, env = "FRESCO_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<std::path::PathBuf>,
     /// Seconds between listings of the watched folder (a file must be unchanged across two).
     #[arg(
         long,
@@ -70,18 +94,49 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub watch_interval: u64,
+    /// Start and stop `fresco worker` processes on this machine from the queue's depth,
+    /// between MIN and MAX of them (e.g. 0..4), instead of in-process workers.
+    #[arg(
+        long,
+        env = "FRESCO_AUTOSCALE",
+        value_name = "MIN..MAX",
+        conflicts_with = "workers"
+    )]
+    pub autoscale: Option<crate::autoscale::WorkerRange>,
+    /// With --autoscale: seconds the workers stay up with nothing to do before they are
+    /// stopped, so that jobs arriving within that time find them warm.
+    #[arg(
+        long,
+        env = "FRESCO_AUTOSCALE_IDLE",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub autoscale_idle: u64,
+    #[command(flatten)]
+    pub security: crate::security_args::SecurityArgs,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    // Before any store is opened: local stores encrypt with this key.
+    let encrypted = args.security.install_store_key()?;
+    // Before any worker counts anything: /metrics renders what this recorder collects.
+    fresco_server::metrics::install();
+    if args.workers > 0 || args.autoscale.is_some() {
+        crate::worker_cmd::preflight_device(args.device)?;
+    }
     runtime().block_on(async move {
         let queue = args.queue.open().await?;
         let work_dir = args.queue.work_dir();
+        let system = args.queue.system_store()?;
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             Failure::new(
                 exit::OUTPUT,
                 format!("{}: cannot create the work folder: {e}", work_dir.display()),
             )
         })?;
+        let tls = args.auth.tls()?;
+        let auth = args.auth.settings()?;
+        crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact(&args.queue.db_url())).await;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| {
@@ -94,20 +149,31 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| args.listen.clone());
+        // With --autoscale the workers are processes of their own (see autoscale.rs).
+        let in_process = if args.autoscale.is_some() {
+            0
+        } else {
+            args.workers
+        };
         // The one line a script (or a test) waits for.
-        eprintln!(
-            "fresco serve: listening on http://{address} (queue {}, {} worker{})",
-            redact(&args.queue.db_url()),
-            args.workers,
-            if args.workers == 1 { "" } else { "s" }
+        crate::logging::announce(
+            "INFO",
+            &format!(
+                "fresco serve: listening on {}://{address} (queue {}, {} worker{})",
+                if tls.is_some() { "https" } else { "http" },
+                redact(&args.queue.db_url()),
+                in_process,
+                if in_process == 1 { "" } else { "s" }
+            ),
         );
 
         let stop = StopSignal::new();
         spawn_signal_handlers(Arc::clone(&stop));
-        let threads = fresco_worker::threads_per_worker(args.threads, args.workers);
+        let threads = fresco_worker::threads_per_worker(args.threads, in_process);
         let mut workers = Vec::new();
-        for n in 0..args.workers {
+        for n in 0..in_process {
             let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());
+            config.system = system.clone();
             config.lease = Duration::from_secs(args.lease_seconds.max(1));
             config.grace = Duration::from_secs(args.grace_seconds);
             config.device = args.device;
@@ -116,11 +182,30 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             }
             config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
             config.threads = threads;
+            config.batch = args.batch;
             let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
             workers.push(tokio::spawn(worker.run()));
         }
 
-        let factory: Arc<dyn fresco_server::JobFactory> = Arc::new(LocalJobFactory::default());
+        let data = open_data_store(&args.data)?;
+        // Inputs and outputs: under --allow-prefix roots, the data store and the trigger
+        // locations (see fresco_server::limits), within the input limits.
+        let trigger_roots: Vec<String> = [&args.watch, &args.output, &args.event_output]
+            .into_iter()
+            .flatten()
+            .map(|location| data_root(location))
+            .collect();
+        let data_root_text =
+            crate::security_args::data_root_for_jobs(data_root(&args.data), encrypted);
+        let mut roots = vec![data_root_text.as_str()];
+        roots.extend(trigger_roots.iter().map(String::as_str));
+        let rules = args.security.path_rules(roots)?;
+        let factory: Arc<dyn fresco_server::JobFactory> = Arc::new(
+            LocalJobFactory::default()
+                .data_root(data_root_text.clone())
+                .paths(rules)
+                .limits(args.security.limits()),
+        );
         if let (Some(watch), Some(output)) = (&args.watch, &args.output) {
             let model = args.model.as_ref().map(|m| {
                 fresco_worker::absolute(std::path::Path::new(m))
@@ -140,7 +225,23 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             tokio::spawn(watcher.run(async move { stop.stopped().await }));
         }
         let mut state = AppState::new(Arc::clone(&queue), factory);
+        state.tls = tls.is_some();
+        state.auth = auth;
+        state.data = Some(data);
+        state.public_url = args.public_url.clone();
+        state.max_upload_bytes = args.max_upload_mb.saturating_mul(1 << 20);
+        let env_keys = std::env::var("FRESCO_SIGNING_KEYS").ok();
+        let (signer, source) = fresco_server::signing::UrlSigner::from_config(
+            args.signing_key_file.as_deref(),
+            env_keys.as_deref(),
+        )
+        .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+        if source == fresco_server::signing::KeySource::Random {
+            tracing::info!("no --signing-key-file or FRESCO_SIGNING_KEYS: upload and download URLs are signed with a random key and stop working when this server restarts");
+        }
+        state.signer = Arc::new(signer);
         state.work_dir = Some(work_dir);
+        state.system = system.clone();
         if let Some(output) = &args.event_output {
             if args.style.is_none() && args.model.is_none() {
                 return Err(Failure::new(
@@ -162,14 +263,51 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             let stop = Arc::clone(&stop);
             async move { stop.stopped().await }
         };
-        let served = fresco_server::serve(listener, state, shutdown).await;
+        let autoscaler = args.autoscale.map(|range| {
+            let config = crate::autoscale::config_for(&args, range);
+            tokio::spawn(crate::autoscale::run(
+                Arc::clone(&queue),
+                config,
+                Arc::clone(&stop),
+            ))
+        });
+        if state.events.is_some() && state.auth.event_secret.is_none() {
+            tracing::warn!("storage events are taken without a shared secret: set --event-secret-file or FRESCO_EVENT_SECRET");
+        }
+        let served = match tls {
+            Some(config) => fresco_server::tls::serve_tls(listener, state, config, shutdown).await,
+            None => fresco_server::serve(listener, state, shutdown).await,
+        };
         // The server stops on a stop request; so do the workers (after their grace period).
         stop.stop();
         for worker in workers {
             let _ = worker.await;
         }
+        if let Some(autoscaler) = autoscaler {
+            let _ = autoscaler.await;
+        }
         served
             .map_err(|e| Failure::new(exit::PROCESSING, format!("the HTTP server failed: {e}")))?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Opens the data store (creating a local folder).
+fn open_data_store(data: &str) -> Result<fresco_store::Store, Failure> {
+    fresco_store::Store::from_url(data)
+        .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--data {data}: {e}")))
+}
+
+/// The data store as submissions' relative names are resolved against it: an absolute folder
+/// or the URL of a prefix.
+fn data_root(data: &str) -> String {
+    if let Some(path) = data.strip_prefix("file://") {
+        return path.to_string();
+    }
+    if data.contains("://") {
+        return data.trim_end_matches('/').to_string();
+    }
+    fresco_worker::absolute(std::path::Path::new(data))
+        .display()
+        .to_string()
 }

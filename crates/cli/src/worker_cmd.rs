@@ -18,19 +18,19 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Exit 0 once no job is queued or running.
-    #[arg(long)]
+    #[arg(long, env = "FRESCO_UNTIL_IDLE")]
     pub until_idle: bool,
     /// Seconds a claimed task stays ours without a heartbeat (renewed every third of it).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(long, env = "FRESCO_LEASE_SECONDS", default_value_t = 60, value_name = "SECONDS")]
     pub lease_seconds: u64,
     /// After SIGTERM, seconds a task in flight may take to finish before it is handed back.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(long, env = "FRESCO_GRACE_SECONDS", default_value_t = 30, value_name = "SECONDS")]
     pub grace_seconds: u64,
     /// First back-off after a failed task, in milliseconds; doubles with each attempt.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    #[arg(long, env = "FRESCO_RETRY_DELAY_MS", default_value_t = 2000, value_name = "MS")]
     pub retry_delay_ms: u64,
     /// A chunk with no frame done for this long is stopped and counted as a failed attempt.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, env = "FRESCO_STALL_SECONDS", default_value_t = 600, value_name = "SECONDS")]
     pub stall_seconds: u64,
     /// Folder for downloaded inputs and outputs being assembled, when they live in object
     /// stores (default: `scratch` beside the work folder).
@@ -41,11 +41,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
     pub scratch_budget_mb: Option<u64>,
     /// cpu, or cuda[:N] for an NVIDIA GPU.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     pub device: Device,
     /// Inference threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
+    /// Frames per inference call (batching pays on GPUs; on CPUs it hardly does).
+    #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = parse_batch)]
+    pub batch: usize,
 }
 
 pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
@@ -55,10 +58,12 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
             "--lease-seconds must be at least 1",
         ));
     }
+    preflight_device(args.device)?;
     let runtime = runtime();
     runtime.block_on(async move {
         let queue = args.queue.open().await?;
         let work_dir = args.queue.work_dir();
+        let system = args.queue.system_store()?;
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             Failure::new(
                 exit::OUTPUT,
@@ -68,6 +73,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         let stop = StopSignal::new();
         spawn_signal_handlers(Arc::clone(&stop));
         let mut config = WorkerConfig::new(worker_name(0), work_dir.clone());
+        config.system = system.clone();
         config.lease = Duration::from_secs(args.lease_seconds);
         config.grace = Duration::from_secs(args.grace_seconds);
         config.until_idle = args.until_idle;
@@ -79,6 +85,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         }
         config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
         config.threads = args.threads;
+        config.batch = args.batch.max(1);
         tracing::info!(
             "worker {} on {} (work folder {}, lease {} s)",
             config.name,
@@ -88,6 +95,28 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         );
         Worker::new(queue, config, stop).run().await;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `--batch N`: frames per inference call, at least one.
+pub(crate) fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (frames per inference call)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a number of frames")),
+    }
+}
+
+/// Refuses a device this machine cannot use (a CPU build of ONNX Runtime, no GPU, no such
+/// GPU) before any task is claimed: a worker that cannot style must not fail jobs.
+pub(crate) fn preflight_device(device: Device) -> Result<(), Failure> {
+    use fresco_infer::device::PreflightError;
+    fresco_infer::device::preflight(device).map_err(|e| {
+        let code = match &e {
+            PreflightError::Device(d) if d.is_bad_argument() => exit::BAD_ARGUMENTS,
+            PreflightError::Device(_) | PreflightError::Runtime(_) => exit::MISSING_DEPENDENCY,
+        };
+        Failure::new(code, e.to_string())
     })
 }
 

@@ -54,6 +54,8 @@ pub struct ModelIo {
     pub layout: Layout,
     pub range: InputRange,
     pub channel_order: ChannelOrder,
+    /// The batch size the model fixes, if it fixes one (`None`: any number of frames per call).
+    pub fixed_batch: Option<usize>,
 }
 
 /// Why a model could not be loaded or run.
@@ -61,6 +63,9 @@ pub struct ModelIo {
 pub enum EngineError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The asked device cannot be used here (no CUDA provider, no GPU, no such GPU).
+    #[error(transparent)]
+    DeviceUnavailable(#[from] crate::device::DeviceError),
     #[error("{model}: not a valid ONNX model: {reason}")]
     InvalidModel { model: String, reason: String },
     #[error("{model}: not an image-to-image model: {reason}")]
@@ -111,6 +116,8 @@ pub struct Engine {
     pad_multiple: u32,
     device: Device,
     input: Vec<f32>,
+    /// Frames per inference call (see [`Engine::set_batch`]).
+    batch: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -143,6 +150,10 @@ impl Engine {
             .with_intra_threads(threads)
             .map_err(|e| invalid(e.into()))?;
         if let Device::Cuda(ordinal) = options.device {
+            crate::device::preflight(options.device).map_err(|e| match e {
+                crate::device::PreflightError::Runtime(e) => EngineError::Runtime(e),
+                crate::device::PreflightError::Device(e) => EngineError::DeviceUnavailable(e),
+            })?;
             let provider = ort::ep::CUDA::default()
                 .with_device_id(ordinal as i32)
                 .build()
@@ -152,15 +163,15 @@ impl Engine {
                 .map_err(|e| EngineError::Device {
                     device: options.device,
                     reason: format!(
-                        "{}; the CUDA provider needs an NVIDIA GPU with its driver and the GPU build \
-                         of ONNX Runtime (`pip install onnxruntime-gpu`, then point FRESCO_ORT_LIB at its \
-                         libonnxruntime.so)",
-                        first_line(&e.to_string())
+                        "{}; {}",
+                        first_line(&e.to_string()),
+                        crate::device::CUDA_HINT
                     ),
                 })?;
         }
         let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let io = inspect(&session, label, options)?;
+        let batch = io_batch(&io);
         Ok(Engine {
             session,
             io,
@@ -168,6 +179,7 @@ impl Engine {
             pad_multiple: options.pad_multiple.max(1),
             device: options.device,
             input: Vec::new(),
+            batch,
         })
     }
 
@@ -179,6 +191,37 @@ impl Engine {
         self.device
     }
 
+    /// Frames per inference call that the frame loops should gather.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Asks for `asked` frames per inference call (`--batch`). A model that fixes its batch
+    /// size gets that size instead, and the returned note says so: with a fixed size of 1,
+    /// frames are scored one at a time; with a larger one, a short last batch is padded.
+    pub fn set_batch(&mut self, asked: usize) -> Option<String> {
+        let asked = asked.max(1);
+        match self.io.fixed_batch {
+            Some(fixed) if fixed != asked => {
+                self.batch = fixed;
+                Some(format!(
+                    "{}: the model fixes its batch size at {fixed}, so frames are scored {} per \
+                     call instead of the {asked} asked",
+                    self.label,
+                    if fixed == 1 {
+                        "one".to_string()
+                    } else {
+                        fixed.to_string()
+                    }
+                ))
+            }
+            _ => {
+                self.batch = asked;
+                None
+            }
+        }
+    }
+
     /// Styles one packed-RGB frame (`width*height*3` samples) into `output` (same size).
     pub fn style_rgb<S: Sample>(
         &mut self,
@@ -187,37 +230,74 @@ impl Engine {
         input: &[S],
         output: &mut [S],
     ) -> Result<(), EngineError> {
+        self.style_frames(width, height, &[input], &mut [output])
+    }
+
+    /// Styles several frames of one size, [`Engine::batch`] of them per inference call.
+    pub fn style_frames<S: Sample>(
+        &mut self,
+        width: u32,
+        height: u32,
+        inputs: &[&[S]],
+        outputs: &mut [&mut [S]],
+    ) -> Result<(), EngineError> {
+        assert_eq!(inputs.len(), outputs.len(), "one output per input frame");
+        // A model with a fixed batch size takes exactly that many frames per call.
+        let per_call = self.io.fixed_batch.unwrap_or(self.batch).max(1);
+        for (ins, outs) in inputs.chunks(per_call).zip(outputs.chunks_mut(per_call)) {
+            self.style_call(width, height, ins, outs)?;
+        }
+        Ok(())
+    }
+
+    /// One inference call on up to a batch of frames.
+    fn style_call<S: Sample>(
+        &mut self,
+        width: u32,
+        height: u32,
+        inputs: &[&[S]],
+        outputs: &mut [&mut [S]],
+    ) -> Result<(), EngineError> {
         let (w, h) = (width as usize, height as usize);
         let expected = w * h * 3;
-        assert_eq!(input.len(), expected, "input frame has the wrong length");
-        assert_eq!(output.len(), expected, "output frame has the wrong length");
+        for (input, output) in inputs.iter().zip(outputs.iter()) {
+            assert_eq!(input.len(), expected, "input frame has the wrong length");
+            assert_eq!(output.len(), expected, "output frame has the wrong length");
+        }
+        let frames = inputs.len();
+        // A fixed batch size is filled up by repeating the last frame; those outputs are dropped.
+        let batch = self.io.fixed_batch.unwrap_or(frames).max(frames);
         let m = self.pad_multiple as usize;
         let pw = w.div_ceil(m) * m;
         let ph = h.div_ceil(m) * m;
         let scale_in = self.io.range.max_value() / S::MAX;
         let bgr = self.io.channel_order == ChannelOrder::Bgr;
-        self.input.clear();
-        self.input.resize(pw * ph * 3, 0.0);
         let plane = pw * ph;
-        for py in 0..ph {
-            let sy = reflect(py, h);
-            for px in 0..pw {
-                let sx = reflect(px, w);
-                let src = (sy * w + sx) * 3;
-                for c in 0..3 {
-                    let channel = if bgr { 2 - c } else { c };
-                    let value = input[src + c].to_f32() * scale_in;
-                    let dst = match self.io.layout {
-                        Layout::Nchw => channel * plane + py * pw + px,
-                        Layout::Nhwc => (py * pw + px) * 3 + channel,
-                    };
-                    self.input[dst] = value;
+        self.input.clear();
+        self.input.resize(batch * plane * 3, 0.0);
+        for b in 0..batch {
+            let input = inputs[b.min(frames - 1)];
+            let image = &mut self.input[b * plane * 3..(b + 1) * plane * 3];
+            for py in 0..ph {
+                let sy = reflect(py, h);
+                for px in 0..pw {
+                    let sx = reflect(px, w);
+                    let src = (sy * w + sx) * 3;
+                    for c in 0..3 {
+                        let channel = if bgr { 2 - c } else { c };
+                        let value = input[src + c].to_f32() * scale_in;
+                        let dst = match self.io.layout {
+                            Layout::Nchw => channel * plane + py * pw + px,
+                            Layout::Nhwc => (py * pw + px) * 3 + channel,
+                        };
+                        image[dst] = value;
+                    }
                 }
             }
         }
         let shape: [usize; 4] = match self.io.layout {
-            Layout::Nchw => [1, 3, ph, pw],
-            Layout::Nhwc => [1, ph, pw, 3],
+            Layout::Nchw => [batch, 3, ph, pw],
+            Layout::Nhwc => [batch, ph, pw, 3],
         };
         let run_error = |reason: String| EngineError::Run {
             model: self.label.clone(),
@@ -227,11 +307,11 @@ impl Engine {
         };
         let tensor = TensorRef::from_array_view((shape, &self.input[..]))
             .map_err(|e| run_error(e.to_string()))?;
-        let outputs = self
+        let results = self
             .session
             .run(ort::inputs![self.io.input_name.as_str() => tensor])
             .map_err(|e| run_error(first_line(&e.to_string())))?;
-        let (out_shape, data) = outputs[self.io.output_name.as_str()]
+        let (out_shape, data) = results[self.io.output_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| run_error(e.to_string()))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
@@ -244,6 +324,12 @@ impl Engine {
                 )))
             }
         };
+        if dims[0] < frames as i64 {
+            return Err(run_error(format!(
+                "output has {} images for a batch of {batch} frames",
+                dims[0]
+            )));
+        }
         if oh < h || ow < w {
             return Err(run_error(format!(
                 "output is {ow}x{oh} for a {pw}x{ph} input; fresco needs same-size image-to-image models"
@@ -252,16 +338,19 @@ impl Engine {
         let scale_out = S::MAX / self.io.range.max_value();
         let max = self.io.range.max_value();
         let out_plane = oh * ow;
-        for y in 0..h {
-            for x in 0..w {
-                let dst = (y * w + x) * 3;
-                for c in 0..3 {
-                    let channel = if bgr { 2 - c } else { c };
-                    let src = match self.io.layout {
-                        Layout::Nchw => channel * out_plane + y * ow + x,
-                        Layout::Nhwc => (y * ow + x) * 3 + channel,
-                    };
-                    output[dst + c] = S::from_f32(data[src].clamp(0.0, max) * scale_out);
+        for (b, output) in outputs.iter_mut().enumerate() {
+            let image = &data[b * out_plane * 3..(b + 1) * out_plane * 3];
+            for y in 0..h {
+                for x in 0..w {
+                    let dst = (y * w + x) * 3;
+                    for c in 0..3 {
+                        let channel = if bgr { 2 - c } else { c };
+                        let src = match self.io.layout {
+                            Layout::Nchw => channel * out_plane + y * ow + x,
+                            Layout::Nhwc => (y * ow + x) * 3 + channel,
+                        };
+                        output[dst + c] = S::from_f32(image[src].clamp(0.0, max) * scale_out);
+                    }
                 }
             }
         }
@@ -383,7 +472,18 @@ fn inspect(
         layout,
         range,
         channel_order,
+        // The batch axis comes first in both layouts; symbolic sizes are negative.
+        fixed_batch: in_shape
+            .first()
+            .copied()
+            .filter(|n| *n > 0)
+            .map(|n| n as usize),
     })
+}
+
+/// Frames per call before any `--batch`: one, or what the model fixes.
+fn io_batch(io: &ModelIo) -> usize {
+    io.fixed_batch.unwrap_or(1)
 }
 
 fn guess_layout(shape: &[i64]) -> Option<Layout> {

@@ -1,5 +1,6 @@
 //! Inference: the model registry ([`registry`]), ONNX Runtime loading ([`runtime`]) and sessions
 //! with their frame conversions ([`engine`]), and ONNX graphs built in code ([`onnx_build`]).
+pub mod device;
 pub mod engine;
 pub mod onnx_build;
 pub mod registry;

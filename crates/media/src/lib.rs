@@ -1,5 +1,7 @@
 //! Media: every ffmpeg and ffprobe call goes through [`process`]; [`probe`] turns ffprobe's JSON into
-//! typed structs; [`nut`] writes raw frames with exact timestamps into an encoder's stdin.
+//! typed structs; [`nut`] writes raw frames with exact timestamps into an encoder's stdin;
+//! [`redact`] blanks URL signatures and passwords out of what the tools print.
 pub mod nut;
 pub mod probe;
 pub mod process;
+pub mod redact;

@@ -51,6 +51,9 @@ pub struct StreamInfo {
     pub avg_frame_rate: Option<String>,
     pub time_base: Option<String>,
     pub duration: Option<String>,
+    /// Frames in the stream as the container's index says (MP4, MOV), where it says.
+    #[serde(default)]
+    pub nb_frames: Option<String>,
     pub bits_per_raw_sample: Option<String>,
     #[serde(default)]
     pub disposition: BTreeMap<String, i64>,

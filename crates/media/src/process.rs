@@ -183,9 +183,11 @@ fn drain_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 // Bound each line too: a binary blob on stderr must not grow memory.
-                let text = String::from_utf8_lossy(&line[..line.len().min(2048)])
-                    .trim_end()
-                    .to_string();
+                // The tools echo their input URLs, signatures included: blank those before the
+                // line can reach an error message, a job record or a log.
+                let text = crate::redact::redact(
+                    String::from_utf8_lossy(&line[..line.len().min(2048)]).trim_end(),
+                );
                 if text.is_empty() {
                     continue;
                 }

@@ -82,9 +82,9 @@ impl RunError {
             | RunError::SameFile { .. } => FailureClass::Output,
             RunError::Encode { .. } => FailureClass::Processing,
             RunError::Model { source, .. } => match source {
-                EngineError::Runtime(_) | EngineError::Device { .. } => {
-                    FailureClass::MissingDependency
-                }
+                EngineError::Runtime(_)
+                | EngineError::Device { .. }
+                | EngineError::DeviceUnavailable(_) => FailureClass::MissingDependency,
                 EngineError::Run { .. } => FailureClass::Processing,
                 EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
                     FailureClass::Model

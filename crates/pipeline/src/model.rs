@@ -32,9 +32,13 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// True when the ONNX Runtime library is what is missing.
+    /// True when the ONNX Runtime library is what is missing, or the device it should use (a
+    /// CUDA provider, a GPU).
     pub fn is_missing_runtime(&self) -> bool {
-        matches!(self, ModelError::Engine(EngineError::Runtime(_)))
+        matches!(
+            self,
+            ModelError::Engine(EngineError::Runtime(_) | EngineError::DeviceUnavailable(_))
+        )
     }
 }
 

@@ -382,7 +382,9 @@ fn pump_frames<S: PipeSample>(
     let encoder_stdin = encoder.take_stdin().expect("encoder stdin is piped");
 
     let frame_bytes = plan.model_frame_bytes();
-    let (raw_tx, raw_rx) = bounded::<Vec<u8>>(QUEUE_FRAMES);
+    // Frames per inference call (`--batch`): the decoder may run a whole batch ahead.
+    let batch = engine.batch().max(1);
+    let (raw_tx, raw_rx) = bounded::<Vec<u8>>(QUEUE_FRAMES.max(batch));
     let (styled_tx, styled_rx) = bounded::<(i64, Vec<u8>)>(QUEUE_FRAMES);
     let reader = std::thread::Builder::new()
         .name("fresco-decode".into())
@@ -401,13 +403,17 @@ fn pump_frames<S: PipeSample>(
         .expect("spawn writer thread");
 
     let (w, h) = (plan.model_width, plan.model_height);
-    let mut input = Vec::<S>::new();
-    let mut output = vec![S::default(); w as usize * h as usize * 3];
+    let mut inputs: Vec<Vec<S>> = (0..batch).map(|_| Vec::new()).collect();
+    let mut outputs: Vec<Vec<S>> = (0..batch)
+        .map(|_| vec![S::default(); w as usize * h as usize * 3])
+        .collect();
+    let mut raws: Vec<Vec<u8>> = Vec::with_capacity(batch);
     let mut done: u64 = 0;
     let mut model_time = Duration::ZERO;
     let mut failure: Option<RunError> = None;
     let mut stopped_early = false;
-    loop {
+    let mut decoder_ended = false;
+    'frames: loop {
         if cancel.load(Ordering::Relaxed) {
             failure = Some(RunError::Canceled);
             break;
@@ -417,13 +423,35 @@ fn pump_frames<S: PipeSample>(
             stopped_early = true;
             break;
         }
-        // Wake up now and then to notice a cancel while the decoder is busy seeking.
-        let raw = match raw_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(raw) => raw,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        if decoder_ended {
+            break;
+        }
+        // Gather a batch (a bounded window's frames, at most).
+        let want = if pass.bounded {
+            batch.min((total - done) as usize)
+        } else {
+            batch
         };
-        let Some(&pts) = pass.pts.get(done as usize) else {
+        raws.clear();
+        while raws.len() < want {
+            // Wake up now and then to notice a cancel while the decoder is busy seeking.
+            match raw_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(raw) => raws.push(raw),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if cancel.load(Ordering::Relaxed) {
+                        continue 'frames;
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    decoder_ended = true;
+                    break;
+                }
+            }
+        }
+        if raws.is_empty() {
+            continue;
+        }
+        if done + raws.len() as u64 > total {
             failure = Some(RunError::Decode {
                 path: plan.input.clone(),
                 reason: format!(
@@ -431,10 +459,15 @@ fn pump_frames<S: PipeSample>(
                 ),
             });
             break;
-        };
-        S::from_bytes(&raw, &mut input);
+        }
+        let n = raws.len();
+        for (raw, input) in raws.iter().zip(inputs.iter_mut()) {
+            S::from_bytes(raw, input);
+        }
         let t0 = Instant::now();
-        if let Err(e) = engine.style_rgb(w, h, &input, &mut output) {
+        let ins: Vec<&[S]> = inputs[..n].iter().map(Vec::as_slice).collect();
+        let mut outs: Vec<&mut [S]> = outputs[..n].iter_mut().map(Vec::as_mut_slice).collect();
+        if let Err(e) = engine.style_frames(w, h, &ins, &mut outs) {
             failure = Some(RunError::Model {
                 path: plan.input.clone(),
                 source: e,
@@ -442,17 +475,19 @@ fn pump_frames<S: PipeSample>(
             break;
         }
         model_time += t0.elapsed();
-        let mut bytes = raw;
-        S::to_bytes(&output, &mut bytes);
-        if styled_tx.send((pts, bytes)).is_err() {
-            // The writer stopped: the encoder failed; its error is collected below.
-            break;
+        for (mut bytes, output) in raws.drain(..).zip(&outputs) {
+            let pts = pass.pts[done as usize];
+            S::to_bytes(output, &mut bytes);
+            if styled_tx.send((pts, bytes)).is_err() {
+                // The writer stopped: the encoder failed; its error is collected below.
+                break 'frames;
+            }
+            done += 1;
+            progress(Progress {
+                frames_done: done,
+                frames_total: total,
+            });
         }
-        done += 1;
-        progress(Progress {
-            frames_done: done,
-            frames_total: total,
-        });
     }
     drop(styled_tx);
     if failure.is_some() {

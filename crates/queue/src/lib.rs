@@ -21,11 +21,17 @@ use async_trait::async_trait;
 use fresco_core::{FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 use serde::Serialize;
 
+mod auth;
 mod postgres;
 mod rows;
 mod signal;
 mod sqlite;
+mod stats;
 
+pub use auth::{
+    check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry, AuditFilter,
+    CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord, TOKEN_PREFIX,
+};
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;
 
@@ -49,6 +55,10 @@ pub enum QueueError {
     Db(#[from] sqlx::Error),
     #[error("no job with id '{0}'")]
     NoSuchJob(String),
+    #[error("a token named '{0}' exists already (names are never reused)")]
+    NameTaken(String),
+    #[error("cap reached: {0}")]
+    CapReached(CapReached),
     #[error("the queue database holds a value this fresco cannot read: {0}")]
     Corrupt(String),
 }
@@ -170,6 +180,8 @@ pub struct JobRecord {
     pub enqueued_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// The name of the API token that submitted it (None: submitted without the API).
+    pub owner: Option<String>,
 }
 
 /// A task as listed.
@@ -218,6 +230,17 @@ pub struct WorkerRecord {
     pub last_seen_ms: i64,
 }
 
+/// How much work the queue holds now, over all queued and running jobs: what an autoscaler
+/// sizes its workers by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TaskCounts {
+    /// Tasks waiting for a worker (also those backing off after an error). An assemble task
+    /// that still waits for its job's chunks is not counted: no worker could take it.
+    pub pending: u64,
+    /// Tasks a worker holds under a lease.
+    pub leased: u64,
+}
+
 /// One line of a job's log.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogLine {
@@ -228,10 +251,53 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Counts for dashboards and metrics, read in one go at scrape or refresh time, so that they
+/// cover every worker of a deployment, whatever process it runs in.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueStats {
+    /// Jobs in each state (every state, zero included).
+    pub jobs_by_state: Vec<(JobState, u64)>,
+    /// Tasks of queued or running jobs waiting to be claimed (including back-offs and assemble
+    /// tasks still waiting for their chunks): the queue's depth.
+    pub tasks_pending: u64,
+    /// Tasks under a lease now.
+    pub tasks_leased: u64,
+    /// Workers not stopped and heard from within the `active_within` of [`Queue::stats`].
+    pub workers_active: u64,
+    /// Frames of chunks done within the `history` of [`Queue::stats`], by worker and minute
+    /// (oldest first): throughput charts and per-worker rates.
+    pub frames_done: Vec<FramesDone>,
+}
+
+/// Frames of the chunks one worker finished in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FramesDone {
+    /// The start of the minute, in milliseconds since the Unix epoch.
+    pub minute_ms: i64,
+    pub worker: Option<String>,
+    pub frames: u64,
+}
+
+/// A before/after pair for a job: one input frame and the same frame styled, small enough to
+/// show in a page (at most 640 px wide), stored in the queue so that any server of a cluster
+/// can serve it.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub job_id: JobId,
+    /// The chunk and frame (in the input's decode order) it shows.
+    pub chunk: u32,
+    pub frame: u64,
+    /// Media type of both images, e.g. `image/jpeg`.
+    pub mime: String,
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
 /// The queue's verbs. Every method is one transaction; all are safe to call from many
 /// processes at once.
 #[async_trait]
-pub trait Queue: Send + Sync {
+pub trait Queue: Accounts + Send + Sync {
     /// Adds a job with its plan task, unless a queued or running job has the same identity.
     async fn submit(&self, job: NewJob) -> Result<Submitted>;
 
@@ -334,6 +400,46 @@ pub trait Queue: Send + Sync {
 
     /// A job's log lines after line `after` (all with None), oldest first, at most `limit`.
     async fn job_log(&self, job: &str, after: Option<i64>, limit: u32) -> Result<Vec<LogLine>>;
+
+    /// Counts of jobs, tasks and workers, and the frames done within `history` by worker and
+    /// minute; workers count as active when heard from within `active_within`.
+    async fn stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats>;
+
+    /// Stores a job's preview unless it has one already (the first one stays). True if stored.
+    async fn save_preview(&self, preview: &Preview) -> Result<bool>;
+
+    /// A job's preview, if one was stored.
+    async fn preview(&self, job: &str) -> Result<Option<Preview>>;
+
+    /// Tasks waiting and tasks held, over all queued and running jobs (see [`TaskCounts`]).
+    /// This default reads every active job's tasks; the backends answer with one query.
+    async fn task_counts(&self) -> Result<TaskCounts> {
+        let mut counts = TaskCounts::default();
+        let mut before = None;
+        loop {
+            let page = self
+                .jobs_before(&[JobState::Queued, JobState::Running], 500, before)
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(counts);
+            };
+            before = Some(last.seq);
+            for job in &page {
+                let tasks = self.tasks(&job.id).await?;
+                let chunks_left = tasks
+                    .iter()
+                    .any(|t| t.kind == TaskKind::Score && t.state != TaskState::Done);
+                for task in &tasks {
+                    match task.state {
+                        TaskState::Leased => counts.leased += 1,
+                        TaskState::Pending if task.kind == TaskKind::Assemble && chunks_left => {}
+                        TaskState::Pending => counts.pending += 1,
+                        TaskState::Done | TaskState::Failed | TaskState::Canceled => {}
+                    }
+                }
+            }
+        }
+    }
 
     /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
     /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).

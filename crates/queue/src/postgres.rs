@@ -28,8 +28,8 @@ use crate::rows::{
 };
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob, Queue, QueueError,
-    Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
+    new_token, Admission, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob, Queue,
+    QueueError, Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
 };
 
 /// Connections per process. The work notifications hold one of them.
@@ -97,8 +97,10 @@ macro_rules! claim_sql {
 }
 
 // After the SQL macros above, which they use.
+mod auth;
 mod expiry;
 mod listen;
+mod stats;
 
 /// The queue in a PostgreSQL database.
 pub struct PgQueue {
@@ -256,13 +258,19 @@ fn status(rows_affected: u64) -> LeaseStatus {
 }
 
 /// The URL for messages, without its password.
-#[async_trait]
-impl Queue for PgQueue {
-    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+impl PgQueue {
+    /// Submits a job, for an owner and within its caps when `admission` is given.
+    async fn submit_as(&self, job: NewJob, admission: Option<&Admission>) -> Result<Submitted> {
         // Racing submits of one identity: the unique index lets one insert through; the others
         // find its job. Should that job end between our insert and our look-up, insert again.
         for _ in 0..10 {
             let mut tx = self.pool.begin().await?;
+            if admission.is_some() {
+                // Capped submissions one at a time, so that none counts while another inserts.
+                sqlx::query("SELECT pg_advisory_xact_lock(7277856312)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(key) = &job.idempotency_key {
                 let earlier: Option<String> =
                     sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
@@ -273,12 +281,27 @@ impl Queue for PgQueue {
                     return Ok(Submitted::Existing(earlier));
                 }
             }
+            if let Some(admission) = admission {
+                if let Err(cap) = auth::check_caps(&mut tx, admission).await {
+                    // The same work already queued is returned whatever the caps.
+                    let existing: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM jobs WHERE identity = $1 AND state IN ('queued', 'running')",
+                    )
+                    .bind(&job.identity)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    return match existing {
+                        Some(existing) => Ok(Submitted::Existing(existing)),
+                        None => Err(cap),
+                    };
+                }
+            }
             let id: JobId = uuid::Uuid::new_v4().to_string();
             let inserted: std::result::Result<Option<String>, sqlx::Error> =
                 sqlx::query_scalar(concat!(
                     "INSERT INTO jobs (id, identity, state, priority, input, output, spec, ",
-                    "max_attempts, max_expiries, idempotency_key, enqueued_at) ",
-                    "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, ",
+                    "max_attempts, max_expiries, idempotency_key, owner, enqueued_at) ",
+                    "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, ",
                     now!(),
                     ") ON CONFLICT (identity) WHERE state IN ('queued', 'running') DO NOTHING ",
                     "RETURNING id"
@@ -292,6 +315,7 @@ impl Queue for PgQueue {
                 .bind(budget(job.budgets.max_attempts))
                 .bind(budget(job.budgets.max_expiries))
                 .bind(&job.idempotency_key)
+                .bind(admission.map(|a| &a.owner))
                 .fetch_optional(&mut *tx)
                 .await;
             let inserted = match inserted {
@@ -332,6 +356,13 @@ impl Queue for PgQueue {
             "jobs with identity '{}' keep appearing and ending while submitting",
             job.identity
         )))
+    }
+}
+
+#[async_trait]
+impl Queue for PgQueue {
+    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+        self.submit_as(job, None).await
     }
 
     async fn claim(
@@ -622,6 +653,7 @@ impl Queue for PgQueue {
                 ended += 1;
             }
         }
+        crate::stats::count_lease_expiries(ended);
         Ok(ended)
     }
 
@@ -795,6 +827,23 @@ impl Queue for PgQueue {
             .collect())
     }
 
+    async fn task_counts(&self) -> Result<crate::TaskCounts> {
+        let (pending, leased): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
+             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
+             FROM tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE j.state IN ('queued', 'running') \
+             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> $1))",
+        )
+        .bind(ASSEMBLE_WAITING)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::TaskCounts {
+            pending: pending.max(0) as u64,
+            leased: leased.max(0) as u64,
+        })
+    }
+
     async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
         sqlx::query(concat!(
             "INSERT INTO job_log (job_id, at, worker, message) VALUES ($1, ",
@@ -825,6 +874,18 @@ impl Queue for PgQueue {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(crate::rows::log_line).collect())
+    }
+
+    async fn stats(&self, active_within: Duration, history: Duration) -> Result<crate::QueueStats> {
+        stats::stats(&self.pool, active_within, history).await
+    }
+
+    async fn save_preview(&self, preview: &crate::Preview) -> Result<bool> {
+        stats::save_preview(&self.pool, preview).await
+    }
+
+    async fn preview(&self, job: &str) -> Result<Option<crate::Preview>> {
+        stats::preview_of(&self.pool, job).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

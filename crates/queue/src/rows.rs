@@ -33,6 +33,7 @@ pub(crate) struct JobRow {
     chunks_done: i64,
     attempts: i64,
     expiries: i64,
+    owner: Option<String>,
 }
 
 impl JobRow {
@@ -62,6 +63,7 @@ impl JobRow {
             enqueued_at_ms: self.enqueued_at,
             started_at_ms: self.started_at,
             finished_at_ms: self.finished_at,
+            owner: self.owner,
         })
     }
 }
@@ -264,7 +266,7 @@ pub(crate) fn job_select(filter: &str, order: &str, limit: Option<u32>) -> Strin
         "WITH page AS (SELECT j.* FROM jobs j {filter} {order} {limit}) \
          SELECT j.id, j.seq, j.identity, j.state, j.priority, j.input, j.output, j.spec, j.plan, \
             j.frames_total, j.max_attempts, j.max_expiries, j.last_error, j.enqueued_at, \
-            j.started_at, j.finished_at, \
+            j.started_at, j.finished_at, j.owner, \
             CAST(COALESCE(a.frames_done, 0) AS BIGINT) AS frames_done, \
             CAST(COALESCE(a.chunks_total, 0) AS BIGINT) AS chunks_total, \
             CAST(COALESCE(a.chunks_done, 0) AS BIGINT) AS chunks_done, \

@@ -30,11 +30,13 @@ use crate::rows::{
 };
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, now_ms, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob, Queue,
-    QueueError, Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
+    new_token, now_ms, Admission, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob,
+    Queue, QueueError, Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
 };
 
+mod auth;
 mod expiry;
+mod stats;
 
 use expiry::expire_leases;
 
@@ -212,9 +214,9 @@ async fn ready_assemble(conn: &mut SqliteConnection, job: &str) -> Result<bool> 
     Ok(changed.rows_affected() > 0)
 }
 
-#[async_trait]
-impl Queue for SqliteQueue {
-    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+impl SqliteQueue {
+    /// Submits a job, for an owner and within its caps when `admission` is given.
+    async fn submit_as(&self, job: NewJob, admission: Option<&Admission>) -> Result<Submitted> {
         let (_gate, mut tx) = self.write().await?;
         // The write lock makes these checks and the insert one step for every process.
         if let Some(key) = &job.idempotency_key {
@@ -236,12 +238,15 @@ impl Queue for SqliteQueue {
         if let Some(id) = existing {
             return Ok(Submitted::Existing(id));
         }
+        if let Some(admission) = admission {
+            auth::check_caps(&mut tx, admission).await?;
+        }
         let id: JobId = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         sqlx::query(
             "INSERT INTO jobs (id, identity, state, priority, input, output, spec, \
-             max_attempts, max_expiries, enqueued_at, idempotency_key, seq) \
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             max_attempts, max_expiries, enqueued_at, idempotency_key, owner, seq) \
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
         )
         .bind(&id)
@@ -254,12 +259,20 @@ impl Queue for SqliteQueue {
         .bind(budget(job.budgets.max_expiries))
         .bind(now)
         .bind(&job.idempotency_key)
+        .bind(admission.map(|a| &a.owner))
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
         tx.commit().await?;
         self.signal.signal();
         Ok(Submitted::New(id))
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn submit(&self, job: NewJob) -> Result<Submitted> {
+        self.submit_as(job, None).await
     }
 
     async fn claim(
@@ -329,6 +342,7 @@ impl Queue for SqliteQueue {
             }
         };
         tx.commit().await?;
+        crate::stats::count_lease_expiries(expired.put_back + expired.failed);
         if expired.put_back > 0 {
             self.signal.signal();
         }
@@ -526,6 +540,7 @@ impl Queue for SqliteQueue {
         let (_gate, mut tx) = self.write().await?;
         let expired = expire_leases(&mut tx, now_ms(), Some(worker)).await?;
         tx.commit().await?;
+        crate::stats::count_lease_expiries(expired.put_back + expired.failed);
         if expired.put_back > 0 {
             self.signal.signal();
         }
@@ -702,6 +717,23 @@ impl Queue for SqliteQueue {
             .collect())
     }
 
+    async fn task_counts(&self) -> Result<crate::TaskCounts> {
+        let (pending, leased): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
+             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
+             FROM tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE j.state IN ('queued', 'running') \
+             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> ?1))",
+        )
+        .bind(ASSEMBLE_WAITING)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::TaskCounts {
+            pending: pending.max(0) as u64,
+            leased: leased.max(0) as u64,
+        })
+    }
+
     async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
         let (_gate, mut tx) = self.write().await?;
         sqlx::query("INSERT INTO job_log (job_id, at, worker, message) VALUES (?1, ?2, ?3, ?4)")
@@ -731,6 +763,21 @@ impl Queue for SqliteQueue {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(crate::rows::log_line).collect())
+    }
+
+    async fn stats(&self, active_within: Duration, history: Duration) -> Result<crate::QueueStats> {
+        stats::stats(&self.pool, active_within, history).await
+    }
+
+    async fn save_preview(&self, preview: &crate::Preview) -> Result<bool> {
+        let (_gate, mut tx) = self.write().await?;
+        let stored = stats::save_preview(&mut tx, preview).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn preview(&self, job: &str) -> Result<Option<crate::Preview>> {
+        stats::preview_of(&self.pool, job).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

@@ -904,6 +904,35 @@ async fn job_logs_read_on_from_a_cursor(db: &Db) {
     assert_eq!(texts, ["line 3", "line 4"]);
 }
 
+async fn task_counts_follow_the_work(db: &Db) {
+    use fresco_queue::TaskCounts;
+    let q = db.open().await;
+    let counts = |pending, leased| TaskCounts { pending, leased };
+    assert_eq!(q.task_counts().await.unwrap(), counts(0, 0));
+    let id = submit(&q, job("a")).await;
+    assert_eq!(q.task_counts().await.unwrap(), counts(1, 0), "the plan waits");
+    let lease = claim(&q, "planner").await.unwrap();
+    assert_eq!(q.task_counts().await.unwrap(), counts(0, 1), "the plan is held");
+    q.complete_plan(&lease, "p", 30, &chunks(3)).await.unwrap();
+    // Three chunks wait; the assemble task waits for them and is not work yet.
+    assert_eq!(q.task_counts().await.unwrap(), counts(3, 0));
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(claim(&q, "scorer").await.unwrap());
+    }
+    assert_eq!(q.task_counts().await.unwrap(), counts(0, 3));
+    for lease in &held {
+        q.complete_chunk(lease).await.unwrap();
+    }
+    assert_eq!(q.task_counts().await.unwrap(), counts(1, 0), "assembly is work now");
+    // A canceled job's tasks are nobody's work.
+    let other = submit(&q, job("b")).await;
+    assert_eq!(q.task_counts().await.unwrap(), counts(2, 0));
+    q.cancel(&other).await.unwrap();
+    q.cancel(&id).await.unwrap();
+    assert_eq!(q.task_counts().await.unwrap(), counts(0, 0));
+}
+
 async fn wait_and_claim(q: &Arc<dyn Queue>) -> fresco_queue::TaskLease {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -959,4 +988,5 @@ backend_tests!(
     jobs_page_by_submission_order,
     workers_announce_themselves,
     job_logs_read_on_from_a_cursor,
+    task_counts_follow_the_work,
 );

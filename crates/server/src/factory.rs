@@ -27,6 +27,7 @@ use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
 
 use crate::api::{ModelRef, SubmitRequest};
 use crate::error::ApiError;
+use crate::limits::{InputLimits, PathRules};
 
 /// Why a submission cannot become a job.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +84,12 @@ pub struct LocalJobFactory {
     tools: Tools,
     allow_download: bool,
     device: Device,
+    /// The data store's folder or prefix URL: relative names resolve in it.
+    data_root: Option<String>,
+    /// Where inputs and outputs may be (`None`: anywhere; see [`crate::limits`]).
+    paths: Option<PathRules>,
+    /// How large an input may be.
+    limits: InputLimits,
 }
 
 impl Default for LocalJobFactory {
@@ -100,6 +107,9 @@ impl LocalJobFactory {
             tools: Tools::default(),
             allow_download: true,
             device: Device::Cpu,
+            data_root: None,
+            paths: None,
+            limits: InputLimits::default(),
         }
     }
 
@@ -115,8 +125,42 @@ impl LocalJobFactory {
         self
     }
 
+    /// The data store (an absolute folder or a prefix URL) in which a submission's relative
+    /// `input` and `output` (e.g. `uploads/ID/clip.mp4` from `POST /v1/uploads`) are objects.
+    pub fn data_root(mut self, root: String) -> Self {
+        self.data_root = Some(root);
+        self
+    }
+
+    /// Restricts inputs and outputs to the roots of `rules` (400 `path-not-allowed`).
+    pub fn paths(mut self, rules: PathRules) -> Self {
+        self.paths = Some(rules);
+        self
+    }
+
+    /// Limits on the input's bytes, duration and frame size (400 before queueing).
+    pub fn limits(mut self, limits: InputLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The request with its relative names placed in the data store.
+    fn in_data_store(&self, request: &SubmitRequest) -> Result<SubmitRequest, Rejection> {
+        let mut request = request.clone();
+        if let Some(root) = &self.data_root {
+            request.input = data_name("input", root, &request.input)?;
+            request.output = data_name("output", root, &request.output)?;
+        }
+        Ok(request)
+    }
+
     /// The blocking part: file checks, ffprobe and model loading.
     fn build_blocking(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        let request = &self.in_data_store(request)?;
+        if let Some(rules) = &self.paths {
+            rules.check("input", &request.input)?;
+            rules.check("output", &request.output)?;
+        }
         let input_url = object_url("input", &request.input)?;
         let output_url = object_url("output", &request.output)?;
         let input = match &input_url {
@@ -129,9 +173,14 @@ impl LocalJobFactory {
         };
         let options = video_options(request);
         let input_object = match &input_url {
-            Some(url) => Some(input_object(url)?),
+            Some(url) => {
+                let info = input_object(url)?;
+                self.limits.check_bytes("input", info.size)?;
+                Some(info)
+            }
             None => {
                 check_input_file(&input).map_err(run_rejection)?;
+                self.limits.check_file("input", &input)?;
                 None
             }
         };
@@ -147,6 +196,7 @@ impl LocalJobFactory {
             // see it. (An object input is probed by the plan task, after its download.)
             let report =
                 probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+            self.limits.check_probe("input", &report)?;
             fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
                 .map_err(run_rejection)?;
         }
@@ -231,6 +281,34 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
         drop_streams: request.drop_streams.iter().map(|&k| k.into()).collect(),
         overwrite: request.overwrite,
     }
+}
+
+/// A relative name (`uploads/ID/clip.mp4`) as a path or URL in the data store `root`; absolute
+/// paths and URLs are returned as they are. `.`/`..` segments, empty segments and backslashes
+/// are refused, so a name cannot leave the data store.
+fn data_name(field: &str, root: &str, text: &str) -> Result<String, Rejection> {
+    if text.contains("://") || Path::new(text).is_absolute() || text.is_empty() {
+        return Ok(text.to_string());
+    }
+    let bad = text.contains('\\')
+        || text.contains('\0')
+        || text
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if bad {
+        return Err(Rejection::BadField {
+            code: "bad-path",
+            message: format!(
+                "{field}: '{}' is not a name in the data store (no empty, '.' or '..' segments, no backslashes)",
+                text.escape_default()
+            ),
+        });
+    }
+    Ok(if root.contains("://") {
+        format!("{}/{text}", root.trim_end_matches('/'))
+    } else {
+        Path::new(root).join(text).display().to_string()
+    })
 }
 
 /// Paths are the server's own: a relative one would depend on where the server was started.
@@ -373,9 +451,9 @@ fn model_rejection(e: ModelError) -> Rejection {
             EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
                 unusable("model-unusable", e)
             }
-            EngineError::Runtime(_) | EngineError::Device { .. } => {
-                unavailable("model-runtime-unavailable", &e)
-            }
+            EngineError::Runtime(_)
+            | EngineError::Device { .. }
+            | EngineError::DeviceUnavailable(_) => unavailable("model-runtime-unavailable", &e),
             EngineError::Run { .. } => Rejection::Internal(e.to_string()),
         },
     }

@@ -23,13 +23,19 @@ use std::sync::Arc;
 use fresco_queue::Queue;
 
 pub mod api;
+pub mod auth;
 pub mod callback;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod factory;
+pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod signing;
+pub mod tls;
 pub mod watch;
 
 pub use api::SubmitRequest;
@@ -37,6 +43,9 @@ pub use callback::CallbackSettings;
 pub use error::{ApiError, ErrorBody};
 pub use factory::{JobFactory, LocalJobFactory, Rejection};
 pub use routes::router;
+
+/// The default largest upload: 4 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 4 << 30;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -48,10 +57,27 @@ pub struct AppState {
     /// The workers' shared work folder, when this machine sees it: a canceled job's chunk files
     /// are removed at once (workers sweep them otherwise).
     pub work_dir: Option<PathBuf>,
+    /// The system store when it is an object store: a canceled job's chunks are removed
+    /// from it at once.
+    pub system: Option<fresco_store::Store>,
     /// How completion callbacks are made.
     pub callbacks: CallbackSettings,
     /// What storage events become (None: the event routes answer 409).
     pub events: Option<routes::events::EventTrigger>,
+    /// The data store (inputs and outputs) that uploads go to and relative names resolve in;
+    /// `None`: no uploads.
+    pub data: Option<fresco_store::Store>,
+    /// Signs and checks the scoped, expiring URLs of uploads and downloads.
+    pub signer: Arc<signing::UrlSigner>,
+    /// The largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// The server's URL as clients reach it (`--public-url`), for the URLs it hands out;
+    /// `None`: from each request's Host header.
+    pub public_url: Option<String>,
+    /// Whether the server speaks HTTPS (for the URLs it hands out).
+    pub tls: bool,
+    /// Sessions, the event secret, rate limits and caps (see [`auth`]).
+    pub auth: auth::AuthSettings,
 }
 
 impl AppState {
@@ -60,8 +86,15 @@ impl AppState {
             queue,
             jobs,
             work_dir: None,
+            system: None,
             callbacks: CallbackSettings::default(),
             events: None,
+            data: None,
+            signer: Arc::new(signing::UrlSigner::random()),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            public_url: None,
+            tls: false,
+            auth: auth::AuthSettings::default(),
         }
     }
 }
@@ -77,6 +110,11 @@ pub async fn serve(
         Ok(addr) => tracing::info!(%addr, "fresco API listening"),
         Err(e) => tracing::warn!(error = %e, "fresco API listening (address unknown)"),
     }
+    // Open dashboard streams would hold the graceful shutdown up forever: end them first.
+    let shutdown = async move {
+        shutdown.await;
+        dashboard::end_streams();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -17,7 +17,12 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::events::{EventOutcome, EventReply, ValidationResponse};
 use crate::routes::logs::{LogLineView, LogPage};
 use crate::routes::workers::{WorkerList, WorkerView};
-use crate::routes::{events, health, jobs, logs, workers};
+use crate::routes::uploads::{UploadGrant, UploadRequest, UploadedObject};
+use crate::auth::docs::SecurityDocs;
+use crate::auth::session::{self, SessionView};
+use crate::routes::audit::{self, AuditEntryView, AuditPage};
+use crate::routes::tokens::{self, CreateToken, CreatedToken, TokenList, TokenView};
+use crate::routes::{events, health, jobs, logs, uploads, workers};
 
 /// The API's description; add every new handler to `paths`.
 #[derive(OpenApi)]
@@ -34,8 +39,18 @@ use crate::routes::{events, health, jobs, logs, workers};
         jobs::retry_job,
         logs::job_logs,
         workers::list_workers,
+        uploads::create_upload,
+        uploads::put_object,
+        uploads::get_object,
         events::azure_events,
         events::s3_events,
+        session::open_session,
+        session::current_session,
+        session::close_session,
+        tokens::list_tokens,
+        tokens::create_token,
+        tokens::revoke_token,
+        audit::audit_log,
         health::healthz,
         health::readyz,
         openapi_json,
@@ -44,12 +59,17 @@ use crate::routes::{events, health, jobs, logs, workers};
         SubmitRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
         TaskKindView, TaskStateView, StreamKindView, StatusBody, ErrorBody, ErrorDetail,
         WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse, LogPage, LogLineView,
+        UploadRequest, UploadGrant, UploadedObject,
+        SessionView, TokenView, TokenList, CreateToken, CreatedToken, AuditPage, AuditEntryView,
     )),
-    modifiers(&ExactlyOneModel),
+    modifiers(&ExactlyOneModel, &SecurityDocs),
     tags(
         (name = "jobs", description = "Submit and follow jobs"),
         (name = "workers", description = "The workers and what they are doing"),
+        (name = "uploads", description = "Upload inputs and download outputs through short-lived signed URLs"),
         (name = "events", description = "Storage events (Azure Event Grid, S3 via SNS or EventBridge) that make jobs"),
+        (name = "session", description = "Browser sessions for the dashboard, opened with a token"),
+        (name = "tokens", description = "API tokens and the audit trail (docs/security.md)"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]

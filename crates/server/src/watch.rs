@@ -12,8 +12,12 @@
 //! to another prefix, with a predictable name (`KEY-STEM.STYLE.EXT`), and a prefix inside the
 //! watched one is skipped, so a job's output never triggers a job.
 //!
-//! Inputs must be local folders for now: workers read and write local paths (reading object
-//! stores directly is the next step of the object-store work).
+//! The watched location and the output location are each a local folder or an object-store
+//! prefix (`az://container/in`, `s3://bucket/in`, `file:///srv/in`); the two may differ in kind.
+//! An object input becomes a job whose input is the object's URL: workers download it once per
+//! job into their scratch folder (see `fresco_worker`'s remote module). Object stores publish
+//! an upload only when it is complete, so an object seen twice with the same ETag is taken; a
+//! local file must also stay the same size and ETag (its mtime) across two listings.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,9 +39,9 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
 /// What to watch and what each new video becomes.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    /// A local folder (path or `file://` URL).
+    /// A local folder (path or `file://` URL) or an object-store prefix (`az://`, `s3://`).
     pub watch: String,
-    /// The folder outputs go to.
+    /// The folder or prefix outputs go to.
     pub output: String,
     /// A named style, or a model file (exactly one).
     pub style: Option<String>,
@@ -53,9 +57,9 @@ pub enum WatchError {
     Store(String, Box<fresco_store::StoreError>),
     #[error("{0}: cannot create the folder: {1}")]
     Folder(String, std::io::Error),
-    #[error("--watch {0}: only local folders can be watched for now (workers do not read object stores yet)")]
-    NotLocal(String),
-    #[error("--output {output} is the watched folder {watch}: every output would trigger a job; choose another folder")]
+    #[error("--output {0}: {1}")]
+    OutputStore(String, Box<fresco_store::StoreError>),
+    #[error("--output {output} is the watched location {watch}: every output would trigger a job; choose another folder or prefix")]
     SameFolder { watch: String, output: String },
     #[error("--watch needs a style or a model for the jobs it makes")]
     NoModel,
@@ -66,9 +70,11 @@ pub enum WatchError {
 pub struct Watcher {
     config: WatchConfig,
     store: Store,
-    root: PathBuf,
-    output_root: PathBuf,
-    /// The output folder's prefix when it lies inside the watched folder.
+    /// The watched location: a folder, or the canonical URL of a prefix.
+    root: Place,
+    /// Where outputs go.
+    output_root: Place,
+    /// The output location's prefix when it lies inside the watched location.
     skip_prefix: Option<String>,
     queue: Arc<dyn Queue>,
     jobs: Arc<dyn JobFactory>,
@@ -85,23 +91,24 @@ impl Watcher {
         if config.style.is_none() && config.model.is_none() {
             return Err(WatchError::NoModel);
         }
-        let root = local_root(&config.watch)?;
-        let output_root = local_root(&config.output)?;
-        std::fs::create_dir_all(&output_root)
-            .map_err(|e| WatchError::Folder(config.output.clone(), e))?;
-        let store = Store::from_url(&root.display().to_string())
+        let root = Place::parse(&config.watch)
             .map_err(|e| WatchError::Store(config.watch.clone(), Box::new(e)))?;
-        let (root, output_root) = (canonical(&root), canonical(&output_root));
+        let output_root = Place::parse(&config.output)
+            .map_err(|e| WatchError::OutputStore(config.output.clone(), Box::new(e)))?;
+        if let Place::Folder(dir) = &output_root {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| WatchError::Folder(config.output.clone(), e))?;
+        }
+        let store = Store::from_url(&root.url())
+            .map_err(|e| WatchError::Store(config.watch.clone(), Box::new(e)))?;
+        let (root, output_root) = (root.canonical(), output_root.canonical());
         if root == output_root {
             return Err(WatchError::SameFolder {
                 watch: config.watch.clone(),
                 output: config.output.clone(),
             });
         }
-        let skip_prefix = output_root
-            .strip_prefix(&root)
-            .ok()
-            .map(|p| format!("{}/", p.display()));
+        let skip_prefix = output_root.inside(&root);
         Ok(Watcher {
             config,
             store,
@@ -119,8 +126,8 @@ impl Watcher {
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tracing::info!(
             "watching {} for videos; outputs go to {}",
-            self.root.display(),
-            self.output_root.display()
+            self.root.url(),
+            self.output_root.url()
         );
         tokio::pin!(stop);
         loop {
@@ -187,8 +194,9 @@ impl Watcher {
             .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
     }
 
-    /// Where the output of `key` goes: the same sub-folders, `STEM.STYLE.EXT`.
-    pub fn output_for(&self, key: &str) -> PathBuf {
+    /// Where the output of `key` goes: the same sub-folders, `STEM.STYLE.EXT`, as a path or a
+    /// URL.
+    pub fn output_for(&self, key: &str) -> String {
         let path = Path::new(key);
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("video");
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("mp4");
@@ -203,18 +211,20 @@ impl Watcher {
         };
         let name = format!("{stem}.{tag}.{ext}");
         match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(dir) => self.output_root.join(dir).join(name),
-            None => self.output_root.join(name),
+            Some(dir) => self.output_root.join(&format!("{}/{name}", dir.display())),
+            None => self.output_root.join(&name),
         }
     }
 
     async fn submit(&self, object: &ObjectInfo, etag: &str) -> Outcome {
         let input = self.root.join(&object.key);
         let output = self.output_for(&object.key);
-        if let Some(dir) = output.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Place::Folder(_) = self.output_root {
+            if let Some(dir) = Path::new(&output).parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
         }
-        let idempotency_key = format!("watch:{}:{}:{etag}", self.root.display(), object.key);
+        let idempotency_key = format!("watch:{}:{}:{etag}", self.root.key(), object.key);
         if let Ok(Some(earlier)) = self.queue.job_by_idempotency_key(&idempotency_key).await {
             return Outcome::Job(earlier.id); // seen before this process started, or by another server
         }
@@ -244,11 +254,7 @@ impl Watcher {
         job.idempotency_key = Some(idempotency_key);
         match self.queue.submit(job).await {
             Ok(Submitted::New(id)) => {
-                tracing::info!(
-                    "watch: {} became job {id} -> {}",
-                    object.key,
-                    output.display()
-                );
+                tracing::info!("watch: {} became job {id} -> {output}", object.key);
                 Outcome::Job(id)
             }
             Ok(Submitted::Existing(id)) => Outcome::Job(id),
@@ -273,21 +279,76 @@ enum Outcome {
     Later,
 }
 
-fn local_root(location: &str) -> Result<PathBuf, WatchError> {
-    if let Some(path) = location.strip_prefix("file://") {
-        return Ok(PathBuf::from(path));
-    }
-    if location.contains("://") {
-        return Err(WatchError::NotLocal(location.to_string()));
-    }
-    let path = PathBuf::from(location);
-    Ok(if path.is_absolute() {
-        path
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    })
+/// A watched or output location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    /// A local folder, absolute.
+    Folder(PathBuf),
+    /// An object-store prefix in canonical URL form, without a trailing `/`.
+    Prefix(String),
 }
 
-fn canonical(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+impl Place {
+    fn parse(location: &str) -> Result<Place, fresco_store::StoreError> {
+        if let Some(path) = location.strip_prefix("file://") {
+            return Ok(Place::Folder(PathBuf::from(path)));
+        }
+        if location.contains("://") {
+            // Checks the URL (scheme, container) without touching the network.
+            let store = Store::from_url(location)?;
+            return Ok(Place::Prefix(
+                store.display_url().trim_end_matches('/').to_string(),
+            ));
+        }
+        let path = PathBuf::from(location);
+        Ok(Place::Folder(if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir().unwrap_or_default().join(path)
+        }))
+    }
+
+    /// Resolves symbolic links of a folder, so that two spellings compare equal.
+    fn canonical(self) -> Place {
+        match self {
+            Place::Folder(path) => Place::Folder(path.canonicalize().unwrap_or(path)),
+            prefix => prefix,
+        }
+    }
+
+    /// What a store opens.
+    fn url(&self) -> String {
+        match self {
+            Place::Folder(path) => path.display().to_string(),
+            Place::Prefix(url) => url.clone(),
+        }
+    }
+
+    /// The location's part of an idempotency key (kept as it was for folders).
+    fn key(&self) -> String {
+        self.url()
+    }
+
+    /// The path or URL of `key` under this location.
+    fn join(&self, key: &str) -> String {
+        match self {
+            Place::Folder(path) => path.join(key).display().to_string(),
+            Place::Prefix(url) => format!("{url}/{key}"),
+        }
+    }
+
+    /// This location's key prefix (ending in `/`) relative to `outer`, when it lies inside it.
+    fn inside(&self, outer: &Place) -> Option<String> {
+        match (self, outer) {
+            (Place::Folder(inner), Place::Folder(outer)) => inner
+                .strip_prefix(outer)
+                .ok()
+                .map(|p| format!("{}/", p.display())),
+            (Place::Prefix(inner), Place::Prefix(outer)) => inner
+                .strip_prefix(outer.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(|rest| format!("{rest}/")),
+            _ => None,
+        }
+    }
 }

@@ -30,8 +30,9 @@ fn schemathesis() -> Option<PathBuf> {
     venv.is_file().then_some(venv)
 }
 
-/// Starts the server on a free loopback port in a thread of its own; returns the port.
-fn start_server(dir: &Path) -> u16 {
+/// Starts the server on a free loopback port in a thread of its own, with an admin token and
+/// rate limits that schemathesis's bursts stay under; returns the port and the token.
+fn start_server(dir: &Path) -> (u16, String) {
     let url = format!("sqlite://{}", dir.join("queue.db").display());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -42,9 +43,21 @@ fn start_server(dir: &Path) -> u16 {
             .unwrap();
         runtime.block_on(async move {
             let queue = fresco_queue::open(&url).await.expect("open the queue");
-            let state = fresco_server::AppState::new(queue, Arc::new(FakeFactory));
+            let token =
+                common::make_token(queue.as_ref(), "contract", fresco_queue::Role::Admin).await;
+            let mut state = fresco_server::AppState::new(queue, Arc::new(FakeFactory));
+            state.auth.limits = Arc::new(fresco_server::auth::RateLimits::new(
+                &fresco_server::auth::RateLimitConfig {
+                    requests_per_minute: 1_000_000,
+                    request_burst: 1_000_000,
+                    submissions_per_minute: 1_000_000,
+                    submission_burst: 1_000_000,
+                    ..Default::default()
+                },
+            ));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap().port()).unwrap();
+            tx.send((listener.local_addr().unwrap().port(), token))
+                .unwrap();
             // Runs until the test process exits.
             fresco_server::serve(listener, state, std::future::pending())
                 .await
@@ -65,11 +78,21 @@ fn schemathesis_finds_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = start_server(dir.path());
+    let (port, token) = start_server(dir.path());
     let started = Instant::now();
     // Reproducible: the same requests on every run (FRESCO_SCHEMATHESIS_SEED explores others).
     let seed = std::env::var("FRESCO_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
-    let url = format!("http://127.0.0.1:{port}/openapi.json");
+    // The document from a file (serving it needs a token too); requests carry the admin token,
+    // and schemathesis checks that the secured operations refuse requests without it.
+    let schema = dir.path().join("openapi.json");
+    std::fs::write(
+        &schema,
+        fresco_server::openapi::document().to_json().unwrap(),
+    )
+    .unwrap();
+    let url = schema.display().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let authorization = format!("Authorization: Bearer {token}");
     let run = |extra: &[&str]| {
         Command::new(&tool)
             .args([
@@ -88,6 +111,10 @@ fn schemathesis_finds_nothing() {
                 "--no-color",
                 "--request-timeout",
                 "10",
+                "--url",
+                &base,
+                "--header",
+                &authorization,
             ])
             .args(extra)
             .current_dir(dir.path())

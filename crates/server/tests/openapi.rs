@@ -1,31 +1,16 @@
-//! `/openapi.json` is a valid OpenAPI 3 document that documents exactly the routes of ROUTES,
-//! and every route of ROUTES is served. ROUTES is kept by hand next to the router: a handler
-//! added to the router but not to the document is caught here once it is listed; one neither
-//! listed nor documented is not (axum cannot enumerate a router's routes).
+//! `/openapi.json` is a valid OpenAPI 3 document that documents exactly the JSON API's routes,
+//! [`fresco_server::routes::ROUTES`] (the table the router is built from), each route is
+//! served, and each operation's security and error answers match its rule.
 
 mod common;
 
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use common::*;
-
-/// Every (method, path) the router serves.
-const ROUTES: &[(&str, &str)] = &[
-    ("post", "/v1/jobs"),
-    ("get", "/v1/jobs"),
-    ("get", "/v1/jobs/{id}"),
-    ("post", "/v1/jobs/{id}/cancel"),
-    ("post", "/v1/jobs/{id}/retry"),
-    ("get", "/v1/jobs/{id}/logs"),
-    ("get", "/v1/workers"),
-    ("post", "/v1/events/azure"),
-    ("post", "/v1/events/s3"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/openapi.json"),
-];
+use fresco_server::auth::AuthKind;
+use fresco_server::routes::ROUTES;
 
 #[tokio::test]
 async fn the_document_lists_every_route_and_only_those() {
@@ -50,15 +35,18 @@ async fn the_document_lists_every_route_and_only_those() {
     }
     let expected: BTreeSet<(String, String)> = ROUTES
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.as_str().to_lowercase(), r.openapi_path()))
         .collect();
     assert_eq!(documented, expected, "the document and ROUTES differ");
 
     // Every listed route is served (not the 404/405 fallbacks).
-    for (method, path) in ROUTES {
-        let uri = path.replace("{id}", "some-id");
+    for route in ROUTES {
+        let (method, path) = (&route.method, route.path);
+        let uri = path
+            .replace("{id}", "some-id")
+            .replace("{*key}", "some/key");
         let request = Request::builder()
-            .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+            .method(method.clone())
             .uri(&uri)
             .body(Body::empty())
             .unwrap();
@@ -80,18 +68,32 @@ async fn every_operation_documents_its_errors_with_the_error_schema() {
         (
             "post",
             "/v1/jobs",
-            &["200", "201", "400", "413", "415", "422", "500", "503"],
+            &[
+                "200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "500", "503",
+            ],
         ),
-        ("get", "/v1/jobs", &["200", "400", "500"]),
-        ("get", "/v1/jobs/{id}", &["200", "404", "500"]),
+        (
+            "get",
+            "/v1/jobs",
+            &["200", "400", "401", "403", "429", "500"],
+        ),
+        (
+            "get",
+            "/v1/jobs/{id}",
+            &["200", "401", "403", "404", "429", "500"],
+        ),
         (
             "post",
             "/v1/jobs/{id}/cancel",
-            &["200", "404", "409", "500"],
+            &["200", "401", "403", "404", "409", "429", "500"],
         ),
-        ("post", "/v1/jobs/{id}/retry", &["200", "404", "409", "500"]),
+        (
+            "post",
+            "/v1/jobs/{id}/retry",
+            &["200", "401", "403", "404", "409", "429", "500"],
+        ),
         ("get", "/readyz", &["200", "503"]),
-        ("get", "/v1/workers", &["200", "500"]),
+        ("get", "/v1/workers", &["200", "401", "403", "429", "500"]),
     ];
     for (method, path, statuses) in expect {
         let responses = doc["paths"][path][method]["responses"]
@@ -116,4 +118,52 @@ async fn every_operation_documents_its_errors_with_the_error_schema() {
         submit["allOf"][0]["additionalProperties"], false,
         "{submit}"
     );
+}
+
+#[tokio::test]
+async fn every_operation_declares_the_authentication_of_its_rule() {
+    let app = app().await;
+    let doc = get(&app.state, "/openapi.json").await.body;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(schemes["session"]["in"], "cookie", "{schemes}");
+    assert_eq!(schemes["session"]["name"], "fresco_session", "{schemes}");
+    assert_eq!(schemes["eventSecret"]["in"], "header", "{schemes}");
+    for route in ROUTES {
+        let method = route.method.as_str().to_lowercase();
+        let operation = &doc["paths"][route.openapi_path()][&method];
+        let names: BTreeSet<String> = operation["security"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .flat_map(|r| r.as_object().unwrap().keys().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: BTreeSet<String> = match route.auth {
+            AuthKind::Public | AuthKind::Signature => BTreeSet::new(),
+            AuthKind::Bearer => ["bearer".to_string()].into(),
+            AuthKind::Api => ["bearer".to_string(), "session".to_string()].into(),
+            AuthKind::Session => ["session".to_string()].into(),
+            AuthKind::EventSecret => ["eventSecret".to_string()].into(),
+        };
+        assert_eq!(names, want, "{method} {}", route.path);
+        let has = |status: &str| operation["responses"][status].is_object();
+        if !want.is_empty() {
+            assert!(
+                has("401") && has("429"),
+                "{method} {}: {operation}",
+                route.path
+            );
+            assert_eq!(
+                operation["responses"]["429"]["headers"]["Retry-After"]["schema"]["type"],
+                "integer",
+                "{method} {}",
+                route.path
+            );
+        }
+        if route.auth.has_roles() {
+            assert!(has("403"), "{method} {}: {operation}", route.path);
+        }
+    }
 }

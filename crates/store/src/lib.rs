@@ -59,14 +59,18 @@ use object_store::{ObjectMeta, ObjectStore};
 use serde::{Deserialize, Serialize};
 
 mod budget;
+pub mod crypt;
 mod error;
 mod key;
 mod location;
+mod metrics;
 mod ops;
 mod transfer;
 
 pub use budget::{BudgetExceeded, Reservation, ScratchBudget};
+pub use crypt::{set_local_keys, KeyError, StoreKeys};
 pub use error::{Result, StoreError};
+pub use metrics::describe_metrics;
 pub use transfer::Downloaded;
 
 /// The smallest part size of a multipart upload (S3 refuses smaller parts but the last).
@@ -123,6 +127,34 @@ impl Store {
             inner: opened.store,
             prefix: opened.prefix,
             display: opened.display,
+            part_size: DEFAULT_PART_SIZE,
+        })
+    }
+
+    /// A local folder whose objects are encrypted with `keys` (see [`crypt`]), whatever the
+    /// process-wide setting ([`set_local_keys`], `FRESCO_STORE_KEY`) says.
+    pub fn local_encrypted(folder: &std::path::Path, keys: StoreKeys) -> Result<Self> {
+        let plain = Self::from_url_plain(folder)?;
+        Ok(Self {
+            inner: Arc::new(crypt::EncryptedStore::new(plain.inner, keys)),
+            ..plain
+        })
+    }
+
+    /// A local folder as it is on disk, never encrypted.
+    fn from_url_plain(folder: &std::path::Path) -> Result<Self> {
+        let display = folder.display().to_string();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(folder)
+            .map_err(|e| StoreError::Open {
+                url: display.clone(),
+                reason: e.to_string(),
+            })?
+            .with_automatic_cleanup(true)
+            .with_fsync(true);
+        Ok(Self {
+            inner: Arc::new(store),
+            prefix: Path::default(),
+            display,
             part_size: DEFAULT_PART_SIZE,
         })
     }

@@ -130,8 +130,15 @@ impl Location {
                     .map_err(|e| open_error(e.to_string()))?
                     .with_automatic_cleanup(true)
                     .with_fsync(true);
+                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                // With a store key configured, what lands in a local folder is ciphertext.
+                let keys = crate::crypt::local_keys().map_err(|e| open_error(e.to_string()))?;
+                let store = match keys {
+                    Some(keys) => Arc::new(crate::crypt::EncryptedStore::new(store, keys)),
+                    None => store,
+                };
                 Ok(Opened {
-                    store: Arc::new(store),
+                    store,
                     prefix: Path::default(),
                     display: Self::Local(folder).display(),
                 })

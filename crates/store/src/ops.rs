@@ -19,9 +19,40 @@ impl Store {
             .get(&path)
             .await
             .map_err(|e| self.backend_error(key, "read", e))?;
-        got.bytes()
+        let bytes = got
+            .bytes()
             .await
-            .map_err(|e| self.backend_error(key, "read", e))
+            .map_err(|e| self.backend_error(key, "read", e))?;
+        crate::metrics::read(&self.display, bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// Streams a whole object, in the backend's pieces, for serving large objects without
+    /// holding them in memory. The [`ObjectInfo`] comes from the same request.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(
+        ObjectInfo,
+        futures_util::stream::BoxStream<'static, Result<Bytes>>,
+    )> {
+        let path = self.path(key)?;
+        let got = self
+            .inner
+            .get(&path)
+            .await
+            .map_err(|e| self.backend_error(key, "read", e))?;
+        let info = self.info(got.meta.clone());
+        let url = self.object_url(key);
+        let stream = got
+            .into_stream()
+            .map_err(move |e| StoreError::Backend {
+                url: url.clone(),
+                operation: "read",
+                source: e,
+            })
+            .boxed();
+        Ok((info, stream))
     }
 
     /// Reads the bytes `range` of an object (`start..end`, end exclusive). A range that reaches
@@ -38,10 +69,13 @@ impl Store {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        self.inner
+        let bytes = self
+            .inner
             .get_range(&path, range)
             .await
-            .map_err(|e| self.backend_error(key, "read a range of", e))
+            .map_err(|e| self.backend_error(key, "read a range of", e))?;
+        crate::metrics::read(&self.display, bytes.len() as u64);
+        Ok(bytes)
     }
 
     /// Writes an object in one atomic put, replacing any object at `key`. The returned
@@ -55,6 +89,7 @@ impl Store {
             .put(&path, PutPayload::from(bytes))
             .await
             .map_err(|e| self.backend_error(key, "write", e))?;
+        crate::metrics::written(&self.display, size);
         Ok(ObjectInfo {
             key: key.to_string(),
             size,

@@ -57,6 +57,7 @@ impl Store {
                 .put(&path, PutPayload::from(first))
                 .await
                 .map_err(|e| self.backend_error(key, "upload to", e))?;
+            crate::metrics::written(&self.display, size);
             return Ok(self.uploaded(key, size, put));
         }
 
@@ -87,6 +88,7 @@ impl Store {
                     .finish()
                     .await
                     .map_err(|e| self.backend_error(key, "complete the upload to", e))?;
+                crate::metrics::written(&self.display, size);
                 Ok(self.uploaded(key, size, put))
             }
             Err(e) => {
@@ -200,6 +202,7 @@ impl Store {
         drop(file);
         temp.persist(local)
             .map_err(|e| StoreError::local(local, "rename a download into", e.error))?;
+        crate::metrics::read(&self.display, written);
         Ok(Downloaded {
             size: written,
             reservation,

@@ -2,8 +2,10 @@
 //! [`spec`] holds what a job asks for, [`worker`] the claim/heartbeat/complete loop and the
 //! three stages, [`sweep`] the housekeeping of the shared work folder.
 
+mod preview;
 pub mod spec;
 pub mod sweep;
+pub mod telemetry;
 pub mod worker;
 
 pub use spec::object::ObjectUrl;

@@ -130,6 +130,10 @@ pub fn fresco_cmd() -> Command {
     cmd.env("FRESCO_STATE_DIR", state_dir())
         .env_remove("FRESCO_DB")
         .env_remove("FRESCO_WORK_DIR")
+        .env_remove("FRESCO_SYSTEM")
+        .env_remove("FRESCO_CONFIG")
+        // `fresco serve`'s data store defaults to ./fresco-data: never the crate's folder.
+        .env("FRESCO_DATA", state_dir().join("data"))
         .env_remove("FRESCO_MODEL_DIR")
         .env("FRESCO_MODEL_URL", "http://127.0.0.1:9/")
         .env_remove("FRESCO_FFMPEG")

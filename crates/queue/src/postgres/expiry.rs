@@ -26,7 +26,7 @@ pub(super) async fn expire_leases(conn: &mut PgConnection) -> Result<()> {
         // SKIP LOCKED: claimers that find the same expired tasks do not queue behind each
         // other; whoever locks a task puts it back.
         let ids: Vec<i64> = back.into_iter().map(|(id, _)| id).collect();
-        sqlx::query(concat!(
+        let back = sqlx::query(concat!(
             "WITH back AS (UPDATE tasks SET state = 'pending', expiries = expiries + 1, ",
             "token = NULL, lease_expires_at = NULL, not_before = ",
             now!(),
@@ -41,9 +41,12 @@ pub(super) async fn expire_leases(conn: &mut PgConnection) -> Result<()> {
         .bind(ids)
         .execute(&mut *conn)
         .await?;
+        crate::stats::count_lease_expiries(back.rows_affected());
     }
     for (id, _) in spent {
-        expire_task(conn, id, None).await?;
+        if expire_task(conn, id, None).await? {
+            crate::stats::count_lease_expiries(1);
+        }
     }
     Ok(())
 }

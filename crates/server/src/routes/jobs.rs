@@ -6,9 +6,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fresco_core::JobState;
-use fresco_queue::Submitted;
+use fresco_queue::{Admission, JobRecord, QueueError, Submitted};
 
 use crate::api::{JobDetail, JobPage, JobView, ListParams, SubmitRequest};
+use crate::auth::{too_many, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -38,18 +39,34 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 400, description = "Bad JSON, an unknown or invalid field", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 409, description = "A submitter's work is already queued by another token (code `duplicate-job-active`)", body = ErrorBody),
         (status = 422, description = "The input, output or model cannot be used", body = ErrorBody),
+        (status = 429, description = "Too many submissions (code `rate-limited`), or too many unfinished jobs of this token (`token-queue-full`) or overall (`queue-full`); see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "A dependency (queue, ffprobe, ONNX Runtime) is unavailable", body = ErrorBody),
     )
 )]
 pub async fn submit_job(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     ApiJson(request): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
+    // Keys are per token: one client's key never finds another's job.
+    let key = idempotency_key(&headers)?.map(|k| format!("token:{}:{k}", principal.name));
     request.validate()?;
+    if let Err(wait) = state.auth.limits.check_submission(&principal.token_id) {
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!(
+                "token '{}' submits faster than this server allows; retry after the Retry-After seconds",
+                principal.name
+            ),
+        );
+        return Ok(too_many(error, wait));
+    }
     // A repeat returns the job the key made before any check: by now that job may have written
     // the output, which the checks would refuse.
     if let Some(key) = &key {
@@ -59,15 +76,31 @@ pub async fn submit_job(
     }
     let mut job = state.jobs.build(&request).await?;
     job.idempotency_key = key;
-    let submitted = state.queue.submit(job).await?;
+    let admission = Admission {
+        owner: principal.name.clone(),
+        max_active_per_owner: state.auth.max_active_per_token,
+        max_active: state.auth.max_active,
+    };
+    let submitted = match state.queue.submit_owned(job, &admission).await {
+        Ok(submitted) => submitted,
+        Err(QueueError::CapReached(cap)) => return Ok(cap_reached(&principal, cap)),
+        Err(e) => return Err(e.into()),
+    };
     let record = state
         .queue
         .job(submitted.id())
         .await?
         .ok_or_else(|| ApiError::internal(format!("job {} vanished", submitted.id())))?;
+    if !principal.may_see(&record) {
+        return Err(ApiError::conflict(
+            "duplicate-job-active",
+            "the same work (input, model, options and output) is already queued or running for another token",
+        ));
+    }
     let view = JobView::from(&record);
     match submitted {
         Submitted::New(id) => {
+            crate::routes::audit::record(&state, &principal.name, "submit", &id, None).await;
             if let Some(url) = request.callback_url {
                 crate::callback::notify_when_done(&state, id.clone(), url);
             }
@@ -114,15 +147,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<JobPage>, ApiError> {
     let limit = params.limit()?;
     let states: Vec<JobState> = params.state.into_iter().map(JobState::from).collect();
     // One more than asked tells whether another page exists, so `next` is null on the last one.
-    let mut jobs = state
-        .queue
-        .jobs_before(&states, limit + 1, params.before)
-        .await?;
+    let mut jobs = match principal.only_owner() {
+        None => {
+            state
+                .queue
+                .jobs_before(&states, limit + 1, params.before)
+                .await?
+        }
+        Some(owner) => {
+            state
+                .queue
+                .owned_jobs_before(owner, &states, limit + 1, params.before)
+                .await?
+        }
+    };
     let more = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
     let next = if more {
@@ -150,13 +194,10 @@ pub async fn list_jobs(
 )]
 pub async fn get_job(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobDetail>, ApiError> {
-    let job = state
-        .queue
-        .job(&id)
-        .await?
-        .ok_or_else(|| ApiError::job_not_found(&id))?;
+    let job = visible_job(&state, &principal, &id).await?;
     let tasks = state.queue.tasks(&id).await?;
     Ok(Json(JobDetail::new(&job, &tasks)))
 }
@@ -179,18 +220,20 @@ pub async fn get_job(
 )]
 pub async fn cancel_job(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = state
-        .queue
-        .job(&id)
-        .await?
-        .ok_or_else(|| ApiError::job_not_found(&id))?;
-    state.queue.cancel(&id).await?;
-    if let Some(work_dir) = &state.work_dir {
-        // Workers sweep a canceled job's folder too; removing it now frees the disk sooner.
-        fresco_worker::sweep::remove_job_dir(work_dir, &id);
+    let job = visible_job(&state, &principal, &id).await?;
+    if state.queue.cancel(&id).await? {
+        crate::routes::audit::record(&state, &principal.name, "cancel", &id, None).await;
     }
+    // Workers sweep a canceled job's folder too; removing it now frees the disk sooner.
+    fresco_worker::worker::system::remove_job_files(
+        state.work_dir.as_deref(),
+        state.system.as_ref(),
+        &id,
+    )
+    .await;
     let after = state
         .queue
         .job(&id)
@@ -227,14 +270,12 @@ pub async fn cancel_job(
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = state
-        .queue
-        .job(&id)
-        .await?
-        .ok_or_else(|| ApiError::job_not_found(&id))?;
+    let job = visible_job(&state, &principal, &id).await?;
     if state.queue.retry(&id).await? {
+        crate::routes::audit::record(&state, &principal.name, "retry", &id, None).await;
         let after = state
             .queue
             .job(&id)
@@ -265,3 +306,41 @@ pub async fn retry_job(
         )),
     }
 }
+
+/// The job with this id if `principal` may see it; 404 otherwise (a submitter is not told that
+/// another token's job exists).
+pub(crate) async fn visible_job(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<JobRecord, ApiError> {
+    match state.queue.job(id).await? {
+        Some(job) if principal.may_see(&job) => Ok(job),
+        Some(_) | None => Err(ApiError::job_not_found(id)),
+    }
+}
+
+/// 429 for a cap on unfinished jobs: retrying makes sense once some of them finish.
+fn cap_reached(principal: &Principal, cap: fresco_queue::CapReached) -> Response {
+    let error = match cap {
+        fresco_queue::CapReached::Owner { active, cap } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "token-queue-full",
+            format!(
+                "token '{}' has {active} unfinished jobs, the most one token may have is {cap}; submit again when some have finished",
+                principal.name
+            ),
+        ),
+        fresco_queue::CapReached::Total { active, cap } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue-full",
+            format!(
+                "the queue holds {active} unfinished jobs, its cap is {cap}; submit again when some have finished"
+            ),
+        ),
+    };
+    too_many(error, CAP_RETRY_AFTER)
+}
+
+/// What Retry-After says when a cap on unfinished jobs is reached.
+const CAP_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);

@@ -55,6 +55,7 @@ pub struct LogPage {
 )]
 pub async fn job_logs(
     State(state): State<AppState>,
+    principal: crate::auth::Principal,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<LogParams>,
 ) -> Result<Json<LogPage>, ApiError> {
@@ -74,11 +75,7 @@ pub async fn job_logs(
             "after: must not be negative",
         ));
     }
-    state
-        .queue
-        .job(&id)
-        .await?
-        .ok_or_else(|| ApiError::job_not_found(&id))?;
+    crate::routes::jobs::visible_job(&state, &principal, &id).await?;
     let lines = state.queue.job_log(&id, params.after, limit).await?;
     let next = lines.last().map(|l| l.id).or(params.after);
     Ok(Json(LogPage {

@@ -1,39 +1,116 @@
-//! The router: every route, the body size limit, and JSON answers for unknown paths and methods.
-//! A route added here must also be listed in [`crate::openapi::ApiDoc`]; the tests compare the two.
+//! The router: every route with its authentication rule, the body size limit, and JSON answers
+//! for unknown paths and methods.
+//!
+//! The router is built from [`ROUTES`] alone, so a route cannot exist without its rule: to add
+//! one, add one line to [`ROUTES`] (`route!(METHOD, "/path", KIND, roles::SET, handler)`), list
+//! the handler in [`crate::openapi::ApiDoc`] and the route in `docs/security.md`'s table; the
+//! tests compare all three.
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 
+use crate::auth::{roles, session, AuthKind, Role};
 use crate::error::ApiError;
 use crate::AppState;
 
+pub mod audit;
 pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod logs;
+pub mod tokens;
+pub mod uploads;
 pub mod workers;
 
 /// The largest JSON body accepted: a submission is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Every route of the API.
+/// One route: what it answers, who may call it, and its handler.
+pub struct Route {
+    pub method: Method,
+    /// axum's path syntax (`/v1/jobs/{id}`), as the OpenAPI document writes it.
+    pub path: &'static str,
+    pub auth: AuthKind,
+    /// Roles allowed (empty for kinds without a token: public, signature, event secret).
+    pub roles: &'static [Role],
+    /// Makes the handler's method router.
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+impl Route {
+    /// The path as OpenAPI writes it: `{*key}` (axum's catch-all) is `{key}` there.
+    pub fn openapi_path(&self) -> String {
+        self.path.replace("{*", "{")
+    }
+}
+
+/// `route!(POST, "/v1/jobs", Api, roles::SUBMITTERS, jobs::submit_job)`.
+macro_rules! route {
+    ($method:ident, $path:literal, $auth:ident, $roles:expr, $handler:path) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            auth: AuthKind::$auth,
+            roles: $roles,
+            handler: || axum::routing::on(MethodFilter::$method, $handler),
+        }
+    };
+}
+
+/// Every route of the API, with its authentication kind and the roles allowed.
+pub static ROUTES: &[Route] = &[
+    route!(POST, "/v1/jobs", Api, roles::SUBMITTERS, jobs::submit_job),
+    route!(GET, "/v1/jobs", Api, roles::ALL, jobs::list_jobs),
+    route!(GET, "/v1/jobs/{id}", Api, roles::ALL, jobs::get_job),
+    route!(POST, "/v1/jobs/{id}/cancel", Api, roles::SUBMITTERS, jobs::cancel_job),
+    route!(POST, "/v1/jobs/{id}/retry", Api, roles::OPERATORS, jobs::retry_job),
+    route!(GET, "/v1/jobs/{id}/logs", Api, roles::ALL, logs::job_logs),
+    route!(GET, "/v1/workers", Api, roles::OBSERVERS, workers::list_workers),
+    route!(POST, "/v1/uploads", Api, roles::SUBMITTERS, uploads::create_upload),
+    route!(PUT, "/v1/objects/{*key}", Signature, roles::NONE, uploads::put_object),
+    route!(GET, "/v1/objects/{*key}", Signature, roles::NONE, uploads::get_object),
+    route!(POST, "/v1/events/azure", EventSecret, roles::NONE, events::azure_events),
+    route!(POST, "/v1/events/s3", EventSecret, roles::NONE, events::s3_events),
+    route!(POST, "/v1/session", Bearer, roles::ALL, session::open_session),
+    route!(GET, "/v1/session", Api, roles::ALL, session::current_session),
+    route!(DELETE, "/v1/session", Session, roles::ALL, session::close_session),
+    route!(GET, "/v1/tokens", Api, roles::ADMINS, tokens::list_tokens),
+    route!(POST, "/v1/tokens", Api, roles::ADMINS, tokens::create_token),
+    route!(DELETE, "/v1/tokens/{id}", Api, roles::ADMINS, tokens::revoke_token),
+    route!(GET, "/v1/audit", Api, roles::OPERATORS, audit::audit_log),
+    route!(GET, "/healthz", Public, roles::NONE, health::healthz),
+    route!(GET, "/readyz", Public, roles::NONE, health::readyz),
+    route!(GET, "/openapi.json", Api, roles::ALL, crate::openapi::openapi_json),
+];
+
+/// Every route the router serves: [`ROUTES`] (the JSON API) and the dashboard's.
+pub fn all_routes() -> impl Iterator<Item = &'static Route> {
+    ROUTES.iter().chain(crate::dashboard::ROUTES)
+}
+
+/// Every route of [`all_routes`], each behind [`crate::auth::guard`] with its rule.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/jobs", post(jobs::submit_job).get(jobs::list_jobs))
-        .route("/v1/jobs/{id}", get(jobs::get_job))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
-        .route("/v1/jobs/{id}/logs", get(logs::job_logs))
-        .route("/v1/workers", get(workers::list_workers))
-        .route("/v1/events/azure", post(events::azure_events))
-        .route("/v1/events/s3", post(events::s3_events))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(crate::openapi::openapi_json))
+    let mut router = Router::new();
+    for route in all_routes() {
+        let guard = crate::auth::Guard {
+            state: state.clone(),
+            kind: route.auth,
+            roles: route.roles,
+        };
+        // `route_layer`: the guard runs for this method only, not for the 405 fallback.
+        let handler = (route.handler)().route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::auth::guard,
+        ));
+        // Routes of one path with different methods merge into one.
+        router = router.route(route.path, handler);
+    }
+    router
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -19,10 +19,44 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// A server state over a fresh SQLite queue; keep the folder alive as long as the state.
+///
+/// The queue holds an admin token, `token`; [`send`] and the helpers built on it present it with
+/// every request made to this state's router, as an API client would. [`send_as`] chooses the
+/// credentials (or none) instead.
 pub struct TestApp {
     pub state: AppState,
     pub queue: Arc<dyn Queue>,
+    /// The admin token's secret.
+    pub token: String,
     _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// The temporary folder of the queue's database.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
+/// The admin token of each test app, by its queue's address: what [`send`] presents.
+static ADMIN_TOKENS: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn queue_key(queue: &Arc<dyn Queue>) -> usize {
+    Arc::as_ptr(queue) as *const () as usize
+}
+
+/// Makes a token of `role` named `name` in `queue`; returns its secret.
+pub async fn make_token(queue: &dyn Queue, name: &str, role: fresco_queue::Role) -> String {
+    let token = fresco_queue::NewToken {
+        name: name.into(),
+        role,
+        expires_at_ms: None,
+    };
+    queue
+        .create_token(&token, None)
+        .await
+        .expect("make a token")
+        .secret
 }
 
 pub async fn app() -> TestApp {
@@ -35,9 +69,15 @@ pub async fn app_with(factory: Arc<dyn JobFactory>) -> TestApp {
     let queue = fresco_queue::open(&url)
         .await
         .expect("open the SQLite queue");
+    let token = make_token(queue.as_ref(), "test-admin", fresco_queue::Role::Admin).await;
+    ADMIN_TOKENS
+        .lock()
+        .unwrap()
+        .push((queue_key(&queue), token.clone()));
     TestApp {
         state: AppState::new(Arc::clone(&queue), factory),
         queue,
+        token,
         _dir: dir,
     }
 }
@@ -77,8 +117,41 @@ impl Reply {
     }
 }
 
-/// Sends one request to a fresh router over `state`.
-pub async fn send(state: &AppState, request: Request<Body>) -> Reply {
+/// Sends one request to a fresh router over `state`, with the admin token of the test app
+/// whose state it is (unless the request has an Authorization header already).
+pub async fn send(state: &AppState, mut request: Request<Body>) -> Reply {
+    let key = queue_key(&state.queue);
+    let token = ADMIN_TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, t)| t.clone());
+    if let Some(token) = token {
+        if !request.headers().contains_key(header::AUTHORIZATION) {
+            request.headers_mut().insert(
+                header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            );
+        }
+    }
+    send_raw(state, request).await
+}
+
+/// Sends one request with `token` as its bearer token, or with no credentials at all.
+pub async fn send_as(state: &AppState, token: Option<&str>, mut request: Request<Body>) -> Reply {
+    request.headers_mut().remove(header::AUTHORIZATION);
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    send_raw(state, request).await
+}
+
+/// Sends one request exactly as it is.
+pub async fn send_raw(state: &AppState, request: Request<Body>) -> Reply {
     let response = fresco_server::router(state.clone())
         .oneshot(request)
         .await
@@ -282,7 +355,84 @@ impl Queue for BrokenQueue {
     async fn workers(&self, _: Duration) -> fresco_queue::Result<Vec<WorkerRecord>> {
         down()
     }
+    async fn stats(
+        &self,
+        _: Duration,
+        _: Duration,
+    ) -> fresco_queue::Result<fresco_queue::QueueStats> {
+        down()
+    }
+    async fn save_preview(&self, _: &fresco_queue::Preview) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn preview(&self, _: &str) -> fresco_queue::Result<Option<fresco_queue::Preview>> {
+        down()
+    }
     async fn wait_for_work(&self, timeout: Duration) {
         tokio::time::sleep(timeout).await
+    }
+}
+
+#[async_trait]
+impl fresco_queue::Accounts for BrokenQueue {
+    async fn create_token(
+        &self,
+        _: &fresco_queue::NewToken,
+        _: Option<&str>,
+    ) -> fresco_queue::Result<fresco_queue::IssuedToken> {
+        down()
+    }
+    async fn tokens(&self) -> fresco_queue::Result<Vec<fresco_queue::TokenRecord>> {
+        down()
+    }
+    async fn revoke_token(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> fresco_queue::Result<Option<fresco_queue::TokenRecord>> {
+        down()
+    }
+    async fn authenticate(
+        &self,
+        _: &str,
+    ) -> fresco_queue::Result<Option<fresco_queue::TokenRecord>> {
+        down()
+    }
+    async fn open_session(&self, _: &str, _: &str, _: &str, _: i64) -> fresco_queue::Result<()> {
+        down()
+    }
+    async fn session(&self, _: &str) -> fresco_queue::Result<Option<fresco_queue::SessionRecord>> {
+        down()
+    }
+    async fn close_session(&self, _: &str) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn submit_owned(
+        &self,
+        _: NewJob,
+        _: &fresco_queue::Admission,
+    ) -> fresco_queue::Result<Submitted> {
+        down()
+    }
+    async fn owned_jobs_before(
+        &self,
+        _: &str,
+        _: &[JobState],
+        _: u32,
+        _: Option<i64>,
+    ) -> fresco_queue::Result<Vec<JobRecord>> {
+        down()
+    }
+    async fn active_jobs(&self, _: Option<&str>) -> fresco_queue::Result<u64> {
+        down()
+    }
+    async fn audit(&self, _: &fresco_queue::NewAudit<'_>) -> fresco_queue::Result<()> {
+        down()
+    }
+    async fn audit_log(
+        &self,
+        _: &fresco_queue::AuditFilter,
+    ) -> fresco_queue::Result<Vec<fresco_queue::AuditEntry>> {
+        down()
     }
 }

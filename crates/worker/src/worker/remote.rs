@@ -101,7 +101,7 @@ impl Scratch {
     }
 
     /// The job's folder in this worker's scratch, created (with the worker folder's marker).
-    fn job_dir(&self, job: &str) -> Result<PathBuf, TaskFailure> {
+    pub(crate) fn job_dir(&self, job: &str) -> Result<PathBuf, TaskFailure> {
         let dir = self.root.join(job);
         let made = std::fs::create_dir_all(&dir).and_then(|()| {
             let marker = self.root.join(SCRATCH_MARKER);
@@ -117,6 +117,11 @@ impl Scratch {
             class: FailureClass::Processing,
         })?;
         Ok(dir)
+    }
+
+    /// The scratch budget shared by the workers of this process, if any.
+    pub(crate) fn budget(&self) -> Option<&ScratchBudget> {
+        self.budget.as_ref()
     }
 
     /// The jobs whose inputs this worker holds.
@@ -343,6 +348,7 @@ pub(super) fn assemble_to_object(
     url: &ObjectUrl,
     mut plan: JobPlan,
     files: &[PathBuf],
+    job_dir: &Path,
     cancel: &Arc<AtomicBool>,
 ) -> Result<TaskOutput, TaskFailure> {
     let store: Store = url.open().map_err(store_failure)?;
@@ -401,12 +407,11 @@ pub(super) fn assemble_to_object(
         let size = std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0);
         checkpoint(format!("upload:{size}"))
     };
-    let job_dir = crate::sweep::job_dir(&ctx.work_dir, &lease.job_id);
     let assembled = chunk::assemble(
         &ctx.tools,
         &plan,
         files,
-        &job_dir,
+        job_dir,
         true,
         &mut before_publish,
     );

@@ -1,0 +1,128 @@
+//! The flags of `fresco serve` that bound what a submission may name and how large its input
+//! may be ([`fresco_server::limits`]), and the key of encrypted local stores
+//! ([`fresco_store::crypt`]).
+
+use clap::Args;
+use fresco_server::limits::{InputLimits, PathRules};
+
+use crate::exit::{self, Failure};
+
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// A folder or object-store prefix (`/srv/videos`, `az://container/in`, `s3://bucket`) that
+    /// job inputs and outputs may lie under; repeat it for several. The data store, the watch
+    /// folder, its output and the event output are always allowed. Without any, local paths
+    /// are not restricted (traversal and other containers are still refused).
+    #[arg(
+        long = "allow-prefix",
+        env = "FRESCO_ALLOW_PREFIX",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub allow_prefix: Vec<String>,
+    /// The largest input accepted, in MiB (0: no limit).
+    #[arg(long, env = "FRESCO_MAX_INPUT_MB", default_value_t = 64 * 1024, value_name = "MIB")]
+    pub max_input_mb: u64,
+    /// The longest input accepted, in seconds (0: no limit).
+    #[arg(long, env = "FRESCO_MAX_INPUT_SECONDS", default_value_t = 6 * 3600, value_name = "SECONDS")]
+    pub max_input_seconds: u64,
+    /// The widest input frame accepted, in pixels (0: no limit).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_INPUT_WIDTH",
+        default_value_t = 8192,
+        value_name = "PIXELS"
+    )]
+    pub max_input_width: u32,
+    /// The tallest input frame accepted, in pixels (0: no limit).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_INPUT_HEIGHT",
+        default_value_t = 8192,
+        value_name = "PIXELS"
+    )]
+    pub max_input_height: u32,
+    /// The most pixels per input frame, width times height (0: no limit).
+    #[arg(long, env = "FRESCO_MAX_INPUT_PIXELS", default_value_t = 8192 * 4320, value_name = "PIXELS")]
+    pub max_input_pixels: u64,
+    /// A file of keys (one per line, 64 hex digits or base64 of 32 bytes; the first encrypts,
+    /// all decrypt) that encrypt every local store of this process at rest. Default:
+    /// FRESCO_STORE_KEY (a key), else no encryption.
+    #[arg(long, env = "FRESCO_STORE_KEY_FILE", value_name = "FILE")]
+    pub store_key_file: Option<std::path::PathBuf>,
+}
+
+impl SecurityArgs {
+    /// The input limits the flags give.
+    pub fn limits(&self) -> InputLimits {
+        let some = |v: u64| (v > 0).then_some(v);
+        InputLimits {
+            max_bytes: some(self.max_input_mb).map(|mb| mb.saturating_mul(1 << 20)),
+            max_seconds: some(self.max_input_seconds).map(|s| s as f64),
+            max_width: (self.max_input_width > 0).then_some(self.max_input_width),
+            max_height: (self.max_input_height > 0).then_some(self.max_input_height),
+            max_pixels: some(self.max_input_pixels),
+        }
+    }
+
+    /// The roots inputs and outputs may lie under: `--allow-prefix` values plus `always` (the
+    /// data store, watch and event locations).
+    pub fn path_rules<'a>(
+        &'a self,
+        always: impl IntoIterator<Item = &'a str>,
+    ) -> Result<PathRules, Failure> {
+        let mut rules = if self.allow_prefix.is_empty() {
+            PathRules::any_local_path()
+        } else {
+            PathRules::default()
+        };
+        let roots: Vec<&str> = self
+            .allow_prefix
+            .iter()
+            .map(String::as_str)
+            .chain(always)
+            .collect();
+        for root in roots {
+            rules = rules
+                .allow(root)
+                .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+        }
+        if rules.is_restricted() {
+            tracing::info!(roots = ?rules.describe(), "job inputs and outputs are restricted to these roots");
+        } else {
+            tracing::warn!(
+                "no --allow-prefix: job inputs and outputs may be any absolute path on this machine"
+            );
+        }
+        Ok(rules)
+    }
+
+    /// Installs the store key (before any store is opened); whether local stores are encrypted.
+    pub fn install_store_key(&self) -> Result<bool, Failure> {
+        let keys = match &self.store_key_file {
+            Some(file) => Some(
+                fresco_store::StoreKeys::from_file(file)
+                    .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--store-key-file: {e}")))?,
+            ),
+            None => fresco_store::StoreKeys::from_env()
+                .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?,
+        };
+        if let Some(keys) = &keys {
+            tracing::info!(key_ids = ?keys.key_ids(), "local stores are encrypted at rest");
+        }
+        let encrypted = keys.is_some();
+        fresco_store::set_local_keys(keys);
+        Ok(encrypted)
+    }
+}
+
+/// The data store's root as jobs name it: with encryption at rest a local folder becomes a
+/// `file://` URL, so that workers read inputs and write outputs through the store (decrypting
+/// into scratch, encrypting on upload) instead of handing ffmpeg the ciphertext.
+pub fn data_root_for_jobs(root: String, encrypted: bool) -> String {
+    if encrypted && !root.contains("://") && root.starts_with('/') {
+        format!("file://{root}")
+    } else {
+        root
+    }
+}

@@ -1,0 +1,408 @@
+//! The dashboard and `/metrics`, in process: pages with no link outside the server, views and
+//! streams behind the session cookie, views that follow the queue, previews, and the metrics
+//! text behind a bearer token.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, Request, StatusCode};
+use common::*;
+use fresco_queue::{NewToken, Preview, Role};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A raw answer: status, headers and body bytes.
+struct Raw {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+}
+
+impl Raw {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn raw(app: &TestApp, uri: &str, auth: Auth<'_>) -> Raw {
+    let mut request = Request::get(uri);
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(token) => {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+        }
+        Auth::Cookie(cookie) => request = request.header(header::COOKIE, cookie),
+    }
+    let response = fresco_server::router(app.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Raw {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
+/// A token of `role`, and a session opened with it (`fresco_session=...`).
+async fn signed_in(app: &TestApp, role: Role) -> (String, String) {
+    let issued = app
+        .queue
+        .create_token(
+            &NewToken {
+                name: format!("dash-{}", role.as_str()),
+                role,
+                expires_at_ms: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let response = fresco_server::router(app.state.clone())
+        .oneshot(
+            Request::post("/v1/session")
+                .header(header::AUTHORIZATION, format!("Bearer {}", issued.secret))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    (issued.secret, cookie)
+}
+
+#[tokio::test]
+async fn pages_are_served_with_nothing_from_outside() {
+    let app = app().await;
+    for (uri, kind) in [
+        ("/", "text/html"),
+        ("/ui/login", "text/html"),
+        ("/ui/jobs/some-id", "text/html"),
+        ("/ui/assets/app.js", "text/javascript"),
+        ("/ui/assets/style.css", "text/css"),
+    ] {
+        let page = raw(&app, uri, Auth::None).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        assert!(
+            page.content_type().starts_with(kind),
+            "{uri}: {}",
+            page.content_type()
+        );
+        let text = page.text();
+        for outside in [
+            "src=\"http",
+            "href=\"http",
+            "src=\"//",
+            "href=\"//",
+            "url(http",
+            "@import",
+        ] {
+            assert!(
+                !text.contains(outside),
+                "{uri} loads something from outside: {outside}"
+            );
+        }
+        assert!(!text.contains("cdn"), "{uri} names a CDN");
+    }
+}
+
+#[tokio::test]
+async fn views_streams_and_images_take_the_session_cookie_only() {
+    let app = app().await;
+    let (token, cookie) = signed_in(&app, Role::Viewer).await;
+    for uri in ["/ui/overview", "/ui/events"] {
+        assert_eq!(
+            raw(&app, uri, Auth::None).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        assert_eq!(
+            raw(&app, uri, Auth::Bearer(&token)).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        let stale = "fresco_session=fresco_s_not-a-session";
+        assert_eq!(
+            raw(&app, uri, Auth::Cookie(stale)).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    let overview = raw(&app, "/ui/overview", Auth::Cookie(&cookie)).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.text());
+    // /metrics is for scrapers: a bearer token, not the cookie.
+    assert_eq!(
+        raw(&app, "/metrics", Auth::None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        raw(&app, "/metrics", Auth::Bearer(&token)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn views_follow_the_queue_and_the_preview_appears_once_saved() {
+    let app = app().await;
+    let (_, cookie) = signed_in(&app, Role::Viewer).await;
+    let reply = post_json(&app.state, "/v1/jobs", &submission(1), None).await;
+    let job = match reply.status {
+        // Submitting needs a token once authentication is on: submit through the queue then.
+        StatusCode::CREATED => reply.body["id"].as_str().unwrap().to_string(),
+        _ => {
+            let job = fresco_queue::NewJob {
+                identity: "dash-1".into(),
+                input: "/videos/in-1.mp4".into(),
+                output: "/videos/out-1.mp4".into(),
+                spec: r#"{"model":{"name":"mosaic"}}"#.into(),
+                priority: 0,
+                budgets: fresco_core::RetryBudgets::default(),
+                idempotency_key: None,
+            };
+            app.queue.submit(job).await.unwrap().id().to_string()
+        }
+    };
+    // Plan it into two chunks of 10 frames and score the first.
+    let filter = fresco_queue::ClaimFilter {
+        jobs: Some(vec![job.clone()]),
+    };
+    let lease = app
+        .queue
+        .claim("w1", Duration::from_secs(60), &filter)
+        .await
+        .unwrap()
+        .unwrap();
+    let chunks = [
+        fresco_core::FrameRange { start: 0, end: 10 },
+        fresco_core::FrameRange { start: 10, end: 20 },
+    ];
+    app.queue
+        .complete_plan(&lease, "{}", 20, &chunks)
+        .await
+        .unwrap();
+    let lease = app
+        .queue
+        .claim("w1", Duration::from_secs(60), &filter)
+        .await
+        .unwrap()
+        .unwrap();
+    app.queue.complete_chunk(&lease).await.unwrap();
+
+    let overview = raw(&app, "/ui/overview", Auth::Cookie(&cookie))
+        .await
+        .json();
+    let listed = &overview["jobs"][0];
+    assert_eq!(listed["id"], job.as_str());
+    assert_eq!(listed["state"], "running");
+    assert_eq!(listed["progress"], 0.5);
+    assert_eq!(listed["frames_done"], 10);
+    assert_eq!(overview["jobs_by_state"]["running"], 1);
+    assert_eq!(overview["throughput"].as_array().unwrap().len(), 60);
+    let last_minute = overview["throughput"][59]["frames_per_second"]
+        .as_f64()
+        .unwrap();
+    let previous = overview["throughput"][58]["frames_per_second"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (last_minute + previous - 10.0 / 60.0).abs() < 1e-9,
+        "{}",
+        overview["throughput"]
+    );
+    let filtered = raw(&app, "/ui/overview?state=failed", Auth::Cookie(&cookie))
+        .await
+        .json();
+    assert_eq!(filtered["jobs"].as_array().unwrap().len(), 0);
+    let bad = raw(&app, "/ui/overview?state=lost", Auth::Cookie(&cookie)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let detail_uri = format!("/ui/jobs/{job}/detail");
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    let states: Vec<&str> = detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["done", "done", "pending", "pending"]);
+    assert!(detail["preview"].is_null());
+    let before_uri = format!("/ui/jobs/{job}/preview/before");
+    let missing = raw(&app, &before_uri, Auth::Cookie(&cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["error"]["code"], "preview-not-ready");
+    let unknown = raw(
+        &app,
+        "/ui/jobs/no-such-job/preview/before",
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json()["error"]["code"], "job-not-found");
+
+    let preview = Preview {
+        job_id: job.clone(),
+        chunk: 0,
+        frame: 0,
+        mime: "image/jpeg".into(),
+        before: vec![0xFF, 0xD8, 1, 2],
+        after: vec![0xFF, 0xD8, 3, 4],
+        created_at_ms: 0,
+    };
+    assert!(app.queue.save_preview(&preview).await.unwrap());
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(detail["preview"]["before_url"], before_uri.as_str());
+    let image = raw(&app, &before_uri, Auth::Cookie(&cookie)).await;
+    assert_eq!(image.status, StatusCode::OK);
+    assert_eq!(image.content_type(), "image/jpeg");
+    assert_eq!(&image.body[..], &preview.before[..]);
+    let after = raw(
+        &app,
+        &format!("/ui/jobs/{job}/preview/after"),
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(&after.body[..], &preview.after[..]);
+    let sideways = raw(
+        &app,
+        &format!("/ui/jobs/{job}/preview/sideways"),
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(sideways.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_submitter_sees_its_own_jobs_only_as_in_the_api() {
+    let app = app().await;
+    let (_, viewer) = signed_in(&app, Role::Viewer).await;
+    let (_, submitter) = signed_in(&app, Role::Submitter).await;
+    let job = fresco_queue::NewJob {
+        identity: "someone-else".into(),
+        input: "/in.mp4".into(),
+        output: "/out.mp4".into(),
+        spec: "{}".into(),
+        priority: 0,
+        budgets: fresco_core::RetryBudgets::default(),
+        idempotency_key: None,
+    };
+    let id = app.queue.submit(job).await.unwrap().id().to_string();
+    let seen = raw(&app, "/ui/overview", Auth::Cookie(&viewer))
+        .await
+        .json();
+    assert_eq!(seen["jobs"][0]["id"], id.as_str());
+    let own = raw(&app, "/ui/overview", Auth::Cookie(&submitter))
+        .await
+        .json();
+    assert_eq!(own["jobs"], serde_json::json!([]), "{own}");
+    for path in ["detail", "events", "preview/before"] {
+        let reply = raw(
+            &app,
+            &format!("/ui/jobs/{id}/{path}"),
+            Auth::Cookie(&submitter),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.json()["error"]["code"], "job-not-found", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_starts_with_a_whole_view() {
+    let app = app().await;
+    let (_, cookie) = signed_in(&app, Role::Viewer).await;
+    let response = fresco_server::router(app.state.clone())
+        .oneshot(
+            Request::get("/ui/events")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("a first event at once")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    let data = text
+        .strip_prefix("event: overview\ndata: ")
+        .unwrap_or_else(|| panic!("not an overview event: {text}"));
+    let view: Value = serde_json::from_str(data.trim_end()).unwrap();
+    assert!(
+        view["jobs"].is_array() && view["workers"].is_array(),
+        "{view}"
+    );
+    // A job page's stream of an unknown job is a 404, not an empty stream.
+    let missing = raw(&app, "/ui/jobs/no-such-job/events", Auth::Cookie(&cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_read_the_queue() {
+    // As `fresco serve` does at start: requests before it are not counted.
+    fresco_server::metrics::install().expect("the Prometheus recorder installs");
+    let app = app().await;
+    let (token, cookie) = signed_in(&app, Role::Viewer).await;
+    let job = fresco_queue::NewJob {
+        identity: "m-1".into(),
+        input: "/in.mp4".into(),
+        output: "/out.mp4".into(),
+        spec: "{}".into(),
+        priority: 0,
+        budgets: fresco_core::RetryBudgets::default(),
+        idempotency_key: None,
+    };
+    app.queue.submit(job).await.unwrap();
+    raw(&app, "/ui/jobs/abc/detail", Auth::Cookie(&cookie)).await;
+    let text = raw(&app, "/metrics", Auth::Bearer(&token)).await.text();
+    assert!(text.contains("fresco_jobs{state=\"queued\"} 1"), "{text}");
+    assert!(text.contains("fresco_jobs{state=\"failed\"} 0"), "{text}");
+    assert!(text.contains("fresco_queue_pending_tasks 1"), "{text}");
+    // The route's pattern, never the id in the path.
+    assert!(
+        text.contains("fresco_http_requests_total{method=\"GET\",route=\"/ui/jobs/{id}/detail\",status=\"404\"}"),
+        "{text}"
+    );
+    assert!(!text.contains("/ui/jobs/abc"), "{text}");
+    assert!(
+        text.contains("# TYPE fresco_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+}

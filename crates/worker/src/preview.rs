@@ -1,0 +1,163 @@
+//! A job's before/after preview: once a chunk of a job is scored, the worker that scored it
+//! grabs the chunk's first frame from the input and from the chunk it wrote, each scaled to at
+//! most [`MAX_WIDTH`] px wide and encoded as JPEG by ffmpeg, and stores the pair in the queue
+//! (the first pair of a job stays). The dashboard serves it from there, so servers of a cluster
+//! need no shared disk. A preview is a nicety: every failure is logged and nothing else.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fresco_core::FrameRange;
+use fresco_pipeline::{JobPlan, Tools};
+use fresco_queue::{Preview, Queue};
+
+/// The widest a preview image is.
+pub const MAX_WIDTH: u32 = 640;
+/// The media type of both images.
+pub const MIME: &str = "image/jpeg";
+/// How long one frame grab may take.
+const GRAB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Saves the job's preview from this chunk unless the job has one already. Runs on the
+/// task's blocking thread (it blocks on the queue through the runtime's handle).
+pub(crate) fn save_first(
+    tools: &Tools,
+    queue: &Arc<dyn Queue>,
+    job: &str,
+    chunk: u32,
+    frames: FrameRange,
+    plan: &JobPlan,
+    chunk_file: &Path,
+) {
+    let handle = tokio::runtime::Handle::current();
+    match handle.block_on(queue.preview(job)) {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!("could not look up the job's preview: {e}");
+            return;
+        }
+    }
+    let grabbed = grab_input_frame(tools, plan, frames.start)
+        .and_then(|before| Ok((before, grab_first_frame(tools, chunk_file)?)));
+    let (before, after) = match grabbed {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(chunk, "could not make the job's preview: {e}");
+            return;
+        }
+    };
+    let preview = Preview {
+        job_id: job.to_string(),
+        chunk,
+        frame: frames.start,
+        mime: MIME.into(),
+        before,
+        after,
+        created_at_ms: fresco_queue::now_ms(),
+    };
+    match handle.block_on(queue.save_preview(&preview)) {
+        Ok(true) => {
+            metrics::counter!(crate::telemetry::PREVIEWS_SAVED).increment(1);
+            tracing::info!(chunk, "saved the job's before/after preview");
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(chunk, "could not save the job's preview: {e}"),
+    }
+}
+
+/// Frame `index` (decode order) of the plan's input, as a preview JPEG. Found by time (a fast
+/// seek, then decoding on to the frame), or by counting frames where timestamps are not
+/// increasing.
+fn grab_input_frame(tools: &Tools, plan: &JobPlan, index: u64) -> Result<Vec<u8>, String> {
+    let input = plan.video.input.as_os_str();
+    let pts = &plan.frame_pts;
+    let i = usize::try_from(index).map_err(|_| format!("frame {index} is out of range"))?;
+    if i >= pts.len() {
+        return Err(format!(
+            "frame {index} is past the input's {} frames",
+            pts.len()
+        ));
+    }
+    let mut args: Vec<std::ffi::OsString> = vec!["-v".into(), "error".into()];
+    let filter = if plan.count_frames {
+        args.extend(["-i".into(), input.to_owned()]);
+        format!("select=eq(n\\,{i}),{}", scale_filter())
+    } else {
+        let (num, den) = plan.video.time_base;
+        let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
+        let first = pts.iter().copied().min().unwrap_or(0);
+        // Half a frame early, so that rounding never skips the frame itself.
+        let half_gap = pts
+            .get(i + 1)
+            .map(|next| seconds(next - pts[i]) / 2.0)
+            .unwrap_or(0.001);
+        let at = (seconds(pts[i] - first) - half_gap).max(0.0);
+        args.extend([
+            "-ss".into(),
+            format!("{at:.6}").into(),
+            "-i".into(),
+            input.to_owned(),
+        ]);
+        scale_filter()
+    };
+    args.extend(["-vf".into(), filter.into()]);
+    jpeg(tools, args)
+}
+
+/// The first frame of a video file, as a preview JPEG.
+fn grab_first_frame(tools: &Tools, file: &Path) -> Result<Vec<u8>, String> {
+    let args: Vec<std::ffi::OsString> = vec![
+        "-v".into(),
+        "error".into(),
+        "-i".into(),
+        file.as_os_str().to_owned(),
+        "-vf".into(),
+        scale_filter().into(),
+    ];
+    jpeg(tools, args)
+}
+
+/// At most [`MAX_WIDTH`] wide, keeping the aspect ratio (an even height, for JPEG's 4:2:0).
+fn scale_filter() -> String {
+    format!("scale='min({MAX_WIDTH},iw)':-2")
+}
+
+fn jpeg(tools: &Tools, mut args: Vec<std::ffi::OsString>) -> Result<Vec<u8>, String> {
+    args.extend(
+        [
+            "-frames:v",
+            "1",
+            "-an",
+            "-sn",
+            "-dn",
+            "-pix_fmt",
+            "yuvj420p",
+            "-q:v",
+            "4",
+            "-c:v",
+            "mjpeg",
+            "-f",
+            "image2pipe",
+            "-",
+        ]
+        .map(std::ffi::OsString::from),
+    );
+    let captured = tools
+        .ffmpeg
+        .output(&args, GRAB_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    if captured.stdout.len() < 4 || captured.stdout[..2] != [0xFF, 0xD8] {
+        return Err(format!(
+            "ffmpeg wrote no JPEG ({} bytes){}",
+            captured.stdout.len(),
+            if captured.stderr_tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", captured.stderr_tail)
+            }
+        ));
+    }
+    Ok(captured.stdout)
+}

@@ -1,0 +1,175 @@
+//! The system store: where a job's scored chunks and its log archive live.
+//!
+//! A deployment has two stores (`--data` and `--system`): the **data** store holds inputs and
+//! outputs, which users reach; the **system** store holds what only fresco reads, which users
+//! must not reach. The system store is either
+//! - a local folder every worker sees (the default, `STATE/work`, or a shared mount): chunks
+//!   are written there in place by ffmpeg, as `JOB/chunk-NNNNNN.nut`; or
+//! - an object-store prefix (`az://fresco-system/work`, `s3://...`): a worker scores a chunk
+//!   into its scratch folder and uploads it to `jobs/JOB/chunk-NNNNNN.nut` (the object appears
+//!   only when complete, so a half-written chunk is never seen), and the assembling worker
+//!   downloads the job's chunks into its scratch folder, under the scratch budget.
+//!
+//! Either way a chunk found already stored counts as done (its earlier scorer died before
+//! recording it), and a job's chunks are removed when it ends.
+//!
+//! Each job's log is also kept in the system store as text, at `logs/JOB.log`: rewritten from
+//! the queue's log when the job is planned, when a task fails, and when the job ends. The queue
+//! holds the live log (the API reads it with a cursor); the store holds the archive that
+//! outlives the queue's rows.
+
+use std::path::{Path, PathBuf};
+
+use fresco_pipeline::chunk;
+use fresco_pipeline::FailureClass;
+use fresco_queue::Queue;
+use fresco_store::{Downloaded, Store, StoreError};
+
+use super::TaskFailure;
+
+/// The object key of chunk `n` of `job` in an object system store.
+pub fn chunk_key(job: &str, n: u32) -> String {
+    format!("jobs/{job}/{}", chunk::chunk_file_name(n))
+}
+
+/// The object key of a job's log archive.
+pub fn log_key(job: &str) -> String {
+    format!("logs/{job}.log")
+}
+
+fn failure(e: StoreError) -> TaskFailure {
+    TaskFailure {
+        message: format!("the system store: {e}"),
+        // The store being away is not the job's fault: try again later or elsewhere.
+        retryable: true,
+        class: FailureClass::Processing,
+    }
+}
+
+/// Whether chunk `n` of `job` is already stored.
+pub(super) fn chunk_stored(store: &Store, job: &str, n: u32) -> Result<bool, TaskFailure> {
+    let handle = tokio::runtime::Handle::current();
+    Ok(handle
+        .block_on(store.head(&chunk_key(job, n)))
+        .map_err(failure)?
+        .is_some_and(|info| info.size > 0))
+}
+
+/// Uploads a scored chunk and removes the local file.
+pub(super) fn upload_chunk(
+    store: &Store,
+    job: &str,
+    n: u32,
+    local: &Path,
+) -> Result<(), TaskFailure> {
+    let handle = tokio::runtime::Handle::current();
+    let uploaded = handle.block_on(store.upload_file(&chunk_key(job, n), local));
+    let _ = std::fs::remove_file(local);
+    let info = uploaded.map_err(failure)?;
+    tracing::debug!("uploaded chunk {n} of job {job} ({} bytes)", info.size);
+    Ok(())
+}
+
+/// Downloads the job's `count` chunks into `dir`; the reservations of the scratch budget are
+/// held as long as the returned values live.
+pub(super) fn download_chunks(
+    store: &Store,
+    job: &str,
+    count: u32,
+    dir: &Path,
+    budget: Option<&fresco_store::ScratchBudget>,
+) -> Result<(Vec<PathBuf>, Vec<Downloaded>), TaskFailure> {
+    let handle = tokio::runtime::Handle::current();
+    std::fs::create_dir_all(dir).map_err(|e| TaskFailure {
+        message: format!("{}: cannot create the folder: {e}", dir.display()),
+        retryable: true,
+        class: FailureClass::Processing,
+    })?;
+    let mut files = Vec::with_capacity(count as usize);
+    let mut held = Vec::with_capacity(count as usize);
+    for n in 0..count {
+        let local = dir.join(chunk::chunk_file_name(n));
+        let downloaded = handle
+            .block_on(store.download_file(&chunk_key(job, n), &local, budget))
+            .map_err(|e| match e {
+                // Lost chunks are rescored by a retry of the job; say which.
+                StoreError::NotFound { .. } => TaskFailure {
+                    message: format!(
+                        "chunk {n} of job {job} is missing from the system store {} (removed by hand?); retry the job to score it again",
+                        store.display_url()
+                    ),
+                    retryable: false,
+                    class: FailureClass::Processing,
+                },
+                other => failure(other),
+            })?;
+        files.push(local);
+        held.push(downloaded);
+    }
+    Ok((files, held))
+}
+
+/// Removes a job's chunks from an object system store.
+pub(super) async fn remove_chunks(store: &Store, job: &str) {
+    match store.delete_prefix(&format!("jobs/{job}")).await {
+        Ok(n) if n > 0 => tracing::debug!("removed {n} chunks of job {job} from the system store"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not remove the chunks of job {job}: {e}"),
+    }
+}
+
+/// Removes a job's chunks wherever they are (after it was canceled elsewhere than in a
+/// worker): its folder in `work_dir` and its objects in an object system store.
+pub async fn remove_job_files(work_dir: Option<&Path>, system: Option<&Store>, job: &str) {
+    if let Some(dir) = work_dir {
+        crate::sweep::remove_job_dir(dir, job);
+    }
+    if let Some(store) = system {
+        remove_chunks(store, job).await;
+    }
+}
+
+/// Writes the job's log as it stands to `logs/JOB.log` in `store`. Failures are only logged:
+/// the queue still has every line.
+pub async fn archive_log(queue: &dyn Queue, store: &Store, job: &str) {
+    let mut text = String::new();
+    let mut after = None;
+    loop {
+        let lines = match queue.job_log(job, after, 1000).await {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::debug!("could not read the log of job {job}: {e}");
+                return;
+            }
+        };
+        let Some(last) = lines.last() else { break };
+        after = Some(last.id);
+        for line in &lines {
+            let at = chrono::DateTime::from_timestamp_millis(line.at_ms)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                .unwrap_or_else(|| line.at_ms.to_string());
+            text.push_str(&format!(
+                "{at} {} {}\n",
+                line.worker.as_deref().unwrap_or("-"),
+                line.message
+            ));
+        }
+        if lines.len() < 1000 {
+            break;
+        }
+    }
+    if let Err(e) = store.put_bytes(&log_key(job), text.into()).await {
+        tracing::warn!("could not archive the log of job {job}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_per_job() {
+        assert_eq!(chunk_key("j1", 3), "jobs/j1/chunk-00003.nut");
+        assert_eq!(log_key("j1"), "logs/j1.log");
+    }
+}
