@@ -124,17 +124,18 @@ async fn create(args: CreateArgs) -> Result<ExitCode, Failure> {
         role: args.role,
         expires_at_ms,
     };
-    let issued =
-        match queue.create_token(&token, None).await {
-            Ok(issued) => issued,
-            Err(QueueError::NameTaken(name)) => return Err(Failure::new(
+    let issued = match queue.create_token(&token, None).await {
+        Ok(issued) => issued,
+        Err(QueueError::NameTaken(name)) => {
+            return Err(Failure::new(
                 exit::BAD_ARGUMENTS,
                 format!(
                     "--name {name}: a token with this name exists already (names are never reused)"
                 ),
-            )),
-            Err(e) => return Err(queue_failure(&url, e)),
-        };
+            ))
+        }
+        Err(e) => return Err(queue_failure(&url, e)),
+    };
     if args.json {
         let mut value = serde_json::to_value(&issued.record).expect("serialises");
         value["secret"] = serde_json::Value::String(issued.secret);

@@ -12,6 +12,9 @@ struct Server {
     child: Child,
     base: String,
     log: std::path::PathBuf,
+    /// An admin token made with `fresco tokens create`, and the file that holds it.
+    token: String,
+    token_file: std::path::PathBuf,
 }
 
 impl Server {
@@ -20,10 +23,23 @@ impl Server {
     }
 
     fn start_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Server {
-        let log = dir.join(format!(
-            "serve-{}.log",
-            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
-        ));
+        let stamp = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
+        let log = dir.join(format!("serve-{stamp}.log"));
+        let db = format!("sqlite://{}", dir.join("queue.db").display());
+        let made = fresco([
+            s("tokens"),
+            s("create"),
+            s("--role"),
+            s("admin"),
+            s("--name"),
+            s(&format!("admin-{stamp}")),
+            s("--db"),
+            s(&db),
+        ])
+        .ok();
+        let token = made.stdout.trim().to_string();
+        let token_file = dir.join(format!("token-{stamp}"));
+        std::fs::write(&token_file, &token).unwrap();
         let child = fresco_cmd()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -48,11 +64,30 @@ impl Server {
             }
             !base.is_empty()
         });
-        Server { child, base, log }
+        Server {
+            child,
+            base,
+            log,
+            token,
+            token_file,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    fn post(&self, url: &str) -> ureq::Request {
+        ureq::post(url).set("Authorization", &format!("Bearer {}", self.token))
+    }
+
+    fn json(&self, url: &str) -> serde_json::Value {
+        ureq::get(url)
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
@@ -74,10 +109,6 @@ impl Drop for Server {
     }
 }
 
-fn get_json(url: &str) -> serde_json::Value {
-    ureq::get(url).call().unwrap().into_json().unwrap()
-}
-
 #[test]
 fn a_job_submitted_over_http_is_styled_frame_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +126,8 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         "crf": 0,
         "chunk_frames": 7,
     });
-    let created = ureq::post(&server.url("/v1/jobs"))
+    let created = server
+        .post(&server.url("/v1/jobs"))
         .set("Idempotency-Key", "clip-1")
         .send_json(body.clone())
         .unwrap();
@@ -104,7 +136,8 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
     let id = job["id"].as_str().unwrap().to_string();
 
     // A retried submission with the same key is the same job.
-    let again = ureq::post(&server.url("/v1/jobs"))
+    let again = server
+        .post(&server.url("/v1/jobs"))
         .set("Idempotency-Key", "clip-1")
         .send_json(body)
         .unwrap();
@@ -116,17 +149,18 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
 
     let job_url = server.url(&format!("/v1/jobs/{id}"));
     wait_until(Duration::from_secs(120), "the job to finish", || {
-        let state = get_json(&job_url)["state"]
+        let state = server.json(&job_url)["state"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        assert_ne!(state, "failed", "{}", get_json(&job_url));
+        assert_ne!(state, "failed", "{}", server.json(&job_url));
         state == "succeeded"
     });
     assert_eq!(frame_md5s(&output), frame_md5s(&input));
 
     // Once the output exists, a repeat with the key still returns the job (not "output exists").
-    let late = ureq::post(&server.url("/v1/jobs"))
+    let late = server
+        .post(&server.url("/v1/jobs"))
         .set("Idempotency-Key", "clip-1")
         .send_json(serde_json::json!({
             "input": input, "output": output, "model": model, "chunk_frames": 7,
@@ -139,7 +173,15 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
     );
 
     // The same through `fresco jobs --server`.
-    let listed = fresco([s("jobs"), s("list"), s("--server"), s(&server.base)]).ok();
+    let listed = fresco([
+        s("jobs"),
+        s("list"),
+        s("--server"),
+        s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
+    ])
+    .ok();
     assert!(
         listed.stdout.contains(&id) && listed.stdout.contains("succeeded"),
         "{}",
@@ -151,12 +193,23 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         s(&id),
         s("--server"),
         s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
         s("--json"),
     ])
     .ok()
     .json();
     assert_eq!(shown["state"], "succeeded");
-    let log = fresco([s("jobs"), s("logs"), s(&id), s("--server"), s(&server.base)]).ok();
+    let log = fresco([
+        s("jobs"),
+        s("logs"),
+        s(&id),
+        s("--server"),
+        s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
+    ])
+    .ok();
     for words in [
         "claimed plan",
         "planned:",
@@ -175,6 +228,8 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         s("no-such-job"),
         s("--server"),
         s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
     ])
     .fails(3, "", &["no-such-job"]);
     let second = dir.path().join("second.mp4");
@@ -188,11 +243,13 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         p(&model),
         s("--server"),
         s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
     ])
     .ok();
     let second_id = submitted.stdout.trim().to_string();
     wait_until(Duration::from_secs(120), "the second job to finish", || {
-        get_json(&server.url(&format!("/v1/jobs/{second_id}")))["state"] == "succeeded"
+        server.json(&server.url(&format!("/v1/jobs/{second_id}")))["state"] == "succeeded"
     });
     assert!(second.is_file());
     fresco([
@@ -205,10 +262,12 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         p(&model),
         s("--server"),
         s(&server.base),
+        s("--token-file"),
+        p(&server.token_file),
     ])
     .fails(3, "", &["missing.mp4"]);
 
-    let workers = get_json(&server.url("/v1/workers"));
+    let workers = server.json(&server.url("/v1/workers"));
     let list = workers["workers"].as_array().expect("a workers list");
     assert_eq!(list.len(), 1, "{workers}");
     assert_eq!(list[0]["device"], "cpu");
@@ -266,7 +325,7 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
 
     // One job in all: the broken file, the text and the hidden upload made none.
     let succeeded = |server: &Server| {
-        let jobs = get_json(&server.url("/v1/jobs"));
+        let jobs = server.json(&server.url("/v1/jobs"));
         let list = jobs["jobs"].as_array().unwrap().clone();
         assert!(list.iter().all(|j| j["state"] == "succeeded"), "{jobs}");
         list.len()
@@ -276,13 +335,18 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
         succeeded(&server),
         1,
         "{}",
-        get_json(&server.url("/v1/jobs"))
+        server.json(&server.url("/v1/jobs"))
     );
     assert!(server.stop().success());
 
     // A restart lists the folder again and finds the job already made.
     let mut again = Server::start_with(dir.path(), &args);
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(succeeded(&again), 1, "{}", get_json(&again.url("/v1/jobs")));
+    assert_eq!(
+        succeeded(&again),
+        1,
+        "{}",
+        again.json(&again.url("/v1/jobs"))
+    );
     assert!(again.stop().success(), "{}", read_log(&again.log));
 }
