@@ -89,4 +89,10 @@ cargo test --workspace
 # The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
 # run briefly; scripts/fuzz.sh installs cargo-fuzz from crates.io and skips with a message where
 # it cannot, unless FRESCO_REQUIRE_FUZZ=1.
-scripts/fuzz.sh "${FRESCO_FUZZ_SECONDS:-15}"
+# Opt-in (FRESCO_FUZZ=1): the instrumented build of the targets rebuilds the whole dependency
+# tree (measured here: ~29 CPU-minutes and 2.7 GB of disk), too much for every CI run.
+if [ "${FRESCO_FUZZ:-0}" = 1 ]; then
+  scripts/fuzz.sh "${FRESCO_FUZZ_SECONDS:-15}"
+else
+  echo "test.sh: fuzz targets not run (set FRESCO_FUZZ=1 to build and run each for ${FRESCO_FUZZ_SECONDS:-15} s)"
+fi

@@ -116,6 +116,9 @@ pub struct ModelArgs {
     /// cpu, or cuda[:N] for an NVIDIA GPU.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
+    /// fp32, or fp16 (the model converted to half precision when loaded; needs --device cuda).
+    #[arg(long, default_value = "fp32")]
+    pub precision: fresco_infer::fp16::Precision,
     /// Never download a model; fail with where to put it instead.
     #[arg(long)]
     pub no_download: bool,
@@ -136,6 +139,7 @@ impl ModelArgs {
             device: self.device,
             input_range: self.input_range,
             channel_order: self.channel_order,
+            precision: self.precision,
             ..EngineOptions::default()
         }
     }
@@ -149,11 +153,13 @@ impl ModelArgs {
             input_range: self.input_range,
             channel_order: self.channel_order,
             device_kind: device_kind(self.device).to_string(),
-            precision: "fp32".into(),
+            precision: self.precision.to_string(),
         }
     }
 
     pub fn load(&self) -> Result<LoadedModel, Failure> {
+        fresco_infer::fp16::check_device(self.precision, self.device)
+            .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
         let registry = Registry::from_env();
         Ok(load_model(
             &self.choice(),

@@ -11,7 +11,8 @@
 //!   expiry): the frames scored so far are scored again by the next worker, at most one chunk.
 //!
 //! Runs on PostgreSQL when FRESCO_TEST_POSTGRES_URL is set (the backend of a cluster), on SQLite
-//! otherwise. FRESCO_CHAOS_SEED=N replays another schedule. Takes about 2.5 to 3 minutes.
+//! otherwise; the fault-free run uses the same backend. FRESCO_CHAOS_SEED=N replays another
+//! schedule. Takes about 3 minutes.
 
 mod common;
 mod joblog;
@@ -71,6 +72,14 @@ struct Worker {
     child: Child,
     log: PathBuf,
     grace: u64,
+}
+
+impl Drop for Worker {
+    /// A failing test leaves no worker behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Worker {
@@ -245,7 +254,6 @@ fn queue_for(dir: &Path) -> (TestQueue, &'static str) {
             "PostgreSQL",
         )
     } else {
-        eprintln!("chaos: FRESCO_TEST_POSTGRES_URL is not set: running on SQLite");
         (sqlite_queue(dir), "SQLite")
     }
 }
@@ -266,11 +274,15 @@ fn pre_empted_workers_finish_the_job_with_identical_output() {
     // The fault-free run: the same job in a queue of its own, one worker, no delay, alongside.
     let reference_dir = dir.path().join("reference");
     std::fs::create_dir_all(&reference_dir).unwrap();
-    let reference_queue = sqlite_queue(&reference_dir);
+    let (reference_queue, _) = queue_for(&reference_dir);
     let reference_out = reference_dir.join("out.mp4");
     let reference_id = submit(&reference_queue, &input, &reference_out);
-    let mut reference_worker =
-        reference_queue.spawn_worker(&reference_dir.join("worker.log"), &[], &[]);
+    let reference_log = reference_dir.join("worker.log");
+    let mut reference_worker = Worker {
+        child: reference_queue.spawn_worker(&reference_log, &[], &[]),
+        log: reference_log,
+        grace: 30,
+    };
 
     let chaos_dir = dir.path().join("chaos");
     std::fs::create_dir_all(&chaos_dir).unwrap();
@@ -382,7 +394,7 @@ fn pre_empted_workers_finish_the_job_with_identical_output() {
 
     // Identical to the fault-free run, frame by frame.
     let status = wait_exit(
-        &mut reference_worker,
+        &mut reference_worker.child,
         Duration::from_secs(300),
         "the fault-free worker",
     );

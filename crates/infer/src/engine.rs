@@ -22,6 +22,8 @@ pub struct EngineOptions {
     pub channel_order: Option<ChannelOrder>,
     /// Frames are padded to a multiple of this before scoring, then cropped.
     pub pad_multiple: u32,
+    /// fp16: the model is converted by [`crate::fp16::to_fp16`] when it is loaded.
+    pub precision: crate::fp16::Precision,
 }
 
 impl Default for EngineOptions {
@@ -32,6 +34,7 @@ impl Default for EngineOptions {
             input_range: None,
             channel_order: None,
             pad_multiple: 4,
+            precision: crate::fp16::Precision::Fp32,
         }
     }
 }
@@ -169,6 +172,25 @@ impl Engine {
                     ),
                 })?;
         }
+        let converted;
+        let bytes = match options.precision {
+            crate::fp16::Precision::Fp32 => bytes,
+            crate::fp16::Precision::Fp16 => {
+                crate::fp16::check_device(options.precision, options.device).map_err(|e| {
+                    EngineError::Device {
+                        device: options.device,
+                        reason: e.to_string(),
+                    }
+                })?;
+                converted = crate::fp16::to_fp16(bytes)
+                    .map_err(|e| EngineError::InvalidModel {
+                        model: label.to_string(),
+                        reason: format!("--precision fp16: {e}"),
+                    })?
+                    .0;
+                &converted[..]
+            }
+        };
         let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let io = inspect(&session, label, options)?;
         let batch = io_batch(&io);

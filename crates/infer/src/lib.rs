@@ -2,6 +2,7 @@
 //! with their frame conversions ([`engine`]), and ONNX graphs built in code ([`onnx_build`]).
 pub mod device;
 pub mod engine;
+pub mod fp16;
 pub mod onnx_build;
 pub mod registry;
 pub mod runtime;

@@ -128,9 +128,23 @@ impl SqliteQueue {
 
     /// Begins a write transaction holding SQLite's write lock. Dropping it uncommitted rolls
     /// back.
+    ///
+    /// The `BEGIN` runs in a task of its own. sqlx runs SQLite statements on a thread of the
+    /// connection; if the caller's future were dropped while `BEGIN IMMEDIATE` waits for the
+    /// lock (a heartbeat aborted at the end of a task, a `select!` that picked another
+    /// branch), that thread would still begin the transaction, and the connection would go
+    /// back to the pool holding SQLite's write lock with no `Transaction` to roll it back:
+    /// every other writer, in every process, then waits out its busy timeout and fails
+    /// ("database is locked"). In its own task the `Transaction` always comes into being, and
+    /// is dropped (rolled back) there if nobody awaits it any more.
     async fn write(&self) -> Result<(MutexGuard<'_, ()>, Transaction<'static, Sqlite>)> {
         let gate = self.write_gate.lock().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pool = self.pool.clone();
+        let tx = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+            .await
+            .map_err(|e| {
+                crate::QueueError::Corrupt(format!("the transaction task failed: {e}"))
+            })??;
         Ok((gate, tx))
     }
 }

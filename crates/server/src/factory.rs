@@ -149,7 +149,15 @@ impl LocalJobFactory {
         let mut request = request.clone();
         if let Some(root) = &self.data_root {
             request.input = data_name("input", root, &request.input)?;
-            request.output = data_name("output", root, &request.output)?;
+            let output = data_name("output", root, &request.output)?;
+            if output != request.output && !root.contains("://") {
+                // Users cannot make folders in the data store: its sub-folders are made as
+                // outputs name them (object stores have none to make).
+                if let Some(parent) = Path::new(&output).parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+            }
+            request.output = output;
         }
         Ok(request)
     }

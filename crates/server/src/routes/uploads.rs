@@ -167,6 +167,7 @@ pub fn download_url(state: &AppState, headers: &HeaderMap, key: &str, expires_at
         (status = 201, description = "Upload with PUT to `upload_url`, then submit `input`", body = UploadGrant),
         (status = 400, description = "Bad name or validity", body = ErrorBody),
         (status = 409, description = "The server has no data store", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
     )
 )]

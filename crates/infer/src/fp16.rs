@@ -1,0 +1,726 @@
+//! Half-precision models: [`to_fp16`] rewrites an fp32 ONNX model so that its weights and its
+//! computation are float16, while its graph inputs and outputs stay float32 (a `Cast` node at
+//! each boundary), so callers still feed and read `f32` tensors.
+//!
+//! What is converted:
+//! - float32 initializers, and the `value` tensors of `Constant` / `ConstantOfShape` nodes,
+//!   become float16 (rounded to nearest, ties to even; magnitudes above 65504 are clamped to
+//!   ±65504 and counted in [`Fp16Report::clamped`]);
+//! - `Cast` nodes inside the graph that cast *to* float32 cast to float16 instead;
+//! - every float32 `value_info` inside the graph is declared float16;
+//! - a float32 graph input `x` gets `Cast(x) -> x__fp16` and its consumers read `x__fp16`;
+//!   a float32 graph output `y` is produced as `y__fp16` and cast back to float32 as `y`.
+//!
+//! Inputs that ONNX requires to be float32 whatever the data type (`scales` and `roi` of
+//! `Resize`, `scales` of `Upsample`) stay float32: a constant stays as it is (a float16 copy is
+//! added if it also feeds other nodes), a computed value is cast back to float32.
+//!
+//! [`to_fp16_weights_only`] is the same rounding of the weights with the computation kept in
+//! float32 (each converted weight is cast back to float32 where it is used); it isolates the
+//! loss that comes from storing the weights in half precision.
+//!
+//! The protobuf messages are declared here rather than taken from [`crate::onnx_build`]: that
+//! writer declares only the fields it writes, and `prost` drops fields it does not know when it
+//! decodes, which would silently lose parts of a real model (value_info, tensor attributes,
+//! doc strings, typed data fields). The messages below cover every field of the `onnx.proto`
+//! messages involved; sub-messages that are never rewritten are kept as opaque bytes.
+//! Models with functions, subgraphs (`If`, `Loop`, `Scan`), external data or sparse
+//! initializers are refused with a [`Fp16Error`], not half-converted.
+
+use std::collections::{HashMap, HashSet};
+
+use half::f16;
+use prost::Message;
+
+/// `TensorProto.DataType.FLOAT`.
+pub const DT_FLOAT: i32 = 1;
+/// `TensorProto.DataType.FLOAT16`.
+pub const DT_FLOAT16: i32 = 10;
+
+/// Numeric precision a model runs in (`--precision`, and a job's pinned `precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// The model as it is (float32).
+    #[default]
+    Fp32,
+    /// The model converted by [`to_fp16`] when it is loaded.
+    Fp16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A precision that is not `fp32` or `fp16`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision {0:?}: expected fp32 or fp16")]
+pub struct UnknownPrecision(pub String);
+
+impl std::str::FromStr for Precision {
+    type Err = UnknownPrecision;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "fp16" | "float16" => Ok(Precision::Fp16),
+            _ => Err(UnknownPrecision(s.to_string())),
+        }
+    }
+}
+
+/// Why fp16 was refused for a device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--precision fp16 needs --device cuda[:N]: on the CPU, ONNX Runtime computes an fp16 model \
+     in fp32 (it casts around the operators that lack fp16 CPU kernels), so it would be fp32 \
+     arithmetic with no speed-up; use --precision fp32 on the CPU"
+)]
+pub struct Fp16NeedsCuda;
+
+/// Refuses fp16 on the CPU (see [`Fp16NeedsCuda`]); fp32 runs anywhere.
+pub fn check_device(
+    precision: Precision,
+    device: fresco_core::Device,
+) -> Result<(), Fp16NeedsCuda> {
+    match (precision, device) {
+        (Precision::Fp16, fresco_core::Device::Cpu) => Err(Fp16NeedsCuda),
+        _ => Ok(()),
+    }
+}
+
+/// Why a model could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum Fp16Error {
+    #[error("not a valid ONNX model: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the ONNX model has no graph")]
+    NoGraph,
+    #[error("fp16 conversion does not support {0}")]
+    Unsupported(String),
+    #[error("tensor {name:?}: {reason}")]
+    BadTensor { name: String, reason: String },
+}
+
+/// What [`to_fp16`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fp16Report {
+    /// Float tensors (initializers and constants) stored as float16.
+    pub converted_tensors: usize,
+    /// Float32 tensors left as they are because an operator needs float32 there.
+    pub kept_fp32_tensors: usize,
+    /// Bytes of the converted tensors' data before and after.
+    pub bytes_before: usize,
+    pub bytes_after: usize,
+    /// Values whose magnitude exceeded the float16 range and were clamped to ±65504.
+    pub clamped: usize,
+    /// `Cast` nodes added at the graph's boundary and before float32-only inputs.
+    pub casts_added: usize,
+}
+
+/// Converts an fp32 ONNX model to fp16 compute with float32 inputs and outputs.
+pub fn to_fp16(model: &[u8]) -> Result<(Vec<u8>, Fp16Report), Fp16Error> {
+    convert(model, Mode::Full)
+}
+
+/// Rounds the model's float weights to float16 but keeps the computation in float32 (each
+/// rounded weight is cast back where it is used). Measures the weight-precision loss alone.
+pub fn to_fp16_weights_only(model: &[u8]) -> Result<(Vec<u8>, Fp16Report), Fp16Error> {
+    convert(model, Mode::WeightsOnly)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    WeightsOnly,
+}
+
+/// Node inputs that ONNX types as float32 whatever the data type: (op, input index).
+const FP32_ONLY_INPUTS: &[(&str, usize)] = &[("Resize", 1), ("Resize", 2), ("Upsample", 1)];
+
+fn needs_fp32(op: &str, index: usize) -> bool {
+    FP32_ONLY_INPUTS.contains(&(op, index))
+}
+
+fn convert(bytes: &[u8], mode: Mode) -> Result<(Vec<u8>, Fp16Report), Fp16Error> {
+    let mut model = ModelProto::decode(bytes)?;
+    if !model.functions.is_empty() {
+        return Err(Fp16Error::Unsupported("models with functions".into()));
+    }
+    if !model.training_info.is_empty() {
+        return Err(Fp16Error::Unsupported("models with training info".into()));
+    }
+    let graph = model.graph.as_mut().ok_or(Fp16Error::NoGraph)?;
+    check_supported(graph)?;
+    let mut report = Fp16Report::default();
+    let mut names = Names::new(graph);
+
+    // Which values feed float32-only inputs, and which feed anything else.
+    let mut fp32_uses: HashSet<String> = HashSet::new();
+    let mut other_uses: HashSet<String> = HashSet::new();
+    for node in &graph.node {
+        for (i, input) in node.input.iter().enumerate() {
+            if input.is_empty() {
+                continue;
+            }
+            if needs_fp32(&node.op_type, i) {
+                fp32_uses.insert(input.clone());
+            } else {
+                other_uses.insert(input.clone());
+            }
+        }
+    }
+
+    let mut prologue: Vec<NodeProto> = Vec::new();
+    let mut extra_inits: Vec<TensorProto> = Vec::new();
+    // name -> name to read instead, for uses other than float32-only inputs.
+    let mut rename: HashMap<String, String> = HashMap::new();
+
+    // Initializers.
+    for tensor in &mut graph.initializer {
+        if tensor.data_type != DT_FLOAT {
+            continue;
+        }
+        let name = tensor.name.clone();
+        match mode {
+            Mode::Full => {
+                if fp32_uses.contains(&name) {
+                    report.kept_fp32_tensors += 1;
+                    if other_uses.contains(&name) {
+                        let mut copy = tensor.clone();
+                        copy.name = names.fresh(&format!("{name}__fp16"));
+                        half_tensor(&mut copy, &mut report)?;
+                        rename.insert(name, copy.name.clone());
+                        extra_inits.push(copy);
+                    }
+                } else {
+                    half_tensor(tensor, &mut report)?;
+                }
+            }
+            Mode::WeightsOnly => {
+                if fp32_uses.contains(&name) {
+                    report.kept_fp32_tensors += 1;
+                    continue;
+                }
+                half_tensor(tensor, &mut report)?;
+                let back = names.fresh(&format!("{name}__fp32"));
+                prologue.push(cast_node(&name, &back, DT_FLOAT, &mut names));
+                report.casts_added += 1;
+                rename.insert(name, back);
+            }
+        }
+    }
+
+    // Nodes: constants, casts to float.
+    let mut cast_after: Vec<(usize, String, String)> = Vec::new();
+    for (index, node) in graph.node.iter_mut().enumerate() {
+        let is_domain_default = node.domain.is_empty() || node.domain == "ai.onnx";
+        if !is_domain_default {
+            continue;
+        }
+        match node.op_type.as_str() {
+            "Constant" | "ConstantOfShape" => {
+                let Some(out) = node.output.first().cloned() else {
+                    continue;
+                };
+                let Some(attr) = node.attribute.iter_mut().find(|a| a.name == "value") else {
+                    continue;
+                };
+                let Some(t) = attr.t.as_mut() else { continue };
+                if t.data_type != DT_FLOAT {
+                    continue;
+                }
+                if mode == Mode::Full && fp32_uses.contains(&out) {
+                    report.kept_fp32_tensors += 1;
+                    if other_uses.contains(&out) {
+                        let half_name = names.fresh(&format!("{out}__fp16"));
+                        cast_after.push((index, out.clone(), half_name.clone()));
+                        rename.insert(out, half_name);
+                    }
+                    continue;
+                }
+                half_tensor(t, &mut report)?;
+                if mode == Mode::WeightsOnly {
+                    let back = names.fresh(&format!("{out}__fp32"));
+                    cast_after.push((index, out.clone(), back.clone()));
+                    rename.insert(out, back);
+                }
+            }
+            "Cast" if mode == Mode::Full => {
+                for attr in node.attribute.iter_mut() {
+                    if attr.name == "to" && attr.i == Some(DT_FLOAT as i64) {
+                        attr.i = Some(DT_FLOAT16 as i64);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Graph inputs and outputs stay float32 (only the full conversion changes compute).
+    let mut epilogue: Vec<NodeProto> = Vec::new();
+    if mode == Mode::Full {
+        let initializer_names: HashSet<String> =
+            graph.initializer.iter().map(|t| t.name.clone()).collect();
+        for input in &graph.input {
+            if initializer_names.contains(&input.name) || elem_type(input) != Some(DT_FLOAT) {
+                continue;
+            }
+            let half_name = names.fresh(&format!("{}__fp16", input.name));
+            prologue.push(cast_node(&input.name, &half_name, DT_FLOAT16, &mut names));
+            report.casts_added += 1;
+            rename.insert(input.name.clone(), half_name);
+        }
+        for output in &graph.output {
+            if elem_type(output) != Some(DT_FLOAT) {
+                continue;
+            }
+            let half_name = names.fresh(&format!("{}__fp16", output.name));
+            for node in graph.node.iter_mut() {
+                for o in node.output.iter_mut() {
+                    if *o == output.name {
+                        *o = half_name.clone();
+                    }
+                }
+                for i in node.input.iter_mut() {
+                    if *i == output.name {
+                        *i = half_name.clone();
+                    }
+                }
+            }
+            epilogue.push(cast_node(&half_name, &output.name, DT_FLOAT, &mut names));
+            report.casts_added += 1;
+        }
+        for vi in graph.value_info.iter_mut() {
+            set_elem_type(vi, DT_FLOAT, DT_FLOAT16);
+        }
+    }
+
+    // Rewire consumers, adding casts to float32 before float32-only inputs that are computed.
+    let kept_constants: HashSet<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == DT_FLOAT)
+        .map(|t| t.name.clone())
+        .chain(
+            graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Constant")
+                .filter(|n| {
+                    n.attribute
+                        .iter()
+                        .any(|a| a.t.as_ref().is_some_and(|t| t.data_type == DT_FLOAT))
+                })
+                .flat_map(|n| n.output.clone()),
+        )
+        .collect();
+    let graph_inputs: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
+    let mut nodes: Vec<NodeProto> = Vec::with_capacity(graph.node.len() + prologue.len() + 4);
+    nodes.append(&mut prologue);
+    let mut fp32_casts: HashMap<String, String> = HashMap::new();
+    let old_nodes = std::mem::take(&mut graph.node);
+    for (index, mut node) in old_nodes.into_iter().enumerate() {
+        let op = node.op_type.clone();
+        let mut before: Vec<NodeProto> = Vec::new();
+        for (i, input) in node.input.iter_mut().enumerate() {
+            if input.is_empty() {
+                continue;
+            }
+            if needs_fp32(&op, i) {
+                let is_fp32_already = kept_constants.contains(input.as_str())
+                    || graph_inputs.contains(input.as_str());
+                if mode == Mode::Full && !is_fp32_already {
+                    let src = rename.get(input.as_str()).cloned().unwrap_or(input.clone());
+                    let cast = match fp32_casts.get(&src) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = names.fresh(&format!("{src}__fp32"));
+                            before.push(cast_node(&src, &c, DT_FLOAT, &mut names));
+                            report.casts_added += 1;
+                            fp32_casts.insert(src, c.clone());
+                            c
+                        }
+                    };
+                    *input = cast;
+                }
+                continue;
+            }
+            if let Some(new) = rename.get(input.as_str()) {
+                *input = new.clone();
+            }
+        }
+        nodes.append(&mut before);
+        nodes.push(node);
+        for (_, from, to) in cast_after.iter().filter(|(i, _, _)| *i == index) {
+            let target = if mode == Mode::Full {
+                DT_FLOAT16
+            } else {
+                DT_FLOAT
+            };
+            nodes.push(cast_node(from, to, target, &mut names));
+            report.casts_added += 1;
+        }
+    }
+    nodes.append(&mut epilogue);
+    graph.node = nodes;
+    graph.initializer.append(&mut extra_inits);
+    Ok((model.encode_to_vec(), report))
+}
+
+fn check_supported(graph: &GraphProto) -> Result<(), Fp16Error> {
+    if !graph.sparse_initializer.is_empty() {
+        return Err(Fp16Error::Unsupported("sparse initializers".into()));
+    }
+    for tensor in &graph.initializer {
+        if tensor.data_location == 1 || !tensor.external_data.is_empty() {
+            return Err(Fp16Error::Unsupported(format!(
+                "external tensor data (initializer {:?})",
+                tensor.name
+            )));
+        }
+    }
+    for node in &graph.node {
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
+            return Err(Fp16Error::Unsupported(format!(
+                "subgraphs (node {:?}, op {})",
+                node.name, node.op_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a float32 tensor's data as float16 `raw_data`.
+fn half_tensor(t: &mut TensorProto, report: &mut Fp16Report) -> Result<(), Fp16Error> {
+    let values: Vec<f32> = if !t.raw_data.is_empty() {
+        if t.raw_data.len() % 4 != 0 {
+            return Err(Fp16Error::BadTensor {
+                name: t.name.clone(),
+                reason: format!(
+                    "{} raw bytes is not a whole number of floats",
+                    t.raw_data.len()
+                ),
+            });
+        }
+        t.raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    } else {
+        std::mem::take(&mut t.float_data)
+    };
+    let count: i64 = t.dims.iter().product();
+    if count != values.len() as i64 {
+        return Err(Fp16Error::BadTensor {
+            name: t.name.clone(),
+            reason: format!("dims {:?} but {} values", t.dims, values.len()),
+        });
+    }
+    report.bytes_before += values.len() * 4;
+    let mut raw = Vec::with_capacity(values.len() * 2);
+    for v in values {
+        let clamped = if v.is_finite() && v.abs() > f16::MAX.to_f32() {
+            report.clamped += 1;
+            v.signum() * f16::MAX.to_f32()
+        } else {
+            v
+        };
+        raw.extend_from_slice(&f16::from_f32(clamped).to_le_bytes());
+    }
+    report.bytes_after += raw.len();
+    report.converted_tensors += 1;
+    t.raw_data = raw;
+    t.float_data.clear();
+    t.data_type = DT_FLOAT16;
+    Ok(())
+}
+
+fn cast_node(from: &str, to: &str, elem: i32, names: &mut Names) -> NodeProto {
+    NodeProto {
+        input: vec![from.to_string()],
+        output: vec![to.to_string()],
+        name: names.fresh(&format!("{to}__cast")),
+        op_type: "Cast".into(),
+        attribute: vec![AttributeProto {
+            name: "to".into(),
+            r#type: 2,
+            i: Some(elem as i64),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn elem_type(vi: &ValueInfoProto) -> Option<i32> {
+    vi.r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .map(|t| t.elem_type)
+}
+
+fn set_elem_type(vi: &mut ValueInfoProto, from: i32, to: i32) {
+    if let Some(t) = vi.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()) {
+        if t.elem_type == from {
+            t.elem_type = to;
+        }
+    }
+}
+
+/// Fresh value and node names that do not clash with the model's.
+struct Names {
+    used: HashSet<String>,
+}
+
+impl Names {
+    fn new(graph: &GraphProto) -> Self {
+        let mut used = HashSet::new();
+        for n in &graph.node {
+            used.extend(n.input.iter().cloned());
+            used.extend(n.output.iter().cloned());
+            used.insert(n.name.clone());
+        }
+        used.extend(graph.initializer.iter().map(|t| t.name.clone()));
+        used.extend(graph.input.iter().map(|v| v.name.clone()));
+        used.extend(graph.output.iter().map(|v| v.name.clone()));
+        used.extend(graph.value_info.iter().map(|v| v.name.clone()));
+        Names { used }
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut n = 1;
+        while self.used.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+}
+
+/// Data types of a model's initializers (name, `TensorProto.DataType`, data bytes), for checks.
+pub fn initializer_types(model: &[u8]) -> Result<Vec<(String, i32, usize)>, Fp16Error> {
+    let model = ModelProto::decode(model)?;
+    let graph = model.graph.ok_or(Fp16Error::NoGraph)?;
+    Ok(graph
+        .initializer
+        .iter()
+        .map(|t| {
+            let bytes = if t.raw_data.is_empty() {
+                t.float_data.len() * 4
+            } else {
+                t.raw_data.len()
+            };
+            (t.name.clone(), t.data_type, bytes)
+        })
+        .collect())
+}
+
+// ---- onnx.proto messages: every field of the messages that are rewritten ----
+
+/// `onnx.ModelProto`. Sub-messages that are never rewritten are kept as their encoded bytes
+/// (`bytes` and embedded messages share a wire type).
+#[derive(Clone, PartialEq, Message)]
+struct ModelProto {
+    #[prost(int64, tag = "1")]
+    ir_version: i64,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    opset_import: Vec<Vec<u8>>,
+    #[prost(string, tag = "2")]
+    producer_name: String,
+    #[prost(string, tag = "3")]
+    producer_version: String,
+    #[prost(string, tag = "4")]
+    domain: String,
+    #[prost(int64, tag = "5")]
+    model_version: i64,
+    #[prost(string, tag = "6")]
+    doc_string: String,
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphProto>,
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    metadata_props: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "20")]
+    training_info: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "25")]
+    functions: Vec<Vec<u8>>,
+}
+
+/// `onnx.GraphProto`.
+#[derive(Clone, PartialEq, Message)]
+struct GraphProto {
+    #[prost(message, repeated, tag = "1")]
+    node: Vec<NodeProto>,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(message, repeated, tag = "5")]
+    initializer: Vec<TensorProto>,
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    sparse_initializer: Vec<Vec<u8>>,
+    #[prost(string, tag = "10")]
+    doc_string: String,
+    #[prost(message, repeated, tag = "11")]
+    input: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "12")]
+    output: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "13")]
+    value_info: Vec<ValueInfoProto>,
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    quantization_annotation: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.NodeProto`.
+#[derive(Clone, PartialEq, Message)]
+struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
+    #[prost(string, tag = "3")]
+    name: String,
+    #[prost(string, tag = "4")]
+    op_type: String,
+    #[prost(string, tag = "7")]
+    domain: String,
+    #[prost(string, tag = "8")]
+    overload: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+    #[prost(string, tag = "6")]
+    doc_string: String,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    metadata_props: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "10")]
+    device_configurations: Vec<Vec<u8>>,
+}
+
+/// `onnx.AttributeProto`.
+#[derive(Clone, PartialEq, Message)]
+struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "21")]
+    ref_attr_name: String,
+    #[prost(string, tag = "13")]
+    doc_string: String,
+    #[prost(int32, tag = "20")]
+    r#type: i32,
+    #[prost(float, optional, tag = "2")]
+    f: Option<f32>,
+    #[prost(int64, optional, tag = "3")]
+    i: Option<i64>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    s: Option<Vec<u8>>,
+    #[prost(message, optional, tag = "5")]
+    t: Option<TensorProto>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    g: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "22")]
+    sparse_tensor: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "14")]
+    tp: Option<Vec<u8>>,
+    #[prost(float, repeated, tag = "7")]
+    floats: Vec<f32>,
+    #[prost(int64, repeated, tag = "8")]
+    ints: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    strings: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "10")]
+    tensors: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "11")]
+    graphs: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "23")]
+    sparse_tensors: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    type_protos: Vec<Vec<u8>>,
+}
+
+/// `onnx.TensorProto`.
+#[derive(Clone, PartialEq, Message)]
+struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    data_type: i32,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    segment: Option<Vec<u8>>,
+    #[prost(float, repeated, tag = "4")]
+    float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    int32_data: Vec<i32>,
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    string_data: Vec<Vec<u8>>,
+    #[prost(int64, repeated, tag = "7")]
+    int64_data: Vec<i64>,
+    #[prost(string, tag = "8")]
+    name: String,
+    #[prost(string, tag = "12")]
+    doc_string: String,
+    #[prost(bytes = "vec", tag = "9")]
+    raw_data: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "13")]
+    external_data: Vec<Vec<u8>>,
+    #[prost(int32, tag = "14")]
+    data_location: i32,
+    #[prost(double, repeated, tag = "10")]
+    double_data: Vec<f64>,
+    #[prost(uint64, repeated, tag = "11")]
+    uint64_data: Vec<u64>,
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.ValueInfoProto`.
+#[derive(Clone, PartialEq, Message)]
+struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(message, optional, tag = "2")]
+    r#type: Option<TypeProto>,
+    #[prost(string, tag = "3")]
+    doc_string: String,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.TypeProto`; the non-tensor members of its `value` oneof are kept as bytes.
+#[derive(Clone, PartialEq, Message)]
+struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    tensor_type: Option<TypeTensor>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    sequence_type: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    map_type: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "9")]
+    optional_type: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "8")]
+    sparse_tensor_type: Option<Vec<u8>>,
+    #[prost(string, tag = "6")]
+    denotation: String,
+}
+
+/// `onnx.TypeProto.Tensor`; the shape is kept as bytes.
+#[derive(Clone, PartialEq, Message)]
+struct TypeTensor {
+    #[prost(int32, tag = "1")]
+    elem_type: i32,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    shape: Option<Vec<u8>>,
+}
