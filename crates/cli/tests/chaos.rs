@@ -183,6 +183,9 @@ fn pre_empt(worker: &mut Worker, sig: Signal, at: Duration) -> Event {
                 None => Outcome::Idle,
             }
         }
+        // Near the end a worker run with --until-idle may exit on its own between the choice
+        // of a victim and the signal: nothing to pre-empt then.
+        Signal::Term if worker.child.try_wait().ok().flatten().is_some() => Outcome::Idle,
         Signal::Term => {
             signal(pid, "TERM");
             // An eviction notice: the machine goes at the end of it whatever the worker does.
