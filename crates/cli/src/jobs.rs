@@ -140,7 +140,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             }
         };
         let model = args.model.model.as_deref().map(place);
-        let body = crate::api_client::submission(
+        let mut body = crate::api_client::submission(
             &place(&args.input),
             &place(&args.output),
             args.model.style.as_deref(),
@@ -151,6 +151,10 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             args.max_attempts,
             args.max_expiries,
         );
+        if args.model.precision != fresco_infer::fp16::Precision::Fp32 {
+            // Sent only when asked for, so that servers without the field still take fp32 jobs.
+            body["precision"] = args.model.precision.to_string().into();
+        }
         return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }
     use fresco_worker::spec::ObjectUrl;

@@ -407,7 +407,7 @@ fn check_supported(graph: &GraphProto) -> Result<(), Fp16Error> {
 /// Rewrites a float32 tensor's data as float16 `raw_data`.
 fn half_tensor(t: &mut TensorProto, report: &mut Fp16Report) -> Result<(), Fp16Error> {
     let values: Vec<f32> = if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 4 != 0 {
+        if !t.raw_data.len().is_multiple_of(4) {
             return Err(Fp16Error::BadTensor {
                 name: t.name.clone(),
                 reason: format!(
@@ -723,4 +723,173 @@ struct TypeTensor {
     elem_type: i32,
     #[prost(bytes = "vec", optional, tag = "2")]
     shape: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DT_FLOAT,
+            float_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn node(
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attribute: Vec<AttributeProto>,
+    ) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: format!("{op}_{}", outputs[0]),
+            op_type: op.into(),
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn value_info(name: &str, elem_type: i32) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TypeTensor {
+                    elem_type,
+                    shape: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: 4,
+            t: Some(t),
+            ..Default::default()
+        }
+    }
+
+    /// x -> Mul(x, Constant c) -> Cast(to float) -> Resize(scales: Constant sc, also added to
+    /// the output via Add) -> y, with a float value_info and a doc string to keep.
+    fn model() -> Vec<u8> {
+        let graph = GraphProto {
+            name: "g".into(),
+            doc_string: "kept".into(),
+            input: vec![value_info("x", DT_FLOAT)],
+            output: vec![value_info("y", DT_FLOAT)],
+            value_info: vec![value_info("m", DT_FLOAT)],
+            node: vec![
+                node(
+                    "Constant",
+                    &[],
+                    &["c"],
+                    vec![tensor_attr("value", float_tensor("c", &[], &[2.0]))],
+                ),
+                node(
+                    "Constant",
+                    &[],
+                    &["sc"],
+                    vec![tensor_attr(
+                        "value",
+                        float_tensor("sc", &[4], &[1.0, 1.0, 2.0, 2.0]),
+                    )],
+                ),
+                node("Mul", &["x", "c"], &["m"], vec![]),
+                node(
+                    "Cast",
+                    &["m"],
+                    &["mc"],
+                    vec![AttributeProto {
+                        name: "to".into(),
+                        r#type: 2,
+                        i: Some(1),
+                        ..Default::default()
+                    }],
+                ),
+                node("Resize", &["mc", "", "sc"], &["r"], vec![]),
+                node("Add", &["r", "sc"], &["y"], vec![]),
+            ],
+            ..Default::default()
+        };
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![vec![0x10, 13]],
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn constants_casts_value_info_and_fp32_only_inputs() {
+        let (bytes, report) = to_fp16(&model()).unwrap();
+        let m = ModelProto::decode(&bytes[..]).unwrap();
+        assert_eq!(m.opset_import, vec![vec![0x10, 13]], "opset kept");
+        let g = m.graph.unwrap();
+        assert_eq!(g.doc_string, "kept");
+        assert_eq!(elem_type(&g.value_info[0]), Some(DT_FLOAT16));
+        assert_eq!(elem_type(&g.input[0]), Some(DT_FLOAT));
+        assert_eq!(elem_type(&g.output[0]), Some(DT_FLOAT));
+        let by_out = |name: &str| g.node.iter().find(|n| n.output[0] == name).unwrap().clone();
+        // The scalar constant is float16; the scales constant stays float32 for Resize and a
+        // float16 copy (a Cast) feeds the Add.
+        let c = by_out("c");
+        assert_eq!(c.attribute[0].t.as_ref().unwrap().data_type, DT_FLOAT16);
+        assert_eq!(
+            c.attribute[0].t.as_ref().unwrap().raw_data,
+            f16::from_f32(2.0).to_le_bytes()
+        );
+        assert_eq!(
+            by_out("sc").attribute[0].t.as_ref().unwrap().data_type,
+            DT_FLOAT
+        );
+        assert_eq!(by_out("r").input[2], "sc");
+        let add = by_out("y__fp16");
+        assert_eq!(add.input[1], "sc__fp16");
+        assert_eq!(by_out("sc__fp16").op_type, "Cast");
+        // The inner Cast now casts to float16; the graph's ends are Casts.
+        assert_eq!(by_out("mc").attribute[0].i, Some(DT_FLOAT16 as i64));
+        assert_eq!(by_out("x__fp16").attribute[0].i, Some(DT_FLOAT16 as i64));
+        assert_eq!(by_out("y").attribute[0].i, Some(DT_FLOAT as i64));
+        assert_eq!(by_out("m").input, vec!["x__fp16", "c"]);
+        assert_eq!(report.converted_tensors, 1);
+        assert_eq!(report.kept_fp32_tensors, 1);
+        assert_eq!(report.casts_added, 3);
+    }
+
+    #[test]
+    fn out_of_range_weights_are_clamped_and_counted() {
+        let mut t = float_tensor("w", &[3], &[1e6, -1e6, 0.5]);
+        let mut report = Fp16Report::default();
+        half_tensor(&mut t, &mut report).unwrap();
+        assert_eq!(report.clamped, 2);
+        assert_eq!(&t.raw_data[0..2], &f16::MAX.to_le_bytes());
+        assert_eq!(&t.raw_data[2..4], &f16::MIN.to_le_bytes());
+        let mut bad = float_tensor("w", &[4], &[1.0]);
+        let err = half_tensor(&mut bad, &mut report).unwrap_err().to_string();
+        assert!(err.contains("\"w\"") && err.contains("dims [4]"), "{err}");
+    }
+
+    #[test]
+    fn subgraphs_are_refused() {
+        let mut m = ModelProto::decode(&model()[..]).unwrap();
+        m.graph.as_mut().unwrap().node[2]
+            .attribute
+            .push(AttributeProto {
+                name: "then_branch".into(),
+                g: Some(vec![]),
+                ..Default::default()
+            });
+        let err = to_fp16(&m.encode_to_vec()).unwrap_err().to_string();
+        assert!(err.contains("subgraphs"), "{err}");
+    }
 }

@@ -44,6 +44,10 @@ pub struct SubmitRequest {
     /// Any ONNX image-to-image model file: an absolute path on the server's machine.
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
     pub model: Option<String>,
+    /// Numeric precision the workers run the model in: fp32 (default), or fp16 (the model is
+    /// converted to half precision when loaded; only where jobs are pinned for CUDA GPUs).
+    #[schema(pattern = r"^(fp32|fp16)$", example = "fp32")]
+    pub precision: Option<String>,
     /// ffmpeg encoder (default libx264).
     #[schema(
         min_length = 1,
@@ -160,6 +164,14 @@ impl SubmitRequest {
         }
         if let Some(model) = &self.model {
             path_field("model", model)?;
+        }
+        if let Some(precision) = &self.precision {
+            if precision != "fp32" && precision != "fp16" {
+                return Err(field_error(
+                    "precision",
+                    &format!("expected fp32 or fp16, got {:?}", precision),
+                ));
+            }
         }
         for (name, value) in [
             ("codec", &self.codec),

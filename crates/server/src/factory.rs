@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use fresco_core::{Device, EncodeSettings, ModelChoice, RetryBudgets};
+use fresco_infer::fp16::{Precision, UnknownPrecision};
 use fresco_infer::registry::{Registry, RegistryError};
 use fresco_infer::{EngineError, EngineOptions};
 use fresco_media::probe::{probe, ProbeError};
@@ -216,6 +217,7 @@ impl LocalJobFactory {
             ModelRef::Style(style) => ModelChoice::Style(style),
             ModelRef::File(path) => ModelChoice::File(absolute_path("model", &path)?),
         };
+        let precision = precision_of(request.precision.as_deref(), self.device)?;
         let engine = EngineOptions {
             threads: Some(1),
             device: Device::Cpu,
@@ -237,7 +239,7 @@ impl LocalJobFactory {
                 input_range: None,
                 channel_order: None,
                 device_kind: device_kind(self.device).to_string(),
-                precision: "fp32".into(),
+                precision: precision.to_string(),
             },
             options,
             chunk_frames: request.chunk_frames,
@@ -467,6 +469,26 @@ fn model_rejection(e: ModelError) -> Rejection {
     }
 }
 
+/// The `precision` of a submission: absent means fp32; fp16 needs jobs pinned for CUDA.
+fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejection> {
+    let precision: Precision = match text {
+        None => Precision::Fp32,
+        Some(text) => text
+            .parse()
+            .map_err(|e: UnknownPrecision| Rejection::BadField {
+                code: "bad-precision",
+                message: format!("precision: {e}"),
+            })?,
+    };
+    fresco_infer::fp16::check_device(precision, device).map_err(|e| Rejection::Unusable {
+        code: "precision-needs-cuda",
+        message: format!(
+            "precision: this server pins jobs for the {device} ({e}; the server's --device sets it)"
+        ),
+    })?;
+    Ok(precision)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +510,28 @@ mod tests {
             | Rejection::Unavailable { code, .. } => code,
             Rejection::Internal(detail) => panic!("internal: {detail}"),
         }
+    }
+
+    #[test]
+    fn precision_defaults_to_fp32_and_fp16_needs_cuda() {
+        assert_eq!(precision_of(None, Device::Cpu).unwrap(), Precision::Fp32);
+        assert_eq!(
+            precision_of(Some("fp32"), Device::Cpu).unwrap(),
+            Precision::Fp32
+        );
+        assert_eq!(
+            precision_of(Some("fp16"), Device::Cuda(0)).unwrap(),
+            Precision::Fp16
+        );
+        let refused = precision_of(Some("fp16"), Device::Cpu).unwrap_err();
+        assert!(
+            refused.to_string().contains("needs --device cuda"),
+            "{refused}"
+        );
+        assert_eq!(code(refused), "precision-needs-cuda");
+        let bad = precision_of(Some("int8"), Device::Cpu).unwrap_err();
+        assert!(bad.to_string().contains("expected fp32 or fp16"), "{bad}");
+        assert_eq!(code(bad), "bad-precision");
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ pub struct ModelPin {
     pub channel_order: Option<ChannelOrder>,
     /// "cpu" or "cuda": the kind of device the job was submitted for.
     pub device_kind: String,
-    /// Numeric precision of the model's tensors (always fp32 for now).
+    /// "fp32" or "fp16" (`--precision`): every worker of the job loads the model so.
     pub precision: String,
 }
 
@@ -170,6 +170,11 @@ pub enum PinError {
         pinned: String,
         found: String,
     },
+    #[error("model {name}: the job pins an unusable precision: {source}")]
+    Precision {
+        name: String,
+        source: fresco_infer::fp16::UnknownPrecision,
+    },
 }
 
 /// Loads the model a job pinned, on this worker's device, and checks that its bytes are the ones
@@ -185,6 +190,13 @@ pub fn load_pinned_model(
         device,
         input_range: pin.input_range,
         channel_order: pin.channel_order,
+        precision: pin
+            .precision
+            .parse()
+            .map_err(|source| PinError::Precision {
+                name: pin.name.clone(),
+                source,
+            })?,
         ..EngineOptions::default()
     };
     let loaded = load_model(&pin.choice, registry, &options, false)?;
