@@ -21,7 +21,12 @@ pub struct QueueArgs {
     /// every worker sees (the same as --work-dir) or an object-store prefix
     /// (`az://container/prefix`, `s3://bucket/prefix`) that workers on other machines reach
     /// with nothing but its URL and credentials (default: --work-dir).
-    #[arg(long, env = "FRESCO_SYSTEM", value_name = "URL", conflicts_with = "work_dir")]
+    #[arg(
+        long,
+        env = "FRESCO_SYSTEM",
+        value_name = "URL",
+        conflicts_with = "work_dir"
+    )]
     pub system: Option<String>,
 }
 

@@ -73,14 +73,24 @@ pub struct ServeArgs {
     /// The data store: inputs and outputs, which users reach. Uploads (`POST /v1/uploads`) go
     /// there, and a relative `input`/`output` of a submission names an object in it. A folder
     /// or an object-store prefix (`az://container/prefix`, `s3://bucket/prefix`).
-    #[arg(long, env = "FRESCO_DATA", value_name = "URL", default_value = "./fresco-data")]
+    #[arg(
+        long,
+        env = "FRESCO_DATA",
+        value_name = "URL",
+        default_value = "./fresco-data"
+    )]
     pub data: String,
     /// The server's URL as clients reach it (e.g. behind a proxy), for the upload and download
     /// URLs it hands out (default: from each request's Host header).
     #[arg(long, env = "FRESCO_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// The largest upload accepted, in MiB.
-    #[arg(long, env = "FRESCO_MAX_UPLOAD_MB", default_value_t = 4096, value_name = "MIB")]
+    #[arg(
+        long,
+        env = "FRESCO_MAX_UPLOAD_MB",
+        default_value_t = 4096,
+        value_name = "MIB"
+    )]
     pub max_upload_mb: u64,
     /// A file of keys that sign upload and download URLs, one per line: the first signs, all
     /// verify (rotation). Default: FRESCO_SIGNING_KEYS, else a random key per start.

@@ -21,16 +21,36 @@ pub struct WorkerArgs {
     #[arg(long, env = "FRESCO_UNTIL_IDLE")]
     pub until_idle: bool,
     /// Seconds a claimed task stays ours without a heartbeat (renewed every third of it).
-    #[arg(long, env = "FRESCO_LEASE_SECONDS", default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FRESCO_LEASE_SECONDS",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
     pub lease_seconds: u64,
     /// After SIGTERM, seconds a task in flight may take to finish before it is handed back.
-    #[arg(long, env = "FRESCO_GRACE_SECONDS", default_value_t = 30, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FRESCO_GRACE_SECONDS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
     pub grace_seconds: u64,
     /// First back-off after a failed task, in milliseconds; doubles with each attempt.
-    #[arg(long, env = "FRESCO_RETRY_DELAY_MS", default_value_t = 2000, value_name = "MS")]
+    #[arg(
+        long,
+        env = "FRESCO_RETRY_DELAY_MS",
+        default_value_t = 2000,
+        value_name = "MS"
+    )]
     pub retry_delay_ms: u64,
     /// A chunk with no frame done for this long is stopped and counted as a failed attempt.
-    #[arg(long, env = "FRESCO_STALL_SECONDS", default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FRESCO_STALL_SECONDS",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
     pub stall_seconds: u64,
     /// Folder for downloaded inputs and outputs being assembled, when they live in object
     /// stores (default: `scratch` beside the work folder).

@@ -506,7 +506,9 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
             "style": "vintage",
         }))
         .unwrap_or_else(|e| match e {
-            ureq::Error::Status(code, r) => panic!("POST /v1/jobs: {code} {}", r.into_string().unwrap()),
+            ureq::Error::Status(code, r) => {
+                panic!("POST /v1/jobs: {code} {}", r.into_string().unwrap())
+            }
             other => panic!("POST /v1/jobs: {other}"),
         })
         .into_json()

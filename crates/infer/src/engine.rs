@@ -161,16 +161,17 @@ impl Engine {
                 .with_device_id(ordinal as i32)
                 .build()
                 .error_on_failure();
-            builder = builder
-                .with_execution_providers([provider])
-                .map_err(|e| EngineError::Device {
-                    device: options.device,
-                    reason: format!(
-                        "{}; {}",
-                        first_line(&e.to_string()),
-                        crate::device::CUDA_HINT
-                    ),
-                })?;
+            builder =
+                builder
+                    .with_execution_providers([provider])
+                    .map_err(|e| EngineError::Device {
+                        device: options.device,
+                        reason: format!(
+                            "{}; {}",
+                            first_line(&e.to_string()),
+                            crate::device::CUDA_HINT
+                        ),
+                    })?;
         }
         let converted;
         let bytes = match options.precision {

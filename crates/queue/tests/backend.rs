@@ -910,9 +910,17 @@ async fn task_counts_follow_the_work(db: &Db) {
     let counts = |pending, leased| TaskCounts { pending, leased };
     assert_eq!(q.task_counts().await.unwrap(), counts(0, 0));
     let id = submit(&q, job("a")).await;
-    assert_eq!(q.task_counts().await.unwrap(), counts(1, 0), "the plan waits");
+    assert_eq!(
+        q.task_counts().await.unwrap(),
+        counts(1, 0),
+        "the plan waits"
+    );
     let lease = claim(&q, "planner").await.unwrap();
-    assert_eq!(q.task_counts().await.unwrap(), counts(0, 1), "the plan is held");
+    assert_eq!(
+        q.task_counts().await.unwrap(),
+        counts(0, 1),
+        "the plan is held"
+    );
     q.complete_plan(&lease, "p", 30, &chunks(3)).await.unwrap();
     // Three chunks wait; the assemble task waits for them and is not work yet.
     assert_eq!(q.task_counts().await.unwrap(), counts(3, 0));
@@ -924,7 +932,11 @@ async fn task_counts_follow_the_work(db: &Db) {
     for lease in &held {
         q.complete_chunk(lease).await.unwrap();
     }
-    assert_eq!(q.task_counts().await.unwrap(), counts(1, 0), "assembly is work now");
+    assert_eq!(
+        q.task_counts().await.unwrap(),
+        counts(1, 0),
+        "assembly is work now"
+    );
     // A canceled job's tasks are nobody's work.
     let other = submit(&q, job("b")).await;
     assert_eq!(q.task_counts().await.unwrap(), counts(2, 0));

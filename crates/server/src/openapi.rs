@@ -13,15 +13,15 @@ use crate::api::{
     JobDetail, JobPage, JobStateView, JobView, StatusBody, StreamKindView, SubmitRequest,
     TaskErrorView, TaskKindView, TaskStateView, TaskView,
 };
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::events::{EventOutcome, EventReply, ValidationResponse};
-use crate::routes::logs::{LogLineView, LogPage};
-use crate::routes::workers::{WorkerList, WorkerView};
-use crate::routes::uploads::{UploadGrant, UploadRequest, UploadedObject};
 use crate::auth::docs::SecurityDocs;
 use crate::auth::session::{self, SessionView};
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::audit::{self, AuditEntryView, AuditPage};
+use crate::routes::events::{EventOutcome, EventReply, ValidationResponse};
+use crate::routes::logs::{LogLineView, LogPage};
 use crate::routes::tokens::{self, CreateToken, CreatedToken, TokenList, TokenView};
+use crate::routes::uploads::{UploadGrant, UploadRequest, UploadedObject};
+use crate::routes::workers::{WorkerList, WorkerView};
 use crate::routes::{events, health, jobs, logs, uploads, workers};
 
 /// The API's description; add every new handler to `paths`.

@@ -900,18 +900,21 @@ fn ensure_model<'m>(
                 spec.model.device_kind
             );
         }
-        let mut loaded = load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
-            .map_err(|e| {
-                let class = match &e {
-                    PinError::Model(m) if m.is_missing_runtime() => FailureClass::MissingDependency,
-                    _ => FailureClass::Model,
-                };
-                TaskFailure {
-                    message: e.to_string(),
-                    retryable: !matches!(e, PinError::DigestChanged { .. }),
-                    class,
-                }
-            })?;
+        let mut loaded =
+            load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
+                .map_err(|e| {
+                    let class = match &e {
+                        PinError::Model(m) if m.is_missing_runtime() => {
+                            FailureClass::MissingDependency
+                        }
+                        _ => FailureClass::Model,
+                    };
+                    TaskFailure {
+                        message: e.to_string(),
+                        retryable: !matches!(e, PinError::DigestChanged { .. }),
+                        class,
+                    }
+                })?;
         if let Some(note) = loaded.engine.set_batch(ctx.batch) {
             tracing::warn!("{note}");
         }

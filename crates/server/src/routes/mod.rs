@@ -64,25 +64,103 @@ pub static ROUTES: &[Route] = &[
     route!(POST, "/v1/jobs", Api, roles::SUBMITTERS, jobs::submit_job),
     route!(GET, "/v1/jobs", Api, roles::ALL, jobs::list_jobs),
     route!(GET, "/v1/jobs/{id}", Api, roles::ALL, jobs::get_job),
-    route!(POST, "/v1/jobs/{id}/cancel", Api, roles::SUBMITTERS, jobs::cancel_job),
-    route!(POST, "/v1/jobs/{id}/retry", Api, roles::OPERATORS, jobs::retry_job),
+    route!(
+        POST,
+        "/v1/jobs/{id}/cancel",
+        Api,
+        roles::SUBMITTERS,
+        jobs::cancel_job
+    ),
+    route!(
+        POST,
+        "/v1/jobs/{id}/retry",
+        Api,
+        roles::OPERATORS,
+        jobs::retry_job
+    ),
     route!(GET, "/v1/jobs/{id}/logs", Api, roles::ALL, logs::job_logs),
-    route!(GET, "/v1/workers", Api, roles::OBSERVERS, workers::list_workers),
-    route!(POST, "/v1/uploads", Api, roles::SUBMITTERS, uploads::create_upload),
-    route!(PUT, "/v1/objects/{*key}", Signature, roles::NONE, uploads::put_object),
-    route!(GET, "/v1/objects/{*key}", Signature, roles::NONE, uploads::get_object),
-    route!(POST, "/v1/events/azure", EventSecret, roles::NONE, events::azure_events),
-    route!(POST, "/v1/events/s3", EventSecret, roles::NONE, events::s3_events),
-    route!(POST, "/v1/session", Bearer, roles::ALL, session::open_session),
-    route!(GET, "/v1/session", Api, roles::ALL, session::current_session),
-    route!(DELETE, "/v1/session", Session, roles::ALL, session::close_session),
+    route!(
+        GET,
+        "/v1/workers",
+        Api,
+        roles::OBSERVERS,
+        workers::list_workers
+    ),
+    route!(
+        POST,
+        "/v1/uploads",
+        Api,
+        roles::SUBMITTERS,
+        uploads::create_upload
+    ),
+    route!(
+        PUT,
+        "/v1/objects/{*key}",
+        Signature,
+        roles::NONE,
+        uploads::put_object
+    ),
+    route!(
+        GET,
+        "/v1/objects/{*key}",
+        Signature,
+        roles::NONE,
+        uploads::get_object
+    ),
+    route!(
+        POST,
+        "/v1/events/azure",
+        EventSecret,
+        roles::NONE,
+        events::azure_events
+    ),
+    route!(
+        POST,
+        "/v1/events/s3",
+        EventSecret,
+        roles::NONE,
+        events::s3_events
+    ),
+    route!(
+        POST,
+        "/v1/session",
+        Bearer,
+        roles::ALL,
+        session::open_session
+    ),
+    route!(
+        GET,
+        "/v1/session",
+        Api,
+        roles::ALL,
+        session::current_session
+    ),
+    route!(
+        DELETE,
+        "/v1/session",
+        Session,
+        roles::ALL,
+        session::close_session
+    ),
     route!(GET, "/v1/tokens", Api, roles::ADMINS, tokens::list_tokens),
     route!(POST, "/v1/tokens", Api, roles::ADMINS, tokens::create_token),
-    route!(DELETE, "/v1/tokens/{id}", Api, roles::ADMINS, tokens::revoke_token),
+    route!(
+        DELETE,
+        "/v1/tokens/{id}",
+        Api,
+        roles::ADMINS,
+        tokens::revoke_token
+    ),
     route!(GET, "/v1/audit", Api, roles::OPERATORS, audit::audit_log),
     route!(GET, "/healthz", Public, roles::NONE, health::healthz),
     route!(GET, "/readyz", Public, roles::NONE, health::readyz),
-    route!(GET, "/openapi.json", Api, roles::ALL, crate::openapi::openapi_json),
+    route!(
+        GET,
+        "/openapi.json",
+        Api,
+        roles::ALL,
+        crate::openapi::openapi_json
+    ),
 ];
 
 /// Every route the router serves: [`ROUTES`] (the JSON API) and the dashboard's.

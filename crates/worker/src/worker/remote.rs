@@ -407,14 +407,7 @@ pub(super) fn assemble_to_object(
         let size = std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0);
         checkpoint(format!("upload:{size}"))
     };
-    let assembled = chunk::assemble(
-        &ctx.tools,
-        &plan,
-        files,
-        job_dir,
-        true,
-        &mut before_publish,
-    );
+    let assembled = chunk::assemble(&ctx.tools, &plan, files, job_dir, true, &mut before_publish);
     let uploaded = assembled.map_err(TaskFailure::from_run).and_then(|local| {
         handle
             .block_on(store.upload_file(&url.key, &local))
