@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::jobs::{make_vfr_clip_with_audio, read_log, sqlite_queue, wait_exit};
+use common::objects::{download, exists, upload};
 use common::*;
-use fresco_worker::spec::ObjectUrl;
 
 /// A fresh container on Azurite, or `None` (after saying so) when Azurite tests are off.
 fn azurite_container(test: &str) -> Option<String> {
@@ -84,36 +84,6 @@ fn finish_worker(worker: &mut std::process::Child, log: &Path) {
     }))
     .unwrap_or_else(|_| panic!("worker hung; its log:\n{}", read_log(&log_on_panic)));
     assert!(status.success(), "worker failed:\n{}", read_log(log));
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
-
-fn upload(url: &str, local: &Path) {
-    let object = ObjectUrl::parse(url).unwrap();
-    let store = object.open().unwrap();
-    runtime()
-        .block_on(store.upload_file(&object.key, local))
-        .unwrap_or_else(|e| panic!("upload {url}: {e}"));
-}
-
-fn download(url: &str, local: &Path) {
-    let object = ObjectUrl::parse(url).unwrap();
-    let store = object.open().unwrap();
-    let downloaded = runtime()
-        .block_on(store.download_file(&object.key, local, None))
-        .unwrap_or_else(|e| panic!("download {url}: {e}"));
-    assert!(downloaded.size > 0);
-}
-
-fn exists(url: &str) -> bool {
-    let object = ObjectUrl::parse(url).unwrap();
-    let store = object.open().unwrap();
-    runtime()
-        .block_on(store.head(&object.key))
-        .unwrap()
-        .is_some()
 }
 
 #[test]

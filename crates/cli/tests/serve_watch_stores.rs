@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::jobs::{make_vfr_clip_with_audio, read_log, wait_exit, wait_until};
+use common::objects;
 use common::*;
-use fresco_worker::spec::ObjectUrl;
 
 /// Microsoft's Python client, driven through a small script: `mkcontainer NAME...`,
 /// `upload CONTAINER BLOB FILE` (prints the ETag), `list CONTAINER` (one name per line).
@@ -174,38 +174,6 @@ fn jobs(dir: &Path) -> Vec<serde_json::Value> {
     out.json().as_array().cloned().unwrap_or_default()
 }
 
-fn store_has(url: &str) -> bool {
-    let object = ObjectUrl::parse(url).unwrap();
-    let store = object.open().unwrap();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(store.head(&object.key))
-        .unwrap()
-        .is_some()
-}
-
-fn store_keys(url: &str) -> Vec<String> {
-    let store = fresco_store::Store::from_url(url).unwrap();
-    let mut keys: Vec<String> = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(store.list(""))
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
-    keys.sort();
-    keys
-}
-
-fn download(url: &str, local: &Path) {
-    let object = ObjectUrl::parse(url).unwrap();
-    let store = object.open().unwrap();
-    let _downloaded = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(store.download_file(&object.key, local, None))
-        .unwrap_or_else(|e| panic!("download {url}: {e}"));
-}
-
 /// Where the watched input, the outputs and the system store live in one run of the test.
 struct Stores {
     watch: String,
@@ -261,7 +229,7 @@ fn local_stores(dir: &Path) -> Stores {
         upload: Box::new(move |clip| {
             std::fs::copy(clip, incoming.join("clip.mp4")).unwrap();
         }),
-        data_keys: Box::new(move || store_keys(&listed)),
+        data_keys: Box::new(move || objects::keys(&listed)),
     }
 }
 
@@ -335,8 +303,8 @@ fn styled_once_across_restarts(dir: &Path, stores: Stores) {
     );
     let styled = dir.join("styled.mp4");
     if styled_url.contains("://") {
-        assert!(store_has(&styled_url), "no output at {styled_url}");
-        download(&styled_url, &styled);
+        assert!(objects::exists(&styled_url), "no output at {styled_url}");
+        objects::download(&styled_url, &styled);
     } else {
         std::fs::copy(&styled_url, &styled).unwrap();
     }
@@ -354,7 +322,7 @@ fn styled_once_across_restarts(dir: &Path, stores: Stores) {
     );
     let archive = format!("logs/{id}.log");
     assert_eq!(
-        store_keys(&stores.system),
+        objects::keys(&stores.system),
         vec![archive.clone()],
         "chunks left in the system store"
     );

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod jobs;
 mod media;
+pub mod objects;
 pub use media::*;
 
 /// How long one `fresco` run may take before the test calls it hung.
