@@ -85,7 +85,7 @@ if [ -z "${FRESCO_TEST_AZURITE:-}" ]; then
   fi
 fi
 scripts/validate-manifests.sh
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 # The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
 # run briefly; scripts/fuzz.sh installs cargo-fuzz from crates.io and skips with a message where
 # it cannot, unless FRESCO_REQUIRE_FUZZ=1.

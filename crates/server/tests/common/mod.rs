@@ -39,6 +39,9 @@ impl TestApp {
 }
 
 /// The admin token of each test app, by its queue's address: what [`send`] presents.
+///
+/// An address is reused once a test's queue is freed, so the newest entry for an address is
+/// the live one: look up with `rfind` (a stale first match gave CI a 401 instead of a 400).
 static ADMIN_TOKENS: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::new(Vec::new());
 
 fn queue_key(queue: &Arc<dyn Queue>) -> usize {
@@ -125,6 +128,7 @@ pub async fn send(state: &AppState, mut request: Request<Body>) -> Reply {
         .lock()
         .unwrap()
         .iter()
+        .rev()
         .find(|(k, _)| *k == key)
         .map(|(_, t)| t.clone());
     if let Some(token) = token {
