@@ -8,8 +8,10 @@ PSNR of the output against fp32's. A candidate is worth shipping at >= 1.3x with
 Candidates: int8 static quantisation of the convolutions (QDQ, per-channel weights; all convs,
 all but the first and last 9x9, or only the residual blocks' convs; MinMax or percentile
 calibration on scikit-image's sample photos), int8 dynamic quantisation, graph optimisation
-level (extended, without the NCHWc layout, vs all), two frames per call, and thread placement
-(two sessions of one thread on two frames at once vs one session of two threads).
+level (extended, without the NCHWc layout, vs all), two frames per call, thread placement
+(two sessions of one thread on two frames at once vs one session of two threads), and the exact
+upsample fold that fresco applies when it loads a model for the CPU (crates/infer/src/rewrite.rs;
+`--only rewrite`: one thread, CPU time per frame, so other work on the machine counts less).
 """
 
 import argparse
@@ -49,6 +51,117 @@ class Frames(CalibrationDataReader):
         return next(self.it, None)
 
 
+def upsample_fold(model):
+    """The rewrite of crates/infer/src/rewrite.rs, in Python: nearest 2x Resize -> reflect Pad 1 ->
+    3x3 Conv becomes edge Pad 1 -> 2x2 Conv with 4x the outputs -> DepthToSpace (DCR) -> Slice."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    users = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    # taps of the 3-tap kernel summed into each tap of a phase: slot 0 odd phase, slot 1 even
+    groups = [[[0, 1], [2]], [[0], [1, 2]]]
+    nodes, gone, folds = [], set(), 0
+    for n in g.node:
+        if id(n) in gone:
+            continue
+        if n.op_type != "Resize":
+            nodes.append(n)
+            continue
+        pad = users[n.output[0]][0]
+        conv = users[pad.output[0]][0]
+        w = numpy_helper.to_array(init[conv.input[1]]).astype(np.float64)
+        co, ci = w.shape[:2]
+        w2 = np.zeros((2, 2, co, ci, 2, 2))
+        for sy in range(2):
+            for sx in range(2):
+                for a in range(2):
+                    for b in range(2):
+                        w2[sy, sx, :, :, a, b] = w[:, :, groups[sy][a]][:, :, :, groups[sx][b]].sum((2, 3))
+        p = f"fold{folds}_"
+        g.initializer.extend([
+            numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), p + "pads"),
+            numpy_helper.from_array(w2.reshape(4 * co, ci, 2, 2).astype(np.float32), p + "w"),
+            numpy_helper.from_array(np.tile(numpy_helper.to_array(init[conv.input[2]]), 4), p + "b"),
+            numpy_helper.from_array(np.array([1, 1], np.int64), p + "starts"),
+            numpy_helper.from_array(np.array([-1, -1], np.int64), p + "ends"),
+            numpy_helper.from_array(np.array([2, 3], np.int64), p + "axes")])
+        nodes += [helper.make_node("Pad", [n.input[0], p + "pads"], [p + "padded"], mode="edge"),
+                  helper.make_node("Conv", [p + "padded", p + "w", p + "b"], [p + "phases"], kernel_shape=[2, 2]),
+                  helper.make_node("DepthToSpace", [p + "phases"], [p + "spread"], blocksize=2, mode="DCR"),
+                  helper.make_node("Slice", [p + "spread", p + "starts", p + "ends", p + "axes"], [conv.output[0]])]
+        gone |= {id(pad), id(conv)}
+        folds += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in g.node for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    return model, folds
+
+
+def split_thin_conv(model):
+    """The second rewrite of crates/infer/src/rewrite.rs, in Python: the last 9x9 conv (32 -> 3)
+    on the 2x2 SpaceToDepth of its (even-sized) input, a 5x5 kernel, 4 phases, DepthToSpace."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    nodes = list(g.node)
+    i = [j for j, n in enumerate(nodes) if n.op_type == "Conv"][-1]
+    conv = nodes[i]
+    w = numpy_helper.to_array(init[conv.input[1]])
+    co, ci, k, _ = w.shape
+    kk = (k + 1) // 2
+    w2 = np.zeros((2, 2, co, 2, 2, ci, kk, kk), np.float32)
+    for py in range(2):
+        for px in range(2):
+            for qy in range(2):
+                for qx in range(2):
+                    for my in range(kk):
+                        for mx in range(kk):
+                            a, b = 2 * my + qy - py, 2 * mx + qx - px
+                            if 0 <= a < k and 0 <= b < k:
+                                w2[py, px, :, qy, qx, :, my, mx] = w[:, :, a, b]
+    g.initializer.extend([numpy_helper.from_array(w2.reshape(4 * co, 4 * ci, kk, kk), "thin_w"),
+                          numpy_helper.from_array(np.tile(numpy_helper.to_array(init[conv.input[2]]), 4), "thin_b")])
+    nodes[i:i + 1] = [helper.make_node("SpaceToDepth", [conv.input[0]], ["thin_packed"], blocksize=2),
+                      helper.make_node("Conv", ["thin_packed", "thin_w", "thin_b"], ["thin_phases"], kernel_shape=[kk, kk]),
+                      helper.make_node("DepthToSpace", ["thin_phases"], [conv.output[0]], blocksize=2, mode="DCR")]
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in g.node for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    return model
+
+
+def cpu_versus(label, a_path, b_path, frames, refs, rounds):
+    """One thread each, CPU seconds per frame (time.process_time), alternating, medians."""
+    sa, sb = session(a_path, 1), session(b_path, 1)
+    x = {"input1": frames[0]}
+    sa.run(None, x)
+    sb.run(None, x)
+    ta, tb, loads = [], [], []
+    for r in range(rounds):
+        for s, t in ([(sa, ta), (sb, tb)] if r % 2 == 0 else [(sb, tb), (sa, ta)]):
+            c = time.process_time()
+            s.run(None, x)
+            t.append(time.process_time() - c)
+        loads.append(os.getloadavg()[0])
+    outs = [sb.run(None, {"input1": f})[0] for f in frames]
+    quality = [psnr(r, o) for r, o in zip(refs, outs)]
+    worst = max(float(np.abs(r - o).max()) for r, o in zip(refs, outs))
+    print(f"  {label:<40} fp32 {np.median(ta):6.3f} s  candidate {np.median(tb):6.3f} s CPU/frame (1 thread)  "
+          f"speed-up {np.median(ta) / np.median(tb):5.3f}x  PSNR min {min(quality):5.1f} dB  max |diff| {worst:.1e}  "
+          f"load {min(loads):.1f}-{max(loads):.1f}", flush=True)
+
+
 def session(path, threads, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
     o = ort.SessionOptions()
     o.intra_op_num_threads = threads
@@ -77,7 +190,7 @@ def main():
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--only", choices=["int8", "level", "threads"], help="one group of candidates")
+    p.add_argument("--only", choices=["int8", "level", "threads", "rewrite"], help="one group of candidates")
     args = p.parse_args()
     h, w = args.height, (args.height * 16 // 9 + 3) // 4 * 4
     frames = photos(h, w)
@@ -121,6 +234,14 @@ def main():
         versus("int8 dynamic (ConvInteger)", out)
     if args.only in (None, "level"):
         versus("optimisation level extended (no NCHWc)", args.model, level=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    if args.only in (None, "rewrite"):
+        folded, count = upsample_fold(onnx.load(args.model))
+        out = os.path.join(tmp, "folded.onnx")
+        onnx.save(folded, out)
+        cpu_versus(f"exact upsample fold ({count} folds)", args.model, out, frames, refs, max(args.rounds, 5))
+        both = os.path.join(tmp, "folded-thin.onnx")
+        onnx.save(split_thin_conv(folded), both)
+        cpu_versus("exact fold + thin last conv (fresco's)", args.model, both, frames, refs, max(args.rounds, 5))
     if args.only in (None, "threads"):
         one = [session(args.model, 1) for _ in range(2)]
         pair = np.concatenate(frames[:2])

@@ -2,11 +2,15 @@
 # Builds the fuzz targets in fuzz/ and runs each for SECONDS (default 15):
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # Targets: the parsers that take outside input (job specs, storage events, signed URLs,
-# ffprobe output, log redaction). Needs cargo-fuzz (installed from crates.io when missing) and
-# libFuzzer's nightly-only flags, which the stable toolchain accepts with RUSTC_BOOTSTRAP=1.
+# ffprobe output, log redaction), from fresco-wire and fresco-media only, so the instrumented
+# build is a few light crates (about 3 CPU-minutes and 0.5 GB; docs/security.md). scripts/test.sh
+# runs this after the tests. Needs cargo-fuzz (installed from crates.io when missing), a C++
+# compiler for libFuzzer (g++ from apt when missing) and libFuzzer's nightly-only flags, which the
+# stable toolchain accepts with RUSTC_BOOTSTRAP=1.
 # AddressSanitizer is used when the toolchain has its runtime, otherwise the targets build
 # without a sanitizer (Rust is memory-safe; panics and assertion failures are still caught).
-# Where cargo-fuzz cannot be had, it says so and exits 0, unless FRESCO_REQUIRE_FUZZ=1.
+# Where cargo-fuzz cannot be had or the targets do not build, it says so and exits 0, unless
+# FRESCO_REQUIRE_FUZZ=1; a crash always fails it. It prints how many inputs each target ran.
 # Crashes are saved under fuzz/artifacts/TARGET/; the corpus grows in fuzz/corpus/TARGET/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +31,18 @@ skip() {
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh: installing cargo-fuzz from crates.io"
+  started=$SECONDS
   cargo install cargo-fuzz --locked --quiet || skip "cargo-fuzz could not be installed"
+  echo "fuzz.sh: cargo-fuzz installed in $((SECONDS - started)) s"
 fi
+if ! command -v c++ >/dev/null && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+    echo "fuzz.sh: installing g++ (apt) to build libFuzzer"
+    as_root_n() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+    { as_root_n apt-get update -qq && as_root_n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; } || true
+  fi
+fi
+command -v c++ >/dev/null || skip "no C++ compiler (c++) to build libFuzzer; install g++"
 export RUSTC_BOOTSTRAP=1
 
 # Seeds: real examples of each input, so that the fuzzer starts from the interesting shapes.
@@ -44,12 +58,14 @@ seed ffprobe_json report '{"streams":[{"index":0,"codec_type":"video","codec_nam
 seed ffprobe_json frames $'0\n512\n1024,\nN/A\n'
 seed redact sas 'https://acct.blob.core.windows.net/c/x.mp4?sv=2022&se=2030&sp=r&sig=abc%2F: Invalid data; ftp://u:p@h/x'
 
+build_started=$SECONDS
 sanitizer=address
 if ! (cd fuzz && cargo fuzz build -s address "${targets[0]}" >/dev/null 2>&1); then
   echo "fuzz.sh: no AddressSanitizer runtime in this toolchain; building without a sanitizer"
   sanitizer=none
 fi
 (cd fuzz && cargo fuzz build -s "$sanitizer") || skip "the fuzz targets did not build"
+echo "fuzz.sh: targets built (sanitizer: $sanitizer) in $((SECONDS - build_started)) s"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for target in "${targets[@]}"; do
@@ -58,7 +74,9 @@ for target in "${targets[@]}"; do
   (cd fuzz && cargo fuzz run -s "$sanitizer" "$target" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1) >"$log" 2>&1 || status=$?
-  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$log" | sed 's/^/  /' || true
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
+  echo "fuzz.sh: $target: ${runs:-?} runs in ${seconds}s (peak RSS ${rss:-?} MB)"
   if [ "$status" -ne 0 ]; then
     tail -40 "$log" >&2
     echo "fuzz.sh: FAILED: $target found a crash (see fuzz/artifacts/$target/)" >&2

@@ -4,7 +4,7 @@
 #![no_main]
 
 use fresco_media::probe::{parse_frame_times, parse_ratio, pix_fmt_bit_depth, ProbeReport};
-use fresco_server::limits::InputLimits;
+use fresco_wire::limits::InputLimits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

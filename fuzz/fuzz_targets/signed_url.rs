@@ -2,14 +2,14 @@
 //! grant for a URL this signer did not make; and what it signs, it verifies.
 #![no_main]
 
-use fresco_server::signing::{Permission, UrlSigner};
+use fresco_wire::signing::{Permission, UrlSigner};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u64 = 1_700_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    let signer = UrlSigner::from_key_text("fuzz-key-fuzz-key-fuzz-key-fuzz-key-0001")
-        .expect("a valid key");
+    let signer =
+        UrlSigner::from_key_text("fuzz-key-fuzz-key-fuzz-key-fuzz-key-0001").expect("a valid key");
     let text = String::from_utf8_lossy(data);
     let mut parts = text.splitn(3, '\n');
     let (method, path, query) = (

@@ -2,7 +2,7 @@
 //! EventBridge messages (`POST /v1/events/s3`). Nothing may panic.
 #![no_main]
 
-use fresco_server::events::{parse_event_grid, parse_s3};
+use fresco_wire::events::{parse_event_grid, parse_s3};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! field checks, and the path rules on its input and output. Nothing may panic.
 #![no_main]
 
-use fresco_server::limits::PathRules;
-use fresco_server::SubmitRequest;
+use fresco_wire::limits::PathRules;
+use fresco_wire::SubmitRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

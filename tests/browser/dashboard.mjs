@@ -37,7 +37,8 @@ try {
   await page.click("button[type=submit]");
   await page.waitForURL(`${BASE}/`, { timeout: 15000 });
   await page.waitForSelector("#conn.live", { timeout: 15000 });
-  // Before signing in, the page's probe of the session was refused (401), as it should be.
+  // The server sent the page to sign in (303) before any script ran; clear anything logged
+  // on the way.
   report.consoleErrors = [];
   await page.evaluate(() => { window.__sameDocument = true; window.__seen = []; });
 

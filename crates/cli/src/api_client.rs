@@ -322,6 +322,9 @@ pub fn submission(
     if let Some(max_side) = video.max_side {
         fields.insert("max_side".into(), json!(max_side));
     }
+    if let Some(hwaccel) = &video.hwaccel {
+        fields.insert("hwaccel".into(), json!(hwaccel));
+    }
     if let Some(n) = chunk_frames {
         fields.insert("chunk_frames".into(), json!(n));
     }

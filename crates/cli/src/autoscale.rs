@@ -2,7 +2,7 @@
 //! stopped from the depth of the queue.
 //!
 //! ```text
-//! every second: queue.task_counts() ─> demand (tasks waiting + tasks held)
+//! every second: queue.task_counts_of_kind(device) ─> demand (tasks waiting + tasks held)
 //!               children still alive ─> workers
 //!               Policy::decide(demand, workers) ─> up now | down after the cool-down | hold
 //! ```
@@ -193,6 +193,9 @@ pub struct AutoscaleConfig {
     pub worker_env: Vec<(&'static str, Option<OsString>)>,
     /// The workers' own grace period after SIGTERM.
     pub grace: Duration,
+    /// The kind of device of the workers ("cpu", "cuda"): they claim only jobs of that kind,
+    /// so only those jobs' tasks are demand.
+    pub device_kind: &'static str,
 }
 
 /// The workers of `fresco serve ARGS --autoscale RANGE`: `fresco worker` with the server's
@@ -236,6 +239,7 @@ pub fn config_for(args: &crate::serve::ServeArgs, range: WorkerRange) -> Autosca
         worker_args,
         worker_env,
         grace: Duration::from_secs(args.grace_seconds),
+        device_kind: fresco_worker::device_kind(args.device),
     }
 }
 
@@ -267,7 +271,7 @@ pub async fn run(queue: Arc<dyn Queue>, config: AutoscaleConfig, stop: Arc<StopS
         }
         let live = workers.iter().filter(|w| w.stopping.is_none()).count();
         metrics::gauge!("fresco_autoscale_workers").set(live as f64);
-        match queue.task_counts().await {
+        match queue.task_counts_of_kind(config.device_kind).await {
             Ok(counts) => {
                 let demand = counts.pending + counts.leased;
                 metrics::gauge!("fresco_autoscale_demand").set(demand as f64);

@@ -106,6 +106,7 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
         max_side: None,
         drop_streams: Vec::new(),
         overwrite: true,
+        hwaccel: None,
     };
     let mut fps = Vec::new();
     for workers in [1usize, 2] {
@@ -163,6 +164,7 @@ async fn per_chunk_overhead(queue: &dyn Queue, chunks: u32) -> Result<f64, Failu
     let job = planned_job(queue, chunks).await?;
     let filter = ClaimFilter {
         jobs: Some(vec![job]),
+        ..ClaimFilter::default()
     };
     let lease = Duration::from_secs(60);
     let t0 = Instant::now();
@@ -184,6 +186,7 @@ async fn claim_rate(queue: &Arc<dyn Queue>, chunks: u32, claimers: usize) -> Res
     let job = planned_job(&**queue, chunks).await?;
     let filter = ClaimFilter {
         jobs: Some(vec![job]),
+        ..ClaimFilter::default()
     };
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -228,6 +231,7 @@ async fn planned_job(queue: &dyn Queue, chunks: u32) -> Result<String, Failure> 
         .to_string();
     let filter = ClaimFilter {
         jobs: Some(vec![id.clone()]),
+        ..ClaimFilter::default()
     };
     let plan = queue
         .claim("bench", Duration::from_secs(60), &filter)

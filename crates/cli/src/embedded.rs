@@ -178,6 +178,7 @@ async fn run_videos_async(
         config.until_idle = true;
         config.filter = ClaimFilter {
             jobs: Some(ids.clone()),
+            device_kinds: Some(vec![fresco_worker::device_kind(opts.device).to_string()]),
         };
         config.device = opts.device;
         config.threads = threads;

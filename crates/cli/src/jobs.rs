@@ -155,6 +155,10 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             // Sent only when asked for, so that servers without the field still take fp32 jobs.
             body["precision"] = args.model.precision.to_string().into();
         }
+        if args.model.device != fresco_core::Device::Cpu {
+            // Likewise: without it the server pins the job for its own --device.
+            body["device"] = "cuda".into();
+        }
         return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }
     use fresco_worker::spec::ObjectUrl;
@@ -193,8 +197,9 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     }
-    // Loading the model pins its digest and proves it is a usable model before workers see it.
-    let model = args.model.load()?;
+    // Loading the model pins its digest and proves it is a usable model before workers see it;
+    // on the CPU, so that a machine without a GPU queues jobs for GPU workers.
+    let model = args.model.load_to_pin()?;
     let located = |path: &std::path::Path, url: &Option<ObjectUrl>| match url {
         Some(_) => path.to_path_buf(),
         None => absolute(path),

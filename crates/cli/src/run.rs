@@ -32,9 +32,13 @@ pub struct RunArgs {
     pub video: VideoArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
-    /// Local workers scoring chunks in parallel (each with its own model session).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub workers: usize,
+    /// Local workers scoring chunks in parallel, each with its own model session and a share of
+    /// the cores (default: 2 on a CPU with 2 or more cores, else 1; with `--threads`, 1). Two
+    /// single-thread sessions beat one two-thread session on 2 cores (about half of a style
+    /// network's time is in ops that do not scale with threads; docs/performance.md), at the
+    /// cost of a second session's memory: `--workers 1` halves peak memory.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Frames per chunk (default: about 30 s of model time each, from a calibration).
     #[arg(long, value_name = "N")]
     pub chunk_frames: Option<u64>,
@@ -76,6 +80,16 @@ pub struct VideoArgs {
     /// Replace outputs that already exist.
     #[arg(long)]
     pub overwrite: bool,
+    /// Hardware video decoding (ffmpeg's -hwaccel): none (default), auto (software when no
+    /// method works), or cuda, vaapi, qsv, ... (checked when the job is planned).
+    #[arg(long, value_name = "METHOD", value_parser = parse_hwaccel_arg)]
+    pub hwaccel: Option<String>,
+}
+
+/// `--hwaccel`, checked and in lower case.
+fn parse_hwaccel_arg(text: &str) -> Result<String, String> {
+    fresco_core::settings::parse_hwaccel(text)
+        .map(|method| method.unwrap_or_else(|| "none".to_string()))
 }
 
 impl VideoArgs {
@@ -91,6 +105,7 @@ impl VideoArgs {
             max_side: self.max_side,
             drop_streams: self.drop_streams.clone(),
             overwrite: self.overwrite,
+            hwaccel: self.hwaccel.clone().filter(|method| method != "none"),
         }
     }
 }
@@ -165,6 +180,26 @@ impl ModelArgs {
             &self.choice(),
             &registry,
             &self.engine_options(),
+            !self.no_download,
+        )?)
+    }
+
+    /// Loads the model to check it and pin its digest for a job that workers run (`fresco jobs
+    /// submit`): on this machine's CPU with one thread, whatever `--device` the job is for, so
+    /// that a machine without a GPU can queue cuda jobs.
+    pub fn load_to_pin(&self) -> Result<LoadedModel, Failure> {
+        fresco_infer::fp16::check_device(self.precision, self.device)
+            .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
+        let options = EngineOptions {
+            threads: Some(1),
+            device: Device::Cpu,
+            precision: fresco_infer::fp16::Precision::Fp32,
+            ..self.engine_options()
+        };
+        Ok(load_model(
+            &self.choice(),
+            &Registry::from_env(),
+            &options,
             !self.no_download,
         )?)
     }
@@ -303,7 +338,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .collect();
         let pin = args.model.pin(&model);
         let embedded = EmbeddedOptions {
-            workers: args.workers,
+            workers: args.workers.unwrap_or_else(|| default_workers(&args.model)),
             chunk_frames: args.chunk_frames,
             queue: args.queue.clone(),
             chatty,
@@ -462,6 +497,19 @@ fn ensure_dir(dir: &Path) -> Result<(), Failure> {
 }
 
 /// "onnxruntime 1.32.0 (cpu)".
+/// Local workers when `--workers` is not given: two on a CPU with two or more cores (each with
+/// half of them), unless `--threads` fixes the threads of one session; one on a GPU.
+fn default_workers(model: &ModelArgs) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if model.device == Device::Cpu && model.threads.is_none() && cores >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
 pub fn engine_label(device: Device) -> String {
     let version = fresco_infer::runtime::loaded_library()
         .and_then(|p| p.file_name())

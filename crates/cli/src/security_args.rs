@@ -10,9 +10,9 @@ use crate::exit::{self, Failure};
 #[derive(Debug, Args)]
 pub struct SecurityArgs {
     /// A folder or object-store prefix (`/srv/videos`, `az://container/in`, `s3://bucket`) that
-    /// job inputs and outputs may lie under; repeat it for several. The data store, the watch
-    /// folder, its output and the event output are always allowed. Without any, local paths
-    /// are not restricted (traversal and other containers are still refused).
+    /// job inputs and outputs may lie under; repeat it for several. The data store (--data),
+    /// the watch folder, its output and the event output are always allowed; nothing else is
+    /// unless named here or --allow-any-local-path is given.
     #[arg(
         long = "allow-prefix",
         env = "FRESCO_ALLOW_PREFIX",
@@ -20,6 +20,12 @@ pub struct SecurityArgs {
         value_delimiter = ','
     )]
     pub allow_prefix: Vec<String>,
+    /// Let submissions name any absolute local path the server's user can read or write (for a
+    /// single-user machine only: any client with a submitter token could read files such as
+    /// keys into a job, or write outputs anywhere). Traversal, other containers and other
+    /// schemes are still refused; object URLs still need an allowed prefix.
+    #[arg(long, env = "FRESCO_ALLOW_ANY_LOCAL_PATH")]
+    pub allow_any_local_path: bool,
     /// The largest input accepted, in MiB (0: no limit).
     #[arg(long, env = "FRESCO_MAX_INPUT_MB", default_value_t = 64 * 1024, value_name = "MIB")]
     pub max_input_mb: u64,
@@ -65,13 +71,15 @@ impl SecurityArgs {
         }
     }
 
-    /// The roots inputs and outputs may lie under: `--allow-prefix` values plus `always` (the
-    /// data store, watch and event locations).
+    /// The roots the inputs and outputs of HTTP submissions (and trigger jobs) may lie under:
+    /// `--allow-prefix` values plus `always` (the data store, watch and event locations), and
+    /// any local path only with `--allow-any-local-path`. (`fresco run` and `jobs submit` are
+    /// the machine's own user's commands and take any path; they have no rules.)
     pub fn path_rules<'a>(
         &'a self,
         always: impl IntoIterator<Item = &'a str>,
     ) -> Result<PathRules, Failure> {
-        let mut rules = if self.allow_prefix.is_empty() {
+        let mut rules = if self.allow_any_local_path {
             PathRules::any_local_path()
         } else {
             PathRules::default()
@@ -91,7 +99,7 @@ impl SecurityArgs {
             tracing::info!(roots = ?rules.describe(), "job inputs and outputs are restricted to these roots");
         } else {
             tracing::warn!(
-                "no --allow-prefix: job inputs and outputs may be any absolute path on this machine"
+                "--allow-any-local-path: job inputs and outputs may be any absolute path this server's user can reach; use it on a single-user machine only"
             );
         }
         Ok(rules)

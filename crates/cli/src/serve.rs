@@ -35,14 +35,17 @@ pub struct ServeArgs {
     #[arg(long, env = "FRESCO_GRACE_SECONDS", default_value_t = 30)]
     pub grace_seconds: u64,
     /// Folder for downloaded inputs and outputs being assembled, when they live in object
-    /// stores (default: `scratch` beside the work folder).
+    /// stores (default: `scratch` beside the work folder); also where an object input's first
+    /// and last 8 MiB are probed before its job is queued (default: the temporary folder).
     #[arg(long, env = "FRESCO_SCRATCH_DIR", value_name = "DIR")]
     pub scratch_dir: Option<std::path::PathBuf>,
     /// The most the workers of this process keep in the scratch folder, in MiB (default: no
     /// limit).
     #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
     pub scratch_budget_mb: Option<u64>,
-    /// cpu, or cuda[:N], for the in-process workers.
+    /// cpu, or cuda[:N], for the in-process workers; also the kind of device that jobs
+    /// submitted over HTTP or by the triggers are pinned for, unless a request names one (the
+    /// server needs no GPU to queue cuda jobs).
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     pub device: Device,
     /// Inference threads per in-process worker (default: the cores shared between them).
@@ -212,9 +215,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let rules = args.security.path_rules(roots)?;
         let factory: Arc<dyn fresco_server::JobFactory> = Arc::new(
             LocalJobFactory::default()
+                // Jobs from HTTP and the triggers are pinned for this kind of device unless a
+                // request names one; the server itself needs no GPU for that.
+                .device(args.device)
                 .data_root(data_root_text.clone())
                 .paths(rules)
-                .limits(args.security.limits()),
+                .limits(args.security.limits())
+                .scratch_dir(args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir)),
         );
         if let (Some(watch), Some(output)) = (&args.watch, &args.output) {
             let model = args.model.as_ref().map(|m| {

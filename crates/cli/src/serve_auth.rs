@@ -1,5 +1,6 @@
 //! The security flags of `fresco serve`: HTTPS, sessions, the storage events' shared secret,
-//! per-token rate limits and the caps on unfinished jobs (see `docs/security.md`).
+//! per-token and per-client-address rate limits and the caps on unfinished jobs (see
+//! `docs/security.md`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use fresco_server::auth::{AuthSettings, RateLimitConfig, RateLimits, Secret};
+use fresco_server::auth::{AuthSettings, RateLimitConfig, RateLimits, Secret, TrustedProxies};
 
 use crate::exit::{self, Failure};
 
@@ -108,6 +109,53 @@ pub struct AuthArgs {
         value_name = "N"
     )]
     pub submit_burst: u32,
+    /// Requests per minute one client address may send without valid credentials (the health
+    /// probes, the sign-in page, requests refused 401 for lack of credentials).
+    #[arg(
+        long,
+        env = "FRESCO_ANONYMOUS_RATE_LIMIT",
+        default_value_t = 600,
+        value_name = "N"
+    )]
+    pub anonymous_rate_limit: u32,
+    /// Such requests one client address may send at once before --anonymous-rate-limit applies.
+    #[arg(
+        long,
+        env = "FRESCO_ANONYMOUS_BURST",
+        default_value_t = 120,
+        value_name = "N"
+    )]
+    pub anonymous_burst: u32,
+    /// Failed authentications (wrong, expired or revoked tokens and sessions, a wrong event
+    /// secret) per minute from one client address; past it the address is refused 429 until
+    /// its budget refills, valid tokens included.
+    #[arg(
+        long,
+        env = "FRESCO_FAILURE_RATE_LIMIT",
+        default_value_t = 60,
+        value_name = "N"
+    )]
+    pub failure_rate_limit: u32,
+    /// Failed authentications one client address may make at once before
+    /// --failure-rate-limit applies.
+    #[arg(
+        long,
+        env = "FRESCO_FAILURE_BURST",
+        default_value_t = 20,
+        value_name = "N"
+    )]
+    pub failure_burst: u32,
+    /// Proxies (addresses or networks, comma separated: `10.0.0.0/8,192.0.2.1`) whose
+    /// X-Forwarded-For header names the client for the per-address limits. Default: none, the
+    /// header is not read (anyone could write it).
+    #[arg(
+        long,
+        env = "FRESCO_TRUSTED_PROXIES",
+        value_name = "NET,...",
+        value_delimiter = ',',
+        value_parser = fresco_server::auth::client::parse_trusted_proxy
+    )]
+    pub trusted_proxies: Vec<fresco_server::auth::client::IpNet>,
     /// Unfinished (queued or running) jobs one token may have (0: no cap).
     #[arg(
         long,
@@ -134,6 +182,10 @@ impl AuthArgs {
             ("--rate-burst", self.rate_burst),
             ("--submit-rate-limit", self.submit_rate_limit),
             ("--submit-burst", self.submit_burst),
+            ("--anonymous-rate-limit", self.anonymous_rate_limit),
+            ("--anonymous-burst", self.anonymous_burst),
+            ("--failure-rate-limit", self.failure_rate_limit),
+            ("--failure-burst", self.failure_burst),
         ] {
             if value == 0 {
                 return Err(Failure::new(
@@ -175,6 +227,10 @@ impl AuthArgs {
             request_burst: self.rate_burst,
             submissions_per_minute: self.submit_rate_limit,
             submission_burst: self.submit_burst,
+            anonymous_per_minute: self.anonymous_rate_limit,
+            anonymous_burst: self.anonymous_burst,
+            address_failures_per_minute: self.failure_rate_limit,
+            address_failure_burst: self.failure_burst,
             ..RateLimitConfig::default()
         };
         Ok(AuthSettings {
@@ -184,6 +240,7 @@ impl AuthArgs {
             max_active_per_token: Some(self.max_queued_per_token).filter(|n| *n > 0),
             max_active: Some(self.max_queued).filter(|n| *n > 0),
             limits: Arc::new(RateLimits::new(&limits)),
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies.clone()),
         })
     }
 

@@ -43,6 +43,9 @@ impl Served {
         cmd.args(global)
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
             .args(["--db", &db])
+            // The test's inputs and outputs are absolute paths in its temporary folder.
+            .arg("--allow-prefix")
+            .arg(dir)
             .arg("--work-dir")
             .arg(dir.join("work"))
             .current_dir(dir)

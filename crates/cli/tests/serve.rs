@@ -22,7 +22,16 @@ impl Server {
         Server::start_with(dir, &[])
     }
 
+    /// A server that takes inputs and outputs anywhere under `dir` (the test's temporary
+    /// folder), besides its data store.
     fn start_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Server {
+        let mut args = vec![s("--allow-prefix"), dir.as_os_str()];
+        args.extend_from_slice(extra);
+        Server::launch(dir, &args)
+    }
+
+    /// A server with only `args` (and its queue and work folder in `dir`).
+    fn launch(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Server {
         let stamp = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
         let log = dir.join(format!("serve-{stamp}.log"));
         let db = format!("sqlite://{}", dir.join("queue.db").display());
@@ -349,4 +358,57 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
         again.json(&again.url("/v1/jobs"))
     );
     assert!(again.stop().success(), "{}", read_log(&again.log));
+}
+
+#[test]
+fn a_default_server_takes_only_paths_in_its_data_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    make_h264(&data.join("clip.mp4"), "64x48", 25, 0.4);
+    let outside = dir.path().join("outside.mp4");
+    std::fs::copy(data.join("clip.mp4"), &outside).unwrap();
+    let submit = |server: &Server, input: &str, output: &str| {
+        let body = serde_json::json!({ "input": input, "output": output, "style": "vintage" });
+        match server.post(&server.url("/v1/jobs")).send_json(body) {
+            Ok(r) => (r.status(), r.into_json::<serde_json::Value>().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+            Err(e) => panic!("POST /v1/jobs: {e}"),
+        }
+    };
+    let refused = |(status, body): (u16, serde_json::Value), field: &str| {
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "path-not-allowed", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{field}:")), "{body}");
+        assert!(message.contains(&data.display().to_string()), "{body}");
+    };
+
+    // No --allow-prefix: the data store only (no workers: nothing needs to run).
+    let workers = [s("--workers"), s("0"), s("--data"), p(&data)];
+    let mut server = Server::launch(dir.path(), &workers);
+    refused(submit(&server, "/etc/passwd", "styled/a.mp4"), "input");
+    refused(
+        submit(&server, &outside.display().to_string(), "styled/b.mp4"),
+        "input",
+    );
+    let elsewhere = dir.path().join("elsewhere.mp4").display().to_string();
+    refused(submit(&server, "clip.mp4", &elsewhere), "output");
+    let (status, body) = submit(&server, "clip.mp4", "styled/clip.mp4");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["input"], data.join("clip.mp4").display().to_string());
+    assert!(server.stop().success(), "{}", read_log(&server.log));
+
+    // The single-user opt-out takes any local path, and says so in the log.
+    let mut args = workers.to_vec();
+    args.push(s("--allow-any-local-path"));
+    let mut server = Server::launch(dir.path(), &args);
+    let (status, body) = submit(&server, &outside.display().to_string(), &elsewhere);
+    assert_eq!(status, 201, "{body}");
+    assert!(server.stop().success());
+    assert!(
+        read_log(&server.log).contains("--allow-any-local-path: job inputs and outputs may be any"),
+        "{}",
+        read_log(&server.log)
+    );
 }

@@ -234,9 +234,50 @@ impl Default for EncodeSettings {
     }
 }
 
+/// ffmpeg's hardware decoding methods (`-hwaccel`) that `--hwaccel` accepts besides `none`
+/// (software decoding, the default). `auto` lets ffmpeg pick one and fall back to software
+/// when none works; a named one must work, or the job fails when it is planned.
+pub const HWACCELS: &[&str] = &[
+    "auto",
+    "cuda",
+    "vaapi",
+    "qsv",
+    "vdpau",
+    "vulkan",
+    "drm",
+    "opencl",
+    "videotoolbox",
+    "d3d11va",
+    "dxva2",
+];
+
+/// Parses `--hwaccel`: `none` (software) is `None`, a method of [`HWACCELS`] is itself.
+pub fn parse_hwaccel(text: &str) -> Result<Option<String>, String> {
+    let lower = text.to_ascii_lowercase();
+    if lower == "none" {
+        Ok(None)
+    } else if HWACCELS.contains(&lower.as_str()) {
+        Ok(Some(lower))
+    } else {
+        Err(format!(
+            "unknown hardware decoding method '{text}': expected none, {}",
+            HWACCELS.join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hwaccel_names_parse_and_none_is_software() {
+        assert_eq!(parse_hwaccel("none"), Ok(None));
+        assert_eq!(parse_hwaccel("CUDA"), Ok(Some("cuda".into())));
+        assert_eq!(parse_hwaccel("auto"), Ok(Some("auto".into())));
+        let err = parse_hwaccel("nvdec").unwrap_err();
+        assert!(err.contains("'nvdec'") && err.contains("cuda"), "{err}");
+    }
 
     #[test]
     fn device_parses_cpu_and_cuda_ordinals() {

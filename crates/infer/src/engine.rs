@@ -173,8 +173,13 @@ impl Engine {
                         ),
                     })?;
         }
+        let rewritten;
         let converted;
         let bytes = match options.precision {
+            crate::fp16::Precision::Fp32 if options.device == Device::Cpu => {
+                rewritten = cpu_rewrite(bytes, label);
+                rewritten.as_deref().unwrap_or(bytes)
+            }
             crate::fp16::Precision::Fp32 => bytes,
             crate::fp16::Precision::Fp16 => {
                 crate::fp16::check_device(options.precision, options.device).map_err(|e| {
@@ -402,6 +407,26 @@ fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// The model with [`crate::rewrite`]'s exact CPU rewrites applied, or `None` to load it as it
+/// is (nothing matched, `FRESCO_NO_REWRITE` is set, or the bytes do not decode, in which case
+/// ONNX Runtime reports the problem).
+fn cpu_rewrite(bytes: &[u8], label: &str) -> Option<Vec<u8>> {
+    if crate::rewrite::disabled_by_env() {
+        return None;
+    }
+    match crate::rewrite::rewrite_for_cpu(bytes) {
+        Ok(Some((rewritten, report))) => {
+            tracing::debug!(model = label, ?report, "exact CPU graph rewrite applied");
+            Some(rewritten)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(model = label, error = %e, "graph rewrite skipped");
+            None
+        }
+    }
 }
 
 fn first_line(text: &str) -> String {

@@ -42,6 +42,13 @@ pub enum RunError {
         #[source]
         source: EngineError,
     },
+    /// Hardware the job asks for (`--hwaccel`, an NVENC encoder) does not work here.
+    #[error("{}: {what} does not work on this machine: {reason} (ffmpeg lists the methods and encoders it was built with, whether or not there is a device for them)", path.display())]
+    Hardware {
+        path: PathBuf,
+        what: String,
+        reason: String,
+    },
     #[error(transparent)]
     Tool(ProcessError),
     #[error("canceled")]
@@ -90,6 +97,7 @@ impl RunError {
                     FailureClass::Model
                 }
             },
+            RunError::Hardware { .. } => FailureClass::MissingDependency,
             RunError::Tool(e) if e.is_missing_tool() => FailureClass::MissingDependency,
             RunError::Tool(_) => FailureClass::Processing,
             RunError::Canceled => FailureClass::Canceled,

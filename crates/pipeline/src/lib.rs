@@ -5,6 +5,7 @@
 
 pub mod chunk;
 pub mod error;
+pub mod hardware;
 pub mod image;
 pub mod model;
 pub mod output;

@@ -21,6 +21,10 @@ pub struct VideoOptions {
     /// Stream kinds not to copy.
     pub drop_streams: Vec<StreamKind>,
     pub overwrite: bool,
+    /// ffmpeg's hardware decoding method (`--hwaccel`, see [`crate::hardware`]); `None`:
+    /// software. Left out of the JSON when `None`, so that jobs' identities stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hwaccel: Option<String>,
 }
 
 /// A non-video stream copied from the input.
@@ -58,6 +62,9 @@ pub struct VideoPlan {
     /// Things the user should be told (padding, dropped streams, bit depth).
     pub notes: Vec<String>,
     pub encode: EncodeSettings,
+    /// The decoder's `-hwaccel` method (`None`: software).
+    #[serde(default)]
+    pub hwaccel: Option<String>,
     colour: ColourTags,
     rotation: i32,
 }
@@ -126,6 +133,12 @@ pub fn plan_video(
         (coded_w, coded_h)
     };
     let time_base = video.time_base().unwrap_or((1, 90_000));
+    crate::hardware::check_encode_settings(&options.encode).map_err(|reason| {
+        RunError::Unsupported {
+            path: output.to_path_buf(),
+            reason,
+        }
+    })?;
 
     let mut notes = Vec::new();
     let deep = video.bit_depth() > 8;
@@ -227,6 +240,7 @@ pub fn plan_video(
         streams,
         notes,
         encode: options.encode.clone(),
+        hwaccel: options.hwaccel.clone(),
         colour: colour_tags(video),
         rotation,
     })
@@ -252,6 +266,9 @@ pub fn default_pix_fmt(codec: &str, deep: bool) -> &'static str {
         ("ffv1", false) => "bgr0",
         ("ffv1", true) => "gbrp16le",
         ("prores_ks" | "prores" | "prores_aw", _) => "yuv422p10le",
+        (nvenc, deep) if crate::hardware::is_nvenc(nvenc) => {
+            crate::hardware::nvenc_default_pix_fmt(nvenc, deep)
+        }
         (_, false) => "yuv420p",
         (_, true) => "yuv420p10le",
     }
@@ -396,6 +413,8 @@ impl VideoPlan {
             ));
         }
         filters.push(format!("format={}", self.raw_format.ffmpeg_name()));
+        // Decoded frames come back to system memory (no -hwaccel_output_format) for the filters.
+        args.extend(crate::hardware::hwaccel_args(self.hwaccel.as_deref()));
         args.extend([
             os("-i"),
             self.input.clone().into_os_string(),
@@ -548,6 +567,7 @@ impl VideoPlan {
                 args.extend([os("-preset"), os(preset)]);
             }
         }
+        args.extend(crate::hardware::nvenc_args(&self.encode));
         if let Some(threads) = self.encode.threads {
             args.extend([os("-threads:v:0"), os(threads.to_string())]);
         }

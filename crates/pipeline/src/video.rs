@@ -98,6 +98,7 @@ pub fn prepare_video(
         probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
     let plan = plan_video(input, output, &report, options)?;
     check_streams_fit(tools, &plan)?;
+    crate::hardware::check_hardware(tools, &plan)?;
     let times = probe::frame_times(
         &tools.ffprobe,
         input,

@@ -84,6 +84,28 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+impl NewJob {
+    /// The kind of device the job was submitted for: the spec's `model.device_kind` ("cpu",
+    /// "cuda"), or "cpu" when the spec names none. The queue keeps it in a column of its own
+    /// that claims filter by ([`ClaimFilter::device_kinds`]); read from the spec, so that the
+    /// two cannot disagree.
+    pub fn device_kind(&self) -> String {
+        spec_device_kind(&self.spec)
+    }
+}
+
+/// The device kind a job's spec (JSON) pins in `model.device_kind`; "cpu" when it names none.
+pub fn spec_device_kind(spec: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(spec)
+        .ok()
+        .and_then(|spec| {
+            spec.pointer("/model/device_kind")
+                .and_then(|kind| kind.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "cpu".to_string())
+}
+
 /// What [`Queue::submit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
@@ -147,6 +169,26 @@ pub enum FailOutcome {
 pub struct ClaimFilter {
     /// Only tasks of these jobs (an embedded `fresco run` works on its own jobs only).
     pub jobs: Option<Vec<JobId>>,
+    /// Only tasks of jobs submitted for these kinds of device ("cpu", "cuda"; see
+    /// [`NewJob::device_kind`]). A worker claims for its own kind only: results differ in the
+    /// last bits between devices, and a job's chunks must all be scored alike. `None`: any.
+    pub device_kinds: Option<Vec<String>>,
+}
+
+impl ClaimFilter {
+    /// Tasks of jobs of one device kind ("cpu" or "cuda").
+    pub fn device_kind(kind: &str) -> ClaimFilter {
+        ClaimFilter {
+            jobs: None,
+            device_kinds: Some(vec![kind.to_string()]),
+        }
+    }
+
+    /// Whether the filter lets nothing through (an empty list of jobs or of device kinds).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.is_empty())
+            || self.device_kinds.as_ref().is_some_and(|d| d.is_empty())
+    }
 }
 
 /// A job as listed.
@@ -414,36 +456,53 @@ pub trait Queue: Accounts + Send + Sync {
     /// Tasks waiting and tasks held, over all queued and running jobs (see [`TaskCounts`]).
     /// This default reads every active job's tasks; the backends answer with one query.
     async fn task_counts(&self) -> Result<TaskCounts> {
-        let mut counts = TaskCounts::default();
-        let mut before = None;
-        loop {
-            let page = self
-                .jobs_before(&[JobState::Queued, JobState::Running], 500, before)
-                .await?;
-            let Some(last) = page.last() else {
-                return Ok(counts);
-            };
-            before = Some(last.seq);
-            for job in &page {
-                let tasks = self.tasks(&job.id).await?;
-                let chunks_left = tasks
-                    .iter()
-                    .any(|t| t.kind == TaskKind::Score && t.state != TaskState::Done);
-                for task in &tasks {
-                    match task.state {
-                        TaskState::Leased => counts.leased += 1,
-                        TaskState::Pending if task.kind == TaskKind::Assemble && chunks_left => {}
-                        TaskState::Pending => counts.pending += 1,
-                        TaskState::Done | TaskState::Failed | TaskState::Canceled => {}
-                    }
-                }
-            }
-        }
+        count_active_tasks(self, None).await
+    }
+
+    /// [`Queue::task_counts`] over the jobs submitted for one kind of device ("cpu", "cuda")
+    /// only: the work that workers of that kind can claim, what they are sized by.
+    async fn task_counts_of_kind(&self, device_kind: &str) -> Result<TaskCounts> {
+        count_active_tasks(self, Some(device_kind)).await
     }
 
     /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
     /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).
     async fn wait_for_work(&self, timeout: Duration);
+}
+
+/// [`Queue::task_counts`] from every active job's tasks (of one device kind, or all).
+async fn count_active_tasks<Q: Queue + ?Sized>(
+    queue: &Q,
+    device_kind: Option<&str>,
+) -> Result<TaskCounts> {
+    let mut counts = TaskCounts::default();
+    let mut before = None;
+    loop {
+        let page = queue
+            .jobs_before(&[JobState::Queued, JobState::Running], 500, before)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(counts);
+        };
+        before = Some(last.seq);
+        for job in &page {
+            if device_kind.is_some_and(|kind| spec_device_kind(&job.spec) != kind) {
+                continue;
+            }
+            let tasks = queue.tasks(&job.id).await?;
+            let chunks_left = tasks
+                .iter()
+                .any(|t| t.kind == TaskKind::Score && t.state != TaskState::Done);
+            for task in &tasks {
+                match task.state {
+                    TaskState::Leased => counts.leased += 1,
+                    TaskState::Pending if task.kind == TaskKind::Assemble && chunks_left => {}
+                    TaskState::Pending => counts.pending += 1,
+                    TaskState::Done | TaskState::Failed | TaskState::Canceled => {}
+                }
+            }
+        }
+    }
 }
 
 /// Opens (creating and migrating as needed) the queue at `url`: `sqlite://PATH` (`sqlite:PATH`

@@ -71,12 +71,13 @@ macro_rules! held {
     };
 }
 
-/// Leases the best claimable task (`$1` worker, `$2` token, `$3` lease in ms, then `filter`).
+/// Leases the best claimable task (`$1` worker, `$2` token, `$3` lease in ms, then `device`, a
+/// condition on the candidate's job `cj`, and `filter`, one on the candidate task `c`).
 /// The candidate query walks the `tasks_claim_order` index and stops at the first task that
 /// qualifies and that no other claimer has locked; the job's spec and plan are read for the one
 /// claimed only.
 macro_rules! claim_sql {
-    ($filter:literal) => {
+    ($device:literal, $filter:literal) => {
         concat!(
             "UPDATE tasks t SET state = 'leased', worker = $1, token = $2, lease_expires_at = ",
             now!(),
@@ -84,7 +85,9 @@ macro_rules! claim_sql {
             "SELECT c.id FROM tasks c WHERE c.state = 'pending' AND c.not_before <= ",
             now!(),
             " AND EXISTS (SELECT 1 FROM jobs cj WHERE cj.id = c.job_id ",
-            "AND cj.state IN ('queued', 'running')) ",
+            "AND cj.state IN ('queued', 'running') ",
+            $device,
+            ") ",
             "AND (c.kind <> 'assemble' OR NOT EXISTS (SELECT 1 FROM tasks s ",
             "WHERE s.job_id = c.job_id AND s.kind = 'score' AND s.state <> 'done')) ",
             $filter,
@@ -300,8 +303,8 @@ impl PgQueue {
             let inserted: std::result::Result<Option<String>, sqlx::Error> =
                 sqlx::query_scalar(concat!(
                     "INSERT INTO jobs (id, identity, state, priority, input, output, spec, ",
-                    "max_attempts, max_expiries, idempotency_key, owner, enqueued_at) ",
-                    "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, ",
+                    "max_attempts, max_expiries, idempotency_key, owner, device_kind, enqueued_at) ",
+                    "VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, ",
                     now!(),
                     ") ON CONFLICT (identity) WHERE state IN ('queued', 'running') DO NOTHING ",
                     "RETURNING id"
@@ -316,6 +319,7 @@ impl PgQueue {
                 .bind(budget(job.budgets.max_expiries))
                 .bind(&job.idempotency_key)
                 .bind(admission.map(|a| &a.owner))
+                .bind(job.device_kind())
                 .fetch_optional(&mut *tx)
                 .await;
             let inserted = match inserted {
@@ -371,7 +375,7 @@ impl Queue for PgQueue {
         lease: Duration,
         filter: &ClaimFilter,
     ) -> Result<Option<TaskLease>> {
-        if filter.jobs.as_ref().is_some_and(|j| j.is_empty()) {
+        if filter.is_empty() {
             return Ok(None);
         }
         self.ensure_listening().await;
@@ -381,9 +385,14 @@ impl Queue for PgQueue {
         expiry::expire_leases(&mut conn).await?;
 
         let token = new_token();
-        let sql = match filter.jobs {
-            None => claim_sql!(""),
-            Some(_) => claim_sql!("AND c.job_id = ANY($4)"),
+        // The filters' lists are bound in this order: jobs, then device kinds.
+        let sql = match (&filter.jobs, &filter.device_kinds) {
+            (None, None) => claim_sql!("", ""),
+            (Some(_), None) => claim_sql!("", "AND c.job_id = ANY($4)"),
+            (None, Some(_)) => claim_sql!("AND cj.device_kind = ANY($4)", ""),
+            (Some(_), Some(_)) => {
+                claim_sql!("AND cj.device_kind = ANY($5)", "AND c.job_id = ANY($4)")
+            }
         };
         let mut query = sqlx::query_as::<_, ClaimedRow>(sql)
             .bind(worker)
@@ -391,6 +400,9 @@ impl Queue for PgQueue {
             .bind(millis(lease));
         if let Some(jobs) = &filter.jobs {
             query = query.bind(jobs.clone());
+        }
+        if let Some(kinds) = &filter.device_kinds {
+            query = query.bind(kinds.clone());
         }
         let Some(row) = query.fetch_optional(&mut *conn).await? else {
             return Ok(None);
@@ -828,20 +840,11 @@ impl Queue for PgQueue {
     }
 
     async fn task_counts(&self) -> Result<crate::TaskCounts> {
-        let (pending, leased): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
-             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
-             FROM tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE j.state IN ('queued', 'running') \
-             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> $1))",
-        )
-        .bind(ASSEMBLE_WAITING)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crate::TaskCounts {
-            pending: pending.max(0) as u64,
-            leased: leased.max(0) as u64,
-        })
+        self.count_tasks(None).await
+    }
+
+    async fn task_counts_of_kind(&self, device_kind: &str) -> Result<crate::TaskCounts> {
+        self.count_tasks(Some(device_kind)).await
     }
 
     async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
@@ -914,5 +917,27 @@ impl Queue for PgQueue {
             }
         };
         self.signal.wait(timeout).await;
+    }
+}
+
+/// The backend's task counts, over the jobs of one device kind or all.
+impl PgQueue {
+    async fn count_tasks(&self, device_kind: Option<&str>) -> Result<crate::TaskCounts> {
+        let (pending, leased): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
+             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
+             FROM tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE j.state IN ('queued', 'running') \
+             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> $1)) \
+             AND ($2::text IS NULL OR j.device_kind = $2::text)",
+        )
+        .bind(ASSEMBLE_WAITING)
+        .bind(device_kind)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::TaskCounts {
+            pending: pending.max(0) as u64,
+            leased: leased.max(0) as u64,
+        })
     }
 }

@@ -201,13 +201,15 @@ async fn cancel_tasks(conn: &mut SqliteConnection, job: &str, now: i64) -> Resul
     Ok(())
 }
 
-/// Claimable tasks, best first (`?1` now; then a job filter and [`CLAIM_ORDER`]). Unfiltered,
+/// Claimable tasks, best first (`?1` now; `{device}` a device kind filter on the job `j`, then
+/// a job filter and [`CLAIM_ORDER`]). Unfiltered,
 /// it walks the `tasks_claim_order` index and stops at the first task that qualifies; named,
 /// because SQLite, on a file never analyzed, may otherwise pick another index and sort every
 /// pending task on every claim.
 const CLAIM_CANDIDATE: &str = "SELECT t.id FROM tasks t {index} \
     WHERE t.state = 'pending' AND t.not_before <= ?1 \
-    AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = t.job_id AND j.state IN ('queued', 'running')) \
+    AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = t.job_id AND j.state IN ('queued', 'running') \
+        {device}) \
     AND (t.kind <> 'assemble' OR NOT EXISTS (SELECT 1 FROM tasks s \
         WHERE s.job_id = t.job_id AND s.kind = 'score' AND s.state <> 'done'))";
 
@@ -259,8 +261,8 @@ impl SqliteQueue {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO jobs (id, identity, state, priority, input, output, spec, \
-             max_attempts, max_expiries, enqueued_at, idempotency_key, owner, seq) \
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+             max_attempts, max_expiries, enqueued_at, idempotency_key, owner, device_kind, seq) \
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))",
         )
         .bind(&id)
@@ -274,6 +276,7 @@ impl SqliteQueue {
         .bind(now)
         .bind(&job.idempotency_key)
         .bind(admission.map(|a| &a.owner))
+        .bind(job.device_kind())
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
@@ -296,7 +299,8 @@ impl Queue for SqliteQueue {
         filter: &ClaimFilter,
     ) -> Result<Option<TaskLease>> {
         let jobs = filter.jobs.as_deref();
-        if jobs.is_some_and(|j| j.is_empty()) {
+        let devices = filter.device_kinds.as_deref();
+        if filter.is_empty() {
             return Ok(None);
         }
         self.signal.claim_started();
@@ -312,11 +316,27 @@ impl Queue for SqliteQueue {
                 ("", format!("AND t.job_id IN ({})", marks.join(", ")))
             }
         };
-        let candidates = CLAIM_CANDIDATE.replace("{index}", index);
+        // Device kinds are bound after the jobs.
+        let device = match devices {
+            None => String::new(),
+            Some(kinds) => {
+                let first = 2 + jobs.map_or(0, |j| j.len());
+                let marks: Vec<String> = (0..kinds.len())
+                    .map(|i| format!("?{}", first + i))
+                    .collect();
+                format!("AND j.device_kind IN ({})", marks.join(", "))
+            }
+        };
+        let candidates = CLAIM_CANDIDATE
+            .replace("{index}", index)
+            .replace("{device}", &device);
         let sql = format!("{candidates} {filter} {CLAIM_ORDER}");
         let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(now);
         for job in jobs.unwrap_or_default() {
             query = query.bind(job);
+        }
+        for kind in devices.unwrap_or_default() {
+            query = query.bind(kind);
         }
         let candidate = query.fetch_optional(&mut *tx).await?;
 
@@ -732,20 +752,11 @@ impl Queue for SqliteQueue {
     }
 
     async fn task_counts(&self) -> Result<crate::TaskCounts> {
-        let (pending, leased): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
-             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
-             FROM tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE j.state IN ('queued', 'running') \
-             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> ?1))",
-        )
-        .bind(ASSEMBLE_WAITING)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crate::TaskCounts {
-            pending: pending.max(0) as u64,
-            leased: leased.max(0) as u64,
-        })
+        self.count_tasks(None).await
+    }
+
+    async fn task_counts_of_kind(&self, device_kind: &str) -> Result<crate::TaskCounts> {
+        self.count_tasks(Some(device_kind)).await
     }
 
     async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
@@ -862,4 +873,26 @@ async fn insert_task(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The backend's task counts, over the jobs of one device kind or all.
+impl SqliteQueue {
+    async fn count_tasks(&self, device_kind: Option<&str>) -> Result<crate::TaskCounts> {
+        let (pending, leased): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
+             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
+             FROM tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE j.state IN ('queued', 'running') \
+             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> ?1)) \
+             AND (?2 IS NULL OR j.device_kind = ?2)",
+        )
+        .bind(ASSEMBLE_WAITING)
+        .bind(device_kind)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::TaskCounts {
+            pending: pending.max(0) as u64,
+            leased: leased.max(0) as u64,
+        })
+    }
 }

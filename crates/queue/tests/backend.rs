@@ -649,7 +649,10 @@ async fn claim_filter_limits_jobs(db: &Db) {
     let q = db.open().await;
     let a = submit(&q, job("a")).await;
     let b = submit(&q, job("b")).await;
-    let none = ClaimFilter { jobs: Some(vec![]) };
+    let none = ClaimFilter {
+        jobs: Some(vec![]),
+        ..ClaimFilter::default()
+    };
     assert!(q.claim("w", LONG, &none).await.unwrap().is_none());
     assert_eq!(
         q.claim("w", LONG, &only(&b)).await.unwrap().unwrap().job_id,
@@ -658,6 +661,7 @@ async fn claim_filter_limits_jobs(db: &Db) {
     assert!(q.claim("w", LONG, &only(&b)).await.unwrap().is_none());
     let both = ClaimFilter {
         jobs: Some(vec![a.clone(), b.clone()]),
+        ..ClaimFilter::default()
     };
     assert_eq!(q.claim("w", LONG, &both).await.unwrap().unwrap().job_id, a);
     assert!(q.claim("w", LONG, &both).await.unwrap().is_none());

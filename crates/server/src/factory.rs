@@ -4,10 +4,13 @@
 //! and tests can do without models and ffmpeg.
 //!
 //! Input and output may be object URLs (`az://container/in/clip.mp4`, `s3://...`,
-//! `file:///...`): the input must exist (a `head` request), the output must not unless
-//! `overwrite`. A URL input is not probed here, which would mean downloading it while the
-//! request waits: the plan task downloads and probes it, and a job whose object is not a
-//! video fails there with the same message.
+//! `file:///...`): the input must exist and not be empty (a `head` request) and be within the
+//! size limit, the output must not exist unless `overwrite`. The input is then probed from its
+//! first and last bytes (ranged reads into a sparse scratch file, see [`object_probe`]) and
+//! checked as a local input is: a video stream, within the duration and frame-size limits, a
+//! plan for the output. Only an object whose container ffprobe recognises but cannot read from
+//! its ends (an MP4 index in the unread middle) is queued unchecked; its plan task probes the
+//! whole download and fails the job with the same message where it is not a video.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +32,10 @@ use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
 use crate::api::{ModelRef, SubmitRequest};
 use crate::error::ApiError;
 use crate::limits::{InputLimits, PathRules};
+
+mod object_probe;
+
+pub use object_probe::ProbeWindow;
 
 /// Why a submission cannot become a job.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,6 +98,10 @@ pub struct LocalJobFactory {
     paths: Option<PathRules>,
     /// How large an input may be.
     limits: InputLimits,
+    /// How much of an object input's head and tail is read to probe it.
+    probe_window: ProbeWindow,
+    /// Where an object input's probe file goes (`None`: the system's temporary folder).
+    scratch_dir: Option<PathBuf>,
 }
 
 impl Default for LocalJobFactory {
@@ -111,6 +122,8 @@ impl LocalJobFactory {
             data_root: None,
             paths: None,
             limits: InputLimits::default(),
+            probe_window: ProbeWindow::default(),
+            scratch_dir: None,
         }
     }
 
@@ -163,6 +176,19 @@ impl LocalJobFactory {
         Ok(request)
     }
 
+    /// How much of the start and of the end of an object input is read to probe it.
+    pub fn probe_window(mut self, window: ProbeWindow) -> Self {
+        self.probe_window = window;
+        self
+    }
+
+    /// The folder for the sparse file an object input is probed in (a window's worth of disk
+    /// twice at most; default: the system's temporary folder).
+    pub fn scratch_dir(mut self, dir: PathBuf) -> Self {
+        self.scratch_dir = Some(dir);
+        self
+    }
+
     /// The blocking part: file checks, ffprobe and model loading.
     fn build_blocking(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
         let request = &self.in_data_store(request)?;
@@ -200,14 +226,16 @@ impl LocalJobFactory {
             Some(url) => check_output_object(url, &output, options.overwrite)?,
             None => check_output_target(&output, options.overwrite).map_err(run_rejection)?,
         }
-        if input_url.is_none() {
-            // A probe and a plan (no frame scan) reject what is not a video before workers
-            // see it. (An object input is probed by the plan task, after its download.)
-            let report =
-                probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
-            self.limits.check_probe("input", &report)?;
-            fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
-                .map_err(run_rejection)?;
+        // A probe and a plan (no frame scan) reject what is not a video before workers see it.
+        match (&input_url, &input_object) {
+            (Some(url), Some(info)) => self.check_object_input(url, info, &output, &options)?,
+            _ => {
+                let report =
+                    probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+                self.limits.check_probe("input", &report)?;
+                fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                    .map_err(run_rejection)?;
+            }
         }
 
         let choice = match request.model_ref().map_err(|e| Rejection::BadField {
@@ -217,7 +245,8 @@ impl LocalJobFactory {
             ModelRef::Style(style) => ModelChoice::Style(style),
             ModelRef::File(path) => ModelChoice::File(absolute_path("model", &path)?),
         };
-        let precision = precision_of(request.precision.as_deref(), self.device)?;
+        let device = device_of(request.device.as_deref(), self.device)?;
+        let precision = precision_of(request.precision.as_deref(), device)?;
         let engine = EngineOptions {
             threads: Some(1),
             device: Device::Cpu,
@@ -238,7 +267,7 @@ impl LocalJobFactory {
                 digest: model.digest.clone(),
                 input_range: None,
                 channel_order: None,
-                device_kind: device_kind(self.device).to_string(),
+                device_kind: device_kind(device).to_string(),
                 precision: precision.to_string(),
             },
             options,
@@ -290,6 +319,11 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
         max_side: request.max_side,
         drop_streams: request.drop_streams.iter().map(|&k| k.into()).collect(),
         overwrite: request.overwrite,
+        // Checked by the request's validation; `none` is software decoding.
+        hwaccel: request
+            .hwaccel
+            .as_deref()
+            .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
     }
 }
 
@@ -420,6 +454,8 @@ fn run_rejection(e: RunError) -> Rejection {
         RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
         RunError::SameFile { .. } => unusable("same-file", e),
         RunError::Model { .. } => unusable("model-unusable", e),
+        // Not checked on the server (it needs no GPU): the plan task tries the hardware.
+        RunError::Hardware { .. } => unusable("hardware-unavailable", e),
         RunError::Tool(ref tool) if tool.is_missing_tool() => Rejection::Unavailable {
             code: "tool-unavailable",
             detail: e.to_string(),
@@ -469,6 +505,20 @@ fn model_rejection(e: ModelError) -> Rejection {
     }
 }
 
+/// The kind of device a submission's job is pinned for: its `device` ("cpu" or "cuda"), or the
+/// server's (`--device`). The server itself needs no GPU: it checks the model on the CPU.
+fn device_of(text: Option<&str>, server: Device) -> Result<Device, Rejection> {
+    match text {
+        None => Ok(server),
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => Ok(Device::Cuda(0)),
+        Some(other) => Err(Rejection::BadField {
+            code: "invalid-field",
+            message: format!("device: expected cpu or cuda, got {other:?}"),
+        }),
+    }
+}
+
 /// The `precision` of a submission: absent means fp32; fp16 needs jobs pinned for CUDA.
 fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejection> {
     let precision: Precision = match text {
@@ -483,7 +533,7 @@ fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejecti
     fresco_infer::fp16::check_device(precision, device).map_err(|e| Rejection::Unusable {
         code: "precision-needs-cuda",
         message: format!(
-            "precision: this server pins jobs for the {device} ({e}; the server's --device sets it)"
+            "precision: this job is pinned for the {device} ({e}; the request's device or the server's --device sets it)"
         ),
     })?;
     Ok(precision)
@@ -532,6 +582,82 @@ mod tests {
         let bad = precision_of(Some("int8"), Device::Cpu).unwrap_err();
         assert!(bad.to_string().contains("expected fp32 or fp16"), "{bad}");
         assert_eq!(code(bad), "bad-precision");
+    }
+
+    #[test]
+    fn device_comes_from_the_request_or_the_server() {
+        assert_eq!(device_of(None, Device::Cpu).unwrap(), Device::Cpu);
+        assert_eq!(device_of(None, Device::Cuda(1)).unwrap(), Device::Cuda(1));
+        assert_eq!(
+            device_of(Some("cuda"), Device::Cpu).unwrap(),
+            Device::Cuda(0)
+        );
+        assert_eq!(
+            device_of(Some("cpu"), Device::Cuda(0)).unwrap(),
+            Device::Cpu
+        );
+        let bad = device_of(Some("tpu"), Device::Cpu).unwrap_err();
+        assert!(bad.to_string().contains("expected cpu or cuda"), "{bad}");
+        assert_eq!(code(bad), "invalid-field");
+    }
+
+    /// A server without a GPU (this CPU build of ONNX Runtime has no CUDA provider) queues
+    /// cuda jobs: the model is checked on the CPU, and the job is pinned for cuda workers.
+    #[tokio::test]
+    async fn cuda_jobs_are_queued_by_a_server_without_a_gpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=s=64x48:d=0.2:r=10",
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(&input)
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: ffmpeg could not make a test clip");
+            return;
+        }
+        let output = dir.path().join("out.mp4");
+        let submit = |device: Option<&str>, hwaccel: Option<&str>| {
+            let mut body = serde_json::json!({
+                "input": input.display().to_string(),
+                "output": output.display().to_string(),
+                "style": "vintage",
+            });
+            if let Some(device) = device {
+                body["device"] = device.into();
+            }
+            if let Some(hwaccel) = hwaccel {
+                body["hwaccel"] = hwaccel.into();
+            }
+            serde_json::from_value::<SubmitRequest>(body).unwrap()
+        };
+        let kind = |job: &NewJob| JobSpec::from_json(&job.spec).unwrap().model.device_kind;
+        let cpu_server = LocalJobFactory::default().allow_download(false);
+        let job = cpu_server.build(&submit(Some("cuda"), None)).await.unwrap();
+        assert_eq!(
+            (kind(&job), job.device_kind()),
+            ("cuda".into(), "cuda".into())
+        );
+        let job = cpu_server.build(&submit(None, Some("auto"))).await.unwrap();
+        assert_eq!(kind(&job), "cpu");
+        let spec = JobSpec::from_json(&job.spec).unwrap();
+        assert_eq!(spec.options.hwaccel.as_deref(), Some("auto"));
+        let cuda_server = cpu_server.clone().device(Device::Cuda(0));
+        let job = cuda_server
+            .build(&submit(None, Some("none")))
+            .await
+            .unwrap();
+        assert_eq!(kind(&job), "cuda");
+        assert_eq!(JobSpec::from_json(&job.spec).unwrap().options.hwaccel, None);
+        let job = cuda_server.build(&submit(Some("cpu"), None)).await.unwrap();
+        assert_eq!(kind(&job), "cpu");
     }
 
     #[tokio::test]

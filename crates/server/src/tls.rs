@@ -92,6 +92,7 @@ pub async fn serve_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
     axum_server::from_tcp_rustls(listener.into_std()?, config)?
         .handle(handle)
-        .serve(router(state).into_make_service())
+        // With each connection's peer address, for the per-address limits (see `auth`).
+        .serve(router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }

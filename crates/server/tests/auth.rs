@@ -99,7 +99,7 @@ async fn every_route_refuses_without_credentials_and_below_its_roles() {
         let (status, text) =
             status_of(&app, request().body(body_for(&route.method)).unwrap()).await;
         match route.auth {
-            AuthKind::Public => {
+            AuthKind::Public | AuthKind::SignIn => {
                 assert!(status.is_success(), "{what} is public: {status} {text}");
                 continue;
             }
@@ -139,10 +139,23 @@ async fn every_route_refuses_without_credentials_and_below_its_roles() {
                     "{what} without credentials: {text}"
                 );
             }
+            AuthKind::Page => {
+                // A browser is sent to sign in, and brought back here afterwards.
+                let response = fresco_server::router(app.state.clone())
+                    .oneshot(request().body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+                assert_eq!(
+                    response.headers()[header::LOCATION],
+                    format!("/ui/login?next={uri}").as_str(),
+                    "{what}"
+                );
+            }
         }
         for (role, token) in &tokens {
             let request = match route.auth {
-                AuthKind::Session => {
+                AuthKind::Session | AuthKind::Page => {
                     let (cookie, csrf) = session(&app, token).await;
                     request()
                         .header(header::COOKIE, cookie)
@@ -580,6 +593,7 @@ async fn a_flood_from_one_token_hits_the_rate_and_the_cap_while_another_goes_thr
 async fn complete(queue: &dyn fresco_queue::Queue, job: &str) {
     let filter = fresco_queue::ClaimFilter {
         jobs: Some(vec![job.to_string()]),
+        ..Default::default()
     };
     let lease = queue
         .claim("w", std::time::Duration::from_secs(60), &filter)
@@ -616,6 +630,152 @@ async fn every_request_counts_against_the_token_s_rate() {
     assert_eq!(limited, 20);
     // Others are not slowed by it.
     assert_eq!(get(&app.state, "/v1/jobs").await.status, StatusCode::OK);
+}
+
+/// A request from `address` (as the served router sees it, through `ConnectInfo`).
+fn from(address: &str, uri: &str, token: Option<&str>) -> Request<Body> {
+    let peer = std::net::SocketAddr::new(address.parse().unwrap(), 40000);
+    let mut request = Request::get(uri).extension(axum::extract::ConnectInfo(peer));
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn requests_without_valid_credentials_are_limited_per_address() {
+    let mut app = app().await;
+    app.state.auth.limits = Arc::new(RateLimits::new(&RateLimitConfig {
+        anonymous_per_minute: 60,
+        anonymous_burst: 10,
+        address_failures_per_minute: 60,
+        address_failure_burst: 5,
+        ..RateLimitConfig::default()
+    }));
+    let good = make_token(app.queue.as_ref(), "good", Role::Viewer).await;
+    // Guessing tokens from one address: 401 five times, then 429 with Retry-After.
+    let mut seen = std::collections::BTreeMap::new();
+    for n in 0..40 {
+        let guess = format!("fresco_guess{n}");
+        let reply = send_raw(&app.state, from("198.51.100.7", "/v1/jobs", Some(&guess))).await;
+        let code = reply.body["error"]["code"].as_str().unwrap().to_string();
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            reply.error(StatusCode::TOO_MANY_REQUESTS, "too-many-failures");
+            let seconds: u64 = reply.headers[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&seconds), "{reply:?}");
+        } else {
+            reply.error(StatusCode::UNAUTHORIZED, "invalid-token");
+        }
+        *seen.entry(code).or_insert(0) += 1;
+    }
+    assert_eq!(seen.get("invalid-token"), Some(&5), "{seen:?}");
+    assert_eq!(seen.get("too-many-failures"), Some(&35), "{seen:?}");
+    // While blocked, the address gets no answer to a guess, right or wrong: the good token is
+    // refused there before it is looked up ...
+    send_raw(&app.state, from("198.51.100.7", "/v1/jobs", Some(&good)))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "too-many-failures");
+    // ... and works from any other address, and in process.
+    for address in ["198.51.100.8", "2001:db8::1"] {
+        let reply = send_raw(&app.state, from(address, "/v1/jobs", Some(&good))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{address}: {reply:?}");
+    }
+    let reply = send_as(
+        &app.state,
+        Some(&good),
+        Request::get("/v1/jobs").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    // Another address's wrong token is still a plain 401.
+    send_raw(
+        &app.state,
+        from("198.51.100.8", "/v1/jobs", Some("fresco_x")),
+    )
+    .await
+    .error(StatusCode::UNAUTHORIZED, "invalid-token");
+
+    // Requests without credentials: 10 at once per address, on every kind of route.
+    for (address, uri, first) in [
+        ("203.0.113.1", "/healthz", StatusCode::OK),
+        ("203.0.113.2", "/v1/jobs", StatusCode::UNAUTHORIZED),
+        ("203.0.113.3", "/ui/login", StatusCode::OK),
+        ("203.0.113.4", "/", StatusCode::SEE_OTHER),
+    ] {
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            let response = fresco_server::router(app.state.clone())
+                .oneshot(from(address, uri, None))
+                .await
+                .unwrap();
+            statuses.push(response.status());
+        }
+        assert!(
+            statuses[..10].iter().all(|s| *s == first),
+            "{uri}: {statuses:?}"
+        );
+        let over = send_raw(&app.state, from(address, uri, None)).await;
+        over.error(StatusCode::TOO_MANY_REQUESTS, "address-rate-limited");
+        assert!(over.headers.contains_key(header::RETRY_AFTER), "{over:?}");
+    }
+    // One IPv6 host is one /64: its neighbours in the prefix share its budget.
+    for n in 0..10 {
+        let address = format!("2001:db8:5:6::{n:x}");
+        let reply = send_raw(&app.state, from(&address, "/healthz", None)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+    send_raw(&app.state, from("2001:db8:5:6::ffff", "/healthz", None))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, "address-rate-limited");
+    // A valid token is never counted against the address.
+    for _ in 0..20 {
+        let reply = send_raw(&app.state, from("203.0.113.2", "/v1/jobs", Some(&good))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_each_forwarded_client_has_its_own_budget() {
+    let mut app = app().await;
+    app.state.auth.limits = Arc::new(RateLimits::new(&RateLimitConfig {
+        anonymous_per_minute: 60,
+        anonymous_burst: 3,
+        ..RateLimitConfig::default()
+    }));
+    app.state.auth.trusted_proxies = fresco_server::auth::TrustedProxies::new(vec![
+        fresco_server::auth::client::parse_trusted_proxy("10.0.0.0/8").unwrap(),
+    ]);
+    let via = |peer: &str, forwarded: &str| {
+        let mut request = from(peer, "/healthz", None);
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        request
+    };
+    // Two clients behind one proxy: three each.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for _ in 0..3 {
+            let reply = send_raw(&app.state, via("10.0.0.5", &format!("{client}, 10.0.0.9"))).await;
+            assert_eq!(reply.status, StatusCode::OK, "{client}: {reply:?}");
+        }
+        send_raw(&app.state, via("10.0.0.5", client))
+            .await
+            .error(StatusCode::TOO_MANY_REQUESTS, "address-rate-limited");
+    }
+    // A client that is not a trusted proxy cannot pick its address with the header.
+    for n in 0..4 {
+        let reply = send_raw(&app.state, via("203.0.113.9", &format!("192.0.2.{n}"))).await;
+        let want = if n < 3 {
+            StatusCode::OK
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(reply.status, want, "{n}: {reply:?}");
+    }
 }
 
 /// A writer for the log lines of a test.

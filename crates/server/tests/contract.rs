@@ -52,6 +52,10 @@ fn start_server(dir: &Path) -> (u16, String) {
                     request_burst: 1_000_000,
                     submissions_per_minute: 1_000_000,
                     submission_burst: 1_000_000,
+                    anonymous_per_minute: 1_000_000,
+                    anonymous_burst: 1_000_000,
+                    address_failures_per_minute: 1_000_000,
+                    address_failure_burst: 1_000_000,
                     ..Default::default()
                 },
             ));

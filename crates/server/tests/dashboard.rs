@@ -104,14 +104,15 @@ async fn signed_in(app: &TestApp, role: Role) -> (String, String) {
 #[tokio::test]
 async fn pages_are_served_with_nothing_from_outside() {
     let app = app().await;
-    for (uri, kind) in [
-        ("/", "text/html"),
-        ("/ui/login", "text/html"),
-        ("/ui/jobs/some-id", "text/html"),
-        ("/ui/assets/app.js", "text/javascript"),
-        ("/ui/assets/style.css", "text/css"),
+    let (_, cookie) = signed_in(&app, Role::Viewer).await;
+    for (uri, kind, auth) in [
+        ("/", "text/html", Auth::Cookie(&cookie)),
+        ("/ui/login", "text/html", Auth::None),
+        ("/ui/jobs/some-id", "text/html", Auth::Cookie(&cookie)),
+        ("/ui/assets/app.js", "text/javascript", Auth::None),
+        ("/ui/assets/style.css", "text/css", Auth::None),
     ] {
-        let page = raw(&app, uri, Auth::None).await;
+        let page = raw(&app, uri, auth).await;
         assert_eq!(page.status, StatusCode::OK, "{uri}");
         assert!(
             page.content_type().starts_with(kind),
@@ -134,6 +135,37 @@ async fn pages_are_served_with_nothing_from_outside() {
         }
         assert!(!text.contains("cdn"), "{uri} names a CDN");
     }
+}
+
+#[tokio::test]
+async fn pages_without_a_session_send_the_browser_to_sign_in() {
+    let app = app().await;
+    let (token, cookie) = signed_in(&app, Role::Viewer).await;
+    for (uri, expected) in [
+        ("/", "/ui/login?next=/"),
+        ("/?state=failed", "/ui/login?next=/%3Fstate%3Dfailed"),
+        ("/ui/jobs/abc", "/ui/login?next=/ui/jobs/abc"),
+    ] {
+        // No cookie, a stale cookie, or a bearer token (a page takes the cookie only).
+        for auth in [
+            Auth::None,
+            Auth::Cookie("fresco_session=stale"),
+            Auth::Bearer(&token),
+        ] {
+            let page = raw(&app, uri, auth).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{uri}: {}", page.text());
+            assert_eq!(page.headers[header::LOCATION], expected, "{uri}");
+            assert!(page.body.is_empty(), "{uri}: {}", page.text());
+        }
+        assert_eq!(
+            raw(&app, uri, Auth::Cookie(&cookie)).await.status,
+            StatusCode::OK
+        );
+    }
+    // The views keep their JSON answers for programs.
+    let view = raw(&app, "/ui/overview", Auth::None).await;
+    assert_eq!(view.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(view.json()["error"]["code"], "unauthenticated");
 }
 
 #[tokio::test]
@@ -195,6 +227,7 @@ async fn views_follow_the_queue_and_the_preview_appears_once_saved() {
     // Plan it into two chunks of 10 frames and score the first.
     let filter = fresco_queue::ClaimFilter {
         jobs: Some(vec![job.clone()]),
+        ..Default::default()
     };
     let lease = app
         .queue

@@ -92,7 +92,8 @@ async fn every_operation_documents_its_errors_with_the_error_schema() {
             "/v1/jobs/{id}/retry",
             &["200", "401", "403", "404", "409", "429", "500"],
         ),
-        ("get", "/readyz", &["200", "503"]),
+        // Public: limited per client address.
+        ("get", "/readyz", &["200", "429", "503"]),
         ("get", "/v1/workers", &["200", "401", "403", "429", "500"]),
     ];
     for (method, path, statuses) in expect {
@@ -141,10 +142,10 @@ async fn every_operation_declares_the_authentication_of_its_rule() {
             })
             .unwrap_or_default();
         let want: BTreeSet<String> = match route.auth {
-            AuthKind::Public | AuthKind::Signature => BTreeSet::new(),
+            AuthKind::Public | AuthKind::SignIn | AuthKind::Signature => BTreeSet::new(),
             AuthKind::Bearer => ["bearer".to_string()].into(),
             AuthKind::Api => ["bearer".to_string(), "session".to_string()].into(),
-            AuthKind::Session => ["session".to_string()].into(),
+            AuthKind::Session | AuthKind::Page => ["session".to_string()].into(),
             AuthKind::EventSecret => ["eventSecret".to_string()].into(),
         };
         assert_eq!(names, want, "{method} {}", route.path);

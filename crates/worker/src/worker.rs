@@ -250,7 +250,9 @@ impl TaskFailure {
         let class = e.class();
         TaskFailure {
             message: e.to_string(),
-            retryable: is_retryable(class),
+            // Hardware a job asks for that its plan found not working: the workers of its
+            // device kind share a setup, so another try would fail alike, only later.
+            retryable: is_retryable(class) && !matches!(e, RunError::Hardware { .. }),
             class,
         }
     }
@@ -292,7 +294,12 @@ enum TaskOutput {
 }
 
 impl Worker {
-    pub fn new(queue: Arc<dyn Queue>, config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
+    /// A worker claims only the tasks of jobs submitted for its kind of device unless its
+    /// filter names device kinds itself.
+    pub fn new(queue: Arc<dyn Queue>, mut config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
+        if config.filter.device_kinds.is_none() {
+            config.filter.device_kinds = Some(vec![crate::spec::device_kind(config.device).into()]);
+        }
         let scratch = Arc::new(Scratch::new(
             &config.scratch_dir,
             &config.name,
@@ -465,11 +472,31 @@ impl Worker {
                 }
                 Ok(false)
             }
-            None => Ok(!self
-                .queue
-                .jobs(&[JobState::Queued, JobState::Running], 1)
-                .await?
-                .is_empty()),
+            None => {
+                // Jobs for other kinds of device are other workers' work.
+                let mine = |spec: &str| {
+                    let kind = fresco_queue::spec_device_kind(spec);
+                    self.config
+                        .filter
+                        .device_kinds
+                        .as_ref()
+                        .is_none_or(|kinds| kinds.contains(&kind))
+                };
+                let mut before = None;
+                loop {
+                    let page = self
+                        .queue
+                        .jobs_before(&[JobState::Queued, JobState::Running], 200, before)
+                        .await?;
+                    let Some(last) = page.last() else {
+                        return Ok(false);
+                    };
+                    if page.iter().any(|job| mine(&job.spec)) {
+                        return Ok(true);
+                    }
+                    before = Some(last.seq);
+                }
+            }
         }
     }
 
@@ -893,12 +920,16 @@ fn ensure_model<'m>(
         *model = None;
         let here = crate::spec::device_kind(ctx.device);
         if spec.model.device_kind != here {
-            // Claims do not filter by device yet: say so, since GPU and CPU results differ in
-            // the last bits.
-            tracing::warn!(
-                "job submitted for {} runs on this worker's {here}",
-                spec.model.device_kind
-            );
+            // Claims filter by device kind, so this is a worker claiming with a filter that
+            // names other kinds: refuse rather than mix devices' results in one job.
+            return Err(TaskFailure::permanent(
+                format!(
+                    "the job was submitted for {} workers, but this worker runs on the {here}: \
+                     its claim filter must name its own device kind only",
+                    spec.model.device_kind
+                ),
+                FailureClass::MissingDependency,
+            ));
         }
         let mut loaded =
             load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
@@ -940,7 +971,10 @@ fn plan_task(
     remote::record_locations(&mut plan, spec);
     let chunk_frames = match spec.chunk_frames {
         Some(n) => n.max(1),
-        None => calibrated_chunk_frames(loaded, &plan),
+        None => at_least_two_chunks(
+            calibrated_chunk_frames(loaded, &plan),
+            plan.frame_pts.len() as u64,
+        ),
     };
     // Pin the encoder's thread count, so every chunk is encoded alike wherever it runs.
     if options.encode.threads.is_none() {
@@ -958,6 +992,17 @@ fn default_encoder_threads() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get().min(4) as u32)
         .unwrap_or(2)
+}
+
+/// Caps a calibrated chunk size so that a job of at least two minimal chunks has two chunks or
+/// more: two workers (`fresco run`'s default on a multi-core CPU, or two machines) can then share
+/// any but the shortest job, for the cost of one more encoder start (about 0.2 s).
+fn at_least_two_chunks(chunk_frames: u64, frames: u64) -> u64 {
+    if frames >= 2 * MIN_CHUNK_FRAMES {
+        chunk_frames.min(frames.div_ceil(2))
+    } else {
+        chunk_frames
+    }
 }
 
 /// Frames per chunk so that a chunk costs about [`CHUNK_TARGET_SECS`] of model time on this
@@ -1270,5 +1315,19 @@ mod calibration_tests {
         assert_eq!(calibration_size(128, 72), (128, 72));
         // Extreme aspects never reach zero.
         assert_eq!(calibration_size(100_000, 2).1, 4);
+    }
+
+    #[test]
+    fn jobs_of_two_minimal_chunks_or_more_get_two_chunks_or_more() {
+        // A 2 s 360p clip whose calibration says one chunk of 43 frames: two of 25 and 25.
+        assert_eq!(at_least_two_chunks(43, 50), 25);
+        assert_eq!(fresco_core::split_frames(50, 25).len(), 2);
+        // Odd counts round up: 17 frames -> 9 + 8.
+        assert_eq!(at_least_two_chunks(100, 17), 9);
+        // Long jobs keep the calibrated size.
+        assert_eq!(at_least_two_chunks(11, 1000), 11);
+        // Below two minimal chunks (16 frames), one chunk is cheaper.
+        assert_eq!(at_least_two_chunks(100, 15), 100);
+        assert_eq!(at_least_two_chunks(100, 1), 100);
     }
 }

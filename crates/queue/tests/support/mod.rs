@@ -175,6 +175,7 @@ pub async fn submit(q: &Arc<dyn Queue>, new: NewJob) -> String {
 pub fn only(job: &str) -> ClaimFilter {
     ClaimFilter {
         jobs: Some(vec![job.to_string()]),
+        ..ClaimFilter::default()
     }
 }
 

@@ -58,10 +58,10 @@ impl Modify for SecurityDocs {
                     .collect()
             };
             let security = match route.auth {
-                AuthKind::Public | AuthKind::Signature => None,
+                AuthKind::Public | AuthKind::SignIn | AuthKind::Signature => None,
                 AuthKind::Bearer => Some(any(&[BEARER])),
                 AuthKind::Api => Some(any(&[BEARER, SESSION])),
-                AuthKind::Session => Some(any(&[SESSION])),
+                AuthKind::Session | AuthKind::Page => Some(any(&[SESSION])),
                 // Optional: a server without --event-secret takes events without it.
                 AuthKind::EventSecret => {
                     let mut requirements = any(&[EVENT_SECRET]);
@@ -70,6 +70,15 @@ impl Modify for SecurityDocs {
                 }
             };
             if security.is_none() {
+                // Limited per client address (requests without credentials).
+                if matches!(route.auth, AuthKind::Public | AuthKind::SignIn) {
+                    add_error(
+                        operation,
+                        "429",
+                        "Too many requests without credentials from this address; see Retry-After",
+                        Some(("Retry-After", Type::Integer)),
+                    );
+                }
                 continue;
             }
             operation.security = security;
@@ -96,7 +105,7 @@ impl Modify for SecurityDocs {
             add_error(
                 operation,
                 "429",
-                "Too many requests from this token (or with wrong credentials); see Retry-After",
+                "Too many requests from this token, or with wrong or no credentials from this address; see Retry-After",
                 Some(("Retry-After", Type::Integer)),
             );
         }

@@ -1,9 +1,17 @@
 //! Who may call which route. Every route of [`crate::routes::ROUTES`] declares one
 //! [`AuthKind`] and the [`Role`]s allowed; [`guard`] runs before its handler and either refuses
 //! the request (401 without valid credentials, 403 for a role not allowed or a missing CSRF
-//! token, 429 over the token's rate) or passes it on with a [`Principal`] in its extensions,
-//! which handlers take as an extractor to scope submitters to their own jobs and to name the
-//! owner of what they do.
+//! token, 429 over the token's rate or the client address's) or passes it on with a
+//! [`Principal`] in its extensions, which handlers take as an extractor to scope submitters to
+//! their own jobs and to name the owner of what they do. A dashboard page asked for without a
+//! session is answered with a redirect to the sign-in page instead of a 401.
+//!
+//! Requests without valid credentials are limited per client address (the peer address of the
+//! connection, from axum's `ConnectInfo`, or what trusted proxies say it is: see [`client`] and
+//! [`ratelimit`]): requests to the routes that take
+//! none, requests refused for lack of credentials, and failed authentications, which also
+//! block the address for a while. A router served without `ConnectInfo` (the in-process tests)
+//! has no client address, and so no per-address limit; the server-wide failure rate still holds.
 //!
 //! Credentials: `Authorization: Bearer fresco_...` (the API), or the `fresco_session` cookie
 //! that `POST /v1/session` sets for a browser after it presented a token once (the dashboard,
@@ -12,6 +20,7 @@
 //! read from a query string. Tokens and sessions are looked up by their SHA-256 in the queue's
 //! database ([`fresco_queue::Accounts`]), so revoking a token ends it on every server at once.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -25,10 +34,12 @@ use subtle::ConstantTimeEq as _;
 use crate::error::ApiError;
 use crate::AppState;
 
+pub mod client;
 pub mod docs;
 pub mod ratelimit;
 pub mod session;
 
+pub use client::TrustedProxies;
 pub use fresco_queue::Role;
 pub use ratelimit::{RateLimitConfig, RateLimits};
 
@@ -42,9 +53,15 @@ pub enum AuthKind {
     /// A bearer token, or the session cookie (with `X-CSRF-Token` on methods that change
     /// state): the JSON API, which the dashboard's scripts call with the cookie.
     Api,
-    /// The session cookie only (with `X-CSRF-Token` on methods that change state): dashboard
-    /// pages, event streams and images.
+    /// The session cookie only (with `X-CSRF-Token` on methods that change state): the
+    /// dashboard's views, event streams and images.
     Session,
+    /// The session cookie only, for a dashboard page: a browser without a valid session is sent
+    /// to the sign-in page (303 to `/ui/login?next=...`) instead of answered 401.
+    Page,
+    /// The sign-in form and the static script and style sheet it needs: no credentials (it is
+    /// where a token is presented once), and it holds no data.
+    SignIn,
     /// A signed URL, which the handler checks itself.
     Signature,
     /// Storage events: the shared secret of `--event-secret` (header `X-Fresco-Event-Secret`,
@@ -61,6 +78,8 @@ impl AuthKind {
             AuthKind::Bearer => "bearer",
             AuthKind::Api => "bearer or session",
             AuthKind::Session => "session",
+            AuthKind::Page => "session (page)",
+            AuthKind::SignIn => "sign-in",
             AuthKind::Signature => "signature",
             AuthKind::EventSecret => "event secret",
         }
@@ -69,8 +88,10 @@ impl AuthKind {
     /// Whether the request names a token (and so a role): the kinds whose routes list roles.
     pub fn has_roles(self) -> bool {
         match self {
-            AuthKind::Bearer | AuthKind::Api | AuthKind::Session => true,
-            AuthKind::Public | AuthKind::Signature | AuthKind::EventSecret => false,
+            AuthKind::Bearer | AuthKind::Api | AuthKind::Session | AuthKind::Page => true,
+            AuthKind::Public | AuthKind::SignIn | AuthKind::Signature | AuthKind::EventSecret => {
+                false
+            }
         }
     }
 }
@@ -140,6 +161,8 @@ pub struct AuthSettings {
     pub max_active: Option<u64>,
     /// Per-token request and submission rates (shared by every clone of the state).
     pub limits: std::sync::Arc<RateLimits>,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the header is not read).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for AuthSettings {
@@ -151,6 +174,7 @@ impl Default for AuthSettings {
             max_active_per_token: Some(DEFAULT_MAX_ACTIVE_PER_TOKEN),
             max_active: Some(DEFAULT_MAX_ACTIVE),
             limits: std::sync::Arc::new(RateLimits::new(&RateLimitConfig::default())),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -235,7 +259,8 @@ pub struct Guard {
 
 /// The middleware in front of every route: see the module's documentation.
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    match authorize(&guard, &mut request).await {
+    let client = guard.state.auth.trusted_proxies.client(&request);
+    match authorize(&guard, client, &mut request).await {
         Ok(()) => {
             if let Some(principal) = request.extensions().get::<Principal>() {
                 tracing::debug!(token = %principal.name, role = %principal.role, method = %request.method(), path = request.uri().path(), "authenticated");
@@ -249,7 +274,13 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
                 Refusal::Unauthenticated(e) | Refusal::Limited(e, _) | Refusal::Other(e) => e.code,
             };
             tracing::debug!(method = %request.method(), path = request.uri().path(), code, "request refused");
-            refusal.into_response()
+            match refusal {
+                // A browser opening a page without a session signs in first.
+                Refusal::Unauthenticated(_) if guard.kind == AuthKind::Page => {
+                    sign_in_redirect(&request)
+                }
+                refusal => refusal.into_response(),
+            }
         }
     }
 }
@@ -301,25 +332,119 @@ fn unauthenticated(code: &'static str, message: &str) -> Refusal {
     Refusal::Unauthenticated(ApiError::new(StatusCode::UNAUTHORIZED, code, message))
 }
 
-async fn authorize(guard: &Guard, request: &mut Request) -> Result<(), Refusal> {
+/// 303 to the sign-in page, which returns to this page after signing in. `next` is this
+/// request's own path and query, so it is always a same-origin relative reference; anything
+/// that a browser could read as another host (`//host`, `/\host`) is replaced by `/`.
+fn sign_in_redirect(request: &Request) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let next = if safe_next(target) { target } else { "/" };
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let location = format!(
+        "/ui/login?next={}",
+        percent_encoding::utf8_percent_encode(next, VALUE)
+    );
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    } else {
+        headers.insert(header::LOCATION, HeaderValue::from_static("/ui/login"));
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether `next` is a path on this server: one leading `/`, and no `//`, `/\` or control
+/// characters that a browser could turn into another origin.
+pub fn safe_next(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// One request without valid credentials from `client` (no limit without an address).
+fn count_anonymous(settings: &AuthSettings, client: Option<IpAddr>) -> Result<(), Refusal> {
+    let Some(address) = client else { return Ok(()) };
+    settings.limits.check_anonymous(address).map_err(|wait| {
+        Refusal::Limited(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "address-rate-limited",
+                "too many requests without valid credentials from this address; retry after the Retry-After seconds",
+            ),
+            wait,
+        )
+    })
+}
+
+/// Refuses every request with credentials from an address blocked for failed
+/// authentications, before the credentials are looked up.
+fn refuse_blocked(settings: &AuthSettings, client: Option<IpAddr>) -> Result<(), Refusal> {
+    match client.and_then(|address| settings.limits.blocked(address)) {
+        Some(wait) => Err(too_many_failures(wait)),
+        None => Ok(()),
+    }
+}
+
+fn too_many_failures(wait: Duration) -> Refusal {
+    Refusal::Limited(
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failures",
+            "too many requests with wrong credentials; retry after the Retry-After seconds",
+        ),
+        wait,
+    )
+}
+
+async fn authorize(
+    guard: &Guard,
+    client: Option<IpAddr>,
+    request: &mut Request,
+) -> Result<(), Refusal> {
     let settings = &guard.state.auth;
     match guard.kind {
-        AuthKind::Public | AuthKind::Signature => Ok(()),
+        AuthKind::Public | AuthKind::SignIn => count_anonymous(settings, client),
+        // The handler checks the signature (an HMAC: cheap, and not guessable).
+        AuthKind::Signature => Ok(()),
         AuthKind::EventSecret => match &settings.event_secret {
-            None => Ok(()),
-            Some(secret) => match event_secret(request.headers()) {
-                Some(given) if secret.matches(&given) => Ok(()),
-                Some(_) => Err(failed(settings, "invalid-event-secret", "the event secret is wrong")),
-                None => Err(failed(
-                    settings,
-                    "unauthenticated",
-                    "this route needs the event secret: send it in 'X-Fresco-Event-Secret' or as the password of HTTP Basic authentication",
-                )),
-            },
+            None => count_anonymous(settings, client),
+            Some(secret) => {
+                refuse_blocked(settings, client)?;
+                match event_secret(request.headers()) {
+                    Some(given) if secret.matches(&given) => Ok(()),
+                    Some(_) => Err(failed(
+                        settings,
+                        client,
+                        "invalid-event-secret",
+                        "the event secret is wrong",
+                    )),
+                    None => {
+                        count_anonymous(settings, client)?;
+                        Err(unauthenticated(
+                            "unauthenticated",
+                            "this route needs the event secret: send it in 'X-Fresco-Event-Secret' or as the password of HTTP Basic authentication",
+                        ))
+                    }
+                }
+            }
         },
-        AuthKind::Bearer | AuthKind::Api | AuthKind::Session => {
-            refuse_query_token(request.uri().query())?;
-            let principal = identify(guard, request.headers()).await?;
+        AuthKind::Bearer | AuthKind::Api | AuthKind::Session | AuthKind::Page => {
+            refuse_blocked(settings, client)?;
+            if let Err(refusal) = refuse_query_token(request.uri().query()) {
+                return Err(failed_with(settings, client, refusal));
+            }
+            let principal = identify(guard, client, request.headers()).await?;
             if let Err(wait) = settings.limits.check_request(&principal.token_id) {
                 return Err(Refusal::Limited(
                     ApiError::new(
@@ -362,40 +487,59 @@ async fn authorize(guard: &Guard, request: &mut Request) -> Result<(), Refusal> 
 }
 
 /// Counts a failed authentication: a flood of bad credentials is answered 429 (bounded work and
-/// logging), anything else 401.
-fn failed(settings: &AuthSettings, code: &'static str, message: &str) -> Refusal {
+/// logging), anything else 401. Over its own rate, the client's address is blocked.
+fn failed(
+    settings: &AuthSettings,
+    client: Option<IpAddr>,
+    code: &'static str,
+    message: &str,
+) -> Refusal {
+    failed_with(settings, client, unauthenticated(code, message))
+}
+
+/// [`failed`] with the refusal to give when under the rates.
+fn failed_with(settings: &AuthSettings, client: Option<IpAddr>, refusal: Refusal) -> Refusal {
+    if let Some(address) = client {
+        if let Err(wait) = settings.limits.check_address_failure(address) {
+            settings.limits.block(address, wait);
+            return too_many_failures(wait);
+        }
+    }
     match settings.limits.check_failure() {
-        Ok(()) => unauthenticated(code, message),
-        Err(wait) => Refusal::Limited(
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-failures",
-                "too many requests with wrong credentials; retry after the Retry-After seconds",
-            ),
-            wait,
-        ),
+        Ok(()) => refusal,
+        Err(wait) => too_many_failures(wait),
     }
 }
 
 /// The token or session a request presents, looked up.
-async fn identify(guard: &Guard, headers: &HeaderMap) -> Result<Principal, Refusal> {
+async fn identify(
+    guard: &Guard,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Principal, Refusal> {
     let settings = &guard.state.auth;
     let queue = &guard.state.queue;
     let accepts_bearer = matches!(guard.kind, AuthKind::Bearer | AuthKind::Api);
-    let accepts_cookie = matches!(guard.kind, AuthKind::Api | AuthKind::Session);
+    let accepts_cookie = matches!(
+        guard.kind,
+        AuthKind::Api | AuthKind::Session | AuthKind::Page
+    );
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         if !accepts_bearer {
+            count_anonymous(settings, client)?;
             return Err(unauthenticated(
                 "session-required",
                 "this route takes the session cookie (POST /v1/session with a token opens one), not an Authorization header",
             ));
         }
-        let token = bearer(value).ok_or_else(|| {
-            unauthenticated(
+        let Some(token) = bearer(value) else {
+            return Err(failed(
+                settings,
+                client,
                 "bad-authorization",
                 "the Authorization header must be 'Bearer TOKEN'",
-            )
-        })?;
+            ));
+        };
         let found = queue
             .authenticate(&hash_secret(token))
             .await
@@ -404,6 +548,7 @@ async fn identify(guard: &Guard, headers: &HeaderMap) -> Result<Principal, Refus
             Some(record) => Ok(Principal::new(record, Via::Bearer)),
             None => Err(failed(
                 settings,
+                client,
                 "invalid-token",
                 "the token is unknown, expired or revoked",
             )),
@@ -425,12 +570,14 @@ async fn identify(guard: &Guard, headers: &HeaderMap) -> Result<Principal, Refus
                 )),
                 None => Err(failed(
                     settings,
+                    client,
                     "invalid-session",
                     "the session expired or was ended, or its token was revoked; open a new one with POST /v1/session",
                 )),
             };
         }
     }
+    count_anonymous(settings, client)?;
     Err(unauthenticated(
         "unauthenticated",
         if accepts_bearer {
@@ -550,6 +697,26 @@ mod tests {
         assert!(refuse_query_token(Some("access_token=x")).is_err());
         assert!(refuse_query_token(Some("limit=1&Token=x")).is_err());
         assert!(refuse_query_token(Some("q=fresco_abc")).is_err());
+    }
+
+    #[test]
+    fn only_same_origin_paths_are_returned_to() {
+        for good in ["/", "/ui/jobs/abc", "/?state=failed", "/ui/jobs/a%2Fb"] {
+            assert!(safe_next(good), "{good}");
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "",
+            "evil",
+            "/ui/\\x",
+            "/\tx",
+        ] {
+            assert!(!safe_next(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -60,9 +60,10 @@ pub fn end_streams() {
 }
 
 /// `GET` routes outside the JSON API (so not in the OpenAPI document), each with its rule:
-/// the page shells and their script and style sheet are public (they hold no data and send a
-/// browser without a session to the sign-in page); the views, streams and images take the
-/// session cookie; `/metrics` takes a bearer token of any role (a Prometheus scraper's).
+/// the pages take the session cookie and send a browser without one to the sign-in page
+/// (`Page`); the sign-in page and the script and style sheet it needs take no credentials
+/// (`SignIn`: static, they hold no data); the views, streams and images take the session
+/// cookie; `/metrics` takes a bearer token of any role (a Prometheus scraper's).
 macro_rules! get_route {
     ($path:literal, $auth:ident, $roles:expr, $handler:path) => {
         Route {
@@ -77,11 +78,11 @@ macro_rules! get_route {
 
 /// The dashboard's routes and `/metrics`; the router adds them to [`crate::routes::ROUTES`].
 pub static ROUTES: &[Route] = &[
-    get_route!("/", Public, roles::NONE, index_page),
-    get_route!("/ui/login", Public, roles::NONE, login_page),
-    get_route!("/ui/jobs/{id}", Public, roles::NONE, job_page),
-    get_route!("/ui/assets/app.js", Public, roles::NONE, app_js),
-    get_route!("/ui/assets/style.css", Public, roles::NONE, style_css),
+    get_route!("/", Page, roles::ALL, index_page),
+    get_route!("/ui/login", SignIn, roles::NONE, login_page),
+    get_route!("/ui/jobs/{id}", Page, roles::ALL, job_page),
+    get_route!("/ui/assets/app.js", SignIn, roles::NONE, app_js),
+    get_route!("/ui/assets/style.css", SignIn, roles::NONE, style_css),
     get_route!("/ui/overview", Session, roles::ALL, overview_json),
     get_route!("/ui/events", Session, roles::ALL, overview_events),
     get_route!("/ui/jobs/{id}/detail", Session, roles::ALL, job_json),

@@ -70,6 +70,7 @@ pub struct CreateToken {
     pub role: String,
     /// Days until it expires (default: never).
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "fresco_wire::submit::integer::optional")]
     pub expires_in_days: Option<u32>,
 }
 

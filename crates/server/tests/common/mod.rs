@@ -247,6 +247,7 @@ impl JobFactory for FakeFactory {
 pub async fn fail_job(queue: &dyn Queue, job: &str) {
     let filter = ClaimFilter {
         jobs: Some(vec![job.to_string()]),
+        ..Default::default()
     };
     let lease = queue
         .claim("test-worker", Duration::from_secs(60), &filter)

@@ -301,9 +301,20 @@ function loginPage() {
       const body = await response.json();
       if (body.csrf_token) sessionStorage.setItem(CSRF_KEY, body.csrf_token);
     } catch (_) { /* no body */ }
-    const next = new URLSearchParams(location.search).get("next");
-    location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    location.href = safeNext(new URLSearchParams(location.search).get("next"));
   };
+}
+
+// Where to go after signing in: a path on this server only (never "//host" or "/\\host", which
+// a browser reads as another site), else the overview.
+function safeNext(next) {
+  if (!next || !/^\/(?![\/\\])/.test(next) || /[\\\u0000-\u001f]/.test(next)) return "/";
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+  } catch (_) {
+    return "/";
+  }
 }
 
 function signOut() {

@@ -23,7 +23,7 @@
 //! ([`UrlSigner::random`]) and its URLs die with the process.
 //!
 //! ```
-//! use fresco_server::signing::{Permission, UrlSigner};
+//! use fresco_wire::signing::{Permission, UrlSigner};
 //! let signer = UrlSigner::from_key_text("0123456789abcdef0123456789abcdef").unwrap();
 //! let query = signer.sign("/v1/objects/in/clip.mp4", 1_700_000_600, Permission::Write);
 //! let grant = signer
@@ -535,7 +535,7 @@ mod tests {
         ));
         let err = UrlSigner::from_key_text(&format!("{KEY_A}\nshort")).unwrap_err();
         assert!(err.to_string().contains("key 2 is 5 bytes"), "{err}");
-        let many = vec![KEY_A; MAX_KEYS + 1].join("\n");
+        let many = [KEY_A; MAX_KEYS + 1].join("\n");
         assert!(matches!(
             UrlSigner::from_key_text(&many),
             Err(KeyError::TooMany { .. })

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use fresco_media::probe::ProbeReport;
 
-use crate::factory::Rejection;
+use crate::InputRejected;
 
 /// Limits on a job's input. `None` means no limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ impl InputLimits {
     }
 
     /// Checks the size of the input `field` names.
-    pub fn check_bytes(&self, field: &str, bytes: u64) -> Result<(), Rejection> {
+    pub fn check_bytes(&self, field: &str, bytes: u64) -> Result<(), InputRejected> {
         match self.max_bytes {
             Some(max) if bytes > max => Err(bad(
                 "input-too-large",
@@ -72,7 +72,7 @@ impl InputLimits {
     }
 
     /// Checks the size of a local file (a missing file is left to the later checks).
-    pub fn check_file(&self, field: &str, path: &Path) -> Result<(), Rejection> {
+    pub fn check_file(&self, field: &str, path: &Path) -> Result<(), InputRejected> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => self.check_bytes(field, meta.len()),
             _ => Ok(()),
@@ -80,7 +80,7 @@ impl InputLimits {
     }
 
     /// Checks what ffprobe says about the input: duration and frame size.
-    pub fn check_probe(&self, field: &str, report: &ProbeReport) -> Result<(), Rejection> {
+    pub fn check_probe(&self, field: &str, report: &ProbeReport) -> Result<(), InputRejected> {
         if let (Some(max), Some(seconds)) = (self.max_seconds, report.duration_seconds()) {
             if !seconds.is_finite() || seconds > max {
                 return Err(bad(
@@ -116,8 +116,8 @@ impl InputLimits {
     }
 }
 
-fn bad(code: &'static str, message: String) -> Rejection {
-    Rejection::BadField { code, message }
+fn bad(code: &'static str, message: String) -> InputRejected {
+    InputRejected { code, message }
 }
 
 /// One root a job's locations may lie under.
@@ -245,14 +245,14 @@ impl PathRules {
     }
 
     /// Checks the location `text` that `field` (`input`, `output`) names.
-    pub fn check(&self, field: &str, text: &str) -> Result<(), Rejection> {
+    pub fn check(&self, field: &str, text: &str) -> Result<(), InputRejected> {
         let refuse = |reason: String| {
             bad(
                 "path-not-allowed",
                 format!("{field}: '{}' {reason}", text.escape_default()),
             )
         };
-        let location = parse_location(text).map_err(|e| refuse(e))?;
+        let location = parse_location(text).map_err(refuse)?;
         let allowed = || {
             if self.roots.is_empty() {
                 "none".to_string()
@@ -417,11 +417,10 @@ fn resolve(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn code(r: Result<(), Rejection>) -> String {
+    fn code(r: Result<(), InputRejected>) -> String {
         match r {
             Ok(()) => "ok".into(),
-            Err(Rejection::BadField { code, message }) => format!("{code}: {message}"),
-            Err(other) => panic!("{other:?}"),
+            Err(InputRejected { code, message }) => format!("{code}: {message}"),
         }
     }
 

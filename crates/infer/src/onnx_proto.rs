@@ -1,0 +1,257 @@
+//! The `onnx.proto` messages that graph rewrites decode, change and re-encode with `prost`
+//! ([`crate::rewrite`]). Every field of each message is declared, because `prost` drops fields it
+//! does not know when it decodes and a rewrite must not lose parts of a real model; sub-messages
+//! that are never rewritten are kept as their encoded bytes (`bytes` and embedded messages share
+//! a wire type). The declarations follow `crate::fp16`'s, which keeps its own private copy.
+
+use prost::Message;
+
+/// `TensorProto.DataType.FLOAT`.
+pub(crate) const DT_FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64`.
+pub(crate) const DT_INT64: i32 = 7;
+
+/// `onnx.ModelProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ModelProto {
+    #[prost(int64, tag = "1")]
+    pub ir_version: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(string, tag = "2")]
+    pub producer_name: String,
+    #[prost(string, tag = "3")]
+    pub producer_version: String,
+    #[prost(string, tag = "4")]
+    pub domain: String,
+    #[prost(int64, tag = "5")]
+    pub model_version: i64,
+    #[prost(string, tag = "6")]
+    pub doc_string: String,
+    #[prost(message, optional, tag = "7")]
+    pub graph: Option<GraphProto>,
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    pub metadata_props: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "20")]
+    pub training_info: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "25")]
+    pub functions: Vec<Vec<u8>>,
+}
+
+/// `onnx.OperatorSetIdProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct OperatorSetIdProto {
+    #[prost(string, tag = "1")]
+    pub domain: String,
+    #[prost(int64, tag = "2")]
+    pub version: i64,
+}
+
+/// `onnx.GraphProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct GraphProto {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeProto>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "5")]
+    pub initializer: Vec<TensorProto>,
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    pub sparse_initializer: Vec<Vec<u8>>,
+    #[prost(string, tag = "10")]
+    pub doc_string: String,
+    #[prost(message, repeated, tag = "11")]
+    pub input: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "12")]
+    pub output: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "13")]
+    pub value_info: Vec<ValueInfoProto>,
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    pub quantization_annotation: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    pub metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.NodeProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    pub input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub output: Vec<String>,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(string, tag = "4")]
+    pub op_type: String,
+    #[prost(string, tag = "7")]
+    pub domain: String,
+    #[prost(string, tag = "8")]
+    pub overload: String,
+    #[prost(message, repeated, tag = "5")]
+    pub attribute: Vec<AttributeProto>,
+    #[prost(string, tag = "6")]
+    pub doc_string: String,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub metadata_props: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "10")]
+    pub device_configurations: Vec<Vec<u8>>,
+}
+
+/// `onnx.AttributeProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct AttributeProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "21")]
+    pub ref_attr_name: String,
+    #[prost(string, tag = "13")]
+    pub doc_string: String,
+    #[prost(int32, tag = "20")]
+    pub r#type: i32,
+    #[prost(float, optional, tag = "2")]
+    pub f: Option<f32>,
+    #[prost(int64, optional, tag = "3")]
+    pub i: Option<i64>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub s: Option<Vec<u8>>,
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub g: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "22")]
+    pub sparse_tensor: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "14")]
+    pub tp: Option<Vec<u8>>,
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "10")]
+    pub tensors: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "11")]
+    pub graphs: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "23")]
+    pub sparse_tensors: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    pub type_protos: Vec<Vec<u8>>,
+}
+
+/// `AttributeProto.AttributeType` values used when attributes are written.
+pub(crate) const ATTR_INT: i32 = 2;
+pub(crate) const ATTR_STRING: i32 = 3;
+pub(crate) const ATTR_INTS: i32 = 7;
+
+/// `onnx.TensorProto`.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    pub dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    pub data_type: i32,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub segment: Option<Vec<u8>>,
+    #[prost(float, repeated, tag = "4")]
+    pub float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    pub string_data: Vec<Vec<u8>>,
+    #[prost(int64, repeated, tag = "7")]
+    pub int64_data: Vec<i64>,
+    #[prost(string, tag = "8")]
+    pub name: String,
+    #[prost(string, tag = "12")]
+    pub doc_string: String,
+    #[prost(bytes = "vec", tag = "9")]
+    pub raw_data: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "13")]
+    pub external_data: Vec<Vec<u8>>,
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
+    #[prost(uint64, repeated, tag = "11")]
+    pub uint64_data: Vec<u64>,
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    pub metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.ValueInfoProto`; the type is kept as bytes.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub r#type: Option<Vec<u8>>,
+    #[prost(string, tag = "3")]
+    pub doc_string: String,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub metadata_props: Vec<Vec<u8>>,
+}
+
+impl TensorProto {
+    /// The values of a float32 tensor stored in the graph (`float_data` or little-endian
+    /// `raw_data`); `None` for another type, external data, or a size that does not match `dims`.
+    pub(crate) fn floats(&self) -> Option<Vec<f32>> {
+        if self.data_type != DT_FLOAT || self.data_location == 1 || !self.external_data.is_empty() {
+            return None;
+        }
+        let count = self.element_count()?;
+        let values: Vec<f32> = if self.raw_data.is_empty() {
+            self.float_data.clone()
+        } else {
+            self.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        (values.len() == count && self.raw_data.len().is_multiple_of(4)).then_some(values)
+    }
+
+    /// The values of an int64 tensor stored in the graph, as [`TensorProto::floats`].
+    pub(crate) fn int64s(&self) -> Option<Vec<i64>> {
+        if self.data_type != DT_INT64 || self.data_location == 1 || !self.external_data.is_empty() {
+            return None;
+        }
+        let count = self.element_count()?;
+        let values: Vec<i64> = if self.raw_data.is_empty() {
+            self.int64_data.clone()
+        } else {
+            self.raw_data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect()
+        };
+        (values.len() == count && self.raw_data.len().is_multiple_of(8)).then_some(values)
+    }
+
+    fn element_count(&self) -> Option<usize> {
+        self.dims.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        })
+    }
+
+    /// A float32 tensor with its data in `raw_data`.
+    pub(crate) fn from_floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: DT_FLOAT,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// An int64 tensor with its data in `raw_data`.
+    pub(crate) fn from_int64s(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+        TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: DT_INT64,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The body of `POST /v1/jobs` (and of the jobs that watch folders and storage events make),
+//! with its OpenAPI schema and its field checks.
+//!
+//! Field bounds appear twice on purpose: once in the `#[schema]` attributes (what clients and
+//! contract tests are told) and once in [`SubmitRequest::validate`] (what the server enforces).
+//! The server's contract test fails when the two disagree.
+
+use fresco_core::StreamKind;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::InputRejected;
+
+/// A job to submit. Exactly one of `style` and `model` must be given.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The video to style: an absolute path on the server's machine, or an object URL (`az://container/path`, `s3://bucket/key`, `file:///path`).
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00]+$",
+        example = "/data/in.mp4"
+    )]
+    pub input: String,
+    /// Where the styled video goes: an absolute path on the server's machine, or an object URL.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00]+$",
+        example = "/data/out.mp4"
+    )]
+    pub output: String,
+    /// A named style: mosaic, candy, udnie, rain-princess, pointilism, or the built-in vintage.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[a-z0-9][a-z0-9-]*$",
+        example = "mosaic"
+    )]
+    pub style: Option<String>,
+    /// Any ONNX image-to-image model file: an absolute path on the server's machine.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
+    pub model: Option<String>,
+    /// Numeric precision the workers run the model in: fp32 (default), or fp16 (the model is
+    /// converted to half precision when loaded; only where jobs are pinned for CUDA GPUs).
+    #[schema(pattern = r"^(fp32|fp16)$", example = "fp32")]
+    pub precision: Option<String>,
+    /// The kind of device whose workers do the job: cpu or cuda (default: the server's
+    /// `--device`). Only workers of that kind claim its tasks.
+    #[schema(pattern = r"^(cpu|cuda)$", example = "cuda")]
+    pub device: Option<String>,
+    /// Hardware video decoding (ffmpeg's -hwaccel): none (default), auto (falls back to
+    /// software), or a method such as cuda (the job fails when planned if it does not work).
+    #[schema(
+        pattern = r"^(none|auto|cuda|vaapi|qsv|vdpau|vulkan|drm|opencl|videotoolbox|d3d11va|dxva2)$",
+        example = "auto"
+    )]
+    pub hwaccel: Option<String>,
+    /// ffmpeg encoder (default libx264).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_.+-]+$",
+        example = "libx264"
+    )]
+    pub codec: Option<String>,
+    /// Constant rate factor (default 18; lower is better).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0, maximum = 63)]
+    pub crf: Option<u8>,
+    /// Encoder preset (default medium).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.+-]+$")]
+    pub preset: Option<String>,
+    /// Output pixel format (default: yuv420p, or yuv420p10le for deeper input).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.+-]+$")]
+    pub pix_fmt: Option<String>,
+    /// Score frames downscaled so that their longer side is at most this, then scale back.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 16384)]
+    pub max_side: Option<u32>,
+    /// Stream kinds not to copy from the input.
+    #[serde(default)]
+    pub drop_streams: Vec<StreamKindView>,
+    /// Replace an output that already exists.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Frames per chunk (default: about 30 s of model time each, from a calibration).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub chunk_frames: Option<u64>,
+    /// Higher runs first (default 0).
+    #[serde(default, deserialize_with = "integer::required")]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
+    pub priority: i32,
+    /// Errors a chunk may report before the job fails (default 3).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<u32>,
+    /// Leases a chunk may lose (its worker died) before the job fails (default 10).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_expiries: Option<u32>,
+    /// http(s) URL to POST the job's JSON to once it ends (succeeded, failed or canceled).
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        example = "https://example.com/hooks/fresco"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// Integers as JSON Schema defines them: any number without a fractional part, so `5.0` is the
+/// integer 5 (serde alone refuses it, and a schema-valid request must not be refused).
+pub mod integer {
+    use serde::de::{Deserialize, Deserializer, Error};
+    use serde_json::Number;
+
+    fn convert<T: TryFrom<i128>, E: Error>(n: &Number) -> Result<T, E> {
+        let whole = if let Some(i) = n.as_i64() {
+            Some(i128::from(i))
+        } else if let Some(u) = n.as_u64() {
+            Some(i128::from(u))
+        } else {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e30)
+                .map(|f| f as i128)
+        };
+        whole
+            .and_then(|w| T::try_from(w).ok())
+            .ok_or_else(|| E::custom(format!("expected an integer in range, got {n}")))
+    }
+
+    pub fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        convert(&Number::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<Number>::deserialize(d)?
+            .map(|n| convert(&n))
+            .transpose()
+    }
+}
+
+/// The model a submission names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    Style(String),
+    File(String),
+}
+
+impl SubmitRequest {
+    /// Checks every field on its own (no file system access): 400 with the field named.
+    pub fn validate(&self) -> Result<(), InputRejected> {
+        path_field("input", &self.input)?;
+        path_field("output", &self.output)?;
+        self.model_ref()?;
+        if let Some(style) = &self.style {
+            let ok = style.len() <= 64
+                && style.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && style
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                return Err(field_error(
+                    "style",
+                    "a style name is lowercase letters, digits and '-' (e.g. mosaic)",
+                ));
+            }
+        }
+        if let Some(model) = &self.model {
+            path_field("model", model)?;
+        }
+        if let Some(device) = &self.device {
+            if device != "cpu" && device != "cuda" {
+                return Err(field_error(
+                    "device",
+                    &format!("expected cpu or cuda, got {device:?}"),
+                ));
+            }
+        }
+        if let Some(hwaccel) = &self.hwaccel {
+            // The schema's pattern is case-sensitive: so is this check.
+            if hwaccel.chars().any(|c| c.is_ascii_uppercase()) {
+                return Err(field_error("hwaccel", "must be lowercase"));
+            }
+            fresco_core::settings::parse_hwaccel(hwaccel)
+                .map_err(|e| field_error("hwaccel", &e))?;
+        }
+        if let Some(precision) = &self.precision {
+            if precision != "fp32" && precision != "fp16" {
+                return Err(field_error(
+                    "precision",
+                    &format!("expected fp32 or fp16, got {:?}", precision),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("codec", &self.codec),
+            ("preset", &self.preset),
+            ("pix_fmt", &self.pix_fmt),
+        ] {
+            if let Some(value) = value {
+                encoder_token(name, value)?;
+            }
+        }
+        bounded("crf", self.crf.map(u64::from), 0, 63)?;
+        bounded("max_side", self.max_side.map(u64::from), 1, 16384)?;
+        bounded("chunk_frames", self.chunk_frames, 1, 1_000_000_000)?;
+        bounded("max_attempts", self.max_attempts.map(u64::from), 1, 100)?;
+        bounded("max_expiries", self.max_expiries.map(u64::from), 1, 1000)?;
+        if !(-1_000_000..=1_000_000).contains(&self.priority) {
+            return Err(field_error(
+                "priority",
+                "must be between -1000000 and 1000000",
+            ));
+        }
+        if let Some(url) = &self.callback_url {
+            callback_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// The style or model file; exactly one must be given (a `null` counts as absent).
+    pub fn model_ref(&self) -> Result<ModelRef, InputRejected> {
+        match (&self.style, &self.model) {
+            (Some(style), None) => Ok(ModelRef::Style(style.clone())),
+            (None, Some(model)) => Ok(ModelRef::File(model.clone())),
+            (Some(_), Some(_)) => Err(InputRejected::new(
+                "conflicting-fields",
+                "give either 'style' or 'model', not both",
+            )),
+            (None, None) => Err(InputRejected::new(
+                "missing-field",
+                "give 'style' (a named style such as mosaic) or 'model' (an ONNX file)",
+            )),
+        }
+    }
+}
+
+fn field_error(field: &str, what: &str) -> InputRejected {
+    InputRejected::new("invalid-field", format!("{field}: {what}"))
+}
+
+fn path_field(field: &str, value: &str) -> Result<(), InputRejected> {
+    if value.is_empty() || value.len() > 4096 || value.contains('\0') {
+        return Err(field_error(
+            field,
+            "must be a path of 1 to 4096 bytes without NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+fn encoder_token(field: &str, value: &str) -> Result<(), InputRejected> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(field_error(
+            field,
+            "must be 1 to 64 characters of letters, digits, '_', '.', '+' or '-' (an ffmpeg name)",
+        ))
+    }
+}
+
+fn bounded(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), InputRejected> {
+    match value {
+        Some(v) if v < min || v > max => Err(field_error(
+            field,
+            &format!("must be between {min} and {max}, got {v}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks what the schema's pattern says, `^https?://HOST(:PORT)?(/PATH)?$`, by hand: a URL
+/// library would refuse some hosts the pattern allows (a schema-valid request must not be
+/// refused), and one that cannot be reached fails at call time, in the log.
+fn callback_url(text: &str) -> Result<(), InputRejected> {
+    let ok = text.len() <= 2048
+        && text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+            .is_some_and(|rest| {
+                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                let (host, port) = match authority.split_once(':') {
+                    Some((host, port)) => (host, Some(port)),
+                    None => (authority, None),
+                };
+                !host.is_empty()
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                    && port.is_none_or(|p| {
+                        (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit())
+                    })
+                    && path.chars().all(|c| c.is_ascii_graphic())
+            });
+    if ok {
+        Ok(())
+    } else {
+        Err(field_error(
+            "callback_url",
+            "must be an http:// or https:// URL: a host of letters, digits, '.' and '-', an optional port and a path of visible ASCII",
+        ))
+    }
+}
+
+/// A kind of non-video stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKindView {
+    Audio,
+    Subtitle,
+    Data,
+    Attachment,
+}
+
+impl From<StreamKindView> for StreamKind {
+    fn from(kind: StreamKindView) -> StreamKind {
+        match kind {
+            StreamKindView::Audio => StreamKind::Audio,
+            StreamKindView::Subtitle => StreamKind::Subtitle,
+            StreamKindView::Data => StreamKind::Data,
+            StreamKindView::Attachment => StreamKind::Attachment,
+        }
+    }
+}
