@@ -496,7 +496,6 @@ fn ensure_dir(dir: &Path) -> Result<(), Failure> {
     })
 }
 
-/// "onnxruntime 1.32.0 (cpu)".
 /// Local workers when `--workers` is not given: two on a CPU with two or more cores (each with
 /// half of them), unless `--threads` fixes the threads of one session; one on a GPU.
 fn default_workers(model: &ModelArgs) -> usize {
@@ -510,6 +509,7 @@ fn default_workers(model: &ModelArgs) -> usize {
     }
 }
 
+/// What runs the model, for messages: "onnxruntime 1.32.0 (cpu)".
 pub fn engine_label(device: Device) -> String {
     let version = fresco_infer::runtime::loaded_library()
         .and_then(|p| p.file_name())

@@ -19,11 +19,9 @@
 //! float32 (each converted weight is cast back to float32 where it is used); it isolates the
 //! loss that comes from storing the weights in half precision.
 //!
-//! The protobuf messages are declared here rather than taken from [`crate::onnx_build`]: that
-//! writer declares only the fields it writes, and `prost` drops fields it does not know when it
-//! decodes, which would silently lose parts of a real model (value_info, tensor attributes,
-//! doc strings, typed data fields). The messages below cover every field of the `onnx.proto`
-//! messages involved; sub-messages that are never rewritten are kept as opaque bytes.
+//! The protobuf messages are the crate's one declaration of `onnx.proto` (`crate::onnx_proto`,
+//! re-exported by [`crate::onnx_build`]), which declares every field of the messages involved,
+//! so that decoding and re-encoding loses no part of a real model.
 //! Models with functions, subgraphs (`If`, `Loop`, `Scan`), external data or sparse
 //! initializers are refused with a [`Fp16Error`], not half-converted.
 
@@ -32,10 +30,10 @@ use std::collections::{HashMap, HashSet};
 use half::f16;
 use prost::Message;
 
-/// `TensorProto.DataType.FLOAT`.
-pub const DT_FLOAT: i32 = 1;
-/// `TensorProto.DataType.FLOAT16`.
-pub const DT_FLOAT16: i32 = 10;
+use crate::onnx_proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, ATTR_INT,
+};
+pub use crate::onnx_proto::{DT_FLOAT, DT_FLOAT16};
 
 /// Numeric precision a model runs in (`--precision`, and a job's pinned `precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -457,7 +455,7 @@ fn cast_node(from: &str, to: &str, elem: i32, names: &mut Names) -> NodeProto {
         op_type: "Cast".into(),
         attribute: vec![AttributeProto {
             name: "to".into(),
-            r#type: 2,
+            r#type: ATTR_INT,
             i: Some(elem as i64),
             ..Default::default()
         }],
@@ -530,204 +528,10 @@ pub fn initializer_types(model: &[u8]) -> Result<Vec<(String, i32, usize)>, Fp16
         .collect())
 }
 
-// ---- onnx.proto messages: every field of the messages that are rewritten ----
-
-/// `onnx.ModelProto`. Sub-messages that are never rewritten are kept as their encoded bytes
-/// (`bytes` and embedded messages share a wire type).
-#[derive(Clone, PartialEq, Message)]
-struct ModelProto {
-    #[prost(int64, tag = "1")]
-    ir_version: i64,
-    #[prost(bytes = "vec", repeated, tag = "8")]
-    opset_import: Vec<Vec<u8>>,
-    #[prost(string, tag = "2")]
-    producer_name: String,
-    #[prost(string, tag = "3")]
-    producer_version: String,
-    #[prost(string, tag = "4")]
-    domain: String,
-    #[prost(int64, tag = "5")]
-    model_version: i64,
-    #[prost(string, tag = "6")]
-    doc_string: String,
-    #[prost(message, optional, tag = "7")]
-    graph: Option<GraphProto>,
-    #[prost(bytes = "vec", repeated, tag = "14")]
-    metadata_props: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "20")]
-    training_info: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "25")]
-    functions: Vec<Vec<u8>>,
-}
-
-/// `onnx.GraphProto`.
-#[derive(Clone, PartialEq, Message)]
-struct GraphProto {
-    #[prost(message, repeated, tag = "1")]
-    node: Vec<NodeProto>,
-    #[prost(string, tag = "2")]
-    name: String,
-    #[prost(message, repeated, tag = "5")]
-    initializer: Vec<TensorProto>,
-    #[prost(bytes = "vec", repeated, tag = "15")]
-    sparse_initializer: Vec<Vec<u8>>,
-    #[prost(string, tag = "10")]
-    doc_string: String,
-    #[prost(message, repeated, tag = "11")]
-    input: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "12")]
-    output: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "13")]
-    value_info: Vec<ValueInfoProto>,
-    #[prost(bytes = "vec", repeated, tag = "14")]
-    quantization_annotation: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "16")]
-    metadata_props: Vec<Vec<u8>>,
-}
-
-/// `onnx.NodeProto`.
-#[derive(Clone, PartialEq, Message)]
-struct NodeProto {
-    #[prost(string, repeated, tag = "1")]
-    input: Vec<String>,
-    #[prost(string, repeated, tag = "2")]
-    output: Vec<String>,
-    #[prost(string, tag = "3")]
-    name: String,
-    #[prost(string, tag = "4")]
-    op_type: String,
-    #[prost(string, tag = "7")]
-    domain: String,
-    #[prost(string, tag = "8")]
-    overload: String,
-    #[prost(message, repeated, tag = "5")]
-    attribute: Vec<AttributeProto>,
-    #[prost(string, tag = "6")]
-    doc_string: String,
-    #[prost(bytes = "vec", repeated, tag = "9")]
-    metadata_props: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "10")]
-    device_configurations: Vec<Vec<u8>>,
-}
-
-/// `onnx.AttributeProto`.
-#[derive(Clone, PartialEq, Message)]
-struct AttributeProto {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "21")]
-    ref_attr_name: String,
-    #[prost(string, tag = "13")]
-    doc_string: String,
-    #[prost(int32, tag = "20")]
-    r#type: i32,
-    #[prost(float, optional, tag = "2")]
-    f: Option<f32>,
-    #[prost(int64, optional, tag = "3")]
-    i: Option<i64>,
-    #[prost(bytes = "vec", optional, tag = "4")]
-    s: Option<Vec<u8>>,
-    #[prost(message, optional, tag = "5")]
-    t: Option<TensorProto>,
-    #[prost(bytes = "vec", optional, tag = "6")]
-    g: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "22")]
-    sparse_tensor: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "14")]
-    tp: Option<Vec<u8>>,
-    #[prost(float, repeated, tag = "7")]
-    floats: Vec<f32>,
-    #[prost(int64, repeated, tag = "8")]
-    ints: Vec<i64>,
-    #[prost(bytes = "vec", repeated, tag = "9")]
-    strings: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "10")]
-    tensors: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "11")]
-    graphs: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "23")]
-    sparse_tensors: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "15")]
-    type_protos: Vec<Vec<u8>>,
-}
-
-/// `onnx.TensorProto`.
-#[derive(Clone, PartialEq, Message)]
-struct TensorProto {
-    #[prost(int64, repeated, tag = "1")]
-    dims: Vec<i64>,
-    #[prost(int32, tag = "2")]
-    data_type: i32,
-    #[prost(bytes = "vec", optional, tag = "3")]
-    segment: Option<Vec<u8>>,
-    #[prost(float, repeated, tag = "4")]
-    float_data: Vec<f32>,
-    #[prost(int32, repeated, tag = "5")]
-    int32_data: Vec<i32>,
-    #[prost(bytes = "vec", repeated, tag = "6")]
-    string_data: Vec<Vec<u8>>,
-    #[prost(int64, repeated, tag = "7")]
-    int64_data: Vec<i64>,
-    #[prost(string, tag = "8")]
-    name: String,
-    #[prost(string, tag = "12")]
-    doc_string: String,
-    #[prost(bytes = "vec", tag = "9")]
-    raw_data: Vec<u8>,
-    #[prost(bytes = "vec", repeated, tag = "13")]
-    external_data: Vec<Vec<u8>>,
-    #[prost(int32, tag = "14")]
-    data_location: i32,
-    #[prost(double, repeated, tag = "10")]
-    double_data: Vec<f64>,
-    #[prost(uint64, repeated, tag = "11")]
-    uint64_data: Vec<u64>,
-    #[prost(bytes = "vec", repeated, tag = "16")]
-    metadata_props: Vec<Vec<u8>>,
-}
-
-/// `onnx.ValueInfoProto`.
-#[derive(Clone, PartialEq, Message)]
-struct ValueInfoProto {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(message, optional, tag = "2")]
-    r#type: Option<TypeProto>,
-    #[prost(string, tag = "3")]
-    doc_string: String,
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    metadata_props: Vec<Vec<u8>>,
-}
-
-/// `onnx.TypeProto`; the non-tensor members of its `value` oneof are kept as bytes.
-#[derive(Clone, PartialEq, Message)]
-struct TypeProto {
-    #[prost(message, optional, tag = "1")]
-    tensor_type: Option<TypeTensor>,
-    #[prost(bytes = "vec", optional, tag = "4")]
-    sequence_type: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "5")]
-    map_type: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "9")]
-    optional_type: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "8")]
-    sparse_tensor_type: Option<Vec<u8>>,
-    #[prost(string, tag = "6")]
-    denotation: String,
-}
-
-/// `onnx.TypeProto.Tensor`; the shape is kept as bytes.
-#[derive(Clone, PartialEq, Message)]
-struct TypeTensor {
-    #[prost(int32, tag = "1")]
-    elem_type: i32,
-    #[prost(bytes = "vec", optional, tag = "2")]
-    shape: Option<Vec<u8>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onnx_proto::{type_proto, OperatorSetIdProto, TypeProto, ATTR_TENSOR};
 
     fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
         TensorProto {
@@ -759,7 +563,7 @@ mod tests {
         ValueInfoProto {
             name: name.into(),
             r#type: Some(TypeProto {
-                tensor_type: Some(TypeTensor {
+                tensor_type: Some(type_proto::Tensor {
                     elem_type,
                     shape: None,
                 }),
@@ -769,10 +573,17 @@ mod tests {
         }
     }
 
+    fn opset(version: i64) -> OperatorSetIdProto {
+        OperatorSetIdProto {
+            domain: String::new(),
+            version,
+        }
+    }
+
     fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
         AttributeProto {
             name: name.into(),
-            r#type: 4,
+            r#type: ATTR_TENSOR,
             t: Some(t),
             ..Default::default()
         }
@@ -810,7 +621,7 @@ mod tests {
                     &["mc"],
                     vec![AttributeProto {
                         name: "to".into(),
-                        r#type: 2,
+                        r#type: ATTR_INT,
                         i: Some(1),
                         ..Default::default()
                     }],
@@ -822,7 +633,7 @@ mod tests {
         };
         ModelProto {
             ir_version: 8,
-            opset_import: vec![vec![0x10, 13]],
+            opset_import: vec![opset(13)],
             graph: Some(graph),
             ..Default::default()
         }
@@ -833,7 +644,7 @@ mod tests {
     fn constants_casts_value_info_and_fp32_only_inputs() {
         let (bytes, report) = to_fp16(&model()).unwrap();
         let m = ModelProto::decode(&bytes[..]).unwrap();
-        assert_eq!(m.opset_import, vec![vec![0x10, 13]], "opset kept");
+        assert_eq!(m.opset_import, vec![opset(13)], "opset kept");
         let g = m.graph.unwrap();
         assert_eq!(g.doc_string, "kept");
         assert_eq!(elem_type(&g.value_info[0]), Some(DT_FLOAT16));

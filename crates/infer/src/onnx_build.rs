@@ -4,10 +4,10 @@
 //! and failing models), and the built-in filter [`vintage_filter_model`], which works with no
 //! internet connection because nothing has to be fetched.
 //!
-//! Only the subset of `onnx.proto` needed to write simple image graphs is declared here, with
-//! the field numbers of the official schema, using `prost`'s derive (no `protoc`, no build
-//! script). Every model built here uses IR version [`IR_VERSION`], opset [`OPSET_VERSION`] of
-//! the default domain, and producer name `"fresco"`.
+//! The `onnx.proto` messages are re-exported from the crate's one declaration of them (every
+//! field, with the field numbers of the official schema, using `prost`'s derive). Every model
+//! built here uses IR version [`IR_VERSION`], opset [`OPSET_VERSION`] of the default domain,
+//! and producer name `"fresco"`.
 //!
 //! The image models share one interface: input `"input1"`, output `"output1"`, float32 NCHW
 //! `[N,3,H,W]` with symbolic dims `"N"`, `"H"`, `"W"`, RGB, values 0..255 (like the
@@ -26,185 +26,13 @@ pub const INPUT_NAME: &str = "input1";
 /// Name of the image output of the models built here.
 pub const OUTPUT_NAME: &str = "output1";
 
-/// `TensorProto.DataType.FLOAT`.
-pub const DT_FLOAT: i32 = 1;
-/// `TensorProto.DataType.INT64`.
-pub const DT_INT64: i32 = 7;
-
-// ---- onnx.proto messages (subset; field numbers as in onnx/onnx.proto) ----
-
-/// `onnx.ModelProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct ModelProto {
-    #[prost(int64, tag = "1")]
-    pub ir_version: i64,
-    #[prost(message, repeated, tag = "8")]
-    pub opset_import: Vec<OperatorSetIdProto>,
-    #[prost(string, tag = "2")]
-    pub producer_name: String,
-    #[prost(string, tag = "3")]
-    pub producer_version: String,
-    #[prost(int64, tag = "5")]
-    pub model_version: i64,
-    #[prost(string, tag = "6")]
-    pub doc_string: String,
-    #[prost(message, optional, tag = "7")]
-    pub graph: Option<GraphProto>,
-    #[prost(message, repeated, tag = "14")]
-    pub metadata_props: Vec<StringStringEntryProto>,
-}
-
-/// `onnx.StringStringEntryProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct StringStringEntryProto {
-    #[prost(string, tag = "1")]
-    pub key: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-/// `onnx.OperatorSetIdProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct OperatorSetIdProto {
-    #[prost(string, tag = "1")]
-    pub domain: String,
-    #[prost(int64, tag = "2")]
-    pub version: i64,
-}
-
-/// `onnx.GraphProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct GraphProto {
-    #[prost(message, repeated, tag = "1")]
-    pub node: Vec<NodeProto>,
-    #[prost(string, tag = "2")]
-    pub name: String,
-    #[prost(message, repeated, tag = "5")]
-    pub initializer: Vec<TensorProto>,
-    #[prost(message, repeated, tag = "11")]
-    pub input: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "12")]
-    pub output: Vec<ValueInfoProto>,
-}
-
-/// `onnx.NodeProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct NodeProto {
-    #[prost(string, repeated, tag = "1")]
-    pub input: Vec<String>,
-    #[prost(string, repeated, tag = "2")]
-    pub output: Vec<String>,
-    #[prost(string, tag = "3")]
-    pub name: String,
-    #[prost(string, tag = "4")]
-    pub op_type: String,
-    #[prost(string, tag = "7")]
-    pub domain: String,
-    #[prost(message, repeated, tag = "5")]
-    pub attribute: Vec<AttributeProto>,
-}
-
-/// `onnx.AttributeProto`. `f`/`i`/`s` are proto2 `optional` so that a zero value is still
-/// written (the checker requires exactly one value field to be present).
-#[derive(Clone, PartialEq, Message)]
-pub struct AttributeProto {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// `AttributeProto.AttributeType`: see the `ATTR_*` constants.
-    #[prost(int32, tag = "20")]
-    pub r#type: i32,
-    #[prost(float, optional, tag = "2")]
-    pub f: Option<f32>,
-    #[prost(int64, optional, tag = "3")]
-    pub i: Option<i64>,
-    #[prost(bytes = "vec", optional, tag = "4")]
-    pub s: Option<Vec<u8>>,
-    #[prost(float, repeated, tag = "7")]
-    pub floats: Vec<f32>,
-    #[prost(int64, repeated, tag = "8")]
-    pub ints: Vec<i64>,
-}
-
-/// `AttributeProto.AttributeType.FLOAT`.
-pub const ATTR_FLOAT: i32 = 1;
-/// `AttributeProto.AttributeType.INT`.
-pub const ATTR_INT: i32 = 2;
-/// `AttributeProto.AttributeType.STRING`.
-pub const ATTR_STRING: i32 = 3;
-/// `AttributeProto.AttributeType.FLOATS`.
-pub const ATTR_FLOATS: i32 = 6;
-/// `AttributeProto.AttributeType.INTS`.
-pub const ATTR_INTS: i32 = 7;
-
-/// `onnx.TensorProto` (data is written as little-endian `raw_data`).
-#[derive(Clone, PartialEq, Message)]
-pub struct TensorProto {
-    #[prost(int64, repeated, tag = "1")]
-    pub dims: Vec<i64>,
-    #[prost(int32, tag = "2")]
-    pub data_type: i32,
-    #[prost(string, tag = "8")]
-    pub name: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
-}
-
-/// `onnx.ValueInfoProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct ValueInfoProto {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(message, optional, tag = "2")]
-    pub r#type: Option<TypeProto>,
-}
-
-/// `onnx.TypeProto` (only the `tensor_type` member of its `value` oneof).
-#[derive(Clone, PartialEq, Message)]
-pub struct TypeProto {
-    #[prost(message, optional, tag = "1")]
-    pub tensor_type: Option<type_proto::Tensor>,
-}
-
-/// Nested messages of [`TypeProto`].
-pub mod type_proto {
-    /// `onnx.TypeProto.Tensor`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Tensor {
-        #[prost(int32, tag = "1")]
-        pub elem_type: i32,
-        #[prost(message, optional, tag = "2")]
-        pub shape: Option<super::TensorShapeProto>,
-    }
-}
-
-/// `onnx.TensorShapeProto`.
-#[derive(Clone, PartialEq, Message)]
-pub struct TensorShapeProto {
-    #[prost(message, repeated, tag = "1")]
-    pub dim: Vec<tensor_shape_proto::Dimension>,
-}
-
-/// Nested messages of [`TensorShapeProto`].
-pub mod tensor_shape_proto {
-    /// `onnx.TensorShapeProto.Dimension`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Dimension {
-        #[prost(oneof = "dimension::Value", tags = "1, 2")]
-        pub value: Option<dimension::Value>,
-    }
-
-    /// The `value` oneof of [`Dimension`].
-    pub mod dimension {
-        /// `dim_value` (fixed size) or `dim_param` (symbolic name).
-        #[derive(Clone, PartialEq, prost::Oneof)]
-        pub enum Value {
-            #[prost(int64, tag = "1")]
-            DimValue(i64),
-            #[prost(string, tag = "2")]
-            DimParam(String),
-        }
-    }
-}
+// The `onnx.proto` messages and constants, shared with the fp16 conversion and the rewrites.
+pub use crate::onnx_proto::{
+    tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, ATTR_FLOAT, ATTR_FLOATS, ATTR_INT, ATTR_INTS, ATTR_STRING, ATTR_TENSOR,
+    DT_FLOAT, DT_FLOAT16, DT_INT64,
+};
 
 // ---- builder ----
 
@@ -232,6 +60,7 @@ pub fn float_value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
                 Dim::Fixed(v) => Value::DimValue(*v),
                 Dim::Sym(s) => Value::DimParam(s.clone()),
             }),
+            ..Default::default()
         })
         .collect();
     ValueInfoProto {
@@ -241,7 +70,9 @@ pub fn float_value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
                 elem_type: DT_FLOAT,
                 shape: Some(TensorShapeProto { dim }),
             }),
+            ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -257,6 +88,7 @@ fn tensor(name: &str, dims: &[i64], data_type: i32, len: usize, raw_data: Vec<u8
         data_type,
         name,
         raw_data,
+        ..Default::default()
     }
 }
 
@@ -383,7 +215,7 @@ impl GraphBuilder {
             name: format!("{op_type}_{index}"),
             op_type: op_type.to_string(),
             attribute: attributes,
-            domain: String::new(),
+            ..Default::default()
         });
         self
     }
@@ -417,6 +249,7 @@ impl GraphBuilder {
             doc_string: self.doc,
             graph: Some(self.graph),
             metadata_props: self.metadata,
+            ..Default::default()
         }
     }
 

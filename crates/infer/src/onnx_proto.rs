@@ -1,19 +1,43 @@
-//! The `onnx.proto` messages that graph rewrites decode, change and re-encode with `prost`
-//! ([`crate::rewrite`]). Every field of each message is declared, because `prost` drops fields it
-//! does not know when it decodes and a rewrite must not lose parts of a real model; sub-messages
-//! that are never rewritten are kept as their encoded bytes (`bytes` and embedded messages share
-//! a wire type). The declarations follow `crate::fp16`'s, which keeps its own private copy.
+//! The `onnx.proto` messages, declared once with `prost`'s derive (no `protoc`, no build script)
+//! and the field numbers of the official schema (checked against `onnx` 1.23's descriptors).
+//!
+//! Three users share them: [`crate::onnx_build`] writes models with them (and re-exports them),
+//! while [`crate::fp16`] and [`crate::rewrite`] decode a real model, change it and re-encode it.
+//! `prost` drops the fields it does not know when it decodes, so every field of each message is
+//! declared here, and a re-encoded model loses nothing. Sub-messages that nothing here reads or
+//! writes are kept as their encoded bytes (`bytes` and embedded messages share a wire type, so
+//! they round-trip unchanged). Scalar and string fields have no presence, as in proto3: a field
+//! written explicitly with its default value (e.g. the empty `domain` of an exporter's
+//! `opset_import`) is read and written back as absent, which `onnx` treats the same.
+//!
+//! The members of `TypeProto`'s `value` oneof are declared as separate optional fields; a valid
+//! model sets at most one of them.
 
 use prost::Message;
 
 /// `TensorProto.DataType.FLOAT`.
-pub(crate) const DT_FLOAT: i32 = 1;
+pub const DT_FLOAT: i32 = 1;
 /// `TensorProto.DataType.INT64`.
-pub(crate) const DT_INT64: i32 = 7;
+pub const DT_INT64: i32 = 7;
+/// `TensorProto.DataType.FLOAT16`.
+pub const DT_FLOAT16: i32 = 10;
+
+/// `AttributeProto.AttributeType.FLOAT`.
+pub const ATTR_FLOAT: i32 = 1;
+/// `AttributeProto.AttributeType.INT`.
+pub const ATTR_INT: i32 = 2;
+/// `AttributeProto.AttributeType.STRING`.
+pub const ATTR_STRING: i32 = 3;
+/// `AttributeProto.AttributeType.TENSOR`.
+pub const ATTR_TENSOR: i32 = 4;
+/// `AttributeProto.AttributeType.FLOATS`.
+pub const ATTR_FLOATS: i32 = 6;
+/// `AttributeProto.AttributeType.INTS`.
+pub const ATTR_INTS: i32 = 7;
 
 /// `onnx.ModelProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct ModelProto {
+pub struct ModelProto {
     #[prost(int64, tag = "1")]
     pub ir_version: i64,
     #[prost(message, repeated, tag = "8")]
@@ -30,17 +54,31 @@ pub(crate) struct ModelProto {
     pub doc_string: String,
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
-    #[prost(bytes = "vec", repeated, tag = "14")]
-    pub metadata_props: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+    /// `TrainingInfoProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "20")]
     pub training_info: Vec<Vec<u8>>,
+    /// `FunctionProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "25")]
     pub functions: Vec<Vec<u8>>,
+    /// `DeviceConfigurationProto`s, encoded.
+    #[prost(bytes = "vec", repeated, tag = "26")]
+    pub configuration: Vec<Vec<u8>>,
+}
+
+/// `onnx.StringStringEntryProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `onnx.OperatorSetIdProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct OperatorSetIdProto {
+pub struct OperatorSetIdProto {
     #[prost(string, tag = "1")]
     pub domain: String,
     #[prost(int64, tag = "2")]
@@ -49,13 +87,14 @@ pub(crate) struct OperatorSetIdProto {
 
 /// `onnx.GraphProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct GraphProto {
+pub struct GraphProto {
     #[prost(message, repeated, tag = "1")]
     pub node: Vec<NodeProto>,
     #[prost(string, tag = "2")]
     pub name: String,
     #[prost(message, repeated, tag = "5")]
     pub initializer: Vec<TensorProto>,
+    /// `SparseTensorProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "15")]
     pub sparse_initializer: Vec<Vec<u8>>,
     #[prost(string, tag = "10")]
@@ -66,15 +105,17 @@ pub(crate) struct GraphProto {
     pub output: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "13")]
     pub value_info: Vec<ValueInfoProto>,
+    /// `TensorAnnotation`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "14")]
     pub quantization_annotation: Vec<Vec<u8>>,
+    /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "16")]
     pub metadata_props: Vec<Vec<u8>>,
 }
 
 /// `onnx.NodeProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct NodeProto {
+pub struct NodeProto {
     #[prost(string, repeated, tag = "1")]
     pub input: Vec<String>,
     #[prost(string, repeated, tag = "2")]
@@ -91,21 +132,25 @@ pub(crate) struct NodeProto {
     pub attribute: Vec<AttributeProto>,
     #[prost(string, tag = "6")]
     pub doc_string: String,
+    /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub metadata_props: Vec<Vec<u8>>,
+    /// `NodeDeviceConfigurationProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "10")]
     pub device_configurations: Vec<Vec<u8>>,
 }
 
-/// `onnx.AttributeProto`.
+/// `onnx.AttributeProto`. `f`/`i`/`s` are proto2 `optional` so that a zero value is still
+/// written (the checker requires exactly one value field to be present).
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct AttributeProto {
+pub struct AttributeProto {
     #[prost(string, tag = "1")]
     pub name: String,
     #[prost(string, tag = "21")]
     pub ref_attr_name: String,
     #[prost(string, tag = "13")]
     pub doc_string: String,
+    /// `AttributeProto.AttributeType`: see the `ATTR_*` constants.
     #[prost(int32, tag = "20")]
     pub r#type: i32,
     #[prost(float, optional, tag = "2")]
@@ -116,10 +161,13 @@ pub(crate) struct AttributeProto {
     pub s: Option<Vec<u8>>,
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
+    /// A `GraphProto`, encoded.
     #[prost(bytes = "vec", optional, tag = "6")]
     pub g: Option<Vec<u8>>,
+    /// A `SparseTensorProto`, encoded.
     #[prost(bytes = "vec", optional, tag = "22")]
     pub sparse_tensor: Option<Vec<u8>>,
+    /// A `TypeProto`, encoded.
     #[prost(bytes = "vec", optional, tag = "14")]
     pub tp: Option<Vec<u8>>,
     #[prost(float, repeated, tag = "7")]
@@ -128,28 +176,29 @@ pub(crate) struct AttributeProto {
     pub ints: Vec<i64>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
+    /// `TensorProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "10")]
     pub tensors: Vec<Vec<u8>>,
+    /// `GraphProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "11")]
     pub graphs: Vec<Vec<u8>>,
+    /// `SparseTensorProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "23")]
     pub sparse_tensors: Vec<Vec<u8>>,
+    /// `TypeProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "15")]
     pub type_protos: Vec<Vec<u8>>,
 }
 
-/// `AttributeProto.AttributeType` values used when attributes are written.
-pub(crate) const ATTR_INT: i32 = 2;
-pub(crate) const ATTR_STRING: i32 = 3;
-pub(crate) const ATTR_INTS: i32 = 7;
-
 /// `onnx.TensorProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct TensorProto {
+pub struct TensorProto {
     #[prost(int64, repeated, tag = "1")]
     pub dims: Vec<i64>,
+    /// `TensorProto.DataType`: see the `DT_*` constants.
     #[prost(int32, tag = "2")]
     pub data_type: i32,
+    /// A `TensorProto.Segment`, encoded.
     #[prost(bytes = "vec", optional, tag = "3")]
     pub segment: Option<Vec<u8>>,
     #[prost(float, repeated, tag = "4")]
@@ -164,31 +213,105 @@ pub(crate) struct TensorProto {
     pub name: String,
     #[prost(string, tag = "12")]
     pub doc_string: String,
+    /// Little-endian element data.
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "13")]
     pub external_data: Vec<Vec<u8>>,
+    /// `TensorProto.DataLocation` (1: external).
     #[prost(int32, tag = "14")]
     pub data_location: i32,
     #[prost(double, repeated, tag = "10")]
     pub double_data: Vec<f64>,
     #[prost(uint64, repeated, tag = "11")]
     pub uint64_data: Vec<u64>,
+    /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "16")]
     pub metadata_props: Vec<Vec<u8>>,
 }
 
-/// `onnx.ValueInfoProto`; the type is kept as bytes.
+/// `onnx.ValueInfoProto`.
 #[derive(Clone, PartialEq, Message)]
-pub(crate) struct ValueInfoProto {
+pub struct ValueInfoProto {
     #[prost(string, tag = "1")]
     pub name: String,
-    #[prost(bytes = "vec", optional, tag = "2")]
-    pub r#type: Option<Vec<u8>>,
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<TypeProto>,
     #[prost(string, tag = "3")]
     pub doc_string: String,
+    /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "4")]
     pub metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.TypeProto`; the members of its `value` oneof other than `tensor_type` are kept
+/// encoded.
+#[derive(Clone, PartialEq, Message)]
+pub struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    pub tensor_type: Option<type_proto::Tensor>,
+    /// A `TypeProto.Sequence`, encoded.
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub sequence_type: Option<Vec<u8>>,
+    /// A `TypeProto.Map`, encoded.
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub map_type: Option<Vec<u8>>,
+    /// A `TypeProto.Opaque` (`onnx-ml.proto`), encoded.
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub opaque_type: Option<Vec<u8>>,
+    /// A `TypeProto.SparseTensor`, encoded.
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub sparse_tensor_type: Option<Vec<u8>>,
+    /// A `TypeProto.Optional`, encoded.
+    #[prost(bytes = "vec", optional, tag = "9")]
+    pub optional_type: Option<Vec<u8>>,
+    #[prost(string, tag = "6")]
+    pub denotation: String,
+}
+
+/// Nested messages of [`TypeProto`].
+pub mod type_proto {
+    /// `onnx.TypeProto.Tensor`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Tensor {
+        /// `TensorProto.DataType`.
+        #[prost(int32, tag = "1")]
+        pub elem_type: i32,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<super::TensorShapeProto>,
+    }
+}
+
+/// `onnx.TensorShapeProto`.
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<tensor_shape_proto::Dimension>,
+}
+
+/// Nested messages of [`TensorShapeProto`].
+pub mod tensor_shape_proto {
+    /// `onnx.TensorShapeProto.Dimension`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        #[prost(oneof = "dimension::Value", tags = "1, 2")]
+        pub value: Option<dimension::Value>,
+        #[prost(string, tag = "3")]
+        pub denotation: String,
+    }
+
+    /// The `value` oneof of [`Dimension`].
+    pub mod dimension {
+        /// `dim_value` (fixed size) or `dim_param` (symbolic name).
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(int64, tag = "1")]
+            DimValue(i64),
+            #[prost(string, tag = "2")]
+            DimParam(String),
+        }
+    }
 }
 
 impl TensorProto {

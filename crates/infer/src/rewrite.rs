@@ -83,6 +83,15 @@ pub fn rewrite_for_cpu(model: &[u8]) -> Result<Option<(Vec<u8>, RewriteReport)>,
     let Some(graph) = decoded.graph.as_mut() else {
         return Ok(None);
     };
+    // Subgraphs (If/Loop bodies) may read outer values the rewrite cannot see as consumers:
+    // leave such models as they are.
+    if graph.node.iter().any(|n| {
+        n.attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+    }) {
+        return Ok(None);
+    }
     let upsample_folds = fold_upsamples(graph);
     let report = RewriteReport {
         upsample_folds,

@@ -181,7 +181,9 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
     if plan.streams.is_empty() {
         return Ok(());
     }
-    let scratch = TempOutput::create(&scratch_path(&plan.output), true)?;
+    // In the temporary folder, not beside the output: a worker killed during the check must
+    // leave nothing in the user's output folder.
+    let scratch = scratch_file(&plan.output)?;
     let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"]
         .iter()
         .map(Into::into)
@@ -233,12 +235,21 @@ fn output_stream_number(stderr: &str) -> Option<usize> {
         .ok()
 }
 
-fn scratch_path(output: &Path) -> PathBuf {
+/// An empty temporary file with the output's extension (ffmpeg picks the container from it),
+/// removed when dropped.
+fn scratch_file(output: &Path) -> Result<tempfile::NamedTempFile, RunError> {
     let ext = output
         .extension()
-        .map(|e| e.to_string_lossy().into_owned())
+        .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    output.with_file_name(format!("streamcheck.{ext}"))
+    tempfile::Builder::new()
+        .prefix("fresco-streamcheck-")
+        .suffix(&ext)
+        .tempfile()
+        .map_err(|e| RunError::OutputUnwritable {
+            path: std::env::temp_dir(),
+            reason: format!("cannot make a file for the stream check: {e}"),
+        })
 }
 
 /// Styles a prepared video with `engine`. `cancel` is checked between frames.

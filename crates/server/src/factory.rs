@@ -243,7 +243,16 @@ impl LocalJobFactory {
             message: e.message,
         })? {
             ModelRef::Style(style) => ModelChoice::Style(style),
-            ModelRef::File(path) => ModelChoice::File(absolute_path("model", &path)?),
+            ModelRef::File(path) => {
+                // A model file is read whole by the server: the same roots as input and output,
+                // and a regular file of a bounded size (not /dev/zero).
+                if let Some(rules) = &self.paths {
+                    rules.check("model", &path)?;
+                }
+                let path = absolute_path("model", &path)?;
+                check_model_file(&path)?;
+                ModelChoice::File(path)
+            }
         };
         let device = device_of(request.device.as_deref(), self.device)?;
         let precision = precision_of(request.precision.as_deref(), device)?;
@@ -366,6 +375,34 @@ fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
             message: format!("{field}: '{text}' must be an absolute path on the server"),
         })
     }
+}
+
+/// The largest model file the server reads (ONNX's protobuf files stop at 2 GiB).
+const MAX_MODEL_BYTES: u64 = 2 << 30;
+
+/// A model path that exists must be a regular file of at most [`MAX_MODEL_BYTES`]; a missing one
+/// is left to the model loader, whose message names it.
+fn check_model_file(path: &Path) -> Result<(), Rejection> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Err(Rejection::BadField {
+            code: "model-not-a-file",
+            message: format!("model: {} is not a regular file", path.display()),
+        });
+    }
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Rejection::BadField {
+            code: "model-too-large",
+            message: format!(
+                "model: {} is {} bytes, more than the {MAX_MODEL_BYTES} an ONNX file can hold",
+                path.display(),
+                meta.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The object a field names when it is a URL (`scheme://...`), `None` for a path.

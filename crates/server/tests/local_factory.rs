@@ -101,6 +101,19 @@ async fn real_files_and_the_vintage_style_make_a_job() {
             "missing.onnx",
         ),
         (
+            // Read whole by the server: never a device or a folder.
+            json!({"input": clip, "output": out, "model": "/dev/zero"}),
+            StatusCode::BAD_REQUEST,
+            "model-not-a-file",
+            "/dev/zero",
+        ),
+        (
+            json!({"input": clip, "output": out, "model": dir.path()}),
+            StatusCode::BAD_REQUEST,
+            "model-not-a-file",
+            "model",
+        ),
+        (
             json!({"input": "clip.mp4", "output": out, "style": "vintage"}),
             StatusCode::BAD_REQUEST,
             "path-not-absolute",

@@ -275,8 +275,11 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
             };
             tracing::debug!(method = %request.method(), path = request.uri().path(), code, "request refused");
             match refusal {
-                // A browser opening a page without a session signs in first.
-                Refusal::Unauthenticated(_) if guard.kind == AuthKind::Page => {
+                // A browser opening a page without a session signs in first; a token in the
+                // query gets its 401 (revoke it), never a redirect that copies it into `next`.
+                Refusal::Unauthenticated(e)
+                    if guard.kind == AuthKind::Page && e.code != "token-in-query" =>
+                {
                     sign_in_redirect(&request)
                 }
                 refusal => refusal.into_response(),
@@ -366,10 +369,16 @@ fn sign_in_redirect(request: &Request) -> Response {
 /// Whether `next` is a path on this server: one leading `/`, and no `//`, `/\` or control
 /// characters that a browser could turn into another origin.
 pub fn safe_next(next: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or_default();
     next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
         && !next.chars().any(|c| c.is_control() || c == '\\')
+        // No dot-segments, plain or escaped: "/..//host" resolves to "//host", another site.
+        && !path.split('/').any(|segment| {
+            let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+            segment == "." || segment == ".."
+        })
 }
 
 /// One request without valid credentials from `client` (no limit without an address).
@@ -714,6 +723,11 @@ mod tests {
             "evil",
             "/ui/\\x",
             "/\tx",
+            "/..//evil.example",
+            "/.//evil.example/x",
+            "/%2e%2e//evil.example",
+            "/a/../..//evil.example",
+            "/a/%2E/b",
         ] {
             assert!(!safe_next(bad), "{bad}");
         }

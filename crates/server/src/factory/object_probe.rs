@@ -131,7 +131,18 @@ impl LocalJobFactory {
                 scratch.path.display()
             ))
         };
-        let mut file = File::create(&scratch.path).map_err(unwritable)?;
+        std::fs::create_dir_all(&folder).map_err(unwritable)?;
+        // Readable by this user only (a private input's head and tail), and never an existing
+        // file or link.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&scratch.path)
+                .map_err(unwritable)?
+        };
         // Sparse: only the ranges written below take disk space.
         file.set_len(info.size).map_err(unwritable)?;
         for range in self.probe_window.ranges(info.size) {

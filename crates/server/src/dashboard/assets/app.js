@@ -311,7 +311,11 @@ function safeNext(next) {
   if (!next || !/^\/(?![\/\\])/.test(next) || /[\\\u0000-\u001f]/.test(next)) return "/";
   try {
     const url = new URL(next, location.origin);
-    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+    if (url.origin !== location.origin) return "/";
+    // Check what the browser will go to, after it resolved dot-segments and escapes: "/..//host"
+    // resolves to "//host", another site.
+    const path = url.pathname + url.search + url.hash;
+    return /^\/(?![\/\\])/.test(path) && !/[\\\u0000-\u001f]/.test(path) ? path : "/";
   } catch (_) {
     return "/";
   }
