@@ -67,6 +67,14 @@ pub fn is_hardware_encoder(codec: &str) -> bool {
 
 /// Refuses encoder settings a hardware encoder does not take, with what it does take.
 pub fn check_encode_settings(encode: &EncodeSettings) -> Result<(), String> {
+    if is_hardware_encoder(&encode.codec) && !is_nvenc(&encode.codec) {
+        // VA-API, QSV and the others need a device and frames uploaded to it
+        // (`-vaapi_device`, `hwupload`), which fresco does not set up.
+        return Err(format!(
+            "{}: of the hardware encoders fresco drives only NVIDIA's NVENC (h264_nvenc,              hevc_nvenc, av1_nvenc); use one of those or a software encoder such as libx264",
+            encode.codec
+        ));
+    }
     if !is_nvenc(&encode.codec) {
         return Ok(());
     }
@@ -257,6 +265,9 @@ mod tests {
         );
         let err = check_encode_settings(&settings("h264_nvenc", Some(0), None)).unwrap_err();
         assert!(err.contains("--crf 0") && err.contains("lossless"), "{err}");
+        // Hardware encoders that need a device set-up fresco does not do are named as such.
+        let err = check_encode_settings(&settings("hevc_vaapi", Some(18), None)).unwrap_err();
+        assert!(err.contains("hevc_vaapi") && err.contains("NVENC"), "{err}");
         // x264's presets are x264's business.
         assert_eq!(
             check_encode_settings(&settings("libx264", Some(0), Some("veryslow"))),

@@ -75,6 +75,9 @@ fn make_inputs(dir: &Path) -> Vec<(&'static str, StatusCode, &'static str)> {
     clip(&dir.join("moov-at-end.mp4"), "320x240", "1.5", false);
     clip(&dir.join("long.mp4"), "160x120", "3", false);
     clip(&dir.join("wide.mp4"), "640x96", "1", false);
+    // A minute of tiny frames: its index at the end is longer than the tail window, so only
+    // walking the boxes finds it (and its duration, over the limit).
+    clip(&dir.join("long-index.mp4"), "32x32", "60", false);
     random_file(&dir.join("random.mp4"), 64 << 10);
     random_file(&dir.join("random-small.mp4"), 4 << 10);
     ffmpeg(&[
@@ -101,6 +104,14 @@ fn make_inputs(dir: &Path) -> Vec<(&'static str, StatusCode, &'static str)> {
         moov_offset(&end) as u64 > size / 2 && size > 4 * WINDOW,
         "the clip without faststart has its index at the end, past the head window"
     );
+    let long = dir.join("long-index.mp4");
+    let bytes = std::fs::read(&long).unwrap();
+    let at = moov_offset(&long);
+    let moov_len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
+    assert!(
+        moov_len > WINDOW && at as u64 > WINDOW,
+        "long-index.mp4's index ({moov_len} bytes at {at}) is in neither window"
+    );
     for name in [
         "faststart.mp4",
         "random.mp4",
@@ -117,6 +128,7 @@ fn make_inputs(dir: &Path) -> Vec<(&'static str, StatusCode, &'static str)> {
         ("faststart.mp4", StatusCode::CREATED, ""),
         ("moov-at-end.mp4", StatusCode::CREATED, ""),
         ("long.mp4", bad, "input-too-long"),
+        ("long-index.mp4", bad, "input-too-long"),
         ("wide.mp4", bad, "input-dimensions-too-large"),
         ("random.mp4", unusable, "input-not-media"),
         ("random-small.mp4", unusable, "input-not-media"),

@@ -15,9 +15,11 @@
 //! against the [`crate::limits::InputLimits`] and planned (no video stream, HDR, no frame size:
 //! the same codes). A failed probe of the whole object is `input-not-media`, as is a partial
 //! one where ffprobe recognised no container at all (random bytes, text). A partial object
-//! whose container ffprobe recognised but could not read (an MP4 whose index lies in the
-//! unread middle, or one cut short) cannot be judged from its ends: it is accepted, with a log
-//! line, and the plan task probes the whole download.
+//! whose container ffprobe recognised but could not read cannot be judged from its ends: it is
+//! accepted, with a log line, and the plan task probes the whole download. For MP4/MOV that is
+//! only a file cut short: an index (`moov`) in neither end window (a long video's index can
+//! outgrow the tail) is found by walking the top-level box headers, 16 bytes a box, and read
+//! too (up to [`MAX_INDEX_BYTES`]).
 //!
 //! The scratch file has no extension, so ffprobe judges it by its content alone (with a `.mp4`
 //! name it assumes MP4 and reports random bytes as a damaged MP4).
@@ -145,8 +147,19 @@ impl LocalJobFactory {
         };
         // Sparse: only the ranges written below take disk space.
         file.set_len(info.size).map_err(unwritable)?;
-        for range in self.probe_window.ranges(info.size) {
-            copy_range(&store, url, range, &mut file, deadline)?;
+        let ranges = self.probe_window.ranges(info.size);
+        for range in &ranges {
+            copy_range(&store, url, range.clone(), &mut file, deadline)?;
+        }
+        // An MP4 whose index (`moov`) is in neither end, or longer than the tail window (hours
+        // of video): find it by its box headers and read it too, within bounds.
+        if !whole {
+            if let Some(moov) = find_moov(&store, url, info.size, deadline)? {
+                let read = |r: &Range<u64>| r.start <= moov.start && moov.end <= r.end;
+                if !ranges.iter().any(read) && moov.end - moov.start <= MAX_INDEX_BYTES {
+                    copy_range(&store, url, moov, &mut file, deadline)?;
+                }
+            }
         }
         drop(file);
         let left = deadline.saturating_duration_since(Instant::now());
@@ -198,6 +211,58 @@ fn copy_range(
     Ok(())
 }
 
+/// The largest MP4 index (`moov` box) the probe reads besides the ends.
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// The most top-level boxes walked looking for it.
+const MAX_BOXES: usize = 256;
+
+/// Where an ISO BMFF (MP4, MOV) object's `moov` box lies, from its top-level box headers (16
+/// bytes read per box): `None` for another container, or when there is none.
+fn find_moov(
+    store: &Store,
+    url: &ObjectUrl,
+    size: u64,
+    deadline: Instant,
+) -> Result<Option<Range<u64>>, Rejection> {
+    let mut offset = 0u64;
+    for n in 0..MAX_BOXES {
+        if offset + 8 > size {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let header = block_on(tokio::time::timeout(
+            left,
+            store.get_range(&url.key, offset..size.min(offset + 16)),
+        ))
+        .map_err(|_| too_slow(url))?
+        .map_err(|e| store_rejection(url, e))?;
+        let Some((kind, length)) = box_header(&header, size - offset) else {
+            return Ok(None);
+        };
+        if n == 0 && kind != *b"ftyp" {
+            return Ok(None);
+        }
+        if kind == *b"moov" {
+            return Ok(Some(offset..offset + length));
+        }
+        offset += length;
+    }
+    Ok(None)
+}
+
+/// A box header's type and length (`left`: bytes from it to the object's end, for a length of
+/// 0, "to the end"); `None` when it is not a sound header.
+fn box_header(bytes: &[u8], left: u64) -> Option<([u8; 4], u64)> {
+    let size = u32::from_be_bytes(bytes.get(0..4)?.try_into().ok()?) as u64;
+    let kind: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+    let length = match size {
+        0 => left,
+        1 => u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?),
+        n => n,
+    };
+    (length >= 8 && length <= left).then_some((kind, length))
+}
+
 /// Whether ffprobe's complaint comes from a demuxer (`moov atom not found`, from the MP4
 /// demuxer, before the final line): the container was recognised, and only its unread middle
 /// may be missing. Content that no demuxer recognises fails with the final line alone.
@@ -246,6 +311,30 @@ mod tests {
             ProbeWindow::default().ranges(1 << 30),
             [0..8 << 20, (1 << 30) - (8 << 20)..1 << 30]
         );
+    }
+
+    #[test]
+    fn box_headers_give_type_and_length() {
+        let mut header = 24u32.to_be_bytes().to_vec();
+        header.extend(b"ftyp");
+        assert_eq!(box_header(&header, 100), Some((*b"ftyp", 24)));
+        // 0: to the end; 1: a 64-bit length follows.
+        let mut to_end = 0u32.to_be_bytes().to_vec();
+        to_end.extend(b"mdat");
+        assert_eq!(box_header(&to_end, 500), Some((*b"mdat", 500)));
+        let mut large = 1u32.to_be_bytes().to_vec();
+        large.extend(b"mdat");
+        large.extend(5_000_000_000u64.to_be_bytes());
+        assert_eq!(
+            box_header(&large, 6_000_000_000),
+            Some((*b"mdat", 5_000_000_000))
+        );
+        // Past the end, shorter than a header, or cut: not a box.
+        assert_eq!(box_header(&large, 1000), None);
+        let mut tiny = 4u32.to_be_bytes().to_vec();
+        tiny.extend(b"free");
+        assert_eq!(box_header(&tiny, 100), None);
+        assert_eq!(box_header(b"abc", 100), None);
     }
 
     #[test]
