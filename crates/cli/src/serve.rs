@@ -48,6 +48,17 @@ pub struct ServeArgs {
     /// server needs no GPU to queue cuda jobs).
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     pub device: Device,
+    /// The device kinds (cpu, cuda) this deployment has workers for: a request naming another
+    /// kind gets 422 device-not-served instead of waiting forever (default: --device's kind;
+    /// a cluster with GPU and CPU workers sets cpu,cuda).
+    #[arg(
+        long,
+        env = "FRESCO_JOB_DEVICES",
+        value_delimiter = ',',
+        value_parser = ["cpu", "cuda"],
+        value_name = "KIND"
+    )]
+    pub job_devices: Vec<String>,
     /// Inference threads per in-process worker (default: the cores shared between them).
     #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
@@ -218,6 +229,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 // Jobs from HTTP and the triggers are pinned for this kind of device unless a
                 // request names one; the server itself needs no GPU for that.
                 .device(args.device)
+                .served_kinds(if args.job_devices.is_empty() {
+                    vec![fresco_worker::device_kind(args.device).to_string()]
+                } else {
+                    args.job_devices.clone()
+                })
                 .data_root(data_root_text.clone())
                 .paths(rules)
                 .limits(args.security.limits())

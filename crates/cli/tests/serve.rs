@@ -397,14 +397,52 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
     let (status, body) = submit(&server, "clip.mp4", "styled/clip.mp4");
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["input"], data.join("clip.mp4").display().to_string());
+    // A model file is read by the server: the same roots apply.
+    let body = serde_json::json!({
+        "input": "clip.mp4", "output": "styled/m.mp4", "model": outside.display().to_string()
+    });
+    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
+    let Err(ureq::Error::Status(400, r)) = reply else {
+        panic!("a model outside the data store was not refused: {reply:?}")
+    };
+    let body: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(body["error"]["code"], "path-not-allowed", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("model:"),
+        "{body}"
+    );
+    // A cpu server has no GPU workers: a cuda job would wait forever, so it is refused.
+    let body = serde_json::json!({
+        "input": "clip.mp4", "output": "styled/g.mp4", "style": "vintage", "device": "cuda"
+    });
+    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
+    let Err(ureq::Error::Status(422, r)) = reply else {
+        panic!("a cuda job on a cpu-only server was not refused: {reply:?}")
+    };
+    let body: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(body["error"]["code"], "device-not-served", "{body}");
     assert!(server.stop().success(), "{}", read_log(&server.log));
 
     // The single-user opt-out takes any local path, and says so in the log.
     let mut args = workers.to_vec();
     args.push(s("--allow-any-local-path"));
+    // ... and a deployment with GPU workers too takes cuda jobs (queued; none runs here).
+    args.extend([s("--job-devices"), s("cpu,cuda")]);
     let mut server = Server::launch(dir.path(), &args);
     let (status, body) = submit(&server, &outside.display().to_string(), &elsewhere);
     assert_eq!(status, 201, "{body}");
+    let body = serde_json::json!({
+        "input": "clip.mp4", "output": "styled/g.mp4", "style": "vintage", "device": "cuda"
+    });
+    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
+    assert_eq!(
+        reply.map(|r| r.status()).ok(),
+        Some(201),
+        "a cuda job was refused"
+    );
     assert!(server.stop().success());
     assert!(
         read_log(&server.log).contains("--allow-any-local-path: job inputs and outputs may be any"),

@@ -92,6 +92,8 @@ pub struct LocalJobFactory {
     tools: Tools,
     allow_download: bool,
     device: Device,
+    /// The device kinds ("cpu", "cuda") a request may name (`None`: any).
+    served_kinds: Option<Vec<String>>,
     /// The data store's folder or prefix URL: relative names resolve in it.
     data_root: Option<String>,
     /// Where inputs and outputs may be (`None`: anywhere; see [`crate::limits`]).
@@ -119,6 +121,7 @@ impl LocalJobFactory {
             tools: Tools::default(),
             allow_download: true,
             device: Device::Cpu,
+            served_kinds: None,
             data_root: None,
             paths: None,
             limits: InputLimits::default(),
@@ -136,6 +139,13 @@ impl LocalJobFactory {
     /// The kind of device the jobs are pinned for (the model is still checked on the CPU).
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
+        self
+    }
+
+    /// The device kinds this deployment has workers for: a request for another kind is refused
+    /// (422 `device-not-served`) rather than queued to wait for a worker that never comes.
+    pub fn served_kinds(mut self, kinds: Vec<String>) -> Self {
+        self.served_kinds = Some(kinds);
         self
     }
 
@@ -255,6 +265,19 @@ impl LocalJobFactory {
             }
         };
         let device = device_of(request.device.as_deref(), self.device)?;
+        if let Some(kinds) = &self.served_kinds {
+            let kind = fresco_worker::device_kind(device);
+            if !kinds.iter().any(|k| k == kind) {
+                return Err(Rejection::Unusable {
+                    code: "device-not-served",
+                    message: format!(
+                        "device: this server queues jobs for {} only (fresco serve \
+                         --job-devices); a {kind} job would wait for a worker that is not there",
+                        kinds.join(", ")
+                    ),
+                });
+            }
+        }
         let precision = precision_of(request.precision.as_deref(), device)?;
         let engine = EngineOptions {
             threads: Some(1),
