@@ -60,6 +60,7 @@ fn is_name_byte(b: u8) -> bool {
 /// tools print it (spaces, quotes, JSON escapes, brackets).
 fn is_value_end(b: u8) -> bool {
     b.is_ascii_whitespace()
+        || b.is_ascii_control()
         || matches!(
             b,
             b'&' | b';' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\' | b'`' | b')' | b']' | b'}'
@@ -92,8 +93,13 @@ fn redact_parameters(text: &str) -> String {
                     out.push_str(&text[copied..value_start]);
                     out.push_str(REDACTED);
                     copied = value_end;
+                    i = value_end;
+                } else {
+                    // Another parameter's value may hold a `?name=` of its own (a URL passed as
+                    // a parameter): look inside it too. Found by fuzzing: `&x=...?se=...` kept
+                    // its `se`.
+                    i = value_start;
                 }
-                i = value_end;
                 continue;
             }
         }
@@ -204,6 +210,20 @@ mod tests {
         ] {
             assert_eq!(redact(text), text);
         }
+    }
+
+    #[test]
+    fn a_secret_inside_another_parameters_value_is_found() {
+        // A URL passed as a parameter's value, then the fuzzer's case: control bytes and a
+        // user:password that the second pass used to find a signature behind.
+        assert_eq!(
+            redact("https://h/p?next=https://x/y?sig=abc&se=2030"),
+            "https://h/p?next=https://x/y?sig=REDACTED&se=REDACTED"
+        );
+        let fuzzed = "(tt\u{fffd}c://aob&.e=\0\0\02F:@ari\0(ttp?se=20\0\0e9&\0sp=\0x";
+        let once = redact(fuzzed);
+        assert!(!once.contains("se=20"), "{once:?}");
+        assert_eq!(redact(&once), once);
     }
 
     #[test]
