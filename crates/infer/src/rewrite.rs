@@ -180,11 +180,7 @@ fn folded_nodes(
     conv: &NodeProto,
     names: &mut Names,
 ) -> (Vec<NodeProto>, Vec<TensorProto>) {
-    let base = if conv.name.is_empty() {
-        conv.output[0].clone()
-    } else {
-        conv.name.clone()
-    };
+    let base = base_name(conv);
     let (co, ci) = (fold.out_channels, fold.in_channels);
     // Taps of the 3-tap kernel that land on each of the two taps of a phase: slot 0 is the odd
     // phase (w0 + w1, w2), slot 1 the even phase (w0, w1 + w2).
@@ -229,17 +225,17 @@ fn folded_nodes(
     let mut conv_inputs = vec![padded.clone(), w];
     if let Some(bias) = &fold.bias {
         let b = names.fresh(&format!("{base}__fold_b"));
-        let four: Vec<f32> = (0..4).flat_map(|_| bias.iter().copied()).collect();
-        tensors.push(TensorProto::from_floats(&b, &[4 * co as i64], &four));
+        tensors.push(phase_bias(&b, bias));
         conv_inputs.push(b);
     }
-    let mut node = |op: &str, suffix: &str, inputs: Vec<String>, output: String, attrs| NodeProto {
-        name: names.fresh(&format!("{base}__fold_{suffix}")),
-        op_type: op.to_string(),
-        input: inputs,
-        output: vec![output],
-        attribute: attrs,
-        ..Default::default()
+    let mut node = |op: &str, suffix: &str, inputs: Vec<String>, output: String, attrs| {
+        new_node(
+            names.fresh(&format!("{base}__fold_{suffix}")),
+            op,
+            inputs,
+            output,
+            attrs,
+        )
     };
     let nodes = vec![
         node(
@@ -335,11 +331,7 @@ fn thin_conv_nodes(
     conv: &NodeProto,
     names: &mut Names,
 ) -> (Vec<NodeProto>, Vec<TensorProto>) {
-    let base = if conv.name.is_empty() {
-        conv.output[0].clone()
-    } else {
-        conv.name.clone()
-    };
+    let base = base_name(conv);
     let (co, ci, k) = (thin.out_channels, thin.in_channels, thin.kernel);
     let kk = k.div_ceil(2);
     let mut weights = vec![0f32; 4 * co * 4 * ci * kk * kk];
@@ -376,17 +368,17 @@ fn thin_conv_nodes(
     let mut conv_inputs = vec![packed.clone(), w];
     if let Some(bias) = &thin.bias {
         let b = names.fresh(&format!("{base}__s2d_b"));
-        let four: Vec<f32> = (0..4).flat_map(|_| bias.iter().copied()).collect();
-        tensors.push(TensorProto::from_floats(&b, &[4 * co as i64], &four));
+        tensors.push(phase_bias(&b, bias));
         conv_inputs.push(b);
     }
-    let mut node = |op: &str, suffix: &str, inputs: Vec<String>, output: String, attrs| NodeProto {
-        name: names.fresh(&format!("{base}__s2d_{suffix}")),
-        op_type: op.to_string(),
-        input: inputs,
-        output: vec![output],
-        attribute: attrs,
-        ..Default::default()
+    let mut node = |op: &str, suffix: &str, inputs: Vec<String>, output: String, attrs| {
+        new_node(
+            names.fresh(&format!("{base}__s2d_{suffix}")),
+            op,
+            inputs,
+            output,
+            attrs,
+        )
     };
     let nodes = vec![
         node(
@@ -412,6 +404,40 @@ fn thin_conv_nodes(
         ),
     ];
     (nodes, tensors)
+}
+
+/// What a rewrite's new names start with: the replaced convolution's name, or its output's.
+fn base_name(conv: &NodeProto) -> String {
+    if conv.name.is_empty() {
+        conv.output[0].clone()
+    } else {
+        conv.name.clone()
+    }
+}
+
+/// The bias of a convolution split into four output phases (phase-major channels): the
+/// original bias once per phase.
+fn phase_bias(name: &str, bias: &[f32]) -> TensorProto {
+    let four: Vec<f32> = (0..4).flat_map(|_| bias.iter().copied()).collect();
+    TensorProto::from_floats(name, &[four.len() as i64], &four)
+}
+
+/// One node of a rewrite, with one output.
+fn new_node(
+    name: String,
+    op: &str,
+    inputs: Vec<String>,
+    output: String,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        name,
+        op_type: op.to_string(),
+        input: inputs,
+        output: vec![output],
+        attribute: attrs,
+        ..Default::default()
+    }
 }
 
 /// Lookups over a graph for matching.
