@@ -22,8 +22,8 @@ use common::*;
 use serde_json::{json, Value};
 
 /// The most resident memory the server may use at any point (it holds ONNX Runtime, the vintage
-/// style and one worker; the attacks of issue 13 took it to 2.1 GB).
-const MAX_RSS_BYTES: u64 = 1 << 30;
+/// style and one worker: about 70 MiB here; the attacks of issue 13 took it to 2.1 GB).
+const MAX_RSS_BYTES: u64 = 512 << 20;
 
 /// A running `fresco serve`, killed when dropped.
 struct Server {
