@@ -487,3 +487,59 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
         MAX_RSS_BYTES >> 20
     );
 }
+
+/// `fresco tokens create --share` and `fresco tokens share` keep a token's shared prefixes; a
+/// prefix with `..` is refused before anything is made.
+#[test]
+fn tokens_share_prefixes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("queue.db").display());
+    token(
+        &db,
+        "submitter",
+        "team",
+        &["--share", "shared/team-a", "--share", "/srv/media"],
+    );
+    let listed = fresco(["tokens", "list", "--json", "--db", &db]).ok();
+    assert!(
+        listed.stdout.contains("shared/team-a") && listed.stdout.contains("/srv/media"),
+        "{}",
+        listed.dump()
+    );
+    let withdrawn = fresco(["tokens", "share", "team", "--db", &db]).ok();
+    assert!(
+        withdrawn.stderr.contains("its own namespace only"),
+        "{}",
+        withdrawn.dump()
+    );
+    let listed = fresco(["tokens", "list", "--json", "--db", &db]).ok();
+    assert!(
+        !listed.stdout.contains("shared/team-a"),
+        "{}",
+        listed.dump()
+    );
+    let refused = fresco([
+        "tokens",
+        "create",
+        "--role",
+        "submitter",
+        "--name",
+        "bad",
+        "--share",
+        "../x",
+        "--db",
+        &db,
+    ]);
+    assert_ne!(refused.code, Some(0), "{}", refused.dump());
+    assert!(
+        refused.stderr.contains("shared prefix '../x'"),
+        "{}",
+        refused.dump()
+    );
+    let unknown = fresco(["tokens", "share", "nobody", "x", "--db", &db]);
+    assert!(
+        unknown.stderr.contains("no token with id or name 'nobody'"),
+        "{}",
+        unknown.dump()
+    );
+}

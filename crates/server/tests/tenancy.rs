@@ -606,3 +606,58 @@ async fn the_dashboard_and_workers_show_no_other_tenants_job_ids() {
     all.sort();
     assert_eq!(seen, all);
 }
+
+/// Admins grant shared prefixes when they make a token; a prefix that could reach outside
+/// what it names is refused, naming the field.
+#[tokio::test]
+async fn admins_grant_shares_with_a_token() {
+    let app = app().await;
+    let create = |body: Value| {
+        Request::post("/v1/tokens")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let made = send(
+        &app.state,
+        create(
+            json!({"name": "team", "role": "submitter", "shares": ["shared/team-a", "/srv/media"]}),
+        ),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert_eq!(made.body["shares"], json!(["shared/team-a", "/srv/media"]));
+    let listed = get(&app.state, "/v1/tokens").await;
+    let team = listed.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "team")
+        .unwrap()
+        .clone();
+    assert_eq!(team["shares"], json!(["shared/team-a", "/srv/media"]));
+    let audit = get(&app.state, "/v1/audit?target=team").await;
+    assert!(
+        audit.text.contains("token-share") && audit.text.contains("shared/team-a"),
+        "{}",
+        audit.text
+    );
+    for (n, bad) in ["../x", "shared/%2e%2e/x", "/", "http://h/x", "a//b", ""]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = send(
+            &app.state,
+            create(json!({"name": format!("bad-{n}"), "role": "submitter", "shares": [bad]})),
+        )
+        .await;
+        let message = reply.error(StatusCode::BAD_REQUEST, "invalid-field");
+        assert!(
+            message.starts_with("shares: shared prefix"),
+            "{bad}: {message}"
+        );
+    }
+    // Nothing was made for the refused ones.
+    let listed = get(&app.state, "/v1/tokens").await;
+    assert!(!listed.text.contains("bad-"), "{}", listed.text);
+}
