@@ -210,7 +210,7 @@ async fn share(args: ShareArgs) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         None => Err(Failure::new(
-            exit::BAD_ARGUMENTS,
+            exit::INPUT_MISSING,
             format!("no token with id or name '{}'", args.token),
         )),
     }
@@ -263,11 +263,16 @@ async fn list(args: ListArgs) -> Result<ExitCode, Failure> {
     }
     for token in &tokens {
         println!(
-            "{}  {:<24}  {:<9}  {}",
+            "{}  {:<24}  {:<9}  {}{}",
             token.id,
             token.name,
             token.role,
-            state_of(token)
+            state_of(token),
+            if token.shares.is_empty() {
+                String::new()
+            } else {
+                format!("  shares {}", token.shares.join(","))
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -223,12 +223,7 @@ pub trait Accounts: Send + Sync {
         id_or_name: &str,
         shares: &[String],
         actor: Option<&str>,
-    ) -> Result<Option<TokenRecord>> {
-        let _ = (id_or_name, shares, actor);
-        Err(QueueError::Corrupt(
-            "this queue keeps no shared prefixes for tokens".into(),
-        ))
-    }
+    ) -> Result<Option<TokenRecord>>;
 
     /// Revokes the token with this id or name, ending its sessions, and audits it. None if there
     /// is no such token; a token revoked before stays revoked as it was.
