@@ -184,6 +184,72 @@ mod tests {
         assert_ne!(namespace_segment("~.."), namespace_segment(".."));
     }
 
+    fn principal(name: &str, role: crate::auth::Role, shares: &[&str]) -> Principal {
+        Principal {
+            token_id: "tok_1".into(),
+            name: name.into(),
+            role,
+            token_expires_at_ms: None,
+            via: crate::auth::Via::Bearer,
+            shares: shares.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn request(input: &str, output: &str) -> SubmitRequest {
+        serde_json::from_value(serde_json::json!({
+            "input": input, "output": output, "style": "vintage"
+        }))
+        .unwrap()
+    }
+
+    /// An object-store data store: names become URLs under the namespace's prefix, a share by
+    /// name resolves at the root, and a URL outside both is answered as missing.
+    #[test]
+    fn object_store_namespaces_are_prefixes() {
+        let tenancy = Tenancy::new("az://videos/data");
+        let alice = principal("alice", crate::auth::Role::Submitter, &["shared/team"]);
+        let scoped = tenancy
+            .scope(&alice, &request("uploads/1/a.mp4", "styled/a.mp4"))
+            .unwrap();
+        assert_eq!(scoped.input, "tenants/alice/uploads/1/a.mp4");
+        assert_eq!(scoped.output, "tenants/alice/styled/a.mp4");
+        let shared = tenancy
+            .scope(&alice, &request("shared/team/b.mp4", "out.mp4"))
+            .unwrap();
+        assert_eq!(shared.input, "shared/team/b.mp4");
+        let own_url = "az://videos/data/tenants/alice/x.mp4";
+        let scoped = tenancy.scope(&alice, &request(own_url, "o.mp4")).unwrap();
+        assert_eq!(scoped.input, own_url);
+        for foreign in [
+            "az://videos/data/tenants/bob/x.mp4",
+            "az://videos/data/tenants/alicex/x.mp4",
+            "az://videos/data/shared/other/x.mp4",
+            "az://other/data/tenants/alice/x.mp4",
+            "s3://videos/data/tenants/alice/x.mp4",
+        ] {
+            let refused = tenancy
+                .scope(&alice, &request(foreign, "o.mp4"))
+                .unwrap_err();
+            eprintln!(
+                "{foreign}: {} {} {}",
+                refused.status, refused.code, refused.message
+            );
+        }
+        let refused = tenancy
+            .scope(
+                &alice,
+                &request("a.mp4", "az://videos/data/tenants/bob/o.mp4"),
+            )
+            .unwrap_err();
+        assert_eq!(refused.code, "output-unwritable");
+        // An operator's names are left as they are: the data store's root.
+        let ops = principal("ops", crate::auth::Role::Operator, &[]);
+        let scoped = tenancy
+            .scope(&ops, &request("tenants/bob/x.mp4", "out.mp4"))
+            .unwrap();
+        assert_eq!(scoped.input, "tenants/bob/x.mp4");
+    }
+
     #[test]
     fn client_names_drop_the_namespace() {
         assert_eq!(
