@@ -230,9 +230,13 @@ mod tests {
             let refused = tenancy
                 .scope(&alice, &request(foreign, "o.mp4"))
                 .unwrap_err();
-            eprintln!(
-                "{foreign}: {} {} {}",
-                refused.status, refused.code, refused.message
+            // As a missing object: 422, or 503 where the store cannot be opened here (no
+            // Azure account in the environment), as the factory's own check answers then.
+            assert!(
+                matches!(refused.code, "input-missing" | "store-unavailable"),
+                "{foreign}: {} {}",
+                refused.code,
+                refused.message
             );
         }
         let refused = tenancy
