@@ -455,6 +455,31 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
     let (_, listed) = call(&base, &alice, &Req::Get("/v1/jobs".into()));
     assert!(!listed.contains(&bob_job), "{listed}");
     answers.push(listed);
+    let (status, logs) = call(
+        &base,
+        &alice,
+        &Req::Get(format!("/v1/jobs/{alice_job}/logs")),
+    );
+    assert_eq!(status, 200, "{logs}");
+    answers.push(logs);
+    // An upload URL cannot be turned to another namespace: the signature covers the path.
+    let grant: Value = ureq::post(&format!("{base}/v1/uploads"))
+        .set("Authorization", &format!("Bearer {alice}"))
+        .send_json(json!({ "name": "x.mp4" }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let url = grant["upload_url"].as_str().unwrap();
+    assert!(url.contains("/v1/objects/tenants/alice/uploads/"), "{url}");
+    let turned = url.replace("/tenants/alice/", "/tenants/bob/");
+    match ureq::put(&turned).send_bytes(b"small") {
+        Err(ureq::Error::Status(403, _)) => {}
+        other => panic!("a signed upload URL turned to bob's namespace: {other:?}"),
+    }
+    assert!(!data
+        .join("tenants/bob")
+        .join(grant["input"].as_str().unwrap())
+        .exists());
 
     // Bob's files are untouched; the secret is nowhere but in its own file.
     assert_eq!(std::fs::read(&bob_output).unwrap(), bob_bytes);
