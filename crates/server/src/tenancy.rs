@@ -6,9 +6,10 @@
 //! `DATA/tenants/NAME/uploads/ID/clip.mp4`), and so do its uploads. An absolute path or URL is
 //! accepted only inside the namespace or inside a prefix an admin shared with the token
 //! (`fresco tokens create --share PREFIX`, `POST /v1/tokens {"shares": [...]}`). Anything else
-//! answers exactly as a location that does not exist (`factory::missing` builds that answer): the same
-//! status, code and message shape whether or not something is there, so a submitter learns
-//! nothing about other tenants' files, and `output-exists` or `overwrite` never reach them.
+//! answers exactly as a location that does not exist (`factory::missing` builds that answer):
+//! the same status, code and message shape whether or not something is there, so a submitter
+//! learns nothing about other tenants' files, and `output-exists` or `overwrite` never reach
+//! them.
 //!
 //! A shared prefix is a name in the data store (`shared/team-a`: a relative name that starts
 //! with it resolves at the data store's root instead of the namespace) or an absolute root
