@@ -56,6 +56,12 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(false).await
+}
+
+/// With `file_urls`, the data store is named `file:///...`, as `fresco serve` names it when the
+/// store is encrypted at rest: jobs' names in it become URLs.
+async fn world_with(file_urls: bool) -> World {
     if let Err(e) = fresco_infer::runtime::environment() {
         panic!("ONNX Runtime cannot be loaded, so the vintage style cannot be checked: {e}");
     }
@@ -70,18 +76,23 @@ async fn world() -> World {
     clip(&outside.join("clip.mp4"));
     let data = data.canonicalize().unwrap().display().to_string();
     let outside = outside.canonicalize().unwrap().display().to_string();
+    let root = if file_urls {
+        format!("file://{data}")
+    } else {
+        data.clone()
+    };
     let factory = LocalJobFactory::new(Registry::from_env())
         .allow_download(false)
-        .data_root(data.clone())
+        .data_root(root.clone())
         .paths(
             PathRules::default()
-                .allow(&data)
+                .allow(&root)
                 .unwrap()
                 .allow(&outside)
                 .unwrap(),
         );
     let mut app = app_with(Arc::new(factory)).await;
-    app.state.tenancy = Some(Tenancy::new(data.clone()));
+    app.state.tenancy = Some(Tenancy::new(root));
     app.state.data = Some(fresco_store::Store::from_url(&data).unwrap());
     let q = app.queue.as_ref();
     let alice = make_token(q, "alice", Role::Submitter).await;
@@ -320,8 +331,22 @@ async fn locations_outside_the_namespace_answer_as_missing_ones() {
             "input-missing",
         ),
     ];
+    let failures = check_twins(&w, &cases).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        w.app.queue.jobs(&[], 100).await.unwrap().len(),
+        0,
+        "an attack was queued"
+    );
+    // Bob's files are as they were.
+    let bob_out = Path::new(d).join("tenants/bob/out/done.mp4");
+    assert!(std::fs::metadata(bob_out).unwrap().len() > 0);
+}
+
+/// Sends each attack and its twin; returns what differed.
+async fn check_twins(w: &World, cases: &[Twin]) -> Vec<String> {
     let mut failures = Vec::new();
-    for case in &cases {
+    for case in cases {
         let attack = send(&w.app.state, submit(&case.token, &case.attack)).await;
         let missing = send(&w.app.state, submit(&case.token, &case.missing)).await;
         let code = |r: &Reply| r.body["error"]["code"].as_str().unwrap_or("").to_string();
@@ -341,15 +366,52 @@ async fn locations_outside_the_namespace_answer_as_missing_ones() {
             ));
         }
     }
+    failures
+}
+
+/// A data store named by `file://` URL (an encrypted one's form): the namespace holds the same,
+/// by path and by URL, and a submitter's own names become URLs in its namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_store_named_by_url_is_scoped_alike() {
+    let w = world_with(true).await;
+    let d = &w.data;
+    let twin = |name, attack: String, missing: String| Twin {
+        name,
+        token: w.alice.clone(),
+        attack: job(&attack, "styled/a.mp4"),
+        missing: job(&missing, "styled/a.mp4"),
+        swap: ("bob", "alice"),
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "input-missing",
+    };
+    let cases = [
+        twin(
+            "another's upload by path",
+            format!("{d}/tenants/bob/uploads/u1/clip.mp4"),
+            format!("{d}/tenants/alice/uploads/u1/clip.mp4"),
+        ),
+        twin(
+            "another's upload by file URL",
+            format!("file://{d}/tenants/bob/uploads/u1/clip.mp4"),
+            format!("file://{d}/tenants/alice/uploads/u1/clip.mp4"),
+        ),
+    ];
+    let failures = check_twins(&w, &cases).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let reply = send(
+        &w.app.state,
+        submit(&w.alice, &job("clip.mp4", "styled/a.mp4")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     assert_eq!(
-        w.app.queue.jobs(&[], 100).await.unwrap().len(),
-        0,
-        "an attack was queued"
+        reply.body["input"],
+        format!("file://{d}/tenants/alice/clip.mp4")
     );
-    // Bob's files are as they were.
-    let bob_out = Path::new(d).join("tenants/bob/out/done.mp4");
-    assert!(std::fs::metadata(bob_out).unwrap().len() > 0);
+    assert_eq!(
+        reply.body["output"],
+        format!("file://{d}/tenants/alice/styled/a.mp4")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
