@@ -261,6 +261,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         state.tls = tls.is_some();
         state.auth = auth;
         state.data = Some(data);
+        // Submitters each get a namespace in the data store (fresco_server::tenancy).
+        state.tenancy = Some(fresco_server::tenancy::Tenancy::new(data_root_text.clone()));
         state.public_url = args.public_url.clone();
         state.max_upload_bytes = args.max_upload_mb.saturating_mul(1 << 20);
         let env_keys = std::env::var("FRESCO_SIGNING_KEYS").ok();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fresco_queue::{
-    check_token_name, now_ms, AuditFilter, NewToken, QueueError, Role, TokenRecord,
+    check_share, check_token_name, now_ms, AuditFilter, NewToken, QueueError, Role, TokenRecord,
 };
 
 use crate::exit::{self, Failure};
@@ -22,6 +22,8 @@ pub enum TokensCommand {
     List(ListArgs),
     /// Revoke a token by id or name; its sessions end at once.
     Revoke(RevokeArgs),
+    /// Replace the prefixes shared with a token beyond its own namespace (none: withdraw all).
+    Share(ShareArgs),
     /// Who submitted, canceled or retried which job, and who made or revoked which token.
     Audit(AuditArgs),
 }
@@ -39,6 +41,11 @@ pub struct CreateArgs {
     /// Lifetime, e.g. 30d, 12h, 90min (default: until revoked).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub expires: Option<Duration>,
+    /// A prefix a submitter may reach beyond its own namespace (tenants/NAME/ in the data
+    /// store): a name in the data store (shared/team-a) or one of the server's --allow-prefix
+    /// roots or a folder in one (/srv/media, az://container/in). Repeat for several.
+    #[arg(long = "share", value_name = "PREFIX", value_parser = parse_share)]
+    pub shares: Vec<String>,
     /// Print the token and its record as JSON.
     #[arg(long)]
     pub json: bool,
@@ -63,6 +70,17 @@ pub struct RevokeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The token's id (tok_...) or name.
+    pub token: String,
+    /// The prefixes, as `create --share` takes them; none withdraws every grant.
+    #[arg(value_parser = parse_share)]
+    pub shares: Vec<String>,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Only what this token (by name) did.
     #[arg(long)]
@@ -78,6 +96,10 @@ pub struct AuditArgs {
     pub queue: QueueArgs,
 }
 
+fn parse_share(text: &str) -> Result<String, String> {
+    check_share(text).map(|()| text.to_string())
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text)
         .ok_or_else(|| format!("'{text}' is not a role: use viewer, submitter, operator or admin"))
@@ -89,6 +111,7 @@ pub fn tokens(command: TokensCommand) -> Result<ExitCode, Failure> {
             TokensCommand::Create(args) => create(args).await,
             TokensCommand::List(args) => list(args).await,
             TokensCommand::Revoke(args) => revoke(args).await,
+            TokensCommand::Share(args) => share(args).await,
             TokensCommand::Audit(args) => audit(args).await,
         }
     })
@@ -124,7 +147,7 @@ async fn create(args: CreateArgs) -> Result<ExitCode, Failure> {
         role: args.role,
         expires_at_ms,
     };
-    let issued = match queue.create_token(&token, None).await {
+    let mut issued = match queue.create_token(&token, None).await {
         Ok(issued) => issued,
         Err(QueueError::NameTaken(name)) => {
             return Err(Failure::new(
@@ -136,6 +159,15 @@ async fn create(args: CreateArgs) -> Result<ExitCode, Failure> {
         }
         Err(e) => return Err(queue_failure(&url, e)),
     };
+    if !args.shares.is_empty() {
+        if let Some(record) = queue
+            .set_token_shares(&issued.record.id, &args.shares, None)
+            .await
+            .map_err(|e| queue_failure(&url, e))?
+        {
+            issued.record = record;
+        }
+    }
     if args.json {
         let mut value = serde_json::to_value(&issued.record).expect("serialises");
         value["secret"] = serde_json::Value::String(issued.secret);
@@ -155,6 +187,33 @@ async fn create(args: CreateArgs) -> Result<ExitCode, Failure> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn share(args: ShareArgs) -> Result<ExitCode, Failure> {
+    let queue = args.queue.open().await?;
+    let url = args.queue.db_url();
+    match queue
+        .set_token_shares(&args.token, &args.shares, None)
+        .await
+        .map_err(|e| queue_failure(&url, e))?
+    {
+        Some(record) if record.shares.is_empty() => {
+            eprintln!("token {} reaches its own namespace only", record.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(record) => {
+            eprintln!(
+                "token {} may also reach: {}",
+                record.name,
+                record.shares.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(Failure::new(
+            exit::INPUT_MISSING,
+            format!("no token with id or name '{}'", args.token),
+        )),
+    }
 }
 
 fn expiry_text(expires_at_ms: Option<i64>) -> String {
@@ -204,11 +263,16 @@ async fn list(args: ListArgs) -> Result<ExitCode, Failure> {
     }
     for token in &tokens {
         println!(
-            "{}  {:<24}  {:<9}  {}",
+            "{}  {:<24}  {:<9}  {}{}",
             token.id,
             token.name,
             token.role,
-            state_of(token)
+            state_of(token),
+            if token.shares.is_empty() {
+                String::new()
+            } else {
+                format!("  shares {}", token.shares.join(","))
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -190,7 +190,12 @@ fn server_memory_stays_bounded_under_a_flood() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    make_h264(&data.join("clip.mp4"), "64x48", 25, 0.4);
+    // Each submitter's `clip.mp4` is in its own namespace of the data store.
+    for tenant in ["flooder", "other"] {
+        let own = data.join("tenants").join(tenant);
+        std::fs::create_dir_all(&own).unwrap();
+        make_h264(&own.join("clip.mp4"), "64x48", 25, 0.4);
+    }
     let db = format!("sqlite://{}", dir.path().join("queue.db").display());
     let flooder = token(&db, "flooder", "submitter");
     let other = token(&db, "other", "submitter");

@@ -409,6 +409,9 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
     ])
     .ok();
     let token = Some(made.stdout.trim().to_string());
+    // A submitter's files live in its own namespace of the data store (docs/security.md,
+    // "Tenants"): its names resolve there.
+    let own = data.join("tenants/uploader");
     let post = |path: &str| {
         let request = ureq::post(&format!("{}{path}", server.base));
         match &token {
@@ -437,7 +440,7 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
     assert!(url.contains("sig="), "{url}");
 
     // Nothing is at the key before the upload; a GET with the upload URL is refused.
-    assert!(!data.join(&input).exists());
+    assert!(!own.join(&input).exists());
     match ureq::get(&url).call() {
         Err(ureq::Error::Status(403, r)) => {
             let body: serde_json::Value = r.into_json().unwrap();
@@ -453,7 +456,7 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
         Err(ureq::Error::Status(403, _)) => {}
         other => panic!("PUT with a changed path: {other:?}"),
     }
-    assert!(!data.join(input.replace("clip.mp4", "other.mp4")).exists());
+    assert!(!own.join(input.replace("clip.mp4", "other.mp4")).exists());
 
     let stored: serde_json::Value = ureq::put(&url)
         .send_bytes(&bytes)
@@ -461,7 +464,7 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
         .into_json()
         .unwrap();
     assert_eq!(stored["size"], bytes.len() as u64, "{stored}");
-    assert_eq!(std::fs::read(data.join(&input)).unwrap(), bytes);
+    assert_eq!(std::fs::read(own.join(&input)).unwrap(), bytes);
     // Once only (refused before the body is read, as above: a small body).
     match ureq::put(&url).send_bytes(b"again") {
         Err(ureq::Error::Status(409, _)) => {}
@@ -485,12 +488,12 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
         .unwrap();
     assert_eq!(
         submitted["input"],
-        data.join(&input).display().to_string(),
+        own.join(&input).display().to_string(),
         "{submitted}"
     );
     assert_eq!(
         submitted["output"],
-        data.join("styled/clip.mp4").display().to_string()
+        own.join("styled/clip.mp4").display().to_string()
     );
     // A name that leaves the data store is refused.
     match post("/v1/jobs").send_json(serde_json::json!({

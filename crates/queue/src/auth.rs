@@ -68,6 +68,9 @@ pub struct TokenRecord {
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
+    /// Prefixes of the data store (or absolute roots) shared with this token beyond its own
+    /// namespace, as an admin granted them ([`Accounts::set_token_shares`]).
+    pub shares: Vec<String>,
 }
 
 impl TokenRecord {
@@ -212,6 +215,16 @@ pub trait Accounts: Send + Sync {
     /// Every token, newest first (revoked and expired ones too).
     async fn tokens(&self) -> Result<Vec<TokenRecord>>;
 
+    /// Replaces the shared prefixes granted to the token with this id or name (see
+    /// [`TokenRecord::shares`]; each checked with [`check_share`] by the caller), and audits it.
+    /// None if there is no such token.
+    async fn set_token_shares(
+        &self,
+        id_or_name: &str,
+        shares: &[String],
+        actor: Option<&str>,
+    ) -> Result<Option<TokenRecord>>;
+
     /// Revokes the token with this id or name, ending its sessions, and audits it. None if there
     /// is no such token; a token revoked before stays revoked as it was.
     async fn revoke_token(
@@ -286,12 +299,57 @@ pub(crate) fn owned_filter(
 }
 
 /// The columns every token query reads, in [`TokenRow`]'s order.
-pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, created_at, expires_at, revoked_at";
+pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, created_at, expires_at, revoked_at, shares";
 
-pub(crate) type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
+pub(crate) type TokenRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+);
+
+/// The `shares` column: one prefix per line.
+pub(crate) fn shares_column(shares: &[String]) -> String {
+    shares.join("\n")
+}
+
+/// What a shared prefix may be: a relative name in the data store (`shared/team-a`: segments of
+/// letters, digits, `.`, `_`, `-`, none of them `.` or `..`) or an absolute root (`/srv/media`,
+/// `file:///...`, `az://...`, `s3://...`; the server checks it against its own roots).
+pub fn check_share(share: &str) -> std::result::Result<(), String> {
+    let refuse = |why: &str| Err(format!("shared prefix '{}': {why}", share.escape_debug()));
+    if share.is_empty() || share.len() > 1024 {
+        return refuse("must be 1 to 1024 bytes");
+    }
+    if share.chars().any(|c| c.is_control() || c == '\\') {
+        return refuse("holds a control character or a backslash");
+    }
+    let path = match share.split_once("://") {
+        Some((scheme, rest)) => {
+            if !matches!(scheme, "file" | "az" | "azure" | "s3") {
+                return refuse("use a name in the data store, a path, file://, az:// or s3://");
+            }
+            rest.trim_start_matches('/')
+        }
+        None => share.trim_start_matches('/'),
+    };
+    let path = path.trim_end_matches('/');
+    if path.is_empty() {
+        return refuse("names a whole store or file system; grant a prefix in it");
+    }
+    if path.split('/').any(|segment| {
+        segment.is_empty() || segment == "." || segment == ".." || segment.contains('%')
+    }) {
+        return refuse("has an empty, '.' or '..' segment, or percent-encoding");
+    }
+    Ok(())
+}
 
 pub(crate) fn token_record(
-    (id, name, role, created_at, expires_at, revoked_at): TokenRow,
+    (id, name, role, created_at, expires_at, revoked_at, shares): TokenRow,
 ) -> Result<TokenRecord> {
     Ok(TokenRecord {
         role: Role::parse(&role)
@@ -301,6 +359,11 @@ pub(crate) fn token_record(
         created_at_ms: created_at,
         expires_at_ms: expires_at,
         revoked_at_ms: revoked_at,
+        shares: shares
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -348,6 +411,7 @@ mod tests {
                 created_at_ms: 0,
                 expires_at_ms: None,
                 revoked_at_ms: None,
+                shares: Vec::new(),
             },
             secret: secret.into(),
         }
@@ -363,5 +427,32 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn shares_are_prefixes_without_traversal() {
+        for good in [
+            "shared/team-a",
+            "/srv/media",
+            "file:///srv/media",
+            "az://videos/in",
+            "s3://b/p/",
+        ] {
+            assert!(check_share(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "az://",
+            "shared/../x",
+            "./x",
+            "a//b",
+            "http://h/x",
+            "a\\b",
+            "a\nb",
+            "x/%2e%2e",
+        ] {
+            assert!(check_share(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

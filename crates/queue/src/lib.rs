@@ -29,8 +29,9 @@ mod sqlite;
 mod stats;
 
 pub use auth::{
-    check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry, AuditFilter,
-    CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord, TOKEN_PREFIX,
+    check_share, check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry,
+    AuditFilter, CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord,
+    TOKEN_PREFIX,
 };
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;

@@ -128,6 +128,62 @@ async fn owned_submissions_respect_the_caps(db: &Db) {
     q.submit_owned(job("a3"), &admit("alice")).await.unwrap();
 }
 
+/// Shared prefixes granted to a token come back with it: when it authenticates, in a session,
+/// in the list; replacing them is audited; an unknown token is None.
+async fn shared_prefixes_are_kept_with_the_token(db: &Db) {
+    let q = db.open().await;
+    let issued = q
+        .create_token(&token("team", Role::Submitter, None), None)
+        .await
+        .unwrap();
+    assert!(issued.record.shares.is_empty());
+    let shares = vec!["shared/team-a".to_string(), "/srv/media".to_string()];
+    let record = q
+        .set_token_shares("team", &shares, Some("root"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.shares, shares);
+    let found = q
+        .authenticate(&hash_secret(&issued.secret))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.shares, shares);
+    q.open_session("team-session", &found.id, "c", now_ms() + 60_000)
+        .await
+        .unwrap();
+    let session = q.session("team-session").await.unwrap().unwrap();
+    assert_eq!(session.token.shares, shares);
+    let listed = q.tokens().await.unwrap();
+    assert_eq!(
+        listed.iter().find(|t| t.name == "team").unwrap().shares,
+        shares
+    );
+    let audit = q
+        .audit_log(&AuditFilter {
+            target: Some("team".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "token-share");
+    assert_eq!(audit[0].actor.as_deref(), Some("root"));
+    // Withdrawn: no share left.
+    let none = q
+        .set_token_shares(&found.id, &[], None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.shares.is_empty());
+    assert!(q
+        .set_token_shares("nobody", &shares, None)
+        .await
+        .unwrap()
+        .is_none());
+}
+
 macro_rules! backend_tests {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -153,4 +209,5 @@ macro_rules! backend_tests {
 backend_tests!(
     tokens_authenticate_until_revoked_or_expired,
     owned_submissions_respect_the_caps,
+    shared_prefixes_are_kept_with_the_token,
 );

@@ -448,15 +448,54 @@ fn input_object(url: &ObjectUrl) -> Result<ObjectInfo, Rejection> {
     let store = url.open().map_err(|e| store_rejection(url, e))?;
     let info = block_on(store.head(&url.key)).map_err(|e| store_rejection(url, e))?;
     match info {
-        None => Err(unusable(
-            "input-missing",
-            format!("{}: no such object in {}", url.url, store.display_url()),
-        )),
+        None => Err(no_such_object(url, &store)),
         Some(info) if info.size == 0 => Err(unusable(
             "input-empty",
             format!("{}: the object is empty (0 bytes)", url.url),
         )),
         Some(info) => Ok(info),
+    }
+}
+
+fn no_such_object(url: &ObjectUrl, store: &fresco_store::Store) -> Rejection {
+    unusable(
+        "input-missing",
+        format!("{}: no such object in {}", url.url, store.display_url()),
+    )
+}
+
+/// The answer the checks give when the location `text` of `field` (`input`, `output`, `model`)
+/// does not exist: the same status, code and message. [`crate::tenancy`] answers so for every
+/// location outside a submitter's namespace, whether or not it exists, so that existence
+/// cannot be probed there. (An output that does not exist is written, so an output's answer is
+/// the one for a folder that does not exist.)
+pub(crate) fn missing(field: &str, text: &str) -> Rejection {
+    let url = object_url(field, text).ok().flatten();
+    let path = PathBuf::from(text);
+    match (field, url) {
+        ("input", Some(url)) => match url.open() {
+            Ok(store) => no_such_object(&url, &store),
+            Err(e) => store_rejection(&url, e),
+        },
+        ("input", None) => run_rejection(RunError::InputMissing { path }),
+        ("model", _) => model_rejection(ModelError::FileMissing { path }),
+        (_, url) => {
+            let folder = match &url {
+                Some(url) => url
+                    .url
+                    .rsplit_once('/')
+                    .map_or(url.url.clone(), |(folder, _)| folder.to_string()),
+                None => path
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .display()
+                    .to_string(),
+            };
+            run_rejection(RunError::OutputUnwritable {
+                path,
+                reason: format!("folder {folder} does not exist"),
+            })
+        }
     }
 }
 

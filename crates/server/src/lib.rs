@@ -32,6 +32,7 @@ pub mod factory;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod tenancy;
 pub mod tls;
 pub mod watch;
 mod wire_glue;
@@ -80,6 +81,9 @@ pub struct AppState {
     pub tls: bool,
     /// Sessions, the event secret, rate limits and caps (see [`auth`]).
     pub auth: auth::AuthSettings,
+    /// Submitters' namespaces in the data store (see [`tenancy`]); `None`: submitters' names
+    /// are not scoped (a server without a data store; `fresco serve` always has one).
+    pub tenancy: Option<tenancy::Tenancy>,
 }
 
 impl AppState {
@@ -97,6 +101,7 @@ impl AppState {
             public_url: None,
             tls: false,
             auth: auth::AuthSettings::default(),
+            tenancy: None,
         }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! # Format
 //! The STREAM construction of RustCrypto's `aead` crate (`StreamBE32`) over ChaCha20-Poly1305:
-//! the plaintext is cut into segments of [`SEGMENT_BYTES`], each sealed on its own with a nonce
-//! made of a random per-object prefix, the segment's number and a last-segment flag. So
+//! the plaintext is cut into segments of [`SEGMENT_BYTES`], each sealed on its own under the
+//! object's own key (derived with HKDF-SHA256 from the store key and a random salt in the
+//! object's header, as age does: see [`header`]) with a nonce made of the segment's number and a
+//! last-segment flag. So
 //! - a read of any byte range decrypts only the segments it covers (ffmpeg seeks in MP4s);
 //! - every segment is authenticated before any of its bytes are released;
 //! - segments cannot be reordered, dropped, or the object cut short at a segment boundary
@@ -13,12 +15,13 @@
 //!
 //! ```text
 //! header (32 bytes, the associated data of every segment):
-//!   "FRESCOE1" | key id (4) | segment size (u32 BE) | nonce prefix (7) | zero (9)
+//!   "FRESCOE2" | key id (4) | salt (16) | header tag (4)
 //! segments: ciphertext (SEGMENT_BYTES, the last 0..=SEGMENT_BYTES) + tag (16), ...
 //! ```
 //!
 //! The plaintext size follows from the ciphertext size alone, so `head` and listings need no
-//! read. The key id (4 bytes of a hash of the key) says which key sealed an object: a store may
+//! read. Objects of the first format (`FRESCOE1`: one key for every object and a 56-bit random
+//! nonce prefix) still open. The key id (4 bytes of a hash of the key) says which key sealed an object: a store may
 //! hold several keys ([`StoreKeys`]: the first seals, all open), which is how keys rotate, and an
 //! object sealed with a key the store lacks fails with a message naming that id.
 //!
@@ -52,19 +55,24 @@ pub const SEGMENT_BYTES: usize = 64 * 1024;
 const TAG_BYTES: usize = 16;
 /// The header before the first segment.
 pub const HEADER_BYTES: usize = 32;
-const MAGIC: &[u8; 8] = b"FRESCOE1";
-/// `StreamBE32` takes 5 bytes of ChaCha20-Poly1305's 12-byte nonce for the counter and flag.
-const NONCE_PREFIX_BYTES: usize = 7;
 const SEALED_SEGMENT: u64 = (SEGMENT_BYTES + TAG_BYTES) as u64;
 /// The environment variables read by [`StoreKeys::from_env`].
 pub const KEY_ENV: &str = "FRESCO_STORE_KEY";
 pub const KEY_FILE_ENV: &str = "FRESCO_STORE_KEY_FILE";
 const STORE_NAME: &str = "fresco-encrypted";
 
+mod header;
+
+pub use header::FormatVersion;
+use header::Header;
+
 type Stream = StreamBE32<ChaCha20Poly1305>;
 
 struct StoreKey {
     id: [u8; 4],
+    /// The key itself: version-2 objects' keys are derived from it.
+    master: [u8; 32],
+    /// Version-1 objects were sealed with it directly.
     cipher: ChaCha20Poly1305,
 }
 
@@ -144,6 +152,7 @@ impl StoreKeys {
             .finalize();
         StoreKey {
             id: [digest[0], digest[1], digest[2], digest[3]],
+            master: bytes.try_into().expect("32-byte key"),
             cipher: ChaCha20Poly1305::new_from_slice(bytes).expect("32-byte key"),
         }
     }
@@ -213,59 +222,6 @@ pub(crate) fn local_keys() -> Result<Option<StoreKeys>, KeyError> {
     Ok(slot.get_or_insert(keys).clone())
 }
 
-/// One object's header: which key, and the nonce prefix of its segments.
-struct Header {
-    bytes: [u8; HEADER_BYTES],
-}
-
-impl Header {
-    fn new(key: &StoreKey) -> Header {
-        let mut bytes = [0u8; HEADER_BYTES];
-        bytes[..8].copy_from_slice(MAGIC);
-        bytes[8..12].copy_from_slice(&key.id);
-        bytes[12..16].copy_from_slice(&(SEGMENT_BYTES as u32).to_be_bytes());
-        rand::RngCore::fill_bytes(
-            &mut rand::rngs::OsRng,
-            &mut bytes[16..16 + NONCE_PREFIX_BYTES],
-        );
-        Header { bytes }
-    }
-
-    fn parse(bytes: &[u8], location: &Path) -> object_store::Result<Header> {
-        let bad = |why: &str| corrupt(location, why.to_string());
-        let bytes: [u8; HEADER_BYTES] = bytes
-            .try_into()
-            .map_err(|_| bad("shorter than its header"))?;
-        if &bytes[..8] != MAGIC {
-            return Err(bad(
-                "not an encrypted fresco object (no header): written to the folder directly?",
-            ));
-        }
-        if bytes[12..16] != (SEGMENT_BYTES as u32).to_be_bytes() {
-            return Err(bad("sealed with an unsupported segment size"));
-        }
-        Ok(Header { bytes })
-    }
-
-    /// The key that sealed the object, if the store holds it.
-    fn key<'k>(&self, keys: &'k StoreKeys, location: &Path) -> object_store::Result<&'k StoreKey> {
-        let id = &self.bytes[8..12];
-        keys.by_id(id).ok_or_else(|| object_store::Error::Generic {
-            store: STORE_NAME,
-            source: format!(
-                "{location}: sealed with key {}, which this store does not hold (it has {})",
-                hex::encode(id),
-                keys.key_ids().join(", ")
-            )
-            .into(),
-        })
-    }
-
-    fn stream(&self, cipher: ChaCha20Poly1305) -> Stream {
-        Stream::from_aead(cipher, self.bytes[16..16 + NONCE_PREFIX_BYTES].into())
-    }
-}
-
 fn corrupt(location: &Path, why: String) -> object_store::Error {
     object_store::Error::Generic {
         store: STORE_NAME,
@@ -329,8 +285,17 @@ fn seal_segment(
 
 /// Seals a whole object held in memory.
 fn seal(keys: &StoreKeys, plain: &[u8]) -> object_store::Result<Vec<u8>> {
-    let header = Header::new(keys.sealing());
-    let stream = header.stream(keys.sealing().cipher.clone());
+    let (header, cipher) = Header::new(keys.sealing());
+    seal_with(&header, cipher, plain)
+}
+
+/// Seals `plain` under `header` and the object's `cipher`.
+fn seal_with(
+    header: &Header,
+    cipher: ChaCha20Poly1305,
+    plain: &[u8],
+) -> object_store::Result<Vec<u8>> {
+    let stream = header.stream(cipher);
     let mut out = Vec::with_capacity(sealed_len(plain.len() as u64) as usize);
     out.extend_from_slice(&header.bytes);
     let count = segment_count(plain.len() as u64);
@@ -339,7 +304,7 @@ fn seal(keys: &StoreKeys, plain: &[u8]) -> object_store::Result<Vec<u8>> {
         let end = (start + SEGMENT_BYTES).min(plain.len());
         seal_segment(
             &stream,
-            &header,
+            header,
             n,
             n + 1 == count,
             &plain[start..end],
@@ -422,8 +387,8 @@ impl ObjectStore for EncryptedStore {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         let inner = self.inner.put_multipart_opts(location, opts).await?;
-        let header = Header::new(self.keys.sealing());
-        let stream = header.stream(self.keys.sealing().cipher.clone());
+        let (header, cipher) = Header::new(self.keys.sealing());
+        let stream = header.stream(cipher);
         Ok(Box::new(SealingUpload {
             inner,
             header,
@@ -564,13 +529,15 @@ impl ObjectStore for EncryptedStore {
 struct SegmentOpener {
     cipher: ChaCha20Poly1305,
     header: [u8; HEADER_BYTES],
+    nonce_prefix: [u8; 7],
 }
 
 impl SegmentOpener {
     fn new(header: &Header, keys: &StoreKeys, location: &Path) -> object_store::Result<Self> {
         Ok(SegmentOpener {
-            cipher: header.key(keys, location)?.cipher.clone(),
+            cipher: header.opening_cipher(keys, location)?,
             header: header.bytes,
+            nonce_prefix: header.nonce_prefix(),
         })
     }
 
@@ -631,10 +598,8 @@ impl SegmentOpener {
                 let mut segment = state.buffer.split_to(take).to_vec();
                 let position =
                     u32::try_from(state.next).map_err(|_| tampered(&location, state.next))?;
-                let stream = Stream::from_aead(
-                    opener.cipher.clone(),
-                    opener.header[16..16 + NONCE_PREFIX_BYTES].into(),
-                );
+                let stream =
+                    Stream::from_aead(opener.cipher.clone(), (&opener.nonce_prefix).into());
                 let is_last = state.next + 1 == count;
                 stream
                     .decrypt_in_place(position, is_last, &opener.header, &mut segment)
@@ -728,3 +693,6 @@ impl MultipartUpload for SealingUpload {
         self.inner.abort().await
     }
 }
+
+#[cfg(test)]
+mod tests;

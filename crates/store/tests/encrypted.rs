@@ -190,7 +190,7 @@ async fn round_trip_random_ranges_and_no_plaintext_on_disk() {
             "{} holds plaintext",
             file.display()
         );
-        assert!(raw.starts_with(b"FRESCOE1"), "{}", file.display());
+        assert!(raw.starts_with(b"FRESCOE2"), "{}", file.display());
     }
     let raw_small = std::fs::metadata(dir.path().join("small.bin"))
         .unwrap()

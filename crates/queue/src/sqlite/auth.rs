@@ -7,7 +7,8 @@ use sqlx::SqliteConnection;
 
 use super::SqliteQueue;
 use crate::auth::{
-    audit_entry, new_token_id, owned_filter, token_record, AuditRow, TokenRow, TOKEN_COLUMNS,
+    audit_entry, new_token_id, owned_filter, shares_column, token_record, AuditRow, TokenRow,
+    TOKEN_COLUMNS,
 };
 use crate::rows::{job_select, JobRow, NEWEST_FIRST};
 use crate::{
@@ -68,6 +69,7 @@ impl Accounts for SqliteQueue {
             created_at_ms: now_ms(),
             expires_at_ms: token.expires_at_ms,
             revoked_at_ms: None,
+            shares: Vec::new(),
         };
         let (_gate, mut tx) = self.write().await?;
         let taken: Option<String> = sqlx::query_scalar("SELECT id FROM tokens WHERE name = ?1")
@@ -112,6 +114,44 @@ impl Accounts for SqliteQueue {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(token_record).collect()
+    }
+
+    async fn set_token_shares(
+        &self,
+        id_or_name: &str,
+        shares: &[String],
+        actor: Option<&str>,
+    ) -> Result<Option<TokenRecord>> {
+        let (_gate, mut tx) = self.write().await?;
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 OR name = ?1"
+        ))
+        .bind(id_or_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut record) = row.map(token_record).transpose()? else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE tokens SET shares = ?2 WHERE id = ?1")
+            .bind(&record.id)
+            .bind(shares_column(shares))
+            .execute(&mut *tx)
+            .await?;
+        record.shares = shares.to_vec();
+        let detail = format!("shares: {}", shares.join(", "));
+        insert_audit(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "token-share",
+                target: Some(&record.name),
+                detail: Some(&detail),
+            },
+            now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(record))
     }
 
     async fn revoke_token(
@@ -208,9 +248,10 @@ impl Accounts for SqliteQueue {
             i64,
             Option<i64>,
             Option<i64>,
+            String,
         )> = sqlx::query_as(
             "SELECT s.csrf, s.expires_at, t.id, t.name, t.role, t.created_at, \
-                 t.expires_at, t.revoked_at FROM sessions s JOIN tokens t ON t.id = s.token_id \
+                 t.expires_at, t.revoked_at, t.shares FROM sessions s JOIN tokens t ON t.id = s.token_id \
                  WHERE s.hash = ?1 AND s.expires_at > ?2 AND t.revoked_at IS NULL \
                  AND (t.expires_at IS NULL OR t.expires_at > ?2)",
         )
@@ -219,9 +260,9 @@ impl Accounts for SqliteQueue {
         .fetch_optional(&self.pool)
         .await?;
         row.map(
-            |(csrf, expires, id, name, role, created, t_expires, revoked)| {
+            |(csrf, expires, id, name, role, created, t_expires, revoked, shares)| {
                 Ok(SessionRecord {
-                    token: token_record((id, name, role, created, t_expires, revoked))?,
+                    token: token_record((id, name, role, created, t_expires, revoked, shares))?,
                     csrf,
                     expires_at_ms: expires,
                 })

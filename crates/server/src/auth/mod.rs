@@ -205,6 +205,9 @@ pub struct Principal {
     pub role: Role,
     pub token_expires_at_ms: Option<i64>,
     pub via: Via,
+    /// Prefixes of the data store granted beyond a submitter's own namespace (see
+    /// [`crate::tenancy`]).
+    pub shares: Vec<String>,
 }
 
 impl Principal {
@@ -215,6 +218,7 @@ impl Principal {
             role: token.role,
             token_expires_at_ms: token.expires_at_ms,
             via,
+            shares: token.shares,
         }
     }
 

@@ -148,6 +148,7 @@ pub async fn overview(
         }
     };
     let workers = queue.workers(WORKERS_LISTED_FOR).await?;
+    let visible = visible_current(queue, only_owner).await?;
     let now = workers
         .iter()
         .map(|w| w.last_seen_ms)
@@ -175,11 +176,35 @@ pub async fn overview(
                 host: w.host,
                 device: w.device,
                 state: w.state,
-                current: w.current,
+                current: visible(w.current),
                 last_seen_ms: w.last_seen_ms,
             })
             .collect(),
         throughput: throughput(&stats, now),
+    })
+}
+
+/// What a worker's "current" line (`score chunk 3 of job ID`) may show to `only_owner`: all of
+/// it to those who see every job; to a submitter only a line that names one of its own unfinished
+/// jobs, since other tenants' job ids are not its to see.
+pub async fn visible_current(
+    queue: &dyn Queue,
+    only_owner: Option<&str>,
+) -> Result<impl Fn(Option<String>) -> Option<String>, QueueError> {
+    let own: Option<Vec<String>> = match only_owner {
+        None => None,
+        Some(owner) => Some(
+            queue
+                .owned_jobs_before(owner, &[JobState::Queued, JobState::Running], 10_000, None)
+                .await?
+                .into_iter()
+                .map(|job| job.id)
+                .collect(),
+        ),
+    };
+    Ok(move |current: Option<String>| match &own {
+        None => current,
+        Some(ids) => current.filter(|line| ids.iter().any(|id| line.contains(id.as_str()))),
     })
 }
 

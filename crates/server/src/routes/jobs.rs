@@ -56,6 +56,11 @@ pub async fn submit_job(
     // Keys are per token: one client's key never finds another's job.
     let key = idempotency_key(&headers)?.map(|k| format!("token:{}:{k}", principal.name));
     request.validate()?;
+    // A submitter's names resolve in its namespace; others' are answered as missing.
+    let request = match &state.tenancy {
+        Some(tenancy) => tenancy.scope(&principal, &request)?,
+        None => request,
+    };
     if let Err(wait) = state.auth.limits.check_submission(&principal.token_id) {
         let error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

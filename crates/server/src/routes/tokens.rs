@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fresco_queue::{check_token_name, now_ms, NewToken, QueueError, Role, TokenRecord};
+use fresco_queue::{
+    check_share, check_token_name, now_ms, NewToken, QueueError, Role, TokenRecord,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,6 +30,9 @@ pub struct TokenView {
     pub revoked_at_ms: Option<i64>,
     /// Neither revoked nor expired.
     pub active: bool,
+    /// Prefixes of the data store (or absolute roots) shared with the token beyond its own
+    /// namespace `tenants/NAME/` (see docs/security.md, "Tenants").
+    pub shares: Vec<String>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -40,6 +45,7 @@ impl From<&TokenRecord> for TokenView {
             expires_at_ms: t.expires_at_ms,
             revoked_at_ms: t.revoked_at_ms,
             active: t.is_active(now_ms()),
+            shares: t.shares.clone(),
         }
     }
 }
@@ -72,6 +78,12 @@ pub struct CreateToken {
     #[schema(minimum = 1, maximum = 3650)]
     #[serde(default, deserialize_with = "fresco_wire::submit::integer::optional")]
     pub expires_in_days: Option<u32>,
+    /// Prefixes shared with a submitter beyond its own namespace: names in the data store
+    /// (`shared/team-a`) or absolute roots among the server's `--allow-prefix` roots
+    /// (`/srv/media`, `az://container/in`). Default: none.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    pub shares: Vec<String>,
 }
 
 /// A token just made, with its secret: shown this once.
@@ -138,6 +150,16 @@ pub async fn create_token(
             ))
         }
     };
+    if request.shares.len() > 32 {
+        return Err(ApiError::bad_request(
+            "invalid-field",
+            "shares: at most 32 prefixes",
+        ));
+    }
+    for share in &request.shares {
+        check_share(share)
+            .map_err(|m| ApiError::bad_request("invalid-field", format!("shares: {m}")))?;
+    }
     let token = NewToken {
         name: request.name,
         role,
@@ -157,7 +179,18 @@ pub async fn create_token(
         }
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(actor = %principal.name, token = %issued.record.name, role = %issued.record.role, "token created");
+    let mut issued = issued;
+    if !request.shares.is_empty() {
+        // Made without shares first: until this runs, the token reaches less, never more.
+        if let Some(record) = state
+            .queue
+            .set_token_shares(&issued.record.id, &request.shares, Some(&principal.name))
+            .await?
+        {
+            issued.record = record;
+        }
+    }
+    tracing::info!(actor = %principal.name, token = %issued.record.name, role = %issued.record.role, shares = ?issued.record.shares, "token created");
     let body = CreatedToken {
         token: TokenView::from(&issued.record),
         secret: issued.secret,

@@ -68,7 +68,7 @@ pub struct UploadGrant {
 /// What an upload stored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadedObject {
-    /// The object's key in the data store: the `input` of a job.
+    /// The name to give as `input` of a job (in the uploader's namespace for a submitter).
     pub input: String,
     pub size: u64,
     pub etag: Option<String>,
@@ -173,6 +173,7 @@ pub fn download_url(state: &AppState, headers: &HeaderMap, key: &str, expires_at
 )]
 pub async fn create_upload(
     State(state): State<AppState>,
+    principal: crate::auth::Principal,
     headers: HeaderMap,
     ApiJson(request): ApiJson<UploadRequest>,
 ) -> Result<(StatusCode, Json<UploadGrant>), ApiError> {
@@ -188,7 +189,12 @@ pub async fn create_upload(
             format!("expires_in: must be 1 to {MAX_URL_SECONDS} seconds"),
         ));
     }
-    let key = format!("uploads/{}/{}", uuid::Uuid::new_v4(), request.name);
+    // A submitter's upload lands in its namespace; `input` is its name there.
+    let key = crate::tenancy::upload_key(
+        state.tenancy.as_ref(),
+        &principal,
+        &format!("uploads/{}/{}", uuid::Uuid::new_v4(), request.name),
+    );
     let path = object_path(&key);
     let expires_at = now_seconds() + seconds;
     let query = state.signer.sign(&path, expires_at, Permission::Write);
@@ -197,7 +203,7 @@ pub async fn create_upload(
         Json(UploadGrant {
             upload_url: format!("{}{path}?{query}", base_url(&state, &headers)),
             method: "PUT".into(),
-            input: key,
+            input: crate::tenancy::client_name(&key).to_string(),
             expires_at,
             max_bytes: state.max_upload_bytes,
         }),
@@ -316,7 +322,7 @@ pub async fn put_object(
     Ok((
         StatusCode::CREATED,
         Json(UploadedObject {
-            input: key,
+            input: crate::tenancy::client_name(&key).to_string(),
             size: info.size,
             etag: info.etag,
         }),

@@ -52,7 +52,12 @@ pub struct WorkerList {
         (status = 500, description = "Internal error", body = ErrorBody),
     )
 )]
-pub async fn list_workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
+pub async fn list_workers(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+) -> Result<Json<WorkerList>, ApiError> {
+    let visible =
+        crate::dashboard::view::visible_current(&*state.queue, principal.only_owner()).await?;
     let records = state.queue.workers(LISTED_FOR).await?;
     let newest = records.iter().map(|w| w.last_seen_ms).max().unwrap_or(0);
     let now = std::time::SystemTime::now()
@@ -68,7 +73,7 @@ pub async fn list_workers(State(state): State<AppState>) -> Result<Json<WorkerLi
             host: w.host,
             device: w.device,
             state: w.state,
-            current: w.current,
+            current: visible(w.current),
             started_at_ms: w.started_at_ms,
             last_seen_ms: w.last_seen_ms,
         })

@@ -397,6 +397,14 @@ impl fresco_queue::Accounts for BrokenQueue {
     ) -> fresco_queue::Result<Option<fresco_queue::TokenRecord>> {
         down()
     }
+    async fn set_token_shares(
+        &self,
+        _: &str,
+        _: &[String],
+        _: Option<&str>,
+    ) -> fresco_queue::Result<Option<fresco_queue::TokenRecord>> {
+        down()
+    }
     async fn authenticate(
         &self,
         _: &str,
