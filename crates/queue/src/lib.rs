@@ -22,6 +22,7 @@ use fresco_core::{FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 use serde::Serialize;
 
 mod auth;
+mod deliveries;
 mod postgres;
 mod rows;
 mod signal;
@@ -32,6 +33,7 @@ pub use auth::{
     check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry, AuditFilter,
     CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord, TOKEN_PREFIX,
 };
+pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;
 
@@ -339,7 +341,7 @@ pub struct Preview {
 /// The queue's verbs. Every method is one transaction; all are safe to call from many
 /// processes at once.
 #[async_trait]
-pub trait Queue: Accounts + Send + Sync {
+pub trait Queue: Accounts + Deliveries + Send + Sync {
     /// Adds a job with its plan task, unless a queued or running job has the same identity.
     async fn submit(&self, job: NewJob) -> Result<Submitted>;
 

@@ -101,6 +101,7 @@ macro_rules! claim_sql {
 
 // After the SQL macros above, which they use.
 mod auth;
+mod deliveries;
 mod expiry;
 mod listen;
 mod stats;

@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod auth;
+mod deliveries;
 mod expiry;
 mod stats;
 
