@@ -31,9 +31,11 @@ pub mod extract;
 pub mod factory;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod routes;
 pub mod tls;
 pub mod watch;
+pub mod webhook;
 mod wire_glue;
 
 // The parsers of outside input live in fresco-wire (light, so that the fuzz targets build
