@@ -7,9 +7,10 @@
 //! IPv6 forms, and the cloud metadata addresses are refused ([`forbidden_range`]). An operator
 //! may allow named hosts or ranges ([`CallbackPolicy`], `fresco serve --callback-allow`).
 //!
-//! The check runs at submission and again at each delivery, and a delivery connects to the
-//! addresses that this check returned ([`CheckedTarget::addrs`]), never to a second lookup, so
-//! a host whose name resolves differently the next time (DNS rebinding) gains nothing.
+//! The check runs at submission ([`check`]; a host that does not resolve yet passes there) and
+//! again at each delivery ([`check_blocking`]), and a delivery connects to the addresses that
+//! this check returned ([`CheckedTarget::addrs`]), never to a second lookup, so a host whose
+//! name resolves differently the next time (DNS rebinding) gains nothing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -87,12 +88,9 @@ pub fn parse_callback(text: &str) -> Result<url::Url, NotAllowed> {
     Ok(url)
 }
 
-/// The URL's host and port, resolved, each address checked against the policy. Blocking (a DNS
-/// lookup): call it where blocking is allowed.
-pub fn check_blocking(
-    url: &url::Url,
-    policy: &CallbackPolicy,
-) -> Result<CheckedTarget, NotAllowed> {
+/// The URL's host and port, resolved: the addresses a request to it would go to. Blocking (a
+/// DNS lookup): call it where blocking is allowed.
+pub fn resolve_blocking(url: &url::Url) -> Result<Vec<SocketAddr>, NotAllowed> {
     let port = url
         .port_or_known_default()
         .ok_or_else(|| NotAllowed("has no port".into()))?;
@@ -111,35 +109,74 @@ pub fn check_blocking(
     if addrs.is_empty() {
         return Err(NotAllowed("its host resolves to no address".into()));
     }
-    let host_allowed = url.host_str().is_some_and(|h| policy.allows_host(h));
-    if !host_allowed {
-        for addr in &addrs {
-            if policy.allows_ip(addr.ip()) {
-                continue;
-            }
-            if let Some(range) = forbidden_range(addr.ip()) {
-                return Err(NotAllowed(format!(
-                    "its host resolves to {} ({range}), which callbacks may not reach; an operator may allow it with --callback-allow",
-                    addr.ip()
-                )));
-            }
+    Ok(addrs)
+}
+
+/// Refuses when any of `addrs` (what the URL's host resolved to) is one that callbacks may not
+/// reach, unless the policy allows the host or the address.
+pub fn check_addrs(
+    url: &url::Url,
+    addrs: &[SocketAddr],
+    policy: &CallbackPolicy,
+) -> Result<(), NotAllowed> {
+    if url.host_str().is_some_and(|h| policy.allows_host(h)) {
+        return Ok(());
+    }
+    for addr in addrs {
+        if policy.allows_ip(addr.ip()) {
+            continue;
+        }
+        if let Some(range) = forbidden_range(addr.ip()) {
+            return Err(NotAllowed(format!(
+                "its host resolves to {} ({range}), which callbacks may not reach; an operator may allow it with --callback-allow",
+                addr.ip()
+            )));
         }
     }
+    Ok(())
+}
+
+/// Resolves and checks: what a delivery does before it connects. Blocking.
+pub fn check_blocking(
+    url: &url::Url,
+    policy: &CallbackPolicy,
+) -> Result<CheckedTarget, NotAllowed> {
+    let addrs = resolve_blocking(url)?;
+    check_addrs(url, &addrs, policy)?;
     Ok(CheckedTarget {
         url: url.clone(),
         addrs,
     })
 }
 
-/// [`check_blocking`] off the async runtime's threads, with a time limit on the lookup.
-pub async fn check(text: &str, policy: &CallbackPolicy) -> Result<CheckedTarget, NotAllowed> {
-    let url = parse_callback(text)?;
+/// The check at submission, off the runtime's threads and with a time limit on the lookup.
+/// A host that does not resolve (yet) is let through: no request goes anywhere now, and each
+/// delivery resolves and checks again before it connects.
+///
+/// A URL of the schema's form that the `url` crate cannot read (a port over 65535, a host that
+/// looks numeric but is no IPv4 address) passes too, for the same reason: the schema says what
+/// a request may hold, and its delivery, which cannot parse it either, fails without a request.
+pub async fn check(text: &str, policy: &CallbackPolicy) -> Result<(), NotAllowed> {
+    let url = match url::Url::parse(text) {
+        Ok(_) => parse_callback(text)?,
+        Err(e) => {
+            tracing::debug!(error = %e, "callback URL not parsed at submission; its delivery will fail");
+            return Ok(());
+        }
+    };
     let policy = policy.clone();
-    let lookup = tokio::task::spawn_blocking(move || check_blocking(&url, &policy));
+    let lookup = tokio::task::spawn_blocking(move || match resolve_blocking(&url) {
+        Ok(addrs) => check_addrs(&url, &addrs, &policy),
+        Err(unresolved) => {
+            tracing::debug!(target = %redact(url.as_str()), reason = %unresolved, "callback host not resolved at submission; checked at delivery");
+            Ok(())
+        }
+    });
     match tokio::time::timeout(std::time::Duration::from_secs(10), lookup).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(NotAllowed("the check of its host failed".into())),
-        Err(_) => Err(NotAllowed("its host took too long to resolve".into())),
+        // Not resolved in time: as not resolved at all.
+        Err(_) => Ok(()),
     }
 }
 
