@@ -56,16 +56,32 @@ impl Default for CallbackSettings {
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
+/// Deliveries one server sends at once: a slow receiver holds one of them, not the others.
+const CONCURRENT_DELIVERIES: usize = 16;
+
 /// Starts the loop that sends due deliveries until the task is aborted.
 pub fn spawn_delivery_loop(state: &AppState) -> tokio::task::JoinHandle<()> {
     let queue = Arc::clone(&state.queue);
-    let settings = state.callbacks.clone();
+    let settings = Arc::new(state.callbacks.clone());
     tokio::spawn(async move {
         // Longer than one POST, so the lease outlives the attempt that holds it.
         let lease_for = settings.timeout * 2 + Duration::from_secs(30);
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
+        let mut sending = tokio::task::JoinSet::new();
         loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            // Reap finished sends, so the set does not grow.
+            while sending.try_join_next().is_some() {}
             match queue.claim_delivery(lease_for).await {
-                Ok(Some(lease)) => deliver(queue.as_ref(), &settings, &lease).await,
+                Ok(Some(lease)) => {
+                    let (queue, settings) = (Arc::clone(&queue), Arc::clone(&settings));
+                    sending.spawn(async move {
+                        deliver(queue.as_ref(), &settings, &lease).await;
+                        drop(slot);
+                    });
+                }
                 Ok(None) => tokio::time::sleep(settings.poll).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming a completion callback");
@@ -80,6 +96,15 @@ pub fn spawn_delivery_loop(state: &AppState) -> tokio::task::JoinHandle<()> {
 async fn deliver(queue: &dyn Queue, settings: &CallbackSettings, lease: &DeliveryLease) {
     let target = outbound::redact(&lease.url);
     let attempt = lease.attempts + 1;
+    // A URL the server cannot read (the schema let it through) will not become readable.
+    if let Err(e) = outbound::parse_callback(&lease.url) {
+        tracing::error!(job = %lease.job_id, error = %e, "completion callback given up");
+        let outcome = DeliveryOutcome::GiveUp { error: e.0 };
+        if let Err(e) = queue.finish_delivery(lease, &outcome).await {
+            tracing::warn!(job = %lease.job_id, error = %e, "recording a completion callback");
+        }
+        return;
+    }
     let result = match job_body(queue, &lease.job_id).await {
         Ok(body) => {
             let (url, settings2, id) = (

@@ -402,3 +402,20 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_valid_url_the_server_cannot_read_is_given_up_at_once() {
+    // The schema's pattern lets these through, so they are accepted; no request can be made.
+    let app = callback_app(&[]).await;
+    let mut jobs = Vec::new();
+    for url in ["http://hooks.example:99999/x", "http://a.5/x"] {
+        jobs.push(ended_job_with_callback(&app, url).await);
+    }
+    let deliveries = fresco_server::callback::spawn_delivery_loop(&app.state);
+    for job in &jobs {
+        let record = settled(&app, job).await;
+        assert_eq!(record.state, DeliveryState::Failed, "{record:?}");
+        assert_eq!(record.attempts, 1, "{record:?}");
+    }
+    deliveries.abort();
+}

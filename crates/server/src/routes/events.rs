@@ -101,11 +101,14 @@ pub async fn s3_events(State(state): State<AppState>, body: Bytes) -> Result<Res
     act(&state, action).await
 }
 
+/// The time limit of an SNS confirmation, and the time every failed one is answered at.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Fetches an SNS SubscribeURL (checked by [`crate::events::check_sns_url`]): redirects are
 /// not followed, and any answer but 2xx is a failure.
 fn confirm_subscription(url: &str) -> Result<(), String> {
     let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
+        .timeout(CONFIRM_TIMEOUT)
         .redirects(0)
         .build();
     match agent.get(url).call() {
@@ -132,6 +135,7 @@ async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError
         )
             .into_response()),
         EventAction::ConfirmSubscription { url } => {
+            let started = tokio::time::Instant::now();
             let fetched = tokio::task::spawn_blocking(move || confirm_subscription(&url))
                 .await
                 .map_err(ApiError::internal)?;
@@ -139,8 +143,10 @@ async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError
                 Ok(()) => Ok(StatusCode::OK.into_response()),
                 Err(detail) => {
                     // The detail (status, connect error) stays in the log: the client must not
-                    // learn from the answer what the server reached, or how it answered.
+                    // learn from the answer what the server reached, or how it answered; nor
+                    // from its time, so every failure is answered when the time limit ends.
                     tracing::warn!(error = %detail, "confirming an SNS subscription failed");
+                    tokio::time::sleep_until(started + CONFIRM_TIMEOUT).await;
                     Err(ApiError::new(
                         StatusCode::BAD_GATEWAY,
                         "subscription-confirm-failed",
