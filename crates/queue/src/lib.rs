@@ -11,6 +11,9 @@
 //! several processes) and PostgreSQL (`postgres://...`, many machines; `FOR UPDATE SKIP LOCKED`
 //! claims and `LISTEN/NOTIFY` wake-ups). Both run the same test suite (`tests/backend.rs`).
 //!
+//! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
+//! so that they survive a restart and one server of several sends each.
+//!
 //! Claim order is fair across jobs: higher priority first, then by chunk number, then by
 //! submission time, so chunk 0 of every job comes before chunk 1 of any: a long job does not
 //! starve short ones queued after it.
