@@ -1,8 +1,9 @@
 //! Completion-callback deliveries, kept in the queue so that they survive a server restart and
 //! so that, with several servers, each is sent by one of them.
 //!
-//! A delivery is written when a job is submitted with a callback URL
-//! ([`Deliveries::add_delivery`]). A server's delivery loop claims one whose job is terminal and
+//! A delivery is written when a job is submitted with a callback URL, in the submission's own
+//! transaction ([`crate::Admission::callback_url`]; [`Deliveries::add_delivery`] adds one to a
+//! job that exists). A server's delivery loop claims one whose job is terminal and
 //! whose next attempt is due ([`Deliveries::claim_delivery`]): a conditional update that sets a
 //! lease token, so two servers never send the same delivery at once. It then sends it and
 //! records the outcome with that token ([`Deliveries::finish_delivery`]): delivered, retry at a

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fresco_queue::{DeliveryOutcome, DeliveryState, Queue};
+use fresco_queue::{Admission, DeliveryOutcome, DeliveryState, Queue, Submitted};
 
 mod support;
 use support::{job, submit, Db, LONG, SHORT};
@@ -152,6 +152,38 @@ async fn concurrent_claimers_never_share_a_delivery(db: &Db) {
     assert_eq!(distinct.len(), 6);
 }
 
+async fn a_submission_with_a_callback_writes_its_delivery_with_the_job(db: &Db) {
+    let q = db.open().await;
+    let admission = Admission {
+        owner: "alice".into(),
+        max_active_per_owner: None,
+        max_active: None,
+        callback_url: Some("https://hooks.example/f".into()),
+    };
+    let Submitted::New(id) = q.submit_owned(job("a"), &admission).await.unwrap() else {
+        panic!("a new job");
+    };
+    let records = q.deliveries(&id).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].url, "https://hooks.example/f");
+    assert_eq!(records[0].state, DeliveryState::Pending);
+    // The same work again finds the job, and adds no delivery.
+    assert_eq!(
+        q.submit_owned(job("a"), &admission).await.unwrap(),
+        Submitted::Existing(id.clone())
+    );
+    assert_eq!(q.deliveries(&id).await.unwrap().len(), 1);
+    // Without a callback, none.
+    let plain = Admission {
+        callback_url: None,
+        ..admission
+    };
+    let Submitted::New(other) = q.submit_owned(job("b"), &plain).await.unwrap() else {
+        panic!("a new job");
+    };
+    assert!(q.deliveries(&other).await.unwrap().is_empty());
+}
+
 macro_rules! backend_tests {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -181,4 +213,5 @@ backend_tests!(
     an_expired_delivery_lease_is_claimed_again_and_fenced,
     deliveries_survive_reopening_the_queue,
     concurrent_claimers_never_share_a_delivery,
+    a_submission_with_a_callback_writes_its_delivery_with_the_job,
 );

@@ -12,17 +12,27 @@ use crate::deliveries::{
 };
 use crate::{now_ms, Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, Result};
 
+/// Writes a pending delivery in the caller's transaction (a submission's).
+pub(super) async fn insert(
+    conn: &mut sqlx::SqliteConnection,
+    job: &str,
+    url: &str,
+    now: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(INSERT)
+        .bind(job)
+        .bind(url)
+        .bind(new_webhook_id())
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
 #[async_trait]
 impl Deliveries for SqliteQueue {
     async fn add_delivery(&self, job: &str, url: &str) -> Result<i64> {
         let (_gate, mut tx) = self.write().await?;
-        let id: i64 = sqlx::query_scalar(INSERT)
-            .bind(job)
-            .bind(url)
-            .bind(new_webhook_id())
-            .bind(now_ms())
-            .fetch_one(&mut *tx)
-            .await?;
+        let id = insert(&mut tx, job, url, now_ms()).await?;
         tx.commit().await?;
         Ok(id)
     }

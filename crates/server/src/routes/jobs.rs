@@ -87,6 +87,7 @@ pub async fn submit_job(
         owner: principal.name.clone(),
         max_active_per_owner: state.auth.max_active_per_token,
         max_active: state.auth.max_active,
+        callback_url: request.callback_url.clone(),
     };
     let submitted = match state.queue.submit_owned(job, &admission).await {
         Ok(submitted) => submitted,
@@ -108,10 +109,6 @@ pub async fn submit_job(
     match submitted {
         Submitted::New(id) => {
             crate::routes::audit::record(&state, &principal.name, "submit", &id, None).await;
-            if let Some(url) = &request.callback_url {
-                // In the queue, so that a restart or another server still delivers it.
-                state.queue.add_delivery(&id, url).await?;
-            }
             let location = format!("/v1/jobs/{id}");
             Ok((
                 StatusCode::CREATED,
