@@ -105,13 +105,23 @@ pub async fn s3_events(State(state): State<AppState>, body: Bytes) -> Result<Res
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fetches an SNS SubscribeURL (checked by [`crate::events::check_sns_url`]): redirects are
-/// not followed, and any answer but 2xx is a failure.
+/// not followed, the addresses are checked before connecting, and any answer but 2xx is a
+/// failure.
 fn confirm_subscription(url: &str) -> Result<(), String> {
+    // AWS's names resolve to public addresses; should this network's DNS say otherwise, the
+    // request goes nowhere internal: the addresses are checked as a callback's are, and the
+    // connection goes to those checked.
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let checked = crate::outbound::check_blocking(&parsed, &Default::default()).map_err(|e| e.0)?;
+    let addrs = checked.addrs;
     let agent = ureq::AgentBuilder::new()
         .timeout(CONFIRM_TIMEOUT)
         .redirects(0)
+        .resolver(
+            move |_: &str| -> std::io::Result<Vec<std::net::SocketAddr>> { Ok(addrs.clone()) },
+        )
         .build();
-    match agent.get(url).call() {
+    match agent.get(checked.url.as_str()).call() {
         Ok(response) if (200..300).contains(&response.status()) => Ok(()),
         Ok(response) => Err(format!("answered HTTP {}", response.status())),
         Err(ureq::Error::Status(status, _)) => Err(format!("answered HTTP {status}")),
