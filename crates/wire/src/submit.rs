@@ -356,3 +356,40 @@ impl From<StreamKindView> for StreamKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::callback_url;
+
+    #[test]
+    fn callback_urls_follow_the_schema_pattern() {
+        for ok in [
+            "https://example.com/hooks/fresco",
+            "http://10.0.0.1:8080/x?y=1",
+            "http://2130706433/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]:9000/hook",
+            "http://[fd00:ec2::254]",
+        ] {
+            assert!(callback_url(ok).is_ok(), "{ok}");
+        }
+        // Which of those the server may call is its own check (fresco_server::outbound).
+        for bad in [
+            "ftp://example.com/",
+            "http://user@example.com/",
+            "http://user:pw@example.com/",
+            "http://[::1]x/",
+            "http://[::1]:/",
+            "http://[::1/",
+            "http://[]/",
+            "http://[g::1]/",
+            "http://exa mple.com/",
+            "http://example.com:123456/",
+            "http://example.com\\@evil/",
+            "not a url",
+        ] {
+            let refused = callback_url(bad).expect_err(bad);
+            assert_eq!(refused.code, "invalid-field", "{bad}");
+        }
+    }
+}
