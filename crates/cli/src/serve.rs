@@ -162,6 +162,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         })?;
         let tls = args.auth.tls()?;
         let auth = args.auth.settings()?;
+        let callbacks = args.callbacks.settings(&work_dir)?;
         crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact(&args.queue.db_url())).await;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -275,7 +276,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             tracing::info!("no --signing-key-file or FRESCO_SIGNING_KEYS: upload and download URLs are signed with a random key and stop working when this server restarts");
         }
         state.signer = Arc::new(signer);
-        state.callbacks = args.callbacks.settings(&work_dir)?;
+        state.callbacks = callbacks;
         state.work_dir = Some(work_dir);
         state.system = system.clone();
         if let Some(output) = &args.event_output {

@@ -60,7 +60,11 @@ fn receiver() -> (u16, Arc<Mutex<Vec<Delivery>>>) {
 
 /// `fresco serve` with no workers (jobs stay queued until canceled), the data store `data`,
 /// the test secret, and `extra`; its URL, from its log.
-fn serve(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+fn serve(
+    dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, std::path::PathBuf) {
     let stamp = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
     let log = dir.join(format!("serve-{stamp}.log"));
     let secret = dir.join("webhook-secrets");
@@ -95,7 +99,7 @@ fn serve(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Child,
         }
         !base.is_empty()
     });
-    (child, base)
+    (child, base, log)
 }
 
 fn stop(child: &mut Child) {
@@ -142,7 +146,21 @@ fn a_pending_callback_is_delivered_once_signed_after_a_restart() {
             "callback_url": callback })
     };
 
-    let (mut first, base) = serve(dir.path(), &["--callback-allow", "127.0.0.1"], &[]);
+    let (mut first, base, log) = serve(dir.path(), &["--callback-allow", "127.0.0.1"], &[]);
+    // No event secret: the event routes are off, and the log says why.
+    let answer = ureq::post(&format!("{base}/v1/events/s3")).send_string(
+        r#"{"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.us-east-1.amazonaws.com/"}"#,
+    );
+    let Err(ureq::Error::Status(404, answer)) = answer else {
+        panic!("event route not off: {answer:?}");
+    };
+    let answer: serde_json::Value = answer.into_json().unwrap();
+    assert_eq!(answer["error"]["code"], "events-disabled", "{answer}");
+    let text = read_log(&log);
+    assert!(
+        text.contains("storage event routes (/v1/events/...) are off: no event secret"),
+        "{text}"
+    );
     // Only what was allowed: another loopback address is still refused.
     let (status, body) = post(
         &format!("{base}/v1/jobs"),
@@ -163,7 +181,7 @@ fn a_pending_callback_is_delivered_once_signed_after_a_restart() {
     assert!(received.lock().unwrap().is_empty());
 
     // The next server (allowing by the variable this time) ends the job and delivers.
-    let (mut second, base) = serve(dir.path(), &[], &[("FRESCO_CALLBACK_ALLOW", "127.0.0.1")]);
+    let (mut second, base, _) = serve(dir.path(), &[], &[("FRESCO_CALLBACK_ALLOW", "127.0.0.1")]);
     let (status, body) = post(
         &format!("{base}/v1/jobs/{id}/cancel"),
         &token,
@@ -207,4 +225,30 @@ fn a_pending_callback_is_delivered_once_signed_after_a_restart() {
             );
         }
     }
+}
+
+#[test]
+fn a_bad_callback_allowance_or_secret_file_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "--db",
+            &db,
+        ];
+        args.extend_from_slice(extra);
+        fresco(args.iter().map(|a| s(a)))
+    };
+    serve(&["--callback-allow", "not a host!"]).fails(4, "--callback-allow", &["not a host"]);
+    serve(&["--callback-allow", "10.0.0.0/33"]).fails(4, "--callback-allow", &["CIDR"]);
+    let secrets = dir.path().join("secrets.txt");
+    std::fs::write(&secrets, "whsec_c2hvcnQ=\n").unwrap();
+    let path = secrets.display().to_string();
+    serve(&["--webhook-secret-file", &path]).fails(4, "secrets.txt", &["line 1", "whsec_"]);
+    serve(&["--webhook-secret-file", "/no/such/file"]).fails(4, "/no/such/file", &["webhook"]);
 }
