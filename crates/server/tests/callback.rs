@@ -421,3 +421,45 @@ async fn a_schema_valid_url_the_server_cannot_read_is_given_up_at_once() {
     }
     deliveries.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_send_each_delivery_once() {
+    let app = callback_app(&["127.0.0.1"]).await;
+    let (port, received) = receiver(vec![status(204)]).await;
+    let mut jobs = Vec::new();
+    for n in 0..5 {
+        let mut body = submission(n + 1);
+        body["callback_url"] = json!(format!("http://127.0.0.1:{port}/hook"));
+        let reply = post_json(&app.state, "/v1/jobs", &body, None).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        jobs.push(reply.body["id"].as_str().unwrap().to_string());
+    }
+    // A second server on the same queue, each with its own delivery loop.
+    let url = format!("sqlite://{}", app.dir().join("queue.db").display());
+    let mut other = fresco_server::AppState::new(
+        fresco_queue::open(&url).await.unwrap(),
+        Arc::clone(&app.state.jobs),
+    );
+    other.callbacks = app.state.callbacks.clone();
+    let loops = [
+        fresco_server::callback::spawn_delivery_loop(&app.state),
+        fresco_server::callback::spawn_delivery_loop(&other),
+    ];
+    for job in &jobs {
+        post_empty(&app.state, &format!("/v1/jobs/{job}/cancel")).await;
+    }
+    for job in &jobs {
+        assert_eq!(settled(&app, job).await.state, DeliveryState::Delivered);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for handle in loops {
+        handle.abort();
+    }
+    let received = received.lock().unwrap();
+    let ids: std::collections::HashSet<&str> = received
+        .iter()
+        .map(|(h, _)| header(h, "webhook-id"))
+        .collect();
+    assert_eq!(received.len(), 5, "one delivery per job");
+    assert_eq!(ids.len(), 5);
+}
