@@ -107,13 +107,13 @@ async fn deliver(queue: &dyn Queue, settings: &CallbackSettings, lease: &Deliver
     }
     let result = match job_body(queue, &lease.job_id).await {
         Ok(body) => {
-            let (url, settings2, id) = (
+            let (url, settings, id) = (
                 lease.url.clone(),
                 settings.clone(),
                 lease.webhook_id.clone(),
             );
             // ureq blocks (and so does the lookup): not on a runtime thread.
-            tokio::task::spawn_blocking(move || send(&url, &settings2, &id, &body))
+            tokio::task::spawn_blocking(move || send(&url, &settings, &id, &body))
                 .await
                 .unwrap_or_else(|e| Err(format!("the delivery task failed: {e}")))
         }
