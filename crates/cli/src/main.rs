@@ -6,6 +6,7 @@ mod api_client;
 mod autoscale;
 mod bench;
 mod bench_jobs;
+mod callback_args;
 mod config;
 mod embedded;
 mod estimate;

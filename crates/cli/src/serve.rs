@@ -138,6 +138,8 @@ pub struct ServeArgs {
     pub autoscale_idle: u64,
     #[command(flatten)]
     pub security: crate::security_args::SecurityArgs,
+    #[command(flatten)]
+    pub callbacks: crate::callback_args::CallbackArgs,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -160,6 +162,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         })?;
         let tls = args.auth.tls()?;
         let auth = args.auth.settings()?;
+        let callbacks = args.callbacks.settings(&work_dir)?;
         crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact(&args.queue.db_url())).await;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -275,6 +278,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             tracing::info!("no --signing-key-file or FRESCO_SIGNING_KEYS: upload and download URLs are signed with a random key and stop working when this server restarts");
         }
         state.signer = Arc::new(signer);
+        state.callbacks = callbacks;
         state.work_dir = Some(work_dir);
         state.system = system.clone();
         if let Some(output) = &args.event_output {
@@ -306,14 +310,22 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 Arc::clone(&stop),
             ))
         });
-        if state.events.is_some() && state.auth.event_secret.is_none() {
-            tracing::warn!("storage events are taken without a shared secret: set --event-secret-file or FRESCO_EVENT_SECRET");
+        if state.auth.event_secret.is_none() {
+            if state.events.is_some() {
+                tracing::warn!("storage event routes (/v1/events/...) are off: no event secret; --event-output makes no jobs until --event-secret-file or FRESCO_EVENT_SECRET is set");
+            } else {
+                tracing::info!("storage event routes (/v1/events/...) are off: no event secret (--event-secret-file or FRESCO_EVENT_SECRET)");
+            }
         }
+        // Pending callbacks (of this server's jobs and others') are sent from here.
+        let deliveries = fresco_server::callback::spawn_delivery_loop(&state);
         let served = match tls {
             Some(config) => fresco_server::tls::serve_tls(listener, state, config, shutdown).await,
             None => fresco_server::serve(listener, state, shutdown).await,
         };
         // The server stops on a stop request; so do the workers (after their grace period).
+        // A delivery cut short here is sent again after its lease runs out.
+        deliveries.abort();
         stop.stop();
         for worker in workers {
             let _ = worker.await;

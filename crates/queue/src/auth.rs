@@ -157,6 +157,9 @@ pub struct Admission {
     pub owner: String,
     pub max_active_per_owner: Option<u64>,
     pub max_active: Option<u64>,
+    /// A completion callback to deliver once the job ends: written in the submission's own
+    /// transaction (see [`crate::Deliveries`]), so that a new job never lacks it.
+    pub callback_url: Option<String>,
 }
 
 /// Why [`Accounts::submit_owned`] queued nothing.

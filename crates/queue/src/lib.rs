@@ -11,6 +11,9 @@
 //! several processes) and PostgreSQL (`postgres://...`, many machines; `FOR UPDATE SKIP LOCKED`
 //! claims and `LISTEN/NOTIFY` wake-ups). Both run the same test suite (`tests/backend.rs`).
 //!
+//! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
+//! so that they survive a restart and one server of several sends each.
+//!
 //! Claim order is fair across jobs: higher priority first, then by chunk number, then by
 //! submission time, so chunk 0 of every job comes before chunk 1 of any: a long job does not
 //! starve short ones queued after it.
@@ -22,6 +25,7 @@ use fresco_core::{FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 use serde::Serialize;
 
 mod auth;
+mod deliveries;
 mod postgres;
 mod rows;
 mod signal;
@@ -33,6 +37,7 @@ pub use auth::{
     AuditFilter, CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord,
     TOKEN_PREFIX,
 };
+pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;
 
@@ -340,7 +345,7 @@ pub struct Preview {
 /// The queue's verbs. Every method is one transaction; all are safe to call from many
 /// processes at once.
 #[async_trait]
-pub trait Queue: Accounts + Send + Sync {
+pub trait Queue: Accounts + Deliveries + Send + Sync {
     /// Adds a job with its plan task, unless a queued or running job has the same identity.
     async fn submit(&self, job: NewJob) -> Result<Submitted>;
 

@@ -101,6 +101,7 @@ macro_rules! claim_sql {
 
 // After the SQL macros above, which they use.
 mod auth;
+mod deliveries;
 mod expiry;
 mod listen;
 mod stats;
@@ -350,6 +351,9 @@ impl PgQueue {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+            if let Some(url) = admission.and_then(|a| a.callback_url.as_deref()) {
+                deliveries::insert(&mut tx, &id, url, crate::now_ms()).await?;
+            }
             sqlx::query(concat!("SELECT ", notify!()))
                 .execute(&mut *tx)
                 .await?;

@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod auth;
+mod deliveries;
 mod expiry;
 mod stats;
 
@@ -280,6 +281,9 @@ impl SqliteQueue {
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
+        if let Some(url) = admission.and_then(|a| a.callback_url.as_deref()) {
+            deliveries::insert(&mut tx, &id, url, now).await?;
+        }
         tx.commit().await?;
         self.signal.signal();
         Ok(Submitted::New(id))

@@ -101,6 +101,7 @@ async fn owned_submissions_respect_the_caps(db: &Db) {
         owner: owner.into(),
         max_active_per_owner: Some(2),
         max_active: Some(3),
+        callback_url: None,
     };
     let a1 = q.submit_owned(job("a1"), &admit("alice")).await.unwrap();
     q.submit_owned(job("a2"), &admit("alice")).await.unwrap();

@@ -31,10 +31,12 @@ pub mod extract;
 pub mod factory;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod routes;
 pub mod tenancy;
 pub mod tls;
 pub mod watch;
+pub mod webhook;
 mod wire_glue;
 
 // The parsers of outside input live in fresco-wire (light, so that the fuzz targets build
@@ -63,7 +65,9 @@ pub struct AppState {
     /// The system store when it is an object store: a canceled job's chunks are removed
     /// from it at once.
     pub system: Option<fresco_store::Store>,
-    /// How completion callbacks are made.
+    /// How completion callbacks are checked, signed and sent (sent by
+    /// [`callback::spawn_delivery_loop`], which the embedding program starts, as `fresco serve`
+    /// does).
     pub callbacks: CallbackSettings,
     /// What storage events become (None: the event routes answer 409).
     pub events: Option<routes::events::EventTrigger>,

@@ -56,7 +56,7 @@ async fn a_submitted_job_can_be_followed() {
         "priority": 5,
         "max_attempts": 4,
         "max_expiries": 7,
-        "callback_url": "http://127.0.0.1:9/hook",
+        "callback_url": "http://93.184.216.34:9/hook",
     });
     let reply = post_json(&app.state, "/v1/jobs", &body, None).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");

@@ -18,6 +18,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use common::*;
 use fresco_infer::registry::Registry;
 use fresco_queue::{NewToken, Role};
+use fresco_server::auth::{Secret, EVENT_SECRET_HEADER};
 use fresco_server::limits::{InputLimits, PathRules};
 use fresco_server::LocalJobFactory;
 use serde_json::{json, Value};
@@ -117,9 +118,13 @@ fn request(
         .uri(uri)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        // Event routes are off without the event secret: the corpus reaches their parsers.
+        .header(EVENT_SECRET_HEADER, EVENT_SECRET)
         .body(Body::from(body))
         .unwrap()
 }
+
+const EVENT_SECRET: &str = "hostile-event-secret";
 
 fn submit(token: &str, body: &Value) -> Request<Body> {
     request(
@@ -433,6 +438,42 @@ fn corpus(token: &str, data: &Path, outside: &Path) -> Vec<Case> {
             "bad-event",
             "",
         ),
+        // Outbound requests the server would make for a client.
+        case(
+            "an SNS SubscribeURL whose host a parser ends at '?'",
+            request(
+                Method::POST,
+                "/v1/events/s3",
+                "text/plain",
+                token,
+                br#"{"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.us-east-1.amazonaws.com?@169.254.169.254/"}"#.to_vec(),
+            ),
+            bad,
+            "bad-event",
+            "SubscribeURL",
+        ),
+        case(
+            "a callback to the metadata service",
+            submit(token, &{
+                let mut body = input("clip.mp4");
+                body["callback_url"] = json!("http://169.254.169.254/latest/meta-data/");
+                body
+            }),
+            bad,
+            "callback-url-not-allowed",
+            "169.254.169.254",
+        ),
+        case(
+            "a callback to loopback spelled as a decimal number",
+            submit(token, &{
+                let mut body = input("clip.mp4");
+                body["callback_url"] = json!("http://2130706433:8080/hook");
+                body
+            }),
+            bad,
+            "callback-url-not-allowed",
+            "127.0.0.1",
+        ),
     ]
 }
 
@@ -462,6 +503,7 @@ async fn hostile_inputs_are_refused_one_by_one_and_the_queue_keeps_working() {
             max_pixels: Some(1920 * 1080),
         });
     let mut app = app_with(Arc::new(factory)).await;
+    app.state.auth.event_secret = Some(Secret::new(EVENT_SECRET));
     app.state.events = Some(fresco_server::routes::events::EventTrigger {
         output: data.join("styled").display().to_string(),
         style: Some("vintage".into()),

@@ -28,7 +28,8 @@ pub struct CreatedObject {
 pub enum EventAction {
     /// Echo this code (Event Grid's subscription handshake).
     Validate { code: String },
-    /// Fetch this URL to confirm the subscription (SNS's handshake).
+    /// Fetch this URL to confirm the subscription (SNS's handshake): as parsed and checked by
+    /// [`check_sns_url`], fetched as is.
     ConfirmSubscription { url: String },
     /// Make a job of each.
     Created(Vec<CreatedObject>),
@@ -111,8 +112,7 @@ pub fn parse_s3(body: &Value) -> Result<EventAction, BadEvent> {
     if let Some(kind) = body.get("Type").and_then(Value::as_str) {
         return match kind {
             "SubscriptionConfirmation" => {
-                let url = text(body, &["SubscribeURL"])?;
-                check_sns_url(url)?;
+                let url = check_sns_url(text(body, &["SubscribeURL"])?)?;
                 Ok(EventAction::ConfirmSubscription { url: url.into() })
             }
             "Notification" => {
@@ -181,19 +181,69 @@ fn s3_object(
 }
 
 /// SNS confirmation URLs are fetched by the server: only AWS's own SNS endpoints, over https.
-fn check_sns_url(url: &str) -> Result<(), BadEvent> {
-    let host = url
-        .strip_prefix("https://")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_default();
-    let ok = host.starts_with("sns.") && host.ends_with(".amazonaws.com") && !host.contains('@');
-    if ok {
-        Ok(())
-    } else {
-        Err(BadEvent(format!(
-            "SubscribeURL {url} is not an https URL of AWS SNS (sns.REGION.amazonaws.com)"
-        )))
+///
+/// The URL is parsed as the HTTP client parses it, and the parsed URL is what gets fetched, so
+/// the check and the request cannot disagree on the host. The text must also spell the host
+/// exactly as parsed (lowercase, no trailing dot, no percent-encoding, no IDN) and end it with
+/// `/` or the end: characters that a URL parser reads as the end of the host (`?`, `#`, `\`)
+/// or as userinfo (`@`) are refused rather than reasoned about.
+pub fn check_sns_url(text: &str) -> Result<url::Url, BadEvent> {
+    let refuse = |why: &str| {
+        BadEvent(format!(
+            "SubscribeURL is not an https URL of AWS SNS (https://sns.REGION.amazonaws.com/...): {why}"
+        ))
+    };
+    if text.len() > 4096 {
+        return Err(refuse("longer than 4096 bytes"));
     }
+    let url = url::Url::parse(text).map_err(|_| refuse("not a URL"))?;
+    if url.scheme() != "https" {
+        return Err(refuse("not https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("it has a user name or password"));
+    }
+    if url.port().is_some() {
+        return Err(refuse("it names a port"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(host)) => host,
+        _ => return Err(refuse("its host is not a domain name")),
+    };
+    if !is_sns_host(host) {
+        return Err(refuse("its host is not sns.REGION.amazonaws.com"));
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .and_then(|rest| rest.strip_prefix(host))
+        .ok_or_else(|| refuse("its host is not spelled as sns.REGION.amazonaws.com"))?;
+    if !(rest.is_empty() || rest.starts_with('/')) || rest.contains('\\') {
+        return Err(refuse("its host does not end with '/'"));
+    }
+    Ok(url)
+}
+
+/// `sns.REGION.amazonaws.com` (or `.amazonaws.com.cn`), REGION like `us-east-1` or
+/// `us-gov-west-1`: lowercase letters in two or more dash-separated words, then a number.
+fn is_sns_host(host: &str) -> bool {
+    let Some(rest) = host.strip_prefix("sns.") else {
+        return false;
+    };
+    let region = rest
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"));
+    let Some(region) = region else { return false };
+    let words: Vec<&str> = region.split('-').collect();
+    let Some((number, names)) = words.split_last() else {
+        return false;
+    };
+    names.len() >= 2
+        && names[0].len() == 2
+        && names
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn percent_decode(text: &str, plus_is_space: bool) -> Result<String, BadEvent> {
@@ -335,6 +385,51 @@ mod tests {
                 etag: "b1946ac92492d2347c6235b4d2611184".into(),
             }])
         );
+    }
+
+    #[test]
+    fn sns_urls_are_checked_as_parsed() {
+        for good in [
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:t&Token=2336",
+            "https://sns.us-gov-west-1.amazonaws.com/?Action=ConfirmSubscription",
+            "https://sns.cn-north-1.amazonaws.com.cn/",
+            "https://sns.eu-central-1.amazonaws.com",
+        ] {
+            let url = check_sns_url(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(url.scheme(), "https");
+        }
+        for bad in [
+            "https://sns.us-east-1.amazonaws.com?@evil.example/",
+            "https://sns.us-east-1.amazonaws.com#@evil.example/",
+            "https://sns.us-east-1.amazonaws.com\\@evil.example/",
+            "https://sns.us-east-1.amazonaws.com\\.evil.example/",
+            "https://sns.us-east-1.amazonaws.com@evil.example/",
+            "https://user@sns.us-east-1.amazonaws.com/",
+            "https://user:pw@sns.us-east-1.amazonaws.com/",
+            "https://sns.us-east-1.amazonaws.com:8443/",
+            "https://sns.us-east-1.amazonaws.com:443/",
+            "http://sns.us-east-1.amazonaws.com/",
+            "HTTPS://sns.us-east-1.amazonaws.com/",
+            "https://SNS.US-EAST-1.AMAZONAWS.COM/",
+            "https://sns.us-east-1.amazonaws.com./",
+            "https://127.0.0.1/",
+            "https://2130706433/",
+            "https://[::1]/",
+            "https://sns.x.amazonaws.com.evil.example/",
+            "https://sns.us-east-1.amazonaws.com.evil.example/",
+            "https://sns.us-east-1.amazonaws%2ecom/",
+            "https://%73ns.us-east-1.amazonaws.com/",
+            "https://sns.us-east-1.amazonaws.c\u{43f}m/",
+            "https://xn--sns-.us-east-1.amazonaws.com/",
+            "https://sns..amazonaws.com/",
+            "https://sns.amazonaws.com/",
+            "https://evil.example/sns.us-east-1.amazonaws.com/",
+            "https://sns.us-east-1.amazonaws.com\t/",
+            " https://sns.us-east-1.amazonaws.com/",
+            "//sns.us-east-1.amazonaws.com/",
+        ] {
+            assert!(check_sns_url(bad).is_err(), "{bad} was allowed");
+        }
     }
 
     #[test]

@@ -101,11 +101,13 @@ pub struct SubmitRequest {
     #[serde(default, deserialize_with = "integer::optional")]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_expiries: Option<u32>,
-    /// http(s) URL to POST the job's JSON to once it ends (succeeded, failed or canceled).
+    /// http(s) URL to POST the job's JSON to once it ends (succeeded, failed or canceled),
+    /// signed by the Standard Webhooks scheme. Its host must resolve to public addresses only
+    /// (400 `callback-url-not-allowed` otherwise, unless the operator allows it).
     #[schema(
         min_length = 1,
         max_length = 2048,
-        pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        pattern = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[!-~]*)?$",
         example = "https://example.com/hooks/fresco"
     )]
     pub callback_url: Option<String>,
@@ -291,14 +293,34 @@ fn callback_url(text: &str) -> Result<(), InputRejected> {
             .or_else(|| text.strip_prefix("https://"))
             .is_some_and(|rest| {
                 let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-                let (host, port) = match authority.split_once(':') {
-                    Some((host, port)) => (host, Some(port)),
-                    None => (authority, None),
+                // An IPv6 literal in brackets, or a name (or IPv4 address) of letters, digits,
+                // '.' and '-'. Which addresses may be called is the server's check, after this.
+                let (host, port) = match authority.strip_prefix('[') {
+                    Some(v6) => match v6.split_once(']') {
+                        Some((inside, after)) => (
+                            inside,
+                            if after.is_empty() {
+                                None
+                            } else {
+                                after.strip_prefix(':').or(Some(""))
+                            },
+                        ),
+                        None => ("", None),
+                    },
+                    None => match authority.split_once(':') {
+                        Some((host, port)) => (host, Some(port)),
+                        None => (authority, None),
+                    },
                 };
+                let bracketed = authority.starts_with('[');
                 !host.is_empty()
-                    && host
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                    && host.chars().all(|c| {
+                        if bracketed {
+                            c.is_ascii_hexdigit() || c == ':' || c == '.'
+                        } else {
+                            c.is_ascii_alphanumeric() || c == '.' || c == '-'
+                        }
+                    })
                     && port.is_none_or(|p| {
                         (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit())
                     })
@@ -309,7 +331,7 @@ fn callback_url(text: &str) -> Result<(), InputRejected> {
     } else {
         Err(field_error(
             "callback_url",
-            "must be an http:// or https:// URL: a host of letters, digits, '.' and '-', an optional port and a path of visible ASCII",
+            "must be an http:// or https:// URL: a host of letters, digits, '.' and '-' (or an IPv6 address in brackets), an optional port and a path of visible ASCII",
         ))
     }
 }
@@ -331,6 +353,43 @@ impl From<StreamKindView> for StreamKind {
             StreamKindView::Subtitle => StreamKind::Subtitle,
             StreamKindView::Data => StreamKind::Data,
             StreamKindView::Attachment => StreamKind::Attachment,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::callback_url;
+
+    #[test]
+    fn callback_urls_follow_the_schema_pattern() {
+        for ok in [
+            "https://example.com/hooks/fresco",
+            "http://10.0.0.1:8080/x?y=1",
+            "http://2130706433/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]:9000/hook",
+            "http://[fd00:ec2::254]",
+        ] {
+            assert!(callback_url(ok).is_ok(), "{ok}");
+        }
+        // Which of those the server may call is its own check (fresco_server::outbound).
+        for bad in [
+            "ftp://example.com/",
+            "http://user@example.com/",
+            "http://user:pw@example.com/",
+            "http://[::1]x/",
+            "http://[::1]:/",
+            "http://[::1/",
+            "http://[]/",
+            "http://[g::1]/",
+            "http://exa mple.com/",
+            "http://example.com:123456/",
+            "http://example.com\\@evil/",
+            "not a url",
+        ] {
+            let refused = callback_url(bad).expect_err(bad);
+            assert_eq!(refused.code, "invalid-field", "{bad}");
         }
     }
 }

@@ -120,6 +120,8 @@ pub const SESSION_COOKIE: &str = "fresco_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The header that carries the storage events' shared secret.
 pub const EVENT_SECRET_HEADER: &str = "x-fresco-event-secret";
+/// The code of the 404 that event routes answer on a server without an event secret.
+pub const EVENTS_DISABLED: &str = "events-disabled";
 
 /// A secret from the configuration (the event secret): compared in constant time, never printed.
 #[derive(Clone)]
@@ -152,8 +154,8 @@ pub struct AuthSettings {
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` (the server speaks HTTPS, itself or behind a proxy).
     pub secure_cookies: bool,
-    /// The storage events' shared secret; None: the event routes rely on the bodies' own
-    /// validation only.
+    /// The storage events' shared secret; None: the event routes are off (404
+    /// `events-disabled`).
     pub event_secret: Option<Secret>,
     /// Unfinished (queued or running) jobs one token may have.
     pub max_active_per_token: Option<u64>,
@@ -431,7 +433,16 @@ async fn authorize(
         // The handler checks the signature (an HMAC: cheap, and not guessable).
         AuthKind::Signature => Ok(()),
         AuthKind::EventSecret => match &settings.event_secret {
-            None => count_anonymous(settings, client),
+            // Off without a secret: an event route fetches URLs (the SNS handshake) and makes
+            // jobs, neither of which an anonymous client may ask for. The server says at start.
+            None => {
+                count_anonymous(settings, client)?;
+                Err(Refusal::Other(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    EVENTS_DISABLED,
+                    "storage event routes are off on this server: it has no event secret (--event-secret-file or FRESCO_EVENT_SECRET)",
+                )))
+            }
             Some(secret) => {
                 refuse_blocked(settings, client)?;
                 match event_secret(request.headers()) {

@@ -63,6 +63,7 @@ pub struct EventReply {
         (status = 200, description = "The subscription handshake's answer", body = ValidationResponse),
         (status = 202, description = "Each created object and its job", body = EventReply),
         (status = 400, description = "Not an Event Grid delivery (nothing was done)", body = ErrorBody),
+        (status = 404, description = "Event routes are off: the server has no event secret (code `events-disabled`)", body = ErrorBody),
         (status = 409, description = "This server has no event trigger configured", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
@@ -87,16 +88,45 @@ pub async fn azure_events(
         (status = 200, description = "The SNS subscription was confirmed"),
         (status = 202, description = "Each created object and its job", body = EventReply),
         (status = 400, description = "Not an S3 event (nothing was done)", body = ErrorBody),
+        (status = 404, description = "Event routes are off: the server has no event secret (code `events-disabled`)", body = ErrorBody),
         (status = 409, description = "This server has no event trigger configured", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
-        (status = 502, description = "Confirming the SNS subscription failed", body = ErrorBody),
+        (status = 502, description = "Confirming the SNS subscription failed (code `subscription-confirm-failed`; the detail is in the server's log only)", body = ErrorBody),
     )
 )]
 pub async fn s3_events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let value = parse_body(&body)?;
     let action = parse_s3(&value).map_err(|e| ApiError::bad_request("bad-event", e.0))?;
     act(&state, action).await
+}
+
+/// The time limit of an SNS confirmation, and the time every failed one is answered at.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Fetches an SNS SubscribeURL (checked by [`crate::events::check_sns_url`]): redirects are
+/// not followed, the addresses are checked before connecting, and any answer but 2xx is a
+/// failure.
+fn confirm_subscription(url: &str) -> Result<(), String> {
+    // AWS's names resolve to public addresses; should this network's DNS say otherwise, the
+    // request goes nowhere internal: the addresses are checked as a callback's are, and the
+    // connection goes to those checked.
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let checked = crate::outbound::check_blocking(&parsed, &Default::default()).map_err(|e| e.0)?;
+    let addrs = checked.addrs;
+    let agent = ureq::AgentBuilder::new()
+        .timeout(CONFIRM_TIMEOUT)
+        .redirects(0)
+        .resolver(
+            move |_: &str| -> std::io::Result<Vec<std::net::SocketAddr>> { Ok(addrs.clone()) },
+        )
+        .build();
+    match agent.get(checked.url.as_str()).call() {
+        Ok(response) if (200..300).contains(&response.status()) => Ok(()),
+        Ok(response) => Err(format!("answered HTTP {}", response.status())),
+        Err(ureq::Error::Status(status, _)) => Err(format!("answered HTTP {status}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// SNS posts JSON as `text/plain`, so the body is parsed whatever its content type says.
@@ -115,22 +145,24 @@ async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError
         )
             .into_response()),
         EventAction::ConfirmSubscription { url } => {
-            let fetched = tokio::task::spawn_blocking(move || {
-                ureq::get(&url)
-                    .timeout(Duration::from_secs(10))
-                    .call()
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(ApiError::internal)?;
+            let started = tokio::time::Instant::now();
+            let fetched = tokio::task::spawn_blocking(move || confirm_subscription(&url))
+                .await
+                .map_err(ApiError::internal)?;
             match fetched {
                 Ok(()) => Ok(StatusCode::OK.into_response()),
-                Err(e) => Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "confirm-failed",
-                    format!("fetching the SubscribeURL failed: {e}"),
-                )),
+                Err(detail) => {
+                    // The detail (status, connect error) stays in the log: the client must not
+                    // learn from the answer what the server reached, or how it answered; nor
+                    // from its time, so every failure is answered when the time limit ends.
+                    tracing::warn!(error = %detail, "confirming an SNS subscription failed");
+                    tokio::time::sleep_until(started + CONFIRM_TIMEOUT).await;
+                    Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "subscription-confirm-failed",
+                        "confirming the SNS subscription failed; see the server's log",
+                    ))
+                }
             }
         }
         EventAction::Created(objects) => {

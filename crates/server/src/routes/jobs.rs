@@ -36,7 +36,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 201, description = "A new job was queued", body = JobView,
             headers(("Location" = String, description = "/v1/jobs/{id}"))),
         (status = 200, description = "The job this key (or the same work) already made", body = JobView),
-        (status = 400, description = "Bad JSON, an unknown or invalid field", body = ErrorBody),
+        (status = 400, description = "Bad JSON, an unknown or invalid field; a `callback_url` whose host resolves to an address callbacks may not reach (code `callback-url-not-allowed`)", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 409, description = "A submitter's work is already queued by another token (code `duplicate-job-active`)", body = ErrorBody),
@@ -79,12 +79,20 @@ pub async fn submit_job(
             return Ok((StatusCode::OK, Json(JobView::from(&earlier))).into_response());
         }
     }
+    // Resolved and checked before anything is queued: no job made with a URL the server
+    // will not call (see `outbound`).
+    if let Some(url) = &request.callback_url {
+        crate::outbound::check(url, &state.callbacks.policy)
+            .await
+            .map_err(|e| ApiError::bad_request("callback-url-not-allowed", e.to_string()))?;
+    }
     let mut job = state.jobs.build(&request).await?;
     job.idempotency_key = key;
     let admission = Admission {
         owner: principal.name.clone(),
         max_active_per_owner: state.auth.max_active_per_token,
         max_active: state.auth.max_active,
+        callback_url: request.callback_url.clone(),
     };
     let submitted = match state.queue.submit_owned(job, &admission).await {
         Ok(submitted) => submitted,
@@ -106,9 +114,6 @@ pub async fn submit_job(
     match submitted {
         Submitted::New(id) => {
             crate::routes::audit::record(&state, &principal.name, "submit", &id, None).await;
-            if let Some(url) = request.callback_url {
-                crate::callback::notify_when_done(&state, id.clone(), url);
-            }
             let location = format!("/v1/jobs/{id}");
             Ok((
                 StatusCode::CREATED,

@@ -379,6 +379,29 @@ impl Queue for BrokenQueue {
 }
 
 #[async_trait]
+impl fresco_queue::Deliveries for BrokenQueue {
+    async fn add_delivery(&self, _: &str, _: &str) -> fresco_queue::Result<i64> {
+        down()
+    }
+    async fn claim_delivery(
+        &self,
+        _: Duration,
+    ) -> fresco_queue::Result<Option<fresco_queue::DeliveryLease>> {
+        down()
+    }
+    async fn finish_delivery(
+        &self,
+        _: &fresco_queue::DeliveryLease,
+        _: &fresco_queue::DeliveryOutcome,
+    ) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn deliveries(&self, _: &str) -> fresco_queue::Result<Vec<fresco_queue::DeliveryRecord>> {
+        down()
+    }
+}
+
+#[async_trait]
 impl fresco_queue::Accounts for BrokenQueue {
     async fn create_token(
         &self,
