@@ -315,6 +315,7 @@ impl Tool {
             tail,
             stderr_thread: Some(stderr_thread),
             cancel: self.cancel.clone(),
+            terminated_at: None,
         })
     }
 }
@@ -442,6 +443,8 @@ pub struct Running {
     tail: Arc<Mutex<VecDeque<String>>>,
     stderr_thread: Option<JoinHandle<()>>,
     cancel: Option<Arc<AtomicBool>>,
+    /// When SIGTERM was sent ([`Running::terminate`]): the grace runs from then.
+    terminated_at: Option<Instant>,
 }
 
 impl Running {
@@ -491,7 +494,7 @@ impl Running {
             let abandoned = abandon.is_some_and(|a| a.load(Ordering::SeqCst));
             let left = deadline.saturating_duration_since(Instant::now());
             if canceled || abandoned || left.is_zero() {
-                let status = stop_group(child);
+                let status = stop_group(child, self.terminated_at);
                 self.join_stderr();
                 return if canceled {
                     Err(ProcessError::Canceled { program: self.name })
@@ -552,11 +555,22 @@ impl Running {
         }
     }
 
-    /// Stops the child (SIGTERM to its group, SIGKILL after [`STOP_GRACE`]) and reaps it: on
-    /// cancel and failure.
+    /// Sends SIGTERM to the child's group and returns: several children stopped together
+    /// share one grace period ([`Running::stop`] each afterwards).
+    pub fn terminate(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if self.terminated_at.is_none() && matches!(child.try_wait(), Ok(None)) {
+                signal_group(child, libc::SIGTERM);
+                self.terminated_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Stops the child (SIGTERM to its group, SIGKILL once [`STOP_GRACE`] has passed since
+    /// the SIGTERM) and reaps it: on cancel and failure.
     pub fn stop(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            let _ = stop_group(child);
+            let _ = stop_group(child, self.terminated_at);
         }
     }
 
@@ -570,7 +584,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = stop_group(&mut child);
+            let _ = stop_group(&mut child, self.terminated_at);
         }
         self.join_stderr();
     }
@@ -585,14 +599,22 @@ fn signal_group(child: &Child, signal: libc::c_int) {
     }
 }
 
-/// Stops a child that may still run: SIGTERM to its group, then SIGKILL to the group once
-/// [`STOP_GRACE`] has passed, and reaps it. A child that has exited is only reaped.
-fn stop_group(child: &mut Child) -> io::Result<ExitStatus> {
+/// Stops a child that may still run: SIGTERM to its group (unless sent at `terminated_at`),
+/// then SIGKILL to the group once [`STOP_GRACE`] has passed since, and reaps it. A child that
+/// has exited is only reaped.
+fn stop_group(child: &mut Child, terminated_at: Option<Instant>) -> io::Result<ExitStatus> {
     if let Ok(Some(status)) = child.try_wait() {
         return Ok(status);
     }
-    signal_group(child, libc::SIGTERM);
-    if let Ok(Some(status)) = child.wait_timeout(STOP_GRACE) {
+    let since = match terminated_at {
+        Some(at) => at,
+        None => {
+            signal_group(child, libc::SIGTERM);
+            Instant::now()
+        }
+    };
+    let grace = STOP_GRACE.saturating_sub(since.elapsed());
+    if let Ok(Some(status)) = child.wait_timeout(grace) {
         // Anything it started and left behind goes too.
         signal_group(child, libc::SIGKILL);
         return Ok(status);

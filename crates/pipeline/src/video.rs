@@ -558,8 +558,10 @@ fn pump_frames<S: PipeSample>(
     // The reader stops at its next frame, closing the decoder's pipe.
     drop(raw_rx);
     if failure.is_some() {
-        // Canceled or failed: SIGTERM, and SIGKILL after a short grace for a child that
-        // ignores it.
+        // Canceled or failed: SIGTERM to both, and SIGKILL after one short grace for a child
+        // that ignores it.
+        decoder.terminate();
+        encoder.terminate();
         decoder.stop();
         encoder.stop();
     }
