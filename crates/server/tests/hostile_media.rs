@@ -245,6 +245,20 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
             "is an HLS playlist",
         ),
         (
+            // Probed from its ends as an object input, named as the user named it.
+            format!("file://{}/bob/hls-absolute.mp4", data.display()),
+            unusable,
+            "input-format-not-allowed",
+            "hls-absolute.mp4: is an HLS playlist",
+        ),
+        (
+            // A relative name in the data store: a file name, never ffmpeg's concat protocol.
+            format!("concat:{sv}|{sv}"),
+            unusable,
+            "input-missing",
+            "no such file",
+        ),
+        (
             "bob/chapters.mkv".to_string(),
             bad,
             "input-too-many-chapters",
