@@ -62,6 +62,12 @@ pub const ALLOWED_DEMUXERS: &[&str] = &[
     "dirac",
     "mjpeg",
     "yuv4mpegpipe",
+    // One picture, read from the one file (an image named by a pattern is `image2`, refused).
+    "png_pipe",
+    "jpeg_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "webp_pipe",
     // Audio alone.
     "mp3",
     "aac",
