@@ -151,6 +151,19 @@ fn files_that_open_other_files_are_refused_by_what_they_are() {
     std::fs::copy(d.data.join("img001.png"), &pattern).unwrap();
     assert!(refused(&pattern).contains("is an image-sequence pattern"));
 
+    // A pattern named like a video: never expanded. Missing, it is a missing file (not
+    // `frame001.mp4`, the secret, beside it); present, it is read as the one file it names.
+    let frames = d.data.join("frame%03d.mp4");
+    std::fs::copy(&d.secret, d.data.join("frame001.mp4")).unwrap();
+    match probe(&Tool::ffprobe(), &frames, TIMEOUT) {
+        Err(ProbeError::NotMedia { reason, .. }) => {
+            assert!(reason.contains("No such file"), "{reason}")
+        }
+        other => panic!("frame%03d.mp4: expected no such file, got {other:?}"),
+    }
+    std::fs::write(&frames, playlist(&secret)).unwrap();
+    assert!(refused(&frames).contains("is an HLS playlist"));
+
     // A protocol in a relative name is a file name, never a protocol.
     let concat = PathBuf::from(format!("concat:{secret}|{secret}"));
     match probe(&Tool::ffprobe(), &concat, TIMEOUT) {
