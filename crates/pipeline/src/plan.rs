@@ -777,44 +777,4 @@ mod tests {
         assert_eq!(chroma_subsampling("rgb24"), (1, 1));
         assert_eq!(chroma_subsampling("nv12"), (2, 2));
     }
-
-    /// Every command over the user's file opens it with both whitelists: the decoder (whole
-    /// and windowed, with a hardware method), the encoder, a chunk's encoder and the assembly.
-    #[test]
-    fn every_input_is_opened_with_the_whitelists() {
-        use fresco_media::input::every_input_is_restricted;
-        let r = one_video(64, 48, "");
-        let options = VideoOptions {
-            hwaccel: Some("cuda".into()),
-            ..Default::default()
-        };
-        let p = plan(&r, &options);
-        let window = FrameWindow::Times {
-            seek_secs: 1.0,
-            from_secs: Some(1.0),
-            to_secs: None,
-        };
-        for args in [
-            p.decoder_args(),
-            p.window_decoder_args(Some(&window)),
-            p.encoder_args(Path::new("t.mp4")),
-            p.chunk_encoder_args(Path::new("c.nut")),
-            p.assemble_args(Path::new("list.ffconcat"), 40, Path::new("o.mp4")),
-        ] {
-            assert!(every_input_is_restricted(&args), "{args:?}");
-            let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
-            let inputs = text.iter().filter(|a| *a == "-i").count();
-            assert!(inputs >= 1, "{text:?}");
-        }
-        let assemble: Vec<String> = p
-            .assemble_args(Path::new("list.ffconcat"), 0, Path::new("o.mp4"))
-            .iter()
-            .map(|a| a.to_string_lossy().into())
-            .collect();
-        // The one concat: fresco's own list, which may open only NUT chunks.
-        assert!(assemble
-            .windows(2)
-            .any(|w| w == ["-format_whitelist", "concat,nut"]));
-        assert_eq!(assemble.iter().filter(|a| *a == "concat").count(), 1);
-    }
 }
