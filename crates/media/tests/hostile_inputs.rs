@@ -69,6 +69,22 @@ fn playlist(entry: &str) -> String {
     format!("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{entry}\n#EXT-X-ENDLIST\n")
 }
 
+/// A DASH manifest whose one representation is the file at `url`.
+fn dash(url: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\" type=\"static\" \
+         mediaPresentationDuration=\"PT1S\" minBufferTime=\"PT1S\"><Period><AdaptationSet \
+         mimeType=\"video/mp4\"><Representation id=\"1\" bandwidth=\"1000\" width=\"64\" \
+         height=\"48\" codecs=\"avc1.64000a\"><BaseURL>{url}</BaseURL></Representation>\
+         </AdaptationSet></Period></MPD>\n"
+    )
+}
+
+/// An SDP description of an RTP stream on a local port.
+const SDP: &str = "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                   m=video 5004 RTP/AVP 96\na=rtpmap:96 H264/90000\n";
+
 fn refused(path: &Path) -> String {
     match probe(&Tool::ffprobe(), path, TIMEOUT) {
         Err(ProbeError::Refused { reason, .. }) => reason,
@@ -111,6 +127,16 @@ fn files_that_open_other_files_are_refused_by_what_they_are() {
             "playlist of an image pattern",
             playlist("img%03d.png"),
             "is an HLS playlist",
+        ),
+        (
+            "DASH manifest, absolute path",
+            dash(&secret),
+            "is a DASH manifest, which can open other files",
+        ),
+        (
+            "SDP description",
+            SDP.to_string(),
+            "is a network session description",
         ),
         (
             "ffconcat script, absolute path",

@@ -152,6 +152,17 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
             format!("ffconcat version 1.0\nfile {sv}\n"),
         ),
         (
+            "dash-absolute.mp4",
+            format!(
+                "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+                 profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\" type=\"static\" \
+                 mediaPresentationDuration=\"PT1S\" minBufferTime=\"PT1S\"><Period>\
+                 <AdaptationSet mimeType=\"video/mp4\"><Representation id=\"1\" \
+                 bandwidth=\"1000\" width=\"64\" height=\"48\" codecs=\"avc1.64000a\">\
+                 <BaseURL>{sv}</BaseURL></Representation></AdaptationSet></Period></MPD>\n"
+            ),
+        ),
+        (
             "concat-relative.mov",
             "ffconcat version 1.0\nfile '../../secret/clip.mp4'\n".into(),
         ),
@@ -220,6 +231,8 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
         .map(|(name, _)| {
             let says = if name.starts_with("hls") {
                 "is an HLS playlist, which can open other files"
+            } else if name.starts_with("dash") {
+                "is a DASH manifest, which can open other files"
             } else {
                 "is an ffconcat script, which can open other files"
             };
