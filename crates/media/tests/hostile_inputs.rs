@@ -282,6 +282,40 @@ fn limits_apply_to_what_the_scan_measures() {
     };
     assert_eq!(scan(&live, &generous).unwrap(), 125);
     assert_eq!(scan(&raw, &generous).unwrap(), 125);
+
+    // A raw stream whose frames grow mid-stream: the header (its first frames) says 64x48,
+    // the scan finds 640x480 frames after them.
+    let small = d.data.join("small.h264");
+    clip(&small, "0.4", &["-f", "h264"]);
+    let large = d.data.join("large.h264");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x480:rate=25",
+        "-t",
+        "0.4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "h264",
+        large.to_str().unwrap(),
+    ]);
+    let grows = d.data.join("grows.h264");
+    let mut bytes = std::fs::read(&small).unwrap();
+    bytes.extend(std::fs::read(&large).unwrap());
+    std::fs::write(&grows, bytes).unwrap();
+    let narrow = MediaLimits {
+        max_width: Some(320),
+        ..MediaLimits::none()
+    };
+    let report = probe(&Tool::ffprobe(), &grows, TIMEOUT).unwrap();
+    assert_eq!(report.video_stream().unwrap().width, Some(64));
+    let (code, message) = breach(scan(&grows, &narrow));
+    assert_eq!(code, "input-dimensions-too-large", "{message}");
+    assert!(message.contains("640x480"), "{message}");
 }
 
 fn chapter_bomb(dir: &Path, source: &Path, chapters: usize) -> PathBuf {

@@ -209,6 +209,33 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
     chapter_bomb(&bob, &alice_video, 100_000, &bob.join("chapters.mkv"));
     chapter_bomb(&bob, &alice_video, 250_000, &bob.join("more-chapters.mkv"));
     clip(&bob.join("fine.mp4"), "0.4", &[]);
+    // A video with 70 audio streams (the default limit is 64).
+    let mut many: Vec<&str> = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=0.4",
+        "-t",
+        "0.4",
+        "-map",
+        "0:v",
+    ];
+    for _ in 0..70 {
+        many.extend(["-map", "1:a"]);
+    }
+    let streams = bob.join("streams.mkv");
+    many.extend([
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "pcm_s16le",
+        streams.to_str().unwrap(),
+    ]);
+    ffmpeg(&many);
 
     let factory = LocalJobFactory::new(Registry::from_env())
         .allow_download(false)
@@ -270,6 +297,12 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
             unusable,
             "input-missing",
             "no such file",
+        ),
+        (
+            "bob/streams.mkv".to_string(),
+            bad,
+            "input-too-many-streams",
+            "71 streams",
         ),
         (
             "bob/chapters.mkv".to_string(),
