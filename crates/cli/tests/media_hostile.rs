@@ -24,6 +24,9 @@ fn fresco_run_refuses_files_that_open_other_files() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::copy(&clip, secret.join("clip.mp4")).unwrap();
     let secret_clip = secret.join("clip.mp4").display().to_string();
+    let token = "FRESCO-SECRET-3b8e1f-do-not-leak";
+    std::fs::write(secret.join("key.txt"), format!("{token}\n")).unwrap();
+    let secret_text = secret.join("key.txt").display().to_string();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let cases = [
@@ -39,13 +42,30 @@ fn fresco_run_refuses_files_that_open_other_files() {
             format!("ffconcat version 1.0\nfile {secret_clip}\n"),
             "is an ffconcat script, which can open other files",
         ),
+        (
+            "key.mp4",
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{secret_text}\n#EXT-X-ENDLIST\n"
+            ),
+            "is an HLS playlist",
+        ),
+        (
+            "key.mov",
+            format!("ffconcat version 1.0\nfile {secret_text}\n"),
+            "is an ffconcat script",
+        ),
     ];
     for (name, text, says) in cases {
         let input = data.join(name);
         std::fs::write(&input, text).unwrap();
         let output = dir.path().join(format!("out-{name}"));
-        run(&input, &output, &model, &[]).fails(4, name, &[says]);
+        let out = run(&input, &output, &model, &[]).fails(4, name, &[says]);
         assert!(!output.exists());
+        assert!(
+            !out.dump().contains(token),
+            "the secret leaked:\n{}",
+            out.dump()
+        );
     }
 }
 
