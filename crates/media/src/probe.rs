@@ -31,7 +31,7 @@ color_primaries,r_frame_rate,avg_frame_rate,time_base,duration,nb_frames,bits_pe
 :stream_disposition=attached_pic:stream_tags=rotate:stream_side_data=side_data_type,rotation\
 :chapter=id";
 
-/// What ffprobe says about a file (see [`REPORT_ENTRIES`]).
+/// What ffprobe says about a file: the fields [`probe`] asks for, and the number of chapters.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProbeReport {
     #[serde(default)]
