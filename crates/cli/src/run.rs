@@ -106,6 +106,9 @@ impl VideoArgs {
             drop_streams: self.drop_streams.clone(),
             overwrite: self.overwrite,
             hwaccel: self.hwaccel.clone().filter(|method| method != "none"),
+            // The user's own files on their own machine (`fresco run`, `jobs submit`): no
+            // limits; `fresco serve` sets its --max-input-* limits on the jobs it queues.
+            limits: fresco_core::MediaLimits::none(),
         }
     }
 }

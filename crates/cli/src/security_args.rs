@@ -51,6 +51,34 @@ pub struct SecurityArgs {
     /// The most pixels per input frame, width times height (0: no limit).
     #[arg(long, env = "FRESCO_MAX_INPUT_PIXELS", default_value_t = 8192 * 4320, value_name = "PIXELS")]
     pub max_input_pixels: u64,
+    /// The most frames an input's video may have, counted by the worker's frame scan, which
+    /// stops there (0: no limit).
+    #[arg(long, env = "FRESCO_MAX_INPUT_FRAMES", default_value_t = 6 * 3600 * 120, value_name = "FRAMES")]
+    pub max_input_frames: u64,
+    /// The highest frame rate accepted, measured over the frames' timestamps (0: no limit).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_INPUT_FPS",
+        default_value_t = 1000,
+        value_name = "FPS"
+    )]
+    pub max_input_fps: u64,
+    /// The most streams an input may have (0: no limit).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_INPUT_STREAMS",
+        default_value_t = 64,
+        value_name = "N"
+    )]
+    pub max_input_streams: u64,
+    /// The most chapters an input may have (0: no limit).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_INPUT_CHAPTERS",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub max_input_chapters: u64,
     /// A file of keys (one per line, 64 hex digits or base64 of 32 bytes; the first encrypts,
     /// all decrypt) that encrypt every local store of this process at rest. Default:
     /// FRESCO_STORE_KEY (a key), else no encryption.
@@ -68,6 +96,10 @@ impl SecurityArgs {
             max_width: (self.max_input_width > 0).then_some(self.max_input_width),
             max_height: (self.max_input_height > 0).then_some(self.max_input_height),
             max_pixels: some(self.max_input_pixels),
+            max_frames: some(self.max_input_frames),
+            max_fps: some(self.max_input_fps).map(|f| f as f64),
+            max_streams: some(self.max_input_streams),
+            max_chapters: some(self.max_input_chapters),
         }
     }
 

@@ -1,23 +1,64 @@
 //! ffprobe's JSON, parsed into typed structs by pure functions, and the per-frame timestamps of
 //! the video stream counted from decoded frames (never from `nb_frames` or packets: edit lists
 //! and B-frames make those differ).
+//!
+//! Both runs open the file with [`crate::input::input_args`] (that file and nothing else), ask
+//! ffprobe only for the fields used here (`-show_entries`), and read a bounded amount: the
+//! report at most [`MAX_REPORT_BYTES`] (a file with a million chapters would print tens of
+//! megabytes), the frame scan a line at a time, stopping as soon as a [`MediaLimits`] is
+//! passed, so that a million-frame file never becomes a million-entry vector.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Duration;
 
+use fresco_core::{LimitBreach, MediaLimits};
 use serde::Deserialize;
 
 use crate::process::{ProcessError, Tool};
 
-/// What ffprobe says about a file (`-show_format -show_streams -show_chapters`).
+/// The most bytes of ffprobe's report read (about 200,000 chapters' worth).
+pub const MAX_REPORT_BYTES: usize = 4 << 20;
+/// The longest line of the frame scan.
+const MAX_SCAN_LINE: usize = 4096;
+
+/// The fields [`probe`] asks for: what [`ProbeReport`] reads, and one small field per chapter
+/// (to count them).
+const REPORT_ENTRIES: &str = "format=format_name,duration,nb_streams\
+:stream=index,codec_type,codec_name,width,height,pix_fmt,color_range,color_space,color_transfer,\
+color_primaries,r_frame_rate,avg_frame_rate,time_base,duration,nb_frames,bits_per_raw_sample\
+:stream_disposition=attached_pic:stream_tags=rotate:stream_side_data=side_data_type,rotation\
+:chapter=id";
+
+/// What ffprobe says about a file: the fields [`probe`] asks for, and the number of chapters.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProbeReport {
     #[serde(default)]
     pub streams: Vec<StreamInfo>,
     pub format: Option<FormatInfo>,
-    #[serde(default)]
-    pub chapters: Vec<serde_json::Value>,
+    /// How many chapters the file has (counted while parsing; their contents are not kept).
+    #[serde(default, rename = "chapters", deserialize_with = "count_entries")]
+    pub chapter_count: u64,
+}
+
+/// Counts a JSON array's entries without keeping them.
+fn count_entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Counter;
+    impl<'de> serde::de::Visitor<'de> for Counter {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    deserializer.deserialize_seq(Counter)
 }
 
 /// The container.
@@ -176,6 +217,21 @@ impl ProbeReport {
     pub fn duration_seconds(&self) -> Option<f64> {
         self.format.as_ref()?.duration.as_deref()?.parse().ok()
     }
+
+    /// Checks what the report says against `limits`: the header's duration (where it has
+    /// one), the video's frame size, and the counts of streams and chapters. The frame scan
+    /// checks what decoding finds ([`frame_times`]).
+    pub fn check_limits(&self, limits: &MediaLimits, subject: &str) -> Result<(), LimitBreach> {
+        if let Some(seconds) = self.duration_seconds() {
+            limits.check_seconds(subject, seconds, false)?;
+        }
+        if let Some(video) = self.video_stream() {
+            limits.check_size(subject, video.width.unwrap_or(0), video.height.unwrap_or(0))?;
+        }
+        let declared = self.format.as_ref().map_or(0, |f| u64::from(f.nb_streams));
+        limits.check_streams(subject, declared.max(self.streams.len() as u64))?;
+        limits.check_chapters(subject, self.chapter_count)
+    }
 }
 
 /// Why a probe failed.
@@ -186,6 +242,15 @@ pub enum ProbeError {
         path: std::path::PathBuf,
         reason: String,
     },
+    /// The file is of a kind that can open other files (or names a protocol): refused.
+    #[error("{}: {reason}", path.display())]
+    Refused {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// What was measured (or ffprobe's report itself) is over a limit.
+    #[error(transparent)]
+    OverLimit(LimitBreach),
     #[error(transparent)]
     Tool(#[from] ProcessError),
     #[error("{}: ffprobe printed JSON we could not read: {source}", path.display())]
@@ -196,33 +261,49 @@ pub enum ProbeError {
     },
 }
 
-/// A failed ffprobe run means the file is not media it can read; anything else is the tool's.
+/// A failed ffprobe run means the file is not media it can read, or of a kind that is refused;
+/// a report over the byte cap is a file with too much in it; anything else is the tool's.
 fn not_media(input: &Path, e: ProcessError) -> ProbeError {
     match e {
-        ProcessError::Failed { stderr_tail, .. } => ProbeError::NotMedia {
-            path: input.to_path_buf(),
-            reason: crate::process::last_lines(&strip_path(&stderr_tail, input), 2),
+        ProcessError::Failed { stderr_tail, .. } => match crate::input::refusal(&stderr_tail) {
+            Some(refused) => ProbeError::Refused {
+                path: input.to_path_buf(),
+                reason: refused.reason(),
+            },
+            None => ProbeError::NotMedia {
+                path: input.to_path_buf(),
+                reason: crate::process::last_lines(&strip_path(&stderr_tail, input), 2),
+            },
         },
+        ProcessError::OutputTooLarge { cap, .. } => ProbeError::OverLimit(LimitBreach {
+            code: "input-too-complex",
+            message: format!(
+                "{}: ffprobe's description of the file is over {} MiB (it declares very many \
+                 chapters, streams or tags); fresco reads at most that",
+                input.display(),
+                cap >> 20
+            ),
+        }),
         other => ProbeError::Tool(other),
     }
 }
 
-/// Runs ffprobe on a file or URL.
+/// Runs ffprobe on a file, asking only for the fields the report reads.
 pub fn probe(tool: &Tool, input: &Path, timeout: Duration) -> Result<ProbeReport, ProbeError> {
+    let mut args: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-print_format",
+        "json=c=1",
+        "-show_entries",
+        REPORT_ENTRIES,
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(crate::input::input_args(input));
     let captured = tool
-        .output(
-            [
-                "-v".as_ref(),
-                "error".as_ref(),
-                "-print_format".as_ref(),
-                "json".as_ref(),
-                "-show_format".as_ref(),
-                "-show_streams".as_ref(),
-                "-show_chapters".as_ref(),
-                input.as_os_str(),
-            ],
-            timeout,
-        )
+        .output_capped(&args, timeout, MAX_REPORT_BYTES)
         .map_err(|e| not_media(input, e))?;
     let report = ProbeReport::from_json(&captured.stdout).map_err(|e| ProbeError::BadJson {
         path: input.to_path_buf(),
@@ -251,49 +332,111 @@ pub struct FrameTimes {
     pub warnings: String,
 }
 
+/// What a frame scan measures against, besides the limits: the stream's time base (for
+/// durations) and how the file is named in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanLimits<'a> {
+    pub limits: &'a MediaLimits,
+    pub time_base: (u64, u64),
+    pub subject: &'a str,
+}
+
 /// Decodes the video stream once and lists each frame's timestamp (`best_effort_timestamp`,
 /// which is what ffmpeg itself gives a decoded frame). Frames without one get the previous
-/// timestamp plus the previous frame's duration.
+/// timestamp plus the previous frame's duration. Each frame is checked against the limits as it
+/// comes (count, time span, size), and the scan stops at the first one passed; the frame rate
+/// is checked at the end.
 pub fn frame_times(
     tool: &Tool,
     input: &Path,
     video_ordinal: usize,
+    scan: ScanLimits<'_>,
     timeout: Duration,
 ) -> Result<FrameTimes, ProbeError> {
     let select = format!("v:{video_ordinal}");
-    let captured = tool
-        .output(
-            [
-                "-v".as_ref(),
-                "error".as_ref(),
-                "-select_streams".as_ref(),
-                select.as_ref(),
-                "-show_entries".as_ref(),
-                "frame=best_effort_timestamp,pkt_duration,duration".as_ref(),
-                "-of".as_ref(),
-                "compact=p=0".as_ref(),
-                input.as_os_str(),
-            ],
-            timeout,
-        )
+    let mut args: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-select_streams",
+        &select,
+        "-show_entries",
+        "frame=best_effort_timestamp,pkt_duration,duration,width,height",
+        "-of",
+        "compact=p=0",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(crate::input::input_args(input));
+    let (num, den) = scan.time_base;
+    let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
+    let mut parser = FrameTimeParser::default();
+    let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
+    let ended = tool
+        .each_line(&args, timeout, MAX_SCAN_LINE, |line| {
+            let Some(frame) = parser.push_line(line) else {
+                return ControlFlow::Continue(());
+            };
+            lowest = lowest.min(frame.pts);
+            highest = highest.max(frame.pts);
+            let count = parser.pts.len() as u64;
+            let checked = scan
+                .limits
+                .check_frames(scan.subject, count, true)
+                .and_then(|()| {
+                    scan.limits
+                        .check_seconds(scan.subject, seconds(highest - lowest), true)
+                })
+                .and_then(|()| match (frame.width, frame.height) {
+                    (Some(w), Some(h)) => scan.limits.check_size(scan.subject, w, h),
+                    _ => Ok(()),
+                });
+            match checked {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(breach) => ControlFlow::Break(breach),
+            }
+        })
         .map_err(|e| not_media(input, e))?;
-    let pts = parse_frame_times(&String::from_utf8_lossy(&captured.stdout));
+    if let Some(breach) = ended.stopped {
+        return Err(ProbeError::OverLimit(breach));
+    }
+    let pts = parser.pts;
+    if pts.len() >= 2 {
+        scan.limits
+            .check_fps(scan.subject, pts.len() as u64, seconds(highest - lowest))
+            .map_err(ProbeError::OverLimit)?;
+    }
     Ok(FrameTimes {
         pts,
-        warnings: strip_path(&captured.stderr_tail, input),
+        warnings: strip_path(&ended.stderr_tail, input),
     })
 }
 
-/// Parses `compact=p=0` lines such as `pts=0|best_effort_timestamp=0|pkt_duration=512`.
-pub fn parse_frame_times(text: &str) -> Vec<i64> {
-    let mut out: Vec<i64> = Vec::new();
-    let mut last_duration: i64 = 0;
-    for line in text.lines() {
+/// One frame of the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScannedFrame {
+    pts: i64,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+/// Turns the scan's lines into timestamps, one line at a time.
+#[derive(Debug, Default)]
+struct FrameTimeParser {
+    pts: Vec<i64>,
+    last_duration: i64,
+}
+
+impl FrameTimeParser {
+    /// Parses a `compact=p=0` line such as `best_effort_timestamp=0|pkt_duration=512|width=64`;
+    /// `None` for a line that is not a frame.
+    fn push_line(&mut self, line: &str) -> Option<ScannedFrame> {
         if !line.contains("best_effort_timestamp=") {
-            continue;
+            return None;
         }
         let mut ts = None;
         let mut duration = None;
+        let (mut width, mut height) = (None, None);
         for field in line.split('|') {
             let Some((key, value)) = field.split_once('=') else {
                 continue;
@@ -305,18 +448,33 @@ pub fn parse_frame_times(text: &str) -> Vec<i64> {
                         duration.get_or_insert(d);
                     }
                 }
+                "width" => width = value.parse::<u32>().ok(),
+                "height" => height = value.parse::<u32>().ok(),
                 _ => {}
             }
         }
-        let ts = match (ts, out.last()) {
+        let ts = match (ts, self.pts.last()) {
             (Some(ts), _) => ts,
-            (None, Some(prev)) => prev + last_duration.max(1),
+            (None, Some(prev)) => prev.saturating_add(self.last_duration.max(1)),
             (None, None) => 0,
         };
-        last_duration = duration.unwrap_or(last_duration);
-        out.push(ts);
+        self.last_duration = duration.unwrap_or(self.last_duration);
+        self.pts.push(ts);
+        Some(ScannedFrame {
+            pts: ts,
+            width,
+            height,
+        })
     }
-    out
+}
+
+/// Parses `compact=p=0` lines such as `pts=0|best_effort_timestamp=0|pkt_duration=512`.
+pub fn parse_frame_times(text: &str) -> Vec<i64> {
+    let mut parser = FrameTimeParser::default();
+    for line in text.lines() {
+        parser.push_line(line);
+    }
+    parser.pts
 }
 
 #[cfg(test)]

@@ -1,21 +1,37 @@
-//! The one process runner. Every ffmpeg and ffprobe call goes through [`Tool`]: the child is
-//! killed when its handle is dropped, stderr is drained concurrently into a bounded tail (so a
-//! chatty child can never block on a full pipe), waits can time out, and failures come back as
-//! a typed [`ProcessError`] that carries that tail.
+//! The one process runner. Every ffmpeg and ffprobe call goes through [`Tool`]: the child leads
+//! its own process group and is stopped when its handle is dropped, stderr is drained
+//! concurrently into a bounded tail (so a chatty child can never block on a full pipe, nor grow
+//! our memory), every read of stdout has a byte cap, waits time out, a job's cancel flag
+//! ([`Tool::with_cancel`]) is watched while waiting, and failures come back as a typed
+//! [`ProcessError`] that carries that tail.
+//!
+//! A child is stopped by SIGTERM to its group, then SIGKILL after [`STOP_GRACE`]: ffmpeg ends
+//! cleanly on SIGTERM, and a child that ignores it (or is stuck in a write) is gone anyway
+//! within seconds of a cancel or a timeout.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
 /// How many stderr lines a failure keeps.
 const STDERR_TAIL_LINES: usize = 40;
+/// The longest stderr line kept (the rest of a longer line is read and dropped).
+const STDERR_LINE_BYTES: usize = 2048;
+/// The most bytes of stdout [`Tool::output`] keeps; more is [`ProcessError::OutputTooLarge`].
+pub const DEFAULT_OUTPUT_CAP: usize = 16 << 20;
+/// How long a stopped child has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How often a wait looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// An external program, found on PATH or named by an environment variable.
 #[derive(Debug, Clone)]
@@ -26,6 +42,9 @@ pub struct Tool {
     pub program: PathBuf,
     /// Said when the program is missing.
     pub install_hint: &'static str,
+    /// A job's cancel flag: once raised, runs of this tool stop their child and fail with
+    /// [`ProcessError::Canceled`].
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 const FFMPEG_HINT: &str =
@@ -40,6 +59,7 @@ impl Tool {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "ffmpeg".into()),
             install_hint: FFMPEG_HINT,
+            cancel: None,
         }
     }
 
@@ -51,7 +71,20 @@ impl Tool {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| "ffprobe".into()),
             install_hint: FFMPEG_HINT,
+            cancel: None,
         }
+    }
+
+    /// This tool, with its runs stopped when `cancel` is raised.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Tool {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    fn canceled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// A command for this tool with the given arguments; stdin is closed unless the caller
@@ -66,22 +99,53 @@ impl Tool {
         cmd
     }
 
-    /// Runs to completion and returns stdout; a non-zero exit is an error with the stderr tail.
+    /// Runs to completion and returns stdout (at most [`DEFAULT_OUTPUT_CAP`] bytes); a non-zero
+    /// exit is an error with the stderr tail.
     pub fn output<I, S>(&self, args: I, timeout: Duration) -> Result<Captured, ProcessError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.output_capped(args, timeout, DEFAULT_OUTPUT_CAP)
+    }
+
+    /// Like [`Tool::output`], keeping at most `cap` bytes of stdout: a child that prints more
+    /// is stopped and the run fails with [`ProcessError::OutputTooLarge`].
+    pub fn output_capped<I, S>(
+        &self,
+        args: I,
+        timeout: Duration,
+        cap: usize,
+    ) -> Result<Captured, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut running = self.spawn(self.command(args), Pipes::stdout())?;
-        let mut stdout = running.take_stdout().expect("stdout was piped");
+        let stdout = running.take_stdout().expect("stdout was piped");
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&over);
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            stdout.read_to_end(&mut buf).map(|_| buf)
+            let mut limited = stdout.take(cap as u64 + 1);
+            let read = limited.read_to_end(&mut buf);
+            if buf.len() > cap {
+                // Stop reading: the wait below sees the flag and stops the child.
+                flag.store(true, Ordering::SeqCst);
+                buf.truncate(cap);
+            }
+            read.map(|_| buf)
         });
-        let status = running.wait_timeout(timeout);
+        let status = running.wait_watching(timeout, Some(&over));
         let stdout = reader
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("stdout reader panicked")));
+        if over.load(Ordering::SeqCst) {
+            return Err(ProcessError::OutputTooLarge {
+                program: self.name,
+                cap,
+            });
+        }
         let status = status?;
         let stderr_tail = running.stderr_tail();
         if !status.success() {
@@ -96,6 +160,116 @@ impl Tool {
                 program: self.name,
                 source: e,
             })?,
+            stderr_tail,
+        })
+    }
+
+    /// Runs the tool and hands each line of its stdout (at most `max_line` bytes; longer lines
+    /// are an error) to `each`, without keeping them: memory stays bounded whatever the child
+    /// prints. `each` may stop the run early ([`ControlFlow::Break`]): the child is stopped and
+    /// the break value returned. A run that ends by itself must exit with success.
+    pub fn each_line<I, S, B>(
+        &self,
+        args: I,
+        timeout: Duration,
+        max_line: usize,
+        mut each: impl FnMut(&str) -> ControlFlow<B>,
+    ) -> Result<LinesEnd<B>, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut running = self.spawn(self.command(args), Pipes::stdout())?;
+        let stdout = running.take_stdout().expect("stdout was piped");
+        // Lines come through a small channel, so that waiting for the next one can also watch
+        // the clock and the cancel flag.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<String, String>>(64);
+        let reader = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                match read_line_capped(&mut reader, max_line) {
+                    Ok(None) => return,
+                    Ok(Some(line)) => {
+                        if tx.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut stopped = None;
+        let mut failure = None;
+        loop {
+            if self.canceled() {
+                failure = Some(ProcessError::Canceled { program: self.name });
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                failure = Some(ProcessError::Timeout {
+                    program: self.name,
+                    seconds: timeout.as_secs(),
+                    stderr_tail: String::new(),
+                });
+                break;
+            }
+            match rx.recv_timeout(left.min(CANCEL_POLL)) {
+                Ok(Ok(line)) => {
+                    if let ControlFlow::Break(value) = each(&line) {
+                        stopped = Some(value);
+                        break;
+                    }
+                }
+                Ok(Err(_too_long)) => {
+                    failure = Some(ProcessError::OutputTooLarge {
+                        program: self.name,
+                        cap: max_line,
+                    });
+                    break;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if stopped.is_some() || failure.is_some() {
+            drop(rx);
+            running.stop();
+            let _ = reader.join();
+            if let Some(failure) = failure {
+                return Err(match failure {
+                    ProcessError::Timeout {
+                        program, seconds, ..
+                    } => ProcessError::Timeout {
+                        program,
+                        seconds,
+                        stderr_tail: running.stderr_tail(),
+                    },
+                    other => other,
+                });
+            }
+            return Ok(LinesEnd {
+                stopped,
+                stderr_tail: running.stderr_tail(),
+            });
+        }
+        let _ = reader.join();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let status = running.wait_timeout(left.max(Duration::from_millis(1)))?;
+        let stderr_tail = running.stderr_tail();
+        if !status.success() {
+            return Err(ProcessError::Failed {
+                program: self.name,
+                status: status.to_string(),
+                stderr_tail,
+            });
+        }
+        Ok(LinesEnd {
+            stopped: None,
             stderr_tail,
         })
     }
@@ -140,7 +314,46 @@ impl Tool {
             child: Some(child),
             tail,
             stderr_thread: Some(stderr_thread),
+            cancel: self.cancel.clone(),
+            terminated_at: None,
         })
+    }
+}
+
+/// How an [`Tool::each_line`] run ended: stopped by the caller (with its value), or by itself.
+#[derive(Debug)]
+pub struct LinesEnd<B> {
+    pub stopped: Option<B>,
+    /// The last lines of stderr.
+    pub stderr_tail: String,
+}
+
+/// Reads one line of at most `max` bytes (without its newline); `Err` for a longer one,
+/// `Ok(None)` at the end of the stream.
+fn read_line_capped(reader: &mut impl BufRead, max: usize) -> Result<Option<String>, String> {
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if buf.is_empty() {
+            return Ok((!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned()));
+        }
+        let (used, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => (end + 1, true),
+            None => (buf.len(), false),
+        };
+        let take = if done { used - 1 } else { used };
+        if line.len() + take > max {
+            return Err(format!("a line longer than {max} bytes"));
+        }
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(used);
+        if done {
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        }
     }
 }
 
@@ -174,34 +387,54 @@ pub struct Captured {
     pub stderr_tail: String,
 }
 
+/// Keeps the last [`STDERR_TAIL_LINES`] lines of stderr, each cut to [`STDERR_LINE_BYTES`]:
+/// the rest of a longer line (a binary blob, a line with no end) is read and dropped, so memory
+/// stays bounded whatever the child writes.
 fn drain_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
     let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                // Bound each line too: a binary blob on stderr must not grow memory.
-                // The tools echo their input URLs, signatures included: blank those before the
-                // line can reach an error message, a job record or a log.
-                let text = crate::redact::redact(
-                    String::from_utf8_lossy(&line[..line.len().min(2048)]).trim_end(),
-                );
-                if text.is_empty() {
-                    continue;
-                }
-                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                if tail.len() == STDERR_TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(text);
+        let (used, ended) = match reader.fill_buf() {
+            Ok([]) => {
+                push_line(&line, tail);
+                return;
             }
+            Ok(buf) => {
+                let (used, ended) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(end) => (end + 1, true),
+                    None => (buf.len(), false),
+                };
+                let room = STDERR_LINE_BYTES.saturating_sub(line.len());
+                let content = if ended { used - 1 } else { used };
+                line.extend_from_slice(&buf[..content.min(room)]);
+                (used, ended)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        reader.consume(used);
+        if ended {
+            push_line(&line, tail);
+            line.clear();
         }
     }
 }
 
-/// A started child. Dropping it kills the child (and reaps it), so no early return leaves an
+fn push_line(line: &[u8], tail: &Mutex<VecDeque<String>>) {
+    // The tools echo their input URLs, signatures included: blank those before the line can
+    // reach an error message, a job record or a log.
+    let text = crate::redact::redact(String::from_utf8_lossy(line).trim_end());
+    if text.is_empty() {
+        return;
+    }
+    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+    if tail.len() == STDERR_TAIL_LINES {
+        tail.pop_front();
+    }
+    tail.push_back(text);
+}
+
+/// A started child. Dropping it stops the child (and reaps it), so no early return leaves an
 /// ffmpeg behind.
 #[derive(Debug)]
 pub struct Running {
@@ -209,6 +442,9 @@ pub struct Running {
     child: Option<Child>,
     tail: Arc<Mutex<VecDeque<String>>>,
     stderr_thread: Option<JoinHandle<()>>,
+    cancel: Option<Arc<AtomicBool>>,
+    /// When SIGTERM was sent ([`Running::terminate`]): the grace runs from then.
+    terminated_at: Option<Instant>,
 }
 
 impl Running {
@@ -235,27 +471,63 @@ impl Running {
         tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
-    /// Waits for exit, killing the child after `timeout`. stderr is fully drained on return.
+    /// Waits for exit, stopping the child after `timeout` or when the tool's cancel flag is
+    /// raised. stderr is fully drained on return.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<ExitStatus, ProcessError> {
+        self.wait_watching(timeout, None)
+    }
+
+    /// [`Running::wait_timeout`], also stopping the child (with `Ok` of its status) when
+    /// `abandon` is raised: the caller has what it needs or has seen too much.
+    fn wait_watching(
+        &mut self,
+        timeout: Duration,
+        abandon: Option<&AtomicBool>,
+    ) -> Result<ExitStatus, ProcessError> {
+        let deadline = Instant::now() + timeout;
         let child = self.child.as_mut().expect("child present until drop");
-        let status = child.wait_timeout(timeout).map_err(|e| ProcessError::Io {
-            program: self.name,
-            source: e,
-        })?;
-        match status {
-            Some(status) => {
+        loop {
+            let canceled = self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst));
+            let abandoned = abandon.is_some_and(|a| a.load(Ordering::SeqCst));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if canceled || abandoned || left.is_zero() {
+                let status = stop_group(child, self.terminated_at);
                 self.join_stderr();
-                Ok(status)
+                return if canceled {
+                    Err(ProcessError::Canceled { program: self.name })
+                } else if abandoned {
+                    status.map_err(|e| ProcessError::Io {
+                        program: self.name,
+                        source: e,
+                    })
+                } else {
+                    Err(ProcessError::Timeout {
+                        program: self.name,
+                        seconds: timeout.as_secs(),
+                        stderr_tail: self.stderr_tail(),
+                    })
+                };
             }
-            None => {
-                kill_group(child);
-                let _ = child.wait();
-                self.join_stderr();
-                Err(ProcessError::Timeout {
-                    program: self.name,
-                    seconds: timeout.as_secs(),
-                    stderr_tail: self.stderr_tail(),
-                })
+            let slice = if self.cancel.is_some() || abandon.is_some() {
+                left.min(CANCEL_POLL)
+            } else {
+                left
+            };
+            match child.wait_timeout(slice) {
+                Ok(Some(status)) => {
+                    self.join_stderr();
+                    return Ok(status);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ProcessError::Io {
+                        program: self.name,
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -274,10 +546,31 @@ impl Running {
         }
     }
 
-    /// Kills the child now (used on cancel); waiting afterwards reaps it.
+    /// Kills the child's group now, without a grace period: for a child whose output is no
+    /// longer wanted (a decoder past its window). Waiting afterwards reaps it.
     pub fn kill(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            kill_group(child);
+            signal_group(child, libc::SIGKILL);
+            let _ = child.kill();
+        }
+    }
+
+    /// Sends SIGTERM to the child's group and returns: several children stopped together
+    /// share one grace period ([`Running::stop`] each afterwards).
+    pub fn terminate(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if self.terminated_at.is_none() && matches!(child.try_wait(), Ok(None)) {
+                signal_group(child, libc::SIGTERM);
+                self.terminated_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Stops the child (SIGTERM to its group, SIGKILL once [`STOP_GRACE`] has passed since
+    /// the SIGTERM) and reaps it: on cancel and failure.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = stop_group(child, self.terminated_at);
         }
     }
 
@@ -291,23 +584,44 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if let Ok(None) = child.try_wait() {
-                kill_group(&mut child);
-            }
-            let _ = child.wait();
+            let _ = stop_group(&mut child, self.terminated_at);
         }
         self.join_stderr();
     }
 }
 
-/// Kills the child's whole process group (it leads one, see [`Tool::spawn`]).
-fn kill_group(child: &mut Child) {
+/// Sends `signal` to the child's whole process group (it leads one, see [`Tool::spawn`]).
+fn signal_group(child: &Child, signal: libc::c_int) {
     let pid = child.id() as libc::pid_t;
     // SAFETY: killpg only sends a signal; the group id is our own child's pid.
     unsafe {
-        libc::killpg(pid, libc::SIGKILL);
+        libc::killpg(pid, signal);
     }
+}
+
+/// Stops a child that may still run: SIGTERM to its group (unless sent at `terminated_at`),
+/// then SIGKILL to the group once [`STOP_GRACE`] has passed since, and reaps it. A child that
+/// has exited is only reaped.
+fn stop_group(child: &mut Child, terminated_at: Option<Instant>) -> io::Result<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Ok(status);
+    }
+    let since = match terminated_at {
+        Some(at) => at,
+        None => {
+            signal_group(child, libc::SIGTERM);
+            Instant::now()
+        }
+    };
+    let grace = STOP_GRACE.saturating_sub(since.elapsed());
+    if let Ok(Some(status)) = child.wait_timeout(grace) {
+        // Anything it started and left behind goes too.
+        signal_group(child, libc::SIGKILL);
+        return Ok(status);
+    }
+    signal_group(child, libc::SIGKILL);
     let _ = child.kill();
+    child.wait()
 }
 
 /// Why running a tool failed.
@@ -325,7 +639,7 @@ pub enum ProcessError {
         path: PathBuf,
     },
     #[error(
-        "{program} did not finish within {seconds} s and was killed{}",
+        "{program} did not finish within {seconds} s and was stopped{}",
         tail_suffix(stderr_tail)
     )]
     Timeout {
@@ -339,6 +653,13 @@ pub enum ProcessError {
         status: String,
         stderr_tail: String,
     },
+    /// The child printed more than the caller reads (a whole output over `cap` bytes, or a
+    /// line over `cap` bytes): it was stopped.
+    #[error("{program} printed more than {cap} bytes, more than fresco reads, and was stopped")]
+    OutputTooLarge { program: &'static str, cap: usize },
+    /// The job's cancel flag was raised: the child was stopped.
+    #[error("{program} was stopped: the job was canceled")]
+    Canceled { program: &'static str },
     #[error("{program}: {source}")]
     Io {
         program: &'static str,
@@ -397,94 +718,4 @@ fn strip_context_prefix(line: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sh() -> Tool {
-        Tool {
-            name: "sh",
-            program: "sh".into(),
-            install_hint: "",
-        }
-    }
-
-    #[test]
-    fn missing_program_is_named_with_its_hint() {
-        let tool = Tool {
-            name: "ffmpeg",
-            program: "/nonexistent/ffmpeg".into(),
-            install_hint: FFMPEG_HINT,
-        };
-        let err = tool
-            .output(["-version"], Duration::from_secs(5))
-            .unwrap_err();
-        assert!(err.is_missing_tool());
-        let text = err.to_string();
-        assert!(text.contains("ffmpeg was not found"), "{text}");
-        assert!(text.contains("apt-get install ffmpeg"), "{text}");
-    }
-
-    #[test]
-    fn failure_carries_the_stderr_tail_and_status() {
-        let err = sh()
-            .output(
-                ["-c", "echo first >&2; echo 'bad input' >&2; exit 3"],
-                Duration::from_secs(5),
-            )
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("exit status: 3"), "{text}");
-        assert!(text.contains("bad input"), "{text}");
-    }
-
-    #[test]
-    fn last_lines_drop_ffmpeg_context_prefixes() {
-        let text = "[mov,mp4,m4a @ 0x5648] moov atom not found\nin.mp4: Invalid data found\n\n";
-        assert_eq!(
-            last_lines(text, 2),
-            "moov atom not found | in.mp4: Invalid data found"
-        );
-        assert_eq!(last_lines(text, 1), "in.mp4: Invalid data found");
-    }
-
-    #[test]
-    fn timeout_kills_the_child() {
-        let started = std::time::Instant::now();
-        let err = sh()
-            .output(["-c", "sleep 30"], Duration::from_millis(300))
-            .unwrap_err();
-        assert!(matches!(err, ProcessError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10));
-    }
-
-    #[test]
-    fn stderr_tail_is_bounded() {
-        let out = sh()
-            .output(
-                [
-                    "-c",
-                    "i=0; while [ $i -lt 500 ]; do echo line$i >&2; i=$((i+1)); done; echo done",
-                ],
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(out.stdout, b"done\n");
-        assert_eq!(out.stderr_tail.lines().count(), STDERR_TAIL_LINES);
-        assert!(out.stderr_tail.ends_with("line499"));
-    }
-
-    #[test]
-    fn dropping_a_running_child_kills_it() {
-        let mut cmd = sh().command(["-c", "sleep 30"]);
-        cmd.stdin(Stdio::null());
-        let running = sh().spawn(cmd, Pipes::default()).unwrap();
-        let pid = running.id().unwrap();
-        drop(running);
-        // The pid is reaped: /proc has no entry (or a different process reused it).
-        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(
-            !status.contains("(sleep)") && !status.contains("(sh)"),
-            "{status}"
-        );
-    }
-}
+mod tests;

@@ -256,15 +256,19 @@ pub fn assemble(
     tools
         .ffmpeg
         .output(&args, Duration::from_secs(3600))
-        .map_err(|e| match e {
-            fresco_media::process::ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
-                path: video.output.clone(),
-                reason: format!(
-                    "joining the chunks failed: {}",
-                    fresco_media::process::last_lines(&stderr_tail, 3)
-                ),
-            },
-            other => RunError::Tool(other),
+        .map_err(|e| {
+            crate::video::refused_or(&video.input, e, |e| match e {
+                fresco_media::process::ProcessError::Failed { stderr_tail, .. } => {
+                    RunError::Encode {
+                        path: video.output.clone(),
+                        reason: format!(
+                            "joining the chunks failed: {}",
+                            fresco_media::process::last_lines(&stderr_tail, 3)
+                        ),
+                    }
+                }
+                other => RunError::from(other),
+            })
         })?;
     let (frames, last_secs) = scan_video_packets(tools, temp.path())?;
     let expected = plan.frame_pts.len() as u64;
@@ -340,19 +344,22 @@ fn scan_video_packets(tools: &Tools, path: &Path) -> Result<(u64, Option<f64>), 
     .map(Into::into)
     .chain(std::iter::once(path.as_os_str().to_os_string()))
     .collect();
-    let out = tools
-        .ffprobe
-        .output(&args, Duration::from_secs(600))
-        .map_err(RunError::Tool)?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // A line per packet, counted as it comes: hours of video never sit in memory.
     let mut count = 0u64;
     let mut last: Option<f64> = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        count += 1;
-        if let Ok(t) = line.trim_end_matches(',').parse::<f64>() {
-            last = Some(last.map_or(t, |l| l.max(t)));
-        }
-    }
+    tools
+        .ffprobe
+        .each_line(&args, Duration::from_secs(600), 256, |line| {
+            let line = line.trim();
+            if !line.is_empty() {
+                count += 1;
+                if let Ok(t) = line.trim_end_matches(',').parse::<f64>() {
+                    last = Some(last.map_or(t, |l| l.max(t)));
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        })
+        .map_err(RunError::from)?;
     Ok((count, last))
 }
 

@@ -19,6 +19,14 @@ pub enum RunError {
     NoVideo { path: PathBuf, streams: String },
     #[error("{}: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
+    /// The file is of a kind that can open other files (a playlist, a concat script, an
+    /// image-sequence pattern) or names a protocol: fresco reads only the one file.
+    #[error("{}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
+    /// What the input holds (as probed, or as the frame scan measured) is over a limit; the
+    /// breach's code names the limit.
+    #[error(transparent)]
+    OverLimit(fresco_core::LimitBreach),
     #[error("{}: already exists; pass --overwrite to replace it", path.display())]
     OutputExists { path: PathBuf },
     #[error("{}: cannot write the output: {reason}", path.display())]
@@ -82,6 +90,8 @@ impl RunError {
             | RunError::NotMedia { .. }
             | RunError::NoVideo { .. }
             | RunError::Unsupported { .. }
+            | RunError::Refused { .. }
+            | RunError::OverLimit(_)
             | RunError::Decode { .. } => FailureClass::BadInput,
             RunError::OutputExists { .. }
             | RunError::OutputUnwritable { .. }
@@ -106,7 +116,11 @@ impl RunError {
 }
 
 impl From<ProcessError> for RunError {
+    /// A tool stopped by the job's cancel flag is the job's cancel, not a tool failure.
     fn from(e: ProcessError) -> Self {
-        RunError::Tool(e)
+        match e {
+            ProcessError::Canceled { .. } => RunError::Canceled,
+            other => RunError::Tool(other),
+        }
     }
 }

@@ -149,9 +149,8 @@ pub fn check_hardware(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
             .map(OsString::from)
             .collect();
         args.extend(hwaccel_args(Some(method)));
+        args.extend(fresco_media::input::input_args(&plan.input));
         args.extend([
-            OsString::from("-i"),
-            plan.input.clone().into_os_string(),
             OsString::from("-map"),
             OsString::from(format!("0:v:{}", plan.video_ordinal)),
             OsString::from("-frames:v"),
@@ -161,8 +160,10 @@ pub fn check_hardware(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
             OsString::from("-"),
         ]);
         tools.ffmpeg.output(&args, CHECK_TIMEOUT).map_err(|e| {
-            let what = format!("hardware decoding (--hwaccel {method})");
-            hardware_error(&plan.input, what, e)
+            crate::video::refused_or(&plan.input, e, |e| {
+                let what = format!("hardware decoding (--hwaccel {method})");
+                hardware_error(&plan.input, what, e)
+            })
         })?;
     }
     let codec = &plan.encode.codec;
@@ -207,7 +208,7 @@ fn hardware_error(path: &std::path::Path, what: String, e: ProcessError) -> RunE
                 reason: last_lines(&stderr_tail, 3),
             }
         }
-        other => RunError::Tool(other),
+        other => RunError::from(other),
     }
 }
 

@@ -6,7 +6,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use fresco_core::{EncodeSettings, StreamKind};
+use fresco_core::{EncodeSettings, MediaLimits, StreamKind};
+use fresco_media::input::{input_args, own_concat_args, own_pipe_args};
 use fresco_media::nut::RawPixelFormat;
 use fresco_media::probe::{ProbeReport, StreamInfo};
 
@@ -25,6 +26,11 @@ pub struct VideoOptions {
     /// software. Left out of the JSON when `None`, so that jobs' identities stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hwaccel: Option<String>,
+    /// Limits on what the input holds, checked on the probe and on what the frame scan
+    /// measures (set by `fresco serve` from its `--max-input-*` flags; none for `fresco run`).
+    /// Left out of the JSON when unset, so that jobs' identities stay as they were.
+    #[serde(default, skip_serializing_if = "MediaLimits::is_none")]
+    pub limits: MediaLimits,
 }
 
 /// A non-video stream copied from the input.
@@ -415,9 +421,8 @@ impl VideoPlan {
         filters.push(format!("format={}", self.raw_format.ffmpeg_name()));
         // Decoded frames come back to system memory (no -hwaccel_output_format) for the filters.
         args.extend(crate::hardware::hwaccel_args(self.hwaccel.as_deref()));
+        args.extend(input_args(&self.input));
         args.extend([
-            os("-i"),
-            self.input.clone().into_os_string(),
             os("-map"),
             os(format!("0:v:{}", self.video_ordinal)),
             os("-vf"),
@@ -443,15 +448,10 @@ impl VideoPlan {
             os("-v"),
             os("error"),
             os("-y"),
-            os("-f"),
-            os("nut"),
-            os("-i"),
-            os("pipe:0"),
-            os("-i"),
-            self.input.clone().into_os_string(),
-            os("-map"),
-            os("0:v:0"),
         ];
+        args.extend(own_pipe_args());
+        args.extend(input_args(&self.input));
+        args.extend([os("-map"), os("0:v:0")]);
         args.extend(self.copied_stream_args(1));
         args.extend([os("-c"), os("copy")]);
         args.extend(self.video_encode_args());
@@ -471,15 +471,9 @@ impl VideoPlan {
             os("-v"),
             os("error"),
             os("-y"),
-            os("-f"),
-            os("nut"),
-            os("-i"),
-            os("pipe:0"),
-            os("-map"),
-            os("0:v:0"),
-            os("-map_metadata"),
-            os("-1"),
         ];
+        args.extend(own_pipe_args());
+        args.extend([os("-map"), os("0:v:0"), os("-map_metadata"), os("-1")]);
         args.extend(self.video_encode_args());
         args.extend([os("-copyts"), os("-f"), os("nut")]);
         args.push(out.as_os_str().to_os_string());
@@ -500,18 +494,11 @@ impl VideoPlan {
         if offset_us != 0 {
             args.extend([os("-itsoffset"), os(format!("{offset_us}us"))]);
         }
-        args.extend([
-            os("-f"),
-            os("concat"),
-            os("-safe"),
-            os("0"),
-            os("-i"),
-            list.as_os_str().to_os_string(),
-            os("-i"),
-            self.input.clone().into_os_string(),
-            os("-map"),
-            os("0:v:0"),
-        ]);
+        // The concat demuxer reads fresco's own list of its chunks; the user's file, in the
+        // same command, gets the same restrictions as everywhere else.
+        args.extend(own_concat_args(list));
+        args.extend(input_args(&self.input));
+        args.extend([os("-map"), os("0:v:0")]);
         args.extend(self.copied_stream_args(1));
         args.extend([os("-c"), os("copy"), os("-copyts")]);
         args.extend(self.container_args());

@@ -71,6 +71,17 @@ impl Default for Tools {
     }
 }
 
+impl Tools {
+    /// These tools, with every run stopped (SIGTERM, then SIGKILL after a grace) once `cancel`
+    /// is raised: a canceled job's children do not outlive it.
+    pub fn with_cancel(&self, cancel: Arc<AtomicBool>) -> Tools {
+        Tools {
+            ffmpeg: self.ffmpeg.clone().with_cancel(Arc::clone(&cancel)),
+            ffprobe: self.ffprobe.clone().with_cancel(cancel),
+        }
+    }
+}
+
 /// A video, probed and planned, with its frame timestamps: ready to style.
 #[derive(Debug, Clone)]
 pub struct PreparedVideo {
@@ -96,13 +107,23 @@ pub fn prepare_video(
     check_output_target(output, options.overwrite)?;
     let report =
         probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT).map_err(|e| probe_error(input, e))?;
+    let subject = input.display().to_string();
+    report
+        .check_limits(&options.limits, &subject)
+        .map_err(RunError::OverLimit)?;
     let plan = plan_video(input, output, &report, options)?;
     check_streams_fit(tools, &plan)?;
     crate::hardware::check_hardware(tools, &plan)?;
+    let scan = probe::ScanLimits {
+        limits: &options.limits,
+        time_base: plan.time_base,
+        subject: &subject,
+    };
     let times = probe::frame_times(
         &tools.ffprobe,
         input,
         plan.video_ordinal,
+        scan,
         FRAME_SCAN_TIMEOUT,
     )
     .map_err(|e| probe_error(input, e))?;
@@ -171,7 +192,32 @@ fn probe_error(input: &Path, e: ProbeError) -> RunError {
             path: input.to_path_buf(),
             reason: format!("ffprobe's report could not be read: {source}"),
         },
-        ProbeError::Tool(t) => RunError::Tool(t),
+        ProbeError::Refused { reason, .. } => RunError::Refused {
+            path: input.to_path_buf(),
+            reason,
+        },
+        ProbeError::OverLimit(breach) => RunError::OverLimit(breach),
+        ProbeError::Tool(t) => RunError::from(t),
+    }
+}
+
+/// A failed ffmpeg run over the input: refused (it would open other files), or `otherwise`.
+pub(crate) fn refused_or(
+    input: &Path,
+    e: ProcessError,
+    otherwise: impl FnOnce(ProcessError) -> RunError,
+) -> RunError {
+    match &e {
+        ProcessError::Failed { stderr_tail, .. } => {
+            match fresco_media::input::refusal(stderr_tail) {
+                Some(refused) => RunError::Refused {
+                    path: input.to_path_buf(),
+                    reason: refused.reason(),
+                },
+                None => otherwise(e),
+            }
+        }
+        _ => otherwise(e),
     }
 }
 
@@ -184,11 +230,11 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
     // In the temporary folder, not beside the output: a worker killed during the check must
     // leave nothing in the user's output folder.
     let scratch = scratch_file(&plan.output)?;
-    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"]
+    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error", "-y"]
         .iter()
         .map(Into::into)
         .collect();
-    args.push(plan.input.clone().into_os_string());
+    args.extend(fresco_media::input::input_args(&plan.input));
     for stream in &plan.streams {
         args.push("-map".into());
         args.push(format!("0:{}", stream.index).into());
@@ -197,6 +243,9 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
     args.push(scratch.path().as_os_str().to_os_string());
     match tools.ffmpeg.output(&args, PROBE_TIMEOUT) {
         Ok(_) => Ok(()),
+        Err(e) if fresco_media::input::refusal(e.stderr_tail()).is_some() => {
+            Err(refused_or(&plan.input, e, RunError::from))
+        }
         Err(ProcessError::Failed { stderr_tail, .. }) => {
             // "Could not find tag for codec subrip in stream #1, codec not currently supported in container"
             // or "Error initializing output stream 0:2 --" (e.g. FLAC in MP4, experimental in 5.1).
@@ -218,7 +267,7 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
                 }),
             }
         }
-        Err(other) => Err(RunError::Tool(other)),
+        Err(other) => Err(RunError::from(other)),
     }
 }
 
@@ -502,14 +551,20 @@ fn pump_frames<S: PipeSample>(
         }
     }
     drop(styled_tx);
-    if failure.is_some() {
-        decoder.kill();
-        encoder.kill();
-    }
     if stopped_early {
+        // Our own decision: its output is no longer wanted, no grace needed.
         decoder.kill();
     }
+    // The reader stops at its next frame, closing the decoder's pipe.
     drop(raw_rx);
+    if failure.is_some() {
+        // Canceled or failed: SIGTERM to both, and SIGKILL after one short grace for a child
+        // that ignores it.
+        decoder.terminate();
+        encoder.terminate();
+        decoder.stop();
+        encoder.stop();
+    }
     let read_result = reader
         .join()
         .unwrap_or_else(|_| Err("reader thread panicked".into()));
@@ -530,7 +585,7 @@ fn pump_frames<S: PipeSample>(
             path: plan.output.clone(),
             reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
         },
-        other => RunError::Tool(other),
+        other => RunError::from(other),
     };
     if let Err(reason) = write_result {
         // The encoder stopped taking frames: its own message says why.
@@ -543,13 +598,13 @@ fn pump_frames<S: PipeSample>(
         });
     }
     if let Err(e) = decode_status {
-        return Err(match e {
+        return Err(refused_or(&plan.input, e, |e| match e {
             ProcessError::Failed { stderr_tail, .. } => RunError::Decode {
                 path: plan.input.clone(),
                 reason: fresco_media::process::last_lines(&stderr_tail, 3),
             },
-            other => RunError::Tool(other),
-        });
+            other => RunError::from(other),
+        }));
     }
     if !stopped_early {
         if let Err(reason) = read_result {

@@ -216,7 +216,9 @@ impl LocalJobFactory {
             Some(_) => PathBuf::from(&request.output),
             None => absolute_path("output", &request.output)?,
         };
-        let options = video_options(request);
+        let mut options = video_options(request);
+        // The worker's plan checks these again, on what its frame scan measures.
+        options.limits = self.limits.media();
         let input_object = match &input_url {
             Some(url) => {
                 let info = input_object(url)?;
@@ -356,6 +358,7 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
             .hwaccel
             .as_deref()
             .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
+        limits: fresco_core::MediaLimits::none(),
     }
 }
 
@@ -547,6 +550,11 @@ fn run_rejection(e: RunError) -> Rejection {
         RunError::InputEmpty { .. } => unusable("input-empty", e),
         RunError::NotMedia { .. } | RunError::Decode { .. } => unusable("input-not-media", e),
         RunError::NoVideo { .. } => unusable("input-not-video", e),
+        RunError::Refused { .. } => unusable("input-format-not-allowed", e),
+        RunError::OverLimit(breach) => Rejection::BadField {
+            code: breach.code,
+            message: breach.message,
+        },
         RunError::Unsupported { .. } => unusable("input-unsupported", e),
         RunError::OutputExists { .. } => unusable("output-exists", e),
         RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
@@ -568,6 +576,8 @@ fn run_rejection(e: RunError) -> Rejection {
 fn probe_rejection(e: ProbeError) -> Rejection {
     match e {
         ProbeError::NotMedia { .. } | ProbeError::BadJson { .. } => unusable("input-not-media", e),
+        ProbeError::Refused { path, reason } => run_rejection(RunError::Refused { path, reason }),
+        ProbeError::OverLimit(breach) => run_rejection(RunError::OverLimit(breach)),
         ProbeError::Tool(tool) => run_rejection(RunError::Tool(tool)),
     }
 }

@@ -501,6 +501,7 @@ async fn hostile_inputs_are_refused_one_by_one_and_the_queue_keeps_working() {
             max_width: Some(1920),
             max_height: Some(1080),
             max_pixels: Some(1920 * 1080),
+            ..InputLimits::none()
         });
     let mut app = app_with(Arc::new(factory)).await;
     app.state.auth.event_secret = Some(Secret::new(EVENT_SECRET));

@@ -162,6 +162,7 @@ async fn submit_corpus(base: &str) {
             max_width: Some(320),
             max_height: Some(240),
             max_pixels: Some(320 * 240),
+            ..InputLimits::none()
         })
         .probe_window(ProbeWindow { bytes: WINDOW })
         .scratch_dir(scratch.clone());

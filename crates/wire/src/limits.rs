@@ -12,10 +12,15 @@
 //!   duration, the widest and tallest frame and the most pixels per frame: 400
 //!   `input-too-large`, `input-too-long`, `input-dimensions-too-large`, naming the limit and
 //!   the input's value. A header that declares 60000x60000 frames (a "zip bomb" of a video) is
-//!   refused here, before any worker decodes a frame.
+//!   refused here, before any worker decodes a frame. The streams and chapters ffprobe finds
+//!   are counted too (`input-too-many-streams`, `input-too-many-chapters`). A header need not
+//!   tell the truth, or anything (a live-written Matroska has no duration): the limits also
+//!   travel in the job's options ([`InputLimits::media`]), and the worker's plan applies them to
+//!   what its frame scan measures (duration, frame count, frame rate, every frame's size).
 
 use std::path::{Path, PathBuf};
 
+use fresco_core::MediaLimits;
 use fresco_media::probe::ProbeReport;
 
 use crate::InputRejected;
@@ -32,10 +37,19 @@ pub struct InputLimits {
     pub max_height: Option<u32>,
     /// Width times height.
     pub max_pixels: Option<u64>,
+    /// Frames of the video stream (counted by the worker's frame scan).
+    pub max_frames: Option<u64>,
+    /// Frames per second, measured by the worker's frame scan.
+    pub max_fps: Option<f64>,
+    /// Streams of the container.
+    pub max_streams: Option<u64>,
+    /// Chapters of the container.
+    pub max_chapters: Option<u64>,
 }
 
 impl Default for InputLimits {
-    /// 64 GiB, 6 hours, 8192 pixels a side and 8192x4320 pixels a frame: more than any
+    /// 64 GiB, 6 hours, 8192 pixels a side and 8192x4320 pixels a frame, 2.6 million frames
+    /// (6 hours at 120 fps), 1000 frames per second, 64 streams and 1000 chapters: more than any
     /// camera's video, far less than a forged header declares.
     fn default() -> Self {
         InputLimits {
@@ -44,6 +58,10 @@ impl Default for InputLimits {
             max_width: Some(8192),
             max_height: Some(8192),
             max_pixels: Some(8192 * 4320),
+            max_frames: Some(6 * 3600 * 120),
+            max_fps: Some(1000.0),
+            max_streams: Some(64),
+            max_chapters: Some(1000),
         }
     }
 }
@@ -57,6 +75,25 @@ impl InputLimits {
             max_width: None,
             max_height: None,
             max_pixels: None,
+            max_frames: None,
+            max_fps: None,
+            max_streams: None,
+            max_chapters: None,
+        }
+    }
+
+    /// The limits on what the video holds, for the job's options: the worker's plan checks
+    /// them again on what it measures.
+    pub fn media(&self) -> MediaLimits {
+        MediaLimits {
+            max_seconds: self.max_seconds,
+            max_frames: self.max_frames,
+            max_fps: self.max_fps,
+            max_width: self.max_width,
+            max_height: self.max_height,
+            max_pixels: self.max_pixels,
+            max_streams: self.max_streams,
+            max_chapters: self.max_chapters,
         }
     }
 
@@ -79,40 +116,11 @@ impl InputLimits {
         }
     }
 
-    /// Checks what ffprobe says about the input: duration and frame size.
+    /// Checks what ffprobe says about the input: duration, frame size, streams and chapters.
     pub fn check_probe(&self, field: &str, report: &ProbeReport) -> Result<(), InputRejected> {
-        if let (Some(max), Some(seconds)) = (self.max_seconds, report.duration_seconds()) {
-            if !seconds.is_finite() || seconds > max {
-                return Err(bad(
-                    "input-too-long",
-                    format!("{field}: the video lasts {seconds:.1} s; this server takes at most {max:.0} s"),
-                ));
-            }
-        }
-        let Some(video) = report.video_stream() else {
-            return Ok(());
-        };
-        let (width, height) = (video.width.unwrap_or(0), video.height.unwrap_or(0));
-        let too_big = |what: &str, value: u64, max: u64| {
-            bad(
-                "input-dimensions-too-large",
-                format!(
-                    "{field}: the video is {width}x{height}; its {what} ({value}) is over this \
-                     server's limit of {max}"
-                ),
-            )
-        };
-        if let Some(max) = self.max_width.filter(|&m| width > m) {
-            return Err(too_big("width", width.into(), max.into()));
-        }
-        if let Some(max) = self.max_height.filter(|&m| height > m) {
-            return Err(too_big("height", height.into(), max.into()));
-        }
-        let pixels = u64::from(width) * u64::from(height);
-        if let Some(max) = self.max_pixels.filter(|&m| pixels > m) {
-            return Err(too_big("pixel count", pixels, max));
-        }
-        Ok(())
+        report
+            .check_limits(&self.media(), field)
+            .map_err(|breach| bad(breach.code, breach.message))
     }
 }
 
@@ -514,6 +522,8 @@ mod tests {
             max_width: Some(1920),
             max_height: Some(1080),
             max_pixels: Some(1920 * 1080),
+            max_streams: Some(1),
+            ..InputLimits::none()
         };
         assert_eq!(code(limits.check_bytes("input", 1000)), "ok");
         let got = code(limits.check_bytes("input", 1001));
@@ -552,5 +562,25 @@ mod tests {
             code(InputLimits::none().check_probe("input", &video(60000, 60000, "1e9"))),
             "ok"
         );
+        let two = report(
+            r#"{"streams":[{"index":0,"codec_type":"video","width":64,"height":48},
+               {"index":1,"codec_type":"audio"}],"format":{"format_name":"mov","nb_streams":2}}"#,
+        );
+        let got = code(limits.check_probe("input", &two));
+        assert!(got.starts_with("input-too-many-streams:"), "{got}");
+        let chapters = report(
+            r#"{"streams":[{"index":0,"codec_type":"video","width":64,"height":48}],
+               "chapters":[{"id":0},{"id":1},{"id":2}]}"#,
+        );
+        let few = InputLimits {
+            max_chapters: Some(2),
+            ..InputLimits::none()
+        };
+        let got = code(few.check_probe("input", &chapters));
+        assert!(
+            got.starts_with("input-too-many-chapters:") && got.contains("3 chapters"),
+            "{got}"
+        );
+        assert_eq!(few.media().max_chapters, Some(2));
     }
 }

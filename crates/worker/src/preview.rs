@@ -71,7 +71,6 @@ pub(crate) fn save_first(
 /// seek, then decoding on to the frame), or by counting frames where timestamps are not
 /// increasing.
 fn grab_input_frame(tools: &Tools, plan: &JobPlan, index: u64) -> Result<Vec<u8>, String> {
-    let input = plan.video.input.as_os_str();
     let pts = &plan.frame_pts;
     let i = usize::try_from(index).map_err(|_| format!("frame {index} is out of range"))?;
     if i >= pts.len() {
@@ -82,7 +81,7 @@ fn grab_input_frame(tools: &Tools, plan: &JobPlan, index: u64) -> Result<Vec<u8>
     }
     let mut args: Vec<std::ffi::OsString> = vec!["-v".into(), "error".into()];
     let filter = if plan.count_frames {
-        args.extend(["-i".into(), input.to_owned()]);
+        args.extend(fresco_media::input::input_args(&plan.video.input));
         format!("select=eq(n\\,{i}),{}", scale_filter())
     } else {
         let (num, den) = plan.video.time_base;
@@ -94,12 +93,8 @@ fn grab_input_frame(tools: &Tools, plan: &JobPlan, index: u64) -> Result<Vec<u8>
             .map(|next| seconds(next - pts[i]) / 2.0)
             .unwrap_or(0.001);
         let at = (seconds(pts[i] - first) - half_gap).max(0.0);
-        args.extend([
-            "-ss".into(),
-            format!("{at:.6}").into(),
-            "-i".into(),
-            input.to_owned(),
-        ]);
+        args.extend(["-ss".into(), format!("{at:.6}").into()]);
+        args.extend(fresco_media::input::input_args(&plan.video.input));
         scale_filter()
     };
     args.extend(["-vf".into(), filter.into()]);
@@ -108,14 +103,9 @@ fn grab_input_frame(tools: &Tools, plan: &JobPlan, index: u64) -> Result<Vec<u8>
 
 /// The first frame of a video file, as a preview JPEG.
 fn grab_first_frame(tools: &Tools, file: &Path) -> Result<Vec<u8>, String> {
-    let args: Vec<std::ffi::OsString> = vec![
-        "-v".into(),
-        "error".into(),
-        "-i".into(),
-        file.as_os_str().to_owned(),
-        "-vf".into(),
-        scale_filter().into(),
-    ];
+    let mut args: Vec<std::ffi::OsString> = vec!["-v".into(), "error".into()];
+    args.extend(fresco_media::input::input_args(file));
+    args.extend(["-vf".into(), scale_filter().into()]);
     jpeg(tools, args)
 }
 

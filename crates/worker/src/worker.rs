@@ -566,7 +566,9 @@ impl Worker {
         });
 
         let context = TaskContext {
-            tools: self.tools.clone(),
+            // Every ffmpeg/ffprobe of the task is stopped when the task is canceled (lease
+            // lost, job canceled, stall, stop): none outlives it.
+            tools: self.tools.with_cancel(Arc::clone(&cancel)),
             work_dir: self.config.work_dir.clone(),
             device: self.config.device,
             threads: self.config.threads,

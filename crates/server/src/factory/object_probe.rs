@@ -176,7 +176,20 @@ impl LocalJobFactory {
                 url,
                 &format!("ffprobe's report could not be read: {source}"),
             )),
-            Err(ProbeError::Tool(tool)) => Err(run_rejection(RunError::Tool(tool))),
+            // Named as the user named it, not as the scratch file.
+            Err(ProbeError::Refused { reason, .. }) => Err(run_rejection(RunError::Refused {
+                path: PathBuf::from(&url.url),
+                reason,
+            })),
+            Err(ProbeError::OverLimit(breach)) => Err(run_rejection(RunError::OverLimit(
+                fresco_core::LimitBreach {
+                    code: breach.code,
+                    message: breach
+                        .message
+                        .replace(&scratch.path.display().to_string(), &url.url),
+                },
+            ))),
+            Err(ProbeError::Tool(tool)) => Err(run_rejection(RunError::from(tool))),
         }
     }
 }
