@@ -84,6 +84,15 @@ pub enum EngineError {
     },
 }
 
+/// How many ONNX Runtime sessions this process has started to build: a process that must never
+/// build one for an untrusted model (the API server) is tested against it.
+static SESSIONS_BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of sessions this process has started to build (see [`Engine::from_bytes`]).
+pub fn sessions_built() -> u64 {
+    SESSIONS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A pixel sample type the engine reads and writes: 8-bit or 16-bit.
 pub trait Sample: Copy + Send + Sync + 'static {
     const MAX: f32;
@@ -197,6 +206,7 @@ impl Engine {
                 &converted[..]
             }
         };
+        SESSIONS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let io = inspect(&session, label, options)?;
         let batch = io_batch(&io);
@@ -534,7 +544,7 @@ fn io_batch(io: &ModelIo) -> usize {
     io.fixed_batch.unwrap_or(1)
 }
 
-fn guess_layout(shape: &[i64]) -> Option<Layout> {
+pub(crate) fn guess_layout(shape: &[i64]) -> Option<Layout> {
     if shape.len() != 4 {
         return None;
     }
@@ -546,7 +556,7 @@ fn guess_layout(shape: &[i64]) -> Option<Layout> {
     }
 }
 
-fn show_shape(shape: &[i64]) -> String {
+pub(crate) fn show_shape(shape: &[i64]) -> String {
     let dims: Vec<String> = shape
         .iter()
         .map(|d| {
