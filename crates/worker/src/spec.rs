@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use fresco_core::{ChannelOrder, Device, InputRange, ModelChoice};
+use fresco_infer::inspect::ModelBudget;
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
-use fresco_pipeline::{load_model, LoadedModel, ModelError, VideoOptions};
+use fresco_pipeline::{check_model, load_model, LoadedModel, ModelError, VideoOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -199,6 +200,17 @@ pub fn load_pinned_model(
             })?,
         ..EngineOptions::default()
     };
+    // The same static inspection the server made, before ONNX Runtime sees the bytes: a job
+    // queued directly (or a model file changed since) must not bring external data or a
+    // constant-folding bomb into this process.
+    let checked = check_model(&pin.choice, registry, false, &ModelBudget::default())?;
+    if checked.digest != pin.digest {
+        return Err(PinError::DigestChanged {
+            name: pin.name.clone(),
+            pinned: pin.digest.clone(),
+            found: checked.digest,
+        });
+    }
     let loaded = load_model(&pin.choice, registry, &options, false)?;
     if loaded.digest != pin.digest {
         return Err(PinError::DigestChanged {

@@ -942,7 +942,12 @@ fn ensure_model<'m>(
                     };
                     TaskFailure {
                         message: e.to_string(),
-                        retryable: !matches!(e, PinError::DigestChanged { .. }),
+                        // A model the static inspection refused is refused on every try.
+                        retryable: !matches!(
+                            e,
+                            PinError::DigestChanged { .. }
+                                | PinError::Model(fresco_pipeline::ModelError::Inspect(_))
+                        ),
                         class,
                     }
                 })?;
