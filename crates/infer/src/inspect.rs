@@ -63,8 +63,8 @@ impl Default for ModelBudget {
             max_nodes: 20_000,
             max_depth: 8,
             min_opset: 7,
-            // What the ONNX Runtime the project ships (1.2x) implements.
-            max_opset: 23,
+            // The newest that the ONNX Runtime in .fresco/venv (1.32) loads.
+            max_opset: 28,
             // 2^26 float32 elements are 256 MiB.
             max_constant_elements: 1 << 26,
             // A 16384x16384 RGB frame, batch 4.

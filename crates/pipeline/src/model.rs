@@ -61,6 +61,8 @@ struct ModelBytes {
     source: String,
     bytes: Vec<u8>,
     origin: Origin,
+    /// The model file's folder, where its external data (if any) is.
+    folder: Option<PathBuf>,
 }
 
 /// Reads the bytes `choice` names: a file (a user's: [`Origin::Submitted`]), or a style from the
@@ -70,7 +72,7 @@ fn read_model(
     registry: &Registry,
     allow_download: bool,
 ) -> Result<ModelBytes, ModelError> {
-    let (name, source, bytes, origin) = match choice {
+    let (name, source, bytes, origin, folder) = match choice {
         ModelChoice::File(path) => {
             let bytes =
                 std::fs::read(path).map_err(|_| ModelError::FileMissing { path: path.clone() })?;
@@ -78,7 +80,13 @@ fn read_model(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.display().to_string());
-            (name, path.display().to_string(), bytes, Origin::Submitted)
+            (
+                name,
+                path.display().to_string(),
+                bytes,
+                Origin::Submitted,
+                folder_of(path),
+            )
         }
         ModelChoice::Style(style) => match registry.resolve(style, allow_download)? {
             ResolvedModel::File { name, path, .. } => {
@@ -89,6 +97,7 @@ fn read_model(
                     path.display().to_string(),
                     bytes,
                     Origin::Operator,
+                    folder_of(&path),
                 )
             }
             ResolvedModel::Builtin { name } => {
@@ -98,6 +107,7 @@ fn read_model(
                     "built-in".to_string(),
                     bytes,
                     Origin::Operator,
+                    None,
                 )
             }
         },
@@ -107,7 +117,15 @@ fn read_model(
         source,
         bytes,
         origin,
+        folder,
     })
+}
+
+/// The absolute folder of a model file: where ONNX Runtime must look for its external data
+/// (never the working directory).
+fn folder_of(path: &std::path::Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    absolute.parent().map(PathBuf::from)
 }
 
 /// A model checked without a runtime: what a server pins in a job.
@@ -154,9 +172,10 @@ pub fn load_model(
         source,
         bytes,
         origin: _,
+        folder,
     } = read_model(choice, registry, allow_download)?;
     let digest = hex::encode(Sha256::digest(&bytes));
-    let engine = Engine::from_bytes(&bytes, &source, options)?;
+    let engine = Engine::from_bytes_in(&bytes, &source, options, folder.as_deref())?;
     Ok(LoadedModel {
         engine,
         name,
