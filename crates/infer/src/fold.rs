@@ -96,15 +96,26 @@ pub(crate) fn estimate(
     }
     // A graph input shadows an outer constant of the same name; its declared dims let `Shape`
     // of it fold.
+    // ONNX Runtime also folds `Shape` of any value whose shape its inference fixes; the shapes
+    // the model declares (inputs, outputs, value_info) and those carried through elementwise
+    // operators are followed here. Shapes only ONNX Runtime's inference finds (through a Conv,
+    // say) are not: the worker's trial load in a child process is the backstop for those.
     let mut declared: HashMap<&str, Vec<u64>> = HashMap::new();
     for input in &graph.input {
         if graph.initializer.iter().any(|t| t.name == input.name) {
             continue;
         }
         scope.values.remove(&input.name);
-        if let Some(dims) = crate::inspect::declared_dims(input) {
+    }
+    for value in graph
+        .input
+        .iter()
+        .chain(&graph.value_info)
+        .chain(&graph.output)
+    {
+        if let Some(dims) = crate::inspect::declared_dims(value) {
             if dims.iter().all(|&d| d >= 0) {
-                declared.insert(&input.name, dims.iter().map(|&d| d as u64).collect());
+                declared.insert(&value.name, dims.iter().map(|&d| d as u64).collect());
             }
         }
     }
@@ -149,8 +160,23 @@ pub(crate) fn estimate(
                     vec![shape_values(node, dims)]
                 }
                 Some(inputs) if is_foldable(node) => fold(node, &inputs, limit)?,
-                // A non-constant input, or a node that is never folded: not a constant.
-                _ => continue,
+                // A non-constant input, or a node that is never folded: not a constant, but its
+                // shape may be known.
+                _ => {
+                    let same_shape = is_elementwise(&node.op_type)
+                        && node.input.len() == 1
+                        && node.output.len() == 1;
+                    if let (true, Some(dims)) = (
+                        same_shape,
+                        node.input
+                            .first()
+                            .and_then(|i| declared.get(i.as_str()))
+                            .cloned(),
+                    ) {
+                        declared.insert(&node.output[0], dims);
+                    }
+                    continue;
+                }
             };
             for (name, info) in node.output.iter().zip(infos) {
                 if info.elements > limit {
@@ -177,6 +203,43 @@ pub(crate) fn estimate(
         }
         pending = waiting;
     }
+}
+
+/// Operators whose one output has the shape of their one input.
+fn is_elementwise(op: &str) -> bool {
+    matches!(
+        op,
+        "Identity"
+            | "Relu"
+            | "Neg"
+            | "Abs"
+            | "Floor"
+            | "Ceil"
+            | "Round"
+            | "Sqrt"
+            | "Exp"
+            | "Log"
+            | "Sigmoid"
+            | "Tanh"
+            | "Reciprocal"
+            | "Sign"
+            | "Erf"
+            | "Sin"
+            | "Cos"
+            | "LeakyRelu"
+            | "Elu"
+            | "Selu"
+            | "HardSigmoid"
+            | "Softmax"
+            | "LogSoftmax"
+            | "Clip"
+            | "Cast"
+            | "Dropout"
+            | "InstanceNormalization"
+            | "IsNaN"
+            | "IsInf"
+            | "Not"
+    )
 }
 
 /// Nodes that constant folding leaves alone: those with subgraphs and random ones.

@@ -318,3 +318,35 @@ pub fn long_chain(nodes: usize) -> Vec<u8> {
     }
     g.to_bytes()
 }
+
+/// `ConstantOfShape(Shape(x'))` where `x'` is the input `[1,3,side,side]` through `through`
+/// (e.g. `Relu`, or a 1x1 `Conv`): ONNX Runtime knows that shape when it loads the model, so it
+/// folds a constant of `3·side²` floats (for `side` 16384: 3 GiB) from ~300 bytes.
+pub fn shape_bomb(side: i64, through: &str) -> Vec<u8> {
+    use crate::onnx_build::Dim::Fixed;
+    let shape = [Fixed(1), Fixed(3), Fixed(side), Fixed(side)];
+    let mut g = GraphBuilder::new("bomb")
+        .input(INPUT_NAME, &shape)
+        .output(OUTPUT_NAME, &shape);
+    g = match through {
+        "Conv" => g
+            .initializer(tensor_f32("k", &[3, 3, 1, 1], &[1.0; 9]))
+            .node("Conv", &[INPUT_NAME, "k"], &["r"], vec![]),
+        op => g.node(op, &[INPUT_NAME], &["r"], vec![]),
+    };
+    g.node("Shape", &["r"], &["s"], vec![])
+        .node(
+            "ConstantOfShape",
+            &["s"],
+            &["bomb"],
+            vec![tensor_attr("value", tensor_f32("v", &[1], &[1.0]))],
+        )
+        .node(
+            "ReduceMax",
+            &["bomb"],
+            &["w"],
+            vec![attr_int("keepdims", 0)],
+        )
+        .node("Add", &[INPUT_NAME, "w"], &[OUTPUT_NAME], vec![])
+        .to_bytes()
+}

@@ -117,7 +117,7 @@ fn an_operator_model_may_keep_external_data() {
 
 #[test]
 fn constant_folding_bombs_are_refused_from_a_few_hundred_bytes() {
-    let bombs: [(&str, Vec<u8>); 7] = [
+    let bombs: [(&str, Vec<u8>); 8] = [
         ("ConstantOfShape", hostile::constant_of_shape_bomb(65536)),
         ("Expand", hostile::expand_bomb(65536)),
         ("Tile", hostile::tile_bomb(65536)),
@@ -125,6 +125,7 @@ fn constant_folding_bombs_are_refused_from_a_few_hundred_bytes() {
         ("Pad", hostile::pad_bomb(30000)),
         ("Resize", hostile::resize_bomb(65536)),
         ("outer product", hostile::outer_product_bomb(1 << 16)),
+        ("Shape of Relu", hostile::shape_bomb(16384, "Relu")),
     ];
     for (what, bytes) in bombs {
         assert!(bytes.len() < 600, "{what}: {} bytes", bytes.len());
@@ -141,6 +142,7 @@ fn constant_folding_bombs_are_refused_from_a_few_hundred_bytes() {
         ("Pad", hostile::pad_bomb(3)),
         ("Resize", hostile::resize_bomb(16)),
         ("outer product", hostile::outer_product_bomb(16)),
+        ("Shape of Relu", hostile::shape_bomb(64, "Relu")),
     ] {
         submitted(&bytes).unwrap_or_else(|e| panic!("{what} small: {e}"));
     }
