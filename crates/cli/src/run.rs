@@ -159,12 +159,12 @@ impl ModelArgs {
         }
     }
 
-    /// What a job records of `model`: its bytes' digest and how it runs.
-    pub fn pin(&self, model: &LoadedModel) -> ModelPin {
+    /// What a job records of the model `name`: its bytes' `digest` and how it runs.
+    pub fn pin(&self, name: &str, digest: &str) -> ModelPin {
         ModelPin {
             choice: self.choice(),
-            name: model.name.clone(),
-            digest: model.digest.clone(),
+            name: name.to_string(),
+            digest: digest.to_string(),
             input_range: self.input_range,
             channel_order: self.channel_order,
             device_kind: device_kind(self.device).to_string(),
@@ -184,23 +184,17 @@ impl ModelArgs {
         )?)
     }
 
-    /// Loads the model to check it and pin its digest for a job that workers run (`fresco jobs
-    /// submit`): on this machine's CPU with one thread, whatever `--device` the job is for, so
-    /// that a machine without a GPU can queue cuda jobs.
-    pub fn load_to_pin(&self) -> Result<LoadedModel, Failure> {
+    /// Checks the model and pins its digest for a job that workers run (`fresco jobs submit`),
+    /// as the API server does: statically, with no ONNX Runtime session (the workers try a
+    /// user's model in a child process with limits), whatever `--device` the job is for.
+    pub fn load_to_pin(&self) -> Result<fresco_pipeline::CheckedModel, Failure> {
         fresco_infer::fp16::check_device(self.precision, self.device)
             .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
-        let options = EngineOptions {
-            threads: Some(1),
-            device: Device::Cpu,
-            precision: fresco_infer::fp16::Precision::Fp32,
-            ..self.engine_options()
-        };
-        Ok(load_model(
+        Ok(fresco_pipeline::check_model(
             &self.choice(),
             &Registry::from_env(),
-            &options,
             !self.no_download,
+            &fresco_infer::inspect::ModelBudget::default(),
         )?)
     }
 }
@@ -336,7 +330,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 output: jobs[slot].output.clone(),
             })
             .collect();
-        let pin = args.model.pin(&model);
+        let pin = args.model.pin(&model.name, &model.digest);
         let embedded = EmbeddedOptions {
             workers: args.workers.unwrap_or_else(|| default_workers(&args.model)),
             chunk_frames: args.chunk_frames,

@@ -24,6 +24,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
     #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
+    #[command(flatten)]
     pub auth: crate::serve_auth::AuthArgs,
     /// In-process workers (0: the API only, for deployments whose workers run elsewhere).
     #[arg(long, env = "FRESCO_WORKERS", default_value_t = 1)]
@@ -207,6 +209,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
             config.threads = threads;
             config.batch = args.batch;
+            config.model_trial = Some(args.model_trial.trial()?);
             let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
             workers.push(tokio::spawn(worker.run()));
         }

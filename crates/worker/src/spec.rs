@@ -171,6 +171,9 @@ pub enum PinError {
         pinned: String,
         found: String,
     },
+    /// The trial load in a child process refused the model (see [`crate::model_trial`]).
+    #[error(transparent)]
+    Trial(#[from] crate::model_trial::TrialError),
     #[error("model {name}: the job pins an unusable precision: {source}")]
     Precision {
         name: String,
@@ -179,12 +182,14 @@ pub enum PinError {
 }
 
 /// Loads the model a job pinned, on this worker's device, and checks that its bytes are the ones
-/// pinned. Never downloads: a worker uses what its model folder or cache holds.
+/// pinned. Never downloads: a worker uses what its model folder or cache holds. A user's model
+/// file is first inspected statically, then (with `trial`) tried in a child process.
 pub fn load_pinned_model(
     pin: &ModelPin,
     registry: &Registry,
     device: Device,
     threads: Option<usize>,
+    trial: Option<&crate::model_trial::ModelTrial>,
 ) -> Result<LoadedModel, PinError> {
     let options = EngineOptions {
         threads,
@@ -210,6 +215,10 @@ pub fn load_pinned_model(
             pinned: pin.digest.clone(),
             found: checked.digest,
         });
+    }
+    // A user's file: what loading builds is learned in a child process with limits first.
+    if let (Some(trial), ModelChoice::File(path)) = (trial, &pin.choice) {
+        crate::model_trial::trial_load(trial, path, &checked.digest)?;
     }
     let loaded = load_model(&pin.choice, registry, &options, false)?;
     if loaded.digest != pin.digest {
