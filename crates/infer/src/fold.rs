@@ -436,6 +436,16 @@ fn fold(node: &NodeProto, inputs: &[Option<&Info>], limit: u64) -> Result<Vec<In
             outs.resize(node.output.len().max(1), Info::bounded(elements(0)));
             Ok(outs)
         }
+        "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
+        | "ReduceL2"
+            if dims(0).is_some() =>
+        {
+            one(Info::of_dims(reduced(
+                node,
+                &dims(0).unwrap_or_default(),
+                nums(1),
+            )))
+        }
         "Slice" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
         | "ReduceL1" | "ReduceL2" | "ArgMax" | "ArgMin" | "Split" | "NonZero" | "Compress"
         | "Unique" | "TopK" => Ok(vec![
@@ -517,6 +527,35 @@ fn fold(node: &NodeProto, inputs: &[Option<&Info>], limit: u64) -> Result<Vec<In
             ))
         }
     }
+}
+
+/// The dims a `Reduce*` of `dims` keeps: its `axes` (attribute, or input from opset 18; none
+/// means all), each kept as 1 or dropped (`keepdims`).
+fn reduced(node: &NodeProto, dims: &[u64], axes_input: Option<Vec<f64>>) -> Vec<u64> {
+    let rank = dims.len() as i64;
+    let keep = ints_attr(node, "keepdims").and_then(|v| v.first().copied()) != Some(0.0);
+    let axes: Vec<usize> = match axes_input.or_else(|| ints_attr(node, "axes")) {
+        Some(axes) if !axes.is_empty() => axes
+            .iter()
+            .map(|&a| {
+                let a = a as i64;
+                (if a < 0 { a + rank } else { a }).clamp(0, rank.max(1) - 1) as usize
+            })
+            .collect(),
+        // No axes: the input as it is with `noop_with_empty_axes`, else all of them.
+        _ if ints_attr(node, "noop_with_empty_axes").is_some_and(|v| v.first() == Some(&1.0)) => {
+            return dims.to_vec();
+        }
+        _ => (0..dims.len()).collect(),
+    };
+    dims.iter()
+        .enumerate()
+        .filter_map(|(i, &d)| match (axes.contains(&i), keep) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect()
 }
 
 /// The output of `Shape` for dims `dims` (with opset 15's `start`/`end`).
