@@ -55,18 +55,31 @@ impl Info {
     }
 }
 
-/// The constants a graph (and the graphs around it) holds or folds.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ConstantScope {
+/// The constants a graph holds or folds, on top of those of the graphs around it (a subgraph
+/// sees its outer graphs' values by name, unless one of its own inputs hides the name).
+#[derive(Debug, Default)]
+pub(crate) struct ConstantScope<'a> {
     values: HashMap<String, Info>,
+    hidden: HashSet<String>,
+    outer: Option<&'a ConstantScope<'a>>,
     /// Elements folded in this graph (initializers not counted: they are in the file).
     folded: u64,
 }
 
-impl ConstantScope {
+impl ConstantScope<'_> {
     /// Elements that folding this graph would build.
     pub(crate) fn elements(&self) -> u64 {
         self.folded
+    }
+
+    fn get(&self, name: &str) -> Option<&Info> {
+        if let Some(info) = self.values.get(name) {
+            return Some(info);
+        }
+        if self.hidden.contains(name) {
+            return None;
+        }
+        self.outer.and_then(|outer| outer.get(name))
     }
 }
 
@@ -80,33 +93,33 @@ pub(crate) struct FoldError {
 
 /// The constants of `graph` (seeing `outer`'s, as a subgraph does); an error for a folded node
 /// above `limit` elements, for all of them together above it, or for one that cannot be bounded.
-pub(crate) fn estimate(
+/// Linear in the size of the graph: a model is hostile until it is checked.
+pub(crate) fn estimate<'a>(
     graph: &GraphProto,
-    outer: &ConstantScope,
+    outer: &'a ConstantScope<'a>,
     limit: u64,
-) -> Result<ConstantScope, FoldError> {
+) -> Result<ConstantScope<'a>, FoldError> {
     let mut scope = ConstantScope {
-        values: outer.values.clone(),
-        folded: 0,
+        outer: Some(outer),
+        ..ConstantScope::default()
     };
     for tensor in &graph.initializer {
         scope
             .values
             .insert(tensor.name.clone(), tensor_info(tensor));
     }
-    // A graph input shadows an outer constant of the same name; its declared dims let `Shape`
-    // of it fold.
+    // A graph input that no initializer feeds is not a constant, and hides an outer constant
+    // of the same name.
+    for input in &graph.input {
+        if !scope.values.contains_key(&input.name) {
+            scope.hidden.insert(input.name.clone());
+        }
+    }
     // ONNX Runtime also folds `Shape` of any value whose shape its inference fixes; the shapes
     // the model declares (inputs, outputs, value_info) and those carried through elementwise
     // operators are followed here. Shapes only ONNX Runtime's inference finds (through a Conv,
     // say) are not: the worker's trial load in a child process is the backstop for those.
     let mut declared: HashMap<&str, Vec<u64>> = HashMap::new();
-    for input in &graph.input {
-        if graph.initializer.iter().any(|t| t.name == input.name) {
-            continue;
-        }
-        scope.values.remove(&input.name);
-    }
     for value in graph
         .input
         .iter()
@@ -119,90 +132,99 @@ pub(crate) fn estimate(
             }
         }
     }
-    let produced: HashSet<&str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().map(String::as_str))
+    // Dependency order (Kahn): a node is visited once every node producing one of its inputs
+    // was; a value produced twice, or a cycle, leaves nodes unvisited (ONNX Runtime refuses
+    // such graphs), which are then not constants.
+    let mut producers: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for output in &node.output {
+            producers.insert(output, i);
+        }
+    }
+    // What this graph produces hides an outer value of the same name, constant or not.
+    scope
+        .hidden
+        .extend(producers.keys().map(|name| name.to_string()));
+    let mut consumers: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut waiting_for: Vec<usize> = vec![0; graph.node.len()];
+    for (i, node) in graph.node.iter().enumerate() {
+        for input in &node.input {
+            if let Some(&p) = producers.get(input.as_str()) {
+                if p != i {
+                    waiting_for[i] += 1;
+                    consumers.entry(p).or_default().push(i);
+                }
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..graph.node.len())
+        .filter(|&i| waiting_for[i] == 0)
         .collect();
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut pending: Vec<&NodeProto> = graph.node.iter().collect();
-    loop {
-        let before = pending.len();
-        let mut waiting = Vec::new();
-        for node in pending {
-            let waits = node
+    while let Some(i) = ready.pop() {
+        for &c in consumers.get(&i).map(Vec::as_slice).unwrap_or_default() {
+            waiting_for[c] -= 1;
+            if waiting_for[c] == 0 {
+                ready.push(c);
+            }
+        }
+        let node = &graph.node[i];
+        let inputs: Option<Vec<Option<&Info>>> = node
+            .input
+            .iter()
+            .map(|name| match name.as_str() {
+                "" => Some(None),
+                name => scope.get(name).map(Some),
+            })
+            .collect();
+        let shape_of_declared = node.op_type == "Shape"
+            && node
                 .input
-                .iter()
-                .any(|i| produced.contains(i.as_str()) && !done.contains(i.as_str()));
-            if waits {
-                waiting.push(node);
+                .first()
+                .is_some_and(|i| declared.contains_key(i.as_str()));
+        let infos = match inputs {
+            _ if shape_of_declared => {
+                let dims = &declared[node.input[0].as_str()];
+                vec![shape_values(node, dims)]
+            }
+            Some(inputs) if is_foldable(node) => fold(node, &inputs, limit)?,
+            // A non-constant input, or a node that is never folded: not a constant, but its
+            // shape may be known.
+            _ => {
+                let same_shape = is_elementwise(&node.op_type)
+                    && node.input.len() == 1
+                    && node.output.len() == 1;
+                if let (true, Some(dims)) = (
+                    same_shape,
+                    node.input
+                        .first()
+                        .and_then(|i| declared.get(i.as_str()))
+                        .cloned(),
+                ) {
+                    declared.insert(&node.output[0], dims);
+                }
                 continue;
             }
-            for output in &node.output {
-                done.insert(output);
+        };
+        for (name, info) in node.output.iter().zip(infos) {
+            if info.elements > limit {
+                return Err(too_large(node, info.elements, limit));
             }
-            let inputs: Option<Vec<Option<&Info>>> = node
-                .input
-                .iter()
-                .map(|name| match name.as_str() {
-                    "" => Some(None),
-                    name => scope.values.get(name).map(Some),
-                })
-                .collect();
-            let shape_of_declared = node.op_type == "Shape"
-                && node
-                    .input
-                    .first()
-                    .is_some_and(|i| declared.contains_key(i.as_str()));
-            let infos = match inputs {
-                _ if shape_of_declared => {
-                    let dims = &declared[node.input[0].as_str()];
-                    vec![shape_values(node, dims)]
-                }
-                Some(inputs) if is_foldable(node) => fold(node, &inputs, limit)?,
-                // A non-constant input, or a node that is never folded: not a constant, but its
-                // shape may be known.
-                _ => {
-                    let same_shape = is_elementwise(&node.op_type)
-                        && node.input.len() == 1
-                        && node.output.len() == 1;
-                    if let (true, Some(dims)) = (
-                        same_shape,
-                        node.input
-                            .first()
-                            .and_then(|i| declared.get(i.as_str()))
-                            .cloned(),
-                    ) {
-                        declared.insert(&node.output[0], dims);
-                    }
-                    continue;
-                }
-            };
-            for (name, info) in node.output.iter().zip(infos) {
-                if info.elements > limit {
-                    return Err(too_large(node, info.elements, limit));
-                }
-                scope.folded = scope.folded.saturating_add(info.elements);
-                if scope.folded > limit {
-                    return Err(FoldError {
-                        node: node.name.clone(),
-                        op: node.op_type.clone(),
-                        reason: format!(
-                            "loading would build constants of {} elements in all, more than \
-                             the {limit} allowed",
-                            scope.folded
-                        ),
-                    });
-                }
-                scope.values.insert(name.clone(), info);
+            scope.folded = scope.folded.saturating_add(info.elements);
+            if scope.folded > limit {
+                return Err(FoldError {
+                    node: node.name.clone(),
+                    op: node.op_type.clone(),
+                    reason: format!(
+                        "loading would build constants of {} elements in all, more than the \
+                         {limit} allowed",
+                        scope.folded
+                    ),
+                });
             }
+            scope.values.insert(name.clone(), info);
         }
-        if waiting.is_empty() || waiting.len() == before {
-            // A cycle is left unfolded: ONNX Runtime refuses such a graph.
-            return Ok(scope);
-        }
-        pending = waiting;
     }
+    Ok(scope)
 }
 
 /// Operators whose one output has the shape of their one input.

@@ -275,6 +275,10 @@ impl Walker<'_> {
         } else {
             format!(" in {place}")
         };
+        // A subgraph counts as a node: empty ones cost work too.
+        if depth > 0 {
+            self.count_nodes(1)?;
+        }
         for tensor in &graph.initializer {
             self.tensor(tensor, &format!("initializer '{}'{within}", tensor.name))?;
         }
@@ -316,7 +320,8 @@ impl Walker<'_> {
             node: function.node.clone(),
             ..GraphProto::default()
         };
-        let scope = self.fold(&body, &ConstantScope::default())?;
+        let top = ConstantScope::default();
+        let scope = self.fold(&body, &top)?;
         for node in &function.node {
             self.node(node, 1, &scope, &format!(" in {place}"))?;
         }
@@ -439,11 +444,11 @@ impl Walker<'_> {
 
     /// The constants loading `graph` would fold, for a submitted model; an operator's models
     /// are trusted not to be bombs (and may use operators the estimate does not know).
-    fn fold(
+    fn fold<'s>(
         &self,
         graph: &GraphProto,
-        outer: &ConstantScope,
-    ) -> Result<ConstantScope, InspectError> {
+        outer: &'s ConstantScope<'s>,
+    ) -> Result<ConstantScope<'s>, InspectError> {
         if self.origin == Origin::Operator {
             return Ok(ConstantScope::default());
         }

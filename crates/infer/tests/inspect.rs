@@ -278,3 +278,67 @@ fn the_built_in_and_real_models_pass_with_no_session() {
     println!("{checked} real style models passed");
     assert_eq!(fresco_infer::engine::sessions_built(), before);
 }
+
+/// The inspector's own cost is bounded: 20,000 nodes in reversed order (each waits for the
+/// next), all folded constants, and 2,000 empty `If` subgraphs under 2,000 initializers.
+#[test]
+fn hostile_graphs_are_checked_in_linear_time() {
+    let nodes = 19_000;
+    let mut g = onnx_build::GraphBuilder::nchw_rgb("slow").initializer(onnx_build::tensor_f32(
+        "c0",
+        &[1],
+        &[1.0],
+    ));
+    for i in (0..nodes).rev() {
+        let (from, to) = (format!("c{i}"), format!("c{}", i + 1));
+        g = g.node("Neg", &[&from], &[&to], vec![]);
+    }
+    let last = format!("c{nodes}");
+    let bytes = g
+        .node("Add", &["input1", &last], &["output1"], vec![])
+        .to_bytes();
+    let started = std::time::Instant::now();
+    submitted(&bytes).expect("a long constant chain is fine");
+    let chain = started.elapsed();
+
+    let mut model = onnx_build::GraphBuilder::nchw_rgb("wide")
+        .node("Identity", &["input1"], &["output1"], vec![])
+        .build();
+    let graph = model.graph.as_mut().unwrap();
+    for i in 0..2000 {
+        graph
+            .initializer
+            .push(onnx_build::tensor_f32(&format!("w{i}"), &[1], &[0.0]));
+    }
+    let empty = prost::Message::encode_to_vec(&onnx_build::GraphProto::default());
+    for i in 0..2000 {
+        let branch = |name: &str| onnx_build::AttributeProto {
+            name: name.into(),
+            r#type: 5,
+            g: Some(empty.clone()),
+            ..Default::default()
+        };
+        graph.node.push(onnx_build::NodeProto {
+            op_type: "If".into(),
+            input: vec!["w0".into()],
+            output: vec![format!("if{i}")],
+            attribute: vec![branch("then_branch"), branch("else_branch")],
+            ..Default::default()
+        });
+    }
+    let bytes = prost::Message::encode_to_vec(&model);
+    let started = std::time::Instant::now();
+    submitted(&bytes).expect("empty subgraphs are fine");
+    let wide = started.elapsed();
+    assert!(
+        chain.as_secs() < 5 && wide.as_secs() < 5,
+        "chain {chain:?}, wide {wide:?}"
+    );
+    // Subgraphs count toward the node budget.
+    let budget = ModelBudget {
+        max_nodes: 3000,
+        ..ModelBudget::default()
+    };
+    let err = inspect_model(&bytes, "m", Origin::Submitted, &budget).unwrap_err();
+    assert_eq!(err.code(), "model-too-complex");
+}
