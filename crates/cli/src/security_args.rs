@@ -51,6 +51,23 @@ pub struct SecurityArgs {
     /// The most pixels per input frame, width times height (0: no limit).
     #[arg(long, env = "FRESCO_MAX_INPUT_PIXELS", default_value_t = 8192 * 4320, value_name = "PIXELS")]
     pub max_input_pixels: u64,
+    /// The largest model file a submission may name, in MiB (checked without loading it; see
+    /// docs/security.md, Models).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_MODEL_MB",
+        default_value_t = 512,
+        value_name = "MIB"
+    )]
+    pub max_model_mb: u64,
+    /// The most nodes a submitted model may have, subgraphs and functions included.
+    #[arg(
+        long,
+        env = "FRESCO_MAX_MODEL_NODES",
+        default_value_t = 20_000,
+        value_name = "NODES"
+    )]
+    pub max_model_nodes: usize,
     /// A file of keys (one per line, 64 hex digits or base64 of 32 bytes; the first encrypts,
     /// all decrypt) that encrypt every local store of this process at rest. Default:
     /// FRESCO_STORE_KEY (a key), else no encryption.
@@ -68,6 +85,17 @@ impl SecurityArgs {
             max_width: (self.max_input_width > 0).then_some(self.max_input_width),
             max_height: (self.max_input_height > 0).then_some(self.max_input_height),
             max_pixels: some(self.max_input_pixels),
+        }
+    }
+
+    /// The limits a submitted model is held to (the rest are [`ModelBudget`]'s defaults).
+    ///
+    /// [`ModelBudget`]: fresco_infer::inspect::ModelBudget
+    pub fn model_budget(&self) -> fresco_infer::inspect::ModelBudget {
+        fresco_infer::inspect::ModelBudget {
+            max_bytes: self.max_model_mb.max(1).saturating_mul(1 << 20),
+            max_nodes: self.max_model_nodes.max(1),
+            ..fresco_infer::inspect::ModelBudget::default()
         }
     }
 

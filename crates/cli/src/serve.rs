@@ -240,6 +240,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 .data_root(data_root_text.clone())
                 .paths(rules)
                 .limits(args.security.limits())
+                .model_budget(args.security.model_budget())
                 .scratch_dir(args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir)),
         );
         if let (Some(watch), Some(output)) = (&args.watch, &args.output) {

@@ -58,8 +58,8 @@ pub struct ModelBudget {
 impl Default for ModelBudget {
     fn default() -> Self {
         ModelBudget {
-            // ONNX's protobuf files stop at 2 GiB; real style models are a few MB.
-            max_bytes: 1 << 30,
+            // Real style models are a few MB; the server reads and decodes the whole file.
+            max_bytes: 512 << 20,
             max_nodes: 20_000,
             max_depth: 8,
             min_opset: 7,

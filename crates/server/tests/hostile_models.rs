@@ -22,6 +22,9 @@ use serde_json::json;
 
 const SECRET: &str = "FRESCO-TEST-SECRET-5d1c0a7e-do-not-leak";
 
+/// One test at a time: the memory check reads the whole process's resident size.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn make_clip(path: &Path) {
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
@@ -45,6 +48,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_models_are_refused_by_the_api_without_a_session() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     // The server's working directory holds the secret, and so does a folder beside it: what a
@@ -169,6 +173,7 @@ async fn hostile_models_are_refused_by_the_api_without_a_session() {
 /// The worker is the one that refuses it.
 #[tokio::test]
 async fn the_server_pins_a_model_without_loading_it() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
     make_clip(&clip);
@@ -189,4 +194,39 @@ async fn the_server_pins_a_model_without_loading_it() {
     use sha2::Digest;
     assert_eq!(spec.model.digest, hex::encode(sha2::Sha256::digest(&bytes)));
     assert_eq!(fresco_infer::engine::sessions_built(), sessions);
+}
+
+/// The factory's model budget (`fresco serve --max-model-mb`, `--max-model-nodes`) is the one
+/// applied.
+#[tokio::test]
+async fn the_model_budget_is_the_servers() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    make_clip(&clip);
+    let factory = LocalJobFactory::new(Registry::from_env())
+        .allow_download(false)
+        .model_budget(fresco_infer::inspect::ModelBudget {
+            max_bytes: 4096,
+            max_nodes: 50,
+            ..Default::default()
+        });
+    let app = app_with(Arc::new(factory)).await;
+    for (name, bytes, says) in [
+        ("big", hostile::long_chain(300), "more than the 4096 bytes"),
+        ("long", hostile::long_chain(51), "more than 50 nodes"),
+    ] {
+        let model = dir.path().join(format!("{name}.onnx"));
+        std::fs::write(&model, &bytes).unwrap();
+        let output = dir.path().join(format!("{name}.mp4"));
+        let body = json!({"input": clip, "output": output, "model": model});
+        let reply = post_json(&app.state, "/v1/jobs", &body, None).await;
+        let code = if name == "big" {
+            "model-too-large"
+        } else {
+            "model-too-complex"
+        };
+        let message = reply.error(StatusCode::UNPROCESSABLE_ENTITY, code);
+        assert!(message.contains(says), "{name}: {message}");
+    }
 }
