@@ -259,7 +259,8 @@ mod tests {
     fn verdicts_are_classified_and_kept_by_digest() {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("m.onnx");
-        let cases: [(&str, &str, fn(&TrialError) -> bool); 4] = [
+        type Expected = fn(&TrialError) -> bool;
+        let cases: [(&str, &str, Expected); 4] = [
             ("oom-exit", "exit 70", |e| {
                 matches!(e, TrialError::Memory { mib: 256, .. })
             }),
