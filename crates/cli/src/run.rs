@@ -29,6 +29,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
+    #[command(flatten)]
     pub video: VideoArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -184,6 +186,27 @@ impl ModelArgs {
         )?)
     }
 
+    /// [`ModelArgs::load`], after a trial load of a model file in a child process under
+    /// `trial`'s limits (see [`fresco_worker::model_trial`]): a model that takes more fails with
+    /// exit 7 before it can take this process's memory.
+    pub fn load_tried(
+        &self,
+        trial: &fresco_worker::model_trial::ModelTrial,
+    ) -> Result<LoadedModel, Failure> {
+        if let ModelChoice::File(path) = self.choice() {
+            // A missing file is left to `load`, whose message names it.
+            if let Ok(digest) = fresco_infer::registry::sha256_file(&path) {
+                match fresco_worker::model_trial::trial_load(trial, &path, &digest) {
+                    // No verdict (no runtime to try with): `load` says what is missing.
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => return Err(Failure::new(exit::MODEL, e.to_string())),
+                    Ok(()) => {}
+                }
+            }
+        }
+        self.load()
+    }
+
     /// Checks the model and pins its digest for a job that workers run (`fresco jobs submit`),
     /// as the API server does: statically, with no ONNX Runtime session (the workers try a
     /// user's model in a child process with limits), whatever `--device` the job is for.
@@ -238,7 +261,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     let started = Instant::now();
-    let mut model = args.model.load()?;
+    let mut model = args.model.load_tried(&args.model_trial.trial()?)?;
     let engine_label = engine_label(args.model.device);
     let chatty = !args.quiet;
     if chatty {

@@ -80,3 +80,20 @@ fn a_worker_fails_a_bomb_job_alone_under_the_memory_limit_and_goes_on() {
     let done = queue.show(&good_job);
     assert_eq!(done["state"], "succeeded", "{done:#}\n{text}");
 }
+
+#[test]
+fn fresco_run_tries_a_model_file_in_a_child_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, model) = setup(dir.path());
+    let bomb = dir.path().join("bomb.onnx");
+    std::fs::write(&bomb, hostile_models::shape_bomb(9000, "Conv")).unwrap();
+    let out = dir.path().join("out.mp4");
+    run(&clip, &out, &bomb, &["--model-memory-mib", "1024"]).fails(
+        7,
+        "bomb.onnx",
+        &["exceeded the 1024 MiB memory limit while loading"],
+    );
+    assert!(!out.exists());
+    // A usable model passes its trial and runs.
+    run(&clip, &out, &model, &["--model-memory-mib", "1024"]).ok();
+}

@@ -24,6 +24,8 @@ pub const SUBCOMMAND: &str = "model-trial";
 
 /// The exit code of a child whose load ran out of memory.
 const EXIT_OUT_OF_MEMORY: i32 = 70;
+/// The exit code of a child that found no ONNX Runtime (or no device) to load with: no verdict.
+const EXIT_NO_RUNTIME: i32 = 69;
 
 /// How a worker tries a user's model before loading it itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +157,7 @@ fn run_child(trial: &ModelTrial, path: &Path) -> Result<(), TrialError> {
                 mib: trial.memory_mib,
             })
         }
+        (Some(EXIT_NO_RUNTIME), _) => Err(unavailable(fresco_media::process::last_lines(&tail, 2))),
         _ => Err(TrialError::Refused {
             model,
             reason: fresco_media::process::last_lines(&tail, 2),
@@ -202,6 +205,13 @@ pub fn child_main(path: &Path, memory_mib: u64) -> i32 {
         Ok(engine) => {
             println!("{}", serde_json::to_string(engine.io()).unwrap_or_default());
             0
+        }
+        Err(
+            e @ (fresco_infer::EngineError::Runtime(_)
+            | fresco_infer::EngineError::DeviceUnavailable(_)),
+        ) => {
+            eprintln!("{e}");
+            EXIT_NO_RUNTIME
         }
         Err(e) => {
             let text = e.to_string();
