@@ -3,7 +3,7 @@
 //! out of it, absolute), constant-folding bombs, oversized graphs and broken protobufs. Each is
 //! refused with a 422 and its own code, the secret's bytes are in no reply, no ONNX Runtime
 //! session is ever built (a model that only a session would refuse is queued), and the
-//! server's memory stays flat.
+//! server's memory stays flat. Two submitter tokens take turns.
 //!
 //! Needs ffmpeg for the input clip (as `local_factory.rs`); no ONNX Runtime.
 
@@ -118,6 +118,21 @@ async fn hostile_models_are_refused_by_the_api_without_a_session() {
 
     let factory = LocalJobFactory::new(Registry::from_env()).allow_download(false);
     let app = app_with(Arc::new(factory)).await;
+    // Two submitters take turns, as hostile tenants would.
+    let submitters = [
+        make_token(
+            app.queue.as_ref(),
+            "tenant-a",
+            fresco_queue::Role::Submitter,
+        )
+        .await,
+        make_token(
+            app.queue.as_ref(),
+            "tenant-b",
+            fresco_queue::Role::Submitter,
+        )
+        .await,
+    ];
     let sessions = fresco_infer::engine::sessions_built();
     let rss_before = rss_kib();
     let mut failures = Vec::new();
@@ -129,7 +144,11 @@ async fn hostile_models_are_refused_by_the_api_without_a_session() {
             "output": root.join(format!("out-{i}.mp4")),
             "model": model,
         });
-        let reply = post_json(&app.state, "/v1/jobs", &body, None).await;
+        let request = axum::http::Request::post("/v1/jobs")
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let reply = send_as(&app.state, Some(&submitters[i % 2]), request).await;
         assert!(
             !reply.text.contains(SECRET),
             "{name}: the secret leaked: {}",
