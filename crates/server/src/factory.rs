@@ -276,7 +276,7 @@ impl LocalJobFactory {
                     rules.check("model", &path)?;
                 }
                 let path = absolute_path("model", &path)?;
-                check_model_file(&path)?;
+                check_model_file(&path, self.model_budget.max_bytes)?;
                 ModelChoice::File(path)
             }
         };
@@ -417,12 +417,9 @@ fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
     }
 }
 
-/// The largest model file the server reads (ONNX's protobuf files stop at 2 GiB).
-const MAX_MODEL_BYTES: u64 = 2 << 30;
-
-/// A model path that exists must be a regular file of at most [`MAX_MODEL_BYTES`]; a missing one
-/// is left to the model loader, whose message names it.
-fn check_model_file(path: &Path) -> Result<(), Rejection> {
+/// A model path that exists must be a regular file of at most `max_bytes` (checked before the
+/// server reads it); a missing one is left to the model loader, whose message names it.
+fn check_model_file(path: &Path, max_bytes: u64) -> Result<(), Rejection> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
@@ -432,15 +429,16 @@ fn check_model_file(path: &Path) -> Result<(), Rejection> {
             message: format!("model: {} is not a regular file", path.display()),
         });
     }
-    if meta.len() > MAX_MODEL_BYTES {
-        return Err(Rejection::BadField {
-            code: "model-too-large",
-            message: format!(
-                "model: {} is {} bytes, more than the {MAX_MODEL_BYTES} an ONNX file can hold",
-                path.display(),
-                meta.len()
-            ),
-        });
+    if meta.len() > max_bytes {
+        // The same answer as the static inspection's, without reading the file.
+        return Err(unusable(
+            "model-too-large",
+            fresco_infer::inspect::InspectError::TooLarge {
+                model: path.display().to_string(),
+                bytes: meta.len(),
+                limit: max_bytes,
+            },
+        ));
     }
     Ok(())
 }
