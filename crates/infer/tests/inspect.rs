@@ -342,3 +342,30 @@ fn hostile_graphs_are_checked_in_linear_time() {
     let err = inspect_model(&bytes, "m", Origin::Submitted, &budget).unwrap_err();
     assert_eq!(err.code(), "model-too-complex");
 }
+
+/// Real exported detection and classification models (`FRESCO_MODEL_DIR/scoring`: shape
+/// arithmetic, Resize, Concat...) are refused only for not being image-to-image: the folded
+/// constant estimate does not mistake their graphs for bombs.
+#[test]
+fn real_graphs_are_not_mistaken_for_bombs() {
+    let Some(dir) = std::env::var_os("FRESCO_MODEL_DIR").map(PathBuf::from) else {
+        println!("skipping: FRESCO_MODEL_DIR is not set");
+        return;
+    };
+    let mut checked = 0;
+    for name in [
+        "yolov3-tiny-416",
+        "efficientnet-lite0",
+        "blazeface-front-128",
+    ] {
+        let Ok(bytes) = std::fs::read(dir.join("scoring").join(format!("{name}.onnx"))) else {
+            continue;
+        };
+        match submitted(&bytes) {
+            Err(e) => assert_eq!(e.code(), "model-not-image", "{name}: {e}"),
+            Ok(model) => panic!("{name} passed as an image model: {model:?}"),
+        }
+        checked += 1;
+    }
+    println!("{checked} scoring models checked");
+}
