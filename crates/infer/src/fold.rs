@@ -186,7 +186,7 @@ pub(crate) fn estimate<'a>(
                 let dims = &declared[node.input[0].as_str()];
                 vec![shape_values(node, dims)]
             }
-            Some(inputs) if is_foldable(node) => fold(node, &inputs, limit)?,
+            Some(inputs) if is_foldable(node) => fold(node, &inputs)?,
             // A non-constant input, or a node that is never folded: not a constant, but its
             // shape may be known.
             _ => {
@@ -294,7 +294,7 @@ fn product(dims: &[u64]) -> u64 {
 }
 
 /// The outputs of a node whose inputs are all constants.
-fn fold(node: &NodeProto, inputs: &[Option<&Info>], limit: u64) -> Result<Vec<Info>, FoldError> {
+fn fold(node: &NodeProto, inputs: &[Option<&Info>]) -> Result<Vec<Info>, FoldError> {
     let unbounded = |why: &str| FoldError {
         node: node.name.clone(),
         op: node.op_type.clone(),
@@ -542,12 +542,9 @@ fn fold(node: &NodeProto, inputs: &[Option<&Info>], limit: u64) -> Result<Vec<In
             }
             _ => one(Info::bounded(elements(0).saturating_mul(elements(1)))),
         },
-        _ => {
-            let _ = limit;
-            Err(unbounded(
-                "fresco does not know this operator's output size",
-            ))
-        }
+        _ => Err(unbounded(
+            "fresco does not know this operator's output size",
+        )),
     }
 }
 
