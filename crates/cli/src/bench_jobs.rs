@@ -95,7 +95,7 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
     let clip = dir.join("clip.mp4");
     make_clip(&Tool::ffmpeg(), &clip, args.width, args.height, args.frames)?;
     let model = args.model.load()?;
-    let pin = args.model.pin(&model);
+    let pin = args.model.pin(&model.name, &model.digest);
     drop(model);
     let video = VideoArgs {
         codec: "libx264".into(),

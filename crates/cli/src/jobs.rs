@@ -197,8 +197,8 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     }
-    // Loading the model pins its digest and proves it is a usable model before workers see it;
-    // on the CPU, so that a machine without a GPU queues jobs for GPU workers.
+    // The static check pins the model's digest and proves it is a usable image model before
+    // workers see it, with no session (as the API server does), whatever device the job is for.
     let model = args.model.load_to_pin()?;
     let located = |path: &std::path::Path, url: &Option<ObjectUrl>| match url {
         Some(_) => path.to_path_buf(),
@@ -207,7 +207,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
     let spec = JobSpec {
         input: located(&args.input, &input_url),
         output: located(&args.output, &output_url),
-        model: args.model.pin(&model),
+        model: args.model.pin(&model.name, &model.digest),
         options: args.video.options(),
         chunk_frames: args.chunk_frames,
     };

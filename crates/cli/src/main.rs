@@ -13,6 +13,7 @@ mod estimate;
 mod exit;
 mod jobs;
 mod logging;
+mod model_trial_cmd;
 mod models;
 mod queue_args;
 mod run;
@@ -76,6 +77,10 @@ enum Command {
     Estimate(estimate::EstimateArgs),
     /// A live overview of jobs, workers and throughput in the terminal.
     Top(top::TopArgs),
+    /// Load one model under a memory limit and print its input and output (run by workers, in
+    /// a child process, before they load a user's model themselves).
+    #[command(name = "model-trial", hide = true)]
+    ModelTrial(model_trial_cmd::ModelTrialCommand),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
         Command::BenchJobs(args) => bench_jobs::bench_jobs(args),
         Command::Estimate(args) => estimate::run(args),
         Command::Top(args) => top::top(args),
+        Command::ModelTrial(args) => model_trial_cmd::model_trial(args),
     };
     match result {
         Ok(code) => code,

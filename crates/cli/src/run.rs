@@ -29,6 +29,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
+    #[command(flatten)]
     pub video: VideoArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -162,12 +164,12 @@ impl ModelArgs {
         }
     }
 
-    /// What a job records of `model`: its bytes' digest and how it runs.
-    pub fn pin(&self, model: &LoadedModel) -> ModelPin {
+    /// What a job records of the model `name`: its bytes' `digest` and how it runs.
+    pub fn pin(&self, name: &str, digest: &str) -> ModelPin {
         ModelPin {
             choice: self.choice(),
-            name: model.name.clone(),
-            digest: model.digest.clone(),
+            name: name.to_string(),
+            digest: digest.to_string(),
             input_range: self.input_range,
             channel_order: self.channel_order,
             device_kind: device_kind(self.device).to_string(),
@@ -187,23 +189,38 @@ impl ModelArgs {
         )?)
     }
 
-    /// Loads the model to check it and pin its digest for a job that workers run (`fresco jobs
-    /// submit`): on this machine's CPU with one thread, whatever `--device` the job is for, so
-    /// that a machine without a GPU can queue cuda jobs.
-    pub fn load_to_pin(&self) -> Result<LoadedModel, Failure> {
+    /// [`ModelArgs::load`], after a trial load of a model file in a child process under
+    /// `trial`'s limits (see [`fresco_worker::model_trial`]): a model that takes more fails with
+    /// exit 7 before it can take this process's memory.
+    pub fn load_tried(
+        &self,
+        trial: &fresco_worker::model_trial::ModelTrial,
+    ) -> Result<LoadedModel, Failure> {
+        if let ModelChoice::File(path) = self.choice() {
+            // A missing file is left to `load`, whose message names it.
+            if let Ok(digest) = fresco_infer::registry::sha256_file(&path) {
+                match fresco_worker::model_trial::trial_load(trial, &path, &digest) {
+                    // No verdict (no runtime to try with): `load` says what is missing.
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => return Err(Failure::new(exit::MODEL, e.to_string())),
+                    Ok(()) => {}
+                }
+            }
+        }
+        self.load()
+    }
+
+    /// Checks the model and pins its digest for a job that workers run (`fresco jobs submit`),
+    /// as the API server does: statically, with no ONNX Runtime session (the workers try a
+    /// user's model in a child process with limits), whatever `--device` the job is for.
+    pub fn load_to_pin(&self) -> Result<fresco_pipeline::CheckedModel, Failure> {
         fresco_infer::fp16::check_device(self.precision, self.device)
             .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
-        let options = EngineOptions {
-            threads: Some(1),
-            device: Device::Cpu,
-            precision: fresco_infer::fp16::Precision::Fp32,
-            ..self.engine_options()
-        };
-        Ok(load_model(
+        Ok(fresco_pipeline::check_model(
             &self.choice(),
             &Registry::from_env(),
-            &options,
             !self.no_download,
+            &fresco_infer::inspect::ModelBudget::default(),
         )?)
     }
 }
@@ -247,7 +264,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     let started = Instant::now();
-    let mut model = args.model.load()?;
+    let mut model = args.model.load_tried(&args.model_trial.trial()?)?;
     let engine_label = engine_label(args.model.device);
     let chatty = !args.quiet;
     if chatty {
@@ -339,7 +356,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 output: jobs[slot].output.clone(),
             })
             .collect();
-        let pin = args.model.pin(&model);
+        let pin = args.model.pin(&model.name, &model.digest);
         let embedded = EmbeddedOptions {
             workers: args.workers.unwrap_or_else(|| default_workers(&args.model)),
             chunk_frames: args.chunk_frames,

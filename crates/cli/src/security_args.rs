@@ -79,6 +79,23 @@ pub struct SecurityArgs {
         value_name = "N"
     )]
     pub max_input_chapters: u64,
+    /// The largest model file a submission may name, in MiB (checked without loading it; see
+    /// docs/security.md, Models).
+    #[arg(
+        long,
+        env = "FRESCO_MAX_MODEL_MB",
+        default_value_t = 512,
+        value_name = "MIB"
+    )]
+    pub max_model_mb: u64,
+    /// The most nodes a submitted model may have, subgraphs and functions included.
+    #[arg(
+        long,
+        env = "FRESCO_MAX_MODEL_NODES",
+        default_value_t = 20_000,
+        value_name = "NODES"
+    )]
+    pub max_model_nodes: usize,
     /// A file of keys (one per line, 64 hex digits or base64 of 32 bytes; the first encrypts,
     /// all decrypt) that encrypt every local store of this process at rest. Default:
     /// FRESCO_STORE_KEY (a key), else no encryption.
@@ -100,6 +117,17 @@ impl SecurityArgs {
             max_fps: some(self.max_input_fps).map(|f| f as f64),
             max_streams: some(self.max_input_streams),
             max_chapters: some(self.max_input_chapters),
+        }
+    }
+
+    /// The limits a submitted model is held to (the rest are [`ModelBudget`]'s defaults).
+    ///
+    /// [`ModelBudget`]: fresco_infer::inspect::ModelBudget
+    pub fn model_budget(&self) -> fresco_infer::inspect::ModelBudget {
+        fresco_infer::inspect::ModelBudget {
+            max_bytes: self.max_model_mb.max(1).saturating_mul(1 << 20),
+            max_nodes: self.max_model_nodes.max(1),
+            ..fresco_infer::inspect::ModelBudget::default()
         }
     }
 

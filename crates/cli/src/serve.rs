@@ -24,6 +24,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
     #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
+    #[command(flatten)]
     pub auth: crate::serve_auth::AuthArgs,
     /// In-process workers (0: the API only, for deployments whose workers run elsewhere).
     #[arg(long, env = "FRESCO_WORKERS", default_value_t = 1)]
@@ -210,6 +212,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
             config.threads = threads;
             config.batch = args.batch;
+            config.model_trial = Some(args.model_trial.trial()?);
             let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
             workers.push(tokio::spawn(worker.run()));
         }
@@ -240,6 +243,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 .data_root(data_root_text.clone())
                 .paths(rules)
                 .limits(args.security.limits())
+                .model_budget(args.security.model_budget())
                 .scratch_dir(args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir)),
         );
         if let (Some(watch), Some(output)) = (&args.watch, &args.output) {

@@ -17,6 +17,8 @@ use crate::queue_args::{redact, runtime, QueueArgs};
 pub struct WorkerArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
+    #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
     /// Exit 0 once no job is queued or running.
     #[arg(long, env = "FRESCO_UNTIL_IDLE")]
     pub until_idle: bool,
@@ -106,6 +108,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
         config.threads = args.threads;
         config.batch = args.batch.max(1);
+        config.model_trial = Some(args.model_trial.trial()?);
         tracing::info!(
             "worker {} on {} (work folder {}, lease {} s)",
             config.name,

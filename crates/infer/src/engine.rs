@@ -84,6 +84,19 @@ pub enum EngineError {
     },
 }
 
+/// The external-data folder of a model with no folder of its own (a built-in one, bytes): a path
+/// that does not exist, so that nothing resolves against the working directory.
+const NO_EXTERNAL_DATA_FOLDER: &str = "/nonexistent/fresco-model-has-no-folder";
+
+/// How many ONNX Runtime sessions this process has started to build: a process that must never
+/// build one for an untrusted model (the API server) is tested against it.
+static SESSIONS_BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of sessions this process has started to build (see [`Engine::from_bytes`]).
+pub fn sessions_built() -> u64 {
+    SESSIONS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A pixel sample type the engine reads and writes: 8-bit or 16-bit.
 pub trait Sample: Copy + Send + Sync + 'static {
     const MAX: f32;
@@ -133,11 +146,25 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads a model from memory; `label` names it in messages.
+    /// Loads a model from memory; `label` names it in messages. External data, if the model has
+    /// any, is not found (see [`Engine::from_bytes_in`]).
     pub fn from_bytes(
         bytes: &[u8],
         label: &str,
         options: &EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        Engine::from_bytes_in(bytes, label, options, None)
+    }
+
+    /// Loads a model from memory whose external data files (if any) are in `folder`: the model
+    /// file's own folder. ONNX Runtime resolves them against the working directory when a
+    /// model comes from memory with no folder set, so one is always set: without `folder`, a
+    /// path that does not exist.
+    pub fn from_bytes_in(
+        bytes: &[u8],
+        label: &str,
+        options: &EngineOptions,
+        folder: Option<&std::path::Path>,
     ) -> Result<Engine, EngineError> {
         let env = runtime::environment()?;
         let invalid = |e: ort::Error| EngineError::InvalidModel {
@@ -147,6 +174,17 @@ impl Engine {
         let mut builder = Session::builder(env)
             .map_err(invalid)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| invalid(e.into()))?;
+        // ONNX Runtime's `kOrtSessionOptionsModelExternalInitializersFileFolderPath`.
+        let folder = folder.map_or_else(
+            || NO_EXTERNAL_DATA_FOLDER.to_string(),
+            |f| f.display().to_string(),
+        );
+        builder = builder
+            .with_config_entry(
+                "session.model_external_initializers_file_folder_path",
+                &folder,
+            )
             .map_err(|e| invalid(e.into()))?;
         let threads = options.threads.unwrap_or_else(default_threads);
         builder = builder
@@ -197,6 +235,7 @@ impl Engine {
                 &converted[..]
             }
         };
+        SESSIONS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let io = inspect(&session, label, options)?;
         let batch = io_batch(&io);
@@ -534,7 +573,7 @@ fn io_batch(io: &ModelIo) -> usize {
     io.fixed_batch.unwrap_or(1)
 }
 
-fn guess_layout(shape: &[i64]) -> Option<Layout> {
+pub(crate) fn guess_layout(shape: &[i64]) -> Option<Layout> {
     if shape.len() != 4 {
         return None;
     }
@@ -546,7 +585,7 @@ fn guess_layout(shape: &[i64]) -> Option<Layout> {
     }
 }
 
-fn show_shape(shape: &[i64]) -> String {
+pub(crate) fn show_shape(shape: &[i64]) -> String {
     let dims: Vec<String> = shape
         .iter()
         .map(|d| {

@@ -1,9 +1,13 @@
 //! Inference: the model registry ([`registry`]), ONNX Runtime loading ([`runtime`]) and sessions
 //! with their frame conversions ([`engine`]), exact graph rewrites applied when a model is loaded
-//! for the CPU ([`rewrite`]), and ONNX graphs built in code ([`onnx_build`]).
+//! for the CPU ([`rewrite`]), ONNX graphs built in code ([`onnx_build`]), and the static check
+//! of a model's bytes that runs before any runtime sees a submitted model ([`inspect`]).
 pub mod device;
 pub mod engine;
+mod fold;
 pub mod fp16;
+pub mod hostile_models;
+pub mod inspect;
 pub mod onnx_build;
 mod onnx_proto;
 pub mod registry;

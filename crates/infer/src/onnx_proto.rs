@@ -34,6 +34,8 @@ pub const ATTR_TENSOR: i32 = 4;
 pub const ATTR_FLOATS: i32 = 6;
 /// `AttributeProto.AttributeType.INTS`.
 pub const ATTR_INTS: i32 = 7;
+/// `TensorProto.DataLocation.EXTERNAL`.
+pub const LOCATION_EXTERNAL: i32 = 1;
 
 /// `onnx.ModelProto`.
 #[derive(Clone, PartialEq, Message)]
@@ -229,6 +231,53 @@ pub struct TensorProto {
     /// `StringStringEntryProto`s, encoded.
     #[prost(bytes = "vec", repeated, tag = "16")]
     pub metadata_props: Vec<Vec<u8>>,
+}
+
+/// `onnx.SparseTensorProto`: read by [`crate::inspect`], which must see every tensor of a model.
+#[derive(Clone, PartialEq, Message)]
+pub struct SparseTensorProto {
+    #[prost(message, optional, tag = "1")]
+    pub values: Option<TensorProto>,
+    #[prost(message, optional, tag = "2")]
+    pub indices: Option<TensorProto>,
+    #[prost(int64, repeated, tag = "3")]
+    pub dims: Vec<i64>,
+}
+
+/// `onnx.FunctionProto` (the fields that can hold nodes and tensors, plus its names); read by
+/// [`crate::inspect`].
+#[derive(Clone, PartialEq, Message)]
+pub struct FunctionProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, repeated, tag = "4")]
+    pub input: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
+    pub output: Vec<String>,
+    #[prost(string, repeated, tag = "6")]
+    pub attribute: Vec<String>,
+    #[prost(message, repeated, tag = "11")]
+    pub attribute_proto: Vec<AttributeProto>,
+    #[prost(message, repeated, tag = "7")]
+    pub node: Vec<NodeProto>,
+    #[prost(string, tag = "8")]
+    pub doc_string: String,
+    #[prost(message, repeated, tag = "9")]
+    pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(string, tag = "10")]
+    pub domain: String,
+    #[prost(string, tag = "13")]
+    pub overload: String,
+}
+
+/// `onnx.TrainingInfoProto` (its two graphs; the bindings are names only); read by
+/// [`crate::inspect`].
+#[derive(Clone, PartialEq, Message)]
+pub struct TrainingInfoProto {
+    #[prost(message, optional, tag = "1")]
+    pub initialization: Option<GraphProto>,
+    #[prost(message, optional, tag = "2")]
+    pub algorithm: Option<GraphProto>,
 }
 
 /// `onnx.ValueInfoProto`.

@@ -14,6 +14,6 @@ pub mod video;
 
 pub use chunk::{ChunkStats, JobPlan};
 pub use error::{FailureClass, RunError};
-pub use model::{load_model, LoadedModel, ModelError};
+pub use model::{check_model, load_model, CheckedModel, LoadedModel, ModelError};
 pub use plan::{VideoOptions, VideoPlan};
 pub use video::{prepare_video, style_video, PreparedVideo, Progress, Tools, VideoSummary};

@@ -1,7 +1,13 @@
 //! From a validated [`SubmitRequest`] to a [`NewJob`] for the queue: the checks `fresco jobs
-//! submit` makes before queueing (the input is a video, the output can be written, the model loads
-//! and its digest is pinned), behind a trait so that the binary can inject its own model loading
-//! and tests can do without models and ffmpeg.
+//! submit` makes before queueing (the input is a video, the output can be written, the model passes
+//! a static inspection and its digest is pinned), behind a trait so that the binary can inject its
+//! own checks and tests can do without models and ffmpeg.
+//!
+//! The server never builds an ONNX Runtime session for a submitted model: building one reads
+//! the files a model names as external data and runs constant folding, which can take gigabytes
+//! from a model of a few hundred bytes. The model's protobuf is inspected instead
+//! ([`fresco_infer::inspect`]): no external data or other file references, a size, node-count
+//! and folded-constant budget, an opset range and an image-to-image interface.
 //!
 //! Input and output may be object URLs (`az://container/in/clip.mp4`, `s3://...`,
 //! `file:///...`): the input must exist and not be empty (a `head` request) and be within the
@@ -19,11 +25,12 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use fresco_core::{Device, EncodeSettings, ModelChoice, RetryBudgets};
 use fresco_infer::fp16::{Precision, UnknownPrecision};
+use fresco_infer::inspect::ModelBudget;
 use fresco_infer::registry::{Registry, RegistryError};
-use fresco_infer::{EngineError, EngineOptions};
+use fresco_infer::EngineError;
 use fresco_media::probe::{probe, ProbeError};
 use fresco_pipeline::video::{check_input_file, check_output_target};
-use fresco_pipeline::{load_model, ModelError, RunError, Tools, VideoOptions};
+use fresco_pipeline::{check_model, ModelError, RunError, Tools, VideoOptions};
 use fresco_queue::NewJob;
 use fresco_store::{ObjectInfo, StoreError};
 use fresco_worker::spec::ObjectUrl;
@@ -84,8 +91,8 @@ pub trait JobFactory: Send + Sync {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default [`JobFactory`]: local paths, checked as `fresco jobs submit` checks them, with
-/// the model loaded once (on the CPU, one thread) to prove it is a usable image model and to pin
-/// the digest of its bytes.
+/// the model's bytes inspected statically (never loaded by a runtime) to prove it is a usable
+/// image model and to pin the digest of its bytes.
 #[derive(Debug, Clone)]
 pub struct LocalJobFactory {
     registry: Registry,
@@ -104,6 +111,8 @@ pub struct LocalJobFactory {
     probe_window: ProbeWindow,
     /// Where an object input's probe file goes (`None`: the system's temporary folder).
     scratch_dir: Option<PathBuf>,
+    /// The limits a submitted model file is held to.
+    model_budget: ModelBudget,
 }
 
 impl Default for LocalJobFactory {
@@ -127,7 +136,14 @@ impl LocalJobFactory {
             limits: InputLimits::default(),
             probe_window: ProbeWindow::default(),
             scratch_dir: None,
+            model_budget: ModelBudget::default(),
         }
+    }
+
+    /// The limits a submitted model is held to (size, nodes, opsets, folded constants).
+    pub fn model_budget(mut self, budget: ModelBudget) -> Self {
+        self.model_budget = budget;
+        self
     }
 
     /// Whether a missing zoo style may be downloaded while a request waits.
@@ -262,7 +278,7 @@ impl LocalJobFactory {
                     rules.check("model", &path)?;
                 }
                 let path = absolute_path("model", &path)?;
-                check_model_file(&path)?;
+                check_model_file(&path, self.model_budget.max_bytes)?;
                 ModelChoice::File(path)
             }
         };
@@ -281,13 +297,14 @@ impl LocalJobFactory {
             }
         }
         let precision = precision_of(request.precision.as_deref(), device)?;
-        let engine = EngineOptions {
-            threads: Some(1),
-            device: Device::Cpu,
-            ..EngineOptions::default()
-        };
-        let model = load_model(&choice, &self.registry, &engine, self.allow_download)
-            .map_err(model_rejection)?;
+        // Static only: no ONNX Runtime session is built for a model in the server's process.
+        let model = check_model(
+            &choice,
+            &self.registry,
+            self.allow_download,
+            &self.model_budget,
+        )
+        .map_err(model_rejection)?;
         let located = |path: &Path, url: &Option<ObjectUrl>| match url {
             Some(_) => path.to_path_buf(),
             None => absolute(path),
@@ -332,7 +349,7 @@ impl JobFactory for LocalJobFactory {
     async fn build(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
         let factory = self.clone();
         let request = request.clone();
-        // ffprobe and ONNX Runtime session creation block for up to seconds.
+        // ffprobe and reading the model block for up to seconds.
         tokio::task::spawn_blocking(move || factory.build_blocking(&request))
             .await
             .map_err(|e| Rejection::Internal(format!("job checks panicked: {e}")))?
@@ -403,12 +420,9 @@ fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
     }
 }
 
-/// The largest model file the server reads (ONNX's protobuf files stop at 2 GiB).
-const MAX_MODEL_BYTES: u64 = 2 << 30;
-
-/// A model path that exists must be a regular file of at most [`MAX_MODEL_BYTES`]; a missing one
-/// is left to the model loader, whose message names it.
-fn check_model_file(path: &Path) -> Result<(), Rejection> {
+/// A model path that exists must be a regular file of at most `max_bytes` (checked before the
+/// server reads it); a missing one is left to the model loader, whose message names it.
+fn check_model_file(path: &Path, max_bytes: u64) -> Result<(), Rejection> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
@@ -418,15 +432,16 @@ fn check_model_file(path: &Path) -> Result<(), Rejection> {
             message: format!("model: {} is not a regular file", path.display()),
         });
     }
-    if meta.len() > MAX_MODEL_BYTES {
-        return Err(Rejection::BadField {
-            code: "model-too-large",
-            message: format!(
-                "model: {} is {} bytes, more than the {MAX_MODEL_BYTES} an ONNX file can hold",
-                path.display(),
-                meta.len()
-            ),
-        });
+    if meta.len() > max_bytes {
+        // The same answer as the static inspection's, without reading the file.
+        return Err(unusable(
+            "model-too-large",
+            fresco_infer::inspect::InspectError::TooLarge {
+                model: path.display().to_string(),
+                bytes: meta.len(),
+                limit: max_bytes,
+            },
+        ));
     }
     Ok(())
 }
@@ -589,6 +604,7 @@ fn model_rejection(e: ModelError) -> Rejection {
     };
     match &e {
         ModelError::FileMissing { .. } => unusable("model-missing", e),
+        ModelError::Inspect(refusal) => unusable(refusal.code(), e),
         ModelError::Registry(r) => match r {
             RegistryError::UnknownStyle { .. } => unusable("unknown-style", e),
             RegistryError::Offline { .. } | RegistryError::NoPinnedDigest { .. } => {
@@ -615,7 +631,7 @@ fn model_rejection(e: ModelError) -> Rejection {
 }
 
 /// The kind of device a submission's job is pinned for: its `device` ("cpu" or "cuda"), or the
-/// server's (`--device`). The server itself needs no GPU: it checks the model on the CPU.
+/// server's (`--device`). The server itself needs no GPU: it checks the model without a runtime.
 fn device_of(text: Option<&str>, server: Device) -> Result<Device, Rejection> {
     match text {
         None => Ok(server),

@@ -135,5 +135,6 @@ async fn real_files_and_the_vintage_style_make_a_job() {
         None,
     )
     .await;
-    reply.error(StatusCode::UNPROCESSABLE_ENTITY, "model-unusable");
+    let message = reply.error(StatusCode::UNPROCESSABLE_ENTITY, "model-not-onnx");
+    assert!(message.contains("bogus.onnx"), "{message}");
 }

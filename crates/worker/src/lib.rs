@@ -1,7 +1,9 @@
 //! Workers: processes (or threads of `fresco run`) that take tasks from the queue and do them.
 //! [`spec`] holds what a job asks for, [`worker`] the claim/heartbeat/complete loop and the
-//! three stages, [`sweep`] the housekeeping of the shared work folder.
+//! three stages, [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the
+//! first load of a user's model in a child process with limits.
 
+pub mod model_trial;
 mod preview;
 pub mod spec;
 pub mod sweep;

@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use fresco_core::{ChannelOrder, Device, InputRange, ModelChoice};
+use fresco_infer::inspect::ModelBudget;
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
-use fresco_pipeline::{load_model, LoadedModel, ModelError, VideoOptions};
+use fresco_pipeline::{check_model, load_model, LoadedModel, ModelError, VideoOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -170,6 +171,9 @@ pub enum PinError {
         pinned: String,
         found: String,
     },
+    /// The trial load in a child process refused the model (see [`crate::model_trial`]).
+    #[error(transparent)]
+    Trial(#[from] crate::model_trial::TrialError),
     #[error("model {name}: the job pins an unusable precision: {source}")]
     Precision {
         name: String,
@@ -178,12 +182,14 @@ pub enum PinError {
 }
 
 /// Loads the model a job pinned, on this worker's device, and checks that its bytes are the ones
-/// pinned. Never downloads: a worker uses what its model folder or cache holds.
+/// pinned. Never downloads: a worker uses what its model folder or cache holds. A user's model
+/// file is first inspected statically, then (with `trial`) tried in a child process.
 pub fn load_pinned_model(
     pin: &ModelPin,
     registry: &Registry,
     device: Device,
     threads: Option<usize>,
+    trial: Option<&crate::model_trial::ModelTrial>,
 ) -> Result<LoadedModel, PinError> {
     let options = EngineOptions {
         threads,
@@ -199,6 +205,21 @@ pub fn load_pinned_model(
             })?,
         ..EngineOptions::default()
     };
+    // The same static inspection the server made, before ONNX Runtime sees the bytes: a job
+    // queued directly (or a model file changed since) must not bring external data or a
+    // constant-folding bomb into this process.
+    let checked = check_model(&pin.choice, registry, false, &ModelBudget::default())?;
+    if checked.digest != pin.digest {
+        return Err(PinError::DigestChanged {
+            name: pin.name.clone(),
+            pinned: pin.digest.clone(),
+            found: checked.digest,
+        });
+    }
+    // A user's file: what loading builds is learned in a child process with limits first.
+    if let (Some(trial), ModelChoice::File(path)) = (trial, &pin.choice) {
+        crate::model_trial::trial_load(trial, path, &checked.digest)?;
+    }
     let loaded = load_model(&pin.choice, registry, &options, false)?;
     if loaded.digest != pin.digest {
         return Err(PinError::DigestChanged {

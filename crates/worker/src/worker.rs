@@ -76,6 +76,9 @@ pub struct WorkerConfig {
     /// The system store when it is an object store: chunks go there instead of `work_dir`
     /// (see [`system`]). `None`: `work_dir` is the system store.
     pub system: Option<fresco_store::Store>,
+    /// How a user's model is first tried in a child process with limits (`None`: loaded here
+    /// directly, after the static inspection; the `fresco` binary always sets it).
+    pub model_trial: Option<crate::model_trial::ModelTrial>,
 }
 
 impl WorkerConfig {
@@ -97,6 +100,7 @@ impl WorkerConfig {
             work_dir,
             scratch_budget: None,
             system: None,
+            model_trial: None,
         }
     }
 }
@@ -578,6 +582,7 @@ impl Worker {
             last_progress: Arc::clone(&last_progress),
             scratch: Arc::clone(&self.scratch),
             system: self.config.system.clone(),
+            model_trial: self.config.model_trial.clone(),
         };
         let model = self.model.take();
         let task_lease = lease.clone();
@@ -873,6 +878,7 @@ struct TaskContext {
     scratch: Arc<Scratch>,
     /// The object system store for chunks, if any.
     system: Option<fresco_store::Store>,
+    model_trial: Option<crate::model_trial::ModelTrial>,
 }
 
 /// Milliseconds on a clock that only goes forward (since the first call).
@@ -933,21 +939,29 @@ fn ensure_model<'m>(
                 FailureClass::MissingDependency,
             ));
         }
-        let mut loaded =
-            load_pinned_model(&spec.model, &Registry::from_env(), ctx.device, ctx.threads)
-                .map_err(|e| {
-                    let class = match &e {
-                        PinError::Model(m) if m.is_missing_runtime() => {
-                            FailureClass::MissingDependency
-                        }
-                        _ => FailureClass::Model,
-                    };
-                    TaskFailure {
-                        message: e.to_string(),
-                        retryable: !matches!(e, PinError::DigestChanged { .. }),
-                        class,
-                    }
-                })?;
+        let mut loaded = load_pinned_model(
+            &spec.model,
+            &Registry::from_env(),
+            ctx.device,
+            ctx.threads,
+            ctx.model_trial.as_ref(),
+        )
+        .map_err(|e| {
+            let class = match &e {
+                PinError::Model(m) if m.is_missing_runtime() => FailureClass::MissingDependency,
+                _ => FailureClass::Model,
+            };
+            TaskFailure {
+                message: e.to_string(),
+                // A model the static inspection refused is refused on every try.
+                retryable: !matches!(
+                    e,
+                    PinError::DigestChanged { .. }
+                        | PinError::Model(fresco_pipeline::ModelError::Inspect(_))
+                ) && !matches!(&e, PinError::Trial(t) if !t.is_retryable()),
+                class,
+            }
+        })?;
         if let Some(note) = loaded.engine.set_batch(ctx.batch) {
             tracing::warn!("{note}");
         }
