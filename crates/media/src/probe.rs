@@ -247,6 +247,8 @@ fn strip_path(text: &str, path: &Path) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameTimes {
     pub pts: Vec<i64>,
+    /// The first frame's picture size and each change of it (see [`parse_frame_sizes`]).
+    pub sizes: Vec<FrameSize>,
     /// Decoder complaints (a truncated or corrupt file); empty for a clean file.
     pub warnings: String,
 }
@@ -269,7 +271,7 @@ pub fn frame_times(
                 "-select_streams".as_ref(),
                 select.as_ref(),
                 "-show_entries".as_ref(),
-                "frame=best_effort_timestamp,pkt_duration,duration".as_ref(),
+                "frame=best_effort_timestamp,pkt_duration,duration,width,height".as_ref(),
                 "-of".as_ref(),
                 "compact=p=0".as_ref(),
                 input.as_os_str(),
@@ -277,9 +279,11 @@ pub fn frame_times(
             timeout,
         )
         .map_err(|e| not_media(input, e))?;
-    let pts = parse_frame_times(&String::from_utf8_lossy(&captured.stdout));
+    let text = String::from_utf8_lossy(&captured.stdout);
+    let pts = parse_frame_times(&text);
     Ok(FrameTimes {
         pts,
+        sizes: parse_frame_sizes(&text),
         warnings: strip_path(&captured.stderr_tail, input),
     })
 }
@@ -319,9 +323,65 @@ pub fn parse_frame_times(text: &str) -> Vec<i64> {
     out
 }
 
+/// A decoded frame's picture size, from frame number `frame` (in decode order) on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSize {
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The first frame's size and each frame where the size changes, from the same `compact=p=0`
+/// lines as [`parse_frame_times`] (with `width=W|height=H`). Two broadcasts cut together, or a
+/// stream that adapts its resolution, decode to frames of more than one size.
+pub fn parse_frame_sizes(text: &str) -> Vec<FrameSize> {
+    let mut sizes: Vec<FrameSize> = Vec::new();
+    let frames = text
+        .lines()
+        .filter(|line| line.contains("best_effort_timestamp="));
+    for (n, line) in frames.enumerate() {
+        let field = |key: &str| {
+            line.split('|')
+                .filter_map(|f| f.split_once('='))
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+        };
+        let (Some(width), Some(height)) = (field("width"), field("height")) else {
+            continue;
+        };
+        if sizes
+            .last()
+            .is_some_and(|s| (s.width, s.height) == (width, height))
+        {
+            continue;
+        }
+        sizes.push(FrameSize {
+            frame: n as u64,
+            width,
+            height,
+        });
+    }
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_sizes_list_the_first_and_each_change() {
+        let text = "best_effort_timestamp=0|width=96|height=64\n\
+                    best_effort_timestamp=1|width=96|height=64\n\
+                    best_effort_timestamp=2|width=64|height=48\n\
+                    best_effort_timestamp=3|width=N/A|height=N/A\n\
+                    best_effort_timestamp=4|width=64|height=48\n\
+                    best_effort_timestamp=5|width=96|height=64\n";
+        let sizes = parse_frame_sizes(text);
+        let plain: Vec<(u64, u32, u32)> =
+            sizes.iter().map(|s| (s.frame, s.width, s.height)).collect();
+        assert_eq!(plain, [(0, 96, 64), (2, 64, 48), (5, 96, 64)]);
+        assert!(parse_frame_sizes("best_effort_timestamp=0|width=8|height=8").len() == 1);
+    }
 
     #[test]
     fn bit_depth_from_pixel_format_names() {

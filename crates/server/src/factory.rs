@@ -512,6 +512,7 @@ fn run_rejection(e: RunError) -> Rejection {
         RunError::OutputExists { .. } => unusable("output-exists", e),
         RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
         RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
+        RunError::EncoderUnusable { .. } => unusable("encoder-unusable", e),
         RunError::SameFile { .. } => unusable("same-file", e),
         RunError::Model { .. } => unusable("model-unusable", e),
         // Not checked on the server (it needs no GPU): the plan task tries the hardware.

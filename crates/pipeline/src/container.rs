@@ -1,0 +1,356 @@
+//! What the output container decides about the video: which encoder a job gets when the user
+//! names none, the encoder options a container needs (no frame reordering where it stores no
+//! presentation times), a one-frame trial encode at plan time that refuses an encoder the
+//! container cannot hold or this ffmpeg lacks, and how an input whose picture size changes
+//! mid-stream is handled.
+//!
+//! All of it is decided when the job is planned, so that a job that cannot finish fails
+//! before any chunk is scored, and permanently: the same ffmpeg refuses the same container the
+//! same way on every worker.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use fresco_core::settings::AUTO_CODEC;
+use fresco_core::EncodeSettings;
+use fresco_media::probe::FrameSize;
+use fresco_media::process::ProcessError;
+
+use crate::error::RunError;
+use crate::plan::VideoPlan;
+use crate::video::Tools;
+
+/// The encoder for WebM when the user names none. VP9 rather than VP8 or AV1: every browser
+/// that plays WebM plays VP9, libvpx-vp9 is in every ffmpeg build that can write WebM, and it is
+/// several times faster than libaom's AV1 at the same quality.
+pub const WEBM_CODEC: &str = "libvpx-vp9";
+/// The encoder everywhere else: H.264 plays everywhere.
+pub const DEFAULT_CODEC: &str = "libx264";
+/// x264's constant rate factor unless the user sets one (and that of the other encoders with
+/// a CRF, as before VP9 had its own): about visually lossless.
+const DEFAULT_CRF: u8 = 18;
+/// VP9's constant quality level unless the user sets one. VP9's scale (0-63) is not x264's:
+/// Google's guidance for on-demand VP9 is 31 at 1080p (about x264's 23); 24 is the step that
+/// x264's 18 is below its 23, and keeps the fine texture of styled frames.
+const VP9_CRF: u8 = 24;
+/// libvpx's speed for batch work: `-deadline good -cpu-used 4` encodes several times faster
+/// than `-cpu-used 1` for a few percent more bits at the same CRF; `realtime` would lose far
+/// more quality, and the model, not the encoder, is the slow stage of a fresco job.
+const VPX_CPU_USED: &str = "4";
+/// A trial encode takes well under a second; a hung one is not waited for long.
+const TRIAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The encoder settings a job gets for `container` (an output extension in lower case): the
+/// container's encoder for [`AUTO_CODEC`], the codec's own CRF and preset where unset.
+pub fn resolve_encode(requested: &EncodeSettings, container: &str) -> EncodeSettings {
+    let codec = if requested.codec == AUTO_CODEC {
+        default_codec(container).to_string()
+    } else {
+        requested.codec.clone()
+    };
+    let vpx = is_vpx(&codec);
+    EncodeSettings {
+        crf: requested
+            .crf
+            .or(Some(if vpx { VP9_CRF } else { DEFAULT_CRF })),
+        // libvpx has no presets; its speed is VPX_CPU_USED.
+        preset: requested
+            .preset
+            .clone()
+            .or_else(|| (!vpx).then(|| "medium".to_string())),
+        codec,
+        ..requested.clone()
+    }
+}
+
+/// The encoder for a container when the user names none.
+pub fn default_codec(container: &str) -> &'static str {
+    match container {
+        "webm" => WEBM_CODEC,
+        _ => DEFAULT_CODEC,
+    }
+}
+
+fn is_vpx(codec: &str) -> bool {
+    matches!(codec, "libvpx-vp9" | "libvpx")
+}
+
+/// Containers where an encoder that reorders frames (B-frames) moves them: AVI stores no
+/// presentation time per frame, only a decode order at a fixed rate, so every frame is delayed
+/// by the reorder depth; MPEG-TS needs decode times of zero or more, so an input that starts
+/// at zero is shifted by that depth.
+pub fn needs_no_reordering(container: &str) -> bool {
+    matches!(container, "avi" | "ts" | "m2ts" | "mts")
+}
+
+/// Encoder options that the container or the codec needs beyond rate control and presets.
+pub fn codec_args(container: &str, encode: &EncodeSettings) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if needs_no_reordering(container) {
+        // No B-frames: in AVI, x264's reordering delay shifted the first frame to 0.08 s and
+        // made the video longer than its audio. Encoders without B-frames ignore this.
+        args.extend(["-bf:v:0", "0"].map(OsString::from));
+    }
+    if is_vpx(&encode.codec) {
+        if encode.crf.is_some() {
+            // Without a zero bitrate, libvpx's CRF is only a floor under a default bitrate.
+            args.extend(["-b:v:0", "0"].map(OsString::from));
+        }
+        args.extend(
+            [
+                "-deadline:v:0",
+                "good",
+                "-cpu-used:v:0",
+                VPX_CPU_USED,
+                "-row-mt:v:0",
+                "1",
+            ]
+            .map(OsString::from),
+        );
+    }
+    args
+}
+
+/// Options of the output's muxer (other than MP4's, in [`VideoPlan`]).
+pub fn muxer_args(container: &str) -> Vec<OsString> {
+    match container {
+        // The MPEG-TS muxer delays everything by 1.4 s unless told not to; with the input's
+        // times kept (-copyts), that moved every frame of a .ts output.
+        "ts" | "m2ts" | "mts" => ["-muxdelay", "0", "-muxpreload", "0"]
+            .map(OsString::from)
+            .to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses, at plan, frame times that do not increase: every frame keeps its time in the
+/// output, and a time that goes back (two recordings joined without re-timing, a damaged
+/// file) cannot be encoded or placed; it failed after frames were scored. Names the frame.
+pub fn check_frame_order(plan: &VideoPlan, pts: &[i64]) -> Result<(), RunError> {
+    let Some(at) = pts.windows(2).position(|w| w[1] <= w[0]) else {
+        return Ok(());
+    };
+    let (num, den) = plan.time_base;
+    let secs = |ticks: i64| ticks as f64 * num as f64 / den as f64;
+    let (before, after) = (pts[at], pts[at + 1]);
+    Err(RunError::Unsupported {
+        path: plan.input.clone(),
+        reason: format!(
+            "the frame times {} at frame {} ({:.3} s after {:.3} s; parts joined without \
+             re-timing?): each frame keeps its time in the output, so they must increase; join \
+             the parts with ffmpeg's concat demuxer, or re-time the video (e.g. ffmpeg -vf \
+             setpts=N/FRAME_RATE/TB), first",
+            if after == before { "repeat" } else { "go back" },
+            at + 1,
+            secs(after),
+            secs(before),
+        ),
+    })
+}
+
+/// Encodes one frame with exactly the job's video settings into a scratch file of the output's
+/// container, before any chunk is scored: an encoder this ffmpeg lacks, or one the container
+/// cannot hold (x264 into WebM, FFV1 into MP4), fails here with a message that says what to
+/// do, instead of when the scored chunks are joined.
+pub fn check_video_encoder(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
+    let scratch = crate::video::scratch_file(&plan.output)?;
+    let mut args: Vec<OsString> = [
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.extend([
+        OsString::from("-i"),
+        // A source of the frames the encoder gets: the model's size, in the pipes' format.
+        OsString::from(format!(
+            "color=c=gray:s={}x{}:r=25,format={}",
+            plan.model_width,
+            plan.model_height,
+            plan.raw_format.ffmpeg_name()
+        )),
+        OsString::from("-frames:v"),
+        OsString::from("1"),
+    ]);
+    args.extend(plan.video_encode_args());
+    args.push(scratch.path().as_os_str().to_os_string());
+    match tools.ffmpeg.output(&args, TRIAL_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(ProcessError::Failed { stderr_tail, .. }) => Err(RunError::EncoderUnusable {
+            path: plan.output.clone(),
+            reason: encoder_refusal(
+                &plan.encode.codec,
+                &plan.container(),
+                &strip_scratch(&stderr_tail, scratch.path()),
+            ),
+        }),
+        Err(other) => Err(RunError::Tool(other)),
+    }
+}
+
+fn strip_scratch(text: &str, scratch: &std::path::Path) -> String {
+    text.replace(&format!("{}: ", scratch.display()), "")
+}
+
+/// What to tell the user when a one-frame encode with `codec` into `.container` failed.
+pub fn encoder_refusal(codec: &str, container: &str, stderr: &str) -> String {
+    // The first line is the muxer's or encoder's own reason; ffmpeg's generic lines follow.
+    let said = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| match l.split_once("] ") {
+            Some((tag, rest)) if l.starts_with('[') && !tag.contains(']') => rest,
+            _ => l,
+        })
+        .unwrap_or("no message")
+        .to_string();
+    if stderr.contains("Unknown encoder") || stderr.contains("Encoder not found") {
+        return format!(
+            "this ffmpeg has no encoder '{codec}' (--codec); `ffmpeg -encoders` lists those it has"
+        );
+    }
+    let not_in_container = stderr.contains("not currently supported in container")
+        || stderr.contains("are supported for WebM")
+        || stderr.contains("Invalid or not supported codec type")
+        || stderr.contains("codec not supported");
+    if not_in_container {
+        let suggestion = match container {
+            "webm" => format!("leave --codec out for {WEBM_CODEC}, or name libvpx or libaom-av1"),
+            _ => format!(
+                "leave --codec out for {}, or choose a container that holds it (e.g. .mkv)",
+                default_codec(container)
+            ),
+        };
+        return format!(
+            "a .{container} file cannot hold video from the encoder {codec} (--codec): {suggestion} (ffmpeg: {said})"
+        );
+    }
+    format!(
+        "the encoder {codec} (--codec) refused the job's settings for a .{container} file: {said}"
+    )
+}
+
+/// Makes a plan whose input changes picture size mid-stream style every frame at the first
+/// size: the decoder scales each frame to it (after a change ffmpeg rebuilds its filters, and
+/// the scale keeps the frames on the pipe one size), and a note says where the size changed.
+/// `sizes` lists the first frame's size and each change, as the frame scan found them; `pts`
+/// the frame times, for the note.
+pub fn handle_size_changes(plan: &mut VideoPlan, sizes: &[FrameSize], pts: &[i64]) {
+    let Some(first) = sizes.first() else {
+        return;
+    };
+    if sizes.len() < 2 {
+        return;
+    }
+    plan.scale_every_frame = true;
+    let (num, den) = plan.time_base;
+    let start = pts.first().copied().unwrap_or(0);
+    let changes: Vec<String> = sizes
+        .windows(2)
+        .map(|w| {
+            let at = pts.get(w[1].frame as usize).copied().unwrap_or(start);
+            let secs = (at - start) as f64 * num as f64 / den as f64;
+            format!(
+                "to {}x{} at frame {} ({secs:.3} s)",
+                w[1].width, w[1].height, w[1].frame
+            )
+        })
+        .collect();
+    plan.notes.push(format!(
+        "the picture size changes mid-stream (from {}x{} {}): every frame is scaled to {}x{} \
+         (stretched where the shape differs)",
+        first.width,
+        first.height,
+        changes.join(", "),
+        plan.width,
+        plan.height
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requested(codec: &str) -> EncodeSettings {
+        EncodeSettings {
+            codec: codec.into(),
+            ..EncodeSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_container_chooses_the_encoder_and_its_defaults() {
+        let webm = resolve_encode(&EncodeSettings::default(), "webm");
+        assert_eq!(webm.codec, "libvpx-vp9");
+        assert_eq!(webm.crf, Some(VP9_CRF));
+        assert_eq!(webm.preset, None);
+        for container in ["mp4", "mkv", "avi", "mov", ""] {
+            let other = resolve_encode(&EncodeSettings::default(), container);
+            assert_eq!(other.codec, "libx264", "{container}");
+            assert_eq!(other.crf, Some(18));
+            assert_eq!(other.preset.as_deref(), Some("medium"));
+        }
+        // What the user names is kept.
+        let mut named = requested("libx265");
+        named.crf = Some(22);
+        named.preset = Some("slow".into());
+        assert_eq!(resolve_encode(&named, "webm"), named);
+        assert_eq!(
+            resolve_encode(&requested("libvpx-vp9"), "mkv").crf,
+            Some(24)
+        );
+    }
+
+    #[test]
+    fn avi_gets_no_reordering_and_vp9_gets_constant_quality() {
+        let x264 = resolve_encode(&EncodeSettings::default(), "avi");
+        let args: Vec<String> = codec_args("avi", &x264)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["-bf:v:0", "0"]);
+        assert!(codec_args("mp4", &x264).is_empty());
+        let vp9 = resolve_encode(&EncodeSettings::default(), "webm");
+        let args: Vec<String> = codec_args("webm", &vp9)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["-b:v:0", "0"]), "{args:?}");
+        assert!(
+            args.windows(2).any(|w| w == ["-cpu-used:v:0", "4"]),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        let missing = encoder_refusal("libfoo", "mkv", "Unknown encoder 'libfoo'\n");
+        assert!(missing.contains("no encoder 'libfoo'"), "{missing}");
+        let webm = encoder_refusal(
+            "libx264",
+            "webm",
+            "[webm @ 0x1] Only VP8 or VP9 or AV1 video and Vorbis or Opus audio and WebVTT subtitles are supported for WebM.\nCould not write header",
+        );
+        assert!(
+            webm.contains(".webm file cannot hold video from the encoder libx264"),
+            "{webm}"
+        );
+        assert!(webm.contains("leave --codec out for libvpx-vp9"), "{webm}");
+        let mp4 = encoder_refusal(
+            "ffv1",
+            "mp4",
+            "Could not find tag for codec ffv1 in stream #0, codec not currently supported in container",
+        );
+        assert!(
+            mp4.contains(".mp4 file cannot hold video from the encoder ffv1"),
+            "{mp4}"
+        );
+        assert!(mp4.contains("(e.g. .mkv)"), "{mp4}");
+    }
+}
