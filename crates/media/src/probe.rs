@@ -50,6 +50,9 @@ pub struct StreamInfo {
     pub r_frame_rate: Option<String>,
     pub avg_frame_rate: Option<String>,
     pub time_base: Option<String>,
+    /// When the stream starts, in seconds (negative for Opus, whose first samples are skipped).
+    #[serde(default)]
+    pub start_time: Option<String>,
     pub duration: Option<String>,
     /// Frames in the stream as the container's index says (MP4, MOV), where it says.
     #[serde(default)]

@@ -123,6 +123,29 @@ pub fn muxer_args(container: &str) -> Vec<OsString> {
     }
 }
 
+/// How far the output's muxer moves every stream when it is Matroska or WebM and a copied
+/// stream is Opus: Opus starts before zero (its pre-skip, e.g. -0.0065 s), ffmpeg 5.1 moves
+/// all streams later by that much so nothing is negative, and its Matroska reader takes the
+/// pre-skip off the Opus stream only. Every remux thus moved the video 7 ms later against its
+/// audio; the joined video is placed this much earlier to land at its input times.
+pub fn muxer_shift_us(
+    container: &str,
+    report: &fresco_media::probe::ProbeReport,
+    streams: &[crate::plan::CopiedStream],
+) -> i64 {
+    if !matches!(container, "mkv" | "mka" | "webm") {
+        return 0;
+    }
+    let earliest = report
+        .streams
+        .iter()
+        .filter(|s| streams.iter().any(|c| c.index == s.index))
+        .filter(|s| s.codec_name.as_deref() == Some("opus"))
+        .filter_map(|s| s.start_time.as_deref()?.parse::<f64>().ok())
+        .fold(0.0, f64::min);
+    (-earliest * 1e6).round() as i64
+}
+
 /// Refuses, at plan, frame times that do not increase: every frame keeps its time in the
 /// output, and a time that goes back (two recordings joined without re-timing, a damaged
 /// file) cannot be encoded or placed; it failed after frames were scored. Names the frame.

@@ -69,6 +69,10 @@ pub struct VideoPlan {
     /// model's size ([`crate::container::handle_size_changes`]).
     #[serde(default)]
     pub scale_every_frame: bool,
+    /// How far the output's muxer will move every stream (see
+    /// [`crate::container::muxer_shift_us`]); the joined video is placed that much earlier.
+    #[serde(default)]
+    pub muxer_shift_us: i64,
     colour: ColourTags,
     rotation: i32,
 }
@@ -230,6 +234,7 @@ pub fn plan_video(
         });
     }
 
+    let muxer_shift_us = crate::container::muxer_shift_us(&container, report, &streams);
     Ok(VideoPlan {
         input: input.to_path_buf(),
         output: output.to_path_buf(),
@@ -249,6 +254,7 @@ pub fn plan_video(
         encode,
         hwaccel: options.hwaccel.clone(),
         scale_every_frame: false,
+        muxer_shift_us,
         colour: colour_tags(video),
         rotation,
     })
@@ -517,6 +523,7 @@ impl VideoPlan {
             os("error"),
             os("-y"),
         ];
+        let offset_us = offset_us - self.muxer_shift_us;
         if offset_us != 0 {
             args.extend([os("-itsoffset"), os(format!("{offset_us}us"))]);
         }
