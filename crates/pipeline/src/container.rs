@@ -30,11 +30,12 @@ pub const DEFAULT_CODEC: &str = "libx264";
 /// a CRF, as before VP9 had its own): about visually lossless.
 const DEFAULT_CRF: u8 = 18;
 /// VP9's constant quality level unless the user sets one. VP9's scale (0-63) is not x264's:
-/// Google's guidance for on-demand VP9 is 31 at 1080p (about x264's 23); 24 is the step that
-/// x264's 18 is below its 23, and keeps the fine texture of styled frames.
+/// Google's guidance for on-demand VP9 is 31 at 1080p (about x264's 23); 24 comes close to
+/// x264's 18. On a textured 320x240 clip (one thread): x264 CRF 18 gave 38.7 dB PSNR in
+/// 1.33 MB; VP9 CRF 24 38.1 dB in 0.94 MB; VP9 CRF 31 36.7 dB in 0.35 MB.
 const VP9_CRF: u8 = 24;
-/// libvpx's speed for batch work: `-deadline good -cpu-used 4` encodes several times faster
-/// than `-cpu-used 1` for a few percent more bits at the same CRF; `realtime` would lose far
+/// libvpx's speed for batch work: `-deadline good -cpu-used 4`. On that clip it took 2.3 s
+/// (x264 medium: 1.3 s); `-cpu-used 1` took 20.8 s for 0.3 dB more. `realtime` loses far
 /// more quality, and the model, not the encoder, is the slow stage of a fresco job.
 const VPX_CPU_USED: &str = "4";
 /// A trial encode takes well under a second; a hung one is not waited for long.
