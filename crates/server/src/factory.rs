@@ -243,7 +243,11 @@ impl LocalJobFactory {
                 let report =
                     probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
                 self.limits.check_probe("input", &report)?;
-                fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                let plan = fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                    .map_err(run_rejection)?;
+                // One frame from ffmpeg's own generator (not the input) into the output's
+                // container: a codec it cannot hold, or ffmpeg lacks, is refused now.
+                fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
                     .map_err(run_rejection)?;
             }
         }

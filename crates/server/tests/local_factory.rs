@@ -115,6 +115,20 @@ async fn real_files_and_the_vintage_style_make_a_job() {
             "model",
         ),
         (
+            // The output's container cannot hold the codec: refused before it is queued.
+            json!({"input": clip, "output": dir.path().join("out.webm"), "style": "vintage",
+                   "codec": "libx264"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "encoder-unusable",
+            "cannot hold video from the encoder libx264",
+        ),
+        (
+            json!({"input": clip, "output": out, "style": "vintage", "codec": "libnosuchcodec"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "encoder-unusable",
+            "no encoder 'libnosuchcodec'",
+        ),
+        (
             json!({"input": "clip.mp4", "output": out, "style": "vintage"}),
             StatusCode::BAD_REQUEST,
             "path-not-absolute",
