@@ -353,6 +353,46 @@ mod tests {
     }
 
     #[test]
+    fn opus_into_matroska_places_the_video_earlier_by_its_pre_skip() {
+        use crate::plan::{plan_video, VideoOptions};
+        use std::path::Path;
+        let report = fresco_media::probe::ProbeReport::from_json(
+            br#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":64,
+            "height":48,"time_base":"1/1000","start_time":"0.007000"},
+            {"index":1,"codec_type":"audio","codec_name":"opus","start_time":"-0.006500"},
+            {"index":2,"codec_type":"audio","codec_name":"aac","start_time":"-0.021333"}]}"#,
+        )
+        .unwrap();
+        let plan = |out: &str, options: &VideoOptions| {
+            plan_video(Path::new("in.mkv"), Path::new(out), &report, options).unwrap()
+        };
+        let all = VideoOptions::default();
+        assert_eq!(plan("o.webm", &all).muxer_shift_us, 6500);
+        assert_eq!(plan("o.mkv", &all).muxer_shift_us, 6500);
+        // MP4 has edit lists and no such shift; AAC's priming is not taken off by the reader.
+        assert_eq!(plan("o.mp4", &all).muxer_shift_us, 0);
+        let no_audio = VideoOptions {
+            drop_streams: vec![fresco_core::StreamKind::Audio],
+            ..Default::default()
+        };
+        assert_eq!(plan("o.mkv", &no_audio).muxer_shift_us, 0);
+        let p = plan("o.mkv", &all);
+        let text = |args: Vec<OsString>| {
+            args.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let joined = text(p.assemble_args(Path::new("l"), 7000, Path::new("o.mkv")));
+        assert!(joined.contains("-itsoffset 500us"), "{joined}");
+        let piped = text(p.encoder_args(Path::new("o.mkv")));
+        assert!(
+            piped.starts_with("-nostdin -hide_banner -v error -y -itsoffset -6500us -f nut"),
+            "{piped}"
+        );
+    }
+
+    #[test]
     fn refusals_say_what_is_wrong() {
         let missing = encoder_refusal("libfoo", "mkv", "Unknown encoder 'libfoo'\n");
         assert!(missing.contains("no encoder 'libfoo'"), "{missing}");

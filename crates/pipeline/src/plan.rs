@@ -469,6 +469,11 @@ impl VideoPlan {
             os("-v"),
             os("error"),
             os("-y"),
+        ];
+        if self.muxer_shift_us != 0 {
+            args.extend([os("-itsoffset"), os(format!("{}us", -self.muxer_shift_us))]);
+        }
+        args.extend([
             os("-f"),
             os("nut"),
             os("-i"),
@@ -477,7 +482,7 @@ impl VideoPlan {
             self.input.clone().into_os_string(),
             os("-map"),
             os("0:v:0"),
-        ];
+        ]);
         args.extend(self.copied_stream_args(1));
         args.extend([os("-c"), os("copy")]);
         args.extend(self.video_encode_args());
