@@ -463,6 +463,14 @@ fn webm_refusals_come_at_plan_through_run() {
         "out.mp4",
         &["cannot hold video from the encoder ffv1", "(e.g. .mkv)"],
     );
+    for (name, words) in [
+        ("out.xyz", &["no container for the extension .xyz"][..]),
+        ("out.mp3", &[".mp3 file cannot hold video"][..]),
+    ] {
+        let output = dir.path().join(name);
+        vintage_run(&input, &output, &ffmpeg, &["--drop-streams", "audio"]).fails(5, name, words);
+        assert_nothing_left(&output);
+    }
     assert_nothing_scored(&log);
     eprintln!("the AAC-in-WebM refusal took {refused_in:?}");
 

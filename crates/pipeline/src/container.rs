@@ -239,10 +239,19 @@ pub fn encoder_refusal(codec: &str, container: &str, stderr: &str) -> String {
             "this ffmpeg has no encoder '{codec}' (--codec); `ffmpeg -encoders` lists those it has"
         );
     }
+    if stderr.contains("Unable to find a suitable output format") {
+        return format!(
+            "ffmpeg knows no container for the extension .{container}; name the output .mp4, \
+             .mkv, .webm, .mov or .avi"
+        );
+    }
     let not_in_container = stderr.contains("not currently supported in container")
         || stderr.contains("are supported for WebM")
         || stderr.contains("Invalid or not supported codec type")
-        || stderr.contains("codec not supported");
+        || stderr.contains("codec not supported")
+        // Audio-only or picture containers: .mp3 drops the video, .gif takes only GIF.
+        || stderr.contains("does not contain any stream")
+        || stderr.contains("supports only");
     if not_in_container {
         let suggestion = match container {
             "webm" => format!("leave --codec out for {WEBM_CODEC}, or name libvpx or libaom-av1"),
@@ -416,5 +425,17 @@ mod tests {
             "{mp4}"
         );
         assert!(mp4.contains("(e.g. .mkv)"), "{mp4}");
+        let xyz = encoder_refusal(
+            "libx264",
+            "xyz",
+            "Unable to find a suitable output format for '/tmp/fresco-streamcheck-1.xyz'",
+        );
+        assert!(xyz.contains("no container for the extension .xyz"), "{xyz}");
+        let mp3 = encoder_refusal(
+            "libx264",
+            "mp3",
+            "Output file #0 does not contain any stream",
+        );
+        assert!(mp3.contains(".mp3 file cannot hold video"), "{mp3}");
     }
 }
