@@ -700,3 +700,67 @@ fn restarting_frame_times_are_refused_at_plan() {
     assert_nothing_scored(&log);
     assert_nothing_left(&output);
 }
+
+// ---- retry or not -------------------------------------------------------------------------
+
+/// An ffmpeg that fails the chunks' join with `message` (and runs the real one otherwise).
+fn ffmpeg_failing_the_join(dir: &Path, message: &str) -> PathBuf {
+    let real = String::from_utf8_lossy(&tool_bytes(
+        "sh",
+        &[OsStr::new("-c"), OsStr::new("command -v ffmpeg")],
+    ))
+    .trim()
+    .to_string();
+    let script = dir.join("ffmpeg-failing-join");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *'-f concat'*) printf '%s\\n' \"{message}\" >&2; exit 1;; esac\nexec '{real}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// A join that the muxer refuses fails the same way on every try: the assemble task fails
+/// once, for good; a join that ran out of disk is tried again (three attempts by default).
+#[test]
+fn a_muxer_refusing_the_join_is_permanent_and_a_full_disk_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clip.mkv");
+    make_av(&input, "libopus", "0.6");
+    for (name, message, attempts) in [
+        (
+            "refused",
+            "[matroska @ 0x1] Attachment stream 3 has no filename tag.\nCould not write header for output file #0 (incorrect codec parameters ?): Invalid argument",
+            1,
+        ),
+        (
+            "disk",
+            "Could not write header for output file #0 (incorrect codec parameters ?): No space left on device",
+            3,
+        ),
+    ] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        let ffmpeg = ffmpeg_failing_the_join(&sub, message);
+        let output = sub.join("out.mkv");
+        let (job, text) = pool_run(&sub, &input, &output, &[], &ffmpeg);
+        assert_eq!(job["state"], "failed", "{job:#}\n{text}");
+        let assemble = job["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "assemble")
+            .expect("an assemble task")
+            .clone();
+        assert_eq!(assemble["attempts"], attempts, "{name}: {assemble:#}");
+        let error = job["last_error"].as_str().unwrap_or_default();
+        if attempts == 1 {
+            assert!(error.contains("muxer refused the joined streams"), "{job:#}");
+        }
+        assert!(!output.exists());
+    }
+}

@@ -257,6 +257,19 @@ pub fn assemble(
         .ffmpeg
         .output(&args, Duration::from_secs(3600))
         .map_err(|e| match e {
+            // Past the plan's checks, but the same on every try: not worth retrying.
+            fresco_media::process::ProcessError::Failed { stderr_tail, .. }
+                if crate::container::muxer_refused(&stderr_tail) =>
+            {
+                RunError::EncoderUnusable {
+                    path: video.output.clone(),
+                    reason: format!(
+                        "the .{} muxer refused the joined streams (it would on every try): {}",
+                        video.container(),
+                        fresco_media::process::last_lines(&stderr_tail, 3)
+                    ),
+                }
+            }
             fresco_media::process::ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
                 path: video.output.clone(),
                 reason: format!(

@@ -269,6 +269,21 @@ pub fn encoder_refusal(codec: &str, container: &str, stderr: &str) -> String {
     )
 }
 
+/// Whether ffmpeg's message says the output's muxer refused what it was given (a stream or a
+/// tag the container cannot take): a failure that repeats on every try, unlike a full disk
+/// or a killed process.
+pub fn muxer_refused(stderr: &str) -> bool {
+    let refusals = [
+        "not currently supported in container",
+        "are supported for WebM",
+        "Invalid or not supported codec type",
+        "has no filename tag",
+        "has no mimetype tag",
+    ];
+    refusals.iter().any(|r| stderr.contains(r))
+        || (stderr.contains("Could not write header") && stderr.contains("Invalid argument"))
+}
+
 /// Makes a plan whose input changes picture size mid-stream style every frame at the first
 /// size: the decoder scales each frame to it (after a change ffmpeg rebuilds its filters, and
 /// the scale keeps the frames on the pipe one size), and a note says where the size changed.
@@ -399,6 +414,19 @@ mod tests {
             piped.starts_with("-nostdin -hide_banner -v error -y -itsoffset -6500us -f nut"),
             "{piped}"
         );
+    }
+
+    #[test]
+    fn muxer_refusals_are_told_from_passing_trouble() {
+        assert!(muxer_refused(
+            "[matroska @ 0x1] Attachment stream 3 has no filename tag.\nCould not write header \
+             for output file #0 (incorrect codec parameters ?): Invalid argument"
+        ));
+        assert!(muxer_refused("Could not find tag for codec ass in stream #2, codec not currently supported in container"));
+        assert!(!muxer_refused(
+            "Could not write header for output file #0 (incorrect codec parameters ?): No space left on device"
+        ));
+        assert!(!muxer_refused("Error writing trailer: Input/output error"));
     }
 
     #[test]
