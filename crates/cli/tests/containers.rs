@@ -404,6 +404,16 @@ fn webm_is_vp9_with_its_opus(dir: &Path, pool: bool) {
 fn webm_output_is_vp9_with_opus_kept_through_run() {
     let dir = tempfile::tempdir().unwrap();
     webm_is_vp9_with_its_opus(dir.path(), false);
+    // Vorbis, WebM's other audio codec, is copied too.
+    let input = dir.path().join("vorbis.mkv");
+    make_av(&input, "libvorbis", "1");
+    let (ffmpeg, _) = logged_ffmpeg(dir.path());
+    let output = dir.path().join("vorbis.webm");
+    vintage_run(&input, &output, &ffmpeg, &[]).ok();
+    assert_eq!(streams_of(&output, "video")[0]["codec_name"], "vp9");
+    assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0), "audio changed");
+    assert_same_timing(&input, &output);
+    assert_audio_starts_alike(&input, &output);
 }
 
 #[test]
@@ -506,6 +516,13 @@ fn webm_refusals_are_permanent_plan_failures_in_a_pool() {
         &ffmpeg,
     );
     assert_failed_at_plan(&job, &text, &["cannot hold video from the encoder libx264"]);
+
+    let sub = dir.path().join("missing");
+    std::fs::create_dir(&sub).unwrap();
+    let mkv = dir.path().join("phone.mkv");
+    let (job, text) = pool_run(&sub, &input, &mkv, &["--codec", "libnosuchcodec"], &ffmpeg);
+    assert_failed_at_plan(&job, &text, &["no encoder 'libnosuchcodec'"]);
+    assert!(!mkv.exists());
     assert_nothing_scored(&log);
 }
 
