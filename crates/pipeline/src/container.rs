@@ -293,7 +293,21 @@ pub fn handle_size_changes(plan: &mut VideoPlan, sizes: &[FrameSize], pts: &[i64
     let Some(first) = sizes.first() else {
         return;
     };
+    let coded = if plan.input_rotation() % 180 == 90 {
+        (plan.height, plan.width)
+    } else {
+        (plan.width, plan.height)
+    };
     if sizes.len() < 2 {
+        if (first.width, first.height) != coded {
+            // The container declared another size than the frames have: they are scaled to
+            // the declared one, which the plan's sizes and pipes are made for.
+            plan.scale_every_frame = true;
+            plan.notes.push(format!(
+                "the frames are {}x{}, not the {}x{} the container declares: they are scaled to it",
+                first.width, first.height, coded.0, coded.1
+            ));
+        }
         return;
     }
     plan.scale_every_frame = true;
