@@ -212,8 +212,11 @@ fn assert_audio_starts_alike(input: &Path, output: &Path) {
     );
 }
 
-/// The non-video streams of a file: (codec_type, codec_name, tags we care about).
-fn other_streams(path: &Path) -> Vec<(String, String, Vec<(String, String)>)> {
+/// A non-video stream: codec_type, codec_name, and the tags we care about.
+type StreamSummary = (String, String, Vec<(String, String)>);
+
+/// The non-video streams of a file.
+fn other_streams(path: &Path) -> Vec<StreamSummary> {
     probe(path)["streams"]
         .as_array()
         .unwrap()
