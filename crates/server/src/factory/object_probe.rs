@@ -104,7 +104,10 @@ impl LocalJobFactory {
         match self.probe_object(url, info)? {
             Probed::Report(report) => {
                 self.limits.check_probe("input", &report)?;
-                fresco_pipeline::plan::plan_video(&named, output, &report, options)
+                let plan = fresco_pipeline::plan::plan_video(&named, output, &report, options)
+                    .map_err(run_rejection)?;
+                // As for a local input: a codec the output's container cannot hold.
+                fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
                     .map_err(run_rejection)?;
             }
             Probed::Undecided(reason) => tracing::info!(
