@@ -251,17 +251,27 @@ pub fn encoder_refusal(codec: &str, container: &str, stderr: &str) -> String {
         || stderr.contains("codec not supported")
         // Audio-only or picture containers: .mp3 drops the video, .gif takes only GIF.
         || stderr.contains("does not contain any stream")
-        || stderr.contains("supports only");
+        || stderr.contains("supports only")
+        || stderr.contains("Unsupported codec id");
     if not_in_container {
         let suggestion = match container {
+            _ if codec == default_codec(container) => format!(
+                "{codec} is fresco's default, and this container cannot hold it: name an \
+                 encoder it takes with --codec, or choose .mkv or .mp4"
+            ),
             "webm" => format!("leave --codec out for {WEBM_CODEC}, or name libvpx or libaom-av1"),
             _ => format!(
                 "leave --codec out for {}, or choose a container that holds it (e.g. .mkv)",
                 default_codec(container)
             ),
         };
+        let flag = if codec == default_codec(container) {
+            ""
+        } else {
+            " (--codec)"
+        };
         return format!(
-            "a .{container} file cannot hold video from the encoder {codec} (--codec): {suggestion} (ffmpeg: {said})"
+            "a .{container} file cannot hold video from the encoder {codec}{flag}: {suggestion} (ffmpeg: {said})"
         );
     }
     format!(
@@ -473,6 +483,15 @@ mod tests {
             "Unable to find a suitable output format for '/tmp/fresco-streamcheck-1.xyz'",
         );
         assert!(xyz.contains("no container for the extension .xyz"), "{xyz}");
+        let ogv = encoder_refusal(
+            "libx264",
+            "ogv",
+            "[ogg @ 0x1] Unsupported codec id in stream 0\nCould not write header for output file #0 (incorrect codec parameters ?): Invalid argument",
+        );
+        assert!(
+            ogv.contains("name an encoder it takes with --codec"),
+            "{ogv}"
+        );
         let mp3 = encoder_refusal(
             "libx264",
             "mp3",
