@@ -216,7 +216,7 @@ impl LocalJobFactory {
             Some(_) => PathBuf::from(&request.output),
             None => absolute_path("output", &request.output)?,
         };
-        let options = video_options(request);
+        let options = video_options(request).for_output(&output);
         let input_object = match &input_url {
             Some(url) => {
                 let info = input_object(url)?;

@@ -60,8 +60,9 @@ async fn real_files_and_the_vintage_style_make_a_job() {
     let spec = fresco_worker::JobSpec::from_json(&job.spec).expect("a worker can read the spec");
     assert_eq!(spec.model.name, "vintage");
     assert_eq!(spec.model.digest.len(), 64);
-    // No codec asked for: the output's container picks it when the job is planned.
-    assert_eq!(spec.options.encode.codec, fresco_core::settings::AUTO_CODEC);
+    // No codec asked for: the output's container picks it (.mp4: x264, as before).
+    assert_eq!(spec.options.encode.codec, "libx264");
+    assert_eq!(spec.options.encode.crf, Some(18));
     assert_eq!(job.identity, spec.identity());
 
     let cases = [
