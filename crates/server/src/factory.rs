@@ -246,9 +246,12 @@ impl LocalJobFactory {
                 let plan = fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
                     .map_err(run_rejection)?;
                 // One frame from ffmpeg's own generator (not the input) into the output's
-                // container: a codec it cannot hold, or ffmpeg lacks, is refused now.
-                fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
-                    .map_err(run_rejection)?;
+                // container: a codec it cannot hold, or ffmpeg lacks, is refused now. Not a
+                // hardware encoder: the server needs no GPU; the plan task tries those.
+                if !fresco_pipeline::hardware::is_hardware_encoder(&plan.encode.codec) {
+                    fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
+                        .map_err(run_rejection)?;
+                }
             }
         }
 

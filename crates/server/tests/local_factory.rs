@@ -65,6 +65,17 @@ async fn real_files_and_the_vintage_style_make_a_job() {
     assert_eq!(spec.options.encode.crf, Some(18));
     assert_eq!(job.identity, spec.identity());
 
+    // A hardware encoder is not tried on the server, which needs no GPU: its plan task does.
+    let reply = post_json(
+        &app.state,
+        "/v1/jobs",
+        &json!({"input": clip, "output": dir.path().join("gpu.mp4"), "style": "vintage",
+                "codec": "h264_nvenc"}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+
     let cases = [
         (
             submit(&notes, &out, "vintage"),
