@@ -784,3 +784,24 @@ fn a_muxer_refusing_the_join_is_permanent_and_a_full_disk_is_retried() {
         assert!(!output.exists());
     }
 }
+
+/// Opus from an MP4 into Matroska: the plan cannot tell from the probe that the muxer will
+/// move every stream by Opus's pre-skip, so the join measures it and places the video again;
+/// every frame keeps its time, through `run` and through a pool.
+#[test]
+fn opus_from_mp4_into_matroska_keeps_every_frame_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("voice.mp4");
+    make_av(&input, "libopus", "1");
+    let (ffmpeg, _) = logged_ffmpeg(dir.path());
+    let output = dir.path().join("voice.mkv");
+    vintage_run(&input, &output, &ffmpeg, &[]).ok();
+    assert_same_times(&frame_times(&input), &frame_times(&output));
+    assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0), "audio changed");
+
+    let pooled = dir.path().join("pooled.webm");
+    let (job, text) = pool_run(dir.path(), &input, &pooled, &[], &ffmpeg);
+    assert_eq!(job["state"], "succeeded", "{job:#}\n{text}");
+    assert_same_times(&frame_times(&input), &frame_times(&pooled));
+    assert_eq!(audio_md5(&input, 0), audio_md5(&pooled, 0), "audio changed");
+}
