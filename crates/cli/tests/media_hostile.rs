@@ -216,7 +216,9 @@ fn a_chapter_bomb_is_refused_and_the_servers_memory_stays_bounded() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data_root = dir.path().join("data");
+    // A submitter's relative names resolve in its namespace of the data store.
+    let data = data_root.join("tenants").join("bomber");
     std::fs::create_dir_all(data.join("styled")).unwrap();
     let clip = data.join("clip.mp4");
     make_h264(&clip, "64x48", 25, 0.4);
@@ -243,7 +245,7 @@ fn a_chapter_bomb_is_refused_and_the_servers_memory_stays_bounded() {
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "0"])
         .args(["--rate-limit", "1000000", "--rate-burst", "1000000"])
         .arg("--data")
-        .arg(&data)
+        .arg(&data_root)
         .arg("--db")
         .arg(&db)
         .arg("--work-dir")

@@ -319,34 +319,41 @@ pub(crate) fn shares_column(shares: &[String]) -> String {
     shares.join("\n")
 }
 
-/// What a shared prefix may be: a relative name in the data store (`shared/team-a`: segments of
-/// letters, digits, `.`, `_`, `-`, none of them `.` or `..`) or an absolute root (`/srv/media`,
-/// `file:///...`, `az://...`, `s3://...`; the server checks it against its own roots).
+/// What a shared prefix may be, as the API's schema states it (`shares` of `POST /v1/tokens`):
+/// a relative name in the data store (`shared/team-a`) or an absolute root (`/srv/media`,
+/// `file:///...`, `az://...`, `s3://...`; the server checks it against its own roots). Segments
+/// are separated by single slashes and may not start with a dot (so no `.` or `..`), nor hold a
+/// slash, a backslash, `%` or a control character. [`check_share`] enforces exactly this.
+pub const SHARE_PATTERN: &str = r"^((file|az|azure|s3)://)?/*[^./%\\\x00-\x1f\x7f-\x9f][^/%\\\x00-\x1f\x7f-\x9f]*(/[^./%\\\x00-\x1f\x7f-\x9f][^/%\\\x00-\x1f\x7f-\x9f]*)*/*$";
+
+/// The most characters a shared prefix may have.
+pub const SHARE_MAX_CHARS: usize = 1024;
+
+/// Checks a shared prefix against [`SHARE_PATTERN`] and [`SHARE_MAX_CHARS`].
 pub fn check_share(share: &str) -> std::result::Result<(), String> {
     let refuse = |why: &str| Err(format!("shared prefix '{}': {why}", share.escape_debug()));
-    if share.is_empty() || share.len() > 1024 {
-        return refuse("must be 1 to 1024 bytes");
+    if share.is_empty() || share.chars().count() > SHARE_MAX_CHARS {
+        return refuse("must be 1 to 1024 characters");
     }
-    if share.chars().any(|c| c.is_control() || c == '\\') {
-        return refuse("holds a control character or a backslash");
+    if share
+        .chars()
+        .any(|c| c.is_control() || c == '\\' || c == '%')
+    {
+        return refuse("holds a control character, a backslash or '%'");
     }
     let path = match share.split_once("://") {
-        Some((scheme, rest)) => {
-            if !matches!(scheme, "file" | "az" | "azure" | "s3") {
-                return refuse("use a name in the data store, a path, file://, az:// or s3://");
-            }
-            rest.trim_start_matches('/')
-        }
-        None => share.trim_start_matches('/'),
+        Some((scheme, rest)) if matches!(scheme, "file" | "az" | "azure" | "s3") => rest,
+        _ => share,
     };
-    let path = path.trim_end_matches('/');
+    let path = path.trim_start_matches('/').trim_end_matches('/');
     if path.is_empty() {
         return refuse("names a whole store or file system; grant a prefix in it");
     }
-    if path.split('/').any(|segment| {
-        segment.is_empty() || segment == "." || segment == ".." || segment.contains('%')
-    }) {
-        return refuse("has an empty, '.' or '..' segment, or percent-encoding");
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment.starts_with('.'))
+    {
+        return refuse("has an empty segment or one that starts with '.' (as '.' and '..' do)");
     }
     Ok(())
 }

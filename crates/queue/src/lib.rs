@@ -35,7 +35,7 @@ mod stats;
 pub use auth::{
     check_share, check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry,
     AuditFilter, CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord,
-    TOKEN_PREFIX,
+    SHARE_MAX_CHARS, SHARE_PATTERN, TOKEN_PREFIX,
 };
 pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use postgres::PgQueue;

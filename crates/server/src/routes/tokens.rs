@@ -82,8 +82,28 @@ pub struct CreateToken {
     /// (`shared/team-a`) or absolute roots among the server's `--allow-prefix` roots
     /// (`/srv/media`, `az://container/in`). Default: none.
     #[serde(default)]
-    #[schema(max_items = 32)]
+    #[schema(schema_with = shares_schema)]
     pub shares: Vec<String>,
+}
+
+/// `shares`: at most 32 prefixes, each as `fresco_queue::check_share` accepts it.
+fn shares_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(fresco_queue::SHARE_MAX_CHARS))
+                .pattern(Some(fresco_queue::SHARE_PATTERN)),
+        )
+        .max_items(Some(32))
+        .description(Some(
+            "Prefixes shared with a submitter beyond its own namespace: names in the data \
+             store (`shared/team-a`) or absolute roots among the server's `--allow-prefix` \
+             roots (`/srv/media`, `az://container/in`). Default: none.",
+        ))
+        .build()
 }
 
 /// A token just made, with its secret: shown this once.
