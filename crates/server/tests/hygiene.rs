@@ -16,6 +16,8 @@ use common::*;
 use fresco_queue::NewJob;
 use fresco_server::hygiene::{self, CONTENT_SECURITY_POLICY, REQUEST_ID, STREAMING};
 use fresco_server::{JobFactory, Rejection, SubmitRequest};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
 fn is_uuid(text: &str) -> bool {
     text.len() == 36
@@ -38,13 +40,27 @@ fn id_of(reply: &Reply) -> String {
         .to_string()
 }
 
-/// Sends a GET with the given x-request-id headers (none, one or several), no credentials.
+/// Sends a GET with the given x-request-id headers (none, one or several), no credentials;
+/// the body as text (pages are HTML).
 async fn get_with_ids(app: &TestApp, uri: &str, ids: &[&str]) -> Reply {
     let mut request = Request::get(uri);
     for id in ids {
         request = request.header(REQUEST_ID, *id);
     }
-    send_as(&app.state, None, request.body(Body::empty()).unwrap()).await
+    let response = fresco_server::router(app.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+    }
 }
 
 #[tokio::test]
