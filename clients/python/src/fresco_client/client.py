@@ -72,6 +72,9 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        #: The ``x-request-id`` of the last answer (the id the server's logs and, for a
+        #: submission, the job's log name).
+        self.last_request_id: Optional[str] = None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -101,10 +104,13 @@ class Client:
     def _send(self, request: urllib.request.Request) -> Tuple[int, Any]:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                self.last_request_id = response.headers.get(REQUEST_ID)
                 raw = response.read()
                 return response.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
-            raise _error_from(e) from None
+            error = _error_from(e)
+            self.last_request_id = error.request_id
+            raise error from None
         except urllib.error.URLError as e:
             raise FrescoError(0, "unreachable", f"{request.full_url}: {e.reason}") from None
 
