@@ -86,6 +86,19 @@ if [ -z "${FRESCO_TEST_AZURITE:-}" ]; then
 fi
 scripts/validate-manifests.sh
 cargo test --workspace --no-fail-fast
+# The Python client (clients/python) against a real `fresco serve` (target/debug/fresco, built
+# by cargo test above): installed from the checkout into .fresco/venv with pytest from PyPI.
+# Without them it skips with a message, unless FRESCO_REQUIRE_PYTHON_CLIENT=1; a failing test
+# fails the script.
+if .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check ./clients/python pytest; then
+  cargo build -p fresco --quiet
+  .fresco/venv/bin/python3 -m pytest -q clients/python/tests -p no:cacheprovider
+elif [ "${FRESCO_REQUIRE_PYTHON_CLIENT:-}" = "1" ]; then
+  echo "test.sh: FRESCO_REQUIRE_PYTHON_CLIENT=1 but the client or pytest could not be installed" >&2
+  exit 1
+else
+  echo "test.sh: SKIPPED the Python client's tests: the client or pytest could not be installed" >&2
+fi
 # The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
 # then run FRESCO_FUZZ_SECONDS each (default 20); a crash fails the script. They link only
 # fresco-wire and fresco-media, so their instrumented build takes minutes (docs/security.md).

@@ -108,6 +108,16 @@ pub struct ServeArgs {
         value_name = "MIB"
     )]
     pub max_upload_mb: u64,
+    /// Seconds a request may take before it is answered 408 `request-timeout` (uploads,
+    /// downloads and the dashboard's streams excepted).
+    #[arg(
+        long,
+        env = "FRESCO_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub request_timeout_seconds: u64,
     /// A file of keys that sign upload and download URLs, one per line: the first signs, all
     /// verify (rotation). Default: FRESCO_SIGNING_KEYS, else a random key per start.
     #[arg(long, env = "FRESCO_SIGNING_KEY_FILE", value_name = "FILE")]
@@ -149,6 +159,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let encrypted = args.security.install_store_key()?;
     // Before any worker counts anything: /metrics renders what this recorder collects.
     fresco_server::metrics::install();
+    // Every family from the first scrape, before any worker counts anything.
+    fresco_server::metrics::zero_worker_families(args.device);
     if args.workers > 0 || args.autoscale.is_some() {
         crate::worker_cmd::preflight_device(args.device)?;
     }
@@ -272,6 +284,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         state.tenancy = Some(fresco_server::tenancy::Tenancy::new(data_root_text.clone()));
         state.public_url = args.public_url.clone();
         state.max_upload_bytes = args.max_upload_mb.saturating_mul(1 << 20);
+        state.request_timeout = Duration::from_secs(args.request_timeout_seconds);
         let env_keys = std::env::var("FRESCO_SIGNING_KEYS").ok();
         let (signer, source) = fresco_server::signing::UrlSigner::from_config(
             args.signing_key_file.as_deref(),

@@ -71,6 +71,11 @@ pub struct WorkerArgs {
     /// Frames per inference call (batching pays on GPUs; on CPUs it hardly does).
     #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = parse_batch)]
     pub batch: usize,
+    /// Serve this worker's metrics at `http://ADDR/metrics` (Prometheus text, the same names as
+    /// `fresco serve`'s `/metrics`), e.g. `0.0.0.0:9464`. No credentials: keep it on the
+    /// cluster's network.
+    #[arg(long, env = "FRESCO_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
@@ -92,6 +97,9 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
                 format!("{}: cannot create the work folder: {e}", work_dir.display()),
             )
         })?;
+        if let Some(addr) = &args.metrics_listen {
+            serve_metrics(addr, args.device).await?;
+        }
         let stop = StopSignal::new();
         spawn_signal_handlers(Arc::clone(&stop));
         let mut config = WorkerConfig::new(worker_name(0), work_dir.clone());
@@ -119,6 +127,38 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         Worker::new(queue, config, stop).run().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `--metrics-listen ADDR`: the recorder, every family at zero, and `GET /metrics` on ADDR
+/// for as long as the process lives.
+async fn serve_metrics(addr: &str, device: Device) -> Result<(), Failure> {
+    if fresco_server::metrics::install().is_none() {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            format!("--metrics-listen {addr}: the metrics recorder could not be installed"),
+        ));
+    }
+    fresco_server::metrics::zero_worker_families(device);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("--metrics-listen {addr}: cannot listen there: {e}"),
+        )
+    })?;
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| addr.to_string());
+    crate::logging::announce(
+        "INFO",
+        &format!("fresco worker: metrics on http://{address}/metrics"),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = fresco_server::metrics::serve_worker(listener).await {
+            tracing::warn!("the metrics endpoint stopped: {e}");
+        }
+    });
+    Ok(())
 }
 
 /// `--batch N`: frames per inference call, at least one.

@@ -29,6 +29,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod factory;
+pub mod hygiene;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;
@@ -88,6 +89,8 @@ pub struct AppState {
     /// Submitters' namespaces in the data store (see [`tenancy`]); `None`: submitters' names
     /// are not scoped (a server without a data store; `fresco serve` always has one).
     pub tenancy: Option<tenancy::Tenancy>,
+    /// The longest a handler may take, streaming routes aside (see [`hygiene`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
             tls: false,
             auth: auth::AuthSettings::default(),
             tenancy: None,
+            request_timeout: hygiene::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

@@ -25,6 +25,33 @@ pub const QUEUE_PENDING: &str = "fresco_queue_pending_tasks";
 pub const QUEUE_LEASED: &str = "fresco_queue_leased_tasks";
 pub const ACTIVE_WORKERS: &str = "fresco_active_workers";
 pub const SCRAPE_ERRORS: &str = "fresco_metrics_queue_errors_total";
+pub const LEASE_EXPIRIES: &str = "fresco_lease_expiries_total";
+
+/// The families a worker's `--metrics-listen` endpoint serves, each from its first scrape.
+pub const WORKER_FAMILIES: &[&str] = &[
+    fresco_worker::telemetry::CHUNKS_CLAIMED,
+    fresco_worker::telemetry::CHUNKS_COMPLETED,
+    fresco_worker::telemetry::CHUNKS_FAILED,
+    fresco_worker::telemetry::CHUNKS_RETRIED,
+    fresco_worker::telemetry::FRAMES_SCORED,
+    fresco_worker::telemetry::INFERENCE_SECONDS,
+    fresco_worker::telemetry::PREVIEWS_SAVED,
+    fresco_store::READ_BYTES,
+    fresco_store::WRITTEN_BYTES,
+    LEASE_EXPIRIES,
+];
+
+/// The families `fresco serve`'s `/metrics` serves from its first scrape: the workers' (it runs
+/// workers of its own) and the server's.
+pub const SERVER_FAMILIES: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    JOBS,
+    QUEUE_PENDING,
+    QUEUE_LEASED,
+    ACTIVE_WORKERS,
+    SCRAPE_ERRORS,
+];
 
 /// Workers heard from within this long count as active (they announce themselves at least
 /// every 10 s).
@@ -96,9 +123,88 @@ fn describe() {
         "Scrapes whose queue gauges could not be read (the database was unavailable)."
     );
     describe_counter!(
-        "fresco_lease_expiries_total",
+        LEASE_EXPIRIES,
         "Leases that ran out (their worker stopped renewing) and were ended by this process."
     );
+}
+
+/// Every family a worker reports, at zero (see [`WORKER_FAMILIES`]): what `fresco worker
+/// --metrics-listen` and `fresco serve` call once the recorder is installed, with the device
+/// their workers run on.
+pub fn zero_worker_families(device: fresco_core::Device) {
+    fresco_worker::telemetry::zero_families(device);
+    fresco_store::zero_metrics();
+    metrics::counter!(LEASE_EXPIRIES).increment(0);
+}
+
+/// The server's own families at zero (see [`SERVER_FAMILIES`]): the request counter and timer
+/// for each route answering 200, and the queue's gauges for every job state until a scrape
+/// reads them. [`crate::router`] calls it; adding zero again changes nothing.
+pub fn zero_server_families() {
+    for route in crate::routes::all_routes() {
+        let method = method_label(&route.method);
+        metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.path, "status" => "200")
+            .increment(0);
+        let _ = metrics::histogram!(HTTP_DURATION, "route" => route.path);
+    }
+    for job_state in [
+        fresco_core::JobState::Queued,
+        fresco_core::JobState::Running,
+        fresco_core::JobState::Succeeded,
+        fresco_core::JobState::Failed,
+        fresco_core::JobState::Canceled,
+    ] {
+        metrics::gauge!(JOBS, "state" => job_state.as_str()).increment(0.0);
+    }
+    metrics::gauge!(QUEUE_PENDING).increment(0.0);
+    metrics::gauge!(QUEUE_LEASED).increment(0.0);
+    metrics::gauge!(ACTIVE_WORKERS).increment(0.0);
+    metrics::counter!(SCRAPE_ERRORS).increment(0);
+    metrics::counter!(LEASE_EXPIRIES).increment(0);
+    fresco_store::zero_metrics();
+}
+
+/// `fresco worker --metrics-listen`: `GET /metrics` alone, in the Prometheus text format, with
+/// the worker's families (the same names as the server's). It takes no credentials, like
+/// other exporters: it tells counts, never a job id or a name (labels are bounded, see
+/// `fresco_worker::telemetry`); keep it on the pod's network (docs/security.md).
+pub fn worker_router() -> axum::Router {
+    async fn render() -> Result<Response, ApiError> {
+        let Some(handle) = install() else {
+            return Err(ApiError::unavailable(
+                "metrics-unavailable",
+                "another metrics recorder is installed in this process",
+            ));
+        };
+        Ok(text(handle.render()))
+    }
+    async fn not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route-not-found",
+            "a worker serves GET /metrics only",
+        )
+    }
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .fallback(not_found)
+}
+
+/// Serves [`worker_router`] on `listener` until the process ends.
+pub async fn serve_worker(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, worker_router()).await
+}
+
+fn text(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The metrics, in the Prometheus text format.
@@ -124,15 +230,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             metrics::counter!(SCRAPE_ERRORS).increment(1);
         }
     }
-    Ok((
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        handle.render(),
-    )
-        .into_response())
+    Ok(text(handle.render()))
 }
 
 /// Counts every request by method, route pattern (bounded: `/v1/jobs/{id}`, never the id) and
@@ -143,7 +241,19 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method: &'static str = match request.method().as_str() {
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The `method` label: the standard methods by name, any other as `other` (bounded).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
         "GET" => "GET",
         "POST" => "POST",
         "PUT" => "PUT",
@@ -152,12 +262,5 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         "PATCH" => "PATCH",
         "OPTIONS" => "OPTIONS",
         _ => "other",
-    };
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route).record(started.elapsed().as_secs_f64());
-    response
+    }
 }

@@ -478,9 +478,17 @@ async fn a_jobs_log_is_read_on_from_a_cursor() {
     let page = get(&app.state, &format!("/v1/jobs/{id}/logs?limit=2")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert_eq!(page.body["lines"].as_array().unwrap().len(), 2);
+    // The log starts with the submission, naming its request id (see tests/hygiene.rs).
+    let first = page.body["lines"][0]["message"].as_str().unwrap();
+    assert!(
+        first.starts_with("submitted by test-admin (request "),
+        "{first}"
+    );
+    assert_eq!(page.body["lines"][0]["worker"], serde_json::Value::Null);
     let next = page.body["next"].as_i64().unwrap();
     let rest = get(&app.state, &format!("/v1/jobs/{id}/logs?after={next}")).await;
-    assert_eq!(rest.body["lines"][0]["message"], "line 2");
+    assert_eq!(rest.body["lines"][0]["message"], "line 1");
+    assert_eq!(rest.body["lines"][1]["message"], "line 2");
     assert_eq!(rest.body["lines"][0]["worker"], "w");
     assert_eq!(
         get(&app.state, "/v1/jobs/nope/logs").await.status,

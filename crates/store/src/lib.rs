@@ -70,7 +70,7 @@ mod transfer;
 pub use budget::{BudgetExceeded, Reservation, ScratchBudget};
 pub use crypt::{set_local_keys, KeyError, StoreKeys};
 pub use error::{Result, StoreError};
-pub use metrics::describe_metrics;
+pub use metrics::{describe_metrics, zero_metrics, READ_BYTES, WRITTEN_BYTES};
 pub use transfer::Downloaded;
 
 /// The smallest part size of a multipart upload (S3 refuses smaller parts but the last).

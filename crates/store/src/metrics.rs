@@ -20,6 +20,14 @@ pub fn describe_metrics() {
     );
 }
 
+/// Both families at zero for every backend, so that they exist from the first scrape.
+pub fn zero_metrics() {
+    for backend in ["local", "azure", "s3"] {
+        metrics::counter!(READ_BYTES, "backend" => backend).increment(0);
+        metrics::counter!(WRITTEN_BYTES, "backend" => backend).increment(0);
+    }
+}
+
 /// The backend label of a store, from how it is displayed (its URL or folder).
 fn backend(display: &str) -> &'static str {
     if display.starts_with("az://") || display.starts_with("azure://") {

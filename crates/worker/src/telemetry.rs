@@ -52,6 +52,33 @@ pub fn describe() {
     describe_counter!(PREVIEWS_SAVED, "Before/after previews saved for jobs.");
 }
 
+/// Every family of [`describe`], at zero, for each label set this process can report on
+/// `device`: each registry style and `custom`. Prometheus advises it: a family missing until
+/// its first event leaves gaps in dashboards, and `rate()` or an alert over it sees nothing.
+/// Idempotent (adding zero); call it after the recorder is installed.
+pub fn zero_families(device: Device) {
+    for name in [
+        CHUNKS_CLAIMED,
+        CHUNKS_COMPLETED,
+        CHUNKS_FAILED,
+        CHUNKS_RETRIED,
+        PREVIEWS_SAVED,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    let device = crate::spec::device_kind(device);
+    let models = fresco_infer::registry::builtin_styles()
+        .iter()
+        .map(|s| s.name)
+        .chain(["custom"]);
+    for model in models {
+        let labels = [("model", model), ("device", device)];
+        metrics::counter!(FRAMES_SCORED, &labels).increment(0);
+        // Registering the histogram is enough: it renders with empty buckets.
+        let _ = metrics::histogram!(INFERENCE_SECONDS, &labels);
+    }
+}
+
 /// The `model` label: a registry style's name, or `custom` for model files (whose names are
 /// unbounded).
 pub fn model_label(name: &str) -> &'static str {

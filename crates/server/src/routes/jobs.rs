@@ -114,6 +114,14 @@ pub async fn submit_job(
     match submitted {
         Submitted::New(id) => {
             crate::routes::audit::record(&state, &principal.name, "submit", &id, None).await;
+            // The job's log starts with the request that made it, so a client's
+            // `x-request-id` leads from its own logs to the job's and the server's.
+            let request_id = crate::hygiene::request_id(&headers);
+            tracing::info!(job_id = %id, submitter = %principal.name, "job submitted");
+            let line = format!("submitted by {} (request {request_id})", principal.name);
+            if let Err(e) = state.queue.log(&id, None, &line).await {
+                tracing::warn!(job_id = %id, "could not write the job's submitted line: {e}");
+            }
             let location = format!("/v1/jobs/{id}");
             Ok((
                 StatusCode::CREATED,

@@ -7,12 +7,18 @@
 //! tests compare all three.
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 
 use crate::auth::{roles, session, AuthKind, Role};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
 use crate::error::ApiError;
+use crate::hygiene;
 use crate::AppState;
 
 pub mod audit;
@@ -178,18 +184,43 @@ pub fn router(state: AppState) -> Router {
             roles: route.roles,
         };
         // `route_layer`: the guard runs for this method only, not for the 405 fallback.
-        let handler = (route.handler)().route_layer(axum::middleware::from_fn_with_state(
+        let mut handler = (route.handler)().route_layer(axum::middleware::from_fn_with_state(
             guard,
             crate::auth::guard,
         ));
+        if hygiene::has_timeout(route) {
+            handler = handler
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    state.request_timeout,
+                ))
+                .layer(axum::middleware::map_response(hygiene::timeout_as_json));
+        }
         // Routes of one path with different methods merge into one.
         router = router.route(route.path, handler);
     }
-    router
+    crate::metrics::install();
+    crate::metrics::zero_server_families();
+    let mut router = router
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    for (name, value) in hygiene::SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name.clone(),
+            HeaderValue::from_static(value),
+        ));
+    }
+    // The last layer added runs first: the id is made sound, set, put on the response, and
+    // carried by the request's span (see `hygiene`).
+    router
+        .layer(TraceLayer::new_for_http().make_span_with(hygiene::request_span))
+        .layer(PropagateRequestIdLayer::new(hygiene::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(hygiene::REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(
+            hygiene::keep_sound_request_id,
+        ))
         .with_state(state)
 }
 

@@ -17,6 +17,9 @@ function el(tag, attrs, ...children) {
     if (v === undefined || v === null) continue;
     if (k === "class") node.className = v;
     else if (k === "text") node.textContent = v;
+    // Through the CSSOM: the Content-Security-Policy (style-src 'self') refuses style
+    // attributes, not styles set from a script it allowed.
+    else if (k === "style") node.style.cssText = v;
     else node.setAttribute(k, v);
   }
   for (const child of children) {
