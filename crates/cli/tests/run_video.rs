@@ -338,7 +338,11 @@ fn odd_sizes_are_kept_by_default_and_padded_for_a_named_420() {
     assert_eq!(video_pix_fmt(&exact), "yuv444p");
     assert_eq!(frame_md5s(&exact).len(), 10);
     let said = format!("{}{}", out.stdout, out.stderr);
-    assert!(said.contains("odd size"), "no note about the 4:4:4 choice:\n{}", out.dump());
+    assert!(
+        said.contains("odd size"),
+        "no note about the 4:4:4 choice:\n{}",
+        out.dump()
+    );
 
     // A named 4:2:0 is padded by one pixel, and the JSON notes say so.
     let padded = dir.path().join("padded.mp4");
@@ -380,7 +384,11 @@ fn odd_sized_444_inputs_keep_their_displayed_size_rotated_or_not() {
         ],
         &plain,
     );
-    assert_eq!(video_size(&plain), (321, 241), "the test clip is not 321x241");
+    assert_eq!(
+        video_size(&plain),
+        (321, 241),
+        "the test clip is not 321x241"
+    );
     assert_eq!(video_pix_fmt(&plain), "yuv444p");
     let rotated = dir.path().join("odd444-rot.mp4");
     ffmpeg(
@@ -394,7 +402,11 @@ fn odd_sized_444_inputs_keep_their_displayed_size_rotated_or_not() {
         ],
         &rotated,
     );
-    assert_eq!(displayed_size(&rotated), (241, 321), "the clip carries no rotation");
+    assert_eq!(
+        displayed_size(&rotated),
+        (241, 321),
+        "the clip carries no rotation"
+    );
     // Even-sized 4:4:4 keeps its chroma too; ordinary 4:2:0 input keeps 4:2:0.
     let even = dir.path().join("even444.mp4");
     ffmpeg(
