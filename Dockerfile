@@ -24,7 +24,8 @@ COPY crates crates
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p fresco \
-    && install -D -m 0755 target/release/fresco /out/bin/fresco
+    && install -D -m 0755 target/release/fresco /out/bin/fresco \
+    && strip --strip-debug /out/bin/fresco
 
 # ONNX Runtime: pip installs the wheel here, and only its shared libraries are copied out.
 FROM python:3.11-slim-${DEBIAN} AS ort
