@@ -32,7 +32,7 @@ pub fn choose_default(
     let input_fmt = video.pix_fmt.as_deref().unwrap_or("");
     let full_chroma = input_is_full_chroma(input_fmt);
     let (sub_w, sub_h) = chroma_subsampling(usual);
-    let odd = width % sub_w != 0 || height % sub_h != 0;
+    let odd = !width.is_multiple_of(sub_w) || !height.is_multiple_of(sub_h);
     let why = match (full_chroma, odd) {
         (false, false) => return (usual.to_string(), None),
         (true, false) => format!("the input's colour is at full resolution ({input_fmt})"),
