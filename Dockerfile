@@ -1,43 +1,78 @@
+# syntax=docker/dockerfile:1
 # The fresco image the Kubernetes manifests name (deploy/kubernetes): the release binary,
-# ffmpeg from Debian 12, and ONNX Runtime's shared library from PyPI's wheel.
+# ffmpeg from Debian 12, and ONNX Runtime's shared library taken out of PyPI's wheel. The runtime
+# stage holds no Python, venv or numpy: only libonnxruntime.so* (and, for the GPU variant, the
+# CUDA/cuDNN libraries of NVIDIA's wheels).
 #
 #   docker build -t fresco:0.1.0 .                                         # CPU (onnxruntime)
-#   docker build -t fresco-gpu:0.1.0 --build-arg ORT_PACKAGE="onnxruntime-gpu[cuda,cudnn]" .
+#   docker build -t fresco-gpu:0.1.0 --build-arg ORT_PACKAGE="onnxruntime-gpu[cuda,cudnn]==1.32.0" .
+#   docker run --rm --read-only --tmpfs /tmp -v "$PWD:/work" fresco:0.1.0 run in.mp4 -o out.mp4 --style vintage
 #
-# The GPU variant takes onnxruntime-gpu with NVIDIA's CUDA 12 and cuDNN 9 libraries from PyPI
-# (the extras); the node needs only the NVIDIA driver and device plugin. It has not been run on a
-# GPU yet. This image is not built in CI (no registry to pull debian/rust images from there).
+# It runs as user 10001 with a read-only root file system: it writes only under /tmp (HOME, the
+# state folder, scratch) and to what is mounted (/work, the working directory). The GPU variant
+# has not been run on a GPU yet. CI has no container engine: it lints this file with hadolint
+# (scripts/lint-dockerfile.sh); the image's size in the README is an estimate from its parts.
 
 ARG DEBIAN=bookworm
 
+# The binary. The cargo registry and target folder are cache mounts, so a rebuild after a
+# source change recompiles fresco's crates, not its ~500 dependencies.
 FROM rust:1-${DEBIAN} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
-RUN cargo build --release --locked -p fresco \
-    && install -D -m 0755 target/release/fresco /out/bin/fresco
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p fresco \
+    && install -D -m 0755 target/release/fresco /out/bin/fresco \
+    && strip --strip-debug /out/bin/fresco
+
+# ONNX Runtime: pip installs the wheel here, and only its shared libraries are copied out.
+FROM python:3.11-slim-${DEBIAN} AS ort
+ARG ORT_PACKAGE=onnxruntime==1.32.0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The pin is in ORT_PACKAGE (hadolint cannot see through the variable).
+# hadolint ignore=DL3013
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --disable-pip-version-check --target /wheel "${ORT_PACKAGE}" \
+    && mkdir -p /out/lib/nvidia \
+    && cp -a /wheel/onnxruntime/capi/libonnxruntime*.so* /out/lib/ \
+    && lib=$(basename /out/lib/libonnxruntime.so.*) \
+    && ln -s "${lib}" /out/lib/libonnxruntime.so \
+    && if [ -d /wheel/nvidia ]; then \
+         find /wheel/nvidia -path '*/lib/*.so*' -exec cp -a {} /out/lib/nvidia/ \; ; \
+       fi \
+    && ls -l /out/lib
 
 FROM debian:${DEBIAN}-slim AS runtime
-ARG ORT_PACKAGE=onnxruntime
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Versions are Debian 12's security-maintained ones; pinning them would break the build at
+# each point release.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ffmpeg ca-certificates python3 python3-venv tini \
-    && rm -rf /var/lib/apt/lists/*
-# fresco finds the library in .fresco/venv beside its binary's folder (/opt/fresco/bin/fresco ->
-# /opt/fresco/.fresco/venv), the layout scripts/setup.sh makes in a checkout. Only the wheel's
-# shared libraries are used; pip and the venv's tools stay for `pip show`.
-RUN python3 -m venv /opt/fresco/.fresco/venv \
-    && /opt/fresco/.fresco/venv/bin/pip install --no-cache-dir --disable-pip-version-check "${ORT_PACKAGE}" \
-    && ls /opt/fresco/.fresco/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*
-# CUDA and cuDNN from the nvidia-* wheels (GPU variant only; the folders do not exist otherwise).
-ENV LD_LIBRARY_PATH=/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/cudnn/lib:/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/cuda_runtime/lib:/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/cufft/lib:/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/curand/lib:/opt/fresco/.fresco/venv/lib/python3.11/site-packages/nvidia/cuda_nvrtc/lib
-COPY --from=build /out/bin/fresco /opt/fresco/bin/fresco
-RUN groupadd --gid 10001 fresco \
+        ffmpeg ca-certificates tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 fresco \
     && useradd --uid 10001 --gid fresco --home-dir /tmp --no-create-home --shell /usr/sbin/nologin fresco \
-    && ln -s /opt/fresco/bin/fresco /usr/local/bin/fresco \
-    && fresco --version
+    && install -d -o 10001 -g 10001 /work
+COPY --from=ort /out/lib /opt/fresco/lib
+COPY --from=build /out/bin/fresco /opt/fresco/bin/fresco
+# fresco finds ONNX Runtime through FRESCO_ORT_LIB; the GPU variant's CUDA provider is found
+# beside it, and CUDA/cuDNN through LD_LIBRARY_PATH (an empty folder in the CPU image).
+ENV FRESCO_ORT_LIB=/opt/fresco/lib/libonnxruntime.so \
+    LD_LIBRARY_PATH=/opt/fresco/lib/nvidia \
+    PATH=/opt/fresco/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/tmp \
+    FRESCO_STATE_DIR=/tmp/fresco
 USER 10001:10001
-ENV HOME=/tmp FRESCO_STATE_DIR=/tmp/fresco
+WORKDIR /work
+# Proves, as the image's own user, that the binary runs and finds the library: one built-in
+# style over a generated frame (written to /tmp, which is a volume at run time).
+RUN fresco --version \
+    && ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=64x48 -frames:v 1 /tmp/probe.png \
+    && fresco run /tmp/probe.png -o /tmp/probe-out.png --style vintage \
+    && rm -rf /tmp/probe.png /tmp/probe-out.png /tmp/fresco /tmp/.cache
 # tini forwards SIGTERM to fresco (which finishes or hands back its task) and reaps ffmpeg.
 ENTRYPOINT ["/usr/bin/tini", "--", "/opt/fresco/bin/fresco"]
 CMD ["--help"]

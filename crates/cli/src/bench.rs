@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Do not record the measurement.
     #[arg(long)]
     pub no_save: bool,
+    /// Print the figures as one JSON object (for programs) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
@@ -116,32 +119,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
 
     let pixels = (w * h) as f64;
     let gflops = model_fps * pixels * STYLE_MACS_PER_PIXEL * 2.0 / 1e9;
-    println!(
-        "fresco bench: {} ({}), {size}, {} frames, {threads} threads, {}, batch {}",
-        model.name,
-        model.source,
-        args.frames,
-        args.model.device,
-        model.engine.batch()
-    );
-    println!("  model-only      {model_fps:8.3} frames/s");
-    println!("  end-to-end      {e2e_fps:8.3} frames/s   (fresco run: probe, decode, score, encode, mux)");
-    println!(
-        "  ratio           {:8.3}                 (end-to-end / model-only; 1.0 = no overhead)",
-        e2e_fps / model_fps
-    );
-    println!("  achieved        {gflops:8.1} GFLOP/s     (at {STYLE_MACS_PER_PIXEL} multiply-adds per pixel)");
-    println!(
-        "  peak memory     {:8.1} MiB         (VmHWM after the end-to-end run)",
-        peak_kib as f64 / 1024.0
-    );
-    if !args.no_python {
-        match python_fps(&model.source, w, h, threads, args.frames) {
-            Some(fps) => println!("  python ort      {fps:8.3} frames/s   (same model and size; fresco/python = {:.3})", model_fps / fps),
-            None => println!("  python ort      (skipped: python3 with onnxruntime and numpy, and a model file, are needed)"),
-        }
-    }
-    if !args.no_save {
+    let python_fps = if args.no_python {
+        None
+    } else {
+        python_fps(&model.source, w, h, threads, args.frames)
+    };
+    let calibration = if args.no_save {
+        None
+    } else {
         let path = args
             .calibration
             .clone()
@@ -161,12 +146,96 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
                 .to_string(),
         };
         crate::estimate::record_calibration(&path, entry)?;
+        Some(path)
+    };
+    let report = BenchReport {
+        model: model.name.clone(),
+        source: model.source.to_string(),
+        width: w,
+        height: h,
+        frames: args.frames,
+        threads,
+        device: args.model.device.to_string(),
+        batch: model.engine.batch(),
+        model_fps,
+        e2e_fps,
+        ratio: e2e_fps / model_fps,
+        gflops,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        python_fps,
+        calibration,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialises")
+        );
+    } else {
+        print_report(&report, !args.no_python, size);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `fresco bench` measured (`--json` prints it as is).
+#[derive(Debug, serde::Serialize)]
+struct BenchReport {
+    model: String,
+    source: String,
+    width: u32,
+    height: u32,
+    frames: u32,
+    threads: usize,
+    device: String,
+    batch: usize,
+    /// Frames per second of the model alone, on decoded frames in memory.
+    model_fps: f64,
+    /// Frames per second of `fresco run`: probe, decode, score, encode, mux.
+    e2e_fps: f64,
+    /// end-to-end / model-only; 1.0 = no overhead.
+    ratio: f64,
+    gflops: f64,
+    /// VmHWM after the end-to-end run.
+    peak_rss_mib: f64,
+    /// Python's onnxruntime on the same model and size; null when skipped.
+    python_fps: Option<f64>,
+    /// Where the calibration for `fresco estimate` was saved; null with --no-save.
+    calibration: Option<std::path::PathBuf>,
+}
+
+fn print_report(r: &BenchReport, python_asked: bool, size: String) {
+    println!(
+        "fresco bench: {} ({}), {size}, {} frames, {} threads, {}, batch {}",
+        r.model, r.source, r.frames, r.threads, r.device, r.batch
+    );
+    println!("  model-only      {:8.3} frames/s", r.model_fps);
+    println!(
+        "  end-to-end      {:8.3} frames/s   (fresco run: probe, decode, score, encode, mux)",
+        r.e2e_fps
+    );
+    println!(
+        "  ratio           {:8.3}                 (end-to-end / model-only; 1.0 = no overhead)",
+        r.ratio
+    );
+    println!(
+        "  achieved        {:8.1} GFLOP/s     (at {STYLE_MACS_PER_PIXEL} multiply-adds per pixel)",
+        r.gflops
+    );
+    println!(
+        "  peak memory     {:8.1} MiB         (VmHWM after the end-to-end run)",
+        r.peak_rss_mib
+    );
+    if python_asked {
+        match r.python_fps {
+            Some(fps) => println!("  python ort      {fps:8.3} frames/s   (same model and size; fresco/python = {:.3})", r.model_fps / fps),
+            None => println!("  python ort      (skipped: python3 with onnxruntime and numpy, and a model file, are needed)"),
+        }
+    }
+    if let Some(path) = &r.calibration {
         println!(
             "  calibration     saved to {} (for fresco estimate)",
             path.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A testsrc2 clip with a sine tone: `frames` frames of `w`x`h` at 25 fps, H.264 and AAC.

@@ -49,14 +49,47 @@ pub struct BenchJobsArgs {
     /// Skip the 1-vs-2-worker scaling run (which needs a model and takes longest).
     #[arg(long)]
     pub no_scaling: bool,
+    /// Print the figures as one JSON object (for programs) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `fresco bench-jobs` measured (`--json` prints it as is); a figure not measured is null.
+#[derive(Debug, Default, serde::Serialize)]
+struct BenchJobsReport {
+    width: u32,
+    height: u32,
+    frames: u32,
+    chunk_frames: u64,
+    model: Option<String>,
+    /// Frames per second of one job on 1 and on 2 workers, one inference thread each.
+    fps_1_worker: Option<f64>,
+    fps_2_workers: Option<f64>,
+    ratio_2_workers_to_1: Option<f64>,
+    /// Claim + heartbeat + complete, one worker, in milliseconds per chunk.
+    sqlite_ms_per_chunk: f64,
+    postgres_ms_per_chunk: Option<f64>,
+    postgres_claims_per_second: Option<f64>,
+    claimers: usize,
 }
 
 pub fn bench_jobs(args: BenchJobsArgs) -> Result<ExitCode, Failure> {
     let dir = tempfile::tempdir()
         .map_err(|e| Failure::new(exit::OUTPUT, format!("temporary folder: {e}")))?;
-    println!("fresco bench-jobs");
+    let mut report = BenchJobsReport {
+        width: args.width,
+        height: args.height,
+        frames: args.frames,
+        chunk_frames: args.chunk_frames,
+        claimers: args.claimers,
+        ..Default::default()
+    };
+    let text = !args.json;
+    if text {
+        println!("fresco bench-jobs");
+    }
     if !args.no_scaling {
-        scaling(&args, dir.path())?;
+        scaling(&args, dir.path(), &mut report)?;
     }
     let sqlite_url = format!("sqlite://{}", dir.path().join("bench-queue.db").display());
     runtime().block_on(async {
@@ -64,7 +97,10 @@ pub fn bench_jobs(args: BenchJobsArgs) -> Result<ExitCode, Failure> {
             .await
             .map_err(|e| Failure::new(exit::PROCESSING, e.to_string()))?;
         let ms = per_chunk_overhead(&*sqlite, args.chunks).await?;
-        println!("  queue cost per chunk, SQLite      {ms:8.2} ms   (claim + heartbeat + complete, one worker)");
+        report.sqlite_ms_per_chunk = ms;
+        if text {
+            println!("  queue cost per chunk, SQLite      {ms:8.2} ms   (claim + heartbeat + complete, one worker)");
+        }
         if let Some(admin) = &args.postgres {
             let (url, db) = scratch_database(admin).await?;
             let result = async {
@@ -72,26 +108,42 @@ pub fn bench_jobs(args: BenchJobsArgs) -> Result<ExitCode, Failure> {
                     .await
                     .map_err(|e| Failure::new(exit::PROCESSING, e.to_string()))?;
                 let ms = per_chunk_overhead(&*pg, args.chunks).await?;
-                println!("  queue cost per chunk, PostgreSQL  {ms:8.2} ms   (claim + heartbeat + complete, one worker)");
+                if text {
+                    println!("  queue cost per chunk, PostgreSQL  {ms:8.2} ms   (claim + heartbeat + complete, one worker)");
+                }
                 let rate = claim_rate(&pg, args.chunks.max(2000), args.claimers).await?;
-                println!(
-                    "  claims/s, PostgreSQL, {} claimers {rate:8.0}      (target >= 500)",
-                    args.claimers
-                );
-                Ok::<(), Failure>(())
+                if text {
+                    println!(
+                        "  claims/s, PostgreSQL, {} claimers {rate:8.0}      (target >= 500)",
+                        args.claimers
+                    );
+                }
+                Ok::<(f64, f64), Failure>((ms, rate))
             }
             .await;
             drop_database(admin, &db).await;
-            result?;
-        } else {
+            let (ms, rate) = result?;
+            report.postgres_ms_per_chunk = Some(ms);
+            report.postgres_claims_per_second = Some(rate);
+        } else if text {
             println!("  PostgreSQL                        (skipped: pass --postgres URL)");
+        }
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serialises")
+            );
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
 /// One job through 1 worker and through 2 workers, one inference thread each.
-fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
+fn scaling(
+    args: &BenchJobsArgs,
+    dir: &std::path::Path,
+    report: &mut BenchJobsReport,
+) -> Result<(), Failure> {
     let clip = dir.join("clip.mp4");
     make_clip(&Tool::ffmpeg(), &clip, args.width, args.height, args.frames)?;
     let model = args.model.load()?;
@@ -141,6 +193,10 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
             result?;
         }
         let rate = args.frames as f64 / seconds;
+        if args.json {
+            fps.push(rate);
+            continue;
+        }
         println!(
             "  {workers} worker{}, 1 thread each      {rate:8.3} frames/s   ({} {}x{} frames, chunks of {}, {} model)",
             if workers == 1 { " " } else { "s" },
@@ -152,10 +208,16 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
         );
         fps.push(rate);
     }
-    println!(
-        "  ratio 2 workers / 1              {:8.3}              (target >= 1.8 on 2 cores)",
-        fps[1] / fps[0]
-    );
+    report.model = Some(pin.name.clone());
+    report.fps_1_worker = Some(fps[0]);
+    report.fps_2_workers = Some(fps[1]);
+    report.ratio_2_workers_to_1 = Some(fps[1] / fps[0]);
+    if !args.json {
+        println!(
+            "  ratio 2 workers / 1              {:8.3}              (target >= 1.8 on 2 cores)",
+            fps[1] / fps[0]
+        );
+    }
     Ok(())
 }
 

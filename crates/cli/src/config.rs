@@ -1,5 +1,7 @@
 //! The configuration file: every flag that has a `FRESCO_*` environment variable also has a key
-//! in a TOML file given by `--config FILE` (or `FRESCO_CONFIG`).
+//! in a TOML file given by `--config FILE` (or `FRESCO_CONFIG`), or else in the default file,
+//! `~/.config/fresco/config.toml` (`$XDG_CONFIG_HOME/fresco/config.toml` where that is set), read
+//! when it exists. `fresco config path` prints which file that is.
 //!
 //! ```toml
 //! db = "postgres://fresco@db/fresco"   # --db, FRESCO_DB
@@ -26,6 +28,36 @@ use clap::CommandFactory;
 
 use crate::exit::{self, Failure};
 
+/// The config file that applies, and where its name came from: `--config`, `FRESCO_CONFIG`, or
+/// the default location (which is read only when the file exists).
+pub fn config_source(args: &[OsString]) -> Option<(PathBuf, &'static str)> {
+    if let Some(path) = config_path(args) {
+        let origin = if std::env::var_os("FRESCO_CONFIG").is_some_and(|v| v == path.as_os_str())
+            && !args.iter().any(|a| {
+                a.to_str()
+                    .is_some_and(|t| t == "--config" || t.starts_with("--config="))
+            }) {
+            "from FRESCO_CONFIG"
+        } else {
+            "from --config"
+        };
+        return Some((path, origin));
+    }
+    default_path().map(|path| (path, "the default location"))
+}
+
+/// `$XDG_CONFIG_HOME/fresco/config.toml`, else `~/.config/fresco/config.toml`. On Linux
+/// `dirs::config_dir` is exactly that; elsewhere (macOS's Library folder) the XDG-style path is
+/// used too, as command-line tools there usually do.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| dirs::home_dir().map(|home| home.join(".config")))
+        .or_else(dirs::config_dir)?;
+    Some(base.join("fresco").join("config.toml"))
+}
+
 /// The config file named by `--config FILE` / `--config=FILE` in `args`, or `FRESCO_CONFIG`.
 pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
     let mut iter = args.iter().skip(1);
@@ -47,7 +79,7 @@ pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
 }
 
 /// The subcommand named in `args` (the first argument that is not an option), if any.
-fn subcommand(args: &[OsString]) -> Option<String> {
+pub fn subcommand(args: &[OsString]) -> Option<String> {
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
         let text = arg.to_str()?;
@@ -94,8 +126,13 @@ fn flag_variables() -> BTreeMap<String, BTreeMap<String, String>> {
 /// Reads the config file (if any) and sets the environment variables of its keys that are not
 /// already set. Call before parsing the command line.
 pub fn apply(args: &[OsString]) -> Result<Option<PathBuf>, Failure> {
-    let Some(path) = config_path(args) else {
-        return Ok(None);
+    let path = match config_path(args) {
+        Some(path) => path,
+        // The default file is optional: read it only where it exists.
+        None => match default_path().filter(|p| p.exists()) {
+            Some(path) => path,
+            None => return Ok(None),
+        },
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Failure::new(

@@ -20,6 +20,7 @@ mod run;
 mod security_args;
 mod serve;
 mod serve_auth;
+mod terminal;
 mod tokens;
 mod top;
 mod worker_cmd;
@@ -77,6 +78,13 @@ enum Command {
     Estimate(estimate::EstimateArgs),
     /// A live overview of jobs, workers and throughput in the terminal.
     Top(top::TopArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
+    Completions(terminal::CompletionsArgs),
+    /// Print the man page (roff), e.g. `fresco man > fresco.1`, or write one per command.
+    Man(terminal::ManArgs),
+    /// Where the config file is looked for (`fresco config path`).
+    #[command(subcommand)]
+    Config(terminal::ConfigCommand),
     /// Load one model under a memory limit and print its input and output (run by workers, in
     /// a child process, before they load a user's model themselves).
     #[command(name = "model-trial", hide = true)]
@@ -85,9 +93,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Err(failure) = config::apply(&args) {
-        eprintln!("error: {}", failure.message);
-        return ExitCode::from(failure.code);
+    // The terminal helpers describe the configuration; they work even where it is broken.
+    let describes_itself = matches!(
+        config::subcommand(&args).as_deref(),
+        Some("config" | "completions" | "man")
+    );
+    if !describes_itself {
+        if let Err(failure) = config::apply(&args) {
+            eprintln!("error: {}", failure.message);
+            return ExitCode::from(failure.code);
+        }
     }
     let cli = Cli::parse_from(args);
     // A worker's log is its record of what it claimed and did; elsewhere only warnings.
@@ -108,6 +123,9 @@ fn main() -> ExitCode {
         Command::Estimate(args) => estimate::run(args),
         Command::Top(args) => top::top(args),
         Command::ModelTrial(args) => model_trial_cmd::model_trial(args),
+        Command::Completions(args) => terminal::completions(args),
+        Command::Man(args) => terminal::man(args),
+        Command::Config(cmd) => terminal::config(cmd, &std::env::args_os().collect::<Vec<_>>()),
     };
     match result {
         Ok(code) => code,

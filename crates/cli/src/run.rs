@@ -82,8 +82,8 @@ pub struct VideoArgs {
     /// Stream kinds not to copy: audio, subtitle, data, attachment (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "KIND")]
     pub drop_streams: Vec<StreamKind>,
-    /// Replace outputs that already exist.
-    #[arg(long)]
+    /// Replace outputs that already exist (`-y`, as in ffmpeg).
+    #[arg(long, short = 'y')]
     pub overwrite: bool,
     /// Hardware video decoding (ffmpeg's -hwaccel): none (default), auto (software when no
     /// method works), or cuda, vaapi, qsv, ... (checked when the job is planned).

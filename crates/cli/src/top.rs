@@ -1,7 +1,9 @@
 //! `fresco top`: the dashboard's overview in a terminal, for servers without a browser. It
 //! reads the queue's database (`--db`: jobs, workers, totals and the last hour's throughput) or
-//! the HTTP API (`--server`, with the token in `FRESCO_TOKEN`: jobs and workers), and redraws
-//! in place every `--interval` seconds; `--once` prints one plain snapshot and exits.
+//! the HTTP API (`--server`, with the same token and TLS options as `fresco jobs --server`:
+//! `--token-file` or `FRESCO_TOKEN`, `--ca-cert`), parsed into the server's own response types,
+//! and redraws in place every `--interval` seconds, fitted to the terminal's columns and rows;
+//! `--once` prints one plain snapshot and exits.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -9,18 +11,22 @@ use std::time::Duration;
 
 use clap::Args;
 use fresco_core::JobState;
+use fresco_server::api::JobPage;
 use fresco_server::dashboard::view::{self, JobSummary, Overview, WorkerSummary};
-use serde_json::Value;
+use fresco_server::routes::workers::WorkerList;
 
+use crate::api_client::{self, ClientArgs};
 use crate::exit::{self, Failure};
 use crate::queue_args::{runtime, QueueArgs};
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// Read through the fresco server at this URL instead of the database (token from
-    /// FRESCO_TOKEN).
+    /// --token-file or FRESCO_TOKEN).
     #[arg(long, env = "FRESCO_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Print one snapshot and exit.
@@ -33,24 +39,25 @@ pub struct TopArgs {
 
 pub fn top(args: TopArgs) -> Result<ExitCode, Failure> {
     let runtime = runtime();
-    let queue = match &args.server {
-        Some(_) => None,
-        None => Some(runtime.block_on(args.queue.open())?),
+    let source = match &args.server {
+        Some(server) => Source::Api(args.client.connect(server)?),
+        None => Source::Queue(runtime.block_on(args.queue.open())?),
     };
     let interval = Duration::from_secs(args.interval.max(1));
     loop {
-        let overview = match (&args.server, &queue) {
-            (Some(server), _) => from_api(server)?,
-            (None, Some(queue)) => runtime
+        let overview = match &source {
+            Source::Api(client) => from_api(client)?,
+            Source::Queue(queue) => runtime
                 .block_on(view::overview(&**queue, None, None))
                 .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, e.to_string()))?,
-            (None, None) => unreachable!("a queue is opened when there is no server"),
         };
-        let text = render(&overview, terminal_width());
+        let size = screen_size();
         if args.once {
-            print!("{text}");
+            // A snapshot is not clipped to the rows: it may go to a file or a pager.
+            print!("{}", render(&overview, size.columns, None));
             return Ok(ExitCode::SUCCESS);
         }
+        let text = render(&overview, size.columns, size.rows);
         // Home, draw, clear what is left of the last frame.
         print!("\x1b[H{}\x1b[J", text.replace('\n', "\x1b[K\n"));
         use std::io::Write as _;
@@ -59,77 +66,105 @@ pub fn top(args: TopArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(120)
+enum Source {
+    Api(api_client::Client),
+    Queue(std::sync::Arc<dyn fresco_queue::Queue>),
 }
 
-/// The overview from the API: the newest jobs and the workers (no throughput history).
-fn from_api(server: &str) -> Result<Overview, Failure> {
-    let jobs = get_json(server, "/v1/jobs?limit=50")?;
-    let workers = get_json(server, "/v1/workers")?;
+/// The screen to draw on: columns, and rows where known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScreenSize {
+    columns: usize,
+    rows: Option<usize>,
+}
+
+/// The size of the terminal standard output goes to; where it is not a terminal (a pipe, a
+/// test), the shell's `COLUMNS` and `LINES`; else 120 columns and no row limit.
+fn screen_size() -> ScreenSize {
+    if let Some((terminal_size::Width(w), terminal_size::Height(h))) =
+        terminal_size::terminal_size_of(std::io::stdout())
+    {
+        if w > 0 && h > 0 {
+            return ScreenSize {
+                columns: w as usize,
+                rows: Some(h as usize),
+            };
+        }
+    }
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+    };
+    ScreenSize {
+        columns: from_env("COLUMNS").unwrap_or(120),
+        rows: from_env("LINES"),
+    }
+}
+
+/// The overview from the API: the newest jobs and the workers (no throughput history), read
+/// into the server's own types, so a change of the API shows here as a clear error.
+fn from_api(client: &api_client::Client) -> Result<Overview, Failure> {
+    let page: JobPage = api_client::get(client, "/v1/jobs?limit=50")?;
+    let workers: WorkerList = api_client::get(client, "/v1/workers")?;
     let now = fresco_queue::now_ms();
     let mut by_state = serde_json::Map::new();
     for state in ["queued", "running", "succeeded", "failed", "canceled"] {
-        by_state.insert(state.into(), Value::from(0u64));
+        by_state.insert(state.into(), serde_json::Value::from(0u64));
     }
-    let jobs: Vec<JobSummary> = jobs["jobs"]
-        .as_array()
+    let jobs: Vec<JobSummary> = page
+        .jobs
         .into_iter()
-        .flatten()
         .map(|j| {
-            let state = j["state"].as_str().unwrap_or("?").to_string();
-            if let Some(n) = by_state.get_mut(&state) {
-                *n = Value::from(n.as_u64().unwrap_or(0) + 1);
+            let state = JobState::from(j.state);
+            if let Some(n) = by_state.get_mut(state.as_str()) {
+                *n = serde_json::Value::from(n.as_u64().unwrap_or(0) + 1);
             }
-            let frames_done = j["frames_done"].as_u64().unwrap_or(0);
-            let frames_total = j["frames_total"].as_u64();
             let (fps, eta_seconds) = view::rate_and_eta(
-                JobState::parse(&state).unwrap_or(JobState::Queued),
-                frames_done,
-                frames_total,
-                j["started_at_ms"].as_i64(),
-                j["finished_at_ms"].as_i64(),
+                state,
+                j.frames_done,
+                j.frames_total,
+                j.started_at_ms,
+                j.finished_at_ms,
                 now,
             );
             JobSummary {
-                id: j["id"].as_str().unwrap_or("?").into(),
-                state,
-                progress: j["progress"].as_f64().unwrap_or(0.0),
-                frames_done,
-                frames_total,
-                chunks_done: j["chunks_done"].as_u64().unwrap_or(0) as u32,
-                chunks_total: j["chunks_total"].as_u64().unwrap_or(0) as u32,
+                id: j.id,
+                state: state.as_str().to_string(),
+                progress: j.progress,
+                frames_done: j.frames_done,
+                frames_total: j.frames_total,
+                chunks_done: j.chunks_done,
+                chunks_total: j.chunks_total,
                 fps,
                 eta_seconds,
-                model: j["model"].as_str().unwrap_or("-").into(),
-                input: j["input"].as_str().unwrap_or("").into(),
-                output: j["output"].as_str().unwrap_or("").into(),
-                submitted_by: j["submitted_by"].as_str().map(str::to_string),
-                attempts: j["attempts"].as_u64().unwrap_or(0) as u32,
-                expiries: j["expiries"].as_u64().unwrap_or(0) as u32,
-                last_error: j["last_error"].as_str().map(str::to_string),
-                enqueued_at_ms: j["enqueued_at_ms"].as_i64().unwrap_or(0),
-                started_at_ms: j["started_at_ms"].as_i64(),
-                finished_at_ms: j["finished_at_ms"].as_i64(),
+                // The API's job view names no model; the dashboard's does.
+                model: "-".into(),
+                input: j.input,
+                output: j.output,
+                submitted_by: None,
+                attempts: j.attempts,
+                expiries: j.expiries,
+                last_error: j.last_error,
+                enqueued_at_ms: j.enqueued_at_ms,
+                started_at_ms: j.started_at_ms,
+                finished_at_ms: j.finished_at_ms,
             }
         })
         .collect();
-    let workers: Vec<WorkerSummary> = workers["workers"]
-        .as_array()
+    let workers: Vec<WorkerSummary> = workers
+        .workers
         .into_iter()
-        .flatten()
         .map(|w| WorkerSummary {
-            id: w["id"].as_str().unwrap_or("?").into(),
-            host: w["host"].as_str().unwrap_or("?").into(),
-            device: w["device"].as_str().unwrap_or("?").into(),
-            state: w["state"].as_str().unwrap_or("?").into(),
-            current: w["current"].as_str().map(str::to_string),
+            id: w.id,
+            host: w.host,
+            device: w.device,
+            state: w.state,
+            current: w.current,
             fps: None,
-            last_seen_ms: w["last_seen_ms"].as_i64().unwrap_or(0),
-            silent: w["silent"].as_bool().unwrap_or(false),
+            last_seen_ms: w.last_seen_ms,
+            silent: w.silent,
         })
         .collect();
     let active = workers
@@ -148,62 +183,22 @@ fn from_api(server: &str) -> Result<Overview, Failure> {
     })
 }
 
-fn get_json(server: &str, path: &str) -> Result<Value, Failure> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut request = ureq::get(&url).timeout(Duration::from_secs(30));
-    if let Some(token) = std::env::var("FRESCO_TOKEN").ok().filter(|t| !t.is_empty()) {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    match request.call() {
-        Ok(response) => response.into_json().map_err(|e| {
-            Failure::new(
-                exit::PROCESSING,
-                format!("{url}: the answer is not JSON: {e}"),
-            )
-        }),
-        Err(ureq::Error::Status(status, response)) => {
-            let body: Value = response.into_json().unwrap_or(Value::Null);
-            let message = body["error"]["message"].as_str().unwrap_or("no message");
-            let code = match status {
-                401 | 403 => exit::BAD_ARGUMENTS,
-                _ => exit::PROCESSING,
-            };
-            Err(Failure::new(
-                code,
-                format!("{url}: {message} (HTTP {status}){}", token_hint(status)),
-            ))
-        }
-        Err(e) => Err(Failure::new(
-            exit::MISSING_DEPENDENCY,
-            format!("{server}: the fresco server cannot be reached: {e}"),
-        )),
-    }
-}
-
-fn token_hint(status: u16) -> &'static str {
-    match status {
-        401 if std::env::var_os("FRESCO_TOKEN").is_none() => {
-            "; set FRESCO_TOKEN to a token (fresco tokens create)"
-        }
-        _ => "",
-    }
-}
-
-/// The overview as text, `width` columns wide at most.
-pub fn render(view: &Overview, width: usize) -> String {
-    let mut out = String::new();
+/// The overview as text, `width` columns wide at most and, where `rows` is given, at most
+/// `rows - 1` lines (the last row keeps the cursor, so the screen does not scroll): the lists
+/// of jobs and workers are cut to fit, with a line saying how many are not shown.
+pub fn render(view: &Overview, width: usize, rows: Option<usize>) -> String {
+    let mut header = Vec::new();
     let counts: Vec<String> = view
         .jobs_by_state
         .iter()
         .map(|(state, n)| format!("{state} {n}"))
         .collect();
-    let _ = writeln!(
-        out,
+    header.push(format!(
         "fresco top · jobs: {} · queue depth {} · active workers {}",
         counts.join(", "),
         view.queue_pending,
         view.workers_active
-    );
+    ));
     if !view.throughput.is_empty() {
         let rates: Vec<f64> = view
             .throughput
@@ -211,66 +206,95 @@ pub fn render(view: &Overview, width: usize) -> String {
             .map(|p| p.frames_per_second)
             .collect();
         let last = rates.last().copied().unwrap_or(0.0);
-        let _ = writeln!(
-            out,
+        header.push(format!(
             "throughput, last hour: {} now {last:.1} frames/s",
             sparkline(&rates)
-        );
+        ));
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
+    header.push(String::new());
+    header.push(format!(
         "{:<8} {:<9} {:<27} {:>7} {:>8} {:<12} INPUT -> OUTPUT",
         "JOB", "STATE", "PROGRESS", "FPS", "ETA", "MODEL"
-    );
-    for job in &view.jobs {
-        let line = format!(
-            "{:<8} {:<9} {} {:>7} {:>8} {:<12} {} -> {}",
-            job.id.chars().take(8).collect::<String>(),
-            job.state,
-            bar(job.progress),
-            rate(job.fps),
-            if job.state == "running" {
-                duration(job.eta_seconds)
-            } else {
-                "-".into()
-            },
-            clip(&job.model, 12),
-            job.input,
-            job.output
-        );
-        let _ = writeln!(out, "{}", clip(&line, width));
+    ));
+    let mut jobs: Vec<String> = view
+        .jobs
+        .iter()
+        .map(|job| {
+            format!(
+                "{:<8} {:<9} {} {:>7} {:>8} {:<12} {} -> {}",
+                job.id.chars().take(8).collect::<String>(),
+                job.state,
+                bar(job.progress),
+                rate(job.fps),
+                if job.state == "running" {
+                    duration(job.eta_seconds)
+                } else {
+                    "-".into()
+                },
+                clip(&job.model, 12),
+                job.input,
+                job.output
+            )
+        })
+        .collect();
+    if jobs.is_empty() {
+        jobs.push("(no jobs)".into());
     }
-    if view.jobs.is_empty() {
-        let _ = writeln!(out, "(no jobs)");
+    let middle = [
+        String::new(),
+        format!(
+            "{:<24} {:<8} {:<7} {:>7} {:>9}  CURRENT",
+            "WORKER", "DEVICE", "STATE", "FPS", "SEEN"
+        ),
+    ];
+    let mut workers: Vec<String> = view
+        .workers
+        .iter()
+        .map(|worker| {
+            let seen = duration(Some((view.now_ms - worker.last_seen_ms) as f64 / 1000.0));
+            format!(
+                "{:<24} {:<8} {:<7} {:>7} {:>9}  {}",
+                clip(&worker.id, 24),
+                worker.device,
+                if worker.silent {
+                    "SILENT"
+                } else {
+                    &worker.state
+                },
+                rate(worker.fps),
+                format!("{seen} ago"),
+                worker.current.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    if workers.is_empty() {
+        workers.push("(no workers heard from)".into());
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<24} {:<8} {:<7} {:>7} {:>9}  CURRENT",
-        "WORKER", "DEVICE", "STATE", "FPS", "SEEN"
-    );
-    for worker in &view.workers {
-        let seen = duration(Some((view.now_ms - worker.last_seen_ms) as f64 / 1000.0));
-        let line = format!(
-            "{:<24} {:<8} {:<7} {:>7} {:>9}  {}",
-            clip(&worker.id, 24),
-            worker.device,
-            if worker.silent {
-                "SILENT"
-            } else {
-                &worker.state
-            },
-            rate(worker.fps),
-            format!("{seen} ago"),
-            worker.current.as_deref().unwrap_or("-")
-        );
-        let _ = writeln!(out, "{}", clip(&line, width));
+    if let Some(rows) = rows {
+        // Lines left for the two lists, each given at least one line.
+        let room = rows.saturating_sub(1 + header.len() + middle.len()).max(2);
+        let worker_room = workers.len().min((room / 3).max(1));
+        let job_room = room - worker_room;
+        fit(&mut jobs, job_room, "jobs");
+        fit(&mut workers, room - job_room.min(jobs.len()), "workers");
     }
-    if view.workers.is_empty() {
-        let _ = writeln!(out, "(no workers heard from)");
+    let mut out = String::new();
+    for line in header.iter().chain(&jobs).chain(&middle).chain(&workers) {
+        let _ = writeln!(out, "{}", clip(line, width));
     }
     out
+}
+
+/// Cuts `lines` to `room` lines, the last saying how many were left out.
+fn fit(lines: &mut Vec<String>, room: usize, what: &str) {
+    if lines.len() > room {
+        let keep = room.saturating_sub(1);
+        let hidden = lines.len() - keep;
+        lines.truncate(keep);
+        lines.push(format!(
+            "… {hidden} more {what} (a taller terminal shows them)"
+        ));
+    }
 }
 
 fn bar(progress: f64) -> String {
@@ -338,5 +362,84 @@ mod tests {
         assert_eq!(duration(None), "-");
         assert_eq!(sparkline(&[0.0, 1.0, 2.0]), "▁▅█");
         assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    fn overview(jobs: usize, workers: usize) -> Overview {
+        let job = |i: usize| JobSummary {
+            id: format!("job{i:05}xyz"),
+            state: "running".into(),
+            progress: 0.5,
+            frames_done: 5,
+            frames_total: Some(10),
+            chunks_done: 1,
+            chunks_total: 2,
+            fps: Some(1.0),
+            eta_seconds: Some(5.0),
+            model: "vintage".into(),
+            input: "/a/very/long/input/path/that/goes/on/and/on.mp4".into(),
+            output: "/out.mp4".into(),
+            submitted_by: None,
+            attempts: 0,
+            expiries: 0,
+            last_error: None,
+            enqueued_at_ms: 0,
+            started_at_ms: Some(0),
+            finished_at_ms: None,
+        };
+        let worker = |i: usize| WorkerSummary {
+            id: format!("host:{i}:0"),
+            host: "host".into(),
+            device: "cpu".into(),
+            state: "busy".into(),
+            current: Some("score chunk 1".into()),
+            fps: None,
+            last_seen_ms: 0,
+            silent: false,
+        };
+        Overview {
+            now_ms: 1000,
+            jobs: (0..jobs).map(job).collect(),
+            jobs_by_state: serde_json::Map::new(),
+            queue_pending: 0,
+            queue_leased: 0,
+            workers_active: workers as u64,
+            workers: (0..workers).map(worker).collect(),
+            throughput: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_overview_fits_the_screen_and_says_what_it_left_out() {
+        for (rows, width) in [(10, 40), (15, 60), (24, 80), (50, 200)] {
+            let text = render(&overview(60, 30), width, Some(rows));
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(
+                lines.len() < rows,
+                "{} lines for {rows} rows:\n{text}",
+                lines.len()
+            );
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= width),
+                "a line is wider than {width}:\n{text}"
+            );
+            assert!(text.contains("more jobs"), "{text}");
+            assert!(text.contains("WORKER"), "{text}");
+            // A tiny screen has room for the count of workers only; a larger one lists some.
+            if rows >= 15 {
+                assert!(
+                    text.contains("host:0:0") && text.contains("more workers"),
+                    "{text}"
+                );
+            } else {
+                assert!(text.contains("30 more workers"), "{text}");
+            }
+        }
+        // Everything fits: nothing is left out, and no row limit cuts nothing either.
+        let text = render(&overview(3, 2), 120, Some(40));
+        assert!(!text.contains("more"), "{text}");
+        assert_eq!(text.matches("job0").count(), 3);
+        let text = render(&overview(30, 12), 120, None);
+        assert_eq!(text.matches("job0").count(), 30);
+        assert_eq!(text.matches("host:").count(), 12);
     }
 }

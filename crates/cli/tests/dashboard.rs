@@ -420,6 +420,54 @@ fn metrics_move_as_a_job_runs_json_logs_name_the_job_and_top_shows_it() {
         RUN_TIMEOUT,
     );
     refused.fails(2, &server.base, &["FRESCO_TOKEN", "401"]);
+    // The same token and TLS options as `fresco jobs --server`.
+    let scratch = tempfile::tempdir().unwrap();
+    let token_file = scratch.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", server.token)).unwrap();
+    let from_file = run_with_timeout(
+        fresco_cmd()
+            .args(["top", "--once", "--server", &server.base, "--token-file"])
+            .arg(&token_file)
+            .env_remove("FRESCO_TOKEN"),
+        RUN_TIMEOUT,
+    )
+    .ok();
+    assert!(
+        from_file
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(short) && l.contains("100%")),
+        "{}",
+        from_file.stdout
+    );
+    let wrong = scratch.path().join("wrong");
+    std::fs::write(&wrong, "not-a-token").unwrap();
+    run_with_timeout(
+        fresco_cmd()
+            .args(["top", "--once", "--server", &server.base, "--token-file"])
+            .arg(&wrong)
+            .env_remove("FRESCO_TOKEN"),
+        RUN_TIMEOUT,
+    )
+    .fails(2, &server.base, &["401"]);
+    run_with_timeout(
+        fresco_cmd()
+            .args(["top", "--once", "--server", &server.base, "--token-file"])
+            .arg(scratch.path().join("absent"))
+            .env_remove("FRESCO_TOKEN"),
+        RUN_TIMEOUT,
+    )
+    .fails(2, "absent", &["--token-file", "cannot read"]);
+    let not_pem = scratch.path().join("ca.pem");
+    std::fs::write(&not_pem, "no certificate here").unwrap();
+    run_with_timeout(
+        fresco_cmd()
+            .args(["top", "--once", "--server", &server.base, "--ca-cert"])
+            .arg(&not_pem)
+            .env("FRESCO_TOKEN", &server.token),
+        RUN_TIMEOUT,
+    )
+    .fails(2, "ca.pem", &["--ca-cert", "no PEM certificate"]);
 
     server.stop();
     let log = read_log(&server.log);

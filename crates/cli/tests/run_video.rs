@@ -310,7 +310,7 @@ fn rotation_is_preserved_as_displayed() {
 }
 
 #[test]
-fn odd_sizes_are_padded_by_default_and_kept_with_yuv444p() {
+fn odd_sizes_are_kept_by_default_and_padded_for_a_named_420() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("odd.mkv");
     ffmpeg(
@@ -322,44 +322,140 @@ fn odd_sizes_are_padded_by_default_and_kept_with_yuv444p() {
             "-t",
             "0.4",
             "-vf",
-            "scale=33:25",
+            "scale=33:25,format=yuv420p",
             "-c:v",
             "ffv1",
         ],
         &input,
     );
     assert_eq!(video_size(&input), (33, 25), "the test clip is not 33x25");
+    assert_eq!(video_pix_fmt(&input), "yuv420p");
 
-    let padded = dir.path().join("padded.mp4");
-    let out = identity_run(dir.path(), &input, &padded, &[]).ok();
-    assert_eq!(video_size(&padded), (34, 26));
-    assert_eq!(frame_md5s(&padded).len(), 10);
-    let said = format!("{}{}", out.stdout, out.stderr).to_lowercase();
+    // The default keeps the size: 4:4:4, since 4:2:0 cannot hold 33x25; and says why.
+    let exact = dir.path().join("exact.mp4");
+    let out = identity_run(dir.path(), &input, &exact, &[]).ok();
+    assert_eq!(video_size(&exact), (33, 25));
+    assert_eq!(video_pix_fmt(&exact), "yuv444p");
+    assert_eq!(frame_md5s(&exact).len(), 10);
+    let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        said.contains("pad"),
-        "no note about padding:\n{}",
+        said.contains("odd size"),
+        "no note about the 4:4:4 choice:\n{}",
         out.dump()
     );
 
+    // A named 4:2:0 is padded by one pixel, and the JSON notes say so.
+    let padded = dir.path().join("padded.mp4");
     let json = identity_run(
         dir.path(),
         &input,
-        &dir.path().join("padded2.mp4"),
-        &["--json"],
+        &padded,
+        &["--pix-fmt", "yuv420p", "--json"],
     )
     .ok()
     .json();
+    assert_eq!(video_size(&padded), (34, 26));
+    assert_eq!(frame_md5s(&padded).len(), 10);
     let notes = json["outputs"][0]["notes"].to_string().to_lowercase();
     assert!(
         notes.contains("pad"),
         "the JSON notes do not mention padding: {json}"
     );
+}
 
-    let exact = dir.path().join("exact.mp4");
-    identity_run(dir.path(), &input, &exact, &["--pix-fmt", "yuv444p"]).ok();
-    assert_eq!(video_size(&exact), (33, 25));
-    assert_eq!(video_pix_fmt(&exact), "yuv444p");
-    assert_eq!(frame_md5s(&exact).len(), 10);
+/// The case the issue found: an odd-sized, rotated 4:4:4 input came out one pixel larger on
+/// each side (the 4:2:0 default padded it). Through `fresco run` with a real built-in style.
+#[test]
+fn odd_sized_444_inputs_keep_their_displayed_size_rotated_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("odd444.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "0.2",
+            "-vf",
+            "scale=321:241,format=yuv444p",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv444p",
+        ],
+        &plain,
+    );
+    assert_eq!(
+        video_size(&plain),
+        (321, 241),
+        "the test clip is not 321x241"
+    );
+    assert_eq!(video_pix_fmt(&plain), "yuv444p");
+    let rotated = dir.path().join("odd444-rot.mp4");
+    ffmpeg(
+        &[
+            "-i",
+            &plain.to_string_lossy(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+        &rotated,
+    );
+    assert_eq!(
+        displayed_size(&rotated),
+        (241, 321),
+        "the clip carries no rotation"
+    );
+    // Even-sized 4:4:4 keeps its chroma too; ordinary 4:2:0 input keeps 4:2:0.
+    let even = dir.path().join("even444.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "0.2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv444p",
+        ],
+        &even,
+    );
+    let ordinary = dir.path().join("ordinary.mp4");
+    make_h264(&ordinary, "320x240", 25, 0.2);
+
+    for (input, size, pix_fmt) in [
+        (&plain, (321, 241), "yuv444p"),
+        (&rotated, (241, 321), "yuv444p"),
+        (&even, (320, 240), "yuv444p"),
+        (&ordinary, (320, 240), "yuv420p"),
+    ] {
+        let name = input.file_stem().unwrap().to_string_lossy().into_owned();
+        for container in ["mp4", "mkv"] {
+            let out = dir.path().join(format!("{name}-styled.{container}"));
+            fresco([
+                s("run"),
+                p(input),
+                s("-o"),
+                p(&out),
+                s("--style"),
+                s("vintage"),
+            ])
+            .ok();
+            assert_eq!(
+                displayed_size(&out),
+                size,
+                "{name} -> {container}: the displayed size changed"
+            );
+            assert_eq!(video_pix_fmt(&out), pix_fmt, "{name} -> {container}");
+            assert_eq!(frame_md5s(&out).len(), 5, "{name} -> {container}");
+        }
+    }
 }
 
 #[test]

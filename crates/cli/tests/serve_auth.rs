@@ -170,6 +170,31 @@ fn https_with_a_private_ca_and_a_token_file() {
         "{}",
         anonymous.dump()
     );
+    // `fresco top --server` takes the same options and meets the same refusals.
+    let top = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = fresco_cmd();
+        cmd.args(["top", "--once", "--server", &server])
+            .args(extra)
+            .env_remove("FRESCO_TOKEN");
+        run_with_timeout(&mut cmd, Duration::from_secs(60))
+    };
+    let ok = top(&["--ca-cert".as_ref(), ca, "--token-file".as_ref(), file]);
+    assert_eq!(ok.code, Some(0), "{}", ok.dump());
+    assert!(ok.stdout.starts_with("fresco top"), "{}", ok.dump());
+    let untrusted = top(&["--token-file".as_ref(), file]);
+    assert_eq!(untrusted.code, Some(6), "{}", untrusted.dump());
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.dump()
+    );
+    let anonymous = top(&["--ca-cert".as_ref(), ca]);
+    assert_eq!(anonymous.code, Some(2), "{}", anonymous.dump());
+    assert!(
+        anonymous.stderr.contains("FRESCO_TOKEN"),
+        "{}",
+        anonymous.dump()
+    );
     // A token in the URL is refused before anything is sent.
     let mut cmd = fresco_cmd();
     cmd.args([

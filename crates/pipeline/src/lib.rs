@@ -10,6 +10,7 @@ pub mod hardware;
 pub mod image;
 pub mod model;
 pub mod output;
+pub mod pix_fmt;
 pub mod plan;
 pub mod video;
 

@@ -164,11 +164,15 @@ pub fn plan_video(
     } else {
         RawPixelFormat::Rgb24
     };
-    let out_pix_fmt = options
-        .encode
-        .pix_fmt
-        .clone()
-        .unwrap_or_else(|| default_pix_fmt(&encode.codec, deep).to_string());
+    let out_pix_fmt = match &options.encode.pix_fmt {
+        Some(named) => named.clone(),
+        None => {
+            let (chosen, note) =
+                crate::pix_fmt::choose_default(&encode.codec, deep, video, width, height);
+            notes.extend(note);
+            chosen
+        }
+    };
     if deep && fresco_media::probe::pix_fmt_bit_depth(&out_pix_fmt) == 8 {
         notes.push(format!(
             "the input has {} bits per sample; the output pixel format {out_pix_fmt} keeps 8",
@@ -195,8 +199,15 @@ pub fn plan_video(
     if (out_width, out_height) != (width, height) {
         notes.push(format!(
             "{width}x{height} does not fit {out_pix_fmt}, which needs {}sizes: padded to \
-             {out_width}x{out_height} by repeating the edge pixels (use --pix-fmt yuv444p to keep the exact size)",
-            if sub_w > 1 && sub_h > 1 { "even " } else if sub_w > 1 { "an even width in " } else { "an even height in " }
+             {out_width}x{out_height} by repeating the edge pixels (use --pix-fmt yuv444p, with \
+             an encoder that has it, to keep the exact size)",
+            if sub_w > 1 && sub_h > 1 {
+                "even "
+            } else if sub_w > 1 {
+                "an even width in "
+            } else {
+                "an even height in "
+            }
         ));
     }
 
@@ -703,9 +714,16 @@ mod tests {
     }
 
     #[test]
-    fn odd_sizes_are_padded_for_420_and_kept_for_444() {
+    fn odd_sizes_are_kept_by_default_and_padded_for_a_named_420() {
         let r = one_video(321, 241, "");
         let p = plan(&r, &VideoOptions::default());
+        assert_eq!((p.out_width, p.out_height), (321, 241));
+        assert_eq!(p.out_pix_fmt, "yuv444p");
+        assert!(!p.encoder_filters().contains("pad"));
+
+        let mut options = VideoOptions::default();
+        options.encode.pix_fmt = Some("yuv420p".into());
+        let p = plan(&r, &options);
         assert_eq!((p.out_width, p.out_height), (322, 242));
         assert!(
             p.notes.iter().any(|n| n.contains("padded to 322x242")),

@@ -133,6 +133,8 @@ pub fn fresco_cmd() -> Command {
         .env_remove("FRESCO_WORK_DIR")
         .env_remove("FRESCO_SYSTEM")
         .env_remove("FRESCO_CONFIG")
+        // Nor the user's default config file (~/.config/fresco/config.toml).
+        .env("XDG_CONFIG_HOME", state_dir().join("config-home"))
         // `fresco serve`'s data store defaults to ./fresco-data: never the crate's folder.
         .env("FRESCO_DATA", state_dir().join("data"))
         .env_remove("FRESCO_MODEL_DIR")
