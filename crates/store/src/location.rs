@@ -185,10 +185,21 @@ impl OpenFailure {
     }
 }
 
+/// Makes ring the process's rustls crypto provider, once, before object_store builds its HTTP
+/// client: reqwest is built without a provider of its own (`cloud` in Cargo.toml) so that the
+/// binary compiles one crypto library, the one the server's TLS and the CLI's client use.
+#[cfg(any(feature = "azure", feature = "s3"))]
+fn install_crypto_provider() {
+    // An error only says a provider is already installed (ours, by an earlier open); keep it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(feature = "azure")]
 fn open_azure(_url: &str, container: &str) -> Result<Arc<dyn ObjectStore>, OpenFailure> {
     use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
     use object_store::ClientConfigKey;
+
+    install_crypto_provider();
 
     let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
     // object_store does not read connection strings; Azure's own tools and SDKs do, so take
@@ -262,6 +273,7 @@ fn connection_string_endpoint(text: &str) -> Option<&str> {
 
 #[cfg(feature = "s3")]
 fn open_s3(_url: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, OpenFailure> {
+    install_crypto_provider();
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()

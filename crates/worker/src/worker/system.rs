@@ -19,6 +19,7 @@
 //! outlives the queue's rows.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use fresco_pipeline::chunk;
 use fresco_pipeline::FailureClass;
@@ -145,8 +146,10 @@ pub async fn archive_log(queue: &dyn Queue, store: &Store, job: &str) {
         let Some(last) = lines.last() else { break };
         after = Some(last.id);
         for line in &lines {
-            let at = chrono::DateTime::from_timestamp_millis(line.at_ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            let at = u64::try_from(line.at_ms)
+                .ok()
+                .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+                .map(|t| humantime::format_rfc3339_millis(t).to_string())
                 .unwrap_or_else(|| line.at_ms.to_string());
             text.push_str(&format!(
                 "{at} {} {}\n",
