@@ -85,7 +85,19 @@ if [ -z "${FRESCO_TEST_AZURITE:-}" ]; then
   fi
 fi
 scripts/validate-manifests.sh
+# The licences of the dependency tree (cargo-deny over deny.toml, offline): seconds, so before
+# the tests. scripts/lint.sh installs cargo-deny from crates.io and skips with a message where it
+# cannot, unless FRESCO_REQUIRE_DENY=1.
+scripts/lint.sh licenses
 cargo test --workspace --no-fail-fast
+# clippy over the whole tree with every optional feature (`otel` included) as errors, and the
+# binary without its default features: a few CPU-minutes, after the tests, which report first.
+# FRESCO_LINT=0 skips it.
+if [ "${FRESCO_LINT:-1}" != 0 ]; then
+  scripts/lint.sh code
+else
+  echo "test.sh: clippy not run (FRESCO_LINT=0)"
+fi
 # The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
 # then run FRESCO_FUZZ_SECONDS each (default 20); a crash fails the script. They link only
 # fresco-wire and fresco-media, so their instrumented build takes minutes (docs/security.md).
