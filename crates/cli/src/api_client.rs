@@ -300,9 +300,6 @@ pub fn submission(
     let mut body = json!({
         "input": input,
         "output": output,
-        "codec": video.codec,
-        "crf": video.crf,
-        "preset": video.preset,
         "overwrite": video.overwrite,
         "priority": priority,
         "max_attempts": max_attempts,
@@ -315,6 +312,15 @@ pub fn submission(
     }
     if let Some(model) = model {
         fields.insert("model".into(), json!(model));
+    }
+    // Unset, the server's defaults apply: the container's encoder and the codec's CRF.
+    for (name, value) in [("codec", &video.codec), ("preset", &video.preset)] {
+        if let Some(value) = value {
+            fields.insert(name.into(), json!(value));
+        }
+    }
+    if let Some(crf) = video.crf {
+        fields.insert("crf".into(), json!(crf));
     }
     if let Some(pix_fmt) = &video.pix_fmt {
         fields.insert("pix_fmt".into(), json!(pix_fmt));

@@ -98,9 +98,9 @@ fn scaling(args: &BenchJobsArgs, dir: &std::path::Path) -> Result<(), Failure> {
     let pin = args.model.pin(&model.name, &model.digest);
     drop(model);
     let video = VideoArgs {
-        codec: "libx264".into(),
-        crf: 18,
-        preset: "medium".into(),
+        codec: Some("libx264".into()),
+        crf: Some(18),
+        preset: Some("medium".into()),
         pix_fmt: None,
         encoder_threads: Some(1),
         max_side: None,

@@ -113,7 +113,7 @@ async fn run_videos_async(
             input: absolute(&job.input),
             output: absolute(&job.output),
             model: pin.clone(),
-            options: options.clone(),
+            options: options.for_output(&job.output),
             chunk_frames: opts.chunk_frames,
         };
         let identity = spec.identity();

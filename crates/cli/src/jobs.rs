@@ -208,7 +208,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
         input: located(&args.input, &input_url),
         output: located(&args.output, &output_url),
         model: args.model.pin(&model.name, &model.digest),
-        options: args.video.options(),
+        options: args.video.options().for_output(&args.output),
         chunk_frames: args.chunk_frames,
     };
     runtime().block_on(async {

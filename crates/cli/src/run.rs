@@ -59,14 +59,17 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct VideoArgs {
     /// Video encoder (ffmpeg name): libx264, libx265, libx264rgb, ffv1, libvpx-vp9, ...
-    #[arg(long, default_value = "libx264")]
-    pub codec: String,
-    /// Constant rate factor (lower is better quality; 0 is lossless for x264).
-    #[arg(long, default_value_t = 18)]
-    pub crf: u8,
-    /// Encoder preset (x264/x265).
-    #[arg(long, default_value = "medium")]
-    pub preset: String,
+    /// (default: libvpx-vp9 for .webm, libx264 for other containers). One the output's
+    /// container cannot hold, or this ffmpeg lacks, is refused when the job is planned.
+    #[arg(long)]
+    pub codec: Option<String>,
+    /// Constant rate factor (lower is better quality; 0 is lossless for x264). Default: 18,
+    /// or 24 for VP9, whose scale differs.
+    #[arg(long)]
+    pub crf: Option<u8>,
+    /// Encoder preset (x264/x265, NVENC; default medium).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Output pixel format; default yuv420p (8-bit input) or yuv420p10le (deeper input).
     #[arg(long)]
     pub pix_fmt: Option<String>,
@@ -98,9 +101,12 @@ impl VideoArgs {
     pub fn options(&self) -> VideoOptions {
         VideoOptions {
             encode: EncodeSettings {
-                codec: self.codec.clone(),
-                crf: Some(self.crf),
-                preset: Some(self.preset.clone()),
+                codec: self
+                    .codec
+                    .clone()
+                    .unwrap_or_else(|| fresco_core::settings::AUTO_CODEC.to_string()),
+                crf: self.crf,
+                preset: self.preset.clone(),
                 pix_fmt: self.pix_fmt.clone(),
                 threads: self.encoder_threads,
             },

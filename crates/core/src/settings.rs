@@ -210,11 +210,13 @@ impl fmt::Display for StreamKind {
 /// assemble into one consistent stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodeSettings {
-    /// ffmpeg encoder name (`libx264`, `libx264rgb`, `ffv1`, `libx265`, ...).
+    /// ffmpeg encoder name (`libx264`, `libx264rgb`, `ffv1`, `libx265`, ...), or
+    /// [`AUTO_CODEC`]: the output container's default, chosen when the job is planned.
     pub codec: String,
-    /// Constant rate factor, for the encoders that have one. `None`: the encoder's default.
+    /// Constant rate factor, for the encoders that have one. `None`: fresco's default for the
+    /// codec, chosen when the job is planned (the scales differ: x264's 18 is not VP9's).
     pub crf: Option<u8>,
-    /// Encoder preset, for the encoders that have one.
+    /// Encoder preset, for the encoders that have one. `None`: the codec's default.
     pub preset: Option<String>,
     /// Output pixel format; `None` picks one from the codec and the input's bit depth.
     pub pix_fmt: Option<String>,
@@ -222,12 +224,15 @@ pub struct EncodeSettings {
     pub threads: Option<u32>,
 }
 
+/// The codec name that lets the output container choose: VP9 for WebM, H.264 elsewhere.
+pub const AUTO_CODEC: &str = "auto";
+
 impl Default for EncodeSettings {
     fn default() -> Self {
         EncodeSettings {
-            codec: "libx264".into(),
-            crf: Some(18),
-            preset: Some("medium".into()),
+            codec: AUTO_CODEC.into(),
+            crf: None,
+            preset: None,
             pix_fmt: None,
             threads: None,
         }

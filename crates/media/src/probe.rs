@@ -91,6 +91,9 @@ pub struct StreamInfo {
     pub r_frame_rate: Option<String>,
     pub avg_frame_rate: Option<String>,
     pub time_base: Option<String>,
+    /// When the stream starts, in seconds (negative for Opus, whose first samples are skipped).
+    #[serde(default)]
+    pub start_time: Option<String>,
     pub duration: Option<String>,
     /// Frames in the stream as the container's index says (MP4, MOV), where it says.
     #[serde(default)]
@@ -328,6 +331,8 @@ fn strip_path(text: &str, path: &Path) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameTimes {
     pub pts: Vec<i64>,
+    /// The first frame's picture size and each change of it (see [`parse_frame_sizes`]).
+    pub sizes: Vec<FrameSize>,
     /// Decoder complaints (a truncated or corrupt file); empty for a clean file.
     pub warnings: String,
 }
@@ -372,6 +377,7 @@ pub fn frame_times(
     let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
     let mut parser = FrameTimeParser::default();
     let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
+    let mut sizes: Vec<FrameSize> = Vec::new();
     let ended = tool
         .each_line(&args, timeout, MAX_SCAN_LINE, |line| {
             let Some(frame) = parser.push_line(line) else {
@@ -380,6 +386,19 @@ pub fn frame_times(
             lowest = lowest.min(frame.pts);
             highest = highest.max(frame.pts);
             let count = parser.pts.len() as u64;
+            if let (Some(width), Some(height)) = (frame.width, frame.height) {
+                // The first frame's size and each change of it.
+                if sizes
+                    .last()
+                    .is_none_or(|s| (s.width, s.height) != (width, height))
+                {
+                    sizes.push(FrameSize {
+                        frame: count - 1,
+                        width,
+                        height,
+                    });
+                }
+            }
             let checked = scan
                 .limits
                 .check_frames(scan.subject, count, true)
@@ -408,6 +427,7 @@ pub fn frame_times(
     }
     Ok(FrameTimes {
         pts,
+        sizes,
         warnings: strip_path(&ended.stderr_tail, input),
     })
 }
@@ -477,9 +497,65 @@ pub fn parse_frame_times(text: &str) -> Vec<i64> {
     parser.pts
 }
 
+/// A decoded frame's picture size, from frame number `frame` (in decode order) on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSize {
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The first frame's size and each frame where the size changes, from the same `compact=p=0`
+/// lines as [`parse_frame_times`] (with `width=W|height=H`). Two broadcasts cut together, or a
+/// stream that adapts its resolution, decode to frames of more than one size.
+pub fn parse_frame_sizes(text: &str) -> Vec<FrameSize> {
+    let mut sizes: Vec<FrameSize> = Vec::new();
+    let frames = text
+        .lines()
+        .filter(|line| line.contains("best_effort_timestamp="));
+    for (n, line) in frames.enumerate() {
+        let field = |key: &str| {
+            line.split('|')
+                .filter_map(|f| f.split_once('='))
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+        };
+        let (Some(width), Some(height)) = (field("width"), field("height")) else {
+            continue;
+        };
+        if sizes
+            .last()
+            .is_some_and(|s| (s.width, s.height) == (width, height))
+        {
+            continue;
+        }
+        sizes.push(FrameSize {
+            frame: n as u64,
+            width,
+            height,
+        });
+    }
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_sizes_list_the_first_and_each_change() {
+        let text = "best_effort_timestamp=0|width=96|height=64\n\
+                    best_effort_timestamp=1|width=96|height=64\n\
+                    best_effort_timestamp=2|width=64|height=48\n\
+                    best_effort_timestamp=3|width=N/A|height=N/A\n\
+                    best_effort_timestamp=4|width=64|height=48\n\
+                    best_effort_timestamp=5|width=96|height=64\n";
+        let sizes = parse_frame_sizes(text);
+        let plain: Vec<(u64, u32, u32)> =
+            sizes.iter().map(|s| (s.frame, s.width, s.height)).collect();
+        assert_eq!(plain, [(0, 96, 64), (2, 64, 48), (5, 96, 64)]);
+        assert!(parse_frame_sizes("best_effort_timestamp=0|width=8|height=8").len() == 1);
+    }
 
     #[test]
     fn bit_depth_from_pixel_format_names() {

@@ -252,25 +252,25 @@ pub fn assemble(
     })?;
     let temp = TempOutput::create(&video.output, overwrite)?;
     let offset_us = ticks_to_us(plan.frame_pts[0], video.time_base);
-    let args = video.assemble_args(&list, offset_us, temp.path());
-    tools
-        .ffmpeg
-        .output(&args, Duration::from_secs(3600))
-        .map_err(|e| {
-            crate::video::refused_or(&video.input, e, |e| match e {
-                fresco_media::process::ProcessError::Failed { stderr_tail, .. } => {
-                    RunError::Encode {
-                        path: video.output.clone(),
-                        reason: format!(
-                            "joining the chunks failed: {}",
-                            fresco_media::process::last_lines(&stderr_tail, 3)
-                        ),
-                    }
-                }
-                other => RunError::from(other),
-            })
-        })?;
-    let (frames, last_secs) = scan_video_packets(tools, temp.path())?;
+    join_chunks(tools, video, &list, offset_us, temp.path())?;
+    let (mut frames, mut first_secs, mut last_secs) = scan_video_packets(tools, temp.path())?;
+    let (num, den) = video.time_base;
+    let secs = |ticks: i64| ticks as f64 * num as f64 / den as f64;
+    // A muxer that moves every stream to make a copied one non-negative (Matroska under Opus
+    // in ffmpeg 5.1, from inputs where the plan could not tell) moves the video with it: it is
+    // joined again, placed earlier by what was measured. Matroska's times are in
+    // milliseconds, so a smaller difference is rounding.
+    let drift = first_secs.map_or(0.0, |first| first - secs(plan.frame_pts[0]));
+    if matches!(video.container().as_str(), "mkv" | "mka" | "webm") && drift.abs() > 0.002 {
+        let corrected = offset_us - (drift * 1e6).round() as i64;
+        join_chunks(tools, video, &list, corrected, temp.path())?;
+        (frames, first_secs, last_secs) = scan_video_packets(tools, temp.path())?;
+        tracing::debug!(
+            drift,
+            first = ?first_secs,
+            "joined again: the muxer had moved the video"
+        );
+    }
     let expected = plan.frame_pts.len() as u64;
     if frames != expected {
         return Err(RunError::Encode {
@@ -280,8 +280,6 @@ pub fn assemble(
     }
     // The duration: the last frame must sit where the input's last frame does (the first one
     // is pinned by the offset), to within the longest gap between the input's frames.
-    let (num, den) = video.time_base;
-    let secs = |ticks: i64| ticks as f64 * num as f64 / den as f64;
     let want_last = secs(*plan.frame_pts.last().expect("a plan has frames"));
     let slack = plan
         .frame_pts
@@ -300,6 +298,49 @@ pub fn assemble(
     }
     before_publish(temp.path())?;
     temp.commit()
+}
+
+/// Joins the chunks listed in `list` with the input's other streams into `out`, the video
+/// placed at `offset_us`.
+fn join_chunks(
+    tools: &Tools,
+    video: &VideoPlan,
+    list: &Path,
+    offset_us: i64,
+    out: &Path,
+) -> Result<(), RunError> {
+    let args = video.assemble_args(list, offset_us, out);
+    tools
+        .ffmpeg
+        .output(&args, Duration::from_secs(3600))
+        .map(drop)
+        .map_err(|e| {
+            crate::video::refused_or(&video.input, e, |e| match e {
+                // Past the plan's checks, but the same on every try: not worth retrying.
+                fresco_media::process::ProcessError::Failed { stderr_tail, .. }
+                    if crate::container::muxer_refused(&stderr_tail) =>
+                {
+                    RunError::EncoderUnusable {
+                        path: video.output.clone(),
+                        reason: format!(
+                            "the .{} muxer refused the joined streams (it would on every try): {}",
+                            video.container(),
+                            fresco_media::process::last_lines(&stderr_tail, 3)
+                        ),
+                    }
+                }
+                fresco_media::process::ProcessError::Failed { stderr_tail, .. } => {
+                    RunError::Encode {
+                        path: video.output.clone(),
+                        reason: format!(
+                            "joining the chunks failed: {}",
+                            fresco_media::process::last_lines(&stderr_tail, 3)
+                        ),
+                    }
+                }
+                other => RunError::Tool(other),
+            })
+        })
 }
 
 /// An ffconcat list: each chunk with the exact duration up to the next chunk's first frame
@@ -327,9 +368,12 @@ fn ticks_to_us(ticks: i64, (num, den): (u64, u64)) -> i64 {
     ((us + us.signum() * den / 2) / den) as i64
 }
 
-/// Video packets in a file we wrote (one per frame for the codecs we encode), and the latest
-/// presentation time among them, in seconds.
-fn scan_video_packets(tools: &Tools, path: &Path) -> Result<(u64, Option<f64>), RunError> {
+/// Video packets in a file we wrote (one per frame for the codecs we encode), and the earliest
+/// and latest presentation times among them, in seconds.
+fn scan_video_packets(
+    tools: &Tools,
+    path: &Path,
+) -> Result<(u64, Option<f64>, Option<f64>), RunError> {
     let args: Vec<std::ffi::OsString> = [
         "-v",
         "error",
@@ -346,6 +390,7 @@ fn scan_video_packets(tools: &Tools, path: &Path) -> Result<(u64, Option<f64>), 
     .collect();
     // A line per packet, counted as it comes: hours of video never sit in memory.
     let mut count = 0u64;
+    let mut first: Option<f64> = None;
     let mut last: Option<f64> = None;
     tools
         .ffprobe
@@ -354,13 +399,14 @@ fn scan_video_packets(tools: &Tools, path: &Path) -> Result<(u64, Option<f64>), 
             if !line.is_empty() {
                 count += 1;
                 if let Ok(t) = line.trim_end_matches(',').parse::<f64>() {
+                    first = Some(first.map_or(t, |f| f.min(t)));
                     last = Some(last.map_or(t, |l| l.max(t)));
                 }
             }
             std::ops::ControlFlow::<()>::Continue(())
         })
         .map_err(RunError::from)?;
-    Ok((count, last))
+    Ok((count, first, last))
 }
 
 /// Writes `text` to `path` through a temporary name, so a reader never sees half of it.

@@ -38,6 +38,10 @@ pub enum RunError {
         container: String,
         kind: String,
     },
+    /// The video encoder cannot write this output: this ffmpeg lacks it, or the container
+    /// cannot hold its video (found by a one-frame trial when the job is planned).
+    #[error("{}: {reason}", path.display())]
+    EncoderUnusable { path: PathBuf, reason: String },
     #[error("{}: decoding failed: {reason}", path.display())]
     Decode { path: PathBuf, reason: String },
     #[error("{}: encoding failed: {reason}", path.display())]
@@ -96,6 +100,7 @@ impl RunError {
             RunError::OutputExists { .. }
             | RunError::OutputUnwritable { .. }
             | RunError::StreamNotSupported { .. }
+            | RunError::EncoderUnusable { .. }
             | RunError::SameFile { .. } => FailureClass::Output,
             RunError::Encode { .. } => FailureClass::Processing,
             RunError::Model { source, .. } => match source {

@@ -4,6 +4,7 @@
 //! complete ([`output`]).
 
 pub mod chunk;
+pub mod container;
 pub mod error;
 pub mod hardware;
 pub mod image;

@@ -71,6 +71,14 @@ pub struct VideoPlan {
     /// The decoder's `-hwaccel` method (`None`: software).
     #[serde(default)]
     pub hwaccel: Option<String>,
+    /// The input's picture size changes mid-stream: the decoder scales every frame to the
+    /// model's size ([`crate::container::handle_size_changes`]).
+    #[serde(default)]
+    pub scale_every_frame: bool,
+    /// How far the output's muxer will move every stream (see
+    /// [`crate::container::muxer_shift_us`]); the joined video is placed that much earlier.
+    #[serde(default)]
+    pub muxer_shift_us: i64,
     colour: ColourTags,
     rotation: i32,
 }
@@ -139,11 +147,14 @@ pub fn plan_video(
         (coded_w, coded_h)
     };
     let time_base = video.time_base().unwrap_or((1, 90_000));
-    crate::hardware::check_encode_settings(&options.encode).map_err(|reason| {
-        RunError::Unsupported {
-            path: output.to_path_buf(),
-            reason,
-        }
+    let container = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let encode = crate::container::resolve_encode(&options.encode, &container);
+    crate::hardware::check_encode_settings(&encode).map_err(|reason| RunError::Unsupported {
+        path: output.to_path_buf(),
+        reason,
     })?;
 
     let mut notes = Vec::new();
@@ -157,7 +168,7 @@ pub fn plan_video(
         .encode
         .pix_fmt
         .clone()
-        .unwrap_or_else(|| default_pix_fmt(&options.encode.codec, deep).to_string());
+        .unwrap_or_else(|| default_pix_fmt(&encode.codec, deep).to_string());
     if deep && fresco_media::probe::pix_fmt_bit_depth(&out_pix_fmt) == 8 {
         notes.push(format!(
             "the input has {} bits per sample; the output pixel format {out_pix_fmt} keeps 8",
@@ -229,6 +240,7 @@ pub fn plan_video(
         });
     }
 
+    let muxer_shift_us = crate::container::muxer_shift_us(&container, report, &streams);
     Ok(VideoPlan {
         input: input.to_path_buf(),
         output: output.to_path_buf(),
@@ -245,8 +257,10 @@ pub fn plan_video(
         out_pix_fmt,
         streams,
         notes,
-        encode: options.encode.clone(),
+        encode,
         hwaccel: options.hwaccel.clone(),
+        scale_every_frame: false,
+        muxer_shift_us,
         colour: colour_tags(video),
         rotation,
     })
@@ -417,8 +431,20 @@ impl VideoPlan {
                 "scale={}:{}:flags=area",
                 self.model_width, self.model_height
             ));
+        } else if self.scale_every_frame {
+            // Frames of another size than the first come out at the first size.
+            filters.push(format!(
+                "scale={}:{}:flags=bicubic",
+                self.model_width, self.model_height
+            ));
         }
         filters.push(format!("format={}", self.raw_format.ffmpeg_name()));
+        if self.scale_every_frame {
+            // Keep one filter graph through a size change: a rebuilt one would count frames
+            // (`select`'s n) from zero again, and a chunk's window would select nothing; the
+            // scale filter adapts to the new size by itself.
+            args.extend([os("-reinit_filter"), os("0")]);
+        }
         // Decoded frames come back to system memory (no -hwaccel_output_format) for the filters.
         args.extend(crate::hardware::hwaccel_args(self.hwaccel.as_deref()));
         args.extend(input_args(&self.input));
@@ -449,6 +475,10 @@ impl VideoPlan {
             os("error"),
             os("-y"),
         ];
+        if self.muxer_shift_us != 0 {
+            // Applies to the next input, the styled frames on stdin.
+            args.extend([os("-itsoffset"), os(format!("{}us", -self.muxer_shift_us))]);
+        }
         args.extend(own_pipe_args());
         args.extend(input_args(&self.input));
         args.extend([os("-map"), os("0:v:0")]);
@@ -491,6 +521,7 @@ impl VideoPlan {
             os("error"),
             os("-y"),
         ];
+        let offset_us = offset_us - self.muxer_shift_us;
         if offset_us != 0 {
             args.extend([os("-itsoffset"), os(format!("{offset_us}us"))]);
         }
@@ -512,6 +543,13 @@ impl VideoPlan {
         for stream in &self.streams {
             args.push(os("-map"));
             args.push(os(format!("{input_number}:{}", stream.index)));
+        }
+        // The video's own -map_metadata below turns off ffmpeg's default copy of every
+        // stream's tags, so each copied stream's are mapped too: an attachment without its
+        // `filename` and `mimetype` cannot be written, and a track would lose its language.
+        for (n, stream) in self.streams.iter().enumerate() {
+            args.push(os(format!("-map_metadata:s:{}", n + 1)));
+            args.push(os(format!("{input_number}:s:{}", stream.index)));
         }
         args.extend([
             os("-map_metadata"),
@@ -536,13 +574,13 @@ impl VideoPlan {
                 os(self.time_base.1.to_string()),
             ]
         } else {
-            Vec::new()
+            crate::container::muxer_args(&container)
         }
     }
 
     /// How the video stream is encoded: codec, rate control, threads, filters, pixel format,
     /// colour tags, and timestamps passed through untouched.
-    fn video_encode_args(&self) -> Vec<OsString> {
+    pub(crate) fn video_encode_args(&self) -> Vec<OsString> {
         let mut args = vec![os("-c:v:0"), os(&self.encode.codec)];
         if let Some(crf) = self.encode.crf {
             if codec_has_crf(&self.encode.codec) {
@@ -555,6 +593,10 @@ impl VideoPlan {
             }
         }
         args.extend(crate::hardware::nvenc_args(&self.encode));
+        args.extend(crate::container::codec_args(
+            &self.container(),
+            &self.encode,
+        ));
         if let Some(threads) = self.encode.threads {
             args.extend([os("-threads:v:0"), os(threads.to_string())]);
         }

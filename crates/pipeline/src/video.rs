@@ -113,9 +113,10 @@ pub fn prepare_video(
     report
         .check_limits(&options.limits, &subject)
         .map_err(RunError::OverLimit)?;
-    let plan = plan_video(input, output, &report, options)?;
+    let mut plan = plan_video(input, output, &report, options)?;
     check_streams_fit(tools, &plan)?;
     crate::hardware::check_hardware(tools, &plan)?;
+    crate::container::check_video_encoder(tools, &plan)?;
     let scan = probe::ScanLimits {
         limits: &options.limits,
         time_base: plan.time_base,
@@ -142,6 +143,8 @@ pub fn prepare_video(
             },
         });
     }
+    crate::container::check_frame_order(&plan, &times.pts)?;
+    crate::container::handle_size_changes(&mut plan, &times.sizes, &times.pts);
     let mut warnings = Vec::new();
     if !times.warnings.trim().is_empty() {
         warnings.push(format!(
@@ -251,6 +254,19 @@ fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
         Err(ProcessError::Failed { stderr_tail, .. }) => {
             // "Could not find tag for codec subrip in stream #1, codec not currently supported in container"
             // or "Error initializing output stream 0:2 --" (e.g. FLAC in MP4, experimental in 5.1).
+            // A muxer that refuses in its header ("Only VP8 or VP9 ... are supported for
+            // WebM") names no stream, and ffmpeg then names the last one: each is tried alone.
+            if plan.streams.len() > 1 && !stderr_tail.contains("in stream #") {
+                for stream in &plan.streams {
+                    let mut alone = plan.clone();
+                    alone.streams = vec![stream.clone()];
+                    if let Err(e @ RunError::StreamNotSupported { .. }) =
+                        check_streams_fit(tools, &alone)
+                    {
+                        return Err(e);
+                    }
+                }
+            }
             let culprit = output_stream_number(&stderr_tail).and_then(|n| plan.streams.get(n));
             match culprit {
                 Some(stream) => Err(RunError::StreamNotSupported {
@@ -288,7 +304,7 @@ fn output_stream_number(stderr: &str) -> Option<usize> {
 
 /// An empty temporary file with the output's extension (ffmpeg picks the container from it),
 /// removed when dropped.
-fn scratch_file(output: &Path) -> Result<tempfile::NamedTempFile, RunError> {
+pub(crate) fn scratch_file(output: &Path) -> Result<tempfile::NamedTempFile, RunError> {
     let ext = output
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))

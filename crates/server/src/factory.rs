@@ -232,7 +232,7 @@ impl LocalJobFactory {
             Some(_) => PathBuf::from(&request.output),
             None => absolute_path("output", &request.output)?,
         };
-        let mut options = video_options(request);
+        let mut options = video_options(request).for_output(&output);
         // The worker's plan checks these again, on what its frame scan measures.
         options.limits = self.limits.media();
         let input_object = match &input_url {
@@ -261,8 +261,15 @@ impl LocalJobFactory {
                 let report =
                     probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
                 self.limits.check_probe("input", &report)?;
-                fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                let plan = fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
                     .map_err(run_rejection)?;
+                // One frame from ffmpeg's own generator (not the input) into the output's
+                // container: a codec it cannot hold, or ffmpeg lacks, is refused now. Not a
+                // hardware encoder: the server needs no GPU; the plan task tries those.
+                if !fresco_pipeline::hardware::is_hardware_encoder(&plan.encode.codec) {
+                    fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
+                        .map_err(run_rejection)?;
+                }
             }
         }
 
@@ -574,6 +581,7 @@ fn run_rejection(e: RunError) -> Rejection {
         RunError::OutputExists { .. } => unusable("output-exists", e),
         RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
         RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
+        RunError::EncoderUnusable { .. } => unusable("encoder-unusable", e),
         RunError::SameFile { .. } => unusable("same-file", e),
         RunError::Model { .. } => unusable("model-unusable", e),
         // Not checked on the server (it needs no GPU): the plan task tries the hardware.

@@ -60,8 +60,21 @@ async fn real_files_and_the_vintage_style_make_a_job() {
     let spec = fresco_worker::JobSpec::from_json(&job.spec).expect("a worker can read the spec");
     assert_eq!(spec.model.name, "vintage");
     assert_eq!(spec.model.digest.len(), 64);
+    // No codec asked for: the output's container picks it (.mp4: x264, as before).
     assert_eq!(spec.options.encode.codec, "libx264");
+    assert_eq!(spec.options.encode.crf, Some(18));
     assert_eq!(job.identity, spec.identity());
+
+    // A hardware encoder is not tried on the server, which needs no GPU: its plan task does.
+    let reply = post_json(
+        &app.state,
+        "/v1/jobs",
+        &json!({"input": clip, "output": dir.path().join("gpu.mp4"), "style": "vintage",
+                "codec": "h264_nvenc"}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
 
     let cases = [
         (
@@ -112,6 +125,20 @@ async fn real_files_and_the_vintage_style_make_a_job() {
             StatusCode::BAD_REQUEST,
             "model-not-a-file",
             "model",
+        ),
+        (
+            // The output's container cannot hold the codec: refused before it is queued.
+            json!({"input": clip, "output": dir.path().join("out.webm"), "style": "vintage",
+                   "codec": "libx264"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "encoder-unusable",
+            "cannot hold video from the encoder libx264",
+        ),
+        (
+            json!({"input": clip, "output": out, "style": "vintage", "codec": "libnosuchcodec"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "encoder-unusable",
+            "no encoder 'libnosuchcodec'",
         ),
         (
             json!({"input": "clip.mp4", "output": out, "style": "vintage"}),

@@ -186,6 +186,19 @@ async fn submit_corpus(base: &str) {
         }
     }
     assert!(failures.is_empty(), "{base}:\n{}", failures.join("\n"));
+    // A codec the output's container cannot hold is refused before queueing, as for a file.
+    let body = json!({
+        "input": format!("{base}/in/faststart.mp4"),
+        "output": format!("{base}/out/styled.webm"),
+        "style": "vintage",
+        "codec": "libx264",
+    });
+    let reply = post_json(&app.state, "/v1/jobs", &body, None).await;
+    let message = reply.error(StatusCode::UNPROCESSABLE_ENTITY, "encoder-unusable");
+    assert!(
+        message.contains("cannot hold video from the encoder libx264"),
+        "{message}"
+    );
     let accepted = app.queue.jobs(&[], 100).await.unwrap().len();
     assert_eq!(accepted, 3, "three jobs were queued");
     let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();

@@ -576,6 +576,7 @@ async fn owned_job(app: &TestApp, owner: &str, n: u32) -> String {
         owner: owner.into(),
         max_active_per_owner: None,
         max_active: None,
+        callback_url: None,
     };
     app.queue
         .submit_owned(job, &admission)

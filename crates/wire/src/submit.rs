@@ -57,7 +57,8 @@ pub struct SubmitRequest {
         example = "auto"
     )]
     pub hwaccel: Option<String>,
-    /// ffmpeg encoder (default libx264).
+    /// ffmpeg encoder (default: libvpx-vp9 for a .webm output, libx264 otherwise). One the
+    /// output's container cannot hold, or the server's ffmpeg lacks, fails the job at its plan.
     #[schema(
         min_length = 1,
         max_length = 64,
@@ -65,7 +66,7 @@ pub struct SubmitRequest {
         example = "libx264"
     )]
     pub codec: Option<String>,
-    /// Constant rate factor (default 18; lower is better).
+    /// Constant rate factor (default 18, or 24 for VP9; lower is better).
     #[serde(default, deserialize_with = "integer::optional")]
     #[schema(minimum = 0, maximum = 63)]
     pub crf: Option<u8>,

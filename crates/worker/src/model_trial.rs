@@ -110,6 +110,7 @@ fn run_child(trial: &ModelTrial, path: &Path) -> Result<(), TrialError> {
         name: "fresco model-trial",
         program: trial.program.clone(),
         install_hint: "the worker runs its own binary; reinstall fresco",
+        cancel: None,
     };
     let mut command = tool.command([SUBCOMMAND, "--memory-mib"]);
     command.arg(trial.memory_mib.to_string()).arg(path);

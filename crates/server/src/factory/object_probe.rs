@@ -104,8 +104,14 @@ impl LocalJobFactory {
         match self.probe_object(url, info)? {
             Probed::Report(report) => {
                 self.limits.check_probe("input", &report)?;
-                fresco_pipeline::plan::plan_video(&named, output, &report, options)
+                let plan = fresco_pipeline::plan::plan_video(&named, output, &report, options)
                     .map_err(run_rejection)?;
+                // As for a local input: a codec the output's container cannot hold (not a
+                // hardware encoder, which the plan task tries on a machine that has one).
+                if !fresco_pipeline::hardware::is_hardware_encoder(&plan.encode.codec) {
+                    fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
+                        .map_err(run_rejection)?;
+                }
             }
             Probed::Undecided(reason) => tracing::info!(
                 input = %url.url,
