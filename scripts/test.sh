@@ -95,6 +95,10 @@ fi
 scripts/validate-manifests.sh
 scripts/lint-dockerfile.sh --self-test
 scripts/lint-dockerfile.sh
+# The licences of the dependency tree (cargo-deny over deny.toml, offline): seconds, so before
+# the tests. scripts/lint.sh installs cargo-deny from crates.io and skips with a message where it
+# cannot, unless FRESCO_REQUIRE_DENY=1.
+scripts/lint.sh licenses
 cargo test --workspace --no-fail-fast
 # The Python client (clients/python) against a real `fresco serve` (target/debug/fresco, built
 # by cargo test above): installed from the checkout into .fresco/venv with pytest from PyPI.
@@ -108,6 +112,14 @@ elif [ "${FRESCO_REQUIRE_PYTHON_CLIENT:-}" = "1" ]; then
   exit 1
 else
   echo "test.sh: SKIPPED the Python client's tests: the client or pytest could not be installed" >&2
+fi
+# clippy over the whole tree with every optional feature (`otel` included) as errors, and the
+# binary without its default features: a few CPU-minutes, after the tests, which report first.
+# FRESCO_LINT=0 skips it.
+if [ "${FRESCO_LINT:-1}" != 0 ]; then
+  scripts/lint.sh code
+else
+  echo "test.sh: clippy not run (FRESCO_LINT=0)"
 fi
 # The fuzz targets (fuzz/: submissions, storage events, signed URLs, ffprobe output, redaction)
 # then run FRESCO_FUZZ_SECONDS each (default 20); a crash fails the script. They link only

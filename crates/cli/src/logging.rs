@@ -50,8 +50,8 @@ pub fn announce(level: &str, line: &str) {
     match FORMAT.get() {
         Some(LogFormat::Json) => {
             let object = serde_json::json!({
-                "timestamp": chrono::Utc::now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now())
+                    .to_string(),
                 "level": level,
                 "message": line,
                 "target": "fresco",

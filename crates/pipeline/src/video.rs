@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+// One producer and one consumer per channel, with a blocking bound and a receive timeout: std's
+// sync_channel does all of that, so no crossbeam.
 use fresco_infer::{Engine, Sample};
 use fresco_media::nut::{NutVideoSpec, NutWriter, RawPixelFormat};
 use fresco_media::probe::{self, ProbeError};
 use fresco_media::process::{Pipes, ProcessError, Tool};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 
 use crate::error::RunError;
 use crate::output::TempOutput;
@@ -461,8 +463,8 @@ fn pump_frames<S: PipeSample>(
     let frame_bytes = plan.model_frame_bytes();
     // Frames per inference call (`--batch`): the decoder may run a whole batch ahead.
     let batch = engine.batch().max(1);
-    let (raw_tx, raw_rx) = bounded::<Vec<u8>>(QUEUE_FRAMES.max(batch));
-    let (styled_tx, styled_rx) = bounded::<(i64, Vec<u8>)>(QUEUE_FRAMES);
+    let (raw_tx, raw_rx) = sync_channel::<Vec<u8>>(QUEUE_FRAMES.max(batch));
+    let (styled_tx, styled_rx) = sync_channel::<(i64, Vec<u8>)>(QUEUE_FRAMES);
     let reader = std::thread::Builder::new()
         .name("fresco-decode".into())
         .spawn(move || read_frames(decoded_stream, frame_bytes, raw_tx))
@@ -514,12 +516,12 @@ fn pump_frames<S: PipeSample>(
             // Wake up now and then to notice a cancel while the decoder is busy seeking.
             match raw_rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(raw) => raws.push(raw),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(RecvTimeoutError::Timeout) => {
                     if cancel.load(Ordering::Relaxed) {
                         continue 'frames;
                     }
                 }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err(RecvTimeoutError::Disconnected) => {
                     decoder_ended = true;
                     break;
                 }
@@ -653,7 +655,7 @@ fn strip(text: &str, temp: &Path) -> String {
 fn read_frames(
     mut stream: impl Read,
     frame_bytes: usize,
-    tx: Sender<Vec<u8>>,
+    tx: SyncSender<Vec<u8>>,
 ) -> Result<(), String> {
     loop {
         let mut frame = vec![0u8; frame_bytes];

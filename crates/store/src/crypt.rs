@@ -180,7 +180,8 @@ impl StoreKeys {
     /// A new random key as text, for `fresco` to print and for tests.
     pub fn generate_text() -> String {
         let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut key)
+            .expect("the operating system's random source");
         hex::encode(key)
     }
 

@@ -16,7 +16,10 @@ pub enum StoreError {
     BadUrl { url: String, reason: String },
 
     /// The URL names a backend this build of fresco was compiled without.
-    #[error("storage URL '{url}' needs the '{feature}' feature of fresco-store, not built in")]
+    #[error(
+        "storage URL '{url}' needs the '{feature}' feature, which this build of fresco leaves \
+         out (build it with `cargo build -p fresco --features {feature}`)"
+    )]
     BackendNotBuilt { url: String, feature: &'static str },
 
     /// The backend could not be set up from the URL and the environment (missing account,

@@ -185,10 +185,21 @@ impl OpenFailure {
     }
 }
 
+/// Makes ring the process's rustls crypto provider, once, before object_store builds its HTTP
+/// client: reqwest is built without a provider of its own (`cloud` in Cargo.toml) so that the
+/// binary compiles one crypto library, the one the server's TLS and the CLI's client use.
+#[cfg(any(feature = "azure", feature = "s3"))]
+fn install_crypto_provider() {
+    // An error only says a provider is already installed (ours, by an earlier open); keep it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(feature = "azure")]
 fn open_azure(_url: &str, container: &str) -> Result<Arc<dyn ObjectStore>, OpenFailure> {
     use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
     use object_store::ClientConfigKey;
+
+    install_crypto_provider();
 
     let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
     // object_store does not read connection strings; Azure's own tools and SDKs do, so take
@@ -262,6 +273,7 @@ fn connection_string_endpoint(text: &str) -> Option<&str> {
 
 #[cfg(feature = "s3")]
 fn open_s3(_url: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, OpenFailure> {
+    install_crypto_provider();
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()
@@ -349,11 +361,66 @@ mod tests {
     #[cfg(not(feature = "azure"))]
     #[test]
     fn azure_without_its_feature_says_so() {
-        match Location::parse("az://c").unwrap().open("az://c") {
-            Err(StoreError::BackendNotBuilt { feature, .. }) => assert_eq!(feature, "azure"),
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("opened without the azure feature"),
+        for url in ["az://c", "azure://c/in"] {
+            match Location::parse(url).unwrap().open(url) {
+                Err(
+                    e @ StoreError::BackendNotBuilt {
+                        feature: "azure", ..
+                    },
+                ) => {
+                    let text = e.to_string();
+                    assert!(text.contains("--features azure"), "{text}");
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("opened without the azure feature"),
+            }
         }
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn s3_without_its_feature_says_so() {
+        let err = match Location::parse("s3://b/x").unwrap().open("s3://b/x") {
+            Err(e) => e,
+            Ok(_) => panic!("opened without the s3 feature"),
+        };
+        let text = err.to_string();
+        assert!(
+            matches!(err, StoreError::BackendNotBuilt { feature: "s3", .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("'s3' feature") && text.contains("--features s3"),
+            "{text}"
+        );
+        assert!(text.contains("s3://b/x"), "{text}");
+    }
+
+    /// reqwest is built without a crypto provider of its own (Cargo.toml's `cloud`): opening a
+    /// cloud store must install ring first, or building its HTTP client panics. Both backends
+    /// are opened, each may be the first in a test process.
+    #[cfg(all(feature = "s3", feature = "azure"))]
+    #[test]
+    fn cloud_stores_open_with_ring_as_the_provider() {
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1");
+        std::env::set_var("AZURE_STORAGE_ACCOUNT_KEY", "a2V5");
+        for url in ["s3://bucket/in", "az://container/in"] {
+            if let Err(e) = Location::parse(url).unwrap().open(url) {
+                panic!("{url}: {e}");
+            }
+        }
+        let installed = rustls::crypto::CryptoProvider::get_default().expect("a provider");
+        let names = |p: &rustls::crypto::CryptoProvider| {
+            p.cipher_suites
+                .iter()
+                .map(|s| s.suite())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(installed),
+            names(&rustls::crypto::ring::default_provider())
+        );
     }
 
     #[cfg(feature = "azure")]

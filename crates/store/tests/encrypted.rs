@@ -12,7 +12,7 @@ use std::path::Path;
 use bytes::Bytes;
 use fresco_store::crypt::{plain_len, sealed_len, HEADER_BYTES, SEGMENT_BYTES};
 use fresco_store::{Store, StoreKeys};
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 
 /// The key of every store opened from a URL in this process.
 const PROCESS_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -153,8 +153,8 @@ async fn round_trip_random_ranges_and_no_plaintext_on_disk() {
     let seg = SEGMENT_BYTES as u64;
     let mut ranges = vec![0..1, seg - 1..seg + 1, seg..2 * seg, len - 1..len, 0..len];
     for _ in 0..25 {
-        let start = rng.gen_range(0..len);
-        let end = rng.gen_range(start + 1..=len.min(start + 3 * seg));
+        let start = rng.random_range(0..len);
+        let end = rng.random_range(start + 1..=len.min(start + 3 * seg));
         ranges.push(start..end);
     }
     for range in ranges {

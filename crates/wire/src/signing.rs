@@ -234,7 +234,8 @@ impl UrlSigner {
     /// A signer with one random 256-bit key, for a server given none.
     pub fn random() -> UrlSigner {
         let mut secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut secret)
+            .expect("the operating system's random source");
         let text = URL_SAFE_NO_PAD.encode(secret);
         Self::from_secrets(vec![text.into_bytes()], "random key").expect("43 bytes is long enough")
     }

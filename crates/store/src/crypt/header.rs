@@ -98,7 +98,8 @@ impl Header {
         let mut bytes = [0u8; HEADER_BYTES];
         bytes[..8].copy_from_slice(MAGIC_V2);
         bytes[KEY_ID].copy_from_slice(&key.id);
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[V2_SALT]);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes[V2_SALT])
+            .expect("the operating system's random source");
         let keys = ObjectKeys::derive(&key.master, &bytes[V2_SALT]);
         let tag = keys.header_tag(&bytes);
         bytes[V2_TAG].copy_from_slice(&tag);
@@ -116,7 +117,8 @@ impl Header {
         bytes[..8].copy_from_slice(MAGIC_V1);
         bytes[KEY_ID].copy_from_slice(&key.id);
         bytes[12..16].copy_from_slice(&(SEGMENT_BYTES as u32).to_be_bytes());
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes[V1_PREFIX]);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes[V1_PREFIX])
+            .expect("the operating system's random source");
         let header = Header {
             bytes,
             version: FormatVersion::V1,

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use fresco_store::{ScratchBudget, Store, StoreError, MIN_PART_SIZE};
-use rand::RngCore;
+use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -17,7 +17,7 @@ const MIB: usize = 1024 * 1024;
 
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len];
-    rand::thread_rng().fill_bytes(&mut data);
+    rand::rng().fill_bytes(&mut data);
     data
 }
 

@@ -90,9 +90,7 @@ fn create_azurite_container(container: &str) {
     let endpoint = var("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000");
     let account = var("AZURE_STORAGE_ACCOUNT_NAME", DEV_ACCOUNT);
     let key = var("AZURE_STORAGE_ACCOUNT_KEY", DEV_KEY);
-    let date = chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     let version = "2021-08-06";
     let string_to_sign = format!(
         "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\

@@ -341,6 +341,9 @@ fn published_before(note: &str, existing: &ObjectInfo, overwrite: bool) -> bool 
 }
 
 /// Assembles into a local file in scratch and uploads it to the output object.
+// Eight distinct borrows from the one caller (the task, its lease, the job and its parts); a
+// struct made only to carry them into this call would say nothing more.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn assemble_to_object(
     ctx: &TaskContext,
     lease: &TaskLease,

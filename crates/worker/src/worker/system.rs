@@ -19,6 +19,7 @@
 //! outlives the queue's rows.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use fresco_pipeline::chunk;
 use fresco_pipeline::FailureClass;
@@ -145,9 +146,7 @@ pub async fn archive_log(queue: &dyn Queue, store: &Store, job: &str) {
         let Some(last) = lines.last() else { break };
         after = Some(last.id);
         for line in &lines {
-            let at = chrono::DateTime::from_timestamp_millis(line.at_ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                .unwrap_or_else(|| line.at_ms.to_string());
+            let at = log_time(line.at_ms);
             text.push_str(&format!(
                 "{at} {} {}\n",
                 line.worker.as_deref().unwrap_or("-"),
@@ -163,6 +162,16 @@ pub async fn archive_log(queue: &dyn Queue, store: &Store, job: &str) {
     }
 }
 
+/// A log line's time (milliseconds since the epoch) as RFC 3339 in UTC with milliseconds, or the
+/// number itself where it is not a time (before 1970).
+fn log_time(at_ms: i64) -> String {
+    u64::try_from(at_ms)
+        .ok()
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .map(|t| humantime::format_rfc3339_millis(t).to_string())
+        .unwrap_or_else(|| at_ms.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +180,12 @@ mod tests {
     fn keys_are_per_job() {
         assert_eq!(chunk_key("j1", 3), "jobs/j1/chunk-00003.nut");
         assert_eq!(log_key("j1"), "logs/j1.log");
+    }
+
+    #[test]
+    fn log_times_are_rfc3339_with_milliseconds() {
+        assert_eq!(log_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(log_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(log_time(-5), "-5");
     }
 }
