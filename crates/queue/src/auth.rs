@@ -342,7 +342,7 @@ pub fn check_share(share: &str) -> std::result::Result<(), String> {
         return refuse("holds a control character, a backslash or '%'");
     }
     let path = match share.split_once("://") {
-        Some((scheme, rest)) if matches!(scheme, "file" | "az" | "azure" | "s3") => rest,
+        Some(("file" | "az" | "azure" | "s3", rest)) => rest,
         _ => share,
     };
     let path = path.trim_start_matches('/').trim_end_matches('/');
