@@ -393,8 +393,10 @@ fn data_name(field: &str, root: &str, text: &str) -> Result<String, Rejection> {
     if text.contains("://") || Path::new(text).is_absolute() || text.is_empty() {
         return Ok(text.to_string());
     }
+    // A control character too: a URL parser drops tabs and line breaks, so `.\t.` under a
+    // `file://` data store would become `..` when the store is opened.
     let bad = text.contains('\\')
-        || text.contains('\0')
+        || text.chars().any(char::is_control)
         || text
             .split('/')
             .any(|segment| segment.is_empty() || segment == "." || segment == "..");
@@ -402,7 +404,7 @@ fn data_name(field: &str, root: &str, text: &str) -> Result<String, Rejection> {
         return Err(Rejection::BadField {
             code: "bad-path",
             message: format!(
-                "{field}: '{}' is not a name in the data store (no empty, '.' or '..' segments, no backslashes)",
+                "{field}: '{}' is not a name in the data store (no empty, '.' or '..' segments, no backslashes or control characters)",
                 text.escape_default()
             ),
         });

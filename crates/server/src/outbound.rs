@@ -233,6 +233,14 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return forbidden_v4(v4).map(|_| "a NAT64 form of a forbidden IPv4 address");
     }
+    // Local-use NAT64 (RFC 8215) and SIIT's IPv4-translated addresses reach whatever IPv4
+    // address a translator on the operator's own network maps them to: never a public host.
+    if s[..3] == [0x64, 0xff9b, 0x0001] {
+        return Some("local-use NAT64 (64:ff9b:1::/48)");
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some("IPv4-translated (::ffff:0:0:0/96)");
+    }
     let range = match s[0] {
         _ if ip.is_unspecified() => "unspecified (::)",
         _ if ip.is_loopback() => "loopback (::1)",
@@ -278,6 +286,8 @@ mod tests {
             "http://[::ffff:169.254.169.254]/",
             "http://[::127.0.0.1]/",
             "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1::a9fe:a9fe]/",
+            "http://[::ffff:0:7f00:1]/",
             "http://[fe80::1]/",
             "http://[fd00:ec2::254]/",
             "http://[fc00::1]/",

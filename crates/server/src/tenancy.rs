@@ -116,6 +116,21 @@ impl Tenancy {
         let Some(owner) = principal.only_owner() else {
             return Ok(request.clone());
         };
+        // A URL parser drops tabs and line breaks, so `.\t.` would become `..` when a store
+        // opens the location: refused as it is, before any rule reads the text.
+        let named = [
+            Some(&request.input),
+            Some(&request.output),
+            request.model.as_ref(),
+        ];
+        for (field, text) in ["input", "output", "model"].into_iter().zip(named) {
+            if text.is_some_and(|t| t.chars().any(char::is_control)) {
+                return Err(ApiError::bad_request(
+                    "bad-path",
+                    format!("{field}: a location holds no control characters (tabs, line breaks)"),
+                ));
+            }
+        }
         let own = namespace(owner);
         let mut rules = PathRules::default();
         let mut relative_shares = Vec::new();

@@ -724,3 +724,52 @@ async fn admins_grant_shares_with_a_token() {
     let listed = get(&app.state, "/v1/tokens").await;
     assert!(!listed.text.contains("bad-"), "{}", listed.text);
 }
+
+/// URL parsers drop tabs and line breaks anywhere in a URL, so `.\t.` passed the segment checks
+/// and became `..` when the worker opened the store: another tenant's file as input, or any
+/// path as output. Every spelling is refused before anything is read, for a data store named by
+/// path and by `file://` URL, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_cannot_turn_into_dot_segments() {
+    for file_urls in [false, true] {
+        let w = world_with(file_urls).await;
+        let d = &w.data;
+        let attacks = [
+            job(
+                &format!("file://{d}/tenants/alice/.\t./bob/uploads/u1/clip.mp4"),
+                "styled/a.mp4",
+            ),
+            job(
+                &format!("file://{d}/tenants/alice/.\n%2e/bob/uploads/u1/clip.mp4"),
+                "styled/a.mp4",
+            ),
+            job(
+                &format!("file://{d}/tenants/alice/.\r./bob/uploads/u1/clip.mp4"),
+                "styled/a.mp4",
+            ),
+            job(
+                "clip.mp4",
+                &format!("file://{d}/tenants/alice/.\t./.\t./.\t./x.mp4"),
+            ),
+            job("x/.\t./.\t./bob/uploads/u1/clip.mp4", "styled/a.mp4"),
+            job("clip.mp4", "styled/.\n./.\n./.\n./x.mp4"),
+        ];
+        for attack in attacks {
+            let reply = send(&w.app.state, submit(&w.alice, &attack)).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "file_urls={file_urls} {attack}: {}",
+                reply.text
+            );
+            let code = reply.body["error"]["code"].as_str().unwrap_or_default();
+            assert!(
+                matches!(code, "path-not-allowed" | "bad-path" | "bad-url"),
+                "file_urls={file_urls} {attack}: {}",
+                reply.text
+            );
+        }
+        let jobs = w.app.queue.jobs(&[], 100).await.unwrap();
+        assert!(jobs.is_empty(), "a job was queued: {jobs:?}");
+    }
+}

@@ -53,6 +53,11 @@ impl Location {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "file" => {
+                // The URL parser drops tabs and line breaks anywhere, which could turn `.\t.`
+                // into `..` after the caller checked the text: refuse them instead.
+                if url.chars().any(char::is_control) {
+                    return Err(bad("a location holds no control characters"));
+                }
                 let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
                 if parsed.query().is_some() || parsed.fragment().is_some() {
                     return Err(bad("a file URL takes no query or fragment"));

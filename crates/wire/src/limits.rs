@@ -338,6 +338,11 @@ fn parse_location(text: &str) -> Result<Location, String> {
     if text.contains('\0') {
         return Err("contains a NUL byte".into());
     }
+    // URL parsers drop tabs and line breaks anywhere in a URL, so `.\t.` would pass the segment
+    // checks here and become `..` when the store opens the URL.
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character (a tab or line break, say)".into());
+    }
     if text.contains('\\') {
         return Err("contains a backslash".into());
     }
@@ -361,6 +366,9 @@ fn parse_location(text: &str) -> Result<Location, String> {
             .map_err(|_| "is not UTF-8 once decoded".to_string())?;
         if decoded.contains(['\0', '\\']) {
             return Err("hides a NUL byte or backslash in percent-encoding".into());
+        }
+        if decoded.chars().any(char::is_control) {
+            return Err("hides a control character in percent-encoding".into());
         }
         check_segments(&decoded)?;
         return Ok(Location::Local(PathBuf::from(format!("/{decoded}"))));
@@ -474,6 +482,15 @@ mod tests {
             (format!("{d}\\..\\x"), "backslash"),
             ("/a\0b".into(), "NUL"),
             ("file://host/etc/passwd".into(), "file:///absolute"),
+            // URL parsers drop tabs and line breaks: `.\t.` would become `..` when opened.
+            (
+                format!("file://{d}/in/.\t./.\t./secret.mp4"),
+                "control character",
+            ),
+            (format!("file://{d}/in/.\n%2e/x.mp4"), "control character"),
+            (format!("file://{d}/in/.\r./x.mp4"), "control character"),
+            (format!("{d}/in/.\t./x.mp4"), "control character"),
+            (format!("file://{d}/in/%09/x.mp4"), "control character"),
         ] {
             let got = code(rules.check("input", &bad));
             assert!(got.starts_with("path-not-allowed: input:"), "{bad}: {got}");
