@@ -377,7 +377,6 @@ pub fn frame_times(
     let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
     let mut parser = FrameTimeParser::default();
     let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
-    let mut sizes: Vec<FrameSize> = Vec::new();
     let ended = tool
         .each_line(&args, timeout, MAX_SCAN_LINE, |line| {
             let Some(frame) = parser.push_line(line) else {
@@ -386,19 +385,6 @@ pub fn frame_times(
             lowest = lowest.min(frame.pts);
             highest = highest.max(frame.pts);
             let count = parser.pts.len() as u64;
-            if let (Some(width), Some(height)) = (frame.width, frame.height) {
-                // The first frame's size and each change of it.
-                if sizes
-                    .last()
-                    .is_none_or(|s| (s.width, s.height) != (width, height))
-                {
-                    sizes.push(FrameSize {
-                        frame: count - 1,
-                        width,
-                        height,
-                    });
-                }
-            }
             let checked = scan
                 .limits
                 .check_frames(scan.subject, count, true)
@@ -419,7 +405,7 @@ pub fn frame_times(
     if let Some(breach) = ended.stopped {
         return Err(ProbeError::OverLimit(breach));
     }
-    let pts = parser.pts;
+    let FrameTimeParser { pts, sizes, .. } = parser;
     if pts.len() >= 2 {
         scan.limits
             .check_fps(scan.subject, pts.len() as u64, seconds(highest - lowest))
@@ -444,6 +430,8 @@ struct ScannedFrame {
 #[derive(Debug, Default)]
 struct FrameTimeParser {
     pts: Vec<i64>,
+    /// The first frame's picture size and each change of it.
+    sizes: Vec<FrameSize>,
     last_duration: i64,
 }
 
@@ -480,6 +468,19 @@ impl FrameTimeParser {
         };
         self.last_duration = duration.unwrap_or(self.last_duration);
         self.pts.push(ts);
+        if let (Some(width), Some(height)) = (width, height) {
+            let changed = self
+                .sizes
+                .last()
+                .is_none_or(|s| (s.width, s.height) != (width, height));
+            if changed {
+                self.sizes.push(FrameSize {
+                    frame: self.pts.len() as u64 - 1,
+                    width,
+                    height,
+                });
+            }
+        }
         Some(ScannedFrame {
             pts: ts,
             width,
@@ -509,33 +510,11 @@ pub struct FrameSize {
 /// lines as [`parse_frame_times`] (with `width=W|height=H`). Two broadcasts cut together, or a
 /// stream that adapts its resolution, decode to frames of more than one size.
 pub fn parse_frame_sizes(text: &str) -> Vec<FrameSize> {
-    let mut sizes: Vec<FrameSize> = Vec::new();
-    let frames = text
-        .lines()
-        .filter(|line| line.contains("best_effort_timestamp="));
-    for (n, line) in frames.enumerate() {
-        let field = |key: &str| {
-            line.split('|')
-                .filter_map(|f| f.split_once('='))
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, v)| v.parse::<u32>().ok())
-        };
-        let (Some(width), Some(height)) = (field("width"), field("height")) else {
-            continue;
-        };
-        if sizes
-            .last()
-            .is_some_and(|s| (s.width, s.height) == (width, height))
-        {
-            continue;
-        }
-        sizes.push(FrameSize {
-            frame: n as u64,
-            width,
-            height,
-        });
+    let mut parser = FrameTimeParser::default();
+    for line in text.lines() {
+        parser.push_line(line);
     }
-    sizes
+    parser.sizes
 }
 
 #[cfg(test)]
