@@ -246,6 +246,7 @@ impl PrepSpec {
         let x_end = (ox + w as i64).clamp(0, mw as i64) as usize;
         let src_x0 = (x_start as i64 - ox) as usize;
         let plane = mw * mh;
+        let out = &mut out[..plane * 3];
         for y in 0..mh {
             let sy = y as i64 - oy;
             let row = (sy >= 0 && (sy as usize) < h).then(|| {
@@ -254,18 +255,35 @@ impl PrepSpec {
             });
             match self.layout {
                 Layout::Nchw => {
-                    for c in 0..3 {
-                        let dst = &mut out[c * plane + y * mw..c * plane + (y + 1) * mw];
-                        let Some(row) = row else {
-                            dst.fill(fill[c]);
-                            continue;
-                        };
-                        dst[..x_start].fill(fill[c]);
-                        dst[x_end..].fill(fill[c]);
-                        let (s, g, b) = (src_channel[c], gain[c], bias[c]);
-                        for (d, px) in dst[x_start..x_end].iter_mut().zip(row.chunks_exact(3)) {
-                            *d = px[s] as f32 * g + b;
+                    // This row of each plane, filled in one pass over the source pixels.
+                    let (p0, rest) = out.split_at_mut(plane);
+                    let (p1, p2) = rest.split_at_mut(plane);
+                    let mut dsts = [
+                        &mut p0[y * mw..(y + 1) * mw],
+                        &mut p1[y * mw..(y + 1) * mw],
+                        &mut p2[y * mw..(y + 1) * mw],
+                    ];
+                    let Some(row) = row else {
+                        for (c, d) in dsts.iter_mut().enumerate() {
+                            d.fill(fill[c]);
                         }
+                        continue;
+                    };
+                    for (c, d) in dsts.iter_mut().enumerate() {
+                        d[..x_start].fill(fill[c]);
+                        d[x_end..].fill(fill[c]);
+                    }
+                    let [d0, d1, d2] = &mut dsts;
+                    let (s0, s1, s2) = (src_channel[0], src_channel[1], src_channel[2]);
+                    for (((px, a), b), c) in row
+                        .chunks_exact(3)
+                        .zip(&mut d0[x_start..x_end])
+                        .zip(&mut d1[x_start..x_end])
+                        .zip(&mut d2[x_start..x_end])
+                    {
+                        *a = px[s0] as f32 * gain[0] + bias[0];
+                        *b = px[s1] as f32 * gain[1] + bias[1];
+                        *c = px[s2] as f32 * gain[2] + bias[2];
                     }
                 }
                 Layout::Nhwc => {
@@ -380,6 +398,39 @@ mod tests {
         s.prepare(&rgb, 2, 1, &mut out);
         assert_eq!(&out[6..12], &[30.0, 20.0, 10.0, 35.0, 24.0, 12.0]);
         assert_eq!(&out[..3], &[127.0; 3]);
+    }
+
+    #[test]
+    fn nchw_is_nhwc_transposed() {
+        // Odd sizes, padding on one axis and cropping on the other, BGR, per-channel gains.
+        let rgb: Vec<u8> = (0..7 * 3 * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let mut s = spec(5, 6, Resize::Crop, Layout::Nchw);
+        s.channel_order = ChannelOrder::Bgr;
+        s.mean = [1.0, 2.0, 3.0];
+        s.std = [2.0, 3.0, 4.0];
+        let mut planar = vec![0.0; s.frame_len()];
+        s.prepare(&rgb, 7, 3, &mut planar);
+        s.layout = Layout::Nhwc;
+        let mut packed = vec![0.0; s.frame_len()];
+        s.prepare(&rgb, 7, 3, &mut packed);
+        for y in 0..6 {
+            for x in 0..5 {
+                for c in 0..3 {
+                    assert_eq!(
+                        planar[c * 30 + y * 5 + x],
+                        packed[(y * 5 + x) * 3 + c],
+                        "{x},{y},{c}"
+                    );
+                }
+            }
+        }
+        // 3 rows in 6: row 0 and rows 4, 5 are padding; columns 1..6 of 7 are kept. Model
+        // channel 0 is blue (BGR).
+        assert_eq!(packed[0], (127.0 - 1.0) / 2.0);
+        // Source row 0, column 1, blue.
+        let first_kept = (rgb[3 + 2] as f32 - 1.0) / 2.0;
+        assert_eq!(packed[5 * 3], first_kept);
+        assert_eq!(packed[4 * 5 * 3], (127.0 - 1.0) / 2.0);
     }
 
     #[test]
