@@ -314,3 +314,90 @@ fn sizes_and_layouts_the_model_cannot_take_are_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("unknown key 'layot'"), "{err}");
 }
+
+#[test]
+fn a_batch_is_scored_frame_by_frame_in_order() {
+    use fresco_infer::onnx_build::attr_ints;
+    // Scores = each channel's mean: [N,3,H,W] -> [N,3], a "class" per colour channel.
+    let model = GraphBuilder::new("channel-means")
+        .input(
+            "input",
+            &[sym("N"), Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(8)],
+        )
+        .output("means", &[sym("N"), Dim::Fixed(3)])
+        .node(
+            "ReduceMean",
+            &["input"],
+            &["means"],
+            vec![
+                attr_ints("axes", &[2, 3]),
+                fresco_infer::onnx_build::attr_int("keepdims", 0),
+            ],
+        )
+        .to_bytes();
+    let colours: [[u8; 3]; 3] = [[200, 10, 10], [10, 200, 10], [10, 10, 200]];
+    let pictures: Vec<Vec<u8>> = colours.iter().map(|c| c.repeat(8 * 8)).collect();
+    let frames: Vec<Frame> = pictures
+        .iter()
+        .enumerate()
+        .map(|(i, rgb)| Frame {
+            rgb,
+            width: 8,
+            height: 8,
+            frame_width: 8,
+            frame_height: 8,
+            source: "batch",
+            index: 10 + i as u64,
+            pts: 100 * i as i64,
+            time: i as f64,
+        })
+        .collect();
+    for (order, want) in [("rgb", [0u32, 1, 2]), ("bgr", [2, 1, 0])] {
+        let flags = ScoreSettings {
+            task: Some("classify".into()),
+            resize: Some("stretch".into()),
+            channel_order: Some(order.into()),
+            top_k: Some(1),
+            ..Default::default()
+        };
+        let mut s = new_scorer(&model, &flags).unwrap();
+        assert_eq!(
+            s.batch(3),
+            3,
+            "a symbolic batch takes every frame in one call"
+        );
+        let records = s.score(&frames).unwrap();
+        let got: Vec<(u64, u32)> = records
+            .iter()
+            .map(|r| match &r.scores {
+                Scores::Classes(c) => (r.frame, c[0].index),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![(10, want[0]), (11, want[1]), (12, want[2])],
+            "{order}"
+        );
+    }
+    // The same through `tensors`: each frame's own slice, its batch axis reported as 1.
+    let flags = ScoreSettings {
+        task: Some("tensors".into()),
+        ..Default::default()
+    };
+    let mut s = new_scorer(&model, &flags).unwrap();
+    let records = s.score(&frames).unwrap();
+    for (r, c) in records.iter().zip(colours) {
+        let Scores::Tensors(t) = &r.scores else {
+            panic!()
+        };
+        assert_eq!(
+            (t[0].name.as_str(), t[0].shape.as_slice()),
+            ("means", &[1u64, 3][..])
+        );
+        let want: Vec<f32> = c.iter().map(|v| *v as f32 / 255.0).collect();
+        for (a, b) in t[0].values.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{:?} vs {want:?}", t[0].values);
+        }
+    }
+}
