@@ -1,7 +1,7 @@
 //! Scoring models whose output is not an image: classifiers, detectors, anything that gives
 //! tensors. Frames flow through:
 //!
-//! 1. [`resolve`]: the model's declared input and outputs, the flags ([`ScoreSettings`]) and a
+//! 1. [`resolve()`]: the model's declared input and outputs, the flags ([`ScoreSettings`]) and a
 //!    model card ([`card`]) become a [`ScoringPlan`], with every misfit reported before any
 //!    frame is scored;
 //! 2. [`prep`]: the decoder scales a frame to [`PrepSpec::scaled_size`], [`PrepSpec::prepare`]

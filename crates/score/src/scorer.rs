@@ -60,7 +60,7 @@ impl std::fmt::Debug for Scorer {
 
 impl Scorer {
     /// Loads the model and resolves its plan from the flags and the card (see
-    /// [`crate::resolve`]); every misfit is reported here, before any frame.
+    /// [`crate::resolve()`]); every misfit is reported here, before any frame.
     pub fn new(
         model: &[u8],
         label: &str,
