@@ -119,16 +119,15 @@ impl TensorEngine {
         shape: &[usize],
         values: &[f32],
     ) -> Result<Vec<NamedTensor>, EngineError> {
+        // The frame's size for the message, from an image tensor in either layout.
+        let (width, height) = match shape {
+            [_, 3, h, w] | [_, h, w, 3] => (*w, *h),
+            _ => (0, 0),
+        };
         let run_error = |reason: String| EngineError::Run {
             model: self.label.clone(),
-            width: shape
-                .get(shape.len().saturating_sub(1))
-                .copied()
-                .unwrap_or(0) as u32,
-            height: shape
-                .get(shape.len().saturating_sub(2))
-                .copied()
-                .unwrap_or(0) as u32,
+            width: width as u32,
+            height: height as u32,
             reason,
         };
         let tensor = TensorRef::from_array_view((shape.to_vec(), values))

@@ -103,18 +103,24 @@ impl Scorer {
         let per_call = self.batch(frames.len());
         let mut records = Vec::with_capacity(frames.len());
         for call in frames.chunks(per_call) {
-            let outputs = self.run(call, per_call)?;
+            // The batch the model ran: a fixed one is filled up (see `run`).
+            let batch = if self.plan.fixed_batch.is_some() {
+                per_call
+            } else {
+                call.len()
+            };
+            let outputs = self.run(call, batch)?;
             for (b, frame) in call.iter().enumerate() {
                 let geometry = self
                     .plan
                     .prep
                     .geometry(frame.frame_width, frame.frame_height);
-                let scores =
-                    self.decode(&outputs, b, &geometry)
-                        .map_err(|reason| ScoreError::Outputs {
-                            model: self.label.clone(),
-                            reason,
-                        })?;
+                let scores = self
+                    .decode(&outputs, b, batch, &geometry)
+                    .map_err(|reason| ScoreError::Outputs {
+                        model: self.label.clone(),
+                        reason,
+                    })?;
                 records.push(Record {
                     source: frame.source.to_string(),
                     frame: frame.index,
@@ -127,14 +133,10 @@ impl Scorer {
         Ok(records)
     }
 
-    /// One call; a model with a fixed batch larger than the frames gets the last one repeated.
-    fn run(&mut self, frames: &[Frame], per_call: usize) -> Result<Vec<NamedTensor>, ScoreError> {
+    /// One call of `batch` frames: a model with a fixed batch larger than the frames gets the
+    /// last one repeated.
+    fn run(&mut self, frames: &[Frame], batch: usize) -> Result<Vec<NamedTensor>, ScoreError> {
         let prep = &self.plan.prep;
-        let batch = if self.plan.fixed_batch.is_some() {
-            per_call
-        } else {
-            frames.len()
-        };
         let len = prep.frame_len();
         self.input.resize(batch * len, 0.0);
         for b in 0..batch {
@@ -174,6 +176,7 @@ impl Scorer {
         &self,
         outputs: &[NamedTensor],
         b: usize,
+        batch: usize,
         geometry: &Geometry,
     ) -> Result<Scores, String> {
         match &self.plan.decoder {
@@ -202,12 +205,18 @@ impl Scorer {
                     .iter()
                     .map(|i| {
                         let t = &outputs[*i];
-                        let batch = t.shape.first().copied().unwrap_or(1).max(1);
-                        let per = t.values.len() / batch;
                         let mut shape: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
-                        if let Some(first) = shape.first_mut() {
-                            *first = 1;
+                        // An output whose first axis is not the call's batch (a constant, a
+                        // model-wide value) is the same for every frame: given whole.
+                        if t.shape.first() != Some(&batch) {
+                            return Tensor {
+                                name: t.name.clone(),
+                                shape,
+                                values: t.values.clone(),
+                            };
                         }
+                        let per = t.values.len() / batch.max(1);
+                        shape[0] = 1;
                         Tensor {
                             name: t.name.clone(),
                             shape,

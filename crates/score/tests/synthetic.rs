@@ -334,6 +334,10 @@ fn a_batch_is_scored_frame_by_frame_in_order() {
                 fresco_infer::onnx_build::attr_int("keepdims", 0),
             ],
         )
+        // A second output with no batch axis (a model-wide table).
+        .output("table", &[Dim::Fixed(4)])
+        .initializer(tensor_f32("table_value", &[4], &[1.0, 2.0, 3.0, 4.0]))
+        .node("Identity", &["table_value"], &["table"], vec![])
         .to_bytes();
     let colours: [[u8; 3]; 3] = [[200, 10, 10], [10, 200, 10], [10, 10, 200]];
     let pictures: Vec<Vec<u8>> = colours.iter().map(|c| c.repeat(8 * 8)).collect();
@@ -357,6 +361,7 @@ fn a_batch_is_scored_frame_by_frame_in_order() {
             task: Some("classify".into()),
             resize: Some("stretch".into()),
             channel_order: Some(order.into()),
+            outputs: Some(vec!["means".into()]),
             top_k: Some(1),
             ..Default::default()
         };
@@ -387,6 +392,18 @@ fn a_batch_is_scored_frame_by_frame_in_order() {
     };
     let mut s = new_scorer(&model, &flags).unwrap();
     let records = s.score(&frames).unwrap();
+    // Two outputs and no name: classify cannot choose.
+    let unnamed = ScoreSettings {
+        task: Some("classify".into()),
+        input_size: None,
+        ..Default::default()
+    };
+    let err = new_scorer(&model, &unnamed).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("outputs: the model has 2 outputs"),
+        "{err}"
+    );
     for (r, c) in records.iter().zip(colours) {
         let Scores::Tensors(t) = &r.scores else {
             panic!()
@@ -395,6 +412,12 @@ fn a_batch_is_scored_frame_by_frame_in_order() {
             (t[0].name.as_str(), t[0].shape.as_slice()),
             ("means", &[1u64, 3][..])
         );
+        // Not batched: the whole table for every frame.
+        assert_eq!(
+            (t[1].name.as_str(), t[1].shape.as_slice()),
+            ("table", &[4u64][..])
+        );
+        assert_eq!(t[1].values, [1.0, 2.0, 3.0, 4.0]);
         let want: Vec<f32> = c.iter().map(|v| *v as f32 / 255.0).collect();
         for (a, b) in t[0].values.iter().zip(&want) {
             assert!((a - b).abs() < 1e-6, "{:?} vs {want:?}", t[0].values);
