@@ -53,6 +53,14 @@ if ! .fresco/venv/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
   .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check prometheus_client \
     || echo "test.sh: prometheus_client could not be installed; the metrics parser check will skip" >&2
 fi
+# Scored records written as Parquet are read back with pyarrow and DuckDB (PyPI) in
+# crates/score/tests/records.rs; without pyarrow that check skips with a message, unless
+# FRESCO_REQUIRE_PYARROW=1.
+if ! .fresco/venv/bin/python3 -c 'import pyarrow, duckdb' 2>/dev/null; then
+  echo "test.sh: installing pyarrow and duckdb from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb \
+    || echo "test.sh: pyarrow/duckdb could not be installed; the Parquet read-back check will skip" >&2
+fi
 # The dashboard's browser test drives Debian's chromium with playwright-core (npm, pinned in
 # tests/browser/package-lock.json); without them it skips with a message, unless
 # FRESCO_REQUIRE_BROWSER=1.

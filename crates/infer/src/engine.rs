@@ -166,77 +166,7 @@ impl Engine {
         options: &EngineOptions,
         folder: Option<&std::path::Path>,
     ) -> Result<Engine, EngineError> {
-        let env = runtime::environment()?;
-        let invalid = |e: ort::Error| EngineError::InvalidModel {
-            model: label.to_string(),
-            reason: first_line(&e.to_string()),
-        };
-        let mut builder = Session::builder(env)
-            .map_err(invalid)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| invalid(e.into()))?;
-        // ONNX Runtime's `kOrtSessionOptionsModelExternalInitializersFileFolderPath`.
-        let folder = folder.map_or_else(
-            || NO_EXTERNAL_DATA_FOLDER.to_string(),
-            |f| f.display().to_string(),
-        );
-        builder = builder
-            .with_config_entry(
-                "session.model_external_initializers_file_folder_path",
-                &folder,
-            )
-            .map_err(|e| invalid(e.into()))?;
-        let threads = options.threads.unwrap_or_else(default_threads);
-        builder = builder
-            .with_intra_threads(threads)
-            .map_err(|e| invalid(e.into()))?;
-        if let Device::Cuda(ordinal) = options.device {
-            crate::device::preflight(options.device).map_err(|e| match e {
-                crate::device::PreflightError::Runtime(e) => EngineError::Runtime(e),
-                crate::device::PreflightError::Device(e) => EngineError::DeviceUnavailable(e),
-            })?;
-            let provider = ort::ep::CUDA::default()
-                .with_device_id(ordinal as i32)
-                .build()
-                .error_on_failure();
-            builder =
-                builder
-                    .with_execution_providers([provider])
-                    .map_err(|e| EngineError::Device {
-                        device: options.device,
-                        reason: format!(
-                            "{}; {}",
-                            first_line(&e.to_string()),
-                            crate::device::CUDA_HINT
-                        ),
-                    })?;
-        }
-        let rewritten;
-        let converted;
-        let bytes = match options.precision {
-            crate::fp16::Precision::Fp32 if options.device == Device::Cpu => {
-                rewritten = cpu_rewrite(bytes, label);
-                rewritten.as_deref().unwrap_or(bytes)
-            }
-            crate::fp16::Precision::Fp32 => bytes,
-            crate::fp16::Precision::Fp16 => {
-                crate::fp16::check_device(options.precision, options.device).map_err(|e| {
-                    EngineError::Device {
-                        device: options.device,
-                        reason: e.to_string(),
-                    }
-                })?;
-                converted = crate::fp16::to_fp16(bytes)
-                    .map_err(|e| EngineError::InvalidModel {
-                        model: label.to_string(),
-                        reason: format!("--precision fp16: {e}"),
-                    })?
-                    .0;
-                &converted[..]
-            }
-        };
-        SESSIONS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let session = builder.commit_from_memory(bytes).map_err(invalid)?;
+        let session = build_session(bytes, label, options, folder)?;
         let io = inspect(&session, label, options)?;
         let batch = io_batch(&io);
         Ok(Engine {
@@ -423,6 +353,88 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A session for `bytes` with the options every model gets, whatever it computes: threads,
+/// device (CUDA preflight), the CPU rewrites or the fp16 conversion, and the external-data
+/// folder (see [`Engine::from_bytes_in`]). Shared by [`Engine`] and [`crate::tensors::TensorEngine`].
+pub(crate) fn build_session(
+    bytes: &[u8],
+    label: &str,
+    options: &EngineOptions,
+    folder: Option<&std::path::Path>,
+) -> Result<Session, EngineError> {
+    let env = runtime::environment()?;
+    let invalid = |e: ort::Error| EngineError::InvalidModel {
+        model: label.to_string(),
+        reason: first_line(&e.to_string()),
+    };
+    let mut builder = Session::builder(env)
+        .map_err(invalid)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| invalid(e.into()))?;
+    // ONNX Runtime's `kOrtSessionOptionsModelExternalInitializersFileFolderPath`.
+    let folder = folder.map_or_else(
+        || NO_EXTERNAL_DATA_FOLDER.to_string(),
+        |f| f.display().to_string(),
+    );
+    builder = builder
+        .with_config_entry(
+            "session.model_external_initializers_file_folder_path",
+            &folder,
+        )
+        .map_err(|e| invalid(e.into()))?;
+    let threads = options.threads.unwrap_or_else(default_threads);
+    builder = builder
+        .with_intra_threads(threads)
+        .map_err(|e| invalid(e.into()))?;
+    if let Device::Cuda(ordinal) = options.device {
+        crate::device::preflight(options.device).map_err(|e| match e {
+            crate::device::PreflightError::Runtime(e) => EngineError::Runtime(e),
+            crate::device::PreflightError::Device(e) => EngineError::DeviceUnavailable(e),
+        })?;
+        let provider = ort::ep::CUDA::default()
+            .with_device_id(ordinal as i32)
+            .build()
+            .error_on_failure();
+        builder =
+            builder
+                .with_execution_providers([provider])
+                .map_err(|e| EngineError::Device {
+                    device: options.device,
+                    reason: format!(
+                        "{}; {}",
+                        first_line(&e.to_string()),
+                        crate::device::CUDA_HINT
+                    ),
+                })?;
+    }
+    let rewritten;
+    let converted;
+    let bytes = match options.precision {
+        crate::fp16::Precision::Fp32 if options.device == Device::Cpu => {
+            rewritten = cpu_rewrite(bytes, label);
+            rewritten.as_deref().unwrap_or(bytes)
+        }
+        crate::fp16::Precision::Fp32 => bytes,
+        crate::fp16::Precision::Fp16 => {
+            crate::fp16::check_device(options.precision, options.device).map_err(|e| {
+                EngineError::Device {
+                    device: options.device,
+                    reason: e.to_string(),
+                }
+            })?;
+            converted = crate::fp16::to_fp16(bytes)
+                .map_err(|e| EngineError::InvalidModel {
+                    model: label.to_string(),
+                    reason: format!("--precision fp16: {e}"),
+                })?
+                .0;
+            &converted[..]
+        }
+    };
+    SESSIONS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    builder.commit_from_memory(bytes).map_err(invalid)
 }
 
 /// Mirror index for reflect padding (`abcd|cb`), valid for any pad smaller than the size.

@@ -1,5 +1,5 @@
 //! Inference: the model registry ([`registry`]), ONNX Runtime loading ([`runtime`]) and sessions
-//! with their frame conversions ([`engine`]), exact graph rewrites applied when a model is loaded
+//! with their frame conversions ([`engine`]), sessions for models of any shape ([`tensors`]), exact graph rewrites applied when a model is loaded
 //! for the CPU ([`rewrite`]), ONNX graphs built in code ([`onnx_build`]), and the static check
 //! of a model's bytes that runs before any runtime sees a submitted model ([`inspect`]).
 pub mod device;
@@ -13,5 +13,7 @@ mod onnx_proto;
 pub mod registry;
 pub mod rewrite;
 pub mod runtime;
+pub mod tensors;
 
 pub use engine::{Engine, EngineError, EngineOptions, Layout, ModelIo, Sample};
+pub use tensors::{NamedTensor, TensorEngine, TensorInfo};

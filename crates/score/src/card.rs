@@ -1,0 +1,298 @@
+//! Model cards and labels files.
+//!
+//! A card is a small TOML file with the same keys as the scoring flags ([`ScoreSettings`]),
+//! given explicitly or found beside the model as `NAME.toml` ([`card_beside`]). Unknown keys are
+//! refused by name, so a typo never silently falls back to a default. A card's digest (sha256
+//! of its bytes) is pinned into a job like the model's; the labels file it names has its own.
+//!
+//! ```toml
+//! task = "classify"
+//! input_size = "224x224"
+//! resize = "crop"
+//! mean = [127.0, 127.0, 127.0]
+//! std = [128.0, 128.0, 128.0]
+//! labels = "imagenet_labels.txt"   # relative to the card's folder
+//! top_k = 5
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Every key of a card; the CLI's scoring flags fill the same struct. `None`: not given.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSettings {
+    /// `classify`, `detect` or `tensors`.
+    pub task: Option<String>,
+    /// `WxH`.
+    pub input_size: Option<String>,
+    /// `stretch`, `letterbox` or `crop`.
+    pub resize: Option<String>,
+    /// `crop` only: the input size as a fraction of the scaled short side (default 0.875).
+    pub crop_fraction: Option<f32>,
+    /// The letterbox's grey, 0..255 (default 127).
+    pub fill: Option<u8>,
+    /// Per channel (R, G, B), subtracted from 0..255 pixel values.
+    pub mean: Option<[f32; 3]>,
+    /// Per channel (R, G, B), dividing after the mean.
+    pub std: Option<[f32; 3]>,
+    /// `nchw` or `nhwc`.
+    pub layout: Option<String>,
+    /// `rgb` or `bgr`.
+    pub channel_order: Option<String>,
+    /// A labels file: one label per line (see [`Labels`]).
+    pub labels: Option<PathBuf>,
+    /// The outputs to read, by name (the decoder's default otherwise).
+    pub outputs: Option<Vec<String>>,
+    /// `detect` only: `yolo`, `yolov8`, `ssd` or `anchors`.
+    pub detect_format: Option<String>,
+    /// `detect` only: boxes scoring less are dropped (default 0.25).
+    pub min_score: Option<f32>,
+    /// `detect` only: per-class non-maximum suppression threshold (default 0.45).
+    pub nms_iou: Option<f32>,
+    /// `classify`: classes kept per frame (default 5); `detect`: boxes kept (default all).
+    pub top_k: Option<usize>,
+    /// `detect_format = "anchors"` (BlazeFace-like models): the anchor grids in output order.
+    pub anchors: Option<Vec<AnchorGrid>>,
+}
+
+/// One grid of anchors, for single-shot detectors that output offsets from anchor centres
+/// (BlazeFace): `size x size` cells, `per_cell` anchors each, centres at `(x+0.5)/size`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorGrid {
+    pub size: u32,
+    pub per_cell: u32,
+}
+
+/// Why a card or labels file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error("model card {path}: cannot read it: {reason}")]
+    Read { path: String, reason: String },
+    #[error("model card {path}: unknown key '{key}' (known keys: {known})")]
+    UnknownKey {
+        path: String,
+        key: String,
+        known: String,
+    },
+    #[error("model card {path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("labels file {path}: {reason}")]
+    Labels { path: String, reason: String },
+}
+
+const KEYS: &[&str] = &[
+    "task",
+    "input_size",
+    "resize",
+    "crop_fraction",
+    "fill",
+    "mean",
+    "std",
+    "layout",
+    "channel_order",
+    "labels",
+    "outputs",
+    "detect_format",
+    "min_score",
+    "nms_iou",
+    "top_k",
+    "anchors",
+];
+const ANCHOR_KEYS: &[&str] = &["size", "per_cell"];
+
+/// A parsed card, with where it came from and its digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCard {
+    pub path: PathBuf,
+    /// `labels` is made absolute against the card's folder.
+    pub settings: ScoreSettings,
+    /// sha256 of the card's bytes, hex.
+    pub digest: String,
+}
+
+impl ModelCard {
+    pub fn load(path: &Path) -> Result<ModelCard, CardError> {
+        let bytes = std::fs::read(path).map_err(|e| CardError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Parses a card's bytes; `path` names it in errors and anchors its relative paths.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<ModelCard, CardError> {
+        let shown = path.display().to_string();
+        let invalid = |reason: String| CardError::Invalid {
+            path: shown.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+        let unknown = |key: &str, known: &[&str]| CardError::UnknownKey {
+            path: shown.clone(),
+            key: key.to_string(),
+            known: known.join(", "),
+        };
+        for (key, value) in &table {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(unknown(key, KEYS));
+            }
+            if key == "anchors" {
+                for grid in value.as_array().into_iter().flatten() {
+                    for k in grid.as_table().into_iter().flat_map(|t| t.keys()) {
+                        if !ANCHOR_KEYS.contains(&k.as_str()) {
+                            return Err(unknown(&format!("anchors.{k}"), ANCHOR_KEYS));
+                        }
+                    }
+                }
+            }
+        }
+        let mut settings: ScoreSettings =
+            toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+        if let Some(labels) = &settings.labels {
+            if labels.is_relative() {
+                let folder = path.parent().unwrap_or(Path::new("."));
+                settings.labels = Some(folder.join(labels));
+            }
+        }
+        Ok(ModelCard {
+            path: path.to_path_buf(),
+            settings,
+            digest: hex::encode(Sha256::digest(bytes)),
+        })
+    }
+}
+
+fn one_line(e: &toml::de::Error) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The card beside a model (`NAME.toml` for `NAME.onnx`), if there is one.
+pub fn card_beside(model: &Path) -> Option<PathBuf> {
+    let card = model.with_extension("toml");
+    card.is_file().then_some(card)
+}
+
+/// Class names, in class order. A line is one label; a line with a tab is `id<TAB>names` (the
+/// ImageNet file: `n02123159<TAB>tiger cat`), where the label is the first comma-separated name
+/// after the tab (`n02123045<TAB>tabby, tabby cat` gives `tabby`). Surrounding spaces are
+/// trimmed; one empty last line (a final newline) is not a label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    pub names: Vec<String>,
+    /// sha256 of the file's bytes, hex.
+    pub digest: String,
+}
+
+impl Labels {
+    pub fn load(path: &Path) -> Result<Labels, CardError> {
+        let bytes = std::fs::read(path).map_err(|e| CardError::Labels {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&bytes).map_err(|reason| CardError::Labels {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Labels, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let names: Vec<String> = text
+            .split('\n')
+            .map(|line| {
+                let line = line.trim_end_matches('\r');
+                let name = match line.split_once('\t') {
+                    Some((_, names)) => names.split(',').next().unwrap_or(""),
+                    None => line,
+                };
+                name.trim().to_string()
+            })
+            .collect();
+        if text.is_empty() {
+            return Err("it is empty".into());
+        }
+        Ok(Labels {
+            names,
+            digest: hex::encode(Sha256::digest(bytes)),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards_parse_and_anchor_labels_to_their_folder() {
+        let text = b"task = \"detect\"\ninput_size = \"416x416\"\nlabels = \"coco.names\"\n\
+            mean = [0.0, 0.0, 0.0]\nstd = [255.0, 255.0, 255.0]\n\
+            [[anchors]]\nsize = 16\nper_cell = 2\n";
+        let card = ModelCard::parse(text, Path::new("/m/yolo.toml")).unwrap();
+        assert_eq!(card.settings.task.as_deref(), Some("detect"));
+        assert_eq!(card.settings.labels, Some(PathBuf::from("/m/coco.names")));
+        assert_eq!(
+            card.settings.anchors,
+            Some(vec![AnchorGrid {
+                size: 16,
+                per_cell: 2
+            }])
+        );
+        assert_eq!(card.digest.len(), 64);
+        let other = ModelCard::parse(b"task = \"detect\"\n", Path::new("c.toml")).unwrap();
+        assert_ne!(card.digest, other.digest);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = ModelCard::parse(
+            b"task = \"classify\"\nmin_scor = 0.3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        match &err {
+            CardError::UnknownKey { key, .. } => assert_eq!(key, "min_scor"),
+            other => panic!("{other}"),
+        }
+        assert!(err.to_string().contains("unknown key 'min_scor'"), "{err}");
+        let err = ModelCard::parse(b"[[anchors]]\nsize = 8\ncells = 6\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert!(matches!(&err, CardError::UnknownKey { key, .. } if key == "anchors.cells"));
+        // A wrong type is an error naming the key too.
+        let err = ModelCard::parse(b"top_k = \"five\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("top_k"), "{err}");
+    }
+
+    #[test]
+    fn labels_take_the_readable_name() {
+        let l = Labels::parse(b"n01440764\ttench, Tinca tinca\nn02123159\ttiger cat\n").unwrap();
+        assert_eq!(l.names, vec!["tench", "tiger cat"]);
+        let l = Labels::parse(b"person\r\nbicycle\ncar").unwrap();
+        assert_eq!(l.names, vec!["person", "bicycle", "car"]);
+        assert!(Labels::parse(b"").is_err());
+    }
+
+    #[test]
+    fn cards_are_found_beside_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        assert_eq!(card_beside(&model), None);
+        std::fs::write(dir.path().join("m.toml"), "task = \"tensors\"\n").unwrap();
+        assert_eq!(card_beside(&model), Some(dir.path().join("m.toml")));
+    }
+}

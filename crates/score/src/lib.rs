@@ -1,0 +1,29 @@
+//! Scoring models whose output is not an image: classifiers, detectors, anything that gives
+//! tensors. Frames flow through:
+//!
+//! 1. [`resolve()`]: the model's declared input and outputs, the flags ([`ScoreSettings`]) and a
+//!    model card ([`card`]) become a [`ScoringPlan`], with every misfit reported before any
+//!    frame is scored;
+//! 2. [`prep`]: the decoder scales a frame to [`PrepSpec::scaled_size`], [`PrepSpec::prepare`]
+//!    pads or crops it into the input tensor; [`Geometry`] maps model pixels back to the frame;
+//! 3. [`scorer`]: one inference call per batch ([`fresco_infer::TensorEngine`]), then the
+//!    task's decoder (classes, [`detect`] boxes, tensors) into [`Record`]s;
+//! 4. [`record`]: rows into parts (JSONL or Parquet, by the output's extension) and the parts
+//!    joined in order into the final file (docs/records.md).
+pub mod card;
+pub mod detect;
+mod parquet_out;
+pub mod prep;
+pub mod record;
+pub mod resolve;
+pub mod scorer;
+
+pub use card::{card_beside, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
+pub use detect::{DetectFormat, DetectSpec};
+pub use parquet_out::schema as parquet_schema;
+pub use prep::{Geometry, PrepSpec, Resize, Task};
+pub use record::{
+    join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat, Scores, Tensor,
+};
+pub use resolve::{resolve, Decoder, PlanError, ScoringPlan};
+pub use scorer::{Frame, ScoreError, Scorer};

@@ -1,0 +1,169 @@
+//! One row per scored frame ([`Record`]) and the formats rows are written in, chosen by the
+//! output's extension ([`RecordFormat::from_path`]): JSON Lines and Parquet (docs/records.md).
+//!
+//! Rows are written in parts: a chunk of frames becomes one part (bytes, [`write_part`]), and
+//! [`join_parts`] makes the final file from the parts in order, checking the total row count.
+
+use std::path::Path;
+
+use crate::prep::Task;
+
+/// A class and its score (`classify`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Class {
+    pub index: u32,
+    pub label: String,
+    pub score: f32,
+}
+
+/// A box in the displayed frame's pixels, `x0, y0, x1, y1` (`detect`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Detection {
+    pub label: String,
+    pub class: u32,
+    pub score: f32,
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+}
+
+/// One output tensor, row-major (`tensors`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub values: Vec<f32>,
+}
+
+/// The task's part of a row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scores {
+    Classes(Vec<Class>),
+    Detections(Vec<Detection>),
+    Tensors(Vec<Tensor>),
+}
+
+impl Scores {
+    pub fn task(&self) -> Task {
+        match self {
+            Scores::Classes(_) => Task::Classify,
+            Scores::Detections(_) => Task::Detect,
+            Scores::Tensors(_) => Task::Tensors,
+        }
+    }
+}
+
+/// One scored frame (one image, for folders of images).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// The input, as the user named it.
+    pub source: String,
+    /// The frame's index in the stream, from 0 (sampling keeps the stream's numbering).
+    pub frame: u64,
+    /// Presentation timestamp in the stream's time base.
+    pub pts: i64,
+    /// The same in seconds.
+    pub time: f64,
+    /// `classes`, `detections` or `tensors`, one key in JSON.
+    #[serde(flatten)]
+    pub scores: Scores,
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    Jsonl,
+    Parquet,
+}
+
+impl RecordFormat {
+    /// `.jsonl` or `.parquet` (any case); `None` for any other output (videos, images).
+    pub fn from_path(path: &Path) -> Option<RecordFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "jsonl" => Some(RecordFormat::Jsonl),
+            "parquet" => Some(RecordFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// Why rows could not be written or joined.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record of task {found:?} in a {expected:?} file")]
+    MixedTasks { expected: Task, found: Task },
+    #[error("the parts hold {found} rows, {expected} were expected")]
+    RowCount { expected: u64, found: u64 },
+    #[error("part {part}: {reason}")]
+    BadPart { part: usize, reason: String },
+    #[error("writing records: {0}")]
+    Write(String),
+}
+
+/// Writes `rows` (all of `task`) as one part in `format`.
+pub fn write_part(
+    format: RecordFormat,
+    task: Task,
+    rows: &[Record],
+) -> Result<Vec<u8>, RecordError> {
+    if let Some(r) = rows.iter().find(|r| r.scores.task() != task) {
+        return Err(RecordError::MixedTasks {
+            expected: task,
+            found: r.scores.task(),
+        });
+    }
+    match format {
+        RecordFormat::Jsonl => {
+            let mut out = Vec::new();
+            for row in rows {
+                serde_json::to_writer(&mut out, row)
+                    .map_err(|e| RecordError::Write(e.to_string()))?;
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        RecordFormat::Parquet => crate::parquet_out::write(task, rows),
+    }
+}
+
+/// Joins parts (in order) into `out`, checking that they hold `expected_rows` rows in all.
+/// JSONL parts are concatenated; Parquet parts' row groups are rewritten into one file.
+pub fn join_parts<W: std::io::Write + Send>(
+    format: RecordFormat,
+    task: Task,
+    parts: &[bytes::Bytes],
+    expected_rows: u64,
+    out: W,
+) -> Result<u64, RecordError> {
+    let rows = match format {
+        RecordFormat::Jsonl => {
+            let mut rows = 0u64;
+            for (i, part) in parts.iter().enumerate() {
+                if !part.is_empty() && !part.ends_with(b"\n") {
+                    return Err(RecordError::BadPart {
+                        part: i,
+                        reason: "does not end with a newline (truncated?)".into(),
+                    });
+                }
+                rows += part.iter().filter(|b| **b == b'\n').count() as u64;
+            }
+            if rows != expected_rows {
+                return Err(RecordError::RowCount {
+                    expected: expected_rows,
+                    found: rows,
+                });
+            }
+            let mut out = out;
+            for part in parts {
+                out.write_all(part)
+                    .map_err(|e| RecordError::Write(e.to_string()))?;
+            }
+            out.flush().map_err(|e| RecordError::Write(e.to_string()))?;
+            rows
+        }
+        RecordFormat::Parquet => crate::parquet_out::join(task, parts, expected_rows, out)?,
+    };
+    Ok(rows)
+}
