@@ -167,7 +167,7 @@ fn scaling(
             workers,
             chunk_frames: Some(args.chunk_frames),
             queue: QueueArgs {
-                db: Some(fresco_worker::default_db_url(&state)),
+                db: Some(crate::worker_cmd::default_db_url(&state)),
                 work_dir: Some(state.join("work")),
                 system: None,
             },

@@ -33,7 +33,7 @@ pub const CALIBRATION_FILE: &str = "calibration.json";
 
 /// `STATE/calibration.json`.
 pub fn default_calibration_path() -> PathBuf {
-    fresco_worker::default_state_dir().join(CALIBRATION_FILE)
+    crate::worker_cmd::default_state_dir().join(CALIBRATION_FILE)
 }
 
 /// What `fresco bench` measured, per device kind, model and frame size.

@@ -35,7 +35,7 @@ impl QueueArgs {
         self.db
             .clone()
             .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| fresco_worker::default_db_url(&fresco_worker::default_state_dir()))
+            .unwrap_or_else(|| crate::worker_cmd::default_db_url(&crate::worker_cmd::default_state_dir()))
     }
 
     pub fn work_dir(&self) -> PathBuf {
@@ -50,7 +50,7 @@ impl QueueArgs {
         self.work_dir
             .clone()
             .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or_else(|| fresco_worker::default_state_dir().join("work"))
+            .unwrap_or_else(|| crate::worker_cmd::default_state_dir().join("work"))
     }
 
     /// The system store when it is an object-store prefix (`None`: chunks go to

@@ -2,6 +2,7 @@
 //! GPU, by hand, from systemd, Kubernetes, or `mpirun -n 8 fresco worker --until-idle` / a Slurm
 //! array: the queue hands out the work, so no MPI code is needed.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,4 +202,21 @@ pub(crate) fn spawn_signal_handlers(stop: Arc<StopSignal>) {
             }
         });
     }
+}
+
+/// The folder where `fresco run` keeps its queue and chunks when none is given: the per-user
+/// state folder (`$XDG_STATE_HOME/fresco`, `~/.local/state/fresco`), or `FRESCO_STATE_DIR`.
+pub(crate) fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FRESCO_STATE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(|| PathBuf::from(".fresco-state"))
+        .join("fresco")
+}
+
+/// `sqlite://STATE/queue.db`.
+pub(crate) fn default_db_url(state_dir: &Path) -> String {
+    format!("sqlite://{}", state_dir.join("queue.db").display())
 }

@@ -1,7 +1,7 @@
 //! A video in chunks: the stages of a durable job.
 //!
 //! ```text
-//! plan_job:     probe, plan, scan frame timestamps, cut into frame ranges   -> JobPlan (stored in the queue)
+//! plan_job:     probe, plan, scan frame timestamps, size and cut frame ranges -> JobPlan (stored in the queue)
 //! score_chunk:  decode frames a..b, style, encode with the job's settings  -> chunk-NNNNN.nut (any worker)
 //! assemble:     ffconcat of the chunks with exact durations + the input's other streams -> output
 //! ```
@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RunError;
 use crate::output::TempOutput;
 use crate::plan::{FrameWindow, VideoOptions, VideoPlan};
+use crate::sizing::ChunkSizing;
 use crate::video::{prepare_video, pump_plan_frames, FramePass, Progress, Tools};
 
 /// How far before a chunk's first frame its decoder seeks, in seconds: formats whose seeking is
@@ -53,17 +54,19 @@ pub struct JobPlan {
     pub count_frames: bool,
 }
 
-/// Plans a job: checks and probes the input, scans its frames and cuts them into chunks of
-/// `chunk_frames`.
+/// Plans a job: checks and probes the input, scans its frames and cuts them into chunks sized
+/// as `sizing` says (a calibration times the model once the frame size is known).
 pub fn plan_job(
     tools: &Tools,
     input: &Path,
     output: &Path,
     options: &VideoOptions,
-    chunk_frames: u64,
+    sizing: ChunkSizing<'_>,
 ) -> Result<JobPlan, RunError> {
     let prepared = prepare_video(tools, input, output, options)?;
-    let chunks = fresco_core::split_frames(prepared.frame_pts.len() as u64, chunk_frames);
+    let frames = prepared.frame_pts.len() as u64;
+    let chunk_frames = sizing.frames_per_chunk(&prepared.plan, frames);
+    let chunks = fresco_core::split_frames(frames, chunk_frames);
     let count_frames = !prepared.frame_pts.windows(2).all(|w| w[0] < w[1]);
     Ok(JobPlan {
         video: prepared.plan,

@@ -1,7 +1,7 @@
-//! The data path for one input. A video is probed and planned ([`plan`]), then decoded to raw
-//! frames, styled and encoded with its other streams copied ([`video`]); a still image goes
-//! straight through the model ([`image`]). Models come from [`model`]. Outputs appear only when
-//! complete ([`output`]).
+//! The data path for one input. A video is probed and planned ([`plan`]; a job's chunks sized
+//! by [`sizing`]), then decoded to raw frames, styled and encoded with its other streams copied
+//! ([`video`]); a still image goes straight through the model ([`image`]). Models come from
+//! [`model`]. Outputs appear only when complete ([`output`]).
 
 pub mod chunk;
 pub mod container;
@@ -12,10 +12,12 @@ pub mod model;
 pub mod output;
 pub mod pix_fmt;
 pub mod plan;
+pub mod sizing;
 pub mod video;
 
 pub use chunk::{ChunkStats, JobPlan};
 pub use error::{FailureClass, RunError};
 pub use model::{check_model, load_model, CheckedModel, LoadedModel, ModelError};
 pub use plan::{VideoOptions, VideoPlan};
+pub use sizing::ChunkSizing;
 pub use video::{prepare_video, style_video, PreparedVideo, Progress, Tools, VideoSummary};

@@ -1,7 +1,8 @@
 //! Workers: processes (or threads of `fresco run`) that take tasks from the queue and do them.
 //! [`spec`] holds what a job asks for, [`worker`] the claim/heartbeat/complete loop and the
-//! three stages, [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the
-//! first load of a user's model in a child process with limits.
+//! three stages (one file each, behind the [`Stages`] seam that tests fill with stand-ins),
+//! [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the first load of a
+//! user's model in a child process with limits.
 
 pub mod model_trial;
 mod preview;
@@ -13,6 +14,6 @@ pub mod worker;
 pub use spec::object::ObjectUrl;
 pub use spec::{absolute, device_kind, load_pinned_model, JobSpec, ModelPin};
 pub use worker::{
-    default_db_url, default_scratch_dir, default_state_dir, threads_per_worker, worker_name,
-    EventSink, StopSignal, Worker, WorkerConfig, WorkerEvent, WorkerSummary,
+    default_scratch_dir, threads_per_worker, worker_name, EventSink, ProgressClock, Stages,
+    StopSignal, Task, TaskFailure, TaskOutput, Worker, WorkerConfig, WorkerEvent, WorkerSummary,
 };

@@ -34,7 +34,8 @@ use fresco_pipeline::{FailureClass, RunError};
 use fresco_queue::{LeaseStatus, TaskLease};
 use fresco_store::{ObjectInfo, Reservation, ScratchBudget, Store, StoreError};
 
-use super::{TaskContext, TaskFailure, TaskOutput, PUBLISHING};
+use super::stages::TaskContext;
+use super::{TaskFailure, TaskOutput, PUBLISHING};
 use crate::spec::{JobSpec, ObjectUrl};
 
 /// The file that marks a worker folder under the scratch folder as one fresco made.
@@ -111,10 +112,11 @@ impl Scratch {
                 std::fs::write(marker, b"")
             }
         });
-        made.map_err(|e| TaskFailure {
-            message: format!("{}: cannot create the scratch folder: {e}", dir.display()),
-            retryable: true,
-            class: FailureClass::Processing,
+        made.map_err(|e| {
+            TaskFailure::retryable(
+                format!("{}: cannot create the scratch folder: {e}", dir.display()),
+                FailureClass::Processing,
+            )
         })?;
         Ok(dir)
     }
@@ -246,11 +248,7 @@ fn store_failure(e: StoreError) -> TaskFailure {
         | StoreError::LocalIo { .. }
         | StoreError::UploadSource { .. } => (true, FailureClass::Processing),
     };
-    TaskFailure {
-        message: e.to_string(),
-        retryable,
-        class,
-    }
+    TaskFailure::new(e.to_string(), class, retryable)
 }
 
 fn object_url(location: &Path) -> Result<Option<ObjectUrl>, TaskFailure> {
@@ -489,7 +487,7 @@ mod tests {
             runtime
                 .block_on(
                     runtime
-                        .spawn_blocking(move || scratch.input(job, &object).map_err(|f| f.message)),
+                        .spawn_blocking(move || scratch.input(job, &object).map_err(|f| f.message().to_string())),
                 )
                 .unwrap()
         };

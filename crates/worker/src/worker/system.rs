@@ -39,12 +39,8 @@ pub fn log_key(job: &str) -> String {
 }
 
 fn failure(e: StoreError) -> TaskFailure {
-    TaskFailure {
-        message: format!("the system store: {e}"),
-        // The store being away is not the job's fault: try again later or elsewhere.
-        retryable: true,
-        class: FailureClass::Processing,
-    }
+    // The store being away is not the job's fault: try again later or elsewhere.
+    TaskFailure::retryable(format!("the system store: {e}"), FailureClass::Processing)
 }
 
 /// Whether chunk `n` of `job` is already stored.
@@ -81,10 +77,11 @@ pub(super) fn download_chunks(
     budget: Option<&fresco_store::ScratchBudget>,
 ) -> Result<(Vec<PathBuf>, Vec<Downloaded>), TaskFailure> {
     let handle = tokio::runtime::Handle::current();
-    std::fs::create_dir_all(dir).map_err(|e| TaskFailure {
-        message: format!("{}: cannot create the folder: {e}", dir.display()),
-        retryable: true,
-        class: FailureClass::Processing,
+    std::fs::create_dir_all(dir).map_err(|e| {
+        TaskFailure::retryable(
+            format!("{}: cannot create the folder: {e}", dir.display()),
+            FailureClass::Processing,
+        )
     })?;
     let mut files = Vec::with_capacity(count as usize);
     let mut held = Vec::with_capacity(count as usize);
@@ -94,14 +91,13 @@ pub(super) fn download_chunks(
             .block_on(store.download_file(&chunk_key(job, n), &local, budget))
             .map_err(|e| match e {
                 // Lost chunks are rescored by a retry of the job; say which.
-                StoreError::NotFound { .. } => TaskFailure {
-                    message: format!(
+                StoreError::NotFound { .. } => TaskFailure::permanent(
+                    format!(
                         "chunk {n} of job {job} is missing from the system store {} (removed by hand?); retry the job to score it again",
                         store.display_url()
                     ),
-                    retryable: false,
-                    class: FailureClass::Processing,
-                },
+                    FailureClass::Processing,
+                ),
                 other => failure(other),
             })?;
         files.push(local);

@@ -1,0 +1,102 @@
+//! The assemble stage: the job's chunks (fetched from the system store when it is an object
+//! store) joined with the input's other streams into the output, which is published only while
+//! the lease is held; a previous holder's published output is recognised and kept.
+
+use std::path::{Path, PathBuf};
+
+use fresco_pipeline::chunk;
+use fresco_pipeline::{FailureClass, RunError};
+use fresco_queue::LeaseStatus;
+
+use super::{job_plan, Task, TaskContext};
+use crate::spec::{JobSpec, ObjectUrl};
+use crate::sweep;
+use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
+
+pub(super) fn assemble(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let lease = task.lease;
+    let mut plan = job_plan(lease)?;
+    let mut job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
+    let mut files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
+        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
+        .collect();
+    // Chunks in an object store are fetched into scratch first (held until assembled).
+    let mut _downloaded = Vec::new();
+    if let Some(store) = ctx.system() {
+        job_dir = ctx.scratch.job_dir(&lease.job_id)?;
+        (files, _downloaded) = system::download_chunks(
+            store,
+            &lease.job_id,
+            plan.chunks.len() as u32,
+            &job_dir.join("chunks"),
+            ctx.scratch.budget(),
+        )?;
+    }
+    if let Some(url) = ObjectUrl::of(&spec.output) {
+        let url = url.map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Output))?;
+        return remote::assemble_to_object(
+            ctx,
+            lease,
+            spec,
+            &url,
+            plan,
+            &files,
+            &job_dir,
+            task.cancel,
+        );
+    }
+    let output = plan.video.output.clone();
+    if let Some(identity) = lease
+        .checkpoint
+        .as_deref()
+        .and_then(|c| c.strip_prefix(PUBLISHING))
+    {
+        if file_identity(&output).as_deref() == Some(identity) {
+            // A previous holder moved the output into place and died before recording it: the
+            // file there is that very file (same device and inode).
+            return Ok(TaskOutput::Assembled { output });
+        }
+    }
+    // The other streams are copied from the input: this worker's copy of a remote one.
+    remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
+    let handle = tokio::runtime::Handle::current();
+    let mut before_publish = |temp: &Path| -> Result<(), RunError> {
+        // Last chance to back out: a canceled job or a lost lease publishes nothing. The
+        // checkpoint names the file about to be published, which a rename keeps.
+        let identity = file_identity(temp).unwrap_or_default();
+        let status = handle
+            .block_on(
+                ctx.queue
+                    .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
+            )
+            .map_err(|e| RunError::OutputUnwritable {
+                path: output.clone(),
+                reason: format!("the job queue is unavailable: {e}"),
+            })?;
+        if status == LeaseStatus::Lost || task.is_canceled() {
+            return Err(RunError::Canceled);
+        }
+        Ok(())
+    };
+    let published = chunk::assemble(
+        &ctx.tools,
+        &plan,
+        &files,
+        &job_dir,
+        spec.options.overwrite,
+        &mut before_publish,
+    )
+    .map_err(TaskFailure::from_run)?;
+    Ok(TaskOutput::Assembled { output: published })
+}
+
+/// "DEVICE:INODE" of a file, which survives a rename.
+fn file_identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(format!("{}:{}", meta.dev(), meta.ino()))
+}
