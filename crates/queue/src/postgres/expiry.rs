@@ -4,7 +4,8 @@
 use sqlx::postgres::PgConnection;
 use sqlx::Connection as _;
 
-use super::{fail_job, lock_active_job};
+use super::shared::fail_job;
+use super::PgQueue;
 use crate::rows::{expiry_error, HeldRow, HELD_COLUMNS};
 use crate::Result;
 
@@ -70,7 +71,7 @@ pub(super) async fn expire_task(
     let Some(job) = job else {
         return Ok(false);
     };
-    if !lock_active_job(&mut tx, &job).await? {
+    if !PgQueue::lock_job(&mut tx, &job).await? {
         return Ok(false);
     }
     let which = match worker {

@@ -3,7 +3,7 @@
 
 use sqlx::sqlite::SqliteConnection;
 
-use super::fail_job;
+use super::shared::fail_job;
 use crate::rows::{expiry_error, HeldRow, HELD_COLUMNS};
 use crate::Result;
 
@@ -82,7 +82,7 @@ pub(super) async fn expire_leases(
         .await?;
         if changed.rows_affected() == 1 {
             let job_error = format!("{}: {error}", held.label()?);
-            fail_job(conn, &job_id, &job_error, now).await?;
+            fail_job(conn, &job_id, &job_error).await?;
             expired.failed += 1;
         }
     }

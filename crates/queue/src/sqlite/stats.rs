@@ -1,12 +1,12 @@
-//! Counts for dashboards and metrics, and job previews, in SQLite.
+//! Counts for dashboards and metrics in SQLite.
 
 use std::time::Duration;
 
 use sqlx::sqlite::SqlitePool;
 
 use crate::rows::millis;
-use crate::stats::{preview, queue_stats, FramesRow, PreviewRow, StateCount};
-use crate::{now_ms, Preview, QueueStats, Result};
+use crate::stats::{queue_stats, FramesRow, StateCount};
+use crate::{now_ms, QueueStats, Result};
 
 pub(super) async fn stats(
     pool: &SqlitePool,
@@ -41,32 +41,4 @@ pub(super) async fn stats(
     .fetch_all(&mut *conn)
     .await?;
     queue_stats(states, pending, leased, workers, frames)
-}
-
-pub(super) async fn save_preview(conn: &mut sqlx::SqliteConnection, p: &Preview) -> Result<bool> {
-    let changed = sqlx::query(
-        "INSERT INTO previews (job_id, chunk, frame, mime, before, after, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job_id) DO NOTHING",
-    )
-    .bind(&p.job_id)
-    .bind(i64::from(p.chunk))
-    .bind(i64::try_from(p.frame).unwrap_or(i64::MAX))
-    .bind(&p.mime)
-    .bind(&p.before)
-    .bind(&p.after)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-    Ok(changed.rows_affected() == 1)
-}
-
-pub(super) async fn preview_of(pool: &SqlitePool, job: &str) -> Result<Option<Preview>> {
-    let row: Option<PreviewRow> = sqlx::query_as(
-        "SELECT job_id, chunk, frame, mime, before, after, created_at FROM previews \
-         WHERE job_id = ?1",
-    )
-    .bind(job)
-    .fetch_optional(pool)
-    .await?;
-    row.map(preview).transpose()
 }
