@@ -27,8 +27,8 @@ use crate::rows::{
 };
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, QueueStats, Result,
-    Submitted, TaskLease,
+    new_token, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, Result, Submitted,
+    TaskLease,
 };
 
 /// Connections per process. The work notifications hold one of them.
@@ -92,15 +92,18 @@ macro_rules! claim_sql {
 type Backend = PgQueue;
 type Conn = PgConnection;
 
-/// A held task read to change it is locked, so that an expiry cannot end it in between.
+/// A job or held task read to change it is locked (see the lock order in the module doc).
+const LOCK_ROW: &str = "FOR UPDATE";
 const LOCK_TASK: &str = "FOR UPDATE OF t";
+
+/// The planner picks the index for done chunks by itself.
+const DONE_CHUNKS_INDEX: &str = "";
 
 // After the SQL macros above, which they use.
 mod expiry;
 mod listen;
 #[path = "shared/mod.rs"]
 mod shared;
-mod stats;
 
 /// The queue in a PostgreSQL database.
 pub struct PgQueue {
@@ -253,25 +256,14 @@ impl PgQueue {
                     .await?;
             }
             if let Some(key) = &job.idempotency_key {
-                let earlier: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(earlier) = earlier {
+                if let Some(earlier) = shared::job_with_key(&mut tx, key).await? {
                     return Ok(Submitted::Existing(earlier));
                 }
             }
             if let Some(admission) = admission {
                 if let Err(cap) = shared::accounts::check_caps(&mut tx, admission).await {
                     // The same work already queued is returned whatever the caps.
-                    let existing: Option<String> = sqlx::query_scalar(
-                        "SELECT id FROM jobs WHERE identity = $1 AND state IN ('queued', 'running')",
-                    )
-                    .bind(&job.identity)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    return match existing {
+                    return match shared::active_with_identity(&mut tx, &job.identity).await? {
                         Some(existing) => Ok(Submitted::Existing(existing)),
                         None => Err(cap),
                     };
@@ -308,13 +300,7 @@ impl PgQueue {
                 Err(e) => return Err(e.into()),
             };
             if inserted.is_none() {
-                let existing: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE identity = $1 AND state IN ('queued', 'running')",
-                )
-                .bind(&job.identity)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match existing {
+                match shared::active_with_identity(&mut tx, &job.identity).await? {
                     Some(existing) => return Ok(Submitted::Existing(existing)),
                     None => continue,
                 }
@@ -386,14 +372,7 @@ impl PgQueue {
             // After the claim's commit, not in it: this locks the job row, and a transaction
             // that locks the job first and then this task (a cancel) must not deadlock with us.
             // Should we die in between, the job stays queued until its next claim.
-            sqlx::query(concat!(
-                "UPDATE jobs SET state = 'running', started_at = ",
-                now!(),
-                " WHERE id = $1 AND state = 'queued'"
-            ))
-            .bind(&row.job_id)
-            .execute(&mut *conn)
-            .await?;
+            shared::mark_running(&mut conn, &row.job_id).await?;
         }
         row.into_lease(token).map(Some)
     }
@@ -488,46 +467,6 @@ impl PgQueue {
         Ok(ended)
     }
 
-    /// [`Jobs::retry`](crate::Jobs::retry): the job's row locked; the unique index on active
-    /// identities refuses a second active job.
-    async fn retry_job(&self, job: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let found: Option<(String, String)> =
-            sqlx::query_as("SELECT state, identity FROM jobs WHERE id = $1 FOR UPDATE")
-                .bind(job)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((state, identity)) = found else {
-            return Err(QueueError::NoSuchJob(job.into()));
-        };
-        match crate::rows::job_state(&state)? {
-            JobState::Failed | JobState::Canceled => {}
-            JobState::Queued | JobState::Running | JobState::Succeeded => return Ok(false),
-        }
-        let requeued = sqlx::query(
-            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL \
-             WHERE id = $1",
-        )
-        .bind(job)
-        .execute(&mut *tx)
-        .await;
-        match requeued {
-            Ok(_) => {}
-            // Another job with this identity is queued or running: it does the work.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                tracing::debug!("not retrying job {job}: identity {identity} is active");
-                return Ok(false);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        shared::requeue_tasks(&mut tx, job).await?;
-        sqlx::query(concat!("SELECT ", notify!()))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// [`Leases::wait_for_work`](crate::Leases::wait_for_work): the notifications, or the
     /// next back-off or lease due.
     async fn wait(&self, timeout: Duration) {
@@ -556,10 +495,5 @@ impl PgQueue {
             }
         };
         self.signal.wait(timeout).await;
-    }
-
-    /// [`crate::Stats::stats`].
-    async fn queue_stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats> {
-        stats::stats(&self.pool, active_within, history).await
     }
 }

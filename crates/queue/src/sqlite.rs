@@ -28,8 +28,8 @@ use crate::rows::{
 };
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, now_ms, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, QueueStats,
-    Result, Submitted, TaskLease,
+    new_token, now_ms, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, Result,
+    Submitted, TaskLease,
 };
 
 /// Now, in milliseconds since the Unix epoch, by this machine's clock (the one
@@ -45,13 +45,17 @@ type Backend = SqliteQueue;
 type Conn = SqliteConnection;
 
 /// No row locks: the write transaction holds SQLite's write lock.
+const LOCK_ROW: &str = "";
 const LOCK_TASK: &str = "";
+
+/// Stats read done chunks by this index: named, because SQLite, on a file never analyzed, may
+/// otherwise scan the whole table.
+const DONE_CHUNKS_INDEX: &str = "INDEXED BY tasks_done_chunks";
 
 // After the SQL macro above, which they use.
 mod expiry;
 #[path = "shared/mod.rs"]
 mod shared;
-mod stats;
 
 use expiry::expire_leases;
 
@@ -240,22 +244,11 @@ impl SqliteQueue {
         let mut tx = self.write().await?;
         // The write lock makes these checks and the insert one step for every process.
         if let Some(key) = &job.idempotency_key {
-            let earlier: Option<String> =
-                sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = ?1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(earlier) = earlier {
+            if let Some(earlier) = shared::job_with_key(&mut tx, key).await? {
                 return Ok(Submitted::Existing(earlier));
             }
         }
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE identity = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(&job.identity)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = existing {
+        if let Some(id) = shared::active_with_identity(&mut tx, &job.identity).await? {
             return Ok(Submitted::Existing(id));
         }
         if let Some(admission) = admission {
@@ -364,14 +357,7 @@ impl SqliteQueue {
                 .fetch_one(&mut *tx)
                 .await?;
                 if row.job_state == JobState::Queued.as_str() {
-                    sqlx::query(
-                        "UPDATE jobs SET state = 'running', started_at = ?2 \
-                         WHERE id = ?1 AND state = 'queued'",
-                    )
-                    .bind(&row.job_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    shared::mark_running(&mut tx, &row.job_id).await?;
                 }
                 Some(row.into_lease(token)?)
             }
@@ -449,52 +435,9 @@ impl SqliteQueue {
         Ok(expired.put_back + expired.failed)
     }
 
-    /// [`Jobs::retry`]: under the write lock, the check for another active job with the
-    /// identity and the update are one step.
-    async fn retry_job(&self, job: &str) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let found: Option<(String, String)> =
-            sqlx::query_as("SELECT state, identity FROM jobs WHERE id = ?1")
-                .bind(job)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((state, identity)) = found else {
-            return Err(QueueError::NoSuchJob(job.into()));
-        };
-        match crate::rows::job_state(&state)? {
-            JobState::Failed | JobState::Canceled => {}
-            JobState::Queued | JobState::Running | JobState::Succeeded => return Ok(false),
-        }
-        let other: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE identity = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(&identity)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if other.is_some() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL \
-             WHERE id = ?1",
-        )
-        .bind(job)
-        .execute(&mut *tx)
-        .await?;
-        shared::requeue_tasks(&mut tx, job).await?;
-        tx.commit().await?;
-        self.signal.signal();
-        Ok(true)
-    }
-
     /// [`Leases::wait_for_work`]: this process's signals, or the next poll.
     async fn wait(&self, timeout: Duration) {
         self.signal.wait(timeout.min(POLL_INTERVAL)).await;
-    }
-
-    /// [`crate::Stats::stats`].
-    async fn queue_stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats> {
-        stats::stats(&self.pool, active_within, history).await
     }
 }
 

@@ -5,11 +5,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fresco_core::JobState;
 
-use super::{Backend, Conn};
+use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW};
+use crate::rows::millis;
 use crate::rows::{
     job_select, JobRow, TaskRow, ASSEMBLE_WAITING, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
 };
-use crate::stats::{preview, PreviewRow};
+use crate::stats::{preview, queue_stats, FramesRow, PreviewRow, StateCount};
 use crate::{
     JobLogs, JobRecord, Jobs, LogLine, NewJob, Preview, QueueError, QueueStats, Result, Stats,
     Submitted, TaskCounts, TaskRecord, WorkerRecord, WorkerStatus, Workers,
@@ -45,7 +46,7 @@ async fn cancel_tasks(conn: &mut Conn, job: &str) -> Result<()> {
 
 /// Makes a failed or canceled job's tasks pending again with fresh budgets (see
 /// [`Jobs::retry`]), once the job itself is queued again.
-pub(in super::super) async fn requeue_tasks(conn: &mut Conn, job: &str) -> Result<()> {
+async fn requeue_tasks(conn: &mut Conn, job: &str) -> Result<()> {
     sqlx::query(concat!(
         "UPDATE tasks SET state = 'pending', attempts = 0, expiries = 0, token = NULL, ",
         "lease_expires_at = NULL, finished_at = NULL, not_before = ",
@@ -66,6 +67,29 @@ pub(in super::super) async fn requeue_tasks(conn: &mut Conn, job: &str) -> Resul
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The job first submitted with this idempotency key, if any (its id).
+pub(in super::super) async fn job_with_key(conn: &mut Conn, key: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// The queued or running job with this identity, if any (its id).
+pub(in super::super) async fn active_with_identity(
+    conn: &mut Conn,
+    identity: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE identity = $1 AND state IN ('queued', 'running')",
+    )
+    .bind(identity)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 #[async_trait]
@@ -100,7 +124,41 @@ impl Jobs for Backend {
     }
 
     async fn retry(&self, job: &str) -> Result<bool> {
-        self.retry_job(job).await
+        let mut tx = self.write().await?;
+        let found: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT state, identity FROM jobs WHERE id = $1 {LOCK_ROW}"
+        ))
+        .bind(job)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, identity)) = found else {
+            return Err(QueueError::NoSuchJob(job.into()));
+        };
+        match crate::rows::job_state(&state)? {
+            JobState::Failed | JobState::Canceled => {}
+            JobState::Queued | JobState::Running | JobState::Succeeded => return Ok(false),
+        }
+        let requeued = sqlx::query(
+            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL \
+             WHERE id = $1",
+        )
+        .bind(job)
+        .execute(&mut *tx)
+        .await;
+        match requeued {
+            Ok(_) => {}
+            // Another job with this identity is queued or running (the unique index on active
+            // identities): it does the work.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tracing::debug!("not retrying job {job}: identity {identity} is active");
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        requeue_tasks(&mut tx, job).await?;
+        self.work_added(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn job(&self, job: &str) -> Result<Option<JobRecord>> {
@@ -261,7 +319,37 @@ impl Workers for Backend {
 #[async_trait]
 impl Stats for Backend {
     async fn stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats> {
-        self.queue_stats(active_within, history).await
+        let mut conn = self.pool.acquire().await?;
+        let states: Vec<StateCount> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                .fetch_all(&mut *conn)
+                .await?;
+        // Each count reads its partial index (tasks_claim_order, tasks_leased).
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE state = 'pending'")
+            .fetch_one(&mut *conn)
+            .await?;
+        let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE state = 'leased'")
+            .fetch_one(&mut *conn)
+            .await?;
+        let workers: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM workers WHERE state <> 'stopped' AND last_seen >= ",
+            now!(),
+            " - $1"
+        ))
+        .bind(millis(active_within))
+        .fetch_one(&mut *conn)
+        .await?;
+        let frames: Vec<FramesRow> = sqlx::query_as(&format!(
+            "SELECT (finished_at / 60000) * 60000 AS minute, worker, \
+             CAST(SUM(frame_end - frame_start) AS BIGINT) FROM tasks {DONE_CHUNKS_INDEX} \
+             WHERE kind = 'score' AND state = 'done' AND finished_at >= {} - $1 \
+             GROUP BY minute, worker ORDER BY minute, worker",
+            now!()
+        ))
+        .bind(millis(history))
+        .fetch_all(&mut *conn)
+        .await?;
+        queue_stats(states, pending, leased, workers, frames)
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {

@@ -55,6 +55,19 @@ pub(in super::super) async fn finish_task(
     Ok(status(changed.rows_affected()))
 }
 
+/// Marks a claimed task's job running, if it was queued (started_at).
+pub(in super::super) async fn mark_running(conn: &mut Conn, job: &str) -> Result<()> {
+    sqlx::query(concat!(
+        "UPDATE jobs SET state = 'running', started_at = ",
+        now!(),
+        " WHERE id = $1 AND state = 'queued'"
+    ))
+    .bind(job)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Leases for Backend {
     async fn claim(

@@ -14,17 +14,19 @@
 //!   `write_one()`, the same for a single statement, which PostgreSQL runs without a
 //!   transaction of its own;
 //! - `Backend::lock_job(conn, job)`, which locks a job row where the database needs it, and is
-//!   false when the job is over; `LOCK_TASK`, what a `SELECT` of a held task adds to lock it;
+//!   false when the job is over; `LOCK_ROW` and `LOCK_TASK`, what a `SELECT` of a job or of a
+//!   held task (`tasks t`) adds to lock the row; `DONE_CHUNKS_INDEX`, the index SQLite is told
+//!   to read done chunks by;
 //! - `work_added(conn)`, which wakes the waiters of [`crate::Leases::wait_for_work`];
-//! - the verbs written per backend: `submit_as`, `retry_job`, `claim_task`, `finish_plan`,
-//!   `expire_held`, `wait`, `queue_stats`.
+//! - the verbs written per backend: `submit_as`, `claim_task`, `finish_plan`, `expire_held`
+//!   and `wait`.
 
-use super::{Backend, Conn, LOCK_TASK};
+use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW, LOCK_TASK};
 
 pub(super) mod accounts;
 pub(super) mod deliveries;
 mod jobs;
 mod leases;
 
-pub(super) use jobs::{fail_job, requeue_tasks};
-pub(super) use leases::finish_task;
+pub(super) use jobs::{active_with_identity, fail_job, job_with_key};
+pub(super) use leases::{finish_task, mark_running};
