@@ -18,7 +18,7 @@ use crate::{
 
 /// Fails a job with `error` and cancels its unfinished tasks (whose holders then see `Lost`).
 /// With the job's row locked where the backend locks rows.
-pub(in super::super) async fn fail_job(conn: &mut Conn, job: &str, error: &str) -> Result<()> {
+pub(super) async fn fail_job(conn: &mut Conn, job: &str, error: &str) -> Result<()> {
     sqlx::query(concat!(
         "UPDATE jobs SET state = 'failed', last_error = $2, finished_at = ",
         now!(),

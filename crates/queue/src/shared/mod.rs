@@ -25,8 +25,10 @@ use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW, LOCK_TASK};
 
 pub(super) mod accounts;
 pub(super) mod deliveries;
+mod expiry;
 mod jobs;
 mod leases;
 
-pub(super) use jobs::{active_with_identity, fail_job, job_with_key};
+pub(super) use expiry::{end_lease, LeaseEnded};
+pub(super) use jobs::{active_with_identity, job_with_key};
 pub(super) use leases::{finish_task, mark_running};
