@@ -58,6 +58,17 @@ async fn insert_audit(conn: &mut Conn, entry: &NewAudit<'_>, now: i64) -> Result
     Ok(())
 }
 
+/// The token with this id or name, if any.
+async fn token_named(conn: &mut Conn, id_or_name: &str) -> Result<Option<TokenRecord>> {
+    let row: Option<TokenRow> = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
+    ))
+    .bind(id_or_name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(token_record).transpose()
+}
+
 #[async_trait]
 impl Tokens for Backend {
     async fn create_token(&self, token: &NewToken, actor: Option<&str>) -> Result<IssuedToken> {
@@ -131,13 +142,7 @@ impl Tokens for Backend {
         actor: Option<&str>,
     ) -> Result<Option<TokenRecord>> {
         let mut tx = self.write().await?;
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut record) = row.map(token_record).transpose()? else {
+        let Some(mut record) = token_named(&mut tx, id_or_name).await? else {
             return Ok(None);
         };
         sqlx::query("UPDATE tokens SET shares = $2 WHERE id = $1")
@@ -169,13 +174,7 @@ impl Tokens for Backend {
     ) -> Result<Option<TokenRecord>> {
         let now = now_ms();
         let mut tx = self.write().await?;
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut record) = row.map(token_record).transpose()? else {
+        let Some(mut record) = token_named(&mut tx, id_or_name).await? else {
             return Ok(None);
         };
         if record.revoked_at_ms.is_none() {
