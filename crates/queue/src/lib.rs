@@ -1,15 +1,24 @@
 //! The durable job queue: jobs and their tasks (plan, score chunk, assemble) in a database that
 //! any number of workers share.
 //!
-//! A worker [`Leases::claim`]s one task under a lease, renews it with [`Leases::heartbeat`] while it
-//! works, and ends it with one of the `complete_*` verbs or [`Leases::fail`]. A worker that dies
-//! simply stops renewing: the next claim after the lease runs out puts the task back (counting a
-//! lease expiry, a budget separate from reported errors). Every change is one transaction; the
-//! lease token fences a worker that lost its lease from touching the task again.
+//! A worker [`Leases::claim`]s one task under a lease, renews it with [`Leases::heartbeat`]
+//! while it works, and ends it with one of the `complete_*` verbs or [`Leases::fail`]. A worker
+//! that dies simply stops renewing: the next claim after the lease runs out puts the task back
+//! (counting a lease expiry, a budget separate from reported errors). Every change is one
+//! transaction; the lease token fences a worker that lost its lease from touching the task again.
 //!
 //! Two backends behind [`Queue`], chosen by URL in [`open`]: SQLite (`sqlite://PATH`, one machine,
 //! several processes) and PostgreSQL (`postgres://...`, many machines; `FOR UPDATE SKIP LOCKED`
 //! claims and `LISTEN/NOTIFY` wake-ups). Both run the same test suite (`tests/backend.rs`).
+//! Statements the two databases run alike are written once, in `src/shared/`, which each
+//! backend compiles with its own connection type and clock; each backend's own file keeps only
+//! what differs (connecting, locking, the claim, submission, notifications, lease expiry).
+//!
+//! The verbs come in small traits by role: [`Jobs`] (submit, steer and read jobs), [`Leases`]
+//! (a worker's claim and lease), [`Workers`], [`JobLogs`] (logs and previews), [`Stats`],
+//! [`Accounts`] (itself [`Tokens`], [`Sessions`], [`OwnedJobs`] and [`AuditTrail`]) and
+//! [`Deliveries`]. [`Queue`] is all of them together; a caller or a test double that needs one
+//! role names that role alone.
 //!
 //! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
 //! so that they survive a restart and one server of several sends each.
@@ -355,9 +364,10 @@ pub trait Jobs: Send + Sync {
 
     /// Makes a failed or canceled job queued again: its failed and canceled tasks, and all its
     /// score tasks (whose chunk files were removed when the job ended), become pending with fresh
-    /// budgets; a done plan stays done, so the input is not scanned again. False if it was not failed or canceled, and
-    /// false (changing nothing) if another job with its identity is queued or running now: that
-    /// job does the work ([`Jobs::active_job`] finds it). Errors if there is no such job.
+    /// budgets; a done plan stays done, so the input is not scanned again. False if it was not
+    /// failed or canceled, and false (changing nothing) if another job with its identity is
+    /// queued or running now: that job does the work ([`Jobs::active_job`] finds it). Errors if
+    /// there is no such job.
     async fn retry(&self, job: &str) -> Result<bool>;
 
     /// One job, or None.

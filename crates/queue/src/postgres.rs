@@ -102,6 +102,8 @@ const DONE_CHUNKS_INDEX: &str = "";
 // After the SQL macros above, which they use.
 mod expiry;
 mod listen;
+// Compiled once per backend on purpose: the shared verbs are one source, not one module.
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/mod.rs"]
 mod shared;
 

@@ -7,9 +7,10 @@
 //! first, so they wake when the writer before them is done instead of sleeping in SQLite's busy
 //! handler.
 //!
-//! Times are this machine's clock ([`crate::now_ms`]): every process sharing the file runs on it.
-//! There are no notifications between processes, so [`crate::Leases::wait_for_work`] wakes on this
-//! process's own changes and otherwise polls.
+//! Times are this machine's clock ([`crate::now_ms`], or `julianday('now')` in the shared
+//! statements, the same clock): every process sharing the file runs on it. There are no
+//! notifications between processes, so [`crate::Leases::wait_for_work`] wakes on this process's
+//! own changes and otherwise polls.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -54,6 +55,8 @@ const DONE_CHUNKS_INDEX: &str = "INDEXED BY tasks_done_chunks";
 
 // After the SQL macro above, which they use.
 mod expiry;
+// Compiled once per backend on purpose: the shared verbs are one source, not one module.
+#[allow(clippy::duplicate_mod)]
 #[path = "shared/mod.rs"]
 mod shared;
 
@@ -62,8 +65,8 @@ use expiry::expire_leases;
 /// How long a write waits for another process's write to finish before it errors.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The longest [`crate::Leases::wait_for_work`] sleeps before looking again: work another process adds
-/// is seen this late at most.
+/// The longest [`crate::Leases::wait_for_work`] sleeps before looking again: work another
+/// process adds is seen this late at most.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Connections per process: reads run in parallel with the one writer (WAL).
