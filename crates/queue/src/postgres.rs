@@ -22,13 +22,10 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rows::{
-    budget, chunk_number, frame_number, millis, score_rank, ClaimedRow, ASSEMBLE_WAITING,
-};
+use crate::rows::{budget, chunk_number, frame_number, millis, score_rank, ClaimedRow};
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, Result, Submitted,
-    TaskLease,
+    new_token, Admission, ClaimFilter, JobId, NewJob, QueueError, Result, Submitted, TaskLease,
 };
 
 /// Connections per process. The work notifications hold one of them.
@@ -307,15 +304,7 @@ impl PgQueue {
                     None => continue,
                 }
             }
-            sqlx::query(concat!(
-                "INSERT INTO tasks (job_id, kind, chunk, frame_start, frame_end, state, ",
-                "not_before, rank, priority, enqueued_at) SELECT id, 'plan', 0, 0, 0, 'pending', ",
-                now!(),
-                ", 0, priority, enqueued_at FROM jobs WHERE id = $1"
-            ))
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            shared::insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0).await?;
             if let Some(url) = admission.and_then(|a| a.callback_url.as_deref()) {
                 shared::deliveries::insert(&mut tx, &id, url, crate::now_ms()).await?;
             }
@@ -379,29 +368,12 @@ impl PgQueue {
         row.into_lease(token).map(Some)
     }
 
-    /// [`Leases::complete_plan`](crate::Leases::complete_plan): the chunks' tasks in one insert.
-    async fn finish_plan(
-        &self,
-        lease: &TaskLease,
-        plan: &str,
-        frames_total: u64,
+    /// A plan's score tasks, in one insert.
+    async fn insert_chunks(
+        conn: &mut PgConnection,
+        job: &str,
         chunks: &[FrameRange],
-    ) -> Result<LeaseStatus> {
-        let mut tx = self.pool.begin().await?;
-        // The job first: a cancel racing with us either comes before (we see it over) or
-        // after (it sees, and cancels, the chunks we add).
-        if !Self::lock_job(&mut tx, &lease.job_id).await? {
-            return Ok(LeaseStatus::Lost);
-        }
-        if shared::finish_task(&mut tx, lease, TaskKind::Plan).await? == LeaseStatus::Lost {
-            return Ok(LeaseStatus::Lost);
-        }
-        sqlx::query("UPDATE jobs SET plan = $2, frames_total = $3 WHERE id = $1")
-            .bind(&lease.job_id)
-            .bind(plan)
-            .bind(frame_number(frames_total)?)
-            .execute(&mut *tx)
-            .await?;
+    ) -> Result<()> {
         let mut numbers = Vec::with_capacity(chunks.len());
         let mut starts = Vec::with_capacity(chunks.len());
         let mut ends = Vec::with_capacity(chunks.len());
@@ -422,33 +394,16 @@ impl PgQueue {
             "FROM jobs j, UNNEST($2::int[], $3::bigint[], $4::bigint[], $5::int[]) ",
             "AS c(chunk, frame_start, frame_end, rank) WHERE j.id = $1 ORDER BY c.chunk"
         ))
-        .bind(&lease.job_id)
+        .bind(job)
         .bind(numbers)
         .bind(starts)
         .bind(ends)
         .bind(ranks)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        sqlx::query(concat!(
-            "INSERT INTO tasks (job_id, kind, chunk, frame_start, frame_end, state, not_before, ",
-            "rank, priority, enqueued_at) SELECT id, 'assemble', 0, 0, 0, 'pending', ",
-            now!(),
-            ", $2, priority, enqueued_at FROM jobs WHERE id = $1"
-        ))
-        .bind(&lease.job_id)
-        .bind(if chunks.is_empty() {
-            0
-        } else {
-            ASSEMBLE_WAITING
-        })
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(concat!("SELECT ", notify!()))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(LeaseStatus::Held)
+        Ok(())
     }
+
     /// [`Leases::expire_worker`](crate::Leases::expire_worker): one lease at a time, each
     /// in a transaction that locks the job first.
     async fn expire_held(&self, worker: &str) -> Result<u64> {

@@ -24,13 +24,11 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::rows::{
-    budget, chunk_number, frame_number, millis, score_rank, ClaimedRow, ASSEMBLE_WAITING,
-};
+use crate::rows::{budget, chunk_number, millis, score_rank, ClaimedRow};
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, now_ms, Admission, ClaimFilter, JobId, LeaseStatus, NewJob, QueueError, Result,
-    Submitted, TaskLease,
+    new_token, now_ms, Admission, ClaimFilter, JobId, NewJob, QueueError, Result, Submitted,
+    TaskLease,
 };
 
 /// Now, in milliseconds since the Unix epoch, by this machine's clock (the one
@@ -279,7 +277,7 @@ impl SqliteQueue {
         .bind(job.device_kind())
         .execute(&mut *tx)
         .await?;
-        insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
+        shared::insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0).await?;
         if let Some(url) = admission.and_then(|a| a.callback_url.as_deref()) {
             shared::deliveries::insert(&mut tx, &id, url, now).await?;
         }
@@ -373,57 +371,25 @@ impl SqliteQueue {
         Ok(claimed)
     }
 
-    /// [`Leases::complete_plan`]: the chunks' tasks one insert each, in order.
-    async fn finish_plan(
-        &self,
-        lease: &TaskLease,
-        plan: &str,
-        frames_total: u64,
+    /// A plan's score tasks, one insert each, in order.
+    async fn insert_chunks(
+        conn: &mut SqliteConnection,
+        job: &str,
         chunks: &[FrameRange],
-    ) -> Result<LeaseStatus> {
-        let mut tx = self.write().await?;
-        let now = now_ms();
-        if shared::finish_task(&mut tx, lease, TaskKind::Plan).await? == LeaseStatus::Lost {
-            return Ok(LeaseStatus::Lost);
-        }
-        sqlx::query("UPDATE jobs SET plan = ?2, frames_total = ?3 WHERE id = ?1")
-            .bind(&lease.job_id)
-            .bind(plan)
-            .bind(frame_number(frames_total)?)
-            .execute(&mut *tx)
-            .await?;
+    ) -> Result<()> {
         for (i, frames) in chunks.iter().enumerate() {
             let chunk = chunk_number(i)?;
-            let rank = score_rank(chunk);
-            insert_task(
-                &mut tx,
-                &lease.job_id,
+            shared::insert_task(
+                conn,
+                job,
                 TaskKind::Score,
                 chunk,
                 Some(frames),
-                rank,
-                now,
+                score_rank(chunk),
             )
             .await?;
         }
-        let rank = if chunks.is_empty() {
-            0
-        } else {
-            ASSEMBLE_WAITING
-        };
-        insert_task(
-            &mut tx,
-            &lease.job_id,
-            TaskKind::Assemble,
-            0,
-            None,
-            rank,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        self.signal.signal();
-        Ok(LeaseStatus::Held)
+        Ok(())
     }
 
     /// [`Leases::expire_worker`].
@@ -442,36 +408,4 @@ impl SqliteQueue {
     async fn wait(&self, timeout: Duration) {
         self.signal.wait(timeout.min(POLL_INTERVAL)).await;
     }
-}
-
-/// Adds a pending task to `job`, ranked `rank` in the claim order.
-async fn insert_task(
-    conn: &mut SqliteConnection,
-    job: &str,
-    kind: TaskKind,
-    chunk: i32,
-    frames: Option<&FrameRange>,
-    rank: i32,
-    now: i64,
-) -> Result<()> {
-    let (start, end) = match frames {
-        Some(f) => (frame_number(f.start)?, frame_number(f.end)?),
-        None => (0, 0),
-    };
-    sqlx::query(
-        "INSERT INTO tasks (job_id, kind, chunk, frame_start, frame_end, state, not_before, \
-         rank, priority, enqueued_at) \
-         SELECT id, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, priority, enqueued_at FROM jobs \
-         WHERE id = ?1",
-    )
-    .bind(job)
-    .bind(kind.as_str())
-    .bind(chunk)
-    .bind(start)
-    .bind(end)
-    .bind(now)
-    .bind(rank)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! [`Leases`] for both backends (see `shared/mod.rs`): every verb of a lease holder but the claim
-//! and the plan's completion, which each backend writes its own way.
+//! [`Leases`] for both backends (see `shared/mod.rs`): every verb of a lease holder but the
+//! claim, which each backend writes its own way.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use fresco_core::{FrameRange, TaskKind};
 
 use super::jobs::fail_job;
 use super::{Backend, Conn, LOCK_TASK};
-use crate::rows::{millis, HeldRow, HELD_COLUMNS};
+use crate::rows::{frame_number, millis, HeldRow, ASSEMBLE_WAITING, HELD_COLUMNS};
 use crate::{ClaimFilter, FailOutcome, LeaseStatus, Leases, Result, TaskLease};
 
 /// A task still held by the lease that presents this token (`$1` task id, `$2` token), of a job
@@ -53,6 +53,37 @@ pub(in super::super) async fn finish_task(
     .execute(&mut *conn)
     .await?;
     Ok(status(changed.rows_affected()))
+}
+
+/// Adds a pending task to `job`, ranked `rank` in the claim order (chunk 0 and no frames for
+/// the plan and assemble tasks).
+pub(in super::super) async fn insert_task(
+    conn: &mut Conn,
+    job: &str,
+    kind: TaskKind,
+    chunk: i32,
+    frames: Option<&FrameRange>,
+    rank: i32,
+) -> Result<()> {
+    let (start, end) = match frames {
+        Some(f) => (frame_number(f.start)?, frame_number(f.end)?),
+        None => (0, 0),
+    };
+    sqlx::query(concat!(
+        "INSERT INTO tasks (job_id, kind, chunk, frame_start, frame_end, state, not_before, ",
+        "rank, priority, enqueued_at) SELECT id, $2, $3, $4, $5, 'pending', ",
+        now!(),
+        ", $6, priority, enqueued_at FROM jobs WHERE id = $1"
+    ))
+    .bind(job)
+    .bind(kind.as_str())
+    .bind(chunk)
+    .bind(start)
+    .bind(end)
+    .bind(rank)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Marks a claimed task's job running, if it was queued (started_at).
@@ -118,7 +149,31 @@ impl Leases for Backend {
         frames_total: u64,
         chunks: &[FrameRange],
     ) -> Result<LeaseStatus> {
-        self.finish_plan(lease, plan, frames_total, chunks).await
+        let mut tx = self.write().await?;
+        // The job first: a cancel racing with us either comes before (we see it over) or
+        // after (it sees, and cancels, the chunks we add).
+        if !Backend::lock_job(&mut tx, &lease.job_id).await? {
+            return Ok(LeaseStatus::Lost);
+        }
+        if finish_task(&mut tx, lease, TaskKind::Plan).await? == LeaseStatus::Lost {
+            return Ok(LeaseStatus::Lost);
+        }
+        sqlx::query("UPDATE jobs SET plan = $2, frames_total = $3 WHERE id = $1")
+            .bind(&lease.job_id)
+            .bind(plan)
+            .bind(frame_number(frames_total)?)
+            .execute(&mut *tx)
+            .await?;
+        Backend::insert_chunks(&mut tx, &lease.job_id, chunks).await?;
+        let rank = if chunks.is_empty() {
+            0
+        } else {
+            ASSEMBLE_WAITING
+        };
+        insert_task(&mut tx, &lease.job_id, TaskKind::Assemble, 0, None, rank).await?;
+        self.work_added(&mut tx).await?;
+        tx.commit().await?;
+        Ok(LeaseStatus::Held)
     }
 
     async fn complete_chunk(&self, lease: &TaskLease) -> Result<LeaseStatus> {

@@ -18,8 +18,8 @@
 //!   held task (`tasks t`) adds to lock the row; `DONE_CHUNKS_INDEX`, the index SQLite is told
 //!   to read done chunks by;
 //! - `work_added(conn)`, which wakes the waiters of [`crate::Leases::wait_for_work`];
-//! - the verbs written per backend: `submit_as`, `claim_task`, `finish_plan`, `expire_held`
-//!   and `wait`.
+//! - the verbs written per backend: `submit_as`, `claim_task`, `insert_chunks` (a plan's score
+//!   tasks), `expire_held` and `wait`.
 
 use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW, LOCK_TASK};
 
@@ -31,4 +31,4 @@ mod leases;
 
 pub(super) use expiry::{end_lease, LeaseEnded};
 pub(super) use jobs::{active_with_identity, job_with_key};
-pub(super) use leases::{finish_task, mark_running};
+pub(super) use leases::{insert_task, mark_running};
