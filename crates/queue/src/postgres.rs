@@ -10,7 +10,8 @@
 //!   task, locks the job row first and its tasks after. Claims, heartbeats and releases lock one
 //!   task and nothing after it (a claim marks a queued job running after its commit).
 //! - Every change that may add claimable work notifies the [`listen::CHANNEL`] channel in its own
-//!   transaction; [`crate::Leases::wait_for_work`] waits for those notifications.
+//!   transaction (a release, a single statement, right after it); [`crate::Leases::wait_for_work`]
+//!   waits for those notifications.
 //! - Pooled connections are checked before use, so after a server restart the next call gets a
 //!   fresh connection; the call that was in flight during the restart returns its error.
 
@@ -240,7 +241,7 @@ impl std::ops::DerefMut for Autocommit {
     }
 }
 
-/// The URL for messages, without its password.
+/// Submission: racing submits of one identity meet at the unique index on active identities.
 impl PgQueue {
     /// Submits a job, for an owner and within its caps when `admission` is given.
     async fn submit_as(&self, job: NewJob, admission: Option<&Admission>) -> Result<Submitted> {
