@@ -300,8 +300,10 @@ impl SqliteQueue {
         let devices = filter.device_kinds.as_deref();
         self.signal.claim_started();
         let mut tx = self.write().await?;
+        let expired = expire_leases(&mut tx, now_ms(), None).await?;
+        // Read after the expiries: a task they put back is pending from SQLite's `now` in
+        // that statement, which must not be later than the `now` this claim compares with.
         let now = now_ms();
-        let expired = expire_leases(&mut tx, now, None).await?;
 
         let (index, filter) = match jobs {
             None => ("INDEXED BY tasks_claim_order", String::new()),
