@@ -4,11 +4,11 @@
 //!
 //! A token is `fresco_` and 32 random bytes (base64url). Only its SHA-256 is stored
 //! ([`hash_secret`]); the token itself exists once, in the [`IssuedToken`] that
-//! [`Accounts::create_token`] returns, whose `Debug` does not print it. A request presents the
-//! token, the server hashes it and looks the hash up ([`Accounts::authenticate`]); an expired or
+//! [`Tokens::create_token`] returns, whose `Debug` does not print it. A request presents the
+//! token, the server hashes it and looks the hash up ([`Tokens::authenticate`]); an expired or
 //! revoked token finds nothing. Sessions work the same way with their own random cookie.
 //!
-//! Submissions through the API go through [`Accounts::submit_owned`], which records the owner
+//! Submissions through the API go through [`OwnedJobs::submit_owned`], which records the owner
 //! and enforces the caps on unfinished jobs (per owner and overall) in the submission's own
 //! transaction, so racing requests cannot overshoot them.
 
@@ -69,7 +69,7 @@ pub struct TokenRecord {
     pub expires_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
     /// Prefixes of the data store (or absolute roots) shared with this token beyond its own
-    /// namespace, as an admin granted them ([`Accounts::set_token_shares`]).
+    /// namespace, as an admin granted them ([`Tokens::set_token_shares`]).
     pub shares: Vec<String>,
 }
 
@@ -162,7 +162,7 @@ pub struct Admission {
     pub callback_url: Option<String>,
 }
 
-/// Why [`Accounts::submit_owned`] queued nothing.
+/// Why [`OwnedJobs::submit_owned`] queued nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapReached {
     #[error("{active} unfinished jobs of this token (the cap is {cap})")]
@@ -207,10 +207,9 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-/// Tokens, sessions, owners and the audit trail. Both backends implement it; every [`crate::Queue`]
-/// is one.
+/// API tokens: made, listed, shared with, revoked and looked up by their secret.
 #[async_trait]
-pub trait Accounts: Send + Sync {
+pub trait Tokens: Send + Sync {
     /// Makes a token with a fresh secret, and audits it as done by `actor`. Errors with
     /// [`crate::QueueError::NameTaken`] when a token (even a revoked one) has the name.
     async fn create_token(&self, token: &NewToken, actor: Option<&str>) -> Result<IssuedToken>;
@@ -238,7 +237,11 @@ pub trait Accounts: Send + Sync {
 
     /// The active (not revoked, not expired) token whose secret hashes to `hash`.
     async fn authenticate(&self, hash: &str) -> Result<Option<TokenRecord>>;
+}
 
+/// Browser sessions opened with a token.
+#[async_trait]
+pub trait Sessions: Send + Sync {
     /// Stores a session (its cookie's hash, and its CSRF token's hash) for an active token
     /// until `expires_at_ms`, and drops expired sessions.
     async fn open_session(
@@ -254,14 +257,18 @@ pub trait Accounts: Send + Sync {
 
     /// Ends a session (logout). False if there was none.
     async fn close_session(&self, hash: &str) -> Result<bool>;
+}
 
-    /// [`crate::Queue::submit`] for `admission.owner`, refusing with
+/// Jobs with an owner: submissions through the API under the caps, and listings by owner.
+#[async_trait]
+pub trait OwnedJobs: Send + Sync {
+    /// [`crate::Jobs::submit`] for `admission.owner`, refusing with
     /// [`crate::QueueError::CapReached`] (queuing nothing) when a cap is reached. An idempotent
     /// repeat or the same work already queued is returned as [`Submitted::Existing`] whatever
     /// the caps.
     async fn submit_owned(&self, job: NewJob, admission: &Admission) -> Result<Submitted>;
 
-    /// [`crate::Queue::jobs_before`] for one owner's jobs.
+    /// [`crate::Jobs::jobs_before`] for one owner's jobs.
     async fn owned_jobs_before(
         &self,
         owner: &str,
@@ -272,7 +279,11 @@ pub trait Accounts: Send + Sync {
 
     /// Unfinished (queued or running) jobs of `owner`, or of everyone with None.
     async fn active_jobs(&self, owner: Option<&str>) -> Result<u64>;
+}
 
+/// The audit trail: who did what.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
     /// Records an action.
     async fn audit(&self, entry: &NewAudit<'_>) -> Result<()>;
 
@@ -280,13 +291,20 @@ pub trait Accounts: Send + Sync {
     async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
 }
 
+/// Tokens, sessions, owners and the audit trail: every role of the accounts together. Both
+/// backends are one, and so is every [`crate::Queue`]; a caller (or a test double) that needs one
+/// role names that role alone.
+pub trait Accounts: Tokens + Sessions + OwnedJobs + AuditTrail {}
+
+impl<T: Tokens + Sessions + OwnedJobs + AuditTrail + ?Sized> Accounts for T {}
+
 /// A fresh token id (not secret).
 pub(crate) fn new_token_id() -> String {
     let bytes: [u8; 8] = rand::random();
     format!("tok_{}", hex::encode(bytes))
 }
 
-/// The filter of [`Accounts::owned_jobs_before`]: [`crate::rows::page_filter`] and the owner as
+/// The filter of [`OwnedJobs::owned_jobs_before`]: [`crate::rows::page_filter`] and the owner as
 /// bind parameter `owner_param` (`?1` or `$1`).
 pub(crate) fn owned_filter(
     states: &[JobState],

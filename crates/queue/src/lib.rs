@@ -1,15 +1,24 @@
 //! The durable job queue: jobs and their tasks (plan, score chunk, assemble) in a database that
 //! any number of workers share.
 //!
-//! A worker [`Queue::claim`]s one task under a lease, renews it with [`Queue::heartbeat`] while it
-//! works, and ends it with one of the `complete_*` verbs or [`Queue::fail`]. A worker that dies
-//! simply stops renewing: the next claim after the lease runs out puts the task back (counting a
-//! lease expiry, a budget separate from reported errors). Every change is one transaction; the
-//! lease token fences a worker that lost its lease from touching the task again.
+//! A worker [`Leases::claim`]s one task under a lease, renews it with [`Leases::heartbeat`]
+//! while it works, and ends it with one of the `complete_*` verbs or [`Leases::fail`]. A worker
+//! that dies simply stops renewing: the next claim after the lease runs out puts the task back
+//! (counting a lease expiry, a budget separate from reported errors). Every change is one
+//! transaction; the lease token fences a worker that lost its lease from touching the task again.
 //!
 //! Two backends behind [`Queue`], chosen by URL in [`open`]: SQLite (`sqlite://PATH`, one machine,
 //! several processes) and PostgreSQL (`postgres://...`, many machines; `FOR UPDATE SKIP LOCKED`
 //! claims and `LISTEN/NOTIFY` wake-ups). Both run the same test suite (`tests/backend.rs`).
+//! Statements the two databases run alike are written once, in `src/shared/`, which each
+//! backend compiles with its own connection type and clock; each backend's own file keeps only
+//! what differs (connecting, locking, the claim, submission, notifications, lease expiry).
+//!
+//! The verbs come in small traits by role: [`Jobs`] (submit, steer and read jobs), [`Leases`]
+//! (a worker's claim and lease), [`Workers`], [`JobLogs`] (logs and previews), [`Stats`],
+//! [`Accounts`] (itself [`Tokens`], [`Sessions`], [`OwnedJobs`] and [`AuditTrail`]) and
+//! [`Deliveries`]. [`Queue`] is all of them together; a caller or a test double that needs one
+//! role names that role alone.
 //!
 //! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
 //! so that they survive a restart and one server of several sends each.
@@ -34,8 +43,8 @@ mod stats;
 
 pub use auth::{
     check_share, check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry,
-    AuditFilter, CapReached, IssuedToken, NewAudit, NewToken, Role, SessionRecord, TokenRecord,
-    SHARE_MAX_CHARS, SHARE_PATTERN, TOKEN_PREFIX,
+    AuditFilter, AuditTrail, CapReached, IssuedToken, NewAudit, NewToken, OwnedJobs, Role,
+    SessionRecord, Sessions, TokenRecord, Tokens, SHARE_MAX_CHARS, SHARE_PATTERN, TOKEN_PREFIX,
 };
 pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use postgres::PgQueue;
@@ -112,7 +121,7 @@ pub fn spec_device_kind(spec: &str) -> String {
         .unwrap_or_else(|| "cpu".to_string())
 }
 
-/// What [`Queue::submit`] did.
+/// What [`Jobs::submit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// A new job was queued.
@@ -147,7 +156,7 @@ pub struct TaskLease {
     pub spec: String,
     /// The job's plan, once its plan task completed (None for the plan task itself).
     pub plan: Option<String>,
-    /// What an earlier holder of this task recorded with [`Queue::checkpoint`].
+    /// What an earlier holder of this task recorded with [`Leases::checkpoint`].
     pub checkpoint: Option<String>,
 }
 
@@ -159,7 +168,7 @@ pub enum LeaseStatus {
     Lost,
 }
 
-/// What [`Queue::fail`] did with the task.
+/// What [`Leases::fail`] did with the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailOutcome {
     /// Pending again, claimable from this time (ms since the Unix epoch).
@@ -310,9 +319,9 @@ pub struct QueueStats {
     pub tasks_pending: u64,
     /// Tasks under a lease now.
     pub tasks_leased: u64,
-    /// Workers not stopped and heard from within the `active_within` of [`Queue::stats`].
+    /// Workers not stopped and heard from within the `active_within` of [`Stats::stats`].
     pub workers_active: u64,
-    /// Frames of chunks done within the `history` of [`Queue::stats`], by worker and minute
+    /// Frames of chunks done within the `history` of [`Stats::stats`], by worker and minute
     /// (oldest first): throughput charts and per-worker rates.
     pub frames_done: Vec<FramesDone>,
 }
@@ -342,13 +351,55 @@ pub struct Preview {
     pub created_at_ms: i64,
 }
 
-/// The queue's verbs. Every method is one transaction; all are safe to call from many
-/// processes at once.
+/// Submitting, steering and reading jobs: what a client of the queue does. Every method is one
+/// transaction; all are safe to call from many processes at once (so for every role below).
 #[async_trait]
-pub trait Queue: Accounts + Deliveries + Send + Sync {
+pub trait Jobs: Send + Sync {
     /// Adds a job with its plan task, unless a queued or running job has the same identity.
     async fn submit(&self, job: NewJob) -> Result<Submitted>;
 
+    /// Cancels a queued or running job and its unfinished tasks. False if it was already
+    /// terminal. Errors if there is no such job.
+    async fn cancel(&self, job: &str) -> Result<bool>;
+
+    /// Makes a failed or canceled job queued again: its failed and canceled tasks, and all its
+    /// score tasks (whose chunk files were removed when the job ended), become pending with fresh
+    /// budgets; a done plan stays done, so the input is not scanned again. False if it was not
+    /// failed or canceled, and false (changing nothing) if another job with its identity is
+    /// queued or running now: that job does the work ([`Jobs::active_job`] finds it). Errors if
+    /// there is no such job.
+    async fn retry(&self, job: &str) -> Result<bool>;
+
+    /// One job, or None.
+    async fn job(&self, job: &str) -> Result<Option<JobRecord>>;
+
+    /// Jobs, newest first, optionally only in these states; at most `limit`.
+    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>> {
+        self.jobs_before(states, limit, None).await
+    }
+
+    /// A page of jobs, newest first by submission order: those submitted before the job with
+    /// `seq == before_seq` (all, with None), optionally only in these states; at most `limit`.
+    async fn jobs_before(
+        &self,
+        states: &[JobState],
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<JobRecord>>;
+
+    /// The job first submitted with this idempotency key, whatever its state.
+    async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>>;
+
+    /// The queued or running job with this identity, if any.
+    async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>>;
+
+    /// A job's tasks, in order (plan, chunks, assemble).
+    async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>>;
+}
+
+/// A worker's verbs: claiming a task, holding its lease and ending it.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// Claims the next claimable task, fairly across jobs, for `lease`. First puts back tasks
     /// whose lease ran out (counting an expiry; a task whose expiry budget is spent fails its
     /// job). Claimable: pending, `not_before` passed, job queued or running; an assemble task
@@ -400,64 +451,43 @@ pub trait Queue: Accounts + Deliveries + Send + Sync {
     /// be dead (e.g. a local process that is gone), so its tasks need not wait for the lease.
     async fn expire_worker(&self, worker: &str) -> Result<u64>;
 
-    /// Cancels a queued or running job and its unfinished tasks. False if it was already
-    /// terminal. Errors if there is no such job.
-    async fn cancel(&self, job: &str) -> Result<bool>;
+    /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
+    /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).
+    async fn wait_for_work(&self, timeout: Duration);
+}
 
-    /// Makes a failed or canceled job queued again: its failed and canceled tasks, and all its
-    /// score tasks (whose chunk files were removed when the job ended), become pending with fresh
-    /// budgets; a done plan stays done, so the input is not scanned again. False if it was not failed or canceled, and
-    /// false (changing nothing) if another job with its identity is queued or running now: that
-    /// job does the work ([`Queue::active_job`] finds it). Errors if there is no such job.
-    async fn retry(&self, job: &str) -> Result<bool>;
-
-    /// One job, or None.
-    async fn job(&self, job: &str) -> Result<Option<JobRecord>>;
-
-    /// Jobs, newest first, optionally only in these states; at most `limit`.
-    async fn jobs(&self, states: &[JobState], limit: u32) -> Result<Vec<JobRecord>> {
-        self.jobs_before(states, limit, None).await
-    }
-
-    /// A page of jobs, newest first by submission order: those submitted before the job with
-    /// `seq == before_seq` (all, with None), optionally only in these states; at most `limit`.
-    async fn jobs_before(
-        &self,
-        states: &[JobState],
-        limit: u32,
-        before_seq: Option<i64>,
-    ) -> Result<Vec<JobRecord>>;
-
-    /// The job first submitted with this idempotency key, whatever its state.
-    async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>>;
-
-    /// The queued or running job with this identity, if any.
-    async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>>;
-
-    /// A job's tasks, in order (plan, chunks, assemble).
-    async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>>;
-
+/// Workers saying what they do, and the list of them.
+#[async_trait]
+pub trait Workers: Send + Sync {
     /// Records that a worker is alive, and what it does (insert or update by name).
     async fn worker_seen(&self, status: &WorkerStatus) -> Result<()>;
 
     /// Workers heard from within `within` (stopped ones too), most recently seen first.
     async fn workers(&self, within: Duration) -> Result<Vec<WorkerRecord>>;
+}
 
+/// A job's log and its before/after preview: what a job leaves to show while and after it runs.
+#[async_trait]
+pub trait JobLogs: Send + Sync {
     /// Appends a line to a job's log.
     async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()>;
 
     /// A job's log lines after line `after` (all with None), oldest first, at most `limit`.
     async fn job_log(&self, job: &str, after: Option<i64>, limit: u32) -> Result<Vec<LogLine>>;
 
-    /// Counts of jobs, tasks and workers, and the frames done within `history` by worker and
-    /// minute; workers count as active when heard from within `active_within`.
-    async fn stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats>;
-
     /// Stores a job's preview unless it has one already (the first one stays). True if stored.
     async fn save_preview(&self, preview: &Preview) -> Result<bool>;
 
     /// A job's preview, if one was stored.
     async fn preview(&self, job: &str) -> Result<Option<Preview>>;
+}
+
+/// Counts for dashboards, metrics and autoscalers.
+#[async_trait]
+pub trait Stats: Jobs {
+    /// Counts of jobs, tasks and workers, and the frames done within `history` by worker and
+    /// minute; workers count as active when heard from within `active_within`.
+    async fn stats(&self, active_within: Duration, history: Duration) -> Result<QueueStats>;
 
     /// Tasks waiting and tasks held, over all queued and running jobs (see [`TaskCounts`]).
     /// This default reads every active job's tasks; the backends answer with one query.
@@ -465,19 +495,21 @@ pub trait Queue: Accounts + Deliveries + Send + Sync {
         count_active_tasks(self, None).await
     }
 
-    /// [`Queue::task_counts`] over the jobs submitted for one kind of device ("cpu", "cuda")
+    /// [`Stats::task_counts`] over the jobs submitted for one kind of device ("cpu", "cuda")
     /// only: the work that workers of that kind can claim, what they are sized by.
     async fn task_counts_of_kind(&self, device_kind: &str) -> Result<TaskCounts> {
         count_active_tasks(self, Some(device_kind)).await
     }
-
-    /// Waits until work may have appeared (a submit, a completed plan or chunk, a release) or
-    /// `timeout` passes, without busy polling where the backend can notify (PostgreSQL).
-    async fn wait_for_work(&self, timeout: Duration);
 }
 
-/// [`Queue::task_counts`] from every active job's tasks (of one device kind, or all).
-async fn count_active_tasks<Q: Queue + ?Sized>(
+/// The whole queue: every role together, what both backends are and what [`open`] returns. A
+/// caller (or a test double) that needs one role asks for that role alone.
+pub trait Queue: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries {}
+
+impl<T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + ?Sized> Queue for T {}
+
+/// [`Stats::task_counts`] from every active job's tasks (of one device kind, or all).
+async fn count_active_tasks<Q: Jobs + ?Sized>(
     queue: &Q,
     device_kind: Option<&str>,
 ) -> Result<TaskCounts> {

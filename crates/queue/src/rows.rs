@@ -290,7 +290,7 @@ pub(crate) fn job_select(filter: &str, order: &str, limit: Option<u32>) -> Strin
 /// Newest first, by submission order.
 pub(crate) const NEWEST_FIRST: &str = "ORDER BY j.seq DESC";
 
-/// The listing filter for [`Queue::jobs_before`](crate::Queue::jobs_before): states and cursor.
+/// The listing filter for [`Jobs::jobs_before`](crate::Jobs::jobs_before): states and cursor.
 /// Both come from enums and integers, never from user text.
 pub(crate) fn page_filter(states: &[JobState], before_seq: Option<i64>) -> String {
     let mut conditions = Vec::new();

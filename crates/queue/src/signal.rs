@@ -1,4 +1,4 @@
-//! A wake-up for [`crate::Queue::wait_for_work`] within one process.
+//! A wake-up for [`crate::Leases::wait_for_work`] within one process.
 //!
 //! Waking only the tasks that wait at the moment of a signal loses the signals that come
 //! between a worker's empty claim and its wait, so a generation counter remembers them: a wait

@@ -7,15 +7,15 @@
 //! first, so they wake when the writer before them is done instead of sleeping in SQLite's busy
 //! handler.
 //!
-//! Times are this machine's clock ([`crate::now_ms`]): every process sharing the file runs on it.
-//! There are no notifications between processes, so [`Queue::wait_for_work`] wakes on this
-//! process's own changes and otherwise polls.
+//! Times are this machine's clock ([`crate::now_ms`], or `julianday('now')` in the shared
+//! statements, the same clock): every process sharing the file runs on it. There are no
+//! notifications between processes, so [`crate::Leases::wait_for_work`] wakes on this process's
+//! own changes and otherwise polls.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use fresco_core::{FrameRange, JobState, TaskKind};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -24,42 +24,51 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, Sqlite, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::rows::{
-    budget, chunk_number, frame_number, job_select, millis, score_rank, ClaimedRow, HeldRow,
-    JobRow, TaskRow, ASSEMBLE_WAITING, HELD_COLUMNS, NEWEST_FIRST, TASK_COLUMNS, TASK_ORDER,
-};
+use crate::rows::{budget, chunk_number, millis, score_rank, ClaimedRow};
 use crate::signal::WorkSignal;
 use crate::{
-    new_token, now_ms, Admission, ClaimFilter, FailOutcome, JobId, JobRecord, LeaseStatus, NewJob,
-    Queue, QueueError, Result, Submitted, TaskLease, TaskRecord, WorkerRecord, WorkerStatus,
+    new_token, now_ms, Admission, ClaimFilter, JobId, NewJob, QueueError, Result, Submitted,
+    TaskLease,
 };
 
-mod auth;
-mod deliveries;
+/// Now, in milliseconds since the Unix epoch, by this machine's clock (the one
+/// [`crate::now_ms`] reads) as SQLite reads it: one value for the whole statement.
+macro_rules! now {
+    () => {
+        "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+    };
+}
+
+/// What the shared verbs (`shared/mod.rs`) run on here.
+type Backend = SqliteQueue;
+type Conn = SqliteConnection;
+
+/// No row locks: the write transaction holds SQLite's write lock.
+const LOCK_ROW: &str = "";
+const LOCK_TASK: &str = "";
+
+/// Stats read done chunks by this index: named, because SQLite, on a file never analyzed, may
+/// otherwise scan the whole table.
+const DONE_CHUNKS_INDEX: &str = "INDEXED BY tasks_done_chunks";
+
+// After the SQL macro above, which they use.
 mod expiry;
-mod stats;
+// Compiled once per backend on purpose: the shared verbs are one source, not one module.
+#[allow(clippy::duplicate_mod)]
+#[path = "shared/mod.rs"]
+mod shared;
 
 use expiry::expire_leases;
 
 /// How long a write waits for another process's write to finish before it errors.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The longest [`Queue::wait_for_work`] sleeps before looking again: work another process adds
-/// is seen this late at most.
+/// The longest [`crate::Leases::wait_for_work`] sleeps before looking again: work another
+/// process adds is seen this late at most.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Connections per process: reads run in parallel with the one writer (WAL).
 const MAX_CONNECTIONS: u32 = 4;
-
-/// A task still held by the lease that presents this token (`?1` task id, `?2` token), of a job
-/// that is not over. Every verb of a lease holder matches with it, so a worker whose lease moved
-/// on never touches the task again.
-const HELD: &str = "id = ?1 AND state = 'leased' AND token = ?2 AND EXISTS (SELECT 1 FROM jobs \
-    WHERE jobs.id = tasks.job_id AND jobs.state IN ('queued', 'running'))";
-
-/// [`HELD`] for `tasks t JOIN jobs j`.
-const HELD_JOINED: &str = "t.id = ?1 AND t.state = 'leased' AND t.token = ?2 \
-    AND j.state IN ('queued', 'running')";
 
 /// The queue in a SQLite database file.
 pub struct SqliteQueue {
@@ -132,13 +141,7 @@ impl SqliteQueue {
     ///
     /// The `BEGIN` runs in a task of its own. sqlx runs SQLite statements on a thread of the
     /// connection; if the caller's future were dropped while `BEGIN IMMEDIATE` waits for the
-    /// lock (a heartbeat aborted at the end of a task, a `select!` that picked another
-    /// branch), that thread would still begin the transaction, and the connection would go
-    /// back to the pool holding SQLite's write lock with no `Transaction` to roll it back:
-    /// every other writer, in every process, then waits out its busy timeout and fails
-    /// ("database is locked"). In its own task the `Transaction` always comes into being, and
-    /// is dropped (rolled back) there if nobody awaits it any more.
-    async fn write(&self) -> Result<(MutexGuard<'_, ()>, Transaction<'static, Sqlite>)> {
+    async fn write(&self) -> Result<Write<'_>> {
         let gate = self.write_gate.lock().await;
         let pool = self.pool.clone();
         let tx = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
@@ -146,7 +149,52 @@ impl SqliteQueue {
             .map_err(|e| {
                 crate::QueueError::Corrupt(format!("the transaction task failed: {e}"))
             })??;
-        Ok((gate, tx))
+        Ok(Write { _gate: gate, tx })
+    }
+
+    /// A write of one statement: on SQLite a write transaction like any other.
+    async fn write_one(&self) -> Result<Write<'_>> {
+        self.write().await
+    }
+
+    /// No row locks on SQLite: the write lock covers the whole transaction. True: a job that
+    /// is over shows in the statements that follow (they match active jobs only).
+    async fn lock_job(_conn: &mut SqliteConnection, _job: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Wakes this process's waiters (other processes poll). Their claims wait for the write
+    /// lock, so they see the work once this transaction is committed.
+    async fn work_added(&self, _conn: &mut SqliteConnection) -> Result<()> {
+        self.signal.signal();
+        Ok(())
+    }
+}
+
+/// A write transaction holding SQLite's write lock and this process's write gate. Dropping it
+/// uncommitted rolls back.
+struct Write<'a> {
+    _gate: MutexGuard<'a, ()>,
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl Write<'_> {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }
 
@@ -176,32 +224,6 @@ fn is_busy(e: &dyn sqlx::error::DatabaseError) -> bool {
         .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6)
 }
 
-/// Fails a job with `error` and cancels its unfinished tasks (whose holders then see `Lost`).
-async fn fail_job(conn: &mut SqliteConnection, job: &str, error: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'failed', last_error = ?2, finished_at = ?3 \
-         WHERE id = ?1 AND state IN ('queued', 'running')",
-    )
-    .bind(job)
-    .bind(error)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    cancel_tasks(conn, job, now).await
-}
-
-async fn cancel_tasks(conn: &mut SqliteConnection, job: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE tasks SET state = 'canceled', token = NULL, lease_expires_at = NULL, \
-         finished_at = ?2 WHERE job_id = ?1 AND state IN ('pending', 'leased')",
-    )
-    .bind(job)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// Claimable tasks, best first (`?1` now; `{device}` a device kind filter on the job `j`, then
 /// a job filter and [`CLAIM_ORDER`]). Unfiltered,
 /// it walks the `tasks_claim_order` index and stops at the first task that qualifies; named,
@@ -217,46 +239,21 @@ const CLAIM_CANDIDATE: &str = "SELECT t.id FROM tasks t {index} \
 const CLAIM_ORDER: &str =
     "ORDER BY t.priority DESC, t.rank ASC, t.enqueued_at ASC, t.id ASC LIMIT 1";
 
-/// Moves a job's assemble task (`?1` job) to the front of the claim order once its chunks are
-/// all done (see [`ASSEMBLE_WAITING`]). True if it did.
-async fn ready_assemble(conn: &mut SqliteConnection, job: &str) -> Result<bool> {
-    let changed = sqlx::query(
-        "UPDATE tasks SET rank = 0 WHERE job_id = ?1 AND kind = 'assemble' AND rank <> 0 \
-         AND NOT EXISTS (SELECT 1 FROM tasks s \
-            WHERE s.job_id = ?1 AND s.kind = 'score' AND s.state <> 'done')",
-    )
-    .bind(job)
-    .execute(&mut *conn)
-    .await?;
-    Ok(changed.rows_affected() > 0)
-}
-
 impl SqliteQueue {
     /// Submits a job, for an owner and within its caps when `admission` is given.
     async fn submit_as(&self, job: NewJob, admission: Option<&Admission>) -> Result<Submitted> {
-        let (_gate, mut tx) = self.write().await?;
+        let mut tx = self.write().await?;
         // The write lock makes these checks and the insert one step for every process.
         if let Some(key) = &job.idempotency_key {
-            let earlier: Option<String> =
-                sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = ?1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(earlier) = earlier {
+            if let Some(earlier) = shared::job_with_key(&mut tx, key).await? {
                 return Ok(Submitted::Existing(earlier));
             }
         }
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE identity = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(&job.identity)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = existing {
+        if let Some(id) = shared::active_with_identity(&mut tx, &job.identity).await? {
             return Ok(Submitted::Existing(id));
         }
         if let Some(admission) = admission {
-            auth::check_caps(&mut tx, admission).await?;
+            shared::accounts::check_caps(&mut tx, admission).await?;
         }
         let id: JobId = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
@@ -280,9 +277,9 @@ impl SqliteQueue {
         .bind(job.device_kind())
         .execute(&mut *tx)
         .await?;
-        insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;
+        shared::insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0).await?;
         if let Some(url) = admission.and_then(|a| a.callback_url.as_deref()) {
-            deliveries::insert(&mut tx, &id, url, now).await?;
+            shared::deliveries::insert(&mut tx, &id, url, now).await?;
         }
         tx.commit().await?;
         self.signal.signal();
@@ -290,13 +287,10 @@ impl SqliteQueue {
     }
 }
 
-#[async_trait]
-impl Queue for SqliteQueue {
-    async fn submit(&self, job: NewJob) -> Result<Submitted> {
-        self.submit_as(job, None).await
-    }
-
-    async fn claim(
+/// The verbs SQLite runs its own way (see `shared/mod.rs`).
+impl SqliteQueue {
+    /// [`Leases::claim`] under the write lock: lease expiries first, then the best candidate.
+    async fn claim_task(
         &self,
         worker: &str,
         lease: Duration,
@@ -304,13 +298,12 @@ impl Queue for SqliteQueue {
     ) -> Result<Option<TaskLease>> {
         let jobs = filter.jobs.as_deref();
         let devices = filter.device_kinds.as_deref();
-        if filter.is_empty() {
-            return Ok(None);
-        }
         self.signal.claim_started();
-        let (_gate, mut tx) = self.write().await?;
+        let mut tx = self.write().await?;
+        let expired = expire_leases(&mut tx, now_ms(), None).await?;
+        // Read after the expiries: a task they put back is pending from SQLite's `now` in
+        // that statement, which must not be later than the `now` this claim compares with.
         let now = now_ms();
-        let expired = expire_leases(&mut tx, now, None).await?;
 
         let (index, filter) = match jobs {
             None => ("INDEXED BY tasks_claim_order", String::new()),
@@ -367,14 +360,7 @@ impl Queue for SqliteQueue {
                 .fetch_one(&mut *tx)
                 .await?;
                 if row.job_state == JobState::Queued.as_str() {
-                    sqlx::query(
-                        "UPDATE jobs SET state = 'running', started_at = ?2 \
-                         WHERE id = ?1 AND state = 'queued'",
-                    )
-                    .bind(&row.job_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    shared::mark_running(&mut tx, &row.job_id).await?;
                 }
                 Some(row.into_lease(token)?)
             }
@@ -387,195 +373,30 @@ impl Queue for SqliteQueue {
         Ok(claimed)
     }
 
-    async fn heartbeat(&self, lease: &TaskLease, extend: Duration) -> Result<LeaseStatus> {
-        let (_gate, mut tx) = self.write().await?;
-        let changed = sqlx::query(&format!(
-            "UPDATE tasks SET lease_expires_at = ?3 WHERE {HELD}"
-        ))
-        .bind(lease.task_id)
-        .bind(&lease.token)
-        .bind(now_ms().saturating_add(millis(extend)))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(status(changed.rows_affected()))
-    }
-
-    async fn checkpoint(&self, lease: &TaskLease, note: &str) -> Result<LeaseStatus> {
-        let (_gate, mut tx) = self.write().await?;
-        let changed = sqlx::query(&format!("UPDATE tasks SET checkpoint = ?3 WHERE {HELD}"))
-            .bind(lease.task_id)
-            .bind(&lease.token)
-            .bind(note)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(status(changed.rows_affected()))
-    }
-
-    async fn complete_plan(
-        &self,
-        lease: &TaskLease,
-        plan: &str,
-        frames_total: u64,
+    /// A plan's score tasks, one insert each, in order.
+    async fn insert_chunks(
+        conn: &mut SqliteConnection,
+        job: &str,
         chunks: &[FrameRange],
-    ) -> Result<LeaseStatus> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        if finish_task(&mut tx, lease, TaskKind::Plan, now).await? == LeaseStatus::Lost {
-            return Ok(LeaseStatus::Lost);
-        }
-        sqlx::query("UPDATE jobs SET plan = ?2, frames_total = ?3 WHERE id = ?1")
-            .bind(&lease.job_id)
-            .bind(plan)
-            .bind(frame_number(frames_total)?)
-            .execute(&mut *tx)
-            .await?;
+    ) -> Result<()> {
         for (i, frames) in chunks.iter().enumerate() {
             let chunk = chunk_number(i)?;
-            let rank = score_rank(chunk);
-            insert_task(
-                &mut tx,
-                &lease.job_id,
+            shared::insert_task(
+                conn,
+                job,
                 TaskKind::Score,
                 chunk,
                 Some(frames),
-                rank,
-                now,
+                score_rank(chunk),
             )
             .await?;
-        }
-        let rank = if chunks.is_empty() {
-            0
-        } else {
-            ASSEMBLE_WAITING
-        };
-        insert_task(
-            &mut tx,
-            &lease.job_id,
-            TaskKind::Assemble,
-            0,
-            None,
-            rank,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        self.signal.signal();
-        Ok(LeaseStatus::Held)
-    }
-
-    async fn complete_chunk(&self, lease: &TaskLease) -> Result<LeaseStatus> {
-        let (_gate, mut tx) = self.write().await?;
-        let status = finish_task(&mut tx, lease, TaskKind::Score, now_ms()).await?;
-        let assemble_ready = match status {
-            LeaseStatus::Held => ready_assemble(&mut tx, &lease.job_id).await?,
-            LeaseStatus::Lost => false,
-        };
-        tx.commit().await?;
-        if assemble_ready {
-            self.signal.signal();
-        }
-        Ok(status)
-    }
-
-    async fn complete_job(&self, lease: &TaskLease) -> Result<LeaseStatus> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        if finish_task(&mut tx, lease, TaskKind::Assemble, now).await? == LeaseStatus::Lost {
-            return Ok(LeaseStatus::Lost);
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'succeeded', finished_at = ?2 \
-             WHERE id = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(&lease.job_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(LeaseStatus::Held)
-    }
-
-    async fn fail(
-        &self,
-        lease: &TaskLease,
-        error: &str,
-        retryable: bool,
-        backoff: Duration,
-    ) -> Result<FailOutcome> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        let held: Option<HeldRow> = sqlx::query_as(&format!(
-            "SELECT {HELD_COLUMNS} FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE {HELD_JOINED}"
-        ))
-        .bind(lease.task_id)
-        .bind(&lease.token)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(held) = held else {
-            return Ok(FailOutcome::LeaseLost);
-        };
-        let attempts = held.attempts + 1;
-        let job_error = format!("{}: {error}", held.label()?);
-        if retryable && attempts < held.max_attempts {
-            let not_before = now.saturating_add(millis(backoff));
-            sqlx::query(
-                "UPDATE tasks SET state = 'pending', attempts = ?2, token = NULL, \
-                 lease_expires_at = NULL, last_error = ?3, not_before = ?4 WHERE id = ?1",
-            )
-            .bind(lease.task_id)
-            .bind(attempts)
-            .bind(error)
-            .bind(not_before)
-            .execute(&mut *tx)
-            .await?;
-            // The job shows the latest error while it retries.
-            sqlx::query("UPDATE jobs SET last_error = ?2 WHERE id = ?1")
-                .bind(&lease.job_id)
-                .bind(&job_error)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(FailOutcome::Retrying {
-                not_before_ms: not_before,
-            });
-        }
-        sqlx::query(
-            "UPDATE tasks SET state = 'failed', attempts = ?2, token = NULL, \
-             lease_expires_at = NULL, last_error = ?3, finished_at = ?4 WHERE id = ?1",
-        )
-        .bind(lease.task_id)
-        .bind(attempts)
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        fail_job(&mut tx, &lease.job_id, &job_error, now).await?;
-        tx.commit().await?;
-        Ok(FailOutcome::JobFailed)
-    }
-
-    async fn release(&self, lease: &TaskLease) -> Result<()> {
-        let (_gate, mut tx) = self.write().await?;
-        let changed = sqlx::query(
-            "UPDATE tasks SET state = 'pending', token = NULL, lease_expires_at = NULL, \
-             not_before = ?3 WHERE id = ?1 AND state = 'leased' AND token = ?2",
-        )
-        .bind(lease.task_id)
-        .bind(&lease.token)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if changed.rows_affected() > 0 {
-            self.signal.signal();
         }
         Ok(())
     }
 
-    async fn expire_worker(&self, worker: &str) -> Result<u64> {
-        let (_gate, mut tx) = self.write().await?;
+    /// [`Leases::expire_worker`].
+    async fn expire_held(&self, worker: &str) -> Result<u64> {
+        let mut tx = self.write().await?;
         let expired = expire_leases(&mut tx, now_ms(), Some(worker)).await?;
         tx.commit().await?;
         crate::stats::count_lease_expiries(expired.put_back + expired.failed);
@@ -585,318 +406,8 @@ impl Queue for SqliteQueue {
         Ok(expired.put_back + expired.failed)
     }
 
-    async fn cancel(&self, job: &str) -> Result<bool> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        let changed = sqlx::query(
-            "UPDATE jobs SET state = 'canceled', finished_at = ?2 \
-             WHERE id = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(job)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if changed.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?1")
-                .bind(job)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return match exists {
-                Some(_) => Ok(false),
-                None => Err(QueueError::NoSuchJob(job.into())),
-            };
-        }
-        cancel_tasks(&mut tx, job, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn retry(&self, job: &str) -> Result<bool> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        let found: Option<(String, String)> =
-            sqlx::query_as("SELECT state, identity FROM jobs WHERE id = ?1")
-                .bind(job)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((state, identity)) = found else {
-            return Err(QueueError::NoSuchJob(job.into()));
-        };
-        match crate::rows::job_state(&state)? {
-            JobState::Failed | JobState::Canceled => {}
-            JobState::Queued | JobState::Running | JobState::Succeeded => return Ok(false),
-        }
-        let other: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE identity = ?1 AND state IN ('queued', 'running')",
-        )
-        .bind(&identity)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if other.is_some() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', started_at = NULL, finished_at = NULL \
-             WHERE id = ?1",
-        )
-        .bind(job)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE tasks SET state = 'pending', attempts = 0, expiries = 0, token = NULL, \
-             lease_expires_at = NULL, not_before = ?2, finished_at = NULL \
-             WHERE job_id = ?1 AND (state IN ('failed', 'canceled') OR kind = 'score')",
-        )
-        .bind(job)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // Chunks pending again: the assemble task waits for them.
-        sqlx::query(
-            "UPDATE tasks SET rank = ?2 WHERE job_id = ?1 AND kind = 'assemble' \
-             AND EXISTS (SELECT 1 FROM tasks s \
-                WHERE s.job_id = ?1 AND s.kind = 'score' AND s.state <> 'done')",
-        )
-        .bind(job)
-        .bind(ASSEMBLE_WAITING)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.signal.signal();
-        Ok(true)
-    }
-
-    async fn job(&self, job: &str) -> Result<Option<JobRecord>> {
-        let row: Option<JobRow> = sqlx::query_as(&job_select("j.id = ?1", "", None))
-            .bind(job)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(JobRow::into_record).transpose()
-    }
-
-    async fn jobs_before(
-        &self,
-        states: &[JobState],
-        limit: u32,
-        before_seq: Option<i64>,
-    ) -> Result<Vec<JobRecord>> {
-        let filter = crate::rows::page_filter(states, before_seq);
-        let rows: Vec<JobRow> = sqlx::query_as(&job_select(&filter, NEWEST_FIRST, Some(limit)))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(JobRow::into_record).collect()
-    }
-
-    async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRecord>> {
-        let sql = job_select("j.idempotency_key = ?1", "", None);
-        let row: Option<JobRow> = sqlx::query_as(&sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(JobRow::into_record).transpose()
-    }
-
-    async fn active_job(&self, identity: &str) -> Result<Option<JobRecord>> {
-        let sql = job_select(
-            "j.identity = ?1 AND j.state IN ('queued', 'running')",
-            "",
-            None,
-        );
-        let row: Option<JobRow> = sqlx::query_as(&sql)
-            .bind(identity)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(JobRow::into_record).transpose()
-    }
-
-    async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>> {
-        let rows: Vec<TaskRow> = sqlx::query_as(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.job_id = ?1 {TASK_ORDER}"
-        ))
-        .bind(job)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(TaskRow::into_record).collect()
-    }
-
-    async fn worker_seen(&self, status: &WorkerStatus) -> Result<()> {
-        let (_gate, mut tx) = self.write().await?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO workers (name, host, device, state, current, started_at, last_seen) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (name) DO UPDATE SET \
-             host = excluded.host, device = excluded.device, state = excluded.state, \
-             current = excluded.current, last_seen = excluded.last_seen",
-        )
-        .bind(&status.name)
-        .bind(&status.host)
-        .bind(&status.device)
-        .bind(&status.state)
-        .bind(&status.current)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn workers(&self, within: Duration) -> Result<Vec<WorkerRecord>> {
-        let since = now_ms() - crate::rows::millis(within);
-        let rows: Vec<crate::rows::WorkerRow> = sqlx::query_as(
-            "SELECT name, host, device, state, current, started_at, last_seen FROM workers \
-             WHERE last_seen >= ?1 ORDER BY last_seen DESC, name",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(crate::rows::WorkerRow::into_record)
-            .collect())
-    }
-
-    async fn task_counts(&self) -> Result<crate::TaskCounts> {
-        self.count_tasks(None).await
-    }
-
-    async fn task_counts_of_kind(&self, device_kind: &str) -> Result<crate::TaskCounts> {
-        self.count_tasks(Some(device_kind)).await
-    }
-
-    async fn log(&self, job: &str, worker: Option<&str>, message: &str) -> Result<()> {
-        let (_gate, mut tx) = self.write().await?;
-        sqlx::query("INSERT INTO job_log (job_id, at, worker, message) VALUES (?1, ?2, ?3, ?4)")
-            .bind(job)
-            .bind(now_ms())
-            .bind(worker)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn job_log(
-        &self,
-        job: &str,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<crate::LogLine>> {
-        let rows: Vec<(i64, i64, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, at, worker, message FROM job_log WHERE job_id = ?1 AND id > ?2 \
-             ORDER BY id LIMIT ?3",
-        )
-        .bind(job)
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(crate::rows::log_line).collect())
-    }
-
-    async fn stats(&self, active_within: Duration, history: Duration) -> Result<crate::QueueStats> {
-        stats::stats(&self.pool, active_within, history).await
-    }
-
-    async fn save_preview(&self, preview: &crate::Preview) -> Result<bool> {
-        let (_gate, mut tx) = self.write().await?;
-        let stored = stats::save_preview(&mut tx, preview).await?;
-        tx.commit().await?;
-        Ok(stored)
-    }
-
-    async fn preview(&self, job: &str) -> Result<Option<crate::Preview>> {
-        stats::preview_of(&self.pool, job).await
-    }
-
-    async fn wait_for_work(&self, timeout: Duration) {
+    /// [`Leases::wait_for_work`]: this process's signals, or the next poll.
+    async fn wait(&self, timeout: Duration) {
         self.signal.wait(timeout.min(POLL_INTERVAL)).await;
-    }
-}
-
-fn status(rows_affected: u64) -> LeaseStatus {
-    if rows_affected == 1 {
-        LeaseStatus::Held
-    } else {
-        LeaseStatus::Lost
-    }
-}
-
-/// Marks a held task of `kind` done; `Lost` (and nothing changed) if the lease is gone.
-async fn finish_task(
-    conn: &mut SqliteConnection,
-    lease: &TaskLease,
-    kind: TaskKind,
-    now: i64,
-) -> Result<LeaseStatus> {
-    debug_assert_eq!(
-        lease.kind, kind,
-        "a {} task completed as {kind}",
-        lease.kind
-    );
-    let changed = sqlx::query(&format!(
-        "UPDATE tasks SET state = 'done', token = NULL, lease_expires_at = NULL, \
-         finished_at = ?3 WHERE {HELD} AND kind = ?4"
-    ))
-    .bind(lease.task_id)
-    .bind(&lease.token)
-    .bind(now)
-    .bind(kind.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(status(changed.rows_affected()))
-}
-
-/// Adds a pending task to `job`, ranked `rank` in the claim order.
-async fn insert_task(
-    conn: &mut SqliteConnection,
-    job: &str,
-    kind: TaskKind,
-    chunk: i32,
-    frames: Option<&FrameRange>,
-    rank: i32,
-    now: i64,
-) -> Result<()> {
-    let (start, end) = match frames {
-        Some(f) => (frame_number(f.start)?, frame_number(f.end)?),
-        None => (0, 0),
-    };
-    sqlx::query(
-        "INSERT INTO tasks (job_id, kind, chunk, frame_start, frame_end, state, not_before, \
-         rank, priority, enqueued_at) \
-         SELECT id, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, priority, enqueued_at FROM jobs \
-         WHERE id = ?1",
-    )
-    .bind(job)
-    .bind(kind.as_str())
-    .bind(chunk)
-    .bind(start)
-    .bind(end)
-    .bind(now)
-    .bind(rank)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// The backend's task counts, over the jobs of one device kind or all.
-impl SqliteQueue {
-    async fn count_tasks(&self, device_kind: Option<&str>) -> Result<crate::TaskCounts> {
-        let (pending, leased): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(CASE WHEN t.state = 'pending' THEN 1 END), \
-             COUNT(CASE WHEN t.state = 'leased' THEN 1 END) \
-             FROM tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE j.state IN ('queued', 'running') \
-             AND (t.state = 'leased' OR (t.state = 'pending' AND t.rank <> ?1)) \
-             AND (?2 IS NULL OR j.device_kind = ?2)",
-        )
-        .bind(ASSEMBLE_WAITING)
-        .bind(device_kind)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crate::TaskCounts {
-            pending: pending.max(0) as u64,
-            leased: leased.max(0) as u64,
-        })
     }
 }

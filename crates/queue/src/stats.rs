@@ -1,4 +1,4 @@
-//! What [`crate::Queue::stats`] and the preview verbs share between the backends: turning the
+//! What [`crate::Stats::stats`] and the preview verbs share between the backends: turning the
 //! rows of their count queries into a [`QueueStats`], and a stored preview into a [`Preview`].
 //! Also the counter of lease expiries, which both backends bump where they end leases.
 

@@ -4,8 +4,9 @@
 use sqlx::postgres::PgConnection;
 use sqlx::Connection as _;
 
-use super::{fail_job, lock_active_job};
-use crate::rows::{expiry_error, HeldRow, HELD_COLUMNS};
+use super::shared::{end_lease, LeaseEnded};
+use super::PgQueue;
+use crate::rows::{HeldRow, HELD_COLUMNS};
 use crate::Result;
 
 /// Puts back the tasks whose lease ran out, counting an expiry. Those whose expiry budget is
@@ -70,7 +71,7 @@ pub(super) async fn expire_task(
     let Some(job) = job else {
         return Ok(false);
     };
-    if !lock_active_job(&mut tx, &job).await? {
+    if !PgQueue::lock_job(&mut tx, &job).await? {
         return Ok(false);
     }
     let which = match worker {
@@ -89,35 +90,15 @@ pub(super) async fn expire_task(
     let Some(held) = held else {
         return Ok(false);
     };
-    let expiries = held.expiries + 1;
-    if expiries < held.max_expiries {
-        sqlx::query(concat!(
-            "UPDATE tasks SET state = 'pending', expiries = $2, token = NULL, ",
-            "lease_expires_at = NULL, not_before = ",
-            now!(),
-            " WHERE id = $1"
-        ))
-        .bind(task)
-        .bind(expiries)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(concat!("SELECT ", notify!()))
-            .execute(&mut *tx)
-            .await?;
-    } else {
-        let error = expiry_error(expiries, held.worker.as_deref());
-        sqlx::query(concat!(
-            "UPDATE tasks SET state = 'failed', expiries = $2, token = NULL, ",
-            "lease_expires_at = NULL, last_error = $3, finished_at = ",
-            now!(),
-            " WHERE id = $1"
-        ))
-        .bind(task)
-        .bind(expiries)
-        .bind(&error)
-        .execute(&mut *tx)
-        .await?;
-        fail_job(&mut tx, &job, &format!("{}: {error}", held.label()?)).await?;
+    match end_lease(&mut tx, task, &job, &held).await? {
+        LeaseEnded::PutBack => {
+            sqlx::query(concat!("SELECT ", notify!()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        LeaseEnded::Failed => {}
+        // The row is locked and was read leased: not reached.
+        LeaseEnded::NotLeased => return Ok(false),
     }
     tx.commit().await?;
     Ok(true)

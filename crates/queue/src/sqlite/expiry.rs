@@ -3,8 +3,8 @@
 
 use sqlx::sqlite::SqliteConnection;
 
-use super::fail_job;
-use crate::rows::{expiry_error, HeldRow, HELD_COLUMNS};
+use super::shared::{end_lease, LeaseEnded};
+use crate::rows::{HeldRow, HELD_COLUMNS};
 use crate::Result;
 
 /// What ending leases did.
@@ -53,37 +53,10 @@ pub(super) async fn expire_leases(
 
     let mut expired = Expired::default();
     for LeasedRow { id, job_id, held } in rows {
-        let expiries = held.expiries + 1;
-        if expiries < held.max_expiries {
-            let changed = sqlx::query(
-                "UPDATE tasks SET state = 'pending', expiries = ?2, token = NULL, \
-                 lease_expires_at = NULL, not_before = ?3 WHERE id = ?1 AND state = 'leased'",
-            )
-            .bind(id)
-            .bind(expiries)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            expired.put_back += changed.rows_affected();
-            continue;
-        }
-        let error = expiry_error(expiries, held.worker.as_deref());
-        // An earlier task of the same job may have failed it (and canceled this one) already.
-        let changed = sqlx::query(
-            "UPDATE tasks SET state = 'failed', expiries = ?2, token = NULL, \
-             lease_expires_at = NULL, last_error = ?3, finished_at = ?4 \
-             WHERE id = ?1 AND state = 'leased'",
-        )
-        .bind(id)
-        .bind(expiries)
-        .bind(&error)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        if changed.rows_affected() == 1 {
-            let job_error = format!("{}: {error}", held.label()?);
-            fail_job(conn, &job_id, &job_error, now).await?;
-            expired.failed += 1;
+        match end_lease(conn, id, &job_id, &held).await? {
+            LeaseEnded::PutBack => expired.put_back += 1,
+            LeaseEnded::Failed => expired.failed += 1,
+            LeaseEnded::NotLeased => {}
         }
     }
     Ok(expired)

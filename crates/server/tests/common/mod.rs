@@ -269,10 +269,40 @@ fn down<T>() -> Result<T, QueueError> {
 }
 
 #[async_trait]
-impl Queue for BrokenQueue {
+impl fresco_queue::Jobs for BrokenQueue {
     async fn submit(&self, _: NewJob) -> fresco_queue::Result<Submitted> {
         down()
     }
+    async fn cancel(&self, _: &str) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn retry(&self, _: &str) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn jobs_before(
+        &self,
+        _: &[JobState],
+        _: u32,
+        _: Option<i64>,
+    ) -> fresco_queue::Result<Vec<JobRecord>> {
+        down()
+    }
+    async fn job_by_idempotency_key(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn active_job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn tasks(&self, _: &str) -> fresco_queue::Result<Vec<TaskRecord>> {
+        down()
+    }
+}
+
+#[async_trait]
+impl fresco_queue::Leases for BrokenQueue {
     async fn claim(
         &self,
         _: &str,
@@ -317,32 +347,23 @@ impl Queue for BrokenQueue {
     async fn expire_worker(&self, _: &str) -> fresco_queue::Result<u64> {
         down()
     }
-    async fn cancel(&self, _: &str) -> fresco_queue::Result<bool> {
+    async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await
+    }
+}
+
+#[async_trait]
+impl fresco_queue::Workers for BrokenQueue {
+    async fn worker_seen(&self, _: &WorkerStatus) -> fresco_queue::Result<()> {
         down()
     }
-    async fn retry(&self, _: &str) -> fresco_queue::Result<bool> {
+    async fn workers(&self, _: Duration) -> fresco_queue::Result<Vec<WorkerRecord>> {
         down()
     }
-    async fn job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
-        down()
-    }
-    async fn jobs_before(
-        &self,
-        _: &[JobState],
-        _: u32,
-        _: Option<i64>,
-    ) -> fresco_queue::Result<Vec<JobRecord>> {
-        down()
-    }
-    async fn job_by_idempotency_key(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
-        down()
-    }
-    async fn active_job(&self, _: &str) -> fresco_queue::Result<Option<JobRecord>> {
-        down()
-    }
-    async fn tasks(&self, _: &str) -> fresco_queue::Result<Vec<TaskRecord>> {
-        down()
-    }
+}
+
+#[async_trait]
+impl fresco_queue::JobLogs for BrokenQueue {
     async fn log(&self, _: &str, _: Option<&str>, _: &str) -> fresco_queue::Result<()> {
         down()
     }
@@ -354,27 +375,22 @@ impl Queue for BrokenQueue {
     ) -> fresco_queue::Result<Vec<fresco_queue::LogLine>> {
         down()
     }
-    async fn worker_seen(&self, _: &WorkerStatus) -> fresco_queue::Result<()> {
-        down()
-    }
-    async fn workers(&self, _: Duration) -> fresco_queue::Result<Vec<WorkerRecord>> {
-        down()
-    }
-    async fn stats(
-        &self,
-        _: Duration,
-        _: Duration,
-    ) -> fresco_queue::Result<fresco_queue::QueueStats> {
-        down()
-    }
     async fn save_preview(&self, _: &fresco_queue::Preview) -> fresco_queue::Result<bool> {
         down()
     }
     async fn preview(&self, _: &str) -> fresco_queue::Result<Option<fresco_queue::Preview>> {
         down()
     }
-    async fn wait_for_work(&self, timeout: Duration) {
-        tokio::time::sleep(timeout).await
+}
+
+#[async_trait]
+impl fresco_queue::Stats for BrokenQueue {
+    async fn stats(
+        &self,
+        _: Duration,
+        _: Duration,
+    ) -> fresco_queue::Result<fresco_queue::QueueStats> {
+        down()
     }
 }
 
@@ -402,7 +418,7 @@ impl fresco_queue::Deliveries for BrokenQueue {
 }
 
 #[async_trait]
-impl fresco_queue::Accounts for BrokenQueue {
+impl fresco_queue::Tokens for BrokenQueue {
     async fn create_token(
         &self,
         _: &fresco_queue::NewToken,
@@ -434,6 +450,10 @@ impl fresco_queue::Accounts for BrokenQueue {
     ) -> fresco_queue::Result<Option<fresco_queue::TokenRecord>> {
         down()
     }
+}
+
+#[async_trait]
+impl fresco_queue::Sessions for BrokenQueue {
     async fn open_session(&self, _: &str, _: &str, _: &str, _: i64) -> fresco_queue::Result<()> {
         down()
     }
@@ -443,6 +463,10 @@ impl fresco_queue::Accounts for BrokenQueue {
     async fn close_session(&self, _: &str) -> fresco_queue::Result<bool> {
         down()
     }
+}
+
+#[async_trait]
+impl fresco_queue::OwnedJobs for BrokenQueue {
     async fn submit_owned(
         &self,
         _: NewJob,
@@ -462,6 +486,10 @@ impl fresco_queue::Accounts for BrokenQueue {
     async fn active_jobs(&self, _: Option<&str>) -> fresco_queue::Result<u64> {
         down()
     }
+}
+
+#[async_trait]
+impl fresco_queue::AuditTrail for BrokenQueue {
     async fn audit(&self, _: &fresco_queue::NewAudit<'_>) -> fresco_queue::Result<()> {
         down()
     }

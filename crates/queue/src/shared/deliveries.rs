@@ -1,4 +1,4 @@
-//! [`Deliveries`] on PostgreSQL (the statements are shared with SQLite, see
+//! [`Deliveries`] for both backends (see `shared/mod.rs`; the statements and rows are in
 //! [`crate::deliveries`]). The conditional update of the claim is what keeps two servers from
 //! sending one delivery.
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::PgQueue;
+use super::{Backend, Conn};
 use crate::deliveries::{
     finish_columns, lease, lease_ms, new_webhook_id, record, ClaimRow, DeliveryRow, CLAIM, FINISH,
     INSERT, OF_JOB,
@@ -14,8 +14,8 @@ use crate::deliveries::{
 use crate::{now_ms, Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, Result};
 
 /// Writes a pending delivery in the caller's transaction (a submission's).
-pub(super) async fn insert(
-    conn: &mut sqlx::PgConnection,
+pub(in super::super) async fn insert(
+    conn: &mut Conn,
     job: &str,
     url: &str,
     now: i64,
@@ -30,9 +30,9 @@ pub(super) async fn insert(
 }
 
 #[async_trait]
-impl Deliveries for PgQueue {
+impl Deliveries for Backend {
     async fn add_delivery(&self, job: &str, url: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let id = insert(&mut tx, job, url, now_ms()).await?;
         tx.commit().await?;
         Ok(id)
@@ -40,7 +40,7 @@ impl Deliveries for PgQueue {
 
     async fn claim_delivery(&self, lease_for: Duration) -> Result<Option<DeliveryLease>> {
         let token = crate::new_token();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<ClaimRow> = sqlx::query_as(CLAIM)
             .bind(&token)
             .bind(now_ms())
@@ -57,7 +57,7 @@ impl Deliveries for PgQueue {
         outcome: &DeliveryOutcome,
     ) -> Result<bool> {
         let (state, next, error, finished) = finish_columns(outcome, now_ms());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(FINISH)
             .bind(lease.id)
             .bind(&lease.token)

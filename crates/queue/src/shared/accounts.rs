@@ -1,25 +1,24 @@
-//! [`Accounts`] on PostgreSQL: tokens, sessions, job owners and the audit trail (see
-//! [`crate::auth`]). Token and session times are the server process's clock, which also
-//! checks them.
+//! [`Accounts`]: tokens, sessions, job owners and the audit trail (see [`crate::auth`]), one
+//! copy for both backends (see `shared/mod.rs`). Token and session times are the server
+//! process's clock, which also checks them.
 
-use async_trait::async_trait;
-use fresco_core::JobState;
-use sqlx::PgConnection;
-
-use super::PgQueue;
+use super::{Backend, Conn};
 use crate::auth::{
     audit_entry, new_token_id, owned_filter, shares_column, token_record, AuditRow, TokenRow,
     TOKEN_COLUMNS,
 };
 use crate::rows::{job_select, JobRow, NEWEST_FIRST};
 use crate::{
-    now_ms, Accounts, Admission, AuditEntry, AuditFilter, CapReached, IssuedToken, JobRecord,
-    NewAudit, NewJob, NewToken, QueueError, Result, SessionRecord, Submitted, TokenRecord,
+    now_ms, Admission, AuditEntry, AuditFilter, CapReached, IssuedToken, JobRecord, NewAudit,
+    NewJob, NewToken, QueueError, Result, SessionRecord, Submitted, TokenRecord,
 };
+use crate::{AuditTrail, OwnedJobs, Sessions, Tokens};
+use async_trait::async_trait;
+use fresco_core::JobState;
 
 /// Refuses with [`QueueError::CapReached`] when `admission`'s caps are reached (inside the
 /// submission's write transaction, so no other submission counts in between).
-pub(super) async fn check_caps(conn: &mut PgConnection, admission: &Admission) -> Result<()> {
+pub(in super::super) async fn check_caps(conn: &mut Conn, admission: &Admission) -> Result<()> {
     if let Some(cap) = admission.max_active_per_owner {
         let active: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM jobs WHERE owner = $1 AND state IN ('queued', 'running')",
@@ -45,7 +44,7 @@ pub(super) async fn check_caps(conn: &mut PgConnection, admission: &Admission) -
     Ok(())
 }
 
-async fn insert_audit(conn: &mut PgConnection, entry: &NewAudit<'_>, now: i64) -> Result<()> {
+async fn insert_audit(conn: &mut Conn, entry: &NewAudit<'_>, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -59,8 +58,19 @@ async fn insert_audit(conn: &mut PgConnection, entry: &NewAudit<'_>, now: i64) -
     Ok(())
 }
 
+/// The token with this id or name, if any.
+async fn token_named(conn: &mut Conn, id_or_name: &str) -> Result<Option<TokenRecord>> {
+    let row: Option<TokenRow> = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
+    ))
+    .bind(id_or_name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(token_record).transpose()
+}
+
 #[async_trait]
-impl Accounts for PgQueue {
+impl Tokens for Backend {
     async fn create_token(&self, token: &NewToken, actor: Option<&str>) -> Result<IssuedToken> {
         let secret = crate::new_secret(crate::TOKEN_PREFIX);
         let record = TokenRecord {
@@ -72,7 +82,7 @@ impl Accounts for PgQueue {
             revoked_at_ms: None,
             shares: Vec::new(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let taken: Option<String> = sqlx::query_scalar("SELECT id FROM tokens WHERE name = $1")
             .bind(&record.name)
             .fetch_optional(&mut *tx)
@@ -93,7 +103,8 @@ impl Accounts for PgQueue {
         .execute(&mut *tx)
         .await
         .map_err(|e| match e {
-            // Made at the same moment by another request.
+            // Made at the same moment by another request (PostgreSQL; SQLite's write lock
+            // makes the check above and this insert one step).
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 QueueError::NameTaken(record.name.clone())
             }
@@ -130,14 +141,8 @@ impl Accounts for PgQueue {
         shares: &[String],
         actor: Option<&str>,
     ) -> Result<Option<TokenRecord>> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut record) = row.map(token_record).transpose()? else {
+        let mut tx = self.write().await?;
+        let Some(mut record) = token_named(&mut tx, id_or_name).await? else {
             return Ok(None);
         };
         sqlx::query("UPDATE tokens SET shares = $2 WHERE id = $1")
@@ -168,14 +173,8 @@ impl Accounts for PgQueue {
         actor: Option<&str>,
     ) -> Result<Option<TokenRecord>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
-        ))
-        .bind(id_or_name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut record) = row.map(token_record).transpose()? else {
+        let mut tx = self.write().await?;
+        let Some(mut record) = token_named(&mut tx, id_or_name).await? else {
             return Ok(None);
         };
         if record.revoked_at_ms.is_none() {
@@ -216,7 +215,10 @@ impl Accounts for PgQueue {
         .await?;
         row.map(token_record).transpose()
     }
+}
 
+#[async_trait]
+impl Sessions for Backend {
     async fn open_session(
         &self,
         hash: &str,
@@ -225,7 +227,7 @@ impl Accounts for PgQueue {
         expires_at_ms: i64,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
@@ -280,7 +282,7 @@ impl Accounts for PgQueue {
     }
 
     async fn close_session(&self, hash: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM sessions WHERE hash = $1")
             .bind(hash)
             .execute(&mut *tx)
@@ -288,7 +290,10 @@ impl Accounts for PgQueue {
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
+}
 
+#[async_trait]
+impl OwnedJobs for Backend {
     async fn submit_owned(&self, job: NewJob, admission: &Admission) -> Result<Submitted> {
         self.submit_as(job, Some(admission)).await
     }
@@ -318,9 +323,12 @@ impl Accounts for PgQueue {
         .await?;
         Ok(count.max(0) as u64)
     }
+}
 
+#[async_trait]
+impl AuditTrail for Backend {
     async fn audit(&self, entry: &NewAudit<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_audit(&mut tx, entry, now_ms()).await?;
         tx.commit().await?;
         Ok(())
