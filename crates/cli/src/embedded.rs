@@ -11,9 +11,9 @@ use std::time::Duration;
 use fresco_core::{JobState, RetryBudgets, TaskState};
 use fresco_pipeline::{FailureClass, JobPlan, VideoOptions};
 use fresco_queue::{ClaimFilter, NewJob, Queue, Submitted};
-use fresco_worker::{
-    absolute, worker_name, JobSpec, ModelPin, StopSignal, Worker, WorkerConfig, WorkerEvent,
-};
+use fresco_core::{JobSpec, ModelPin};
+use fresco_store::absolute;
+use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig, WorkerEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -113,10 +113,10 @@ async fn run_videos_async(
             input: absolute(&job.input),
             output: absolute(&job.output),
             model: pin.clone(),
-            options: options.for_output(&job.output),
+            options: fresco_pipeline::container::for_output(&options, &job.output),
             chunk_frames: opts.chunk_frames,
         };
-        let identity = spec.identity();
+        let identity = spec.identity_from(&fresco_store::fingerprint(&spec.input));
         supersede_other_jobs_for(&*queue, &spec, &identity).await;
         let submitted = queue
             .submit(NewJob {
@@ -124,6 +124,7 @@ async fn run_videos_async(
                 input: spec.input.display().to_string(),
                 output: spec.output.display().to_string(),
                 spec: spec.to_json(),
+                device_kind: spec.model.device_kind,
                 priority: 0,
                 budgets: RetryBudgets::default(),
                 idempotency_key: None,
@@ -178,7 +179,7 @@ async fn run_videos_async(
         config.until_idle = true;
         config.filter = ClaimFilter {
             jobs: Some(ids.clone()),
-            device_kinds: Some(vec![fresco_worker::device_kind(opts.device).to_string()]),
+            device_kinds: Some(vec![opts.device.kind().to_string()]),
         };
         config.device = opts.device;
         config.threads = threads;

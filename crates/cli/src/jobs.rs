@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use fresco_core::{JobState, RetryBudgets};
 use fresco_queue::{JobRecord, NewJob, Submitted, TaskRecord};
-use fresco_worker::{absolute, JobSpec};
+use fresco_core::JobSpec;
+use fresco_store::absolute;
 use serde::Serialize;
 
 use crate::exit::{self, Failure};
@@ -161,7 +162,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
         }
         return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }
-    use fresco_worker::spec::ObjectUrl;
+    use fresco_store::ObjectUrl;
     // Object URLs (az://, s3://, file://) are checked in their store below; local paths here.
     let object = |location: &std::path::Path| {
         ObjectUrl::of(location)
@@ -208,7 +209,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
         input: located(&args.input, &input_url),
         output: located(&args.output, &output_url),
         model: args.model.pin(&model.name, &model.digest),
-        options: args.video.options().for_output(&args.output),
+        options: fresco_pipeline::container::for_output(&args.video.options(), &args.output),
         chunk_frames: args.chunk_frames,
     };
     runtime().block_on(async {
@@ -251,10 +252,10 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
                 .into());
             }
         }
-        let identity = match &input_object {
-            Some(info) => spec.identity_with_object(Some(info)),
-            None => spec.identity(),
-        };
+        let identity = spec.identity_from(&match &input_object {
+            Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
+            None => fresco_store::fingerprint(&spec.input),
+        });
         let queue = args.queue.open().await?;
         let submitted = queue
             .submit(NewJob {
@@ -262,6 +263,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
                 input: spec.input.display().to_string(),
                 output: spec.output.display().to_string(),
                 spec: spec.to_json(),
+                device_kind: spec.model.device_kind,
                 priority: args.priority,
                 budgets: RetryBudgets {
                     max_attempts: args.max_attempts,
@@ -489,7 +491,7 @@ fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
         // Workers drop the job's chunks at their next heartbeat; its folder goes now if this
         // machine sees it (and at the next sweep of any worker otherwise).
         let system = args.queue.system_store()?;
-        fresco_worker::worker::system::remove_job_files(
+        fresco_store::system::remove_job_files(
             Some(&args.queue.work_dir()),
             system.as_ref(),
             &args.id,

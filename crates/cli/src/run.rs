@@ -11,7 +11,8 @@ use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
 use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
-use fresco_worker::{device_kind, ModelPin, StopSignal};
+use fresco_core::ModelPin;
+use fresco_worker::StopSignal;
 use serde::Serialize;
 
 use crate::embedded::{run_videos, EmbeddedOptions, VideoJob};
@@ -178,8 +179,8 @@ impl ModelArgs {
             digest: digest.to_string(),
             input_range: self.input_range,
             channel_order: self.channel_order,
-            device_kind: device_kind(self.device).to_string(),
-            precision: self.precision.to_string(),
+            device_kind: self.device.kind(),
+            precision: self.precision,
         }
     }
 

@@ -23,18 +23,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
-use fresco_core::{Device, EncodeSettings, ModelChoice, RetryBudgets};
-use fresco_infer::fp16::{Precision, UnknownPrecision};
+use fresco_core::{
+    Device, EncodeSettings, JobSpec, ModelChoice, ModelPin, Precision, RetryBudgets,
+    UnknownPrecision, VideoOptions,
+};
 use fresco_infer::inspect::ModelBudget;
 use fresco_infer::registry::{Registry, RegistryError};
 use fresco_infer::EngineError;
 use fresco_media::probe::{probe, ProbeError};
 use fresco_pipeline::video::{check_input_file, check_output_target};
-use fresco_pipeline::{check_model, ModelError, RunError, Tools, VideoOptions};
+use fresco_pipeline::{check_model, ModelError, RunError, Tools};
 use fresco_queue::NewJob;
-use fresco_store::{ObjectInfo, StoreError};
-use fresco_worker::spec::ObjectUrl;
-use fresco_worker::{absolute, device_kind, JobSpec, ModelPin};
+use fresco_store::{absolute, ObjectInfo, ObjectUrl, StoreError};
 
 use crate::api::{ModelRef, SubmitRequest};
 use crate::error::ApiError;
@@ -232,7 +232,7 @@ impl LocalJobFactory {
             Some(_) => PathBuf::from(&request.output),
             None => absolute_path("output", &request.output)?,
         };
-        let mut options = video_options(request).for_output(&output);
+        let mut options = fresco_pipeline::container::for_output(&video_options(request), &output);
         // The worker's plan checks these again, on what its frame scan measures.
         options.limits = self.limits.media();
         let input_object = match &input_url {
@@ -291,7 +291,7 @@ impl LocalJobFactory {
         };
         let device = device_of(request.device.as_deref(), self.device)?;
         if let Some(kinds) = &self.served_kinds {
-            let kind = fresco_worker::device_kind(device);
+            let kind = device.kind().as_str();
             if !kinds.iter().any(|k| k == kind) {
                 return Err(Rejection::Unusable {
                     code: "device-not-served",
@@ -325,22 +325,23 @@ impl LocalJobFactory {
                 digest: model.digest.clone(),
                 input_range: None,
                 channel_order: None,
-                device_kind: device_kind(device).to_string(),
-                precision: precision.to_string(),
+                device_kind: device.kind(),
+                precision,
             },
             options,
             chunk_frames: request.chunk_frames,
         };
         let defaults = RetryBudgets::default();
-        let identity = match &input_object {
-            Some(info) => spec.identity_with_object(Some(info)),
-            None => spec.identity(),
-        };
+        let identity = spec.identity_from(&match &input_object {
+            Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
+            None => fresco_store::fingerprint(&spec.input),
+        });
         Ok(NewJob {
             identity,
             input: spec.input.display().to_string(),
             output: spec.output.display().to_string(),
             spec: spec.to_json(),
+            device_kind: spec.model.device_kind,
             priority: request.priority,
             budgets: RetryBudgets {
                 max_attempts: request.max_attempts.unwrap_or(defaults.max_attempts),
@@ -677,6 +678,7 @@ fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejecti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fresco_core::DeviceKind;
 
     fn request(input: &str, output: &str, overwrite: bool) -> SubmitRequest {
         serde_json::from_value(serde_json::json!({
@@ -777,11 +779,11 @@ mod tests {
         let cpu_server = LocalJobFactory::default().allow_download(false);
         let job = cpu_server.build(&submit(Some("cuda"), None)).await.unwrap();
         assert_eq!(
-            (kind(&job), job.device_kind()),
-            ("cuda".into(), "cuda".into())
+            (kind(&job), job.device_kind),
+            (DeviceKind::Cuda, DeviceKind::Cuda)
         );
         let job = cpu_server.build(&submit(None, Some("auto"))).await.unwrap();
-        assert_eq!(kind(&job), "cpu");
+        assert_eq!(kind(&job), DeviceKind::Cpu);
         let spec = JobSpec::from_json(&job.spec).unwrap();
         assert_eq!(spec.options.hwaccel.as_deref(), Some("auto"));
         let cuda_server = cpu_server.clone().device(Device::Cuda(0));
@@ -789,10 +791,10 @@ mod tests {
             .build(&submit(None, Some("none")))
             .await
             .unwrap();
-        assert_eq!(kind(&job), "cuda");
+        assert_eq!(kind(&job), DeviceKind::Cuda);
         assert_eq!(JobSpec::from_json(&job.spec).unwrap().options.hwaccel, None);
         let job = cuda_server.build(&submit(Some("cpu"), None)).await.unwrap();
-        assert_eq!(kind(&job), "cpu");
+        assert_eq!(kind(&job), DeviceKind::Cpu);
     }
 
     #[tokio::test]

@@ -25,7 +25,8 @@ use fresco_queue::{
 };
 use tokio::sync::Notify;
 
-use crate::spec::{load_pinned_model, JobSpec, ObjectUrl, PinError};
+use crate::spec::{load_pinned_model, JobSpec, PinError};
+use fresco_store::ObjectUrl;
 use crate::sweep;
 
 mod remote;
@@ -302,7 +303,7 @@ impl Worker {
     /// filter names device kinds itself.
     pub fn new(queue: Arc<dyn Queue>, mut config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
         if config.filter.device_kinds.is_none() {
-            config.filter.device_kinds = Some(vec![crate::spec::device_kind(config.device).into()]);
+            config.filter.device_kinds = Some(vec![config.device.kind().to_string()]);
         }
         let scratch = Arc::new(Scratch::new(
             &config.scratch_dir,
@@ -478,13 +479,12 @@ impl Worker {
             }
             None => {
                 // Jobs for other kinds of device are other workers' work.
-                let mine = |spec: &str| {
-                    let kind = fresco_queue::spec_device_kind(spec);
+                let mine = |job: &fresco_queue::JobRecord| {
                     self.config
                         .filter
                         .device_kinds
                         .as_ref()
-                        .is_none_or(|kinds| kinds.contains(&kind))
+                        .is_none_or(|kinds| kinds.iter().any(|k| k == job.device_kind.as_str()))
                 };
                 let mut before = None;
                 loop {
@@ -495,7 +495,7 @@ impl Worker {
                     let Some(last) = page.last() else {
                         return Ok(false);
                     };
-                    if page.iter().any(|job| mine(&job.spec)) {
+                    if page.iter().any(mine) {
                         return Ok(true);
                     }
                     before = Some(last.seq);
@@ -926,7 +926,7 @@ fn ensure_model<'m>(
 ) -> Result<&'m mut LoadedModel, TaskFailure> {
     if model.as_ref().map(|m| m.digest.as_str()) != Some(spec.model.digest.as_str()) {
         *model = None;
-        let here = crate::spec::device_kind(ctx.device);
+        let here = ctx.device.kind();
         if spec.model.device_kind != here {
             // Claims filter by device kind, so this is a worker claiming with a filter that
             // names other kinds: refuse rather than mix devices' results in one job.
@@ -1120,7 +1120,7 @@ fn score_task(
             class: FailureClass::Processing,
         })?,
     };
-    let out = job_dir.join(chunk::chunk_file_name(lease.chunk));
+    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
     if stored || (ctx.system.is_none() && out.is_file()) {
         // A previous holder finished the file (renamed into place only when complete) but did
         // not live to record it.
@@ -1227,7 +1227,7 @@ fn assemble_task(
     let mut plan = job_plan(lease)?;
     let mut job_dir = sweep::job_dir(&ctx.work_dir, &lease.job_id);
     let mut files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
-        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
+        .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
         .collect();
     // Chunks in an object store are fetched into scratch first (held until assembled).
     let mut _downloaded = Vec::new();

@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fresco_media::probe::{probe, ProbeError, ProbeReport};
-use fresco_pipeline::{RunError, VideoOptions};
+use fresco_core::VideoOptions;
+use fresco_pipeline::RunError;
 use fresco_store::{ObjectInfo, Store};
-use fresco_worker::spec::ObjectUrl;
+use fresco_store::ObjectUrl;
 
 use super::{block_on, run_rejection, store_rejection, LocalJobFactory, Rejection, PROBE_TIMEOUT};
 
