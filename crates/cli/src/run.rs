@@ -216,20 +216,6 @@ impl ModelArgs {
         }
         self.load()
     }
-
-    /// Checks the model and pins its digest for a job that workers run (`fresco jobs submit`),
-    /// as the API server does: statically, with no ONNX Runtime session (the workers try a
-    /// user's model in a child process with limits), whatever `--device` the job is for.
-    pub fn load_to_pin(&self) -> Result<fresco_pipeline::CheckedModel, Failure> {
-        fresco_infer::fp16::check_device(self.precision, self.device)
-            .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
-        Ok(fresco_pipeline::check_model(
-            &self.choice(),
-            &Registry::from_env(),
-            !self.no_download,
-            &fresco_infer::inspect::ModelBudget::default(),
-        )?)
-    }
 }
 
 /// One input and where its result goes.

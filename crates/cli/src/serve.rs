@@ -248,9 +248,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 // request names one; the server itself needs no GPU for that.
                 .device(args.device)
                 .served_kinds(if args.job_devices.is_empty() {
-                    vec![args.device.kind().to_string()]
+                    vec![args.device.kind()]
                 } else {
-                    args.job_devices.clone()
+                    // clap took only "cpu" and "cuda".
+                    args.job_devices.iter().filter_map(|k| k.parse().ok()).collect()
                 })
                 .data_root(data_root_text.clone())
                 .paths(rules)
