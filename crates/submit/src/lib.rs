@@ -34,62 +34,23 @@ use fresco_core::{
     Precision, RetryBudgets, UnknownPrecision, VideoOptions,
 };
 use fresco_infer::inspect::ModelBudget;
-use fresco_infer::registry::{Registry, RegistryError};
-use fresco_infer::EngineError;
-use fresco_media::probe::{probe, ProbeError};
+use fresco_infer::registry::Registry;
+use fresco_media::probe::probe;
 use fresco_pipeline::video::{check_input_file, check_output_target};
 use fresco_pipeline::{check_model, ModelError, RunError, Tools};
 use fresco_queue::NewJob;
-use fresco_store::{absolute, ObjectInfo, ObjectUrl, StoreError};
+use fresco_store::{absolute, ObjectInfo, ObjectUrl};
 
 use fresco_wire::limits::{InputLimits, PathRules};
 use fresco_wire::submit::ModelRef;
 pub use fresco_wire::SubmitRequest;
-use fresco_wire::InputRejected;
 
 mod object_probe;
+mod rejection;
 
 pub use object_probe::ProbeWindow;
-
-/// Why a submission cannot become a job.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Rejection {
-    /// A field is wrong in itself (400).
-    #[error("{message}")]
-    BadField { code: &'static str, message: String },
-    /// The request is well formed but its input, output or model cannot be used (422).
-    #[error("{message}")]
-    Unusable { code: &'static str, message: String },
-    /// Something the server needs is missing now (ffprobe, ONNX Runtime, a download): 503. The
-    /// detail is logged, not shown.
-    #[error("{detail}")]
-    Unavailable { code: &'static str, detail: String },
-    /// A bug or an unexpected failure: 500. The detail is logged, not shown.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<InputRejected> for Rejection {
-    /// A submission refused by the wire crate's checks for what it says: a bad field.
-    fn from(e: InputRejected) -> Self {
-        Rejection::BadField {
-            code: e.code,
-            message: e.message,
-        }
-    }
-}
-
-impl Rejection {
-    /// The stable code (`input-missing`, `model-external-data`, ...); `internal` for a bug.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Rejection::BadField { code, .. }
-            | Rejection::Unusable { code, .. }
-            | Rejection::Unavailable { code, .. } => code,
-            Rejection::Internal(_) => "internal",
-        }
-    }
-}
+pub use rejection::Rejection;
+use rejection::{model_rejection, probe_rejection, run_rejection, store_rejection, unusable};
 
 /// What a submitter asks for, whichever entrance it came through.
 #[derive(Debug, Clone)]
@@ -146,7 +107,7 @@ pub struct Submitter {
     served_kinds: Option<Vec<DeviceKind>>,
     /// The data store's folder or prefix URL: relative names resolve in it.
     data_root: Option<String>,
-    /// Where inputs and outputs may be (`None`: anywhere; see [`crate::limits`]).
+    /// Where inputs and outputs may be (`None`: anywhere; see [`fresco_wire::limits`]).
     paths: Option<PathRules>,
     /// How large an input may be.
     limits: InputLimits,
@@ -612,105 +573,10 @@ fn check_output_object(url: &ObjectUrl, output: &Path, overwrite: bool) -> Resul
     Ok(())
 }
 
-/// A store that cannot be used: a bad URL is the request's fault, the rest is the server's.
-fn store_rejection(url: &ObjectUrl, e: StoreError) -> Rejection {
-    match e {
-        StoreError::BadUrl { .. } | StoreError::BadKey { .. } => Rejection::BadField {
-            code: "bad-url",
-            message: format!("{}: {e}", url.url),
-        },
-        StoreError::NotFound { .. } => unusable("input-missing", e),
-        other => Rejection::Unavailable {
-            code: "store-unavailable",
-            detail: format!("{}: {other}", url.url),
-        },
-    }
-}
-
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
-    }
-}
-
-fn unusable(code: &'static str, e: impl std::fmt::Display) -> Rejection {
-    Rejection::Unusable {
-        code,
-        message: e.to_string(),
-    }
-}
-
-/// Every [`RunError`] the checks can give, each with its own code.
-fn run_rejection(e: RunError) -> Rejection {
-    match e {
-        RunError::InputMissing { .. } => unusable("input-missing", e),
-        RunError::InputEmpty { .. } => unusable("input-empty", e),
-        RunError::NotMedia { .. } | RunError::Decode { .. } => unusable("input-not-media", e),
-        RunError::NoVideo { .. } => unusable("input-not-video", e),
-        RunError::Refused { .. } => unusable("input-format-not-allowed", e),
-        RunError::OverLimit(breach) => Rejection::BadField {
-            code: breach.code,
-            message: breach.message,
-        },
-        RunError::Unsupported { .. } => unusable("input-unsupported", e),
-        RunError::OutputExists { .. } => unusable("output-exists", e),
-        RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
-        RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
-        RunError::EncoderUnusable { .. } => unusable("encoder-unusable", e),
-        RunError::SameFile { .. } => unusable("same-file", e),
-        RunError::Model { .. } => unusable("model-unusable", e),
-        // Not checked on the server (it needs no GPU): the plan task tries the hardware.
-        RunError::Hardware { .. } => unusable("hardware-unavailable", e),
-        RunError::Tool(ref tool) if tool.is_missing_tool() => Rejection::Unavailable {
-            code: "tool-unavailable",
-            detail: e.to_string(),
-        },
-        RunError::Tool(_) | RunError::Encode { .. } | RunError::Canceled => {
-            Rejection::Internal(e.to_string())
-        }
-    }
-}
-
-fn probe_rejection(e: ProbeError) -> Rejection {
-    match e {
-        ProbeError::NotMedia { .. } | ProbeError::BadJson { .. } => unusable("input-not-media", e),
-        ProbeError::Refused { path, reason } => run_rejection(RunError::Refused { path, reason }),
-        ProbeError::OverLimit(breach) => run_rejection(RunError::OverLimit(breach)),
-        ProbeError::Tool(tool) => run_rejection(RunError::Tool(tool)),
-    }
-}
-
-fn model_rejection(e: ModelError) -> Rejection {
-    let unavailable = |code, e: &ModelError| Rejection::Unavailable {
-        code,
-        detail: e.to_string(),
-    };
-    match &e {
-        ModelError::FileMissing { .. } => unusable("model-missing", e),
-        ModelError::Inspect(refusal) => unusable(refusal.code(), e),
-        ModelError::Registry(r) => match r {
-            RegistryError::UnknownStyle { .. } => unusable("unknown-style", e),
-            RegistryError::Offline { .. } | RegistryError::NoPinnedDigest { .. } => {
-                unusable("model-not-installed", e)
-            }
-            RegistryError::NotDownloadable { .. } => Rejection::Internal(e.to_string()),
-            RegistryError::HttpStatus { .. }
-            | RegistryError::Network { .. }
-            | RegistryError::Truncated { .. }
-            | RegistryError::SizeMismatch { .. }
-            | RegistryError::DigestMismatch { .. }
-            | RegistryError::Io { .. } => unavailable("model-download-failed", &e),
-        },
-        ModelError::Engine(engine) => match engine {
-            EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
-                unusable("model-unusable", e)
-            }
-            EngineError::Runtime(_)
-            | EngineError::Device { .. }
-            | EngineError::DeviceUnavailable(_) => unavailable("model-runtime-unavailable", &e),
-            EngineError::Run { .. } => Rejection::Internal(e.to_string()),
-        },
     }
 }
 
