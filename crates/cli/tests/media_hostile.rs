@@ -10,7 +10,7 @@ mod common;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::jobs::{read_log, sqlite_queue, wait_exit, wait_until};
@@ -251,21 +251,12 @@ fn a_chapter_bomb_is_refused_and_the_servers_memory_stays_bounded() {
         .arg("--work-dir")
         .arg(dir.path().join("work"))
         .env("FRESCO_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .log_to(&log)
         .spawn()
         .expect("start fresco serve");
     let pid = child.id();
     let _server = Server(child);
-    let mut base = String::new();
-    wait_until(Duration::from_secs(30), "the server to listen", || {
-        let text = read_log(&log);
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            base = rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        !base.is_empty()
-    });
+    let base = word_after(&log, "listening on ", Duration::from_secs(30));
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(60))
         .build();
