@@ -114,13 +114,15 @@ fn parse_proto(text: &str) -> Schema {
             }
             _ => {
                 let words = statement(&mut i);
+                if words.is_empty() {
+                    continue; // a lone ';' (allowed after a '}')
+                }
                 let Some(eq) = words.iter().position(|w| w == "=") else {
                     panic!("a statement without '=': {words:?}");
                 };
                 let name = words[eq - 1].clone();
-                let number: i64 = words[eq + 1]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("no number in {words:?}"));
+                let number = parse_number(&words[eq + 1])
+                    .unwrap_or_else(|| panic!("no number in {words:?}"));
                 match scopes.last() {
                     Some(Scope::Enum(full)) => {
                         schema.enums.get_mut(full).unwrap().insert(name, number);
@@ -144,6 +146,22 @@ fn parse_proto(text: &str) -> Schema {
     }
     assert!(scopes.is_empty(), "unclosed scopes at the end");
     schema
+}
+
+/// A decimal, hexadecimal (`0x...`) or negative number, as `.proto` files write them.
+fn parse_number(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let value = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => i64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    Some(if negative { -value } else { value })
 }
 
 /// What `src/onnx_proto.rs` declares: messages (named by their "/// `onnx.NAME`" doc line) and
@@ -233,7 +251,10 @@ fn field_name(line: &str) -> String {
 
 fn official_proto() -> Option<PathBuf> {
     let required = std::env::var("FRESCO_REQUIRE_ONNX_PROTO").as_deref() == Ok("1");
-    match std::env::var_os("FRESCO_ONNX_PROTO").map(PathBuf::from) {
+    match std::env::var_os("FRESCO_ONNX_PROTO")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+    {
         Some(path) if path.is_file() => Some(path),
         other => {
             let why = match other {
@@ -331,7 +352,7 @@ fn the_proto_parser_reads_nested_messages_oneofs_and_enums() {
           reserved 3, 4;
           optional string name = 1; // trailing comment
           repeated int64 dims = 2 [packed = true];
-          enum Kind { UNDEFINED = 0; FLOAT = 1; }
+          enum Kind { UNDEFINED = 0; FLOAT = 1; BIG = 0x10; }
           message Inner { oneof value { int64 a = 1; string b = 2; } optional string c = 3; }
           map<string, int64> counts = 5;
         }
@@ -362,4 +383,5 @@ fn the_proto_parser_reads_nested_messages_oneofs_and_enums() {
         [("a", 1), ("b", 2), ("c", 3)]
     );
     assert_eq!(schema.enums["Outer.Kind"]["FLOAT"], 1);
+    assert_eq!(schema.enums["Outer.Kind"]["BIG"], 16);
 }
