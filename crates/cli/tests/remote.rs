@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::jobs::{make_vfr_clip_with_audio, read_log, sqlite_queue, wait_exit};
+use common::jobs::{read_log, sqlite_queue, wait_exit};
 use common::objects::{download, exists, upload};
 use common::*;
 

@@ -275,7 +275,7 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
     std::fs::create_dir_all(&watch).unwrap();
     let model = identity_model(dir.path());
     let clip = dir.path().join("clip.mp4");
-    common::jobs::make_vfr_clip_with_audio(&clip, 1);
+    make_vfr_clip_with_audio(&clip, 1);
     let args = [
         s("--watch"),
         p(&watch),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::jobs::{make_vfr_clip_with_audio, read_log, wait_until};
+use common::jobs::{read_log, wait_until};
 use common::objects;
 use common::*;
 

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use fresco_pipeline::chunk::{chunk_window, concat_list, plan_job};
 use fresco_pipeline::plan::FrameWindow;
 use fresco_pipeline::{JobPlan, Tools, VideoOptions};
-use fresco_testkit::media::{ffmpeg, frame_times};
+use fresco_testkit::media::{frame_times, make_vfr_clip_with_audio, make_video};
 
 /// Raw frames from running the plan's decoder with `window` (None: the whole stream).
 fn decode(plan: &JobPlan, window: Option<&FrameWindow>) -> Vec<Vec<u8>> {
@@ -28,7 +28,7 @@ fn decode(plan: &JobPlan, window: Option<&FrameWindow>) -> Vec<Vec<u8>> {
     );
     let frame = plan.video.model_frame_bytes();
     assert!(
-        out.stdout.len() % frame == 0,
+        out.stdout.len().is_multiple_of(frame),
         "{} bytes is not whole frames of {frame}",
         out.stdout.len()
     );
@@ -95,25 +95,10 @@ fn a_long_gop_clip_is_cut_into_frame_exact_chunks() {
     let clip = dir.path().join("clip.mp4");
     // 8 s at 25 fps with keyframes 4 s apart and B-frames: the later chunks' decoders seek (the
     // seek margin is 5 s) and must throw away the frames before their window.
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=25",
-            "-t",
-            "8",
-            "-c:v",
-            "libx264",
-            "-g",
-            "100",
-            "-bf",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-        &clip,
-    );
+    let x264 = [
+        "-c:v", "libx264", "-g", "100", "-bf", "2", "-pix_fmt", "yuv420p",
+    ];
+    make_video(&clip, "64x48", 25, 8.0, &x264);
     let plan = plan(&clip, 60);
     assert_eq!(plan.frame_pts.len(), 200);
     assert_eq!(frame_times(&clip).len(), 200);
@@ -156,25 +141,7 @@ fn a_variable_rate_clip_is_cut_into_frame_exact_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("vfr.mkv");
     // Frames dropped in an uneven pattern: the gaps between frames vary.
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=30",
-            "-t",
-            "2",
-            "-vf",
-            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-        &clip,
-    );
+    make_vfr_clip_with_audio(&clip, 2);
     let times = frame_times(&clip);
     let plan = plan(&clip, 7);
     assert_eq!(plan.frame_pts.len(), times.len());

@@ -109,6 +109,38 @@ pub fn av_clip(out: &Path, seconds: &str, audio_codec: &str, extra: &[&str]) {
     ffmpeg(&args, out);
 }
 
+/// A variable-rate clip with an audio track: 96x64 testsrc2 at 30 fps with frames dropped in
+/// an uneven pattern (gaps of 1 to 3 frames), a 440 Hz tone, `seconds` long.
+pub fn make_vfr_clip_with_audio(out: &Path, seconds: u32) {
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &seconds.to_string(),
+            "-vf",
+            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        out,
+    );
+}
+
 /// Per-frame md5 of the first video stream decoded to rgb24 (ffmpeg's default autorotation on).
 pub fn frame_md5s(path: &Path) -> Vec<String> {
     md5_column(&read_out(
@@ -295,7 +327,7 @@ pub fn chapter_bomb(source: &Path, chapters: usize, out: &Path) {
     let mut meta = String::from(";FFMETADATA1\n");
     for i in 0..chapters {
         meta.push_str(&format!(
-            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={}\ntitle=c{i}\n",
+            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={}\ntitle=chapter {i}\n",
             i + 1
         ));
     }

@@ -156,7 +156,7 @@ impl TestQueue {
             ])
             .args(extra)
             .env("FRESCO_LOG", "info,ort=error,sqlx=warn")
-            .log_to(&log);
+            .log_to(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -176,35 +176,4 @@ pub fn score_claims(log: &str) -> Vec<(u64, u64, u64)> {
             Some((nums.next()?, nums.next()?, nums.next()?))
         })
         .collect()
-}
-
-/// The VFR clip of the `fresco run` tests, with an audio track: `frames` decoded frames.
-pub fn make_vfr_clip_with_audio(out: &Path, seconds: u32) {
-    super::ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=96x64:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &seconds.to_string(),
-            "-vf",
-            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ],
-        out,
-    );
 }
