@@ -20,6 +20,19 @@ if ! .fresco/venv/bin/python3 -c 'import azure.storage.blob' 2>/dev/null; then
   .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check azure-storage-blob \
     || echo "test.sh: azure-storage-blob could not be installed; the Azure watch test will skip" >&2
 fi
+# The hand-written ONNX messages (crates/infer/src/onnx_proto.rs) are checked against the
+# official onnx.proto that PyPI's onnx package ships (setup.sh installs onnx); without it that
+# test skips with a message, unless FRESCO_REQUIRE_ONNX_PROTO=1.
+if ! .fresco/venv/bin/python3 -c 'import onnx' 2>/dev/null; then
+  echo "test.sh: installing onnx from PyPI into .fresco/venv"
+  .fresco/venv/bin/python3 -m pip install --quiet --disable-pip-version-check onnx \
+    || echo "test.sh: onnx could not be installed; the onnx.proto field check will skip" >&2
+fi
+if [ -z "${FRESCO_ONNX_PROTO:-}" ]; then
+  FRESCO_ONNX_PROTO="$(.fresco/venv/bin/python3 -c \
+    'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "onnx.proto"))' 2>/dev/null || true)"
+  export FRESCO_ONNX_PROTO
+fi
 # The Kubernetes manifests are checked offline against Kubernetes' schemas with PyPI's
 # kubernetes-validate (scripts/validate-manifests.sh, run before cargo test); without it that
 # step skips with a message, unless FRESCO_REQUIRE_KUBE_VALIDATE=1.

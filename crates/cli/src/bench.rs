@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use fresco_core::EncodeSettings;
 use fresco_media::process::{Pipes, Tool};
-use fresco_pipeline::{prepare_video, style_video, Tools, VideoOptions};
+use fresco_pipeline::{prepare_video, score_video, Tools, VideoOptions};
 
 use crate::exit::{self, Failure};
 use crate::run::ModelArgs;
@@ -80,7 +80,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let out_path = dir.path().join("styled.mp4");
     let t1 = Instant::now();
     let prepared = prepare_video(&tools, &clip, &out_path, &options)?;
-    let summary = style_video(
+    let summary = score_video(
         &tools,
         &prepared,
         &mut model.engine,

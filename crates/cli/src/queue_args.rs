@@ -70,15 +70,13 @@ impl QueueArgs {
     /// Opens the queue (creating a SQLite file and its folder as needed).
     pub async fn open(&self) -> Result<Arc<dyn Queue>, Failure> {
         let url = self.db_url();
-        fresco_queue::open(&url)
-            .await
-            .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, format!("{}: {e}", redact(&url))))
+        fresco_queue::open(&url).await.map_err(|e| {
+            Failure::new(
+                exit::MISSING_DEPENDENCY,
+                format!("{}: {e}", fresco_queue::redact_url(&url)),
+            )
+        })
     }
-}
-
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    fresco_queue::redact_url(url)
 }
 
 /// A multi-threaded runtime for the queue and the workers.

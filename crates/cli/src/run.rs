@@ -244,7 +244,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
         }
     }
-    let jobs = plan_jobs(&args)?;
+    let jobs = pair_inputs(&args)?;
     for job in &jobs {
         if !is_image_path(&job.input) && is_image_path(&job.output) {
             return Err(Failure::new(
@@ -424,7 +424,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Pairs each input with its output: one file to a file, or many (or a folder) into a folder.
-fn plan_jobs(args: &RunArgs) -> Result<Vec<Job>, Failure> {
+fn pair_inputs(args: &RunArgs) -> Result<Vec<Job>, Failure> {
     let out = &args.output;
     let out_is_dir = out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/');
     if args.inputs.len() == 1 && args.inputs[0].is_dir() {

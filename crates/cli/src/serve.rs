@@ -13,8 +13,9 @@ use fresco_server::{AppState, LocalJobFactory};
 use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
 
 use crate::exit::{self, Failure};
-use crate::queue_args::{redact, runtime, QueueArgs};
+use crate::queue_args::{runtime, QueueArgs};
 use crate::worker_cmd::spawn_signal_handlers;
+use fresco_queue::redact_url;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -177,7 +178,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let tls = args.auth.tls()?;
         let auth = args.auth.settings()?;
         let callbacks = args.callbacks.settings(&work_dir)?;
-        crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact(&args.queue.db_url())).await;
+        crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact_url(&args.queue.db_url())).await;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| {
@@ -202,7 +203,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             &format!(
                 "fresco serve: listening on {}://{address} (queue {}, {} worker{})",
                 if tls.is_some() { "https" } else { "http" },
-                redact(&args.queue.db_url()),
+                redact_url(&args.queue.db_url()),
                 in_process,
                 if in_process == 1 { "" } else { "s" }
             ),

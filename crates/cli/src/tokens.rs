@@ -12,7 +12,8 @@ use fresco_queue::{
 };
 
 use crate::exit::{self, Failure};
-use crate::queue_args::{redact, runtime, QueueArgs};
+use crate::queue_args::{runtime, QueueArgs};
+use fresco_queue::redact_url;
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -118,7 +119,10 @@ pub fn tokens(command: TokensCommand) -> Result<ExitCode, Failure> {
 }
 
 fn queue_failure(url: &str, e: QueueError) -> Failure {
-    Failure::new(exit::MISSING_DEPENDENCY, format!("{}: {e}", redact(url)))
+    Failure::new(
+        exit::MISSING_DEPENDENCY,
+        format!("{}: {e}", redact_url(url)),
+    )
 }
 
 async fn create(args: CreateArgs) -> Result<ExitCode, Failure> {

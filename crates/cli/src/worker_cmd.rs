@@ -12,7 +12,8 @@ use fresco_core::Device;
 use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
 
 use crate::exit::{self, Failure};
-use crate::queue_args::{redact, runtime, QueueArgs};
+use crate::queue_args::{runtime, QueueArgs};
+use fresco_queue::redact_url;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -121,7 +122,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         tracing::info!(
             "worker {} on {} (work folder {}, lease {} s)",
             config.name,
-            redact(&args.queue.db_url()),
+            redact_url(&args.queue.db_url()),
             work_dir.display(),
             args.lease_seconds
         );

@@ -8,10 +8,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::jobs::{read_log, sqlite_queue, wait_exit, wait_until, TestQueue};
+use common::jobs::{read_log, sqlite_queue, wait_until, TestQueue};
 use common::*;
 
 /// Seconds the workers stay up without work.
@@ -45,9 +45,7 @@ fn start_server(dir: &Path, queue: &TestQueue, range: &str) -> Server {
         ])
         .args(queue.args())
         .env("FRESCO_LOG", "info,ort=error,sqlx=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .log_to(&log)
         .spawn()
         .expect("start fresco serve");
     wait_until(Duration::from_secs(30), "the server to listen", || {
@@ -223,10 +221,7 @@ fn workers_follow_the_queue_and_stay_warm_through_the_cool_down() {
     );
     assert!(log.contains("autoscale: cool-down: "), "{log}");
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
-    let status = wait_exit(&mut server.child, Duration::from_secs(30), "fresco serve");
+    let status = terminate(&mut server.child, Duration::from_secs(30), "fresco serve");
     assert!(status.success(), "serve exited {status}");
 }
 

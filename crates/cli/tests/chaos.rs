@@ -19,7 +19,7 @@ mod joblog;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::jobs::*;
@@ -144,9 +144,7 @@ fn spawn(queue: &TestQueue, dir: &Path, n: usize, grace: u64) -> Worker {
         .args(["--grace-seconds", &grace.to_string()])
         .env("FRESCO_TEST_FRAME_DELAY_MS", FRAME_DELAY_MS.to_string())
         .env("FRESCO_LOG", "info,ort=error,sqlx=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("worker log"))
+        .log_to(&log)
         .spawn()
         .expect("start fresco worker");
     Worker { child, log, grace }

@@ -20,32 +20,6 @@ const FONT_MIME: &str = "application/x-truetype-font";
 
 // ---- inputs -------------------------------------------------------------------------------
 
-/// H.264 video and `audio_codec` audio (e.g. libopus, aac) in `out`'s container, 96x64 at 25
-/// fps for `seconds`.
-fn make_av(out: &Path, audio_codec: &str, seconds: &str) {
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=96x64:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            seconds,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            audio_codec,
-        ],
-        out,
-    );
-}
-
 /// A fansub-style Matroska: H.264, Opus, ASS subtitles and a font attachment with its
 /// `filename` and `mimetype` tags, 1 s.
 fn make_fansub_mkv(dir: &Path, out: &Path) {
@@ -370,7 +344,7 @@ fn assert_failed_at_plan(job: &serde_json::Value, log: &str, words: &[&str]) {
 /// and every frame at its time; and H.264 elsewhere.
 fn webm_is_vp9_with_its_opus(dir: &Path, pool: bool) {
     let input = dir.join("talk.mkv");
-    make_av(&input, "libopus", "1");
+    av_clip(&input, "1", "libopus", &[]);
     let (ffmpeg, log) = logged_ffmpeg(dir);
     let output = dir.join("talk.webm");
     if pool {
@@ -409,7 +383,7 @@ fn webm_output_is_vp9_with_opus_kept_through_run() {
     webm_is_vp9_with_its_opus(dir.path(), false);
     // Vorbis, WebM's other audio codec, is copied too.
     let input = dir.path().join("vorbis.mkv");
-    make_av(&input, "libvorbis", "1");
+    av_clip(&input, "1", "libvorbis", &[]);
     let (ffmpeg, _) = logged_ffmpeg(dir.path());
     let output = dir.path().join("vorbis.webm");
     vintage_run(&input, &output, &ffmpeg, &[]).ok();
@@ -432,7 +406,7 @@ fn webm_output_is_vp9_with_opus_kept_through_workers() {
 fn webm_refusals_come_at_plan_through_run() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("phone.mp4");
-    make_av(&input, "aac", "1");
+    av_clip(&input, "1", "aac", &[]);
     let (ffmpeg, log) = logged_ffmpeg(dir.path());
     let webm = dir.path().join("phone.webm");
 
@@ -498,7 +472,7 @@ fn webm_refusals_come_at_plan_through_run() {
 fn webm_refusals_are_permanent_plan_failures_in_a_pool() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("phone.mp4");
-    make_av(&input, "aac", "1");
+    av_clip(&input, "1", "aac", &[]);
     let (ffmpeg, log) = logged_ffmpeg(dir.path());
     let webm = dir.path().join("phone.webm");
     let (job, text) = pool_run(dir.path(), &input, &webm, &[], &ffmpeg);
@@ -750,7 +724,7 @@ fn ffmpeg_failing_the_join(dir: &Path, message: &str) -> PathBuf {
 fn a_muxer_refusing_the_join_is_permanent_and_a_full_disk_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.mkv");
-    make_av(&input, "libopus", "0.6");
+    av_clip(&input, "0.6", "libopus", &[]);
     for (name, message, attempts) in [
         (
             "refused",
@@ -792,7 +766,7 @@ fn a_muxer_refusing_the_join_is_permanent_and_a_full_disk_is_retried() {
 fn opus_from_mp4_into_matroska_keeps_every_frame_time() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("voice.mp4");
-    make_av(&input, "libopus", "1");
+    av_clip(&input, "1", "libopus", &[]);
     let (ffmpeg, _) = logged_ffmpeg(dir.path());
     let output = dir.path().join("voice.mkv");
     vintage_run(&input, &output, &ffmpeg, &[]).ok();

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::jobs::{read_log, wait_exit, wait_until};
+use common::jobs::read_log;
 use common::*;
 use serde_json::Value;
 
@@ -49,24 +49,12 @@ impl Served {
             .arg("--work-dir")
             .arg(dir.join("work"))
             .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .log_to(&log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start fresco serve");
-        let mut base = String::new();
-        wait_until(Duration::from_secs(60), "the server to listen", || {
-            if let Some(rest) = read_log(&log).split("listening on ").nth(1) {
-                base = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            !base.is_empty()
-        });
+        let base = word_after(&log, "listening on ", Duration::from_secs(60));
         Served {
             child,
             base,
@@ -93,24 +81,8 @@ impl Served {
         job["id"].as_str().unwrap().to_string()
     }
 
-    fn wait_succeeded(&self, id: &str) {
-        wait_until(Duration::from_secs(180), "the job to succeed", || {
-            let job: Value = self.get(&format!("/v1/jobs/{id}")).into_json().unwrap();
-            match job["state"].as_str().unwrap() {
-                "succeeded" => true,
-                "failed" | "canceled" => {
-                    panic!("job ended {}: {job}\n{}", job["state"], read_log(&self.log))
-                }
-                _ => false,
-            }
-        });
-    }
-
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = wait_exit(
+        let status = terminate(
             &mut self.child,
             Duration::from_secs(60),
             "fresco serve after SIGTERM",
@@ -331,7 +303,7 @@ fn metrics_move_as_a_job_runs_json_logs_name_the_job_and_top_shows_it() {
     let id = server.submit(serde_json::json!({
         "input": input, "output": output, "style": "vintage", "chunk_frames": 10,
     }));
-    server.wait_succeeded(&id);
+    wait_succeeded(&server.base, &server.token, &id, &server.log);
     let text = server.get("/metrics").into_string().unwrap();
     let after = samples(&text);
     let moved = |key: &str| sample(&after, key) - sample(&before, key);

@@ -14,10 +14,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::jobs::{read_log, wait_until};
+use common::jobs::wait_until;
 use common::*;
 use serde_json::{json, Value};
 
@@ -370,9 +370,7 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
         .arg(root.join("work"))
         .arg("--data")
         .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .log_to(&log)
         .spawn()
         .expect("start fresco serve");
     let mut server = Server {
@@ -380,17 +378,7 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
         base: String::new(),
         log,
     };
-    wait_until(Duration::from_secs(30), "the server to listen", || {
-        let text = read_log(&server.log);
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            server.base = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-        !server.base.is_empty()
-    });
+    server.base = word_after(&server.log, "listening on ", Duration::from_secs(30));
     let base = server.base.clone();
     let mut peak = server.rss_bytes();
     let mut answers = Vec::new();

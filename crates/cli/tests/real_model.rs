@@ -9,7 +9,7 @@ use std::path::Path;
 
 #[test]
 fn mosaic_video_frames_match_mosaic_stills() {
-    let Some(models) = real_model("mosaic") else {
+    let Some(models) = fresco_testkit::models::real_model_dir("mosaic") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -6,75 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::jobs::{make_vfr_clip_with_audio, read_log, sqlite_queue, wait_exit};
+use common::jobs::{read_log, sqlite_queue, wait_exit};
 use common::objects::{download, exists, upload};
 use common::*;
-
-/// A fresh container on Azurite, or `None` (after saying so) when Azurite tests are off.
-fn azurite_container(test: &str) -> Option<String> {
-    if std::env::var("FRESCO_TEST_AZURITE").as_deref() != Ok("1") {
-        assert!(
-            std::env::var("FRESCO_REQUIRE_AZURITE").as_deref() != Ok("1"),
-            "FRESCO_REQUIRE_AZURITE=1 but FRESCO_TEST_AZURITE is not 1: run \
-             `eval \"$(scripts/azurite.sh)\"` and set FRESCO_TEST_AZURITE=1"
-        );
-        println!(
-            "SKIPPED: {test} on Azurite: set FRESCO_TEST_AZURITE=1 after \
-             `eval \"$(scripts/azurite.sh)\"` to run it"
-        );
-        return None;
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let container = format!(
-        "fresco-{}-{:x}{nanos:08x}",
-        test.replace('_', "-").chars().take(30).collect::<String>(),
-        std::process::id()
-    );
-    create_container(&container);
-    Some(container)
-}
-
-/// Creates a container with the Blob REST API, signed with the account's shared key (Python's
-/// standard library does the HMAC: this crate has no crypto dependency of its own).
-/// https://learn.microsoft.com/rest/api/storageservices/create-container
-fn create_container(container: &str) {
-    const SCRIPT: &str = r#"
-import base64, email.utils, hashlib, hmac, os, sys, urllib.error, urllib.request
-container = sys.argv[1]
-endpoint = os.environ.get("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000").rstrip("/")
-account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
-key = os.environ["AZURE_STORAGE_ACCOUNT_KEY"]
-date = email.utils.formatdate(usegmt=True)
-version = "2021-08-06"
-to_sign = ("PUT\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
-           f"/{account}/{account}/{container}\nrestype:container")
-signature = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(),
-                                      hashlib.sha256).digest()).decode()
-request = urllib.request.Request(f"{endpoint}/{account}/{container}?restype=container",
-                                 method="PUT", headers={
-    "Content-Length": "0", "x-ms-date": date, "x-ms-version": version,
-    "Authorization": f"SharedKey {account}:{signature}"})
-try:
-    urllib.request.urlopen(request, timeout=10)
-except urllib.error.HTTPError as e:
-    if e.code != 409:
-        sys.exit(f"Azurite refused to create {container}: {e.code} {e.read()!r}")
-"#;
-    let out = Command::new("python3")
-        .args(["-c", SCRIPT, container])
-        .output()
-        .expect("python3 creates the container");
-    assert!(
-        out.status.success(),
-        "cannot create container {container} (is Azurite up? `eval \"$(scripts/azurite.sh)\"`): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Waits for a worker to exit; on a timeout, the panic carries its log.
 fn finish_worker(worker: &mut std::process::Child, log: &Path) {
@@ -88,7 +23,7 @@ fn finish_worker(worker: &mut std::process::Child, log: &Path) {
 
 #[test]
 fn a_clip_in_a_container_is_styled_into_the_container() {
-    let Some(container) = azurite_container("remote_clip") else {
+    let Some(container) = fresco_testkit::azurite::container("remote_clip") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +102,7 @@ fn a_clip_in_a_container_is_styled_into_the_container() {
 
 #[test]
 fn a_missing_input_object_is_refused_at_submission() {
-    let Some(container) = azurite_container("remote_missing") else {
+    let Some(container) = fresco_testkit::azurite::container("remote_missing") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

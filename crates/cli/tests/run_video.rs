@@ -567,34 +567,20 @@ fn mpeg_ts_with_a_start_offset_and_long_open_gops_is_frame_exact() {
     let input = dir.path().join("broadcast.ts");
     // Keyframes 8 s apart (longer than the chunk decoder's seek margin), open GOPs, B-frames,
     // and timestamps that start at 100 s, as broadcast captures do.
-    ffmpeg(
+    av_clip(
+        &input,
+        "10",
+        "mp2",
         &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=96x64:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "10",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
             "-g",
             "200",
             "-bf",
             "3",
             "-x264opts",
             "open-gop=1",
-            "-c:a",
-            "mp2",
             "-output_ts_offset",
             "100",
         ],
-        &input,
     );
     let times = frame_times(&input);
     assert!(

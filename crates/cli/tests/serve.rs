@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::jobs::{read_log, wait_exit, wait_until};
+use common::jobs::{read_log, wait_until};
 use common::*;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 /// A running `fresco serve` on a free port, stopped (SIGTERM) when dropped.
@@ -56,23 +56,10 @@ impl Server {
             .arg(format!("sqlite://{}", dir.join("queue.db").display()))
             .arg("--work-dir")
             .arg(dir.join("work"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .log_to(&log)
             .spawn()
             .expect("start fresco serve");
-        let mut base = String::new();
-        wait_until(Duration::from_secs(30), "the server to listen", || {
-            let text = read_log(&log);
-            if let Some(rest) = text.split("listening on ").nth(1) {
-                base = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            !base.is_empty()
-        });
+        let base = word_after(&log, "listening on ", Duration::from_secs(30));
         Server {
             child,
             base,
@@ -100,10 +87,7 @@ impl Server {
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        wait_exit(
+        terminate(
             &mut self.child,
             Duration::from_secs(30),
             "fresco serve after SIGTERM",
@@ -291,7 +275,7 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
     std::fs::create_dir_all(&watch).unwrap();
     let model = identity_model(dir.path());
     let clip = dir.path().join("clip.mp4");
-    common::jobs::make_vfr_clip_with_audio(&clip, 1);
+    make_vfr_clip_with_audio(&clip, 1);
     let args = [
         s("--watch"),
         p(&watch),

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::jobs::{read_log, wait_until};
@@ -121,9 +120,7 @@ fn https_with_a_private_ca_and_a_token_file() {
         .arg(&cert)
         .arg("--tls-key")
         .arg(&key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .log_to(&log)
         .spawn()
         .unwrap();
     let mut port = String::new();
@@ -205,10 +202,7 @@ fn https_with_a_private_ca_and_a_token_file() {
     ]);
     let in_url = run_with_timeout(&mut cmd, Duration::from_secs(60));
     assert_eq!(in_url.code, Some(2), "{}", in_url.dump());
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = common::jobs::wait_exit(&mut child, Duration::from_secs(30), "fresco serve");
+    let status = terminate(&mut child, Duration::from_secs(30), "fresco serve");
     assert!(status.success(), "{}", read_log(&log));
     assert!(
         !read_log(&log).contains(&token),

@@ -7,12 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::jobs::{read_log, wait_exit, wait_until};
+use common::jobs::{read_log, wait_until};
 use common::*;
 use hmac::Mac as _;
 
@@ -81,32 +81,17 @@ fn serve(
         .arg("--webhook-secret-file")
         .arg(&secret)
         .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        .log_to(&log);
     for (name, value) in env {
         command.env(name, value);
     }
     let child = command.spawn().expect("start fresco serve");
-    let mut base = String::new();
-    wait_until(Duration::from_secs(30), "the server to listen", || {
-        if let Some(rest) = read_log(&log).split("listening on ").nth(1) {
-            base = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-        !base.is_empty()
-    });
+    let base = word_after(&log, "listening on ", Duration::from_secs(30));
     (child, base, log)
 }
 
 fn stop(child: &mut Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    wait_exit(child, Duration::from_secs(30), "fresco serve after SIGTERM");
+    terminate(child, Duration::from_secs(30), "fresco serve after SIGTERM");
 }
 
 fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -11,11 +11,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::jobs::{read_log, wait_exit, wait_until};
+use common::jobs::read_log;
 use common::*;
 
 /// How much the server's resident memory may grow over the flood. Measured (debug build,
@@ -215,21 +215,12 @@ fn server_memory_stays_bounded_under_a_flood() {
         .arg("--work-dir")
         .arg(dir.path().join("work"))
         .env("FRESCO_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .log_to(&log)
         .spawn()
         .expect("start fresco serve");
     let pid = child.id();
     let mut server = Server(child);
-    let mut base = String::new();
-    wait_until(Duration::from_secs(30), "the server to listen", || {
-        let text = read_log(&log);
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            base = rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        !base.is_empty()
-    });
+    let base = word_after(&log, "listening on ", Duration::from_secs(30));
     let address = base.trim_start_matches("http://").to_string();
 
     // Warm up every path once (the runtime's threads, the database's caches), then measure.
@@ -349,10 +340,7 @@ fn server_memory_stays_bounded_under_a_flood() {
         .send_json(serde_json::json!({"input": "clip.mp4", "output": "styled/other.mp4", "style": "vintage"}))
         .unwrap_or_else(|e| panic!("another token's submission after the flood: {e}"));
     assert_eq!(response.status(), 201);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = wait_exit(&mut server.0, Duration::from_secs(30), "fresco serve");
+    let status = terminate(&mut server.0, Duration::from_secs(30), "fresco serve");
     assert!(status.success(), "{}", read_log(&log));
     eprintln!("the flood test took {:?}", started.elapsed());
 }

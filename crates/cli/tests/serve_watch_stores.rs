@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::jobs::{make_vfr_clip_with_audio, read_log, wait_exit, wait_until};
+use common::jobs::{read_log, wait_until};
 use common::objects;
 use common::*;
 
@@ -51,16 +51,8 @@ fn python() -> String {
 
 /// Whether the Azure tests can run: Azurite is up and the Python client is importable.
 fn azure_ready(test: &str) -> bool {
-    let required = std::env::var("FRESCO_REQUIRE_AZURITE").as_deref() == Ok("1");
-    if std::env::var("FRESCO_TEST_AZURITE").as_deref() != Ok("1") {
-        assert!(
-            !required,
-            "FRESCO_REQUIRE_AZURITE=1 but FRESCO_TEST_AZURITE is not 1: run \
-             `eval \"$(scripts/azurite.sh)\"` and set FRESCO_TEST_AZURITE=1"
-        );
-        println!(
-            "SKIPPED: {test}: set FRESCO_TEST_AZURITE=1 after `eval \"$(scripts/azurite.sh)\"`"
-        );
+    let required = fresco_testkit::azurite::required();
+    if !fresco_testkit::azurite::enabled(test) {
         return false;
     }
     let imported = Command::new(python())
@@ -128,19 +120,10 @@ impl Serve {
             .arg(format!("sqlite://{}", dir.join("queue.db").display()))
             .args(args)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .log_to(&log)
             .spawn()
             .expect("start fresco serve");
-        let mut base = String::new();
-        wait_until(Duration::from_secs(30), "the server to listen", || {
-            let text = read_log(&log);
-            if let Some(rest) = text.split("listening on ").nth(1) {
-                base = rest.split_whitespace().next().unwrap_or_default().into();
-            }
-            !base.is_empty()
-        });
+        let base = word_after(&log, "listening on ", Duration::from_secs(30));
         Serve { child, log, base }
     }
 
@@ -150,10 +133,7 @@ impl Serve {
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        wait_exit(
+        terminate(
             &mut self.child,
             Duration::from_secs(60),
             "fresco serve after SIGTERM",

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::jobs::{read_log, wait_until};
@@ -104,12 +104,7 @@ impl Drop for Running {
 
 impl Running {
     fn start(mut cmd: Command, log: PathBuf) -> Running {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start fresco");
+        let child = cmd.log_to(&log).spawn().expect("start fresco");
         Running { child, log }
     }
 
@@ -224,19 +219,8 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
         .into_json()
         .unwrap();
     let id = submitted["id"].as_str().unwrap().to_string();
-    wait_until(Duration::from_secs(180), "the job to succeed", || {
-        let job: serde_json::Value = ureq::get(&format!("{base}/v1/jobs/{id}"))
-            .set("Authorization", &format!("Bearer {token}"))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        match job["state"].as_str().unwrap() {
-            "succeeded" => true,
-            "failed" | "canceled" => panic!("job ended: {job}\n{}", read_log(&worker.log)),
-            _ => false,
-        }
-    });
+    wait_succeeded(&base, &token, &id, &worker.log);
+
     let (_, after) = parse(
         &ureq::get(&worker_url)
             .call()

@@ -15,6 +15,7 @@ use fresco_infer::onnx_build::{
     attr_float, attr_ints, attr_string, tensor_i64, GraphBuilder, INPUT_NAME, OUTPUT_NAME,
 };
 use fresco_infer::{Engine, EngineOptions};
+use fresco_testkit::media::psnr;
 
 /// The quality bar of issue 7.
 const MIN_PSNR_DB: f64 = 40.0;
@@ -100,20 +101,6 @@ fn picture(w: u32, h: u32) -> Vec<u8> {
         }
     }
     out
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let mse: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        return f64::INFINITY;
-    }
-    10.0 * (255.0f64 * 255.0 / mse).log10()
 }
 
 fn options(precision: Precision) -> EngineOptions {

@@ -6,41 +6,14 @@
 //! Needs ffmpeg and ffprobe (scripts/setup.sh installs them).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use fresco_core::MediaLimits;
 use fresco_media::probe::{frame_times, probe, ProbeError, ScanLimits};
 use fresco_media::process::Tool;
+use fresco_testkit::media::{chapter_bomb, clip, ffmpeg};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
-
-fn clip(path: &Path, seconds: &str, extra: &[&str]) {
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25",
-        "-t",
-        seconds,
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    ];
-    args.extend(extra);
-    args.push(path.to_str().unwrap());
-    ffmpeg(&args);
-}
 
 /// A folder with `data/` (where users' files are) and `secret/clip.mp4` beside it: a video that
 /// no user's file may reach.
@@ -163,15 +136,10 @@ fn files_that_open_other_files_are_refused_by_what_they_are() {
 
     // An image-sequence pattern whose name exists as a file, with frames beside it.
     for n in 1..=3 {
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48",
-            "-frames:v",
-            "1",
-            d.data.join(format!("img{n:03}.png")).to_str().unwrap(),
-        ]);
+        ffmpeg(
+            &["-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1"],
+            &d.data.join(format!("img{n:03}.png")),
+        );
     }
     let pattern = d.data.join("img%03d.png");
     std::fs::copy(d.data.join("img001.png"), &pattern).unwrap();
@@ -288,21 +256,23 @@ fn limits_apply_to_what_the_scan_measures() {
     let small = d.data.join("small.h264");
     clip(&small, "0.4", &["-f", "h264"]);
     let large = d.data.join("large.h264");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x480:rate=25",
-        "-t",
-        "0.4",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "h264",
-        large.to_str().unwrap(),
-    ]);
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x480:rate=25",
+            "-t",
+            "0.4",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "h264",
+        ],
+        &large,
+    );
     let grows = d.data.join("grows.h264");
     let mut bytes = std::fs::read(&small).unwrap();
     bytes.extend(std::fs::read(&large).unwrap());
@@ -318,35 +288,6 @@ fn limits_apply_to_what_the_scan_measures() {
     assert!(message.contains("640x480"), "{message}");
 }
 
-fn chapter_bomb(dir: &Path, source: &Path, chapters: usize) -> PathBuf {
-    let mut meta = String::from(";FFMETADATA1\n");
-    for i in 0..chapters {
-        meta.push_str(&format!(
-            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={}\ntitle=c{i}\n",
-            i + 1
-        ));
-    }
-    let meta_path = dir.join(format!("chapters-{chapters}.txt"));
-    std::fs::write(&meta_path, meta).unwrap();
-    let out = dir.join(format!("bomb-{chapters}.mkv"));
-    ffmpeg(&[
-        "-i",
-        source.to_str().unwrap(),
-        "-i",
-        meta_path.to_str().unwrap(),
-        "-map",
-        "0",
-        "-map_metadata",
-        "1",
-        "-map_chapters",
-        "1",
-        "-c",
-        "copy",
-        out.to_str().unwrap(),
-    ]);
-    out
-}
-
 #[test]
 fn a_chapter_bomb_is_counted_or_cut_off_never_kept() {
     let d = dirs();
@@ -355,14 +296,16 @@ fn a_chapter_bomb_is_counted_or_cut_off_never_kept() {
         ..MediaLimits::none()
     };
     // 100,000 chapters: counted (not kept) and over the limit.
-    let bomb = chapter_bomb(&d.data, &d.secret, 100_000);
+    let bomb = d.data.join("bomb-100000.mkv");
+    chapter_bomb(&d.secret, 100_000, &bomb);
     let report = probe(&Tool::ffprobe(), &bomb, TIMEOUT).unwrap();
     assert_eq!(report.chapter_count, 100_000);
     let breach = report.check_limits(&limits, "input").unwrap_err();
     assert_eq!(breach.code, "input-too-many-chapters");
     assert!(breach.message.contains("100000 chapters"), "{breach}");
     // 250,000: ffprobe's report passes the byte cap, and the probe stops reading there.
-    let bigger = chapter_bomb(&d.data, &d.secret, 250_000);
+    let bigger = d.data.join("bomb-250000.mkv");
+    chapter_bomb(&d.secret, 250_000, &bigger);
     match probe(&Tool::ffprobe(), &bigger, TIMEOUT) {
         Err(ProbeError::OverLimit(b)) => {
             assert_eq!(b.code, "input-too-complex");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! plan_job:     probe, plan, scan frame timestamps, size and cut frame ranges -> JobPlan (stored in the queue)
-//! score_chunk:  decode frames a..b, style, encode with the job's settings  -> chunk-NNNNN.nut (any worker)
+//! score_chunk:  decode frames a..b, run the model, encode with the job's settings -> chunk-NNNNN.nut (any worker)
 //! assemble:     ffconcat of the chunks with exact durations + the input's other streams -> output
 //! ```
 //!
@@ -112,7 +112,7 @@ pub struct ChunkStats {
     pub model_seconds: f64,
 }
 
-/// Styles the frames of `range` into the chunk file `out`. The file is written under a
+/// Scores the frames of `range` into the chunk file `out`. The file is written under a
 /// temporary name beside `out` and renamed into place only once complete.
 #[allow(clippy::too_many_arguments)]
 pub fn score_chunk(

@@ -1,7 +1,7 @@
 //! The data path for one input. A video is probed and planned ([`plan`]; a job's chunks sized
-//! by [`sizing`]), then decoded to raw frames, styled and encoded with its other streams copied
-//! ([`video`]); a still image goes straight through the model ([`image`]). Models come from
-//! [`model`]. Outputs appear only when complete ([`output`]).
+//! by [`sizing`]), then decoded to raw frames, scored (run through the model) and encoded with
+//! its other streams copied ([`video`]); a still image goes straight through the model
+//! ([`image`]). Models come from [`model`]. Outputs appear only when complete ([`output`]).
 
 pub mod chunk;
 pub mod container;
@@ -20,4 +20,4 @@ pub use error::{FailureClass, RunError};
 pub use model::{check_model, load_model, CheckedModel, LoadedModel, ModelError};
 pub use plan::{VideoOptions, VideoPlan};
 pub use sizing::ChunkSizing;
-pub use video::{prepare_video, style_video, PreparedVideo, Progress, Tools, VideoSummary};
+pub use video::{prepare_video, score_video, PreparedVideo, Progress, Tools, VideoSummary};

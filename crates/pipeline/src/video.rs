@@ -319,18 +319,6 @@ pub(crate) fn scratch_file(output: &Path) -> Result<tempfile::NamedTempFile, Run
         })
 }
 
-/// Styles a prepared video with `engine`. `cancel` is checked between frames.
-pub fn style_video(
-    tools: &Tools,
-    prepared: &PreparedVideo,
-    engine: &mut Engine,
-    options: &VideoOptions,
-    cancel: &Arc<AtomicBool>,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<VideoSummary, RunError> {
-    run_frames(tools, prepared, engine, options, cancel, progress)
-}
-
 /// Byte conversions for the pipe format of each sample type.
 trait PipeSample: Sample + Default {
     fn from_bytes(bytes: &[u8], out: &mut Vec<Self>);
@@ -363,7 +351,9 @@ impl PipeSample for u16 {
     }
 }
 
-fn run_frames(
+/// Scores a prepared video with `engine`: every frame decoded, run through the model and
+/// encoded, the output published atomically. `cancel` is checked between frames.
+pub fn score_video(
     tools: &Tools,
     prepared: &PreparedVideo,
     engine: &mut Engine,

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,51 +20,15 @@ use fresco_queue::{NewToken, Role};
 use fresco_server::auth::{Secret, EVENT_SECRET_HEADER};
 use fresco_server::limits::{InputLimits, PathRules};
 use fresco_server::LocalJobFactory;
+use fresco_testkit::files::random_file;
+use fresco_testkit::media::{clip, ffmpeg};
 use serde_json::{json, Value};
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
-
-fn clip(path: &Path, seconds: &str) {
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25",
-        "-t",
-        seconds,
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        path.to_str().unwrap(),
-    ]);
-}
-
-fn random_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(path, bytes).unwrap();
-}
 
 /// The input files of the corpus, under `data` (the one allowed root).
 fn make_inputs(data: &Path, outside: &Path) {
-    clip(&data.join("clip.mp4"), "0.4");
-    clip(&outside.join("clip.mp4"), "0.4");
-    clip(&data.join("long.mp4"), "3");
+    clip(&data.join("clip.mp4"), "0.4", &[]);
+    clip(&outside.join("clip.mp4"), "0.4", &[]);
+    clip(&data.join("long.mp4"), "3", &[]);
     std::fs::write(data.join("zero.mp4"), b"").unwrap();
     random_file(&data.join("random.mp4"), 4096);
     random_file(&data.join("big.mp4"), (1 << 20) + 1);
@@ -76,24 +39,14 @@ fn make_inputs(data: &Path, outside: &Path) {
     let mut huge = b"YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
     huge.extend(std::iter::repeat_n(0x80u8, 1000));
     std::fs::write(data.join("huge-dimensions.mp4"), huge).unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=d=0.5",
-        "-c:a",
-        "aac",
-        data.join("audio-only.mp4").to_str().unwrap(),
-    ]);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48",
-        "-frames:v",
-        "1",
-        data.join("img001.png").to_str().unwrap(),
-    ]);
+    ffmpeg(
+        &["-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "aac"],
+        &data.join("audio-only.mp4"),
+    );
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1"],
+        &data.join("img001.png"),
+    );
     std::fs::write(data.join("notes.mp4"), "just some text, not a video\n").unwrap();
 }
 

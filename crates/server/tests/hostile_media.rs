@@ -14,7 +14,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,70 +25,14 @@ use fresco_infer::registry::Registry;
 use fresco_queue::Role;
 use fresco_server::limits::{InputLimits, PathRules};
 use fresco_server::LocalJobFactory;
+use fresco_testkit::media::{chapter_bomb, clip, ffmpeg};
 use serde_json::json;
 
 /// Written outside the data store; no reply, record, log or output may ever hold it.
 const SECRET: &str = "FRESCO-SECRET-7f3a9c1e-do-not-leak";
 
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
-
-/// `seconds` of 64x48 video at 25 fps, with `extra` output options before the path.
-fn clip(path: &Path, seconds: &str, extra: &[&str]) {
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25",
-        "-t",
-        seconds,
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    ];
-    args.extend(extra);
-    args.push(path.to_str().unwrap());
-    ffmpeg(&args);
-}
-
 fn playlist(entry: &str) -> String {
     format!("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{entry}\n#EXT-X-ENDLIST\n")
-}
-
-/// A Matroska copy of `source` with `chapters` chapters (from an ffmetadata file).
-fn chapter_bomb(dir: &Path, source: &Path, chapters: usize, out: &Path) {
-    let mut meta = String::from(";FFMETADATA1\n");
-    for i in 0..chapters {
-        meta.push_str(&format!(
-            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={}\ntitle=c{i}\n",
-            i + 1
-        ));
-    }
-    let meta_path = dir.join(format!("chapters-{chapters}.txt"));
-    std::fs::write(&meta_path, meta).unwrap();
-    ffmpeg(&[
-        "-i",
-        source.to_str().unwrap(),
-        "-i",
-        meta_path.to_str().unwrap(),
-        "-map",
-        "0",
-        "-map_metadata",
-        "1",
-        "-map_chapters",
-        "1",
-        "-c",
-        "copy",
-        out.to_str().unwrap(),
-    ]);
-    std::fs::remove_file(meta_path).unwrap();
 }
 
 fn submit(token: &str, input: &str, output: &str) -> Request<Body> {
@@ -176,38 +119,42 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
     }
     std::fs::write(bob.join("inner.m3u8"), playlist(&sv)).unwrap();
     // An image-sequence pattern that exists as a file name, with its frames beside it.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25",
-        "-frames:v",
-        "3",
-        bob.join("img%03d.png").to_str().unwrap(),
-    ]);
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=25",
+            "-frames:v",
+            "3",
+        ],
+        &bob.join("img%03d.png"),
+    );
     std::fs::copy(bob.join("img001.png"), bob.join("img%03d.png")).unwrap();
     // Headers that hide the length: 3 s at 10 fps with no duration (over 2 s, 30 frames), and
     // 45 frames at 25 fps (over 40, 1.8 s).
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=10",
-        "-t",
-        "3",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "matroska",
-        "-live",
-        "1",
-        bob.join("live.mkv").to_str().unwrap(),
-    ]);
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=10",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "matroska",
+            "-live",
+            "1",
+        ],
+        &bob.join("live.mkv"),
+    );
     clip(&bob.join("raw.h264"), "1.8", &["-f", "h264"]);
-    chapter_bomb(&bob, &alice_video, 100_000, &bob.join("chapters.mkv"));
-    chapter_bomb(&bob, &alice_video, 250_000, &bob.join("more-chapters.mkv"));
+    chapter_bomb(&alice_video, 100_000, &bob.join("chapters.mkv"));
+    chapter_bomb(&alice_video, 250_000, &bob.join("more-chapters.mkv"));
     clip(&bob.join("fine.mp4"), "0.4", &[]);
     // A video with 70 audio streams (the default limit is 64).
     let mut many: Vec<&str> = vec![
@@ -228,14 +175,8 @@ async fn media_that_opens_other_files_or_hides_its_size_is_refused() {
         many.extend(["-map", "1:a"]);
     }
     let streams = bob.join("streams.mkv");
-    many.extend([
-        "-c:v",
-        "libx264",
-        "-c:a",
-        "pcm_s16le",
-        streams.to_str().unwrap(),
-    ]);
-    ffmpeg(&many);
+    many.extend(["-c:v", "libx264", "-c:a", "pcm_s16le"]);
+    ffmpeg(&many, &streams);
 
     let factory = LocalJobFactory::new(Registry::from_env())
         .allow_download(false)

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -18,23 +16,13 @@ use common::*;
 use fresco_infer::hostile_models as hostile;
 use fresco_infer::registry::Registry;
 use fresco_server::LocalJobFactory;
+use fresco_testkit::media::clip as make_clip;
 use serde_json::json;
 
 const SECRET: &str = "FRESCO-TEST-SECRET-5d1c0a7e-do-not-leak";
 
 /// One test at a time: the memory check reads the whole process's resident size.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn make_clip(path: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=64x48:rate=25")
-        .args(["-t", "0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg could not make the test clip");
-}
 
 /// The resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
@@ -59,7 +47,7 @@ async fn hostile_models_are_refused_by_the_api_without_a_session() {
     std::fs::write(root.join("secret.txt"), SECRET).unwrap();
     std::env::set_current_dir(&cwd).unwrap();
     let clip = root.join("clip.mp4");
-    make_clip(&clip);
+    make_clip(&clip, "0.2", &[]);
     let secret_abs = cwd.join("secret.txt").display().to_string();
 
     type Make = fn(&str) -> Vec<u8>;
@@ -195,7 +183,7 @@ async fn the_server_pins_a_model_without_loading_it() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(&clip);
+    make_clip(&clip, "0.2", &[]);
     let model = dir.path().join("no-such-op.onnx");
     let bytes = fresco_infer::onnx_build::GraphBuilder::nchw_rgb("m")
         .node("NoSuchOperator", &["input1"], &["output1"], vec![])
@@ -222,7 +210,7 @@ async fn the_model_budget_is_the_servers() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(&clip);
+    make_clip(&clip, "0.2", &[]);
     let factory = LocalJobFactory::new(Registry::from_env())
         .allow_download(false)
         .model_budget(fresco_infer::inspect::ModelBudget {

@@ -5,25 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use common::*;
 use fresco_infer::registry::Registry;
 use fresco_server::LocalJobFactory;
+use fresco_testkit::media::clip as make_clip;
 use serde_json::json;
-
-fn make_clip(path: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=64x48:rate=25")
-        .args(["-t", "0.4", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg could not make the test clip");
-}
 
 #[tokio::test]
 async fn real_files_and_the_vintage_style_make_a_job() {
@@ -32,7 +21,7 @@ async fn real_files_and_the_vintage_style_make_a_job() {
     }
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(&clip);
+    make_clip(&clip, "0.4", &[]);
     let notes = dir.path().join("notes.mp4");
     std::fs::write(&notes, "not a video at all").unwrap();
     let existing = dir.path().join("existing.mp4");

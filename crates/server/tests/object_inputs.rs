@@ -11,30 +11,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use base64::Engine;
 use common::*;
 use fresco_infer::registry::Registry;
 use fresco_server::factory::ProbeWindow;
 use fresco_server::limits::{InputLimits, PathRules};
 use fresco_server::LocalJobFactory;
-use hmac::{Hmac, Mac};
+use fresco_testkit::files::write_random;
+use fresco_testkit::media::ffmpeg;
 use serde_json::json;
-use sha2::Sha256;
 
 const WINDOW: u64 = 8 << 10;
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
 
 /// An H.264 MP4 of `size` and `seconds`, its index (`moov`) at the start or at the end.
 fn clip(path: &Path, size: &str, seconds: &str, faststart: bool) {
@@ -44,21 +33,7 @@ fn clip(path: &Path, size: &str, seconds: &str, faststart: bool) {
     if faststart {
         args.extend(["-movflags", "+faststart"]);
     }
-    args.push(path.to_str().unwrap());
-    ffmpeg(&args);
-}
-
-fn random_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(path, bytes).unwrap();
+    ffmpeg(&args, path);
 }
 
 /// Where the moov box of an MP4 starts.
@@ -78,19 +53,25 @@ fn make_inputs(dir: &Path) -> Vec<(&'static str, StatusCode, &'static str)> {
     // A minute of tiny frames: its index at the end is longer than the tail window, so only
     // walking the boxes finds it (and its duration, over the limit).
     clip(&dir.join("long-index.mp4"), "32x32", "60", false);
-    random_file(&dir.join("random.mp4"), 64 << 10);
-    random_file(&dir.join("random-small.mp4"), 4 << 10);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=d=1.5",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "192k",
-        dir.join("audio-only.mp4").to_str().unwrap(),
-    ]);
+    write_random(&dir.join("random.mp4"), 64 << 10, 0x2545_f491_4f6c_dd1d);
+    write_random(
+        &dir.join("random-small.mp4"),
+        4 << 10,
+        0x2545_f491_4f6c_dd1d,
+    );
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=1.5",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+        ],
+        &dir.join("audio-only.mp4"),
+    );
     // An MP4 cut before its index: ffprobe knows the container but finds no moov in the ends.
     // From its ends alone it cannot be told from a long video whose index is in the middle, so
     // it is queued and its plan task refuses it.
@@ -219,100 +200,13 @@ async fn file_url_inputs_are_probed_from_their_ends_before_queueing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_inputs_are_probed_from_their_ends_before_queueing() {
-    if std::env::var("FRESCO_TEST_AZURITE").as_deref() != Ok("1") {
-        assert!(
-            std::env::var("FRESCO_REQUIRE_AZURITE").as_deref() != Ok("1"),
-            "FRESCO_REQUIRE_AZURITE=1 but FRESCO_TEST_AZURITE is not 1: run \
-             `eval \"$(scripts/azurite.sh)\"` and set FRESCO_TEST_AZURITE=1"
-        );
-        println!(
-            "SKIPPED: azure_inputs_are_probed_from_their_ends_before_queueing: set \
-             FRESCO_TEST_AZURITE=1 after `eval \"$(scripts/azurite.sh)\"`"
-        );
+    let Some(container) = fresco_testkit::azurite::container(
+        "azure_inputs_are_probed_from_their_ends_before_queueing",
+    ) else {
         return;
-    }
+    };
     if let Err(e) = fresco_infer::runtime::environment() {
         panic!("ONNX Runtime cannot be loaded, so the vintage style cannot be checked: {e}");
     }
-    let container = format!("fresco-probe-{:08x}", rand::random::<u32>());
-    create_azurite_container(&container);
     submit_corpus(&format!("az://{container}")).await;
-}
-
-/// Creates a container with the Blob REST API (object_store has no verb for it), signed with
-/// the account's shared key (Azurite's well-known development account unless the environment
-/// names another). https://learn.microsoft.com/rest/api/storageservices/create-container
-fn create_azurite_container(container: &str) {
-    const DEV_KEY: &str =
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let endpoint = var("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000");
-    let account = var("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1");
-    let key = var("AZURE_STORAGE_ACCOUNT_KEY", DEV_KEY);
-    let date = http_date(std::time::SystemTime::now());
-    let version = "2021-08-06";
-    let string_to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
-         /{account}/{account}/{container}\nrestype:container"
-    );
-    let secret = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .expect("the account key is base64");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
-    mac.update(string_to_sign.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let url = format!(
-        "{}/{account}/{container}?restype=container",
-        endpoint.trim_end_matches('/')
-    );
-    match ureq::put(&url)
-        .set("x-ms-date", &date)
-        .set("x-ms-version", version)
-        .set("Authorization", &format!("SharedKey {account}:{signature}"))
-        .send_bytes(&[])
-    {
-        Ok(_) | Err(ureq::Error::Status(409, _)) => {}
-        Err(e) => panic!("Azurite did not create container {container} at {url}: {e}"),
-    }
-}
-
-/// `Sat, 28 Nov 2026 17:30:00 GMT` (RFC 7231's date, which Azure's x-ms-date takes).
-fn http_date(time: std::time::SystemTime) -> String {
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-#[test]
-fn http_dates_are_rfc_7231() {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_887_000);
-    assert_eq!(http_date(at), "Sat, 28 Nov 2026 17:30:00 GMT");
-    assert_eq!(
-        http_date(std::time::UNIX_EPOCH),
-        "Thu, 01 Jan 1970 00:00:00 GMT"
-    );
 }

@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,24 +20,13 @@ use fresco_queue::{Admission, NewJob, Role, WorkerStatus};
 use fresco_server::limits::PathRules;
 use fresco_server::tenancy::Tenancy;
 use fresco_server::LocalJobFactory;
+use fresco_testkit::media::clip;
 use serde_json::{json, Value};
 
-fn clip(path: &Path) {
+/// A 0.4 s clip at `path`, its folders made.
+fn clip_at(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .args([
-            "testsrc2=size=64x48:rate=25",
-            "-t",
-            "0.4",
-            "-c:v",
-            "libx264",
-        ])
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg must be installed for this test (scripts/setup.sh installs it)");
-    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    clip(path, "0.4", &[]);
 }
 
 /// A data store with two tenants' files, a shared folder and a root outside the data store.
@@ -68,12 +56,12 @@ async fn world_with(file_urls: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
     let data: PathBuf = dir.path().join("data");
     let outside: PathBuf = dir.path().join("outside");
-    clip(&data.join("tenants/alice/clip.mp4"));
-    clip(&data.join("tenants/bob/uploads/u1/clip.mp4"));
-    clip(&data.join("tenants/bob/out/done.mp4"));
+    clip_at(&data.join("tenants/alice/clip.mp4"));
+    clip_at(&data.join("tenants/bob/uploads/u1/clip.mp4"));
+    clip_at(&data.join("tenants/bob/out/done.mp4"));
     std::fs::write(data.join("tenants/bob/model.onnx"), b"bob's model").unwrap();
-    clip(&data.join("shared/team/clip.mp4"));
-    clip(&outside.join("clip.mp4"));
+    clip_at(&data.join("shared/team/clip.mp4"));
+    clip_at(&outside.join("clip.mp4"));
     let data = data.canonicalize().unwrap().display().to_string();
     let outside = outside.canonicalize().unwrap().display().to_string();
     let root = if file_urls {

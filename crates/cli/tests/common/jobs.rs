@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{fresco_cmd, p, run_with_timeout, s, Out};
+use super::{fresco_cmd, p, run_with_timeout, s, LogTo, Out};
+pub use fresco_testkit::process::{read_log, wait_exit, wait_until};
 
 /// A queue for one test: its URL and the work folder its workers share.
 pub struct TestQueue {
@@ -155,44 +156,12 @@ impl TestQueue {
             ])
             .args(extra)
             .env("FRESCO_LOG", "info,ort=error,sqlx=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("worker log"));
+            .log_to(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.spawn().expect("start fresco worker")
     }
-}
-
-/// Waits for `child` to exit within `timeout`, killing it (and failing) otherwise.
-pub fn wait_exit(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Reads a log file ("" if missing).
-pub fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Lines of `log` that record a claimed score task: (chunk, first frame, end frame).
@@ -207,35 +176,4 @@ pub fn score_claims(log: &str) -> Vec<(u64, u64, u64)> {
             Some((nums.next()?, nums.next()?, nums.next()?))
         })
         .collect()
-}
-
-/// The VFR clip of the `fresco run` tests, with an audio track: `frames` decoded frames.
-pub fn make_vfr_clip_with_audio(out: &Path, seconds: u32) {
-    super::media::ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=96x64:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &seconds.to_string(),
-            "-vf",
-            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ],
-        out,
-    );
 }

@@ -1,128 +1,20 @@
-//! Helpers shared by the end-to-end tests of the `fresco` command: making tiny clips with
-//! ffmpeg's generators, running the binary with a timeout, and decoding outputs for checks.
-#![allow(dead_code)]
+//! Helpers shared by the end-to-end tests of the `fresco` command: running the binary with a
+//! timeout, its built-in models and its argument lists. Clips, checks of outputs and processes
+//! come from `fresco-testkit` (re-exported here, so a test file has one `use common::*`).
+#![allow(dead_code, unused_imports)]
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 pub mod jobs;
-mod media;
 pub mod objects;
-pub use media::*;
+pub use fresco_testkit::media::*;
+pub use fresco_testkit::process::{run_with_timeout, terminate, word_after, LogTo, Out};
 
 /// How long one `fresco` run may take before the test calls it hung.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// What a finished process said.
-#[derive(Debug)]
-pub struct Out {
-    /// Exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    /// Everything printed, for assertion messages.
-    pub fn dump(&self) -> String {
-        format!(
-            "exit code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// Asserts a zero exit.
-    pub fn ok(self) -> Out {
-        assert_eq!(self.code, Some(0), "fresco failed:\n{}", self.dump());
-        self
-    }
-
-    /// Asserts the exit code and the shape of the error line: it starts with "error: ", it names
-    /// `file` (by file name) and contains each of `words` (case-insensitive).
-    pub fn fails(self, code: i32, file: &str, words: &[&str]) -> Out {
-        assert_eq!(self.code, Some(code), "wrong exit code:\n{}", self.dump());
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no line starting with 'error: ' on stderr:\n{}",
-                    self.dump()
-                )
-            });
-        assert!(
-            line.contains(file),
-            "the error line does not name {file}:\n{}",
-            self.dump()
-        );
-        let count = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .count();
-        assert_eq!(count, 1, "expected one error line:\n{}", self.dump());
-        let lower = line.to_lowercase();
-        for word in words {
-            assert!(
-                lower.contains(&word.to_lowercase()),
-                "the error line does not mention {word:?}:\n{}",
-                self.dump()
-            );
-        }
-        self
-    }
-
-    /// stdout as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}):\n{}", self.dump()))
-    }
-}
-
-/// Runs a command with stdin closed, collecting its output, killing it after `timeout`.
-pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Out {
-    let described = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {described}: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err_thread.join().unwrap()).into_owned();
-            panic!("{described} did not finish within {timeout:?} (hung?); stderr:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&out_thread.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_thread.join().unwrap()).into_owned(),
-    }
-}
 
 /// A `fresco` command without the caller's model folder or tool overrides, and with the download
 /// address pointed at a closed port, so a test never downloads anything.
@@ -235,38 +127,6 @@ pub fn assert_nothing_left(output: &Path) {
     }
 }
 
-/// `$FRESCO_MODEL_DIR/NAME.onnx` when it exists; otherwise prints why the test is skipped.
-pub fn real_model(name: &str) -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("FRESCO_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("skipping: FRESCO_MODEL_DIR not set (point it at the folder holding {name}.onnx, e.g. ../shared/models)");
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    let dir = if dir.is_relative() {
-        // cargo runs integration tests in the crate's folder; CI gives the path from the workspace root.
-        let from_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join(&dir);
-        let from_root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(&dir);
-        if from_crate.join(format!("{name}.onnx")).is_file() {
-            from_crate
-        } else {
-            from_root
-        }
-    } else {
-        dir
-    };
-    let file = dir.join(format!("{name}.onnx"));
-    if !file.is_file() {
-        eprintln!(
-            "skipping: FRESCO_MODEL_DIR set but {} is missing",
-            file.display()
-        );
-        return None;
-    }
-    Some(dir)
-}
-
 /// An ffmpeg stand-in that logs each invocation's arguments to `log` and then runs the real one.
 pub fn logging_ffmpeg(dir: &Path, log: &Path) -> PathBuf {
     let real = String::from_utf8_lossy(&tool_bytes(
@@ -319,4 +179,28 @@ pub fn run(input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
     ];
     args.extend(extra.iter().map(|a| s(a)));
     fresco(args)
+}
+
+/// Polls `GET BASE/v1/jobs/ID` with `token` until the job has succeeded, and returns it; fails
+/// (showing `log`, the server's or worker's) when it fails, is canceled, or takes over 3 minutes.
+pub fn wait_succeeded(base: &str, token: &str, id: &str, log: &Path) -> serde_json::Value {
+    let mut job = serde_json::Value::Null;
+    fresco_testkit::process::wait_until(Duration::from_secs(180), "the job to succeed", || {
+        job = ureq::get(&format!("{base}/v1/jobs/{id}"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap_or_else(|e| panic!("GET /v1/jobs/{id}: {e}"))
+            .into_json()
+            .unwrap();
+        match job["state"].as_str().unwrap() {
+            "succeeded" => true,
+            "failed" | "canceled" => panic!(
+                "job ended {}: {job}\n{}",
+                job["state"],
+                fresco_testkit::process::read_log(log)
+            ),
+            _ => false,
+        }
+    });
+    job
 }

@@ -4,9 +4,9 @@
 //! outputs, which users reach; the **system** store holds what only fresco reads, which users
 //! must not reach. The system store is either
 //! - a local folder every worker sees (the default, `STATE/work`, or a shared mount): chunks
-//!   are written there in place by ffmpeg, as `JOB/chunk-NNNNNN.nut`; or
+//!   are written there in place by ffmpeg, as `JOB/chunk-NNNNN.nut`; or
 //! - an object-store prefix (`az://fresco-system/work`, `s3://...`): a worker scores a chunk
-//!   into its scratch folder and uploads it to `jobs/JOB/chunk-NNNNNN.nut` (the object appears
+//!   into its scratch folder and uploads it to `jobs/JOB/chunk-NNNNN.nut` (the object appears
 //!   only when complete, so a half-written chunk is never seen), and the assembling worker
 //!   downloads the job's chunks into its scratch folder, under the scratch budget.
 //!

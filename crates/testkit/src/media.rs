@@ -1,4 +1,8 @@
-//! ffmpeg and ffprobe helpers: making clips, and decoding outputs for checks.
+//! ffmpeg and ffprobe for tests: making clips with ffmpeg's generators, and decoding outputs
+//! for checks (frame hashes and times, streams, pixels, PSNR).
+//!
+//! Every helper panics with the tool's stderr when the tool fails; ffmpeg and ffprobe must be
+//! on PATH (scripts/setup.sh installs them).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -10,7 +14,7 @@ pub fn tool_bytes(program: &str, args: &[&OsStr]) -> Vec<u8> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {program} (scripts/setup.sh installs it): {e}"));
     assert!(
         out.status.success(),
         "{program} {:?} failed: {}",
@@ -58,6 +62,82 @@ pub fn make_h264(out: &Path, size: &str, rate: u32, seconds: f64) {
         rate,
         seconds,
         &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    );
+}
+
+/// `seconds` of 64x48 H.264 at 25 fps from testsrc2, with `extra` output options before the
+/// path: the small clip of the hostile-input tests.
+pub fn clip(out: &Path, seconds: &str, extra: &[&str]) {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-t",
+        seconds,
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    args.extend_from_slice(extra);
+    ffmpeg(&args, out);
+}
+
+/// `seconds` of 96x64 H.264 at 25 fps from testsrc2 with a 440 Hz tone (48 kHz) encoded with
+/// `audio_codec`, in `out`'s container, with `extra` output options before the path.
+pub fn av_clip(out: &Path, seconds: &str, audio_codec: &str, extra: &[&str]) {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        seconds,
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        audio_codec,
+    ];
+    args.extend_from_slice(extra);
+    ffmpeg(&args, out);
+}
+
+/// A variable-rate clip with an audio track: 96x64 testsrc2 at 30 fps with frames dropped in
+/// an uneven pattern (gaps of 1 to 3 frames), a 440 Hz tone, `seconds` long.
+pub fn make_vfr_clip_with_audio(out: &Path, seconds: u32) {
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &seconds.to_string(),
+            "-vf",
+            "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        out,
     );
 }
 
@@ -239,4 +319,51 @@ pub fn sha256(path: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// A Matroska copy of `source` with `chapters` chapters (from an ffmetadata file written beside
+/// `out` and removed afterwards), at `out`: a file whose header alone is large.
+pub fn chapter_bomb(source: &Path, chapters: usize, out: &Path) {
+    let mut meta = String::from(";FFMETADATA1\n");
+    for i in 0..chapters {
+        meta.push_str(&format!(
+            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={}\ntitle=chapter {i}\n",
+            i + 1
+        ));
+    }
+    let meta_path = out.with_extension(format!("chapters-{chapters}.txt"));
+    std::fs::write(&meta_path, meta).unwrap();
+    let (source, meta) = (source.to_str().unwrap(), meta_path.to_str().unwrap());
+    let args = [
+        "-i",
+        source,
+        "-i",
+        meta,
+        "-map",
+        "0",
+        "-map_metadata",
+        "1",
+        "-map_chapters",
+        "1",
+        "-c",
+        "copy",
+    ];
+    ffmpeg(&args, out);
+    std::fs::remove_file(meta_path).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::psnr;
+
+    #[test]
+    fn psnr_is_infinite_for_equal_buffers_and_falls_with_the_error() {
+        let a = [10u8, 20, 30, 40];
+        assert_eq!(psnr(&a, &a), f64::INFINITY);
+        // One step off everywhere: MSE 1, so 10 log10(255^2) = 48.13 dB.
+        let b = [11u8, 21, 31, 41];
+        assert!((psnr(&a, &b) - 48.1308).abs() < 1e-3, "{}", psnr(&a, &b));
+        let c = [20u8, 30, 40, 50];
+        assert!(psnr(&a, &c) < psnr(&a, &b));
+    }
 }
