@@ -468,8 +468,11 @@ fn webm_refusals_come_at_plan_through_run() {
     assert_same_timing(&input, &webm);
 }
 
+/// What the container cannot hold is refused before any frame is scored: an encoder the
+/// container refuses, or one ffmpeg lacks, at submission (the one submission path tries the
+/// encoder, as the API always did); a stream only the plan finds, as a permanent plan failure.
 #[test]
-fn webm_refusals_are_permanent_plan_failures_in_a_pool() {
+fn webm_refusals_come_before_any_scoring_in_a_pool() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("phone.mp4");
     av_clip(&input, "1", "aac", &[]);
@@ -485,21 +488,34 @@ fn webm_refusals_are_permanent_plan_failures_in_a_pool() {
 
     let sub = dir.path().join("codec");
     std::fs::create_dir(&sub).unwrap();
-    let (job, text) = pool_run(
-        &sub,
-        &input,
+    let queue = sqlite_queue(&sub);
+    let vintage = sub.join("vintage.onnx");
+    export_builtin("vintage", &vintage);
+    let refused = |output: &Path, extra: &[&str], words: &[&str]| {
+        let out = queue.try_submit(&input, output, &vintage, extra);
+        assert_ne!(out.code, Some(0), "{}", out.dump());
+        for word in words {
+            assert!(out.stderr.contains(word), "{word:?} not said: {}", out.dump());
+        }
+        assert!(out.stdout.trim().is_empty(), "no job id: {}", out.dump());
+        assert!(!output.exists());
+    };
+    refused(
         &webm,
         &["--drop-streams", "audio", "--codec", "libx264"],
-        &ffmpeg,
+        &["cannot hold video from the encoder libx264"],
     );
-    assert_failed_at_plan(&job, &text, &["cannot hold video from the encoder libx264"]);
-
-    let sub = dir.path().join("missing");
-    std::fs::create_dir(&sub).unwrap();
     let mkv = dir.path().join("phone.mkv");
-    let (job, text) = pool_run(&sub, &input, &mkv, &["--codec", "libnosuchcodec"], &ffmpeg);
-    assert_failed_at_plan(&job, &text, &["no encoder 'libnosuchcodec'"]);
-    assert!(!mkv.exists());
+    refused(&mkv, &["--codec", "libnosuchcodec"], &["no encoder 'libnosuchcodec'"]);
+    let listed = run_with_timeout(
+        fresco_cmd()
+            .args([s("jobs"), s("list"), s("--json")])
+            .args(queue.args()),
+        Duration::from_secs(60),
+    )
+    .ok()
+    .json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "nothing queued: {listed}");
     assert_nothing_scored(&log);
 }
 

@@ -124,6 +124,23 @@ impl TestQueue {
         out.stdout.trim().to_string()
     }
 
+    /// `fresco jobs submit ...` as in [`TestQueue::submit`], for a submission that may be
+    /// refused: what the command printed and its exit code.
+    pub fn try_submit(&self, input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
+        let mut args = vec![
+            s("jobs"),
+            s("submit"),
+            p(input),
+            s("-o"),
+            p(output),
+            s("--model"),
+            p(model),
+        ];
+        args.extend(self.args());
+        args.extend(extra.iter().map(|a| s(a)));
+        run_with_timeout(fresco_cmd().args(args), Duration::from_secs(60))
+    }
+
     /// `fresco jobs show ID --json`.
     pub fn show(&self, id: &str) -> serde_json::Value {
         let mut args = vec![s("jobs"), s("show"), s(id), s("--json")];
