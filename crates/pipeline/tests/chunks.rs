@@ -42,7 +42,7 @@ fn plan(input: &Path, chunk_frames: u64) -> JobPlan {
         input,
         &output,
         &VideoOptions::default(),
-        chunk_frames,
+        fresco_pipeline::ChunkSizing::Frames(chunk_frames),
     )
     .unwrap_or_else(|e| panic!("plan of {}: {e}", input.display()))
 }
@@ -164,10 +164,8 @@ fn the_assembly_list_gives_each_chunk_the_time_to_the_next_one() {
     let plan = plan(&clip, 10);
     assert_chunks_cover(&plan, 10);
     let files: Vec<_> = (0..plan.chunks.len())
-        .map(|n| {
-            dir.path()
-                .join(fresco_pipeline::chunk::chunk_file_name(n as u32))
-        })
+        // Named as the worker names them (fresco_store::system::chunk_file_name).
+        .map(|n| dir.path().join(format!("chunk-{n:05}.nut")))
         .collect();
     let list = concat_list(&plan, &files);
     let durations: Vec<i64> = list
