@@ -10,7 +10,7 @@ use clap::Args;
 use fresco_core::Device;
 use fresco_server::watch::{WatchConfig, Watcher};
 use fresco_server::{AppState, LocalJobFactory};
-use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig};
+use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig, WorkerSummary};
 
 use crate::exit::{self, Failure};
 use crate::queue_args::{runtime, QueueArgs};
@@ -178,106 +178,26 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let tls = args.auth.tls()?;
         let auth = args.auth.settings()?;
         let callbacks = args.callbacks.settings(&work_dir)?;
-        crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact_url(&args.queue.db_url())).await;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| {
-                Failure::new(
-                    exit::BAD_INPUT,
-                    format!("--listen {}: cannot listen there: {e}", args.listen),
-                )
-            })?;
-        let address = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| args.listen.clone());
+        crate::serve_auth::hint_when_no_tokens(queue.as_ref(), &redact_url(&args.queue.db_url()))
+            .await;
+        let listener = listen(&args.listen).await?;
         // With --autoscale the workers are processes of their own (see autoscale.rs).
         let in_process = if args.autoscale.is_some() {
             0
         } else {
             args.workers
         };
-        // The one line a script (or a test) waits for.
-        crate::logging::announce(
-            "INFO",
-            &format!(
-                "fresco serve: listening on {}://{address} (queue {}, {} worker{})",
-                if tls.is_some() { "https" } else { "http" },
-                redact_url(&args.queue.db_url()),
-                in_process,
-                if in_process == 1 { "" } else { "s" }
-            ),
-        );
+        announce(&args, &listener, tls.is_some(), in_process);
 
         let stop = StopSignal::new();
         spawn_signal_handlers(Arc::clone(&stop));
-        let threads = fresco_worker::threads_per_worker(args.threads, in_process);
-        let mut workers = Vec::new();
-        for n in 0..in_process {
-            let mut config = WorkerConfig::new(worker_name(n), work_dir.clone());
-            config.system = system.clone();
-            config.lease = Duration::from_secs(args.lease_seconds.max(1));
-            config.grace = Duration::from_secs(args.grace_seconds);
-            config.device = args.device;
-            if let Some(dir) = &args.scratch_dir {
-                config.scratch_dir = dir.clone();
-            }
-            config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
-            config.threads = threads;
-            config.batch = args.batch;
-            config.model_trial = Some(args.model_trial.trial()?);
-            let worker = Worker::new(Arc::clone(&queue), config, Arc::clone(&stop));
-            workers.push(tokio::spawn(worker.run()));
-        }
+        let workers = spawn_workers(&args, &queue, &work_dir, &system, &stop, in_process)?;
 
         let data = open_data_store(&args.data)?;
-        // Inputs and outputs: under --allow-prefix roots, the data store and the trigger
-        // locations (see fresco_server::limits), within the input limits.
-        let trigger_roots: Vec<String> = [&args.watch, &args.output, &args.event_output]
-            .into_iter()
-            .flatten()
-            .map(|location| data_root(location))
-            .collect();
         let data_root_text =
             crate::security_args::data_root_for_jobs(data_root(&args.data), encrypted);
-        let mut roots = vec![data_root_text.as_str()];
-        roots.extend(trigger_roots.iter().map(String::as_str));
-        let rules = args.security.path_rules(roots)?;
-        let factory: Arc<dyn fresco_server::JobFactory> = Arc::new(
-            LocalJobFactory::default()
-                // Jobs from HTTP and the triggers are pinned for this kind of device unless a
-                // request names one; the server itself needs no GPU for that.
-                .device(args.device)
-                .served_kinds(if args.job_devices.is_empty() {
-                    vec![args.device.kind()]
-                } else {
-                    // clap took only "cpu" and "cuda".
-                    args.job_devices.iter().filter_map(|k| k.parse().ok()).collect()
-                })
-                .data_root(data_root_text.clone())
-                .paths(rules)
-                .limits(args.security.limits())
-                .model_budget(args.security.model_budget())
-                .scratch_dir(args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir)),
-        );
-        if let (Some(watch), Some(output)) = (&args.watch, &args.output) {
-            let model = args.model.as_ref().map(|m| {
-                fresco_store::absolute(std::path::Path::new(m))
-                    .display()
-                    .to_string()
-            });
-            let config = WatchConfig {
-                watch: watch.clone(),
-                output: output.clone(),
-                style: args.style.clone(),
-                model,
-                interval: Duration::from_secs(args.watch_interval.max(1)),
-            };
-            let watcher = Watcher::new(config, Arc::clone(&queue), Arc::clone(&factory))
-                .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
-            let stop = Arc::clone(&stop);
-            tokio::spawn(watcher.run(async move { stop.stopped().await }));
-        }
+        let factory = job_factory(&args, &data_root_text)?;
+        spawn_watcher(&args, &queue, &factory, &stop)?;
         let mut state = AppState::new(Arc::clone(&queue), factory);
         state.tls = tls.is_some();
         state.auth = auth;
@@ -287,36 +207,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         state.public_url = args.public_url.clone();
         state.max_upload_bytes = args.max_upload_mb.saturating_mul(1 << 20);
         state.request_timeout = Duration::from_secs(args.request_timeout_seconds);
-        let env_keys = std::env::var("FRESCO_SIGNING_KEYS").ok();
-        let (signer, source) = fresco_server::signing::UrlSigner::from_config(
-            args.signing_key_file.as_deref(),
-            env_keys.as_deref(),
-        )
-        .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
-        if source == fresco_server::signing::KeySource::Random {
-            tracing::info!("no --signing-key-file or FRESCO_SIGNING_KEYS: upload and download URLs are signed with a random key and stop working when this server restarts");
-        }
-        state.signer = Arc::new(signer);
+        state.signer = Arc::new(url_signer(&args)?);
         state.callbacks = callbacks;
         state.work_dir = Some(work_dir);
         state.system = system.clone();
-        if let Some(output) = &args.event_output {
-            if args.style.is_none() && args.model.is_none() {
-                return Err(Failure::new(
-                    exit::BAD_INPUT,
-                    "--event-output needs --style or --model for the jobs it makes",
-                ));
-            }
-            state.events = Some(fresco_server::routes::events::EventTrigger {
-                output: output.clone(),
-                style: args.style.clone(),
-                model: args.model.as_ref().map(|m| {
-                    fresco_store::absolute(std::path::Path::new(m))
-                        .display()
-                        .to_string()
-                }),
-            });
-        }
+        state.events = event_trigger(&args)?;
         let shutdown = {
             let stop = Arc::clone(&stop);
             async move { stop.stopped().await }
@@ -329,13 +224,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 Arc::clone(&stop),
             ))
         });
-        if state.auth.event_secret.is_none() {
-            if state.events.is_some() {
-                tracing::warn!("storage event routes (/v1/events/...) are off: no event secret; --event-output makes no jobs until --event-secret-file or FRESCO_EVENT_SECRET is set");
-            } else {
-                tracing::info!("storage event routes (/v1/events/...) are off: no event secret (--event-secret-file or FRESCO_EVENT_SECRET)");
-            }
-        }
+        log_event_routes(&state);
         // Pending callbacks (of this server's jobs and others') are sent from here.
         let deliveries = fresco_server::callback::spawn_delivery_loop(&state);
         let served = match tls {
@@ -356,6 +245,180 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::new(exit::PROCESSING, format!("the HTTP server failed: {e}")))?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+async fn listen(address: &str) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("--listen {address}: cannot listen there: {e}"),
+        )
+    })
+}
+
+/// The one line a script (or a test) waits for.
+fn announce(args: &ServeArgs, listener: &tokio::net::TcpListener, tls: bool, in_process: usize) {
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| args.listen.clone());
+    crate::logging::announce(
+        "INFO",
+        &format!(
+            "fresco serve: listening on {}://{address} (queue {}, {} worker{})",
+            if tls { "https" } else { "http" },
+            redact_url(&args.queue.db_url()),
+            in_process,
+            if in_process == 1 { "" } else { "s" }
+        ),
+    );
+}
+
+/// Starts `count` in-process workers on the queue.
+fn spawn_workers(
+    args: &ServeArgs,
+    queue: &Arc<dyn fresco_queue::Queue>,
+    work_dir: &std::path::Path,
+    system: &Option<fresco_store::Store>,
+    stop: &Arc<StopSignal>,
+    count: usize,
+) -> Result<Vec<tokio::task::JoinHandle<WorkerSummary>>, Failure> {
+    let threads = fresco_worker::threads_per_worker(args.threads, count);
+    let mut workers = Vec::new();
+    for n in 0..count {
+        let mut config = WorkerConfig::new(worker_name(n), work_dir.to_path_buf());
+        config.system = system.clone();
+        config.lease = Duration::from_secs(args.lease_seconds.max(1));
+        config.grace = Duration::from_secs(args.grace_seconds);
+        config.device = args.device;
+        if let Some(dir) = &args.scratch_dir {
+            config.scratch_dir = dir.clone();
+        }
+        config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
+        config.threads = threads;
+        config.batch = args.batch;
+        config.model_trial = Some(args.model_trial.trial()?);
+        let worker = Worker::new(Arc::clone(queue), config, Arc::clone(stop));
+        workers.push(tokio::spawn(worker.run()));
+    }
+    Ok(workers)
+}
+
+/// What turns HTTP submissions and the triggers' finds into jobs. Inputs and outputs: under
+/// --allow-prefix roots, the data store (`data_root_text`) and the trigger locations (see
+/// fresco_server::limits), within the input limits.
+fn job_factory(
+    args: &ServeArgs,
+    data_root_text: &str,
+) -> Result<Arc<dyn fresco_server::JobFactory>, Failure> {
+    let trigger_roots: Vec<String> = [&args.watch, &args.output, &args.event_output]
+        .into_iter()
+        .flatten()
+        .map(|location| data_root(location))
+        .collect();
+    let mut roots = vec![data_root_text];
+    roots.extend(trigger_roots.iter().map(String::as_str));
+    let rules = args.security.path_rules(roots)?;
+    Ok(Arc::new(
+        LocalJobFactory::default()
+            // Jobs from HTTP and the triggers are pinned for this kind of device unless a
+            // request names one; the server itself needs no GPU for that.
+            .device(args.device)
+            .served_kinds(if args.job_devices.is_empty() {
+                vec![args.device.kind()]
+            } else {
+                // clap took only "cpu" and "cuda".
+                args.job_devices
+                    .iter()
+                    .filter_map(|k| k.parse().ok())
+                    .collect()
+            })
+            .data_root(data_root_text.to_string())
+            .paths(rules)
+            .limits(args.security.limits())
+            .model_budget(args.security.model_budget())
+            .scratch_dir(args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir)),
+    ))
+}
+
+/// The watch trigger, when --watch and --output are given: it runs until `stop`.
+fn spawn_watcher(
+    args: &ServeArgs,
+    queue: &Arc<dyn fresco_queue::Queue>,
+    factory: &Arc<dyn fresco_server::JobFactory>,
+    stop: &Arc<StopSignal>,
+) -> Result<(), Failure> {
+    let (Some(watch), Some(output)) = (&args.watch, &args.output) else {
+        return Ok(());
+    };
+    let config = WatchConfig {
+        watch: watch.clone(),
+        output: output.clone(),
+        style: args.style.clone(),
+        model: trigger_model(args),
+        interval: Duration::from_secs(args.watch_interval.max(1)),
+    };
+    let watcher = Watcher::new(config, Arc::clone(queue), Arc::clone(factory))
+        .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+    let stop = Arc::clone(stop);
+    tokio::spawn(watcher.run(async move { stop.stopped().await }));
+    Ok(())
+}
+
+/// The model file of the triggers' jobs, made absolute.
+fn trigger_model(args: &ServeArgs) -> Option<String> {
+    args.model.as_ref().map(|m| {
+        fresco_store::absolute(std::path::Path::new(m))
+            .display()
+            .to_string()
+    })
+}
+
+/// The signer of upload and download URLs: --signing-key-file, else FRESCO_SIGNING_KEYS, else
+/// a random key.
+fn url_signer(args: &ServeArgs) -> Result<fresco_server::signing::UrlSigner, Failure> {
+    let env_keys = std::env::var("FRESCO_SIGNING_KEYS").ok();
+    let (signer, source) = fresco_server::signing::UrlSigner::from_config(
+        args.signing_key_file.as_deref(),
+        env_keys.as_deref(),
+    )
+    .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+    if source == fresco_server::signing::KeySource::Random {
+        tracing::info!("no --signing-key-file or FRESCO_SIGNING_KEYS: upload and download URLs are signed with a random key and stop working when this server restarts");
+    }
+    Ok(signer)
+}
+
+/// The storage event trigger, when --event-output is given.
+fn event_trigger(
+    args: &ServeArgs,
+) -> Result<Option<fresco_server::routes::events::EventTrigger>, Failure> {
+    let Some(output) = &args.event_output else {
+        return Ok(None);
+    };
+    if args.style.is_none() && args.model.is_none() {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            "--event-output needs --style or --model for the jobs it makes",
+        ));
+    }
+    Ok(Some(fresco_server::routes::events::EventTrigger {
+        output: output.clone(),
+        style: args.style.clone(),
+        model: trigger_model(args),
+    }))
+}
+
+/// Says why the storage event routes are off, when they are (a warning when --event-output
+/// expects them).
+fn log_event_routes(state: &AppState) {
+    if state.auth.event_secret.is_none() {
+        if state.events.is_some() {
+            tracing::warn!("storage event routes (/v1/events/...) are off: no event secret; --event-output makes no jobs until --event-secret-file or FRESCO_EVENT_SECRET is set");
+        } else {
+            tracing::info!("storage event routes (/v1/events/...) are off: no event secret (--event-secret-file or FRESCO_EVENT_SECRET)");
+        }
+    }
 }
 
 /// Opens the data store (creating a local folder).

@@ -293,138 +293,46 @@ fn product(dims: &[u64]) -> u64 {
     dims.iter().fold(1u64, |n, &d| n.saturating_mul(d))
 }
 
-/// The outputs of a node whose inputs are all constants.
+/// The outputs of a node whose inputs are all constants: a dispatch on the operator, the
+/// longer computations in `Folding`'s methods.
 fn fold(node: &NodeProto, inputs: &[Option<&Info>]) -> Result<Vec<Info>, FoldError> {
-    let unbounded = |why: &str| FoldError {
-        node: node.name.clone(),
-        op: node.op_type.clone(),
-        reason: format!(
-            "its inputs are constants, so loading would fold it, and the size of what it makes \
-             cannot be bounded before loading ({why})"
-        ),
-    };
-    let input = |i: usize| inputs.get(i).copied().flatten();
-    let nums = |i: usize| input(i).and_then(|info| info.nums.clone());
-    let dims = |i: usize| input(i).and_then(|info| info.dims.clone());
-    let elements = |i: usize| input(i).map_or(1, |info| info.elements);
+    let f = Folding { node, inputs };
     let op = node.op_type.as_str();
     let one = |info: Info| Ok(vec![info]);
     match op {
-        "Constant" => one(constant_info(node).ok_or_else(|| unbounded("an unknown value"))?),
-        "ConstantOfShape" => {
-            let shape = nums(0).ok_or_else(|| unbounded("its shape is not known"))?;
-            one(Info::of_dims(to_dims(&shape)))
-        }
-        "Expand" => {
-            let shape = to_dims(&nums(1).ok_or_else(|| unbounded("its shape is not known"))?);
-            match dims(0) {
-                Some(data) => one(Info::of_dims(broadcast(&[data, shape]))),
-                None => one(Info::bounded(product(&shape).saturating_mul(elements(0)))),
-            }
-        }
-        "Tile" => {
-            let repeats = to_dims(&nums(1).ok_or_else(|| unbounded("its repeats are not known"))?);
-            match dims(0) {
-                Some(data) if data.len() == repeats.len() => one(Info::of_dims(
-                    data.iter()
-                        .zip(&repeats)
-                        .map(|(d, r)| d.saturating_mul(*r))
-                        .collect(),
-                )),
-                _ => one(Info::bounded(elements(0).saturating_mul(product(&repeats)))),
-            }
-        }
-        "Range" => {
-            let scalar = |i| nums(i).and_then(|v| v.first().copied());
-            let (Some(start), Some(end), Some(delta)) = (scalar(0), scalar(1), scalar(2)) else {
-                return Err(unbounded("its bounds are not known"));
-            };
-            let count = if delta == 0.0 {
-                0.0
-            } else {
-                ((end - start) / delta).ceil().max(0.0)
-            };
-            let count = if count.is_finite() {
-                count as u64
-            } else {
-                u64::MAX
-            };
-            let values =
-                (count <= SMALL).then(|| (0..count).map(|k| start + k as f64 * delta).collect());
-            one(Info {
-                dims: Some(vec![count]),
-                elements: count,
-                nums: values,
-            })
-        }
-        "Resize" | "Upsample" => {
-            let (scales_at, sizes_at) = if op == "Upsample" {
-                (1, usize::MAX)
-            } else {
-                (2, 3)
-            };
-            if let Some(sizes) = nums(sizes_at).filter(|s| !s.is_empty()) {
-                return one(Info::of_dims(to_dims(&sizes)));
-            }
-            let scales = nums(scales_at)
-                .filter(|s| !s.is_empty())
-                .or_else(|| floats_attr(node, "scales"))
-                .ok_or_else(|| unbounded("its scales are not known"))?;
-            let data = dims(0).ok_or_else(|| unbounded("its input's shape is not known"))?;
-            if scales.len() != data.len() {
-                return Err(unbounded("its scales do not match its input"));
-            }
-            one(Info::of_dims(
-                data.iter()
-                    .zip(&scales)
-                    .map(|(d, s)| scaled(*d, *s))
-                    .collect(),
-            ))
-        }
-        "Pad" => {
-            let pads = nums(1)
-                .or_else(|| ints_attr(node, "pads"))
-                .ok_or_else(|| unbounded("its pads are not known"))?;
-            let data = dims(0).ok_or_else(|| unbounded("its input's shape is not known"))?;
-            if pads.len() != 2 * data.len() {
-                return Err(unbounded("its pads do not match its input"));
-            }
-            let rank = data.len();
-            one(Info::of_dims(
-                (0..rank)
-                    .map(|i| {
-                        let total = data[i] as f64 + pads[i] + pads[i + rank];
-                        if total.is_finite() && total > 0.0 {
-                            total.min(u64::MAX as f64) as u64
-                        } else {
-                            0
-                        }
-                    })
-                    .collect(),
-            ))
-        }
-        "Shape" => match dims(0) {
+        "Constant" => one(constant_info(node).ok_or_else(|| f.unbounded("an unknown value"))?),
+        "ConstantOfShape" => one(Info::of_dims(to_dims(
+            &f.known(0, "its shape is not known")?,
+        ))),
+        "Expand" => one(f.expand()?),
+        "Tile" => one(f.tile()?),
+        "Range" => one(f.range()?),
+        "Resize" | "Upsample" => one(f.resize()?),
+        "Pad" => one(f.pad()?),
+        "Shape" => match f.dims(0) {
             Some(d) => one(shape_values(node, &d)),
             None => one(Info::bounded(64)),
         },
-        "Size" => one(Info::values(vec![], vec![elements(0) as f64])),
+        "Size" => one(Info::values(vec![], vec![f.elements(0) as f64])),
         "Identity" | "Cast" | "CastLike" | "Squeeze" | "Unsqueeze" | "Reshape" | "Flatten" => {
             // Same elements, perhaps another shape; values kept for shape arithmetic.
             let dims = if matches!(op, "Identity" | "Cast" | "CastLike") {
-                dims(0)
+                f.dims(0)
             } else {
                 None
             };
             one(Info {
                 dims,
-                elements: elements(0),
-                nums: nums(0),
+                elements: f.elements(0),
+                nums: f.nums(0),
             })
         }
         "Neg" | "Abs" | "Floor" | "Ceil" | "Round" | "Relu" => one(Info {
-            dims: dims(0),
-            elements: elements(0),
-            nums: nums(0).map(|v| v.into_iter().map(|x| unary(op, x)).collect()),
+            dims: f.dims(0),
+            elements: f.elements(0),
+            nums: f
+                .nums(0)
+                .map(|v| v.into_iter().map(|x| unary(op, x)).collect()),
         }),
         "Sqrt"
         | "Exp"
@@ -453,81 +361,236 @@ fn fold(node: &NodeProto, inputs: &[Option<&Info>]) -> Result<Vec<Info>, FoldErr
         | "LayerNormalization"
         | "QuantizeLinear"
         | "DequantizeLinear" => {
-            let mut outs = vec![Info::bounded(elements(0))];
-            outs[0].dims = if op == "Transpose" { None } else { dims(0) };
-            outs.resize(node.output.len().max(1), Info::bounded(elements(0)));
+            let mut outs = vec![Info::bounded(f.elements(0))];
+            outs[0].dims = if op == "Transpose" { None } else { f.dims(0) };
+            outs.resize(node.output.len().max(1), Info::bounded(f.elements(0)));
             Ok(outs)
         }
         "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
         | "ReduceL2"
-            if dims(0).is_some() =>
+            if f.dims(0).is_some() =>
         {
             one(Info::of_dims(reduced(
                 node,
-                &dims(0).unwrap_or_default(),
-                nums(1),
+                &f.dims(0).unwrap_or_default(),
+                f.nums(1),
             )))
         }
         "Slice" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
         | "ReduceL1" | "ReduceL2" | "ArgMax" | "ArgMin" | "Split" | "NonZero" | "Compress"
         | "Unique" | "TopK" => Ok(vec![
-            Info::bounded(elements(0).saturating_mul(
+            Info::bounded(f.elements(0).saturating_mul(
                 if op == "NonZero" { 8 } else { 1 }
             ));
             node.output.len().max(1)
         ]),
-        "Concat" => {
-            let total = (0..inputs.len()).fold(0u64, |n, i| n.saturating_add(elements(i)));
-            let values: Option<Vec<f64>> = (0..inputs.len())
-                .map(nums)
-                .collect::<Option<Vec<_>>>()
-                .map(|parts| parts.concat());
-            one(match values.filter(|v| v.len() as u64 <= SMALL) {
-                Some(v) => Info::values(vec![v.len() as u64], v),
-                None => Info::bounded(total),
-            })
-        }
-        "Gather" => {
-            if let (Some(data), Some(indices)) = (nums(0), nums(1)) {
-                if dims(0).is_some_and(|d| d.len() == 1) {
-                    let n = data.len() as i64;
-                    let picked = indices
-                        .iter()
-                        .map(|&i| {
-                            let i = if i < 0.0 { i as i64 + n } else { i as i64 };
-                            data.get(usize::try_from(i).ok()?).copied()
-                        })
-                        .collect::<Option<Vec<f64>>>();
-                    if let Some(v) = picked {
-                        return one(Info::values(dims(1).unwrap_or_default(), v));
-                    }
-                }
-            }
-            one(Info::bounded(elements(0).saturating_mul(elements(1))))
-        }
+        "Concat" => one(f.concat()),
+        "Gather" => one(f.gather()),
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Mean" | "Sum" | "Equal"
         | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" | "Xor"
-        | "Where" | "Mod" | "BitShift" | "PRelu" => {
-            let all_dims: Option<Vec<Vec<u64>>> = (0..inputs.len()).map(dims).collect();
-            let values = (inputs.len() == 2)
-                .then(|| arithmetic(op, nums(0)?, nums(1)?))
-                .flatten();
-            let mut info = match all_dims {
-                Some(all) => Info::of_dims(broadcast(&all)),
-                None => Info::bounded(
-                    (0..inputs.len()).fold(1u64, |n, i| n.saturating_mul(elements(i))),
-                ),
-            };
-            if let Some(v) = values {
-                info.elements = v.len() as u64;
-                info.nums = Some(v);
-            }
-            one(info)
+        | "Where" | "Mod" | "BitShift" | "PRelu" => one(f.broadcasting()),
+        "MatMul" | "Gemm" => one(f.matmul()),
+        _ => Err(f.unbounded("fresco does not know this operator's output size")),
+    }
+}
+
+/// A node being folded, with what is known of its inputs (`None` for an absent one).
+struct Folding<'a> {
+    node: &'a NodeProto,
+    inputs: &'a [Option<&'a Info>],
+}
+
+impl Folding<'_> {
+    fn unbounded(&self, why: &str) -> FoldError {
+        FoldError {
+            node: self.node.name.clone(),
+            op: self.node.op_type.clone(),
+            reason: format!(
+                "its inputs are constants, so loading would fold it, and the size of what it \
+                 makes cannot be bounded before loading ({why})"
+            ),
         }
-        "MatMul" | "Gemm" => match (dims(0), dims(1)) {
+    }
+
+    fn input(&self, i: usize) -> Option<&Info> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    fn nums(&self, i: usize) -> Option<Vec<f64>> {
+        self.input(i).and_then(|info| info.nums.clone())
+    }
+
+    /// The values of input `i`, or an error saying `why` they are needed.
+    fn known(&self, i: usize, why: &str) -> Result<Vec<f64>, FoldError> {
+        self.nums(i).ok_or_else(|| self.unbounded(why))
+    }
+
+    fn dims(&self, i: usize) -> Option<Vec<u64>> {
+        self.input(i).and_then(|info| info.dims.clone())
+    }
+
+    fn elements(&self, i: usize) -> u64 {
+        self.input(i).map_or(1, |info| info.elements)
+    }
+
+    fn expand(&self) -> Result<Info, FoldError> {
+        let shape = to_dims(&self.known(1, "its shape is not known")?);
+        Ok(match self.dims(0) {
+            Some(data) => Info::of_dims(broadcast(&[data, shape])),
+            None => Info::bounded(product(&shape).saturating_mul(self.elements(0))),
+        })
+    }
+
+    fn tile(&self) -> Result<Info, FoldError> {
+        let repeats = to_dims(&self.known(1, "its repeats are not known")?);
+        Ok(match self.dims(0) {
+            Some(data) if data.len() == repeats.len() => Info::of_dims(
+                data.iter()
+                    .zip(&repeats)
+                    .map(|(d, r)| d.saturating_mul(*r))
+                    .collect(),
+            ),
+            _ => Info::bounded(self.elements(0).saturating_mul(product(&repeats))),
+        })
+    }
+
+    fn range(&self) -> Result<Info, FoldError> {
+        let scalar = |i| self.nums(i).and_then(|v| v.first().copied());
+        let (Some(start), Some(end), Some(delta)) = (scalar(0), scalar(1), scalar(2)) else {
+            return Err(self.unbounded("its bounds are not known"));
+        };
+        let count = if delta == 0.0 {
+            0.0
+        } else {
+            ((end - start) / delta).ceil().max(0.0)
+        };
+        let count = if count.is_finite() {
+            count as u64
+        } else {
+            u64::MAX
+        };
+        let values =
+            (count <= SMALL).then(|| (0..count).map(|k| start + k as f64 * delta).collect());
+        Ok(Info {
+            dims: Some(vec![count]),
+            elements: count,
+            nums: values,
+        })
+    }
+
+    /// `Resize` (sizes, or scales, from inputs) and `Upsample` (scales from an input or an
+    /// attribute).
+    fn resize(&self) -> Result<Info, FoldError> {
+        let (scales_at, sizes_at) = if self.node.op_type == "Upsample" {
+            (1, usize::MAX)
+        } else {
+            (2, 3)
+        };
+        if let Some(sizes) = self.nums(sizes_at).filter(|s| !s.is_empty()) {
+            return Ok(Info::of_dims(to_dims(&sizes)));
+        }
+        let scales = self
+            .nums(scales_at)
+            .filter(|s| !s.is_empty())
+            .or_else(|| floats_attr(self.node, "scales"))
+            .ok_or_else(|| self.unbounded("its scales are not known"))?;
+        let data = self
+            .dims(0)
+            .ok_or_else(|| self.unbounded("its input's shape is not known"))?;
+        if scales.len() != data.len() {
+            return Err(self.unbounded("its scales do not match its input"));
+        }
+        Ok(Info::of_dims(
+            data.iter()
+                .zip(&scales)
+                .map(|(d, s)| scaled(*d, *s))
+                .collect(),
+        ))
+    }
+
+    fn pad(&self) -> Result<Info, FoldError> {
+        let pads = self
+            .nums(1)
+            .or_else(|| ints_attr(self.node, "pads"))
+            .ok_or_else(|| self.unbounded("its pads are not known"))?;
+        let data = self
+            .dims(0)
+            .ok_or_else(|| self.unbounded("its input's shape is not known"))?;
+        if pads.len() != 2 * data.len() {
+            return Err(self.unbounded("its pads do not match its input"));
+        }
+        let rank = data.len();
+        Ok(Info::of_dims(
+            (0..rank)
+                .map(|i| {
+                    let total = data[i] as f64 + pads[i] + pads[i + rank];
+                    if total.is_finite() && total > 0.0 {
+                        total.min(u64::MAX as f64) as u64
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    fn concat(&self) -> Info {
+        let count = self.inputs.len();
+        let total = (0..count).fold(0u64, |n, i| n.saturating_add(self.elements(i)));
+        let values: Option<Vec<f64>> = (0..count)
+            .map(|i| self.nums(i))
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.concat());
+        match values.filter(|v| v.len() as u64 <= SMALL) {
+            Some(v) => Info::values(vec![v.len() as u64], v),
+            None => Info::bounded(total),
+        }
+    }
+
+    /// Values picked from a small one-dimensional constant are kept (shape arithmetic).
+    fn gather(&self) -> Info {
+        if let (Some(data), Some(indices)) = (self.nums(0), self.nums(1)) {
+            if self.dims(0).is_some_and(|d| d.len() == 1) {
+                let n = data.len() as i64;
+                let picked = indices
+                    .iter()
+                    .map(|&i| {
+                        let i = if i < 0.0 { i as i64 + n } else { i as i64 };
+                        data.get(usize::try_from(i).ok()?).copied()
+                    })
+                    .collect::<Option<Vec<f64>>>();
+                if let Some(v) = picked {
+                    return Info::values(self.dims(1).unwrap_or_default(), v);
+                }
+            }
+        }
+        Info::bounded(self.elements(0).saturating_mul(self.elements(1)))
+    }
+
+    /// Elementwise operators over broadcast inputs; values computed for two small ones.
+    fn broadcasting(&self) -> Info {
+        let count = self.inputs.len();
+        let all_dims: Option<Vec<Vec<u64>>> = (0..count).map(|i| self.dims(i)).collect();
+        let values = (count == 2)
+            .then(|| arithmetic(&self.node.op_type, self.nums(0)?, self.nums(1)?))
+            .flatten();
+        let mut info = match all_dims {
+            Some(all) => Info::of_dims(broadcast(&all)),
+            None => Info::bounded((0..count).fold(1u64, |n, i| n.saturating_mul(self.elements(i)))),
+        };
+        if let Some(v) = values {
+            info.elements = v.len() as u64;
+            info.nums = Some(v);
+        }
+        info
+    }
+
+    fn matmul(&self) -> Info {
+        match (self.dims(0), self.dims(1)) {
             (Some(a), Some(b)) if a.len() >= 2 && b.len() >= 2 => {
-                let trans = |name| ints_attr(node, name).is_some_and(|v| v.first() == Some(&1.0));
-                let (m, n) = if op == "Gemm" {
+                let trans =
+                    |name| ints_attr(self.node, name).is_some_and(|v| v.first() == Some(&1.0));
+                let (m, n) = if self.node.op_type == "Gemm" {
                     (
                         if trans("transA") { a[1] } else { a[0] },
                         if trans("transB") { b[0] } else { b[1] },
@@ -536,15 +599,10 @@ fn fold(node: &NodeProto, inputs: &[Option<&Info>]) -> Result<Vec<Info>, FoldErr
                     (a[a.len() - 2], b[b.len() - 1])
                 };
                 let batch = broadcast(&[a[..a.len() - 2].to_vec(), b[..b.len() - 2].to_vec()]);
-                one(Info::bounded(
-                    product(&batch).saturating_mul(m).saturating_mul(n),
-                ))
+                Info::bounded(product(&batch).saturating_mul(m).saturating_mul(n))
             }
-            _ => one(Info::bounded(elements(0).saturating_mul(elements(1)))),
-        },
-        _ => Err(unbounded(
-            "fresco does not know this operator's output size",
-        )),
+            _ => Info::bounded(self.elements(0).saturating_mul(self.elements(1))),
+        }
     }
 }
 

@@ -121,130 +121,195 @@ fn convert(bytes: &[u8], mode: Mode) -> Result<(Vec<u8>, Fp16Report), Fp16Error>
     }
     let graph = model.graph.as_mut().ok_or(Fp16Error::NoGraph)?;
     check_supported(graph)?;
-    let mut report = Fp16Report::default();
-    let mut names = Names::new(graph);
+    let mut conversion = Conversion::new(graph, mode);
+    conversion.halve_initializers(graph)?;
+    conversion.halve_constants_and_casts(graph)?;
+    if mode == Mode::Full {
+        // Graph inputs and outputs stay float32 (only the full conversion changes compute).
+        conversion.cast_graph_inputs(graph);
+        conversion.cast_graph_outputs(graph);
+        for vi in graph.value_info.iter_mut() {
+            set_elem_type(vi, DT_FLOAT, DT_FLOAT16);
+        }
+    }
+    conversion.rewire(graph);
+    Ok((model.encode_to_vec(), conversion.report))
+}
 
-    // Which values feed float32-only inputs, and which feed anything else.
-    let mut fp32_uses: HashSet<String> = HashSet::new();
-    let mut other_uses: HashSet<String> = HashSet::new();
-    for node in &graph.node {
-        for (i, input) in node.input.iter().enumerate() {
-            if input.is_empty() {
+/// One conversion in progress: what each step over the graph leaves for the next.
+struct Conversion {
+    mode: Mode,
+    report: Fp16Report,
+    names: Names,
+    /// Values that feed float32-only inputs.
+    fp32_uses: HashSet<String>,
+    /// Values that feed any other input.
+    other_uses: HashSet<String>,
+    /// Nodes to run before the graph's own, and after them.
+    prologue: Vec<NodeProto>,
+    epilogue: Vec<NodeProto>,
+    /// Initializers added (half copies of tensors also kept in float32).
+    extra_inits: Vec<TensorProto>,
+    /// name -> name to read instead, for uses other than float32-only inputs.
+    rename: HashMap<String, String>,
+    /// Casts to add after the node at an index: (index, from, to).
+    cast_after: Vec<(usize, String, String)>,
+}
+
+impl Conversion {
+    fn new(graph: &GraphProto, mode: Mode) -> Self {
+        let mut fp32_uses: HashSet<String> = HashSet::new();
+        let mut other_uses: HashSet<String> = HashSet::new();
+        for node in &graph.node {
+            for (i, input) in node.input.iter().enumerate() {
+                if input.is_empty() {
+                    continue;
+                }
+                if needs_fp32(&node.op_type, i) {
+                    fp32_uses.insert(input.clone());
+                } else {
+                    other_uses.insert(input.clone());
+                }
+            }
+        }
+        Conversion {
+            mode,
+            report: Fp16Report::default(),
+            names: Names::new(graph),
+            fp32_uses,
+            other_uses,
+            prologue: Vec::new(),
+            epilogue: Vec::new(),
+            extra_inits: Vec::new(),
+            rename: HashMap::new(),
+            cast_after: Vec::new(),
+        }
+    }
+
+    /// Float32 initializers become float16, but for those read by float32-only inputs (kept,
+    /// with a half copy when something else reads them too); weights-only casts each back.
+    fn halve_initializers(&mut self, graph: &mut GraphProto) -> Result<(), Fp16Error> {
+        for tensor in &mut graph.initializer {
+            if tensor.data_type != DT_FLOAT {
                 continue;
             }
-            if needs_fp32(&node.op_type, i) {
-                fp32_uses.insert(input.clone());
-            } else {
-                other_uses.insert(input.clone());
-            }
-        }
-    }
-
-    let mut prologue: Vec<NodeProto> = Vec::new();
-    let mut extra_inits: Vec<TensorProto> = Vec::new();
-    // name -> name to read instead, for uses other than float32-only inputs.
-    let mut rename: HashMap<String, String> = HashMap::new();
-
-    // Initializers.
-    for tensor in &mut graph.initializer {
-        if tensor.data_type != DT_FLOAT {
-            continue;
-        }
-        let name = tensor.name.clone();
-        match mode {
-            Mode::Full => {
-                if fp32_uses.contains(&name) {
-                    report.kept_fp32_tensors += 1;
-                    if other_uses.contains(&name) {
-                        let mut copy = tensor.clone();
-                        copy.name = names.fresh(&format!("{name}__fp16"));
-                        half_tensor(&mut copy, &mut report)?;
-                        rename.insert(name, copy.name.clone());
-                        extra_inits.push(copy);
-                    }
-                } else {
-                    half_tensor(tensor, &mut report)?;
-                }
-            }
-            Mode::WeightsOnly => {
-                if fp32_uses.contains(&name) {
-                    report.kept_fp32_tensors += 1;
-                    continue;
-                }
-                half_tensor(tensor, &mut report)?;
-                let back = names.fresh(&format!("{name}__fp32"));
-                prologue.push(cast_node(&name, &back, DT_FLOAT, &mut names));
-                report.casts_added += 1;
-                rename.insert(name, back);
-            }
-        }
-    }
-
-    // Nodes: constants, casts to float.
-    let mut cast_after: Vec<(usize, String, String)> = Vec::new();
-    for (index, node) in graph.node.iter_mut().enumerate() {
-        let is_domain_default = node.domain.is_empty() || node.domain == "ai.onnx";
-        if !is_domain_default {
-            continue;
-        }
-        match node.op_type.as_str() {
-            "Constant" | "ConstantOfShape" => {
-                let Some(out) = node.output.first().cloned() else {
-                    continue;
-                };
-                let Some(attr) = node.attribute.iter_mut().find(|a| a.name == "value") else {
-                    continue;
-                };
-                let Some(t) = attr.t.as_mut() else { continue };
-                if t.data_type != DT_FLOAT {
-                    continue;
-                }
-                if mode == Mode::Full && fp32_uses.contains(&out) {
-                    report.kept_fp32_tensors += 1;
-                    if other_uses.contains(&out) {
-                        let half_name = names.fresh(&format!("{out}__fp16"));
-                        cast_after.push((index, out.clone(), half_name.clone()));
-                        rename.insert(out, half_name);
-                    }
-                    continue;
-                }
-                half_tensor(t, &mut report)?;
-                if mode == Mode::WeightsOnly {
-                    let back = names.fresh(&format!("{out}__fp32"));
-                    cast_after.push((index, out.clone(), back.clone()));
-                    rename.insert(out, back);
-                }
-            }
-            "Cast" if mode == Mode::Full => {
-                for attr in node.attribute.iter_mut() {
-                    if attr.name == "to" && attr.i == Some(DT_FLOAT as i64) {
-                        attr.i = Some(DT_FLOAT16 as i64);
+            let name = tensor.name.clone();
+            match self.mode {
+                Mode::Full => {
+                    if self.fp32_uses.contains(&name) {
+                        self.report.kept_fp32_tensors += 1;
+                        if self.other_uses.contains(&name) {
+                            let mut copy = tensor.clone();
+                            copy.name = self.names.fresh(&format!("{name}__fp16"));
+                            half_tensor(&mut copy, &mut self.report)?;
+                            self.rename.insert(name, copy.name.clone());
+                            self.extra_inits.push(copy);
+                        }
+                    } else {
+                        half_tensor(tensor, &mut self.report)?;
                     }
                 }
+                Mode::WeightsOnly => {
+                    if self.fp32_uses.contains(&name) {
+                        self.report.kept_fp32_tensors += 1;
+                        continue;
+                    }
+                    half_tensor(tensor, &mut self.report)?;
+                    let back = self.names.fresh(&format!("{name}__fp32"));
+                    self.prologue
+                        .push(cast_node(&name, &back, DT_FLOAT, &mut self.names));
+                    self.report.casts_added += 1;
+                    self.rename.insert(name, back);
+                }
             }
-            _ => {}
         }
+        Ok(())
     }
 
-    // Graph inputs and outputs stay float32 (only the full conversion changes compute).
-    let mut epilogue: Vec<NodeProto> = Vec::new();
-    if mode == Mode::Full {
+    /// Nodes: float constants are halved like initializers; in the full conversion, casts to
+    /// float cast to float16 instead.
+    fn halve_constants_and_casts(&mut self, graph: &mut GraphProto) -> Result<(), Fp16Error> {
+        let mode = self.mode;
+        for (index, node) in graph.node.iter_mut().enumerate() {
+            let is_domain_default = node.domain.is_empty() || node.domain == "ai.onnx";
+            if !is_domain_default {
+                continue;
+            }
+            match node.op_type.as_str() {
+                "Constant" | "ConstantOfShape" => self.halve_constant(index, node)?,
+                "Cast" if mode == Mode::Full => {
+                    for attr in node.attribute.iter_mut() {
+                        if attr.name == "to" && attr.i == Some(DT_FLOAT as i64) {
+                            attr.i = Some(DT_FLOAT16 as i64);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The `value` of a `Constant` or `ConstantOfShape` node at `index`.
+    fn halve_constant(&mut self, index: usize, node: &mut NodeProto) -> Result<(), Fp16Error> {
+        let Some(out) = node.output.first().cloned() else {
+            return Ok(());
+        };
+        let Some(attr) = node.attribute.iter_mut().find(|a| a.name == "value") else {
+            return Ok(());
+        };
+        let Some(t) = attr.t.as_mut() else {
+            return Ok(());
+        };
+        if t.data_type != DT_FLOAT {
+            return Ok(());
+        }
+        if self.mode == Mode::Full && self.fp32_uses.contains(&out) {
+            self.report.kept_fp32_tensors += 1;
+            if self.other_uses.contains(&out) {
+                let half_name = self.names.fresh(&format!("{out}__fp16"));
+                self.cast_after
+                    .push((index, out.clone(), half_name.clone()));
+                self.rename.insert(out, half_name);
+            }
+            return Ok(());
+        }
+        half_tensor(t, &mut self.report)?;
+        if self.mode == Mode::WeightsOnly {
+            let back = self.names.fresh(&format!("{out}__fp32"));
+            self.cast_after.push((index, out.clone(), back.clone()));
+            self.rename.insert(out, back);
+        }
+        Ok(())
+    }
+
+    /// Each float32 graph input (not an initializer) is cast to float16 on entry.
+    fn cast_graph_inputs(&mut self, graph: &GraphProto) {
         let initializer_names: HashSet<String> =
             graph.initializer.iter().map(|t| t.name.clone()).collect();
         for input in &graph.input {
             if initializer_names.contains(&input.name) || elem_type(input) != Some(DT_FLOAT) {
                 continue;
             }
-            let half_name = names.fresh(&format!("{}__fp16", input.name));
-            prologue.push(cast_node(&input.name, &half_name, DT_FLOAT16, &mut names));
-            report.casts_added += 1;
-            rename.insert(input.name.clone(), half_name);
+            let half_name = self.names.fresh(&format!("{}__fp16", input.name));
+            self.prologue.push(cast_node(
+                &input.name,
+                &half_name,
+                DT_FLOAT16,
+                &mut self.names,
+            ));
+            self.report.casts_added += 1;
+            self.rename.insert(input.name.clone(), half_name);
         }
+    }
+
+    /// Each float32 graph output is computed under a new name and cast back to float32.
+    fn cast_graph_outputs(&mut self, graph: &mut GraphProto) {
         for output in &graph.output {
             if elem_type(output) != Some(DT_FLOAT) {
                 continue;
             }
-            let half_name = names.fresh(&format!("{}__fp16", output.name));
+            let half_name = self.names.fresh(&format!("{}__fp16", output.name));
             for node in graph.node.iter_mut() {
                 for o in node.output.iter_mut() {
                     if *o == output.name {
@@ -257,16 +322,88 @@ fn convert(bytes: &[u8], mode: Mode) -> Result<(Vec<u8>, Fp16Report), Fp16Error>
                     }
                 }
             }
-            epilogue.push(cast_node(&half_name, &output.name, DT_FLOAT, &mut names));
-            report.casts_added += 1;
-        }
-        for vi in graph.value_info.iter_mut() {
-            set_elem_type(vi, DT_FLOAT, DT_FLOAT16);
+            self.epilogue.push(cast_node(
+                &half_name,
+                &output.name,
+                DT_FLOAT,
+                &mut self.names,
+            ));
+            self.report.casts_added += 1;
         }
     }
 
-    // Rewire consumers, adding casts to float32 before float32-only inputs that are computed.
-    let kept_constants: HashSet<String> = graph
+    /// Rewire consumers to the renamed values, adding casts to float32 before float32-only
+    /// inputs that are computed, and put the added nodes and initializers in place.
+    fn rewire(&mut self, graph: &mut GraphProto) {
+        let kept_constants = kept_fp32_constants(graph);
+        let graph_inputs: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
+        let mut nodes: Vec<NodeProto> =
+            Vec::with_capacity(graph.node.len() + self.prologue.len() + 4);
+        nodes.append(&mut self.prologue);
+        let mut fp32_casts: HashMap<String, String> = HashMap::new();
+        let old_nodes = std::mem::take(&mut graph.node);
+        for (index, mut node) in old_nodes.into_iter().enumerate() {
+            let op = node.op_type.clone();
+            let mut before: Vec<NodeProto> = Vec::new();
+            for (i, input) in node.input.iter_mut().enumerate() {
+                if input.is_empty() {
+                    continue;
+                }
+                if needs_fp32(&op, i) {
+                    let is_fp32_already = kept_constants.contains(input.as_str())
+                        || graph_inputs.contains(input.as_str());
+                    if self.mode == Mode::Full && !is_fp32_already {
+                        *input = self.fp32_cast_of(input, &mut fp32_casts, &mut before);
+                    }
+                    continue;
+                }
+                if let Some(new) = self.rename.get(input.as_str()) {
+                    *input = new.clone();
+                }
+            }
+            nodes.append(&mut before);
+            nodes.push(node);
+            let target = if self.mode == Mode::Full {
+                DT_FLOAT16
+            } else {
+                DT_FLOAT
+            };
+            for (_, from, to) in self.cast_after.iter().filter(|(i, _, _)| *i == index) {
+                nodes.push(cast_node(from, to, target, &mut self.names));
+                self.report.casts_added += 1;
+            }
+        }
+        nodes.append(&mut self.epilogue);
+        graph.node = nodes;
+        graph.initializer.append(&mut self.extra_inits);
+    }
+
+    /// The name of a float32 cast of `input` (as renamed), added to `before` the first time.
+    fn fp32_cast_of(
+        &mut self,
+        input: &str,
+        fp32_casts: &mut HashMap<String, String>,
+        before: &mut Vec<NodeProto>,
+    ) -> String {
+        let src = self
+            .rename
+            .get(input)
+            .cloned()
+            .unwrap_or_else(|| input.to_string());
+        if let Some(c) = fp32_casts.get(&src) {
+            return c.clone();
+        }
+        let c = self.names.fresh(&format!("{src}__fp32"));
+        before.push(cast_node(&src, &c, DT_FLOAT, &mut self.names));
+        self.report.casts_added += 1;
+        fp32_casts.insert(src, c.clone());
+        c
+    }
+}
+
+/// The float32 initializers and `Constant` outputs left after halving.
+fn kept_fp32_constants(graph: &GraphProto) -> HashSet<String> {
+    graph
         .initializer
         .iter()
         .filter(|t| t.data_type == DT_FLOAT)
@@ -283,58 +420,7 @@ fn convert(bytes: &[u8], mode: Mode) -> Result<(Vec<u8>, Fp16Report), Fp16Error>
                 })
                 .flat_map(|n| n.output.clone()),
         )
-        .collect();
-    let graph_inputs: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
-    let mut nodes: Vec<NodeProto> = Vec::with_capacity(graph.node.len() + prologue.len() + 4);
-    nodes.append(&mut prologue);
-    let mut fp32_casts: HashMap<String, String> = HashMap::new();
-    let old_nodes = std::mem::take(&mut graph.node);
-    for (index, mut node) in old_nodes.into_iter().enumerate() {
-        let op = node.op_type.clone();
-        let mut before: Vec<NodeProto> = Vec::new();
-        for (i, input) in node.input.iter_mut().enumerate() {
-            if input.is_empty() {
-                continue;
-            }
-            if needs_fp32(&op, i) {
-                let is_fp32_already = kept_constants.contains(input.as_str())
-                    || graph_inputs.contains(input.as_str());
-                if mode == Mode::Full && !is_fp32_already {
-                    let src = rename.get(input.as_str()).cloned().unwrap_or(input.clone());
-                    let cast = match fp32_casts.get(&src) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = names.fresh(&format!("{src}__fp32"));
-                            before.push(cast_node(&src, &c, DT_FLOAT, &mut names));
-                            report.casts_added += 1;
-                            fp32_casts.insert(src, c.clone());
-                            c
-                        }
-                    };
-                    *input = cast;
-                }
-                continue;
-            }
-            if let Some(new) = rename.get(input.as_str()) {
-                *input = new.clone();
-            }
-        }
-        nodes.append(&mut before);
-        nodes.push(node);
-        for (_, from, to) in cast_after.iter().filter(|(i, _, _)| *i == index) {
-            let target = if mode == Mode::Full {
-                DT_FLOAT16
-            } else {
-                DT_FLOAT
-            };
-            nodes.push(cast_node(from, to, target, &mut names));
-            report.casts_added += 1;
-        }
-    }
-    nodes.append(&mut epilogue);
-    graph.node = nodes;
-    graph.initializer.append(&mut extra_inits);
-    Ok((model.encode_to_vec(), report))
+        .collect()
 }
 
 fn check_supported(graph: &GraphProto) -> Result<(), Fp16Error> {

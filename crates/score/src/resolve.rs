@@ -215,40 +215,7 @@ fn resolve_prep(
             ),
         ));
     }
-    let model_layout = match (shape[1] == 3, shape[3] == 3) {
-        (true, false) => Some(Layout::Nchw),
-        (false, true) => Some(Layout::Nhwc),
-        _ => None,
-    };
-    let given = pick(
-        "layout",
-        flags.layout.as_ref(),
-        c.layout.as_ref(),
-        parse_layout,
-    )?;
-    let layout = match (model_layout, given) {
-        (Some(m), Some(g)) if m != g => {
-            return Err(PlanError::Conflict {
-                field: "layout",
-                input: input.name.clone(),
-                shape: shown,
-                model: format!("{m:?}").to_lowercase(),
-                given: format!("{g:?}").to_lowercase(),
-            })
-        }
-        (Some(m), _) => m,
-        (None, Some(g)) => g,
-        (None, None) => {
-            return Err(field(
-                "layout",
-                format!(
-                    "the model's input '{}' is {shown}, which does not say where the 3 colour \
-                     channels are: give --layout nchw or nhwc (or the card's layout)",
-                    input.name
-                ),
-            ))
-        }
-    };
+    let layout = prep_layout(input, &shown, flags, c)?;
     let (channels, h, w) = match layout {
         Layout::Nchw => (shape[1], shape[2], shape[3]),
         Layout::Nhwc => (shape[3], shape[1], shape[2]),
@@ -263,50 +230,7 @@ fn resolve_prep(
             ),
         ));
     }
-    let model_size = (w > 0 && h > 0).then_some((w as u32, h as u32));
-    let given = pick(
-        "input_size",
-        flags.input_size.as_ref(),
-        c.input_size.as_ref(),
-        parse_size,
-    )?;
-    let (width, height) = match (model_size, given) {
-        (Some(m), Some(g)) if m != g => {
-            return Err(PlanError::Conflict {
-                field: "input_size",
-                input: input.name.clone(),
-                shape: shown,
-                model: format!("{}x{}", m.0, m.1),
-                given: format!("{}x{}", g.0, g.1),
-            })
-        }
-        (Some(m), _) => m,
-        (None, Some(g)) => {
-            // One fixed axis must agree too.
-            for (axis, model, given) in [("width", w, g.0), ("height", h, g.1)] {
-                if model > 0 && model as u32 != given {
-                    return Err(field(
-                        "input_size",
-                        format!(
-                            "the model's input '{}' is {shown}: its {axis} is {model}, not {given}",
-                            input.name
-                        ),
-                    ));
-                }
-            }
-            g
-        }
-        (None, None) => {
-            return Err(field(
-                "input_size",
-                format!(
-                    "the model's input '{}' is {shown}, with no fixed size: give --input-size WxH \
-                     (or the card's input_size)",
-                    input.name
-                ),
-            ))
-        }
-    };
+    let (width, height) = prep_size(input, &shown, (w, h), flags, c)?;
     let resize = pick(
         "resize",
         flags.resize.as_ref(),
@@ -353,6 +277,98 @@ fn resolve_prep(
         fill: flags.fill.or(c.fill).unwrap_or(DEFAULT_FILL),
         crop_fraction,
     })
+}
+
+/// Where the colour channels of a 4-dimensional `input` (`shown`) are: where its 3 is, or
+/// the flags' or card's layout, which must agree.
+fn prep_layout(
+    input: &TensorInfo,
+    shown: &str,
+    flags: &ScoreSettings,
+    c: &ScoreSettings,
+) -> Result<Layout, PlanError> {
+    let shape = &input.shape;
+    let model_layout = match (shape[1] == 3, shape[3] == 3) {
+        (true, false) => Some(Layout::Nchw),
+        (false, true) => Some(Layout::Nhwc),
+        _ => None,
+    };
+    let given = pick(
+        "layout",
+        flags.layout.as_ref(),
+        c.layout.as_ref(),
+        parse_layout,
+    )?;
+    match (model_layout, given) {
+        (Some(m), Some(g)) if m != g => Err(PlanError::Conflict {
+            field: "layout",
+            input: input.name.clone(),
+            shape: shown.to_string(),
+            model: format!("{m:?}").to_lowercase(),
+            given: format!("{g:?}").to_lowercase(),
+        }),
+        (Some(m), _) => Ok(m),
+        (None, Some(g)) => Ok(g),
+        (None, None) => Err(field(
+            "layout",
+            format!(
+                "the model's input '{}' is {shown}, which does not say where the 3 colour \
+                 channels are: give --layout nchw or nhwc (or the card's layout)",
+                input.name
+            ),
+        )),
+    }
+}
+
+/// The frame size the model takes: its input's fixed width and height (`w`, `h`; not fixed
+/// when not positive), or the flags' or card's input size, which must agree with a fixed axis.
+fn prep_size(
+    input: &TensorInfo,
+    shown: &str,
+    (w, h): (i64, i64),
+    flags: &ScoreSettings,
+    c: &ScoreSettings,
+) -> Result<(u32, u32), PlanError> {
+    let model_size = (w > 0 && h > 0).then_some((w as u32, h as u32));
+    let given = pick(
+        "input_size",
+        flags.input_size.as_ref(),
+        c.input_size.as_ref(),
+        parse_size,
+    )?;
+    match (model_size, given) {
+        (Some(m), Some(g)) if m != g => Err(PlanError::Conflict {
+            field: "input_size",
+            input: input.name.clone(),
+            shape: shown.to_string(),
+            model: format!("{}x{}", m.0, m.1),
+            given: format!("{}x{}", g.0, g.1),
+        }),
+        (Some(m), _) => Ok(m),
+        (None, Some(g)) => {
+            // One fixed axis must agree too.
+            for (axis, model, given) in [("width", w, g.0), ("height", h, g.1)] {
+                if model > 0 && model as u32 != given {
+                    return Err(field(
+                        "input_size",
+                        format!(
+                            "the model's input '{}' is {shown}: its {axis} is {model}, not {given}",
+                            input.name
+                        ),
+                    ));
+                }
+            }
+            Ok(g)
+        }
+        (None, None) => Err(field(
+            "input_size",
+            format!(
+                "the model's input '{}' is {shown}, with no fixed size: give --input-size WxH \
+                 (or the card's input_size)",
+                input.name
+            ),
+        )),
+    }
 }
 
 /// The named outputs' indices, in the order named.
@@ -457,10 +473,6 @@ fn detect_spec(
     c: &ScoreSettings,
     prep: &PrepSpec,
 ) -> Result<DetectSpec, PlanError> {
-    let bad = |reason: String| PlanError::Outputs {
-        task: Task::Detect,
-        reason,
-    };
     let format = match pick("detect_format", flags.detect_format.as_ref(), c.detect_format.as_ref(), str::parse)? {
         Some(f) => f,
         None => guess_format(outputs).ok_or_else(|| {
@@ -480,85 +492,10 @@ fn detect_spec(
     }
     let all: Vec<usize> = (0..outputs.len()).collect();
     let chosen = selected.clone().unwrap_or(all);
-    let show = |i: usize| format!("'{}' is {}", outputs[i].name, show_shape(&outputs[i].shape));
     let mut anchor_centres_ = Vec::new();
     let used = match format {
-        DetectFormat::Yolo | DetectFormat::Yolov8 => {
-            let [one] = chosen.as_slice() else {
-                return Err(field(
-                    "outputs",
-                    format!(
-                        "{format:?} reads one output; name it (the model has {})",
-                        chosen.len()
-                    ),
-                ));
-            };
-            let s = &outputs[*one].shape;
-            let ok = match format {
-                DetectFormat::Yolo => {
-                    matches!(s.len(), 2 | 3) && (s[s.len() - 1] < 0 || s[s.len() - 1] >= 6)
-                }
-                _ => s.len() == 3 && (s[1] < 0 || s[1] >= 5),
-            };
-            if !ok {
-                return Err(bad(match format {
-                    DetectFormat::Yolo => format!(
-                        "yolo needs [N, boxes, 5 + classes] with at least 6 columns; {}",
-                        show(*one)
-                    ),
-                    _ => format!(
-                        "yolov8 needs [N, 4 + classes, anchors] with at least 5 rows; {}",
-                        show(*one)
-                    ),
-                }));
-            }
-            vec![*one]
-        }
-        DetectFormat::Ssd => {
-            let find = |pred: &dyn Fn(&TensorInfo) -> bool| {
-                chosen.iter().copied().find(|i| pred(&outputs[*i]))
-            };
-            let (boxes, scores, classes, num) = if selected.is_some() {
-                (
-                    chosen.first().copied(),
-                    chosen.get(1).copied(),
-                    chosen.get(2).copied(),
-                    chosen.get(3).copied(),
-                )
-            } else {
-                let two_d = |o: &TensorInfo, word: &str| {
-                    o.shape.len() == 2 && o.name.to_lowercase().contains(word)
-                };
-                (
-                    find(&|o| o.shape.len() == 3 && o.shape[2] == 4),
-                    find(&|o| two_d(o, "score")),
-                    find(&|o| two_d(o, "class")),
-                    find(&|o| o.shape.len() == 1 || o.name.to_lowercase().contains("num")),
-                )
-            };
-            let (Some(boxes), Some(scores), Some(classes)) = (boxes, scores, classes) else {
-                return Err(bad(format!(
-                    "ssd needs boxes [N, K, 4], scores [N, K] and classes [N, K] (named *score* and *class*, \
-                     or given in that order with --outputs); the outputs: {}",
-                    chosen.iter().map(|i| show(*i)).collect::<Vec<_>>().join(", ")
-                )));
-            };
-            let s = &outputs[boxes].shape;
-            if s.len() != 3 || (s[2] > 0 && s[2] != 4) {
-                return Err(bad(format!("ssd boxes must be [N, K, 4]; {}", show(boxes))));
-            }
-            for i in [scores, classes] {
-                if outputs[i].shape.len() != 2 {
-                    return Err(bad(format!(
-                        "ssd scores and classes must be [N, K]; {}",
-                        show(i)
-                    )));
-                }
-            }
-            let mut used = vec![boxes, scores, classes];
-            used.extend(num);
-            used
-        }
+        DetectFormat::Yolo | DetectFormat::Yolov8 => vec![yolo_output(format, outputs, &chosen)?],
+        DetectFormat::Ssd => ssd_outputs(outputs, &chosen, selected.is_some())?,
         DetectFormat::Anchors => {
             let grids = flags
                 .anchors
@@ -571,41 +508,7 @@ fn detect_spec(
                     )
                 })?;
             anchor_centres_ = anchor_centres(grids);
-            let last = |i: usize| *outputs[i].shape.last().unwrap_or(&0);
-            let scores: Vec<usize> = chosen.iter().copied().filter(|i| last(*i) == 1).collect();
-            let boxes: Vec<usize> = chosen.iter().copied().filter(|i| last(*i) >= 4).collect();
-            let rows = |list: &[usize]| -> Option<i64> {
-                list.iter()
-                    .map(|i| outputs[*i].shape.get(1).copied().filter(|d| *d > 0))
-                    .sum()
-            };
-            if scores.is_empty()
-                || scores.len() != boxes.len()
-                || scores.len() + boxes.len() != chosen.len()
-            {
-                return Err(bad(format!(
-                    "anchors needs score outputs [N, A, 1] and as many box outputs [N, A, 4+]; {}",
-                    chosen
-                        .iter()
-                        .map(|i| show(*i))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-            for list in [&scores, &boxes] {
-                if let Some(n) = rows(list) {
-                    if n as usize != anchor_centres_.len() {
-                        return Err(field(
-                            "anchors",
-                            format!(
-                                "the grids make {} anchors, the outputs hold {n}",
-                                anchor_centres_.len()
-                            ),
-                        ));
-                    }
-                }
-            }
-            scores.into_iter().chain(boxes).collect()
+            anchor_outputs(outputs, &chosen, anchor_centres_.len())?
         }
     };
     Ok(DetectSpec {
@@ -617,4 +520,149 @@ fn detect_spec(
         input_size: (prep.width, prep.height),
         anchor_centres: anchor_centres_,
     })
+}
+
+/// A detection model's outputs that do not fit its format.
+fn bad_detect_outputs(reason: String) -> PlanError {
+    PlanError::Outputs {
+        task: Task::Detect,
+        reason,
+    }
+}
+
+/// "'name' is [shape]", for messages.
+fn show_output(outputs: &[TensorInfo], i: usize) -> String {
+    format!("'{}' is {}", outputs[i].name, show_shape(&outputs[i].shape))
+}
+
+/// The one output a yolo (`[N, boxes, 5 + classes]`) or yolov8 (`[N, 4 + classes, anchors]`)
+/// decoder reads.
+fn yolo_output(
+    format: DetectFormat,
+    outputs: &[TensorInfo],
+    chosen: &[usize],
+) -> Result<usize, PlanError> {
+    let [one] = chosen else {
+        return Err(field(
+            "outputs",
+            format!(
+                "{format:?} reads one output; name it (the model has {})",
+                chosen.len()
+            ),
+        ));
+    };
+    let s = &outputs[*one].shape;
+    let ok = match format {
+        DetectFormat::Yolo => {
+            matches!(s.len(), 2 | 3) && (s[s.len() - 1] < 0 || s[s.len() - 1] >= 6)
+        }
+        _ => s.len() == 3 && (s[1] < 0 || s[1] >= 5),
+    };
+    if !ok {
+        return Err(bad_detect_outputs(match format {
+            DetectFormat::Yolo => format!(
+                "yolo needs [N, boxes, 5 + classes] with at least 6 columns; {}",
+                show_output(outputs, *one)
+            ),
+            _ => format!(
+                "yolov8 needs [N, 4 + classes, anchors] with at least 5 rows; {}",
+                show_output(outputs, *one)
+            ),
+        }));
+    }
+    Ok(*one)
+}
+
+/// An ssd decoder's outputs: boxes, scores, classes and perhaps the count, in the order named
+/// (`named`) or found by shape and name.
+fn ssd_outputs(
+    outputs: &[TensorInfo],
+    chosen: &[usize],
+    named: bool,
+) -> Result<Vec<usize>, PlanError> {
+    let find =
+        |pred: &dyn Fn(&TensorInfo) -> bool| chosen.iter().copied().find(|i| pred(&outputs[*i]));
+    let (boxes, scores, classes, num) = if named {
+        (
+            chosen.first().copied(),
+            chosen.get(1).copied(),
+            chosen.get(2).copied(),
+            chosen.get(3).copied(),
+        )
+    } else {
+        let two_d =
+            |o: &TensorInfo, word: &str| o.shape.len() == 2 && o.name.to_lowercase().contains(word);
+        (
+            find(&|o| o.shape.len() == 3 && o.shape[2] == 4),
+            find(&|o| two_d(o, "score")),
+            find(&|o| two_d(o, "class")),
+            find(&|o| o.shape.len() == 1 || o.name.to_lowercase().contains("num")),
+        )
+    };
+    let (Some(boxes), Some(scores), Some(classes)) = (boxes, scores, classes) else {
+        return Err(bad_detect_outputs(format!(
+            "ssd needs boxes [N, K, 4], scores [N, K] and classes [N, K] (named *score* and *class*, \
+             or given in that order with --outputs); the outputs: {}",
+            chosen.iter().map(|i| show_output(outputs, *i)).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let s = &outputs[boxes].shape;
+    if s.len() != 3 || (s[2] > 0 && s[2] != 4) {
+        return Err(bad_detect_outputs(format!(
+            "ssd boxes must be [N, K, 4]; {}",
+            show_output(outputs, boxes)
+        )));
+    }
+    for i in [scores, classes] {
+        if outputs[i].shape.len() != 2 {
+            return Err(bad_detect_outputs(format!(
+                "ssd scores and classes must be [N, K]; {}",
+                show_output(outputs, i)
+            )));
+        }
+    }
+    let mut used = vec![boxes, scores, classes];
+    used.extend(num);
+    Ok(used)
+}
+
+/// An anchor decoder's outputs: score outputs `[N, A, 1]`, then as many box outputs
+/// `[N, A, 4+]`, together holding one row per anchor (`anchors` of them).
+fn anchor_outputs(
+    outputs: &[TensorInfo],
+    chosen: &[usize],
+    anchors: usize,
+) -> Result<Vec<usize>, PlanError> {
+    let last = |i: usize| *outputs[i].shape.last().unwrap_or(&0);
+    let scores: Vec<usize> = chosen.iter().copied().filter(|i| last(*i) == 1).collect();
+    let boxes: Vec<usize> = chosen.iter().copied().filter(|i| last(*i) >= 4).collect();
+    let rows = |list: &[usize]| -> Option<i64> {
+        list.iter()
+            .map(|i| outputs[*i].shape.get(1).copied().filter(|d| *d > 0))
+            .sum()
+    };
+    if scores.is_empty()
+        || scores.len() != boxes.len()
+        || scores.len() + boxes.len() != chosen.len()
+    {
+        return Err(bad_detect_outputs(format!(
+            "anchors needs score outputs [N, A, 1] and as many box outputs [N, A, 4+]; {}",
+            chosen
+                .iter()
+                .map(|i| show_output(outputs, *i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for list in [&scores, &boxes] {
+        if let Some(n) = rows(list) {
+            if n as usize != anchors {
+                return Err(field(
+                    "anchors",
+                    format!("the grids make {anchors} anchors, the outputs hold {n}"),
+                ));
+            }
+        }
+    }
+    Ok(scores.into_iter().chain(boxes).collect())
 }
