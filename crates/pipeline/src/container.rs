@@ -398,7 +398,10 @@ mod tests {
         );
         // A job's spec records the resolved settings: for an MP4, exactly the settings (and
         // so the job identity) that the old fixed default gave.
-        let spec = for_output(&crate::plan::VideoOptions::default(), std::path::Path::new("a.MP4"));
+        let spec = for_output(
+            &crate::plan::VideoOptions::default(),
+            std::path::Path::new("a.MP4"),
+        );
         assert_eq!(
             serde_json::to_value(&spec.encode).unwrap(),
             serde_json::json!({"codec": "libx264", "crf": 18, "preset": "medium",

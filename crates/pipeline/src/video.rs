@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use fresco_infer::{Engine, Sample};
 use fresco_media::nut::{NutVideoSpec, NutWriter, RawPixelFormat};
 use fresco_media::probe::{self, ProbeError};
-use fresco_media::process::{Pipes, ProcessError, Tool};
+use fresco_media::process::{Pipes, ProcessError, Running, Tool};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 
 use crate::error::RunError;
@@ -436,60 +436,206 @@ fn pump_frames<S: PipeSample>(
     cancel: &Arc<AtomicBool>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<PassStats, RunError> {
-    let plan = pass.plan;
-    let total = pass.pts.len() as u64;
-
-    let mut decoder = tools.ffmpeg.spawn(
-        tools.ffmpeg.command(pass.decoder_args.clone()),
-        Pipes::stdout(),
-    )?;
-    let mut encoder = tools.ffmpeg.spawn(
-        tools.ffmpeg.command(pass.encoder_args.clone()),
-        Pipes::stdin(),
-    )?;
-    let decoded_stream = decoder.take_stdout().expect("decoder stdout is piped");
-    let encoder_stdin = encoder.take_stdin().expect("encoder stdin is piped");
-
-    let frame_bytes = plan.model_frame_bytes();
     // Frames per inference call (`--batch`): the decoder may run a whole batch ahead.
     let batch = engine.batch().max(1);
-    let (raw_tx, raw_rx) = sync_channel::<Vec<u8>>(QUEUE_FRAMES.max(batch));
-    let (styled_tx, styled_rx) = sync_channel::<(i64, Vec<u8>)>(QUEUE_FRAMES);
-    let reader = std::thread::Builder::new()
-        .name("fresco-decode".into())
-        .spawn(move || read_frames(decoded_stream, frame_bytes, raw_tx))
-        .expect("spawn reader thread");
-    let spec = NutVideoSpec {
-        width: plan.model_width,
-        height: plan.model_height,
-        pix_fmt: plan.raw_format,
-        time_base_num: plan.time_base.0,
-        time_base_den: plan.time_base.1,
-    };
-    let writer = std::thread::Builder::new()
-        .name("fresco-encode".into())
-        .spawn(move || write_frames(encoder_stdin, spec, styled_rx))
-        .expect("spawn writer thread");
+    let running = RunningPass::start(tools, pass, batch)?;
+    let ended = score_frames::<S>(pass, engine, cancel, progress, batch, &running);
+    running.finish(pass, ended)
+}
 
+/// The decoder and encoder of a pass, with the threads that read and write their pipes.
+struct RunningPass {
+    decoder: Running,
+    encoder: Running,
+    reader: std::thread::JoinHandle<Result<(), String>>,
+    writer: std::thread::JoinHandle<Result<(), String>>,
+    raw_rx: Receiver<Vec<u8>>,
+    styled_tx: SyncSender<(i64, Vec<u8>)>,
+}
+
+/// How the scoring loop of a pass ended.
+struct LoopEnd {
+    done: u64,
+    model_time: Duration,
+    failure: Option<RunError>,
+    /// A bounded window had all its frames: the decoder was not run to its end.
+    stopped_early: bool,
+}
+
+impl RunningPass {
+    fn start(tools: &Tools, pass: &FramePass<'_>, batch: usize) -> Result<RunningPass, RunError> {
+        let plan = pass.plan;
+        let mut decoder = tools.ffmpeg.spawn(
+            tools.ffmpeg.command(pass.decoder_args.clone()),
+            Pipes::stdout(),
+        )?;
+        let mut encoder = tools.ffmpeg.spawn(
+            tools.ffmpeg.command(pass.encoder_args.clone()),
+            Pipes::stdin(),
+        )?;
+        let decoded_stream = decoder.take_stdout().expect("decoder stdout is piped");
+        let encoder_stdin = encoder.take_stdin().expect("encoder stdin is piped");
+        let frame_bytes = plan.model_frame_bytes();
+        let (raw_tx, raw_rx) = sync_channel::<Vec<u8>>(QUEUE_FRAMES.max(batch));
+        let (styled_tx, styled_rx) = sync_channel::<(i64, Vec<u8>)>(QUEUE_FRAMES);
+        let reader = std::thread::Builder::new()
+            .name("fresco-decode".into())
+            .spawn(move || read_frames(decoded_stream, frame_bytes, raw_tx))
+            .expect("spawn reader thread");
+        let spec = NutVideoSpec {
+            width: plan.model_width,
+            height: plan.model_height,
+            pix_fmt: plan.raw_format,
+            time_base_num: plan.time_base.0,
+            time_base_den: plan.time_base.1,
+        };
+        let writer = std::thread::Builder::new()
+            .name("fresco-encode".into())
+            .spawn(move || write_frames(encoder_stdin, spec, styled_rx))
+            .expect("spawn writer thread");
+        Ok(RunningPass {
+            decoder,
+            encoder,
+            reader,
+            writer,
+            raw_rx,
+            styled_tx,
+        })
+    }
+
+    /// Stops or waits for both programs and threads, and turns what each said into the pass's
+    /// result: the first cause wins (a failure of the loop, the encoder's refusal, the
+    /// decoder's error, a frame count that differs from the probe's).
+    fn finish(self, pass: &FramePass<'_>, ended: LoopEnd) -> Result<PassStats, RunError> {
+        let RunningPass {
+            mut decoder,
+            mut encoder,
+            reader,
+            writer,
+            raw_rx,
+            styled_tx,
+        } = self;
+        let plan = pass.plan;
+        let total = pass.pts.len() as u64;
+        let LoopEnd {
+            done,
+            model_time,
+            failure,
+            stopped_early,
+        } = ended;
+        drop(styled_tx);
+        if stopped_early {
+            // Our own decision: its output is no longer wanted, no grace needed.
+            decoder.kill();
+        }
+        // The reader stops at its next frame, closing the decoder's pipe.
+        drop(raw_rx);
+        if failure.is_some() {
+            // Canceled or failed: SIGTERM to both, and SIGKILL after one short grace for a
+            // child that ignores it.
+            decoder.terminate();
+            encoder.terminate();
+            decoder.stop();
+            encoder.stop();
+        }
+        let read_result = reader
+            .join()
+            .unwrap_or_else(|_| Err("reader thread panicked".into()));
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err("writer thread panicked".into()));
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let decode_status = if stopped_early {
+            Ok(())
+        } else {
+            decoder.finish(Duration::from_secs(60)).map(drop)
+        };
+        let encode_status = encoder.finish(Duration::from_secs(600));
+        let encode_error = |e: ProcessError| match e {
+            ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
+                path: plan.output.clone(),
+                reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
+            },
+            other => RunError::from(other),
+        };
+        if let Err(reason) = write_result {
+            // The encoder stopped taking frames: its own message says why.
+            return Err(match encode_status {
+                Err(e) => encode_error(e),
+                Ok(_) => RunError::Encode {
+                    path: plan.output.clone(),
+                    reason,
+                },
+            });
+        }
+        if let Err(e) = decode_status {
+            return Err(refused_or(&plan.input, e, |e| match e {
+                ProcessError::Failed { stderr_tail, .. } => RunError::Decode {
+                    path: plan.input.clone(),
+                    reason: fresco_media::process::last_lines(&stderr_tail, 3),
+                },
+                other => RunError::from(other),
+            }));
+        }
+        if !stopped_early {
+            if let Err(reason) = read_result {
+                return Err(RunError::Decode {
+                    path: plan.input.clone(),
+                    reason,
+                });
+            }
+        }
+        // Before the encoder's status: with too few frames it fails too ("EOF before video
+        // frames"), but the decoder's count is the cause.
+        if done != total {
+            return Err(RunError::Decode {
+                path: plan.input.clone(),
+                reason: format!("decoded {done} frames but the probe counted {total}"),
+            });
+        }
+        encode_status.map_err(encode_error)?;
+        Ok(PassStats {
+            frames: done,
+            model_time,
+        })
+    }
+}
+
+/// Takes decoded frames in batches, runs them through the model and hands them to the writer
+/// with their timestamps, until the decoder ends, the window is complete, or something fails.
+fn score_frames<S: PipeSample>(
+    pass: &FramePass<'_>,
+    engine: &mut Engine,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+    batch: usize,
+    running: &RunningPass,
+) -> LoopEnd {
+    let plan = pass.plan;
+    let total = pass.pts.len() as u64;
     let (w, h) = (plan.model_width, plan.model_height);
     let mut inputs: Vec<Vec<S>> = (0..batch).map(|_| Vec::new()).collect();
     let mut outputs: Vec<Vec<S>> = (0..batch)
         .map(|_| vec![S::default(); w as usize * h as usize * 3])
         .collect();
     let mut raws: Vec<Vec<u8>> = Vec::with_capacity(batch);
-    let mut done: u64 = 0;
-    let mut model_time = Duration::ZERO;
-    let mut failure: Option<RunError> = None;
-    let mut stopped_early = false;
+    let mut end = LoopEnd {
+        done: 0,
+        model_time: Duration::ZERO,
+        failure: None,
+        stopped_early: false,
+    };
     let mut decoder_ended = false;
     'frames: loop {
         if cancel.load(Ordering::Relaxed) {
-            failure = Some(RunError::Canceled);
+            end.failure = Some(RunError::Canceled);
             break;
         }
-        if pass.bounded && done == total {
+        if pass.bounded && end.done == total {
             // The window selects nothing after its last frame: the rest is decoding for nothing.
-            stopped_early = true;
+            end.stopped_early = true;
             break;
         }
         if decoder_ended {
@@ -497,14 +643,14 @@ fn pump_frames<S: PipeSample>(
         }
         // Gather a batch (a bounded window's frames, at most).
         let want = if pass.bounded {
-            batch.min((total - done) as usize)
+            batch.min((total - end.done) as usize)
         } else {
             batch
         };
         raws.clear();
         while raws.len() < want {
             // Wake up now and then to notice a cancel while the decoder is busy seeking.
-            match raw_rx.recv_timeout(Duration::from_millis(200)) {
+            match running.raw_rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(raw) => raws.push(raw),
                 Err(RecvTimeoutError::Timeout) => {
                     if cancel.load(Ordering::Relaxed) {
@@ -520,8 +666,8 @@ fn pump_frames<S: PipeSample>(
         if raws.is_empty() {
             continue;
         }
-        if done + raws.len() as u64 > total {
-            failure = Some(RunError::Decode {
+        if end.done + raws.len() as u64 > total {
+            end.failure = Some(RunError::Decode {
                 path: plan.input.clone(),
                 reason: format!(
                     "the decoder produced more frames than the {total} the probe counted"
@@ -537,104 +683,28 @@ fn pump_frames<S: PipeSample>(
         let ins: Vec<&[S]> = inputs[..n].iter().map(Vec::as_slice).collect();
         let mut outs: Vec<&mut [S]> = outputs[..n].iter_mut().map(Vec::as_mut_slice).collect();
         if let Err(e) = engine.style_frames(w, h, &ins, &mut outs) {
-            failure = Some(RunError::Model {
+            end.failure = Some(RunError::Model {
                 path: plan.input.clone(),
                 source: e,
             });
             break;
         }
-        model_time += t0.elapsed();
+        end.model_time += t0.elapsed();
         for (mut bytes, output) in raws.drain(..).zip(&outputs) {
-            let pts = pass.pts[done as usize];
+            let pts = pass.pts[end.done as usize];
             S::to_bytes(output, &mut bytes);
-            if styled_tx.send((pts, bytes)).is_err() {
+            if running.styled_tx.send((pts, bytes)).is_err() {
                 // The writer stopped: the encoder failed; its error is collected below.
                 break 'frames;
             }
-            done += 1;
+            end.done += 1;
             progress(Progress {
-                frames_done: done,
+                frames_done: end.done,
                 frames_total: total,
             });
         }
     }
-    drop(styled_tx);
-    if stopped_early {
-        // Our own decision: its output is no longer wanted, no grace needed.
-        decoder.kill();
-    }
-    // The reader stops at its next frame, closing the decoder's pipe.
-    drop(raw_rx);
-    if failure.is_some() {
-        // Canceled or failed: SIGTERM to both, and SIGKILL after one short grace for a child
-        // that ignores it.
-        decoder.terminate();
-        encoder.terminate();
-        decoder.stop();
-        encoder.stop();
-    }
-    let read_result = reader
-        .join()
-        .unwrap_or_else(|_| Err("reader thread panicked".into()));
-    let write_result = writer
-        .join()
-        .unwrap_or_else(|_| Err("writer thread panicked".into()));
-    if let Some(failure) = failure {
-        return Err(failure);
-    }
-    let decode_status = if stopped_early {
-        Ok(())
-    } else {
-        decoder.finish(Duration::from_secs(60)).map(drop)
-    };
-    let encode_status = encoder.finish(Duration::from_secs(600));
-    let encode_error = |e: ProcessError| match e {
-        ProcessError::Failed { stderr_tail, .. } => RunError::Encode {
-            path: plan.output.clone(),
-            reason: fresco_media::process::last_lines(&strip(&stderr_tail, pass.temp_path), 3),
-        },
-        other => RunError::from(other),
-    };
-    if let Err(reason) = write_result {
-        // The encoder stopped taking frames: its own message says why.
-        return Err(match encode_status {
-            Err(e) => encode_error(e),
-            Ok(_) => RunError::Encode {
-                path: plan.output.clone(),
-                reason,
-            },
-        });
-    }
-    if let Err(e) = decode_status {
-        return Err(refused_or(&plan.input, e, |e| match e {
-            ProcessError::Failed { stderr_tail, .. } => RunError::Decode {
-                path: plan.input.clone(),
-                reason: fresco_media::process::last_lines(&stderr_tail, 3),
-            },
-            other => RunError::from(other),
-        }));
-    }
-    if !stopped_early {
-        if let Err(reason) = read_result {
-            return Err(RunError::Decode {
-                path: plan.input.clone(),
-                reason,
-            });
-        }
-    }
-    // Before the encoder's status: with too few frames it fails too ("EOF before video frames"),
-    // but the decoder's count is the cause.
-    if done != total {
-        return Err(RunError::Decode {
-            path: plan.input.clone(),
-            reason: format!("decoded {done} frames but the probe counted {total}"),
-        });
-    }
-    encode_status.map_err(encode_error)?;
-    Ok(PassStats {
-        frames: done,
-        model_time,
-    })
+    end
 }
 
 fn strip(text: &str, temp: &Path) -> String {

@@ -164,9 +164,7 @@ fn the_assembly_list_gives_each_chunk_the_time_to_the_next_one() {
     let plan = plan(&clip, 10);
     assert_chunks_cover(&plan, 10);
     let files: Vec<_> = (0..plan.chunks.len())
-        .map(|n| {
-            dir.path().join(format!("chunk-{n:05}.nut"))
-        })
+        .map(|n| dir.path().join(format!("chunk-{n:05}.nut")))
         .collect();
     let list = concat_list(&plan, &files);
     let durations: Vec<i64> = list
