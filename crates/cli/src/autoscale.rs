@@ -239,7 +239,7 @@ pub fn config_for(args: &crate::serve::ServeArgs, range: WorkerRange) -> Autosca
         worker_args,
         worker_env,
         grace: Duration::from_secs(args.grace_seconds),
-        device_kind: fresco_worker::device_kind(args.device),
+        device_kind: args.device.kind().as_str(),
     }
 }
 

@@ -132,7 +132,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             .clone()
             .unwrap_or_else(crate::estimate::default_calibration_path);
         let entry = crate::estimate::CalibrationEntry {
-            device: fresco_worker::device_kind(args.model.device).to_string(),
+            device: args.model.device.kind().to_string(),
             model: model.name.clone(),
             digest: model.digest.clone(),
             width: w,

@@ -283,6 +283,7 @@ async fn planned_job(queue: &dyn Queue, chunks: u32) -> Result<String, Failure> 
             input: "bench".into(),
             output: "bench".into(),
             spec: "{}".into(),
+            device_kind: fresco_core::DeviceKind::Cpu,
             priority: 0,
             budgets: RetryBudgets::default(),
             idempotency_key: None,

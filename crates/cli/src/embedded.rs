@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use fresco_core::{JobState, RetryBudgets, TaskState};
 use fresco_pipeline::{FailureClass, JobPlan, VideoOptions};
-use fresco_queue::{ClaimFilter, NewJob, Queue, Submitted};
-use fresco_worker::{
-    absolute, worker_name, JobSpec, ModelPin, StopSignal, Worker, WorkerConfig, WorkerEvent,
-};
+use fresco_queue::{ClaimFilter, Queue, Submitted};
+use fresco_core::{JobSpec, ModelPin};
+use fresco_store::absolute;
+use fresco_submit::{Built, ModelSource, Submission};
+use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig, WorkerEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -108,28 +109,40 @@ async fn run_videos_async(
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut ids = Vec::new();
     let mut resumed_chunks = HashMap::new();
+    // The same checks as every other entrance (`fresco_submit`), with the model run loaded and
+    // pinned already; `fresco run` has no input limits and never downloads here.
+    let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
+        .allow_download(false)
+        .limits(fresco_wire::limits::InputLimits::none());
+    let mut slots = Vec::new();
     for job in jobs {
-        let spec = JobSpec {
-            input: absolute(&job.input),
-            output: absolute(&job.output),
-            model: pin.clone(),
-            options: options.for_output(&job.output),
+        let submission = Submission {
+            input: absolute(&job.input).display().to_string(),
+            output: absolute(&job.output).display().to_string(),
+            model: ModelSource::Pinned(pin.clone()),
+            device: opts.device,
+            precision: pin.precision,
+            input_range: pin.input_range,
+            channel_order: pin.channel_order,
+            options: options.clone(),
             chunk_frames: opts.chunk_frames,
+            priority: 0,
+            budgets: RetryBudgets::default(),
         };
-        let identity = spec.identity();
-        supersede_other_jobs_for(&*queue, &spec, &identity).await;
-        let submitted = queue
-            .submit(NewJob {
-                identity,
-                input: spec.input.display().to_string(),
-                output: spec.output.display().to_string(),
-                spec: spec.to_json(),
-                priority: 0,
-                budgets: RetryBudgets::default(),
-                idempotency_key: None,
-            })
+        let checks = submitter.clone();
+        let built = tokio::task::spawn_blocking(move || checks.build(&submission))
             .await
-            .map_err(queue_failure)?;
+            .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))?;
+        let Built { job: new_job, spec } = match built {
+            Ok(built) => built,
+            Err(refused) => {
+                slots.push(Err(Failure::from(refused)));
+                continue;
+            }
+        };
+        let identity = new_job.identity.clone();
+        supersede_other_jobs_for(&*queue, &spec, &identity).await;
+        let submitted = queue.submit(new_job).await.map_err(queue_failure)?;
         let id = submitted.id().to_string();
         if let Submitted::Existing(_) = submitted {
             expire_dead_local_workers(&*queue, &id).await;
@@ -149,7 +162,8 @@ async fn run_videos_async(
                 );
             }
         }
-        ids.push(id);
+        ids.push(id.clone());
+        slots.push(Ok(id));
     }
 
     let bar = if opts.chatty && std::io::stderr().is_terminal() {
@@ -178,7 +192,7 @@ async fn run_videos_async(
         config.until_idle = true;
         config.filter = ClaimFilter {
             jobs: Some(ids.clone()),
-            device_kinds: Some(vec![fresco_worker::device_kind(opts.device).to_string()]),
+            device_kinds: Some(vec![opts.device.kind().to_string()]),
         };
         config.device = opts.device;
         config.threads = threads;
@@ -220,8 +234,11 @@ async fn run_videos_async(
     }
 
     let mut results = Vec::new();
-    for (id, job) in ids.iter().zip(jobs) {
-        results.push(outcome(&*queue, &tally, id, job, &resumed_chunks).await);
+    for (slot, job) in slots.into_iter().zip(jobs) {
+        results.push(match slot {
+            Ok(id) => outcome(&*queue, &tally, &id, job, &resumed_chunks).await,
+            Err(refused) => Err(refused),
+        });
     }
     Ok(results)
 }

@@ -397,7 +397,7 @@ pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
             .unwrap_or_else(|| path.display().to_string()),
         (None, None) => unreachable!("clap requires --style or --model"),
     };
-    let only = args.device.map(fresco_worker::device_kind);
+    let only = args.device.map(|d| d.kind().as_str());
     let path = args
         .calibration
         .clone()

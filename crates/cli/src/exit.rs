@@ -65,3 +65,29 @@ impl From<ModelError> for Failure {
         Failure::new(code, e.to_string())
     }
 }
+
+impl From<fresco_submit::Rejection> for Failure {
+    /// The checks every entrance makes before queueing, refused: the message as the API gives
+    /// it, the exit code by the refusal's code.
+    fn from(refused: fresco_submit::Rejection) -> Failure {
+        use fresco_submit::Rejection;
+        let code = match refused.code() {
+            "input-missing" => INPUT_MISSING,
+            "output-exists" | "output-unwritable" | "same-file" | "stream-not-supported"
+            | "encoder-unusable" => OUTPUT,
+            "precision-needs-cuda" | "path-not-absolute" | "invalid-field" | "bad-precision" => {
+                BAD_ARGUMENTS
+            }
+            "hardware-unavailable" | "tool-unavailable" | "model-runtime-unavailable" => {
+                MISSING_DEPENDENCY
+            }
+            "unknown-style" => MODEL,
+            code if code.starts_with("model-") => MODEL,
+            _ => match refused {
+                Rejection::BadField { .. } | Rejection::Unusable { .. } => BAD_INPUT,
+                Rejection::Unavailable { .. } | Rejection::Internal(_) => PROCESSING,
+            },
+        };
+        Failure::new(code, refused.to_string())
+    }
+}

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use fresco_core::{JobState, RetryBudgets};
-use fresco_queue::{JobRecord, NewJob, Submitted, TaskRecord};
-use fresco_worker::{absolute, JobSpec};
+use fresco_queue::{JobRecord, Submitted, TaskRecord};
+use fresco_store::absolute;
+use fresco_submit::{ModelSource, Submission, Submitter};
 use serde::Serialize;
 
 use crate::exit::{self, Failure};
@@ -129,16 +130,17 @@ fn queue_failure(e: fresco_queue::QueueError) -> Failure {
 }
 
 fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
+    // Local paths are made absolute, as the checks require; URLs are kept as they are.
+    let place = |p: &std::path::Path| {
+        let text = p.to_string_lossy();
+        if text.contains("://") {
+            text.into_owned()
+        } else {
+            absolute(p).display().to_string()
+        }
+    };
     if let Some(server) = &args.server {
-        // The server checks everything; local paths are made absolute, as it requires.
-        let place = |p: &std::path::Path| {
-            let text = p.to_string_lossy();
-            if text.contains("://") {
-                text.into_owned()
-            } else {
-                absolute(p).display().to_string()
-            }
-        };
+        // The server checks everything.
         let model = args.model.model.as_deref().map(place);
         let mut body = crate::api_client::submission(
             &place(&args.input),
@@ -161,18 +163,6 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
         }
         return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }
-    use fresco_worker::spec::ObjectUrl;
-    // Object URLs (az://, s3://, file://) are checked in their store below; local paths here.
-    let object = |location: &std::path::Path| {
-        ObjectUrl::of(location)
-            .transpose()
-            .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))
-    };
-    let input_url = object(&args.input)?;
-    let output_url = object(&args.output)?;
-    if input_url.is_none() {
-        fresco_pipeline::video::check_input_file(&args.input)?;
-    }
     if args.max_attempts == 0 || args.max_expiries == 0 {
         return Err(Failure::new(
             exit::BAD_INPUT,
@@ -185,90 +175,40 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             "--chunk-frames must be at least 1",
         ));
     }
-    if output_url.is_none() {
-        fresco_pipeline::video::check_output_target(&args.output, args.video.overwrite)?;
-    }
-    if input_url.is_some() && args.input == args.output {
-        return Err(Failure::new(
-            exit::OUTPUT,
-            format!(
-                "{}: the output would replace the input; choose another output",
-                args.output.display()
-            ),
-        ));
-    }
-    // The static check pins the model's digest and proves it is a usable image model before
-    // workers see it, with no session (as the API server does), whatever device the job is for.
-    let model = args.model.load_to_pin()?;
-    let located = |path: &std::path::Path, url: &Option<ObjectUrl>| match url {
-        Some(_) => path.to_path_buf(),
-        None => absolute(path),
+    // The checks the API server makes, in the same words (`fresco_submit`): the input is probed,
+    // the output checked, the model inspected statically (no session, as the server does,
+    // whatever device the job is for) and its digest pinned. Local paths are made absolute.
+    let model = match (&args.model.style, &args.model.model) {
+        (Some(style), _) => ModelSource::Style(style.clone()),
+        (None, Some(path)) => ModelSource::File(place(path)),
+        (None, None) => unreachable!("clap requires --style or --model"),
     };
-    let spec = JobSpec {
-        input: located(&args.input, &input_url),
-        output: located(&args.output, &output_url),
-        model: args.model.pin(&model.name, &model.digest),
-        options: args.video.options().for_output(&args.output),
+    let submission = Submission {
+        input: place(&args.input),
+        output: place(&args.output),
+        model,
+        device: args.model.device,
+        precision: args.model.precision,
+        input_range: args.model.input_range,
+        channel_order: args.model.channel_order,
+        options: args.video.options(),
         chunk_frames: args.chunk_frames,
+        priority: args.priority,
+        budgets: RetryBudgets {
+            max_attempts: args.max_attempts,
+            max_expiries: args.max_expiries,
+        },
     };
+    let submitter = Submitter::new(fresco_infer::registry::Registry::from_env())
+        .allow_download(!args.model.no_download)
+        .limits(fresco_wire::limits::InputLimits::none());
     runtime().block_on(async {
-        let store_failure = |url: &ObjectUrl, e: &dyn std::fmt::Display| {
-            Failure::new(exit::PROCESSING, format!("{}: {e}", url.url))
-        };
-        let input_object = match &input_url {
-            Some(url) => {
-                let store = url.open().map_err(|e| store_failure(url, &e))?;
-                let info = store
-                    .head(&url.key)
-                    .await
-                    .map_err(|e| store_failure(url, &e))?;
-                let info = info.ok_or_else(|| {
-                    Failure::new(
-                        exit::INPUT_MISSING,
-                        format!("{}: no such object in {}", url.url, store.display_url()),
-                    )
-                })?;
-                if info.size == 0 {
-                    return Err(Failure::new(
-                        exit::BAD_INPUT,
-                        format!("{}: the object is empty (0 bytes)", url.url),
-                    ));
-                }
-                Some(info)
-            }
-            None => None,
-        };
-        if let Some(url) = &output_url {
-            let store = url.open().map_err(|e| store_failure(url, &e))?;
-            let existing = store
-                .head(&url.key)
-                .await
-                .map_err(|e| store_failure(url, &e))?;
-            if existing.is_some() && !args.video.overwrite {
-                return Err(fresco_pipeline::RunError::OutputExists {
-                    path: args.output.clone(),
-                }
-                .into());
-            }
-        }
-        let identity = match &input_object {
-            Some(info) => spec.identity_with_object(Some(info)),
-            None => spec.identity(),
-        };
+        let built = tokio::task::spawn_blocking(move || submitter.build(&submission))
+            .await
+            .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
         let queue = args.queue.open().await?;
         let submitted = queue
-            .submit(NewJob {
-                identity,
-                input: spec.input.display().to_string(),
-                output: spec.output.display().to_string(),
-                spec: spec.to_json(),
-                priority: args.priority,
-                budgets: RetryBudgets {
-                    max_attempts: args.max_attempts,
-                    max_expiries: args.max_expiries,
-                },
-                idempotency_key: None,
-            })
+            .submit(built.job)
             .await
             .map_err(queue_failure)?;
         let record = queue
@@ -489,7 +429,7 @@ fn cancel(args: IdArgs) -> Result<ExitCode, Failure> {
         // Workers drop the job's chunks at their next heartbeat; its folder goes now if this
         // machine sees it (and at the next sweep of any worker otherwise).
         let system = args.queue.system_store()?;
-        fresco_worker::worker::system::remove_job_files(
+        fresco_store::system::remove_job_files(
             Some(&args.queue.work_dir()),
             system.as_ref(),
             &args.id,

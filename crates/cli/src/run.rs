@@ -11,7 +11,8 @@ use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
 use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
-use fresco_worker::{device_kind, ModelPin, StopSignal};
+use fresco_core::ModelPin;
+use fresco_worker::StopSignal;
 use serde::Serialize;
 
 use crate::embedded::{run_videos, EmbeddedOptions, VideoJob};
@@ -178,8 +179,8 @@ impl ModelArgs {
             digest: digest.to_string(),
             input_range: self.input_range,
             channel_order: self.channel_order,
-            device_kind: device_kind(self.device).to_string(),
-            precision: self.precision.to_string(),
+            device_kind: self.device.kind(),
+            precision: self.precision,
         }
     }
 
@@ -214,20 +215,6 @@ impl ModelArgs {
             }
         }
         self.load()
-    }
-
-    /// Checks the model and pins its digest for a job that workers run (`fresco jobs submit`),
-    /// as the API server does: statically, with no ONNX Runtime session (the workers try a
-    /// user's model in a child process with limits), whatever `--device` the job is for.
-    pub fn load_to_pin(&self) -> Result<fresco_pipeline::CheckedModel, Failure> {
-        fresco_infer::fp16::check_device(self.precision, self.device)
-            .map_err(|e| Failure::new(crate::exit::BAD_ARGUMENTS, e.to_string()))?;
-        Ok(fresco_pipeline::check_model(
-            &self.choice(),
-            &Registry::from_env(),
-            !self.no_download,
-            &fresco_infer::inspect::ModelBudget::default(),
-        )?)
     }
 }
 

@@ -248,9 +248,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 // request names one; the server itself needs no GPU for that.
                 .device(args.device)
                 .served_kinds(if args.job_devices.is_empty() {
-                    vec![fresco_worker::device_kind(args.device).to_string()]
+                    vec![args.device.kind()]
                 } else {
-                    args.job_devices.clone()
+                    // clap took only "cpu" and "cuda".
+                    args.job_devices.iter().filter_map(|k| k.parse().ok()).collect()
                 })
                 .data_root(data_root_text.clone())
                 .paths(rules)
@@ -260,7 +261,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         );
         if let (Some(watch), Some(output)) = (&args.watch, &args.output) {
             let model = args.model.as_ref().map(|m| {
-                fresco_worker::absolute(std::path::Path::new(m))
+                fresco_store::absolute(std::path::Path::new(m))
                     .display()
                     .to_string()
             });
@@ -309,7 +310,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 output: output.clone(),
                 style: args.style.clone(),
                 model: args.model.as_ref().map(|m| {
-                    fresco_worker::absolute(std::path::Path::new(m))
+                    fresco_store::absolute(std::path::Path::new(m))
                         .display()
                         .to_string()
                 }),
@@ -371,7 +372,7 @@ fn data_root(data: &str) -> String {
     if data.contains("://") {
         return data.trim_end_matches('/').to_string();
     }
-    fresco_worker::absolute(std::path::Path::new(data))
+    fresco_store::absolute(std::path::Path::new(data))
         .display()
         .to_string()
 }

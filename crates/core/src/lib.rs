@@ -1,11 +1,18 @@
 //! fresco's domain types, shared by every other crate: what a user asks for (model, encoder
-//! settings, device) with no I/O: also jobs, their tasks and states.
+//! settings, device) with no I/O: also jobs, their specs, tasks and states, and the names of the
+//! metrics every process reports ([`telemetry`]).
 
 pub mod job;
 pub mod limits;
 pub mod settings;
+pub mod spec;
+pub mod telemetry;
 
 pub use job::{split_frames, FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 pub use limits::{LimitBreach, MediaLimits};
 
-pub use settings::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice, StreamKind};
+pub use settings::{
+    ChannelOrder, Device, DeviceKind, EncodeSettings, InputRange, ModelChoice, Precision,
+    StreamKind, UnknownDeviceKind, UnknownPrecision,
+};
+pub use spec::{JobSpec, ModelPin, VideoOptions};

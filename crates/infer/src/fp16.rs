@@ -35,46 +35,8 @@ use crate::onnx_proto::{
 };
 pub use crate::onnx_proto::{DT_FLOAT, DT_FLOAT16};
 
-/// Numeric precision a model runs in (`--precision`, and a job's pinned `precision`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Precision {
-    /// The model as it is (float32).
-    #[default]
-    Fp32,
-    /// The model converted by [`to_fp16`] when it is loaded.
-    Fp16,
-}
-
-impl Precision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
-    }
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A precision that is not `fp32` or `fp16`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown precision {0:?}: expected fp32 or fp16")]
-pub struct UnknownPrecision(pub String);
-
-impl std::str::FromStr for Precision {
-    type Err = UnknownPrecision;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fp32" | "float32" => Ok(Precision::Fp32),
-            "fp16" | "float16" => Ok(Precision::Fp16),
-            _ => Err(UnknownPrecision(s.to_string())),
-        }
-    }
-}
+// The type lives with the job's other settings, so that a job's spec can pin it.
+pub use fresco_core::{Precision, UnknownPrecision};
 
 /// Why fp16 was refused for a device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -210,11 +210,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// The file name of chunk `number` in a job's work folder.
-pub fn chunk_file_name(number: u32) -> String {
-    format!("chunk-{number:05}.nut")
-}
-
 /// Joins the scored chunks (in order, one file per range of `plan.chunks`) with the input's
 /// other streams into `plan.video.output`, verifies the frame count, and publishes it
 /// atomically. `overwrite` as for `fresco run`. `before_publish` gets the finished temporary

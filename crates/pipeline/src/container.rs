@@ -64,20 +64,21 @@ pub fn resolve_encode(requested: &EncodeSettings, container: &str) -> EncodeSett
     }
 }
 
-impl crate::plan::VideoOptions {
-    /// These options with the encoder settings resolved for `output`'s container (see
-    /// [`resolve_encode`]), as a job's spec records them: a job's identity then names the
-    /// encoder it gets (the same as before the container chose it, for everything but WebM),
-    /// and a worker of any version reads a real encoder name.
-    pub fn for_output(&self, output: &std::path::Path) -> crate::plan::VideoOptions {
-        let container = output
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        crate::plan::VideoOptions {
-            encode: resolve_encode(&self.encode, &container),
-            ..self.clone()
-        }
+/// `options` with the encoder settings resolved for `output`'s container (see
+/// [`resolve_encode`]), as a job's spec records them: a job's identity then names the encoder
+/// it gets (the same as before the container chose it, for everything but WebM), and a worker
+/// of any version reads a real encoder name.
+pub fn for_output(
+    options: &crate::plan::VideoOptions,
+    output: &std::path::Path,
+) -> crate::plan::VideoOptions {
+    let container = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    crate::plan::VideoOptions {
+        encode: resolve_encode(&options.encode, &container),
+        ..options.clone()
     }
 }
 
@@ -397,7 +398,7 @@ mod tests {
         );
         // A job's spec records the resolved settings: for an MP4, exactly the settings (and
         // so the job identity) that the old fixed default gave.
-        let spec = crate::plan::VideoOptions::default().for_output(std::path::Path::new("a.MP4"));
+        let spec = for_output(&crate::plan::VideoOptions::default(), std::path::Path::new("a.MP4"));
         assert_eq!(
             serde_json::to_value(&spec.encode).unwrap(),
             serde_json::json!({"codec": "libx264", "crf": 18, "preset": "medium",

@@ -6,32 +6,14 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use fresco_core::{EncodeSettings, MediaLimits, StreamKind};
+use fresco_core::{EncodeSettings, StreamKind};
+// What the user asked for lives with the job's spec; plans are made from it here.
+pub use fresco_core::VideoOptions;
 use fresco_media::input::{input_args, own_concat_args, own_pipe_args};
 use fresco_media::nut::RawPixelFormat;
 use fresco_media::probe::{ProbeReport, StreamInfo};
 
 use crate::error::RunError;
-
-/// What the user asked for, beyond the model.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct VideoOptions {
-    pub encode: EncodeSettings,
-    /// Score frames downscaled so that their longer side is at most this, then scale back.
-    pub max_side: Option<u32>,
-    /// Stream kinds not to copy.
-    pub drop_streams: Vec<StreamKind>,
-    pub overwrite: bool,
-    /// ffmpeg's hardware decoding method (`--hwaccel`, see [`crate::hardware`]); `None`:
-    /// software. Left out of the JSON when `None`, so that jobs' identities stay as they were.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hwaccel: Option<String>,
-    /// Limits on what the input holds, checked on the probe and on what the frame scan
-    /// measures (set by `fresco serve` from its `--max-input-*` flags; none for `fresco run`).
-    /// Left out of the JSON when unset, so that jobs' identities stay as they were.
-    #[serde(default, skip_serializing_if = "MediaLimits::is_none")]
-    pub limits: MediaLimits,
-}
 
 /// A non-video stream copied from the input.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

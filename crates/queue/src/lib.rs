@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
+use fresco_core::{DeviceKind, FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 use serde::Serialize;
 
 mod auth;
@@ -82,34 +82,15 @@ pub struct NewJob {
     pub output: String,
     /// Everything a worker needs to do the job (opaque to the queue; JSON).
     pub spec: String,
+    /// The kind of device the job was submitted for (its spec pins the same): the queue keeps
+    /// it in a column of its own that claims filter by ([`ClaimFilter::device_kinds`]).
+    pub device_kind: DeviceKind,
     /// Higher runs first. Default 0.
     pub priority: i32,
     pub budgets: RetryBudgets,
     /// A client's key for this submission: submitting again with the same key returns the job
     /// it made, whatever its state (HTTP `Idempotency-Key`).
     pub idempotency_key: Option<String>,
-}
-
-impl NewJob {
-    /// The kind of device the job was submitted for: the spec's `model.device_kind` ("cpu",
-    /// "cuda"), or "cpu" when the spec names none. The queue keeps it in a column of its own
-    /// that claims filter by ([`ClaimFilter::device_kinds`]); read from the spec, so that the
-    /// two cannot disagree.
-    pub fn device_kind(&self) -> String {
-        spec_device_kind(&self.spec)
-    }
-}
-
-/// The device kind a job's spec (JSON) pins in `model.device_kind`; "cpu" when it names none.
-pub fn spec_device_kind(spec: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(spec)
-        .ok()
-        .and_then(|spec| {
-            spec.pointer("/model/device_kind")
-                .and_then(|kind| kind.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "cpu".to_string())
 }
 
 /// What [`Queue::submit`] did.
@@ -176,8 +157,9 @@ pub struct ClaimFilter {
     /// Only tasks of these jobs (an embedded `fresco run` works on its own jobs only).
     pub jobs: Option<Vec<JobId>>,
     /// Only tasks of jobs submitted for these kinds of device ("cpu", "cuda"; see
-    /// [`NewJob::device_kind`]). A worker claims for its own kind only: results differ in the
-    /// last bits between devices, and a job's chunks must all be scored alike. `None`: any.
+    /// [`NewJob::device_kind`], as text). A worker claims for its own kind only: results differ
+    /// in the last bits between devices, and a job's chunks must all be scored alike. `None`:
+    /// any.
     pub device_kinds: Option<Vec<String>>,
 }
 
@@ -210,6 +192,9 @@ pub struct JobRecord {
     pub output: String,
     #[serde(skip)]
     pub spec: String,
+    /// The kind of device the job was submitted for ([`NewJob::device_kind`]).
+    #[serde(skip)]
+    pub device_kind: DeviceKind,
     #[serde(skip)]
     pub plan: Option<String>,
     /// Frames in the input (known once planned).
@@ -492,7 +477,7 @@ async fn count_active_tasks<Q: Queue + ?Sized>(
         };
         before = Some(last.seq);
         for job in &page {
-            if device_kind.is_some_and(|kind| spec_device_kind(&job.spec) != kind) {
+            if device_kind.is_some_and(|kind| job.device_kind.as_str() != kind) {
                 continue;
             }
             let tasks = queue.tasks(&job.id).await?;

@@ -320,7 +320,7 @@ impl PgQueue {
                 .bind(budget(job.budgets.max_expiries))
                 .bind(&job.idempotency_key)
                 .bind(admission.map(|a| &a.owner))
-                .bind(job.device_kind())
+                .bind(job.device_kind.as_str())
                 .fetch_optional(&mut *tx)
                 .await;
             let inserted = match inserted {

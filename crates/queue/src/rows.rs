@@ -20,6 +20,7 @@ pub(crate) struct JobRow {
     input: String,
     output: String,
     spec: String,
+    device_kind: String,
     plan: Option<String>,
     frames_total: Option<i64>,
     max_attempts: i32,
@@ -38,6 +39,10 @@ pub(crate) struct JobRow {
 
 impl JobRow {
     pub(crate) fn into_record(self) -> Result<JobRecord> {
+        let device_kind = self
+            .device_kind
+            .parse()
+            .map_err(|e| QueueError::Corrupt(format!("job {}: {e}", self.id)))?;
         Ok(JobRecord {
             state: job_state(&self.state)?,
             frames_total: self
@@ -57,6 +62,7 @@ impl JobRow {
             priority: self.priority,
             input: self.input,
             output: self.output,
+            device_kind,
             spec: self.spec,
             plan: self.plan,
             last_error: self.last_error,
@@ -264,7 +270,8 @@ pub(crate) fn job_select(filter: &str, order: &str, limit: Option<u32>) -> Strin
     let limit = limit.map(|n| format!("LIMIT {n}")).unwrap_or_default();
     format!(
         "WITH page AS (SELECT j.* FROM jobs j {filter} {order} {limit}) \
-         SELECT j.id, j.seq, j.identity, j.state, j.priority, j.input, j.output, j.spec, j.plan, \
+         SELECT j.id, j.seq, j.identity, j.state, j.priority, j.input, j.output, j.spec, \
+            j.device_kind, j.plan, \
             j.frames_total, j.max_attempts, j.max_expiries, j.last_error, j.enqueued_at, \
             j.started_at, j.finished_at, j.owner, \
             CAST(COALESCE(a.frames_done, 0) AS BIGINT) AS frames_done, \

@@ -277,7 +277,7 @@ impl SqliteQueue {
         .bind(now)
         .bind(&job.idempotency_key)
         .bind(admission.map(|a| &a.owner))
-        .bind(job.device_kind())
+        .bind(job.device_kind.as_str())
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, &id, TaskKind::Plan, 0, None, 0, now).await?;

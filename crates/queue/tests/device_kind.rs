@@ -1,33 +1,44 @@
 //! Claims by device kind, on both backends: a job pins the kind of device it was submitted for
-//! (`model.device_kind` in its spec, kept in the `jobs.device_kind` column), and a worker's
+//! (`NewJob::device_kind`, kept in the `jobs.device_kind` column), and a worker's
 //! claim filter takes only the tasks of jobs of its own kind, so that a CPU worker never scores
 //! a GPU job's chunks (results differ in the last bits between devices), nor the reverse.
 //! Also: migration 0007 fills the column of jobs queued before it from their specs.
 
 mod support;
 
-use fresco_core::TaskKind;
+use fresco_core::{DeviceKind, TaskKind};
 use fresco_queue::{ClaimFilter, NewJob};
 use sqlx::Connection as _;
 use support::{job, only, submit, Db, LONG};
 
-/// A job whose spec pins `device` (None: a spec that names no device, as older specs).
-fn job_for(device: Option<&str>, identity: &str) -> NewJob {
-    let mut new = job(identity);
-    if let Some(device) = device {
-        new.spec = format!(r#"{{"model":{{"device_kind":"{device}","name":"{identity}"}}}}"#);
+/// A job submitted for `device`.
+fn job_for(device: DeviceKind, identity: &str) -> NewJob {
+    NewJob {
+        device_kind: device,
+        ..job(identity)
     }
-    new
 }
 
-#[test]
-fn the_device_kind_comes_from_the_spec() {
-    assert_eq!(job_for(Some("cuda"), "a").device_kind(), "cuda");
-    assert_eq!(job_for(Some("cpu"), "a").device_kind(), "cpu");
-    assert_eq!(job_for(None, "a").device_kind(), "cpu");
-    let mut not_json = job("a");
-    not_json.spec = "not json".into();
-    assert_eq!(not_json.device_kind(), "cpu");
+/// A spec as an older fresco queued it, before the column: the kind in `model.device_kind`,
+/// or none (a cpu job); what migration 0007 reads.
+fn older_spec(device: Option<&str>, identity: &str) -> String {
+    match device {
+        Some(device) => format!(r#"{{"model":{{"device_kind":"{device}","name":"{identity}"}}}}"#),
+        None => format!(r#"{{"model":{{"name":"{identity}"}}}}"#),
+    }
+}
+
+async fn listed_jobs_carry_their_device_kind(db: &Db) {
+    let q = db.open().await;
+    let gpu = submit(&q, job_for(DeviceKind::Cuda, "gpu")).await;
+    let cpu = submit(&q, job("cpu")).await;
+    let kind = |id: &str| {
+        let q = &q;
+        let id = id.to_string();
+        async move { q.job(&id).await.unwrap().unwrap().device_kind }
+    };
+    assert_eq!(kind(&gpu).await, DeviceKind::Cuda);
+    assert_eq!(kind(&cpu).await, DeviceKind::Cpu, "the default kind is cpu");
 }
 
 async fn claims_take_only_their_device_kind(db: &Db) {
@@ -35,7 +46,7 @@ async fn claims_take_only_their_device_kind(db: &Db) {
     let cpu = ClaimFilter::device_kind("cpu");
     let cuda = ClaimFilter::device_kind("cuda");
     // Submitted first and at a higher priority: the best task in the claim order.
-    let mut gpu_new = job_for(Some("cuda"), "gpu");
+    let mut gpu_new = job_for(DeviceKind::Cuda, "gpu");
     gpu_new.priority = 5;
     let gpu = submit(&q, gpu_new).await;
     assert!(
@@ -51,9 +62,9 @@ async fn claims_take_only_their_device_kind(db: &Db) {
         .await
         .unwrap();
 
-    // Jobs of both kinds (and one whose spec names none: a cpu job) wait together.
-    let cpu_job = submit(&q, job_for(Some("cpu"), "cpu")).await;
-    let older = submit(&q, job_for(None, "older")).await;
+    // Jobs of both kinds (and one of the default kind: cpu) wait together.
+    let cpu_job = submit(&q, job_for(DeviceKind::Cpu, "cpu")).await;
+    let older = submit(&q, job("older")).await;
     let mut cpu_claims = Vec::new();
     while let Some(lease) = q.claim("cpu-worker", LONG, &cpu).await.unwrap() {
         cpu_claims.push(lease.job_id);
@@ -93,7 +104,7 @@ async fn claims_take_only_their_device_kind(db: &Db) {
     assert_eq!(q.task_counts().await.unwrap(), counts(0, 3));
 
     // Both filters together, and an empty list of kinds (nothing).
-    let next = submit(&q, job_for(Some("cuda"), "next")).await;
+    let next = submit(&q, job_for(DeviceKind::Cuda, "next")).await;
     let mut both = only(&next);
     both.device_kinds = Some(vec!["cpu".into()]);
     assert!(q.claim("w", LONG, &both).await.unwrap().is_none());
@@ -106,7 +117,7 @@ async fn claims_take_only_their_device_kind(db: &Db) {
         device_kinds: Some(vec![]),
         ..ClaimFilter::default()
     };
-    let last = submit(&q, job_for(Some("cpu"), "last")).await;
+    let last = submit(&q, job_for(DeviceKind::Cpu, "last")).await;
     assert!(q.claim("w", LONG, &nothing).await.unwrap().is_none());
     // No device filter: any kind.
     assert_eq!(
@@ -126,9 +137,9 @@ async fn migration_fills_the_column_from_the_spec(db: &Db) {
     let q = db.open().await;
     drop(q);
     let (gpu, cpu, older) = (
-        job_for(Some("cuda"), "gpu"),
-        job_for(Some("cpu"), "cpu"),
-        job_for(None, "older"),
+        older_spec(Some("cuda"), "gpu"),
+        older_spec(Some("cpu"), "cpu"),
+        older_spec(None, "older"),
     );
     let rollback = [
         "DELETE FROM _sqlx_migrations WHERE version = 7",
@@ -158,11 +169,11 @@ async fn migration_fills_the_column_from_the_spec(db: &Db) {
         for sql in rollback {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
-        for (n, (id, new)) in jobs.iter().enumerate() {
+        for (n, (id, spec)) in jobs.iter().enumerate() {
             sqlx::query(&insert(n))
                 .bind(id)
-                .bind(&new.identity)
-                .bind(&new.spec)
+                .bind(id)
+                .bind(spec)
                 .execute(&mut conn)
                 .await
                 .unwrap();
@@ -173,11 +184,11 @@ async fn migration_fills_the_column_from_the_spec(db: &Db) {
         for sql in rollback {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
-        for (n, (id, new)) in jobs.iter().enumerate() {
+        for (n, (id, spec)) in jobs.iter().enumerate() {
             sqlx::query(&insert(n))
                 .bind(id)
-                .bind(&new.identity)
-                .bind(&new.spec)
+                .bind(id)
+                .bind(spec)
                 .execute(&mut conn)
                 .await
                 .unwrap();
@@ -237,6 +248,7 @@ macro_rules! backend_tests {
 }
 
 backend_tests!(
+    listed_jobs_carry_their_device_kind,
     claims_take_only_their_device_kind,
     migration_fills_the_column_from_the_spec,
 );

@@ -438,13 +438,12 @@ fn the_hand_check_finds_a_wrong_keda_object() {
     }
 }
 
-/// A job submitted for `device` (None: a spec without a device kind, as older specs are).
-fn job_for(device: Option<&str>, identity: &str) -> NewJob {
-    let mut new = support::job(identity);
-    if let Some(device) = device {
-        new.spec = format!(r#"{{"model":{{"device_kind":"{device}","name":"{identity}"}}}}"#);
+/// A job submitted for `device` (None: the default kind, cpu).
+fn job_for(device: Option<fresco_core::DeviceKind>, identity: &str) -> NewJob {
+    NewJob {
+        device_kind: device.unwrap_or_default(),
+        ..support::job(identity)
     }
-    new
 }
 
 /// The value each ScaledObject's query returns now: (CPU workers, GPU workers).
@@ -493,10 +492,10 @@ async fn keda_queries_count_the_tasks_that_need_a_worker_on_postgres() {
 
     // CPU jobs.
     // Just submitted: its plan task is runnable.
-    let _fresh = submit(&q, job_for(Some("cpu"), "fresh")).await;
+    let _fresh = submit(&q, job_for(Some(fresco_core::DeviceKind::Cpu), "fresh")).await;
     // Planned into 5 chunks: one in flight, one whose lease runs out (below), one done, one
     // backing off after an error, one waiting; its assemble task waits for the chunks.
-    let busy = submit(&q, job_for(Some("cpu"), "busy")).await;
+    let busy = submit(&q, job_for(Some(fresco_core::DeviceKind::Cpu), "busy")).await;
     plan(&q, &busy, 5).await;
     let in_flight = q.claim("w1", LONG, &only(&busy)).await.unwrap().unwrap();
     assert_eq!(in_flight.chunk, 0);
@@ -522,18 +521,18 @@ async fn keda_queries_count_the_tasks_that_need_a_worker_on_postgres() {
     plan(&q, &assembling, 1).await;
     assert_eq!(finish_next(&q, &assembling).await, TaskKind::Score);
     // Over: canceled, and succeeded.
-    let canceled = submit(&q, job_for(Some("cpu"), "canceled")).await;
+    let canceled = submit(&q, job_for(Some(fresco_core::DeviceKind::Cpu), "canceled")).await;
     plan(&q, &canceled, 2).await;
     assert!(q.cancel(&canceled).await.unwrap());
-    let succeeded = submit(&q, job_for(Some("cpu"), "succeeded")).await;
+    let succeeded = submit(&q, job_for(Some(fresco_core::DeviceKind::Cpu), "succeeded")).await;
     plan(&q, &succeeded, 1).await;
     assert_eq!(finish_next(&q, &succeeded).await, TaskKind::Score);
     assert_eq!(finish_next(&q, &succeeded).await, TaskKind::Assemble);
 
     // GPU jobs: three chunks waiting; one chunk in flight; one failed job.
-    let waiting = submit(&q, job_for(Some("cuda"), "waiting")).await;
+    let waiting = submit(&q, job_for(Some(fresco_core::DeviceKind::Cuda), "waiting")).await;
     plan(&q, &waiting, 3).await;
-    let gpu_busy = submit(&q, job_for(Some("cuda"), "gpu-busy")).await;
+    let gpu_busy = submit(&q, job_for(Some(fresco_core::DeviceKind::Cuda), "gpu-busy")).await;
     plan(&q, &gpu_busy, 1).await;
     let gpu_in_flight = q
         .claim("g1", LONG, &only(&gpu_busy))
@@ -541,7 +540,7 @@ async fn keda_queries_count_the_tasks_that_need_a_worker_on_postgres() {
         .unwrap()
         .unwrap();
     assert_eq!(gpu_in_flight.kind, TaskKind::Score);
-    let broken = submit(&q, job_for(Some("cuda"), "broken")).await;
+    let broken = submit(&q, job_for(Some(fresco_core::DeviceKind::Cuda), "broken")).await;
     let lease = q.claim("g2", LONG, &only(&broken)).await.unwrap().unwrap();
     let outcome = q
         .fail(&lease, "not a video", false, Duration::ZERO)

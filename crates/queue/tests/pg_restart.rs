@@ -52,6 +52,7 @@ fn job(identity: &str) -> NewJob {
         input: "in".into(),
         output: "out".into(),
         spec: "{}".into(),
+        device_kind: fresco_core::DeviceKind::Cpu,
         priority: 0,
         budgets: RetryBudgets::default(),
         idempotency_key: None,

@@ -13,6 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use fresco_core::telemetry;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::ApiError;
@@ -29,13 +30,13 @@ pub const LEASE_EXPIRIES: &str = "fresco_lease_expiries_total";
 
 /// The families a worker's `--metrics-listen` endpoint serves, each from its first scrape.
 pub const WORKER_FAMILIES: &[&str] = &[
-    fresco_worker::telemetry::CHUNKS_CLAIMED,
-    fresco_worker::telemetry::CHUNKS_COMPLETED,
-    fresco_worker::telemetry::CHUNKS_FAILED,
-    fresco_worker::telemetry::CHUNKS_RETRIED,
-    fresco_worker::telemetry::FRAMES_SCORED,
-    fresco_worker::telemetry::INFERENCE_SECONDS,
-    fresco_worker::telemetry::PREVIEWS_SAVED,
+    telemetry::CHUNKS_CLAIMED,
+    telemetry::CHUNKS_COMPLETED,
+    telemetry::CHUNKS_FAILED,
+    telemetry::CHUNKS_RETRIED,
+    telemetry::FRAMES_SCORED,
+    telemetry::INFERENCE_SECONDS,
+    telemetry::PREVIEWS_SAVED,
     fresco_store::READ_BYTES,
     fresco_store::WRITTEN_BYTES,
     LEASE_EXPIRIES,
@@ -68,8 +69,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full(fresco_worker::telemetry::INFERENCE_SECONDS.into()),
-                    fresco_worker::telemetry::INFERENCE_BUCKETS,
+                    Matcher::Full(telemetry::INFERENCE_SECONDS.into()),
+                    telemetry::INFERENCE_BUCKETS,
                 )
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
@@ -87,7 +88,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 return None;
             }
             describe();
-            fresco_worker::telemetry::describe();
+            telemetry::describe();
             fresco_store::describe_metrics();
             Some(handle)
         })
@@ -132,7 +133,8 @@ fn describe() {
 /// --metrics-listen` and `fresco serve` call once the recorder is installed, with the device
 /// their workers run on.
 pub fn zero_worker_families(device: fresco_core::Device) {
-    fresco_worker::telemetry::zero_families(device);
+    let styles = fresco_infer::registry::builtin_styles().iter().map(|s| s.name);
+    telemetry::zero_families(device.kind(), styles);
     fresco_store::zero_metrics();
     metrics::counter!(LEASE_EXPIRIES).increment(0);
 }
@@ -167,7 +169,7 @@ pub fn zero_server_families() {
 /// `fresco worker --metrics-listen`: `GET /metrics` alone, in the Prometheus text format, with
 /// the worker's families (the same names as the server's). It takes no credentials, like
 /// other exporters: it tells counts, never a job id or a name (labels are bounded, see
-/// `fresco_worker::telemetry`); keep it on the pod's network (docs/security.md).
+/// `fresco_core::telemetry`); keep it on the pod's network (docs/security.md).
 pub fn worker_router() -> axum::Router {
     async fn render() -> Result<Response, ApiError> {
         let Some(handle) = install() else {

@@ -1,20 +1,10 @@
 //! How `fresco-wire`'s refusals answer: a submission refused for what it says is a 400, with the
 //! wire crate's code and message. With these, `?` on the wire crate's checks works in handlers
-//! (which answer [`ApiError`]) and in the job factory (which answers [`Rejection`]).
+//! (which answer [`ApiError`]); `fresco_submit` turns them into its rejections itself.
 
 use fresco_wire::InputRejected;
 
 use crate::error::ApiError;
-use crate::factory::Rejection;
-
-impl From<InputRejected> for Rejection {
-    fn from(e: InputRejected) -> Self {
-        Rejection::BadField {
-            code: e.code,
-            message: e.message,
-        }
-    }
-}
 
 impl From<InputRejected> for ApiError {
     fn from(e: InputRejected) -> Self {
@@ -25,6 +15,7 @@ impl From<InputRejected> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::factory::Rejection;
     use axum::http::StatusCode;
 
     #[test]
@@ -37,7 +28,7 @@ mod tests {
             ("path-not-allowed", "input: '/etc/passwd' is outside")
         );
         let rejection = Rejection::from(refused());
-        assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(crate::factory::status(&rejection), StatusCode::BAD_REQUEST);
         assert!(matches!(
             rejection,
             Rejection::BadField { code: "path-not-allowed", ref message } if message.contains("/etc/passwd")

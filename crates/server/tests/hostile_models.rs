@@ -209,7 +209,7 @@ async fn the_server_pins_a_model_without_loading_it() {
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let id = reply.body["id"].as_str().unwrap();
     let job = app.queue.job(id).await.unwrap().unwrap();
-    let spec = fresco_worker::JobSpec::from_json(&job.spec).unwrap();
+    let spec = fresco_core::JobSpec::from_json(&job.spec).unwrap();
     use sha2::Digest;
     assert_eq!(spec.model.digest, hex::encode(sha2::Sha256::digest(&bytes)));
     assert_eq!(fresco_infer::engine::sessions_built(), sessions);

@@ -57,13 +57,16 @@ async fn real_files_and_the_vintage_style_make_a_job() {
     assert_eq!(reply.body["input"], canonical.display().to_string());
     // The queued spec is the one a worker reads: model pinned by digest, options as asked.
     let job = app.queue.job(&id).await.unwrap().unwrap();
-    let spec = fresco_worker::JobSpec::from_json(&job.spec).expect("a worker can read the spec");
+    let spec = fresco_core::JobSpec::from_json(&job.spec).expect("a worker can read the spec");
     assert_eq!(spec.model.name, "vintage");
     assert_eq!(spec.model.digest.len(), 64);
     // No codec asked for: the output's container picks it (.mp4: x264, as before).
     assert_eq!(spec.options.encode.codec, "libx264");
     assert_eq!(spec.options.encode.crf, Some(18));
-    assert_eq!(job.identity, spec.identity());
+    assert_eq!(
+        job.identity,
+        spec.identity_from(&fresco_store::fingerprint(&spec.input))
+    );
 
     // A hardware encoder is not tried on the server, which needs no GPU: its plan task does.
     let reply = post_json(

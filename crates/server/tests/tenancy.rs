@@ -568,6 +568,7 @@ async fn owned_job(app: &TestApp, owner: &str, n: u32) -> String {
         input: format!("/in-{owner}.mp4"),
         output: format!("/out-{owner}.mp4"),
         spec: "{}".into(),
+        device_kind: fresco_core::DeviceKind::Cpu,
         priority: 0,
         budgets: fresco_core::RetryBudgets::default(),
         idempotency_key: None,

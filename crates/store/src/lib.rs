@@ -64,13 +64,18 @@ mod error;
 mod key;
 mod location;
 mod metrics;
+mod object_url;
 mod ops;
+pub mod system;
 mod transfer;
 
 pub use budget::{BudgetExceeded, Reservation, ScratchBudget};
 pub use crypt::{set_local_keys, KeyError, StoreKeys};
 pub use error::{Result, StoreError};
 pub use metrics::{describe_metrics, zero_metrics, READ_BYTES, WRITTEN_BYTES};
+pub use object_url::{
+    absolute, fingerprint, fingerprint_with_object, is_object_url, BadObjectUrl, ObjectUrl,
+};
 pub use transfer::Downloaded;
 
 /// The smallest part size of a multipart upload (S3 refuses smaller parts but the last).

@@ -1,5 +1,5 @@
 //! Workers: processes (or threads of `fresco run`) that take tasks from the queue and do them.
-//! [`spec`] holds what a job asks for, [`worker`] the claim/heartbeat/complete loop and the
+//! [`spec`] loads the model a job pinned, [`worker`] the claim/heartbeat/complete loop and the
 //! three stages (one file each, behind the [`Stages`] seam that tests fill with stand-ins),
 //! [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the first load of a
 //! user's model in a child process with limits.
@@ -11,8 +11,7 @@ pub mod sweep;
 pub mod telemetry;
 pub mod worker;
 
-pub use spec::object::ObjectUrl;
-pub use spec::{absolute, device_kind, load_pinned_model, JobSpec, ModelPin};
+pub use spec::{load_pinned_model, JobSpec, ModelPin};
 pub use worker::{
     default_scratch_dir, threads_per_worker, worker_name, EventSink, ProgressClock, Stages,
     StopSignal, Task, TaskFailure, TaskOutput, Worker, WorkerConfig, WorkerEvent, WorkerSummary,

@@ -25,20 +25,8 @@ fn newest_age(dir: &Path) -> Duration {
         .unwrap_or_default()
 }
 
-/// The folder of a job's chunks.
-pub fn job_dir(work_dir: &Path, job: &str) -> PathBuf {
-    work_dir.join(job)
-}
-
-/// Removes a job's chunks (after it succeeded, failed or was canceled).
-pub fn remove_job_dir(work_dir: &Path, job: &str) {
-    let dir = job_dir(work_dir, job);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => tracing::debug!("removed {}", dir.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("could not remove {}: {e}", dir.display()),
-    }
-}
+// Where a job's chunks are is the system store's layout (the server removes them too).
+pub use fresco_store::system::{job_dir, remove_job_dir};
 
 /// This machine's name, as used in worker names and partial file names.
 pub fn host_name() -> String {

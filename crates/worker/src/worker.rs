@@ -61,7 +61,7 @@ impl Worker {
     /// filter names device kinds itself.
     pub fn new(queue: Arc<dyn Queue>, mut config: WorkerConfig, stop: Arc<StopSignal>) -> Worker {
         if config.filter.device_kinds.is_none() {
-            config.filter.device_kinds = Some(vec![crate::spec::device_kind(config.device).into()]);
+            config.filter.device_kinds = Some(vec![config.device.kind().to_string()]);
         }
         let scratch = Arc::new(Scratch::new(
             &config.scratch_dir,

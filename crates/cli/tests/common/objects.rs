@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use fresco_worker::spec::ObjectUrl;
+use fresco_store::ObjectUrl;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()

@@ -149,6 +149,7 @@ pub fn job(identity: &str) -> NewJob {
         input: format!("/in/{identity}.mp4"),
         output: format!("/out/{identity}.mp4"),
         spec: format!("{{\"identity\":\"{identity}\"}}"),
+        device_kind: fresco_core::DeviceKind::Cpu,
         priority: 0,
         budgets: RetryBudgets::default(),
         idempotency_key: None,

@@ -246,7 +246,7 @@ pub async fn cancel_job(
         crate::routes::audit::record(&state, &principal.name, "cancel", &id, None).await;
     }
     // Workers sweep a canceled job's folder too; removing it now frees the disk sooner.
-    fresco_worker::worker::system::remove_job_files(
+    fresco_store::system::remove_job_files(
         state.work_dir.as_deref(),
         state.system.as_ref(),
         &id,

@@ -233,6 +233,7 @@ impl JobFactory for FakeFactory {
             input: request.input.clone(),
             output: request.output.clone(),
             spec: "{}".into(),
+            device_kind: fresco_core::DeviceKind::Cpu,
             priority: request.priority,
             budgets: RetryBudgets {
                 max_attempts: request.max_attempts.unwrap_or(3),

@@ -132,13 +132,12 @@ impl Worker {
             return Ok(false);
         }
         // Jobs for other kinds of device are other workers' work.
-        let mine = |spec: &str| {
-            let kind = fresco_queue::spec_device_kind(spec);
+        let mine = |job: &fresco_queue::JobRecord| {
             self.config
                 .filter
                 .device_kinds
                 .as_ref()
-                .is_none_or(|kinds| kinds.contains(&kind))
+                .is_none_or(|kinds| kinds.iter().any(|k| k == job.device_kind.as_str()))
         };
         let mut before = None;
         loop {
@@ -149,7 +148,7 @@ impl Worker {
             let Some(last) = page.last() else {
                 return Ok(false);
             };
-            if page.iter().any(|job| mine(&job.spec)) {
+            if page.iter().any(mine) {
                 return Ok(true);
             }
             before = Some(last.seq);

@@ -36,7 +36,8 @@ use fresco_store::{ObjectInfo, Reservation, ScratchBudget, Store, StoreError};
 
 use super::stages::TaskContext;
 use super::{TaskFailure, TaskOutput, PUBLISHING};
-use crate::spec::{JobSpec, ObjectUrl};
+use crate::spec::JobSpec;
+use fresco_store::ObjectUrl;
 
 /// The file that marks a worker folder under the scratch folder as one fresco made.
 pub const SCRATCH_MARKER: &str = ".fresco-scratch";
@@ -302,10 +303,10 @@ fn local_output_name(url: &ObjectUrl) -> String {
 /// After planning on local files: the plan names the job's own locations (URLs), which every
 /// worker maps to its own local files.
 pub(super) fn record_locations(plan: &mut JobPlan, spec: &JobSpec) {
-    if crate::spec::is_object_url(&spec.input) {
+    if fresco_store::is_object_url(&spec.input) {
         plan.video.input = spec.input.clone();
     }
-    if crate::spec::is_object_url(&spec.output) {
+    if fresco_store::is_object_url(&spec.output) {
         plan.video.output = spec.output.clone();
     }
 }
@@ -317,7 +318,7 @@ pub(super) fn localize_input(
     spec: &JobSpec,
     plan: &mut JobPlan,
 ) -> Result<(), TaskFailure> {
-    if crate::spec::is_object_url(&spec.input) {
+    if fresco_store::is_object_url(&spec.input) {
         plan.video.input = local_input(ctx, job, spec)?;
     }
     Ok(())

@@ -21,22 +21,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use fresco_pipeline::chunk;
 use fresco_pipeline::FailureClass;
 use fresco_queue::Queue;
+// The layout itself is the store's, so that the server removes a canceled job's files alike.
+pub use fresco_store::system::{chunk_key, log_key, remove_chunks, remove_job_files};
+use fresco_store::system::chunk_file_name;
 use fresco_store::{Downloaded, Store, StoreError};
 
 use super::TaskFailure;
-
-/// The object key of chunk `n` of `job` in an object system store.
-pub fn chunk_key(job: &str, n: u32) -> String {
-    format!("jobs/{job}/{}", chunk::chunk_file_name(n))
-}
-
-/// The object key of a job's log archive.
-pub fn log_key(job: &str) -> String {
-    format!("logs/{job}.log")
-}
 
 fn failure(e: StoreError) -> TaskFailure {
     // The store being away is not the job's fault: try again later or elsewhere.
@@ -86,7 +78,7 @@ pub(super) fn download_chunks(
     let mut files = Vec::with_capacity(count as usize);
     let mut held = Vec::with_capacity(count as usize);
     for n in 0..count {
-        let local = dir.join(chunk::chunk_file_name(n));
+        let local = dir.join(chunk_file_name(n));
         let downloaded = handle
             .block_on(store.download_file(&chunk_key(job, n), &local, budget))
             .map_err(|e| match e {
@@ -104,26 +96,6 @@ pub(super) fn download_chunks(
         held.push(downloaded);
     }
     Ok((files, held))
-}
-
-/// Removes a job's chunks from an object system store.
-pub(super) async fn remove_chunks(store: &Store, job: &str) {
-    match store.delete_prefix(&format!("jobs/{job}")).await {
-        Ok(n) if n > 0 => tracing::debug!("removed {n} chunks of job {job} from the system store"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("could not remove the chunks of job {job}: {e}"),
-    }
-}
-
-/// Removes a job's chunks wherever they are (after it was canceled elsewhere than in a
-/// worker): its folder in `work_dir` and its objects in an object system store.
-pub async fn remove_job_files(work_dir: Option<&Path>, system: Option<&Store>, job: &str) {
-    if let Some(dir) = work_dir {
-        crate::sweep::remove_job_dir(dir, job);
-    }
-    if let Some(store) = system {
-        remove_chunks(store, job).await;
-    }
 }
 
 /// Writes the job's log as it stands to `logs/JOB.log` in `store`. Failures are only logged:
@@ -171,12 +143,6 @@ fn log_time(at_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_per_job() {
-        assert_eq!(chunk_key("j1", 3), "jobs/j1/chunk-00003.nut");
-        assert_eq!(log_key("j1"), "logs/j1.log");
-    }
 
     #[test]
     fn log_times_are_rfc3339_with_milliseconds() {

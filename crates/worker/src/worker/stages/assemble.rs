@@ -9,7 +9,8 @@ use fresco_pipeline::{FailureClass, RunError};
 use fresco_queue::LeaseStatus;
 
 use super::{job_plan, Task, TaskContext};
-use crate::spec::{JobSpec, ObjectUrl};
+use crate::spec::JobSpec;
+use fresco_store::ObjectUrl;
 use crate::sweep;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
 
@@ -22,7 +23,7 @@ pub(super) fn assemble(
     let mut plan = job_plan(lease)?;
     let mut job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
     let mut files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
-        .map(|n| job_dir.join(chunk::chunk_file_name(n)))
+        .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
         .collect();
     // Chunks in an object store are fetched into scratch first (held until assembled).
     let mut _downloaded = Vec::new();

@@ -192,7 +192,7 @@ fn ensure_model<'m>(
     if model.as_ref().map(|m| m.digest.as_str()) != Some(spec.model.digest.as_str()) {
         *model = None;
         let stages = ctx.stages;
-        let here = crate::spec::device_kind(stages.device);
+        let here = stages.device.kind();
         if spec.model.device_kind != here {
             // Claims filter by device kind, so this is a worker claiming with a filter that
             // names other kinds: refuse rather than mix devices' results in one job.

@@ -37,7 +37,7 @@ pub(super) fn score(
             )
         })?,
     };
-    let out = job_dir.join(chunk::chunk_file_name(lease.chunk));
+    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
     if stored || (ctx.system().is_none() && out.is_file()) {
         // A previous holder finished the file (renamed into place only when complete) but did
         // not live to record it.

@@ -12,7 +12,7 @@
 //! together get [`super::PROBE_TIMEOUT`]. The scratch file is removed when the check ends.
 //!
 //! What the probe says decides the submission as for a local input: a report is checked
-//! against the [`crate::limits::InputLimits`] and planned (no video stream, HDR, no frame size:
+//! against the [`fresco_wire::limits::InputLimits`] and planned (no video stream, HDR, no frame size:
 //! the same codes). A failed probe of the whole object is `input-not-media`, as is a partial
 //! one where ffprobe recognised no container at all (random bytes, text). A partial object
 //! whose container ffprobe recognised but could not read cannot be judged from its ends: it is
@@ -31,11 +31,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fresco_media::probe::{probe, ProbeError, ProbeReport};
-use fresco_pipeline::{RunError, VideoOptions};
+use fresco_core::VideoOptions;
+use fresco_pipeline::RunError;
 use fresco_store::{ObjectInfo, Store};
-use fresco_worker::spec::ObjectUrl;
+use fresco_store::ObjectUrl;
 
-use super::{block_on, run_rejection, store_rejection, LocalJobFactory, Rejection, PROBE_TIMEOUT};
+use super::{block_on, run_rejection, store_rejection, Rejection, Submitter, PROBE_TIMEOUT};
 
 /// The most bytes one ranged read asks for (and so holds in memory).
 pub const PIECE_BYTES: u64 = 1 << 20;
@@ -90,7 +91,7 @@ impl Drop for Scratch {
     }
 }
 
-impl LocalJobFactory {
+impl Submitter {
     /// Refuses an object input that is not a video this server takes, as a local input would be
     /// refused; `info` is the object's `head`.
     pub(super) fn check_object_input(

@@ -1,13 +1,13 @@
 //! Job inputs and outputs that are objects in a store rather than local files: a URL such as
 //! `az://container/in/clip.mp4` is split into the store it lives in (`az://container`, opened
-//! with [`fresco_store::Store::from_url`]) and the object's key in it (`in/clip.mp4`).
+//! with [`crate::Store::from_url`]) and the object's key in it (`in/clip.mp4`).
 //!
 //! A job location is an object URL when it starts with `scheme://`; anything else is a local
 //! path and is handled exactly as before object stores existed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use fresco_store::{Store, StoreError};
+use crate::{ObjectInfo, Store, StoreError};
 
 /// An object named by a URL: `az://container/key`, `azure://container/key`,
 /// `s3://bucket/key` or `file:///folder/name`.
@@ -108,6 +108,97 @@ impl ObjectUrl {
         Path::new(self.file_name())
             .extension()
             .and_then(|e| e.to_str())
+    }
+}
+
+/// What identifies the current version of a job's input, for the job's identity
+/// (`fresco_core::JobSpec::identity_from`): "path|size|mtime-ns" of a local file (just the path
+/// when it cannot be read), or "url|size|etag" of an object (a `head` request; just the URL
+/// when there is no such object or the store cannot be reached).
+pub fn fingerprint(input: &Path) -> String {
+    match ObjectUrl::of(input) {
+        Some(Ok(url)) => object_fingerprint(&url, head_object(&url).as_ref()),
+        Some(Err(_)) | None => file_fingerprint(input),
+    }
+}
+
+/// [`fingerprint`] of an input whose `head` the caller already has (`None`: there is no such
+/// object), without asking the store again; a local path is read as [`fingerprint`] reads it.
+pub fn fingerprint_with_object(input: &Path, object: Option<&ObjectInfo>) -> String {
+    match ObjectUrl::of(input) {
+        Some(Ok(url)) => object_fingerprint(&url, object),
+        Some(Err(_)) | None => fingerprint(input),
+    }
+}
+
+/// "path|size|mtime-ns", or just the path when it cannot be read.
+fn file_fingerprint(input: &Path) -> String {
+    match std::fs::metadata(input) {
+        Ok(meta) => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("{}|{}|{mtime}", input.display(), meta.len())
+        }
+        Err(_) => input.display().to_string(),
+    }
+}
+
+/// "url|size|etag" of an object input, or just the URL when there is no such object.
+fn object_fingerprint(url: &ObjectUrl, object: Option<&ObjectInfo>) -> String {
+    match object {
+        Some(info) => format!(
+            "{}|{}|{}",
+            url.url,
+            info.size,
+            info.etag.as_deref().unwrap_or("")
+        ),
+        None => url.url.clone(),
+    }
+}
+
+/// The `head` of an object, asked on a thread of its own so that it works from sync and async
+/// callers alike; `None` when there is no such object or the store cannot be reached.
+fn head_object(url: &ObjectUrl) -> Option<ObjectInfo> {
+    let store = url.open().ok()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(store.head(&url.key)).ok().flatten()
+            })
+            .join()
+            .ok()
+            .flatten()
+    })
+}
+
+/// An absolute form of a local `path` without requiring it to exist (the output usually does
+/// not): as a job records its input and output.
+pub fn absolute(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    // Canonicalise the folder, which exists when the output is about to be written.
+    match (joined.parent(), joined.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map(|d| d.join(name))
+            .unwrap_or(joined.clone()),
+        _ => joined,
     }
 }
 

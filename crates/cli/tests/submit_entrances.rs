@@ -1,0 +1,140 @@
+//! One submission path: `fresco jobs submit` and the HTTP API (`POST /v1/jobs`) make the same
+//! checks before queueing (`fresco_submit`), so the same bad inputs are refused by both with
+//! the same message: a missing input, a file that is not a video, an option the job cannot
+//! have (fp16 on the CPU), an output that exists.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::jobs::sqlite_queue;
+use common::*;
+
+/// The message of the CLI's `error: ...` line.
+fn cli_message(out: &Out) -> String {
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.dump()));
+    line.trim_start_matches("error:").trim().to_string()
+}
+
+/// A `fresco serve`-like API over its own SQLite queue, in this process, with the server's
+/// default checks (no downloads: the test never reaches the network).
+struct Api {
+    url: String,
+    /// A submitter's token.
+    token: String,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Api {
+    fn start(dir: &Path) -> Api {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (url, token) = runtime.block_on(async {
+            let queue = fresco_queue::open(&format!("sqlite://{}", dir.join("api.db").display()))
+                .await
+                .unwrap();
+            let submitter = fresco_queue::NewToken {
+                name: "submitter".into(),
+                role: fresco_queue::Role::Submitter,
+                expires_at_ms: None,
+            };
+            let token = queue.create_token(&submitter, None).await.unwrap().secret;
+            let factory = fresco_server::LocalJobFactory::default().allow_download(false);
+            let state = fresco_server::AppState::new(queue, Arc::new(factory));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(fresco_server::serve(listener, state, async {
+                let _ = stopped.await;
+            }));
+            (format!("http://{addr}"), token)
+        });
+        Api {
+            url,
+            token,
+            runtime,
+            stop: Some(stop),
+        }
+    }
+
+    /// The refusal's (status, code, message).
+    fn refuse(&self, body: serde_json::Value) -> (u16, String, String) {
+        let request = ureq::post(&format!("{}/v1/jobs", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        match request.send_json(body) {
+            Err(ureq::Error::Status(status, response)) => {
+                let body: serde_json::Value = response.into_json().unwrap();
+                let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
+                (status, text("code"), text("message"))
+            }
+            other => panic!("the API took the job: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = &self.runtime;
+    }
+}
+
+#[test]
+fn the_cli_and_the_api_refuse_the_same_inputs_in_the_same_words() {
+    if let Err(e) = fresco_infer::runtime::environment() {
+        panic!("ONNX Runtime cannot be loaded, so the vintage style cannot be checked: {e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    make_h264(&clip, "64x48", 25, 0.2);
+    let notes = dir.path().join("notes.mp4");
+    std::fs::write(&notes, "not a video at all").unwrap();
+    let existing = dir.path().join("existing.mp4");
+    std::fs::write(&existing, "x").unwrap();
+    let missing = dir.path().join("missing.mp4");
+    let out = dir.path().join("out.mp4");
+    let queue = sqlite_queue(dir.path());
+    let api = Api::start(dir.path());
+
+    // (input, output, precision, the API's code, the CLI's exit code)
+    let cases = [
+        (&missing, &out, None, "input-missing", 3),
+        (&notes, &out, None, "input-not-media", 4),
+        (&clip, &out, Some("fp16"), "precision-needs-cuda", 2),
+        (&clip, &existing, None, "output-exists", 5),
+    ];
+    for (input, output, precision, code, exit) in cases {
+        let mut args = vec![s("jobs"), s("submit"), p(input), s("-o"), p(output)];
+        args.extend([s("--style"), s("vintage"), s("--no-download")]);
+        if let Some(precision) = precision {
+            args.extend([s("--precision"), s(precision)]);
+        }
+        args.extend(queue.args());
+        let cli = fresco(args);
+        assert_eq!(cli.code, Some(exit), "{code}: {}", cli.dump());
+
+        let mut body = serde_json::json!({
+            "input": input.display().to_string(),
+            "output": output.display().to_string(),
+            "style": "vintage",
+            "device": "cpu",
+        });
+        if let Some(precision) = precision {
+            body["precision"] = precision.into();
+        }
+        let (status, api_code, api_message) = api.refuse(body);
+        assert!((400..500).contains(&status), "{code}: {status}");
+        assert_eq!(api_code, code);
+        assert_eq!(cli_message(&cli), api_message, "{code}: the two entrances disagree");
+    }
+    // Nothing was queued by either.
+    let listed = fresco([&[s("jobs"), s("list"), s("--json")][..], &queue.args()].concat());
+    assert_eq!(listed.ok().json(), serde_json::json!([]));
+}

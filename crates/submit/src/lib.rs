@@ -1,0 +1,933 @@
+//! One way from a request to a queued job, for every entrance: `fresco run`, `fresco jobs
+//! submit`, the HTTP API (`POST /v1/jobs`), watched folders and storage events. A
+//! [`Submission`] (or an API [`SubmitRequest`], read into one) goes through
+//! [`Submitter::build`], which makes the checks before queueing (the input is a video, the
+//! output can be written, the model passes a static inspection and its digest is pinned) and
+//! returns the queue's [`NewJob`] with its [`JobSpec`], or a [`Rejection`] with a stable code
+//! and message. Every entrance thus accepts and refuses the same inputs with the same words;
+//! the server answers the code as JSON, the CLI exits with the code's class.
+//!
+//! A crate of its own, between the pipeline and the server: it needs the pipeline (probe,
+//! plan), the stores (object inputs) and the queue's job type, and the CLI must use it without
+//! pulling the HTTP server in.
+//!
+//! No ONNX Runtime session is built for a submitted model: building one reads the files a
+//! model names as external data and runs constant folding, which can take gigabytes from a
+//! model of a few hundred bytes. The model's protobuf is inspected instead
+//! ([`fresco_infer::inspect`]): no external data or other file references, a size, node-count
+//! and folded-constant budget, an opset range and an image-to-image interface.
+//!
+//! Input and output may be object URLs (`az://container/in/clip.mp4`, `s3://...`,
+//! `file:///...`): the input must exist and not be empty (a `head` request) and be within the
+//! size limit, the output must not exist unless `overwrite`. The input is then probed from its
+//! first and last bytes (ranged reads into a sparse scratch file, see [`object_probe`]) and
+//! checked as a local input is: a video stream, within the duration and frame-size limits, a
+//! plan for the output. Only an object whose container ffprobe recognises but cannot read from
+//! its ends (an MP4 index in the unread middle) is queued unchecked; its plan task probes the
+//! whole download and fails the job with the same message where it is not a video.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fresco_core::{
+    ChannelOrder, Device, DeviceKind, EncodeSettings, InputRange, JobSpec, ModelChoice, ModelPin,
+    Precision, RetryBudgets, UnknownPrecision, VideoOptions,
+};
+use fresco_infer::inspect::ModelBudget;
+use fresco_infer::registry::{Registry, RegistryError};
+use fresco_infer::EngineError;
+use fresco_media::probe::{probe, ProbeError};
+use fresco_pipeline::video::{check_input_file, check_output_target};
+use fresco_pipeline::{check_model, ModelError, RunError, Tools};
+use fresco_queue::NewJob;
+use fresco_store::{absolute, ObjectInfo, ObjectUrl, StoreError};
+
+use fresco_wire::limits::{InputLimits, PathRules};
+use fresco_wire::submit::ModelRef;
+pub use fresco_wire::SubmitRequest;
+use fresco_wire::InputRejected;
+
+mod object_probe;
+
+pub use object_probe::ProbeWindow;
+
+/// Why a submission cannot become a job.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Rejection {
+    /// A field is wrong in itself (400).
+    #[error("{message}")]
+    BadField { code: &'static str, message: String },
+    /// The request is well formed but its input, output or model cannot be used (422).
+    #[error("{message}")]
+    Unusable { code: &'static str, message: String },
+    /// Something the server needs is missing now (ffprobe, ONNX Runtime, a download): 503. The
+    /// detail is logged, not shown.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
+    /// A bug or an unexpected failure: 500. The detail is logged, not shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<InputRejected> for Rejection {
+    /// A submission refused by the wire crate's checks for what it says: a bad field.
+    fn from(e: InputRejected) -> Self {
+        Rejection::BadField {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+impl Rejection {
+    /// The stable code (`input-missing`, `model-external-data`, ...); `internal` for a bug.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::BadField { code, .. }
+            | Rejection::Unusable { code, .. }
+            | Rejection::Unavailable { code, .. } => code,
+            Rejection::Internal(_) => "internal",
+        }
+    }
+}
+
+/// What a submitter asks for, whichever entrance it came through.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// An absolute path or an object URL (relative paths are refused: they would depend on
+    /// where the process was started; the CLI makes them absolute first).
+    pub input: String,
+    pub output: String,
+    pub model: ModelSource,
+    /// The device whose kind the job is pinned for.
+    pub device: Device,
+    pub precision: Precision,
+    pub input_range: Option<InputRange>,
+    pub channel_order: Option<ChannelOrder>,
+    /// As asked for; the encoder is resolved for the output's container by the build.
+    pub options: VideoOptions,
+    pub chunk_frames: Option<u64>,
+    pub priority: i32,
+    pub budgets: RetryBudgets,
+}
+
+/// The model of a [`Submission`].
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// A registry style.
+    Style(String),
+    /// A model file (an absolute path).
+    File(String),
+    /// A model the caller checked and pinned already (`fresco run` has loaded it); its device
+    /// kind and precision are the job's.
+    Pinned(ModelPin),
+}
+
+/// A submission that passed every check: the queue's job and the spec it carries.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub job: NewJob,
+    pub spec: JobSpec,
+}
+
+/// How long ffprobe may take on a submitted input.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Makes jobs of submissions: what every entrance checks, with the model's bytes inspected
+/// statically (never loaded by a runtime) to prove it is a usable image model and to pin the
+/// digest of its bytes. The settings default to the API server's; the CLI loosens the limits.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    registry: Registry,
+    tools: Tools,
+    allow_download: bool,
+    device: Device,
+    /// The device kinds a request may name (`None`: any).
+    served_kinds: Option<Vec<DeviceKind>>,
+    /// The data store's folder or prefix URL: relative names resolve in it.
+    data_root: Option<String>,
+    /// Where inputs and outputs may be (`None`: anywhere; see [`crate::limits`]).
+    paths: Option<PathRules>,
+    /// How large an input may be.
+    limits: InputLimits,
+    /// How much of an object input's head and tail is read to probe it.
+    probe_window: ProbeWindow,
+    /// Where an object input's probe file goes (`None`: the system's temporary folder).
+    scratch_dir: Option<PathBuf>,
+    /// The limits a submitted model file is held to.
+    model_budget: ModelBudget,
+}
+
+impl Default for Submitter {
+    fn default() -> Self {
+        Submitter::new(Registry::from_env())
+    }
+}
+
+impl Submitter {
+    /// Models from `registry`; zoo styles may be downloaded (as `fresco jobs submit` does);
+    /// jobs are pinned for CPU workers.
+    pub fn new(registry: Registry) -> Self {
+        Submitter {
+            registry,
+            tools: Tools::default(),
+            allow_download: true,
+            device: Device::Cpu,
+            served_kinds: None,
+            data_root: None,
+            paths: None,
+            limits: InputLimits::default(),
+            probe_window: ProbeWindow::default(),
+            scratch_dir: None,
+            model_budget: ModelBudget::default(),
+        }
+    }
+
+    /// The limits a submitted model is held to (size, nodes, opsets, folded constants).
+    pub fn model_budget(mut self, budget: ModelBudget) -> Self {
+        self.model_budget = budget;
+        self
+    }
+
+    /// Whether a missing zoo style may be downloaded while a request waits.
+    pub fn allow_download(mut self, allow: bool) -> Self {
+        self.allow_download = allow;
+        self
+    }
+
+    /// The kind of device the jobs are pinned for (the model is still checked on the CPU).
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The device kinds this deployment has workers for: a request for another kind is refused
+    /// (422 `device-not-served`) rather than queued to wait for a worker that never comes.
+    pub fn served_kinds(mut self, kinds: Vec<DeviceKind>) -> Self {
+        self.served_kinds = Some(kinds);
+        self
+    }
+
+    /// The data store (an absolute folder or a prefix URL) in which a submission's relative
+    /// `input` and `output` (e.g. `uploads/ID/clip.mp4` from `POST /v1/uploads`) are objects.
+    pub fn data_root(mut self, root: String) -> Self {
+        self.data_root = Some(root);
+        self
+    }
+
+    /// Restricts inputs and outputs to the roots of `rules` (400 `path-not-allowed`).
+    pub fn paths(mut self, rules: PathRules) -> Self {
+        self.paths = Some(rules);
+        self
+    }
+
+    /// Limits on the input's bytes, duration and frame size (400 before queueing).
+    pub fn limits(mut self, limits: InputLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The request with its relative names placed in the data store.
+    fn in_data_store(&self, request: &SubmitRequest) -> Result<SubmitRequest, Rejection> {
+        let mut request = request.clone();
+        if let Some(root) = &self.data_root {
+            request.input = data_name("input", root, &request.input)?;
+            let output = data_name("output", root, &request.output)?;
+            if output != request.output && !root.contains("://") {
+                // Users cannot make folders in the data store: its sub-folders are made as
+                // outputs name them (object stores have none to make).
+                if let Some(parent) = Path::new(&output).parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+            }
+            request.output = output;
+        }
+        Ok(request)
+    }
+
+    /// How much of the start and of the end of an object input is read to probe it.
+    pub fn probe_window(mut self, window: ProbeWindow) -> Self {
+        self.probe_window = window;
+        self
+    }
+
+    /// The folder for the sparse file an object input is probed in (a window's worth of disk
+    /// twice at most; default: the system's temporary folder).
+    pub fn scratch_dir(mut self, dir: PathBuf) -> Self {
+        self.scratch_dir = Some(dir);
+        self
+    }
+
+    /// An API request (after [`SubmitRequest::validate`]) as a [`Submission`], built: its
+    /// relative names are placed in the data store, its device and precision read. Blocks
+    /// (ffprobe, reading the model); the returned job's `idempotency_key` is the caller's to set.
+    pub fn build_request(&self, request: &SubmitRequest) -> Result<Built, Rejection> {
+        let request = &self.in_data_store(request)?;
+        let model = match request.model_ref().map_err(|e| Rejection::BadField {
+            code: e.code,
+            message: e.message,
+        })? {
+            ModelRef::Style(style) => ModelSource::Style(style),
+            ModelRef::File(path) => ModelSource::File(path),
+        };
+        let defaults = RetryBudgets::default();
+        self.build(&Submission {
+            input: request.input.clone(),
+            output: request.output.clone(),
+            model,
+            device: device_of(request.device.as_deref(), self.device)?,
+            precision: precision_text(request.precision.as_deref())?,
+            input_range: None,
+            channel_order: None,
+            options: video_options(request),
+            chunk_frames: request.chunk_frames,
+            priority: request.priority,
+            budgets: RetryBudgets {
+                max_attempts: request.max_attempts.unwrap_or(defaults.max_attempts),
+                max_expiries: request.max_expiries.unwrap_or(defaults.max_expiries),
+            },
+        })
+    }
+
+    /// Checks a submission and makes its job: file checks, ffprobe and the model's static
+    /// inspection. Blocks; from async code, call it on a blocking thread inside a tokio
+    /// runtime (object stores are asked through it).
+    pub fn build(&self, submission: &Submission) -> Result<Built, Rejection> {
+        if let Some(rules) = &self.paths {
+            rules.check("input", &submission.input)?;
+            rules.check("output", &submission.output)?;
+        }
+        let input_url = object_url("input", &submission.input)?;
+        let output_url = object_url("output", &submission.output)?;
+        let input = match &input_url {
+            Some(_) => PathBuf::from(&submission.input),
+            None => absolute_path("input", &submission.input)?,
+        };
+        let output = match &output_url {
+            Some(_) => PathBuf::from(&submission.output),
+            None => absolute_path("output", &submission.output)?,
+        };
+        let mut options = fresco_pipeline::container::for_output(&submission.options, &output);
+        // The worker's plan checks these again, on what its frame scan measures.
+        options.limits = self.limits.media();
+        let input_object = match &input_url {
+            Some(url) => {
+                let info = input_object(url)?;
+                self.limits.check_bytes("input", info.size)?;
+                Some(info)
+            }
+            None => {
+                check_input_file(&input).map_err(run_rejection)?;
+                self.limits.check_file("input", &input)?;
+                None
+            }
+        };
+        if input == output || same_file(&input, &output) {
+            return Err(run_rejection(RunError::SameFile { input, output }));
+        }
+        match &output_url {
+            Some(url) => check_output_object(url, &output, options.overwrite)?,
+            None => check_output_target(&output, options.overwrite).map_err(run_rejection)?,
+        }
+        // A probe and a plan (no frame scan) reject what is not a video before workers see it.
+        match (&input_url, &input_object) {
+            (Some(url), Some(info)) => self.check_object_input(url, info, &output, &options)?,
+            _ => {
+                let report =
+                    probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+                self.limits.check_probe("input", &report)?;
+                let plan = fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
+                    .map_err(run_rejection)?;
+                // One frame from ffmpeg's own generator (not the input) into the output's
+                // container: a codec it cannot hold, or ffmpeg lacks, is refused now. Not a
+                // hardware encoder: the checks need no GPU; the plan task tries those.
+                if !fresco_pipeline::hardware::is_hardware_encoder(&plan.encode.codec) {
+                    fresco_pipeline::container::check_video_encoder(&self.tools, &plan)
+                        .map_err(run_rejection)?;
+                }
+            }
+        }
+        let model = self.pin(submission)?;
+        let located = |path: &Path, url: &Option<ObjectUrl>| match url {
+            Some(_) => path.to_path_buf(),
+            None => absolute(path),
+        };
+        let spec = JobSpec {
+            input: located(&input, &input_url),
+            output: located(&output, &output_url),
+            model,
+            options,
+            chunk_frames: submission.chunk_frames,
+        };
+        let identity = spec.identity_from(&match &input_object {
+            Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
+            None => fresco_store::fingerprint(&spec.input),
+        });
+        let job = NewJob {
+            identity,
+            input: spec.input.display().to_string(),
+            output: spec.output.display().to_string(),
+            spec: spec.to_json(),
+            device_kind: spec.model.device_kind,
+            priority: submission.priority,
+            budgets: submission.budgets,
+            idempotency_key: None,
+        };
+        Ok(Built { job, spec })
+    }
+
+    /// The submission's model, checked statically (no ONNX Runtime session is built here) and
+    /// pinned by its digest, for a device kind this deployment serves.
+    fn pin(&self, submission: &Submission) -> Result<ModelPin, Rejection> {
+        let choice = match &submission.model {
+            ModelSource::Pinned(pin) => {
+                self.check_device(pin.device_kind)?;
+                return Ok(pin.clone());
+            }
+            ModelSource::Style(style) => ModelChoice::Style(style.clone()),
+            ModelSource::File(path) => {
+                // A model file is read whole: the same roots as input and output, and a
+                // regular file of a bounded size (not /dev/zero).
+                if let Some(rules) = &self.paths {
+                    rules.check("model", path)?;
+                }
+                let path = absolute_path("model", path)?;
+                check_model_file(&path, self.model_budget.max_bytes)?;
+                ModelChoice::File(path)
+            }
+        };
+        let device = submission.device;
+        self.check_device(device.kind())?;
+        check_precision(submission.precision, device)?;
+        let model = check_model(
+            &choice,
+            &self.registry,
+            self.allow_download,
+            &self.model_budget,
+        )
+        .map_err(model_rejection)?;
+        Ok(ModelPin {
+            choice,
+            name: model.name.clone(),
+            digest: model.digest.clone(),
+            input_range: submission.input_range,
+            channel_order: submission.channel_order,
+            device_kind: device.kind(),
+            precision: submission.precision,
+        })
+    }
+
+    /// A kind of device this deployment has workers for (see [`Submitter::served_kinds`]).
+    fn check_device(&self, kind: DeviceKind) -> Result<(), Rejection> {
+        match &self.served_kinds {
+            Some(kinds) if !kinds.contains(&kind) => Err(Rejection::Unusable {
+                code: "device-not-served",
+                message: format!(
+                    "device: this server queues jobs for {} only (fresco serve \
+                     --job-devices); a {kind} job would wait for a worker that is not there",
+                    kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The options `fresco run` would use for the same flags.
+pub fn video_options(request: &SubmitRequest) -> VideoOptions {
+    let defaults = EncodeSettings::default();
+    VideoOptions {
+        encode: EncodeSettings {
+            codec: request.codec.clone().unwrap_or(defaults.codec),
+            crf: request.crf.or(defaults.crf),
+            preset: request.preset.clone().or(defaults.preset),
+            pix_fmt: request.pix_fmt.clone(),
+            threads: None,
+        },
+        max_side: request.max_side,
+        drop_streams: request.drop_streams.iter().map(|&k| k.into()).collect(),
+        overwrite: request.overwrite,
+        // Checked by the request's validation; `none` is software decoding.
+        hwaccel: request
+            .hwaccel
+            .as_deref()
+            .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
+        limits: fresco_core::MediaLimits::none(),
+    }
+}
+
+/// A relative name (`uploads/ID/clip.mp4`) as a path or URL in the data store `root`; absolute
+/// paths and URLs are returned as they are. `.`/`..` segments, empty segments and backslashes
+/// are refused, so a name cannot leave the data store.
+fn data_name(field: &str, root: &str, text: &str) -> Result<String, Rejection> {
+    if text.contains("://") || Path::new(text).is_absolute() || text.is_empty() {
+        return Ok(text.to_string());
+    }
+    // A control character too: a URL parser drops tabs and line breaks, so `.\t.` under a
+    // `file://` data store would become `..` when the store is opened.
+    let bad = text.contains('\\')
+        || text.chars().any(char::is_control)
+        || text
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if bad {
+        return Err(Rejection::BadField {
+            code: "bad-path",
+            message: format!(
+                "{field}: '{}' is not a name in the data store (no empty, '.' or '..' segments, no backslashes or control characters)",
+                text.escape_default()
+            ),
+        });
+    }
+    Ok(if root.contains("://") {
+        format!("{}/{text}", root.trim_end_matches('/'))
+    } else {
+        Path::new(root).join(text).display().to_string()
+    })
+}
+
+/// Paths are the server's own: a relative one would depend on where the server was started.
+fn absolute_path(field: &str, text: &str) -> Result<PathBuf, Rejection> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(Rejection::BadField {
+            code: "path-not-absolute",
+            message: format!("{field}: '{text}' must be an absolute path on the server"),
+        })
+    }
+}
+
+/// A model path that exists must be a regular file of at most `max_bytes` (checked before the
+/// server reads it); a missing one is left to the model loader, whose message names it.
+fn check_model_file(path: &Path, max_bytes: u64) -> Result<(), Rejection> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Err(Rejection::BadField {
+            code: "model-not-a-file",
+            message: format!("model: {} is not a regular file", path.display()),
+        });
+    }
+    if meta.len() > max_bytes {
+        // The same answer as the static inspection's, without reading the file.
+        return Err(unusable(
+            "model-too-large",
+            fresco_infer::inspect::InspectError::TooLarge {
+                model: path.display().to_string(),
+                bytes: meta.len(),
+                limit: max_bytes,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The object a field names when it is a URL (`scheme://...`), `None` for a path.
+fn object_url(field: &str, text: &str) -> Result<Option<ObjectUrl>, Rejection> {
+    ObjectUrl::of(Path::new(text))
+        .transpose()
+        .map_err(|e| Rejection::BadField {
+            code: "bad-url",
+            message: format!("{field}: {e}"),
+        })
+}
+
+/// Runs a store request from the blocking thread the checks run on.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(future)
+}
+
+/// The input object's size and ETag; a missing or empty object is refused.
+fn input_object(url: &ObjectUrl) -> Result<ObjectInfo, Rejection> {
+    let store = url.open().map_err(|e| store_rejection(url, e))?;
+    let info = block_on(store.head(&url.key)).map_err(|e| store_rejection(url, e))?;
+    match info {
+        None => Err(no_such_object(url, &store)),
+        Some(info) if info.size == 0 => Err(unusable(
+            "input-empty",
+            format!("{}: the object is empty (0 bytes)", url.url),
+        )),
+        Some(info) => Ok(info),
+    }
+}
+
+fn no_such_object(url: &ObjectUrl, store: &fresco_store::Store) -> Rejection {
+    unusable(
+        "input-missing",
+        format!("{}: no such object in {}", url.url, store.display_url()),
+    )
+}
+
+/// The answer the checks give when the location `text` of `field` (`input`, `output`, `model`)
+/// does not exist: the same status, code and message. The server's tenancy answers so for every
+/// location outside a submitter's namespace, whether or not it exists, so that existence
+/// cannot be probed there. (An output that does not exist is written, so an output's answer is
+/// the one for a folder that does not exist.)
+pub fn missing(field: &str, text: &str) -> Rejection {
+    let url = object_url(field, text).ok().flatten();
+    let path = PathBuf::from(text);
+    match (field, url) {
+        ("input", Some(url)) => match url.open() {
+            Ok(store) => no_such_object(&url, &store),
+            Err(e) => store_rejection(&url, e),
+        },
+        ("input", None) => run_rejection(RunError::InputMissing { path }),
+        ("model", _) => model_rejection(ModelError::FileMissing { path }),
+        (_, url) => {
+            let folder = match &url {
+                Some(url) => url
+                    .url
+                    .rsplit_once('/')
+                    .map_or(url.url.clone(), |(folder, _)| folder.to_string()),
+                None => path
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .display()
+                    .to_string(),
+            };
+            run_rejection(RunError::OutputUnwritable {
+                path,
+                reason: format!("folder {folder} does not exist"),
+            })
+        }
+    }
+}
+
+/// An output object may exist only with `overwrite`.
+fn check_output_object(url: &ObjectUrl, output: &Path, overwrite: bool) -> Result<(), Rejection> {
+    let store = url.open().map_err(|e| store_rejection(url, e))?;
+    let existing = block_on(store.head(&url.key)).map_err(|e| store_rejection(url, e))?;
+    if existing.is_some() && !overwrite {
+        return Err(run_rejection(RunError::OutputExists {
+            path: output.to_path_buf(),
+        }));
+    }
+    Ok(())
+}
+
+/// A store that cannot be used: a bad URL is the request's fault, the rest is the server's.
+fn store_rejection(url: &ObjectUrl, e: StoreError) -> Rejection {
+    match e {
+        StoreError::BadUrl { .. } | StoreError::BadKey { .. } => Rejection::BadField {
+            code: "bad-url",
+            message: format!("{}: {e}", url.url),
+        },
+        StoreError::NotFound { .. } => unusable("input-missing", e),
+        other => Rejection::Unavailable {
+            code: "store-unavailable",
+            detail: format!("{}: {other}", url.url),
+        },
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn unusable(code: &'static str, e: impl std::fmt::Display) -> Rejection {
+    Rejection::Unusable {
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Every [`RunError`] the checks can give, each with its own code.
+fn run_rejection(e: RunError) -> Rejection {
+    match e {
+        RunError::InputMissing { .. } => unusable("input-missing", e),
+        RunError::InputEmpty { .. } => unusable("input-empty", e),
+        RunError::NotMedia { .. } | RunError::Decode { .. } => unusable("input-not-media", e),
+        RunError::NoVideo { .. } => unusable("input-not-video", e),
+        RunError::Refused { .. } => unusable("input-format-not-allowed", e),
+        RunError::OverLimit(breach) => Rejection::BadField {
+            code: breach.code,
+            message: breach.message,
+        },
+        RunError::Unsupported { .. } => unusable("input-unsupported", e),
+        RunError::OutputExists { .. } => unusable("output-exists", e),
+        RunError::OutputUnwritable { .. } => unusable("output-unwritable", e),
+        RunError::StreamNotSupported { .. } => unusable("stream-not-supported", e),
+        RunError::EncoderUnusable { .. } => unusable("encoder-unusable", e),
+        RunError::SameFile { .. } => unusable("same-file", e),
+        RunError::Model { .. } => unusable("model-unusable", e),
+        // Not checked on the server (it needs no GPU): the plan task tries the hardware.
+        RunError::Hardware { .. } => unusable("hardware-unavailable", e),
+        RunError::Tool(ref tool) if tool.is_missing_tool() => Rejection::Unavailable {
+            code: "tool-unavailable",
+            detail: e.to_string(),
+        },
+        RunError::Tool(_) | RunError::Encode { .. } | RunError::Canceled => {
+            Rejection::Internal(e.to_string())
+        }
+    }
+}
+
+fn probe_rejection(e: ProbeError) -> Rejection {
+    match e {
+        ProbeError::NotMedia { .. } | ProbeError::BadJson { .. } => unusable("input-not-media", e),
+        ProbeError::Refused { path, reason } => run_rejection(RunError::Refused { path, reason }),
+        ProbeError::OverLimit(breach) => run_rejection(RunError::OverLimit(breach)),
+        ProbeError::Tool(tool) => run_rejection(RunError::Tool(tool)),
+    }
+}
+
+fn model_rejection(e: ModelError) -> Rejection {
+    let unavailable = |code, e: &ModelError| Rejection::Unavailable {
+        code,
+        detail: e.to_string(),
+    };
+    match &e {
+        ModelError::FileMissing { .. } => unusable("model-missing", e),
+        ModelError::Inspect(refusal) => unusable(refusal.code(), e),
+        ModelError::Registry(r) => match r {
+            RegistryError::UnknownStyle { .. } => unusable("unknown-style", e),
+            RegistryError::Offline { .. } | RegistryError::NoPinnedDigest { .. } => {
+                unusable("model-not-installed", e)
+            }
+            RegistryError::NotDownloadable { .. } => Rejection::Internal(e.to_string()),
+            RegistryError::HttpStatus { .. }
+            | RegistryError::Network { .. }
+            | RegistryError::Truncated { .. }
+            | RegistryError::SizeMismatch { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::Io { .. } => unavailable("model-download-failed", &e),
+        },
+        ModelError::Engine(engine) => match engine {
+            EngineError::InvalidModel { .. } | EngineError::NotImageModel { .. } => {
+                unusable("model-unusable", e)
+            }
+            EngineError::Runtime(_)
+            | EngineError::Device { .. }
+            | EngineError::DeviceUnavailable(_) => unavailable("model-runtime-unavailable", &e),
+            EngineError::Run { .. } => Rejection::Internal(e.to_string()),
+        },
+    }
+}
+
+/// The kind of device a submission's job is pinned for: its `device` ("cpu" or "cuda"), or the
+/// server's (`--device`). The server itself needs no GPU: it checks the model without a runtime.
+fn device_of(text: Option<&str>, server: Device) -> Result<Device, Rejection> {
+    match text {
+        None => Ok(server),
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => Ok(Device::Cuda(0)),
+        Some(other) => Err(Rejection::BadField {
+            code: "invalid-field",
+            message: format!("device: expected cpu or cuda, got {other:?}"),
+        }),
+    }
+}
+
+/// The `precision` of an API request: absent means fp32.
+fn precision_text(text: Option<&str>) -> Result<Precision, Rejection> {
+    match text {
+        None => Ok(Precision::Fp32),
+        Some(text) => text
+            .parse()
+            .map_err(|e: UnknownPrecision| Rejection::BadField {
+                code: "bad-precision",
+                message: format!("precision: {e}"),
+            }),
+    }
+}
+
+/// fp16 needs jobs pinned for CUDA.
+fn check_precision(precision: Precision, device: Device) -> Result<(), Rejection> {
+    fresco_infer::fp16::check_device(precision, device).map_err(|e| Rejection::Unusable {
+        code: "precision-needs-cuda",
+        message: format!(
+            "precision: this job is pinned for the {device} ({e}; the request's device or the server's --device sets it)"
+        ),
+    })
+}
+
+/// The precision of an API request, checked against the device its job is pinned for.
+#[cfg(test)]
+fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejection> {
+    let precision = precision_text(text)?;
+    check_precision(precision, device)?;
+    Ok(precision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Submitter::build_request`] on a blocking thread, as the server calls it.
+    async fn build(factory: &Submitter, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        let (factory, request) = (factory.clone(), request.clone());
+        tokio::task::spawn_blocking(move || factory.build_request(&request))
+            .await
+            .unwrap()
+            .map(|built| built.job)
+    }
+    use fresco_core::DeviceKind;
+
+    fn request(input: &str, output: &str, overwrite: bool) -> SubmitRequest {
+        serde_json::from_value(serde_json::json!({
+            "input": input,
+            "output": output,
+            "style": "vintage",
+            "overwrite": overwrite,
+        }))
+        .expect("a valid request")
+    }
+
+    fn code(rejection: Rejection) -> &'static str {
+        match rejection {
+            Rejection::BadField { code, .. }
+            | Rejection::Unusable { code, .. }
+            | Rejection::Unavailable { code, .. } => code,
+            Rejection::Internal(detail) => panic!("internal: {detail}"),
+        }
+    }
+
+    #[test]
+    fn precision_defaults_to_fp32_and_fp16_needs_cuda() {
+        assert_eq!(precision_of(None, Device::Cpu).unwrap(), Precision::Fp32);
+        assert_eq!(
+            precision_of(Some("fp32"), Device::Cpu).unwrap(),
+            Precision::Fp32
+        );
+        assert_eq!(
+            precision_of(Some("fp16"), Device::Cuda(0)).unwrap(),
+            Precision::Fp16
+        );
+        let refused = precision_of(Some("fp16"), Device::Cpu).unwrap_err();
+        assert!(
+            refused.to_string().contains("needs --device cuda"),
+            "{refused}"
+        );
+        assert_eq!(code(refused), "precision-needs-cuda");
+        let bad = precision_of(Some("int8"), Device::Cpu).unwrap_err();
+        assert!(bad.to_string().contains("expected fp32 or fp16"), "{bad}");
+        assert_eq!(code(bad), "bad-precision");
+    }
+
+    #[test]
+    fn device_comes_from_the_request_or_the_server() {
+        assert_eq!(device_of(None, Device::Cpu).unwrap(), Device::Cpu);
+        assert_eq!(device_of(None, Device::Cuda(1)).unwrap(), Device::Cuda(1));
+        assert_eq!(
+            device_of(Some("cuda"), Device::Cpu).unwrap(),
+            Device::Cuda(0)
+        );
+        assert_eq!(
+            device_of(Some("cpu"), Device::Cuda(0)).unwrap(),
+            Device::Cpu
+        );
+        let bad = device_of(Some("tpu"), Device::Cpu).unwrap_err();
+        assert!(bad.to_string().contains("expected cpu or cuda"), "{bad}");
+        assert_eq!(code(bad), "invalid-field");
+    }
+
+    /// A server without a GPU (this CPU build of ONNX Runtime has no CUDA provider) queues
+    /// cuda jobs: the model is checked on the CPU, and the job is pinned for cuda workers.
+    #[tokio::test]
+    async fn cuda_jobs_are_queued_by_a_server_without_a_gpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=s=64x48:d=0.2:r=10",
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(&input)
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: ffmpeg could not make a test clip");
+            return;
+        }
+        let output = dir.path().join("out.mp4");
+        let submit = |device: Option<&str>, hwaccel: Option<&str>| {
+            let mut body = serde_json::json!({
+                "input": input.display().to_string(),
+                "output": output.display().to_string(),
+                "style": "vintage",
+            });
+            if let Some(device) = device {
+                body["device"] = device.into();
+            }
+            if let Some(hwaccel) = hwaccel {
+                body["hwaccel"] = hwaccel.into();
+            }
+            serde_json::from_value::<SubmitRequest>(body).unwrap()
+        };
+        let kind = |job: &NewJob| JobSpec::from_json(&job.spec).unwrap().model.device_kind;
+        let cpu_server = Submitter::default().allow_download(false);
+        let job = build(&cpu_server, &submit(Some("cuda"), None)).await.unwrap();
+        assert_eq!(
+            (kind(&job), job.device_kind),
+            (DeviceKind::Cuda, DeviceKind::Cuda)
+        );
+        let job = build(&cpu_server, &submit(None, Some("auto"))).await.unwrap();
+        assert_eq!(kind(&job), DeviceKind::Cpu);
+        let spec = JobSpec::from_json(&job.spec).unwrap();
+        assert_eq!(spec.options.hwaccel.as_deref(), Some("auto"));
+        let cuda_server = cpu_server.clone().device(Device::Cuda(0));
+        let job = build(&cuda_server, &submit(None, Some("none"))).await
+            .unwrap();
+        assert_eq!(kind(&job), DeviceKind::Cuda);
+        assert_eq!(JobSpec::from_json(&job.spec).unwrap().options.hwaccel, None);
+        let job = build(&cuda_server, &submit(Some("cpu"), None)).await.unwrap();
+        assert_eq!(kind(&job), DeviceKind::Cpu);
+    }
+
+    #[tokio::test]
+    async fn object_urls_are_checked_in_their_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display();
+        std::fs::write(dir.path().join("in.mp4"), b"some bytes").unwrap();
+        std::fs::write(dir.path().join("taken.mp4"), b"x").unwrap();
+        let factory = Submitter::default().allow_download(false);
+        let build = |input: String, output: String, overwrite: bool| {
+            let factory = factory.clone();
+            async move {
+                build(&factory, &request(&input, &output, overwrite))
+                    .await
+                    .map(drop)
+                    .map_err(code)
+            }
+        };
+        let missing = build(
+            format!("file://{root}/missing.mp4"),
+            format!("file://{root}/out.mp4"),
+            false,
+        );
+        assert_eq!(missing.await, Err("input-missing"));
+        let taken = build(
+            format!("file://{root}/in.mp4"),
+            format!("file://{root}/taken.mp4"),
+            false,
+        );
+        assert_eq!(taken.await, Err("output-exists"));
+        let same = build(
+            format!("file://{root}/in.mp4"),
+            format!("file://{root}/in.mp4"),
+            true,
+        );
+        assert_eq!(same.await, Err("same-file"));
+        let no_object = build("az://container".into(), format!("{root}/out.mp4"), false);
+        assert_eq!(no_object.await, Err("bad-url"));
+        // Local paths are checked as before: relative ones are refused.
+        let relative = build("in.mp4".into(), format!("file://{root}/out.mp4"), false);
+        assert_eq!(relative.await, Err("path-not-absolute"));
+        let relative_out = build(format!("file://{root}/in.mp4"), "out.mp4".into(), false);
+        assert_eq!(relative_out.await, Err("path-not-absolute"));
+    }
+}
