@@ -39,6 +39,9 @@ pub struct EmbeddedOptions {
     pub threads: Option<usize>,
     /// Frames per inference call.
     pub batch: usize,
+    /// The scoring flags of a records run (or flags given with a video output, which the
+    /// submission's checks refuse).
+    pub scoring: Option<fresco_submit::ScoringAsk>,
 }
 
 /// What a finished video run did (the `--json` report's entry).
@@ -128,6 +131,7 @@ async fn run_videos_async(
             chunk_frames: opts.chunk_frames,
             priority: 0,
             budgets: RetryBudgets::default(),
+            scoring: opts.scoring.clone(),
         };
         let checks = submitter.clone();
         let built = tokio::task::spawn_blocking(move || checks.build(&submission))

@@ -14,6 +14,7 @@ use crate::api::{
     TaskErrorView, TaskKindView, TaskStateView, TaskView,
 };
 use crate::auth::docs::SecurityDocs;
+use fresco_wire::ScoringRequest;
 use crate::auth::session::{self, SessionView};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::audit::{self, AuditEntryView, AuditPage};
@@ -56,7 +57,7 @@ use crate::routes::{events, health, jobs, logs, uploads, workers};
         openapi_json,
     ),
     components(schemas(
-        SubmitRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
+        SubmitRequest, ScoringRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
         TaskKindView, TaskStateView, StreamKindView, StatusBody, ErrorBody, ErrorDetail,
         WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse, LogPage, LogLineView,
         UploadRequest, UploadGrant, UploadedObject,

@@ -29,6 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fresco_core::scoring::{PinnedText, Sampling, ScoreSettings, ScoringSpec};
 use fresco_core::{
     ChannelOrder, Device, DeviceKind, EncodeSettings, InputRange, JobSpec, ModelChoice, ModelPin,
     Precision, RetryBudgets, UnknownPrecision, VideoOptions,
@@ -40,6 +41,7 @@ use fresco_media::probe::{probe, ProbeError};
 use fresco_pipeline::video::{check_input_file, check_output_target};
 use fresco_pipeline::{check_model, ModelError, RunError, Tools};
 use fresco_queue::NewJob;
+use fresco_score::{card_beside, ModelCard, RecordFormat, ScoreError, Scorer};
 use fresco_store::{absolute, ObjectInfo, ObjectUrl, StoreError};
 
 use fresco_wire::limits::{InputLimits, PathRules};
@@ -109,6 +111,33 @@ pub struct Submission {
     pub chunk_frames: Option<u64>,
     pub priority: i32,
     pub budgets: RetryBudgets,
+    /// The scoring flags and sampling, for a records output (`.jsonl`/`.parquet`); `None`
+    /// for a video or image output (a records output with `None` scores with the card alone).
+    pub scoring: Option<ScoringAsk>,
+}
+
+/// What a submitter asks a records job to score with, before the plan is resolved.
+#[derive(Debug, Clone, Default)]
+pub struct ScoringAsk {
+    /// The flags (`labels` an absolute path, or relative to the current folder).
+    pub settings: ScoreSettings,
+    /// `--model-card`; `None`: the card beside the model (`NAME.toml`), if any.
+    pub card: Option<PathBuf>,
+    pub sampling: Sampling,
+}
+
+impl ScoringAsk {
+    /// Whether any scoring flag was given (a video output refuses them); the channel order is
+    /// an image model's flag too, so it does not count.
+    pub fn is_given(&self) -> bool {
+        let settings = ScoreSettings {
+            channel_order: None,
+            ..self.settings.clone()
+        };
+        settings != ScoreSettings::default()
+            || self.card.is_some()
+            || self.sampling != Sampling::default()
+    }
 }
 
 /// The model of a [`Submission`].
@@ -280,6 +309,7 @@ impl Submitter {
             input_range: None,
             channel_order: None,
             options: video_options(request),
+            scoring: scoring_ask(request)?,
             chunk_frames: request.chunk_frames,
             priority: request.priority,
             budgets: RetryBudgets {
@@ -307,6 +337,8 @@ impl Submitter {
             Some(_) => PathBuf::from(&submission.output),
             None => absolute_path("output", &submission.output)?,
         };
+        let records = RecordFormat::from_path(&output).is_some();
+        check_sink(records, submission, &output)?;
         let mut options = fresco_pipeline::container::for_output(&submission.options, &output);
         // The worker's plan checks these again, on what its frame scan measures.
         options.limits = self.limits.media();
@@ -332,6 +364,27 @@ impl Submitter {
         // A probe and a plan (no frame scan) reject what is not a video before workers see it.
         match (&input_url, &input_object) {
             (Some(url), Some(info)) => self.check_object_input(url, info, &output, &options)?,
+            // Records need no encoder: the probe alone says whether the input is a video.
+            _ if records => {
+                let report =
+                    probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
+                self.limits.check_probe("input", &report)?;
+                if report.video_stream().is_none() {
+                    let streams = report
+                        .streams
+                        .iter()
+                        .map(|s| s.codec_type.clone())
+                        .collect::<Vec<_>>();
+                    return Err(run_rejection(RunError::NoVideo {
+                        path: input.clone(),
+                        streams: if streams.is_empty() {
+                            "no streams".into()
+                        } else {
+                            streams.join(", ")
+                        },
+                    }));
+                }
+            }
             _ => {
                 let report =
                     probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
@@ -347,7 +400,12 @@ impl Submitter {
                 }
             }
         }
-        let model = self.pin(submission)?;
+        let (model, scoring) = if records {
+            let (pin, scoring) = self.pin_scoring(submission)?;
+            (pin, Some(scoring))
+        } else {
+            (self.pin(submission)?, None)
+        };
         let located = |path: &Path, url: &Option<ObjectUrl>| match url {
             Some(_) => path.to_path_buf(),
             None => absolute(path),
@@ -358,6 +416,7 @@ impl Submitter {
             model,
             options,
             chunk_frames: submission.chunk_frames,
+            scoring,
         };
         let identity = spec.identity_from(&match &input_object {
             Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
@@ -417,6 +476,128 @@ impl Submitter {
         })
     }
 
+    /// A records job's model file and scoring plan: the model is loaded (on the CPU) and its
+    /// plan resolved from the flags, the card and the labels exactly as a worker will, so that
+    /// every misfit (a card's unknown key, labels that do not match the classes, outputs that
+    /// do not fit the task, a size the model cannot take) is refused before anything is
+    /// queued. The card and labels are pinned by content.
+    fn pin_scoring(&self, submission: &Submission) -> Result<(ModelPin, ScoringSpec), Rejection> {
+        let path = match &submission.model {
+            ModelSource::File(path) => {
+                if let Some(rules) = &self.paths {
+                    rules.check("model", path)?;
+                }
+                let path = absolute_path("model", path)?;
+                check_model_file(&path, self.model_budget.max_bytes)?;
+                path
+            }
+            ModelSource::Pinned(ModelPin {
+                choice: ModelChoice::File(path),
+                ..
+            }) => absolute(path),
+            _ => {
+                return Err(Rejection::BadField {
+                    code: "records-need-model",
+                    message: "a .jsonl or .parquet output scores a model file (--model / \
+                              \"model\"), not a style"
+                        .into(),
+                })
+            }
+        };
+        let device = submission.device;
+        self.check_device(device.kind())?;
+        check_precision(submission.precision, device)?;
+        let ask = submission.scoring.clone().unwrap_or_default();
+        // The card and labels are read whole, from where inputs may be read.
+        if let Some(rules) = &self.paths {
+            if let Some(labels) = &ask.settings.labels {
+                rules.check("scoring.labels", &labels.display().to_string())?;
+            }
+            if let Some(card) = &ask.card {
+                rules.check("scoring.model_card", &card.display().to_string())?;
+            }
+        }
+        ask.sampling.check().map_err(|message| Rejection::BadField {
+            code: "sampling",
+            message,
+        })?;
+        let bytes = std::fs::read(&path).map_err(|e| unusable("model-missing", format!("model {}: {e}", path.display())))?;
+        let card_path = ask.card.clone().or_else(|| card_beside(&path));
+        let card = card_path
+            .as_deref()
+            .map(ModelCard::load)
+            .transpose()
+            .map_err(|e| unusable("model-card", e))?;
+        let label = path.display().to_string();
+        let engine = fresco_infer::EngineOptions {
+            threads: Some(1),
+            ..Default::default()
+        };
+        let scorer = Scorer::new(
+            &bytes,
+            &label,
+            path.parent(),
+            &engine,
+            &ask.settings,
+            card.as_ref(),
+        )
+        .map_err(scoring_rejection)?;
+        let labels = match &scorer.plan().labels {
+            None => None,
+            Some(resolved) => {
+                let file = ask
+                    .settings
+                    .labels
+                    .clone()
+                    .or_else(|| card.as_ref().and_then(|c| c.settings.labels.clone()))
+                    .ok_or_else(|| Rejection::Internal("labels without a file".into()))?;
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| unusable("labels", format!("labels file {}: {e}", file.display())))?;
+                Some(PinnedText {
+                    path: absolute(&file),
+                    digest: resolved.digest.clone(),
+                    text,
+                })
+            }
+        };
+        let card = match (card, card_path) {
+            (Some(card), Some(p)) => Some(PinnedText {
+                text: std::fs::read_to_string(&p)
+                    .map_err(|e| unusable("model-card", format!("model card {}: {e}", p.display())))?,
+                path: absolute(&p),
+                digest: card.digest,
+            }),
+            _ => None,
+        };
+        let mut settings = ask.settings.clone();
+        settings.labels = settings.labels.as_deref().map(absolute);
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let pin = ModelPin {
+            choice: ModelChoice::File(path.clone()),
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            digest,
+            input_range: None,
+            channel_order: None,
+            device_kind: device.kind(),
+            precision: submission.precision,
+        };
+        Ok((
+            pin,
+            ScoringSpec {
+                settings,
+                card,
+                labels,
+                sampling: ask.sampling,
+            },
+        ))
+    }
+
     /// A kind of device this deployment has workers for (see [`Submitter::served_kinds`]).
     fn check_device(&self, kind: DeviceKind) -> Result<(), Rejection> {
         match &self.served_kinds {
@@ -434,6 +615,73 @@ impl Submitter {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// The request's scoring section as a [`ScoringAsk`] (relative file names placed in the data
+/// store like the input's).
+fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>, Rejection> {
+    let Some(r) = &request.scoring else {
+        return Ok(None);
+    };
+    let file = |field: &str, text: &Option<String>| -> Result<Option<PathBuf>, Rejection> {
+        text.as_deref()
+            .map(|t| absolute_path(field, t))
+            .transpose()
+    };
+    Ok(Some(ScoringAsk {
+        settings: ScoreSettings {
+            task: r.task.clone(),
+            input_size: r.input_size.clone(),
+            resize: r.resize.clone(),
+            mean: r.mean,
+            std: r.std,
+            layout: r.layout.clone(),
+            channel_order: r.channel_order.clone(),
+            labels: file("scoring.labels", &r.labels)?,
+            outputs: r.outputs.clone(),
+            detect_format: r.detect_format.clone(),
+            min_score: r.min_score,
+            nms_iou: r.nms_iou,
+            top_k: r.top_k,
+            ..Default::default()
+        },
+        card: file("scoring.model_card", &r.model_card)?,
+        sampling: Sampling {
+            every: r.every,
+            fps: r.fps,
+        },
+    }))
+}
+
+/// A records output needs a records task; a video or image output refuses scoring flags.
+fn check_sink(records: bool, submission: &Submission, output: &Path) -> Result<(), Rejection> {
+    let given = submission.scoring.as_ref().is_some_and(ScoringAsk::is_given);
+    if !records && given {
+        return Err(Rejection::BadField {
+            code: "records-output-needed",
+            message: format!(
+                "output {}: scoring options (--task, --labels, --model-card, --every, --fps, \
+                 ...) write records: give a .jsonl or .parquet output",
+                output.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A scoring plan that cannot be made: the model's runtime missing is the server's problem,
+/// anything else the request's.
+fn scoring_rejection(e: ScoreError) -> Rejection {
+    match &e {
+        ScoreError::Engine(
+            EngineError::Runtime(_) | EngineError::Device { .. } | EngineError::DeviceUnavailable(_),
+        ) => Rejection::Unavailable {
+            code: "model-runtime-unavailable",
+            detail: e.to_string(),
+        },
+        ScoreError::Engine(_) => unusable("model-unusable", e),
+        ScoreError::Plan(_) | ScoreError::Outputs { .. } => unusable("model-scoring", e),
     }
 }
 

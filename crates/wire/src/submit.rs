@@ -112,6 +112,63 @@ pub struct SubmitRequest {
         example = "https://example.com/hooks/fresco"
     )]
     pub callback_url: Option<String>,
+    /// For a `.jsonl` or `.parquet` output: how the model's frames are sampled and scored (the
+    /// same keys as `fresco run`'s scoring flags). Refused with a video or image output.
+    pub scoring: Option<ScoringRequest>,
+}
+
+/// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from
+/// the model card (`model_card`, or the `.toml` beside the model) or the model itself.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringRequest {
+    /// classify, detect or tensors.
+    #[schema(pattern = r"^(classify|detect|tensors)$", example = "classify")]
+    pub task: Option<String>,
+    /// A labels file (one label per line): an absolute path on the server's machine.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
+    pub labels: Option<String>,
+    /// A model card (TOML): an absolute path on the server's machine.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
+    pub model_card: Option<String>,
+    /// classify: classes kept per frame (default 5); detect: boxes kept (default all).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub top_k: Option<usize>,
+    /// detect: boxes scoring less are dropped (default 0.25).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub min_score: Option<f32>,
+    /// detect: non-maximum suppression threshold (default 0.45).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub nms_iou: Option<f32>,
+    /// detect: yolo, yolov8, ssd or anchors.
+    #[schema(pattern = r"^(yolo|yolov8|ssd|anchors)$")]
+    pub detect_format: Option<String>,
+    /// The model's input size, WxH.
+    #[schema(pattern = r"^[0-9]{1,5}x[0-9]{1,5}$", example = "224x224")]
+    pub input_size: Option<String>,
+    /// stretch, letterbox or crop.
+    #[schema(pattern = r"^(stretch|letterbox|crop)$")]
+    pub resize: Option<String>,
+    /// Per channel (R, G, B), subtracted from 0..255 pixel values.
+    pub mean: Option<[f32; 3]>,
+    /// Per channel (R, G, B), dividing after the mean.
+    pub std: Option<[f32; 3]>,
+    /// nchw or nhwc.
+    #[schema(pattern = r"^(nchw|nhwc)$")]
+    pub layout: Option<String>,
+    /// rgb or bgr.
+    #[schema(pattern = r"^(rgb|bgr)$")]
+    pub channel_order: Option<String>,
+    /// The outputs to read, by name.
+    pub outputs: Option<Vec<String>>,
+    /// Score every N-th frame of the decode order.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1)]
+    pub every: Option<u64>,
+    /// Score this many frames a second.
+    #[schema(exclusive_minimum = 0.0)]
+    pub fps: Option<f64>,
 }
 
 /// Integers as JSON Schema defines them: any number without a fractional part, so `5.0` is the
