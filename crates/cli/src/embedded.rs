@@ -61,6 +61,9 @@ pub struct VideoOutcome {
     pub height: u32,
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
+    /// Records outputs (`.jsonl`/`.parquet`): the rows written (one per sampled frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// Progress shared between the workers' events and the display.
@@ -418,6 +421,8 @@ async fn outcome(
             .as_ref()
             .map(|p| p.video.notes.clone())
             .unwrap_or_default(),
+        rows: fresco_score::RecordFormat::from_path(&job.output)
+            .and_then(|_| fresco_score::count_rows(&job.output).ok()),
         warnings: plan.map(|p| p.warnings).unwrap_or_default(),
     };
     Ok(outcome)

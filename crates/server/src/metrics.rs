@@ -37,6 +37,7 @@ pub const WORKER_FAMILIES: &[&str] = &[
     telemetry::FRAMES_SCORED,
     telemetry::INFERENCE_SECONDS,
     telemetry::PREVIEWS_SAVED,
+    telemetry::RECORD_ROWS_WRITTEN,
     fresco_store::READ_BYTES,
     fresco_store::WRITTEN_BYTES,
     LEASE_EXPIRIES,

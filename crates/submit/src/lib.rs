@@ -571,6 +571,10 @@ impl Submitter {
         };
         let mut settings = ask.settings.clone();
         settings.labels = settings.labels.as_deref().map(absolute);
+        // The resolved task, so that assembly knows it without loading the model.
+        settings.task = serde_json::to_value(scorer.plan().task)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
         let digest = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fresco_core::{JobState, RetryBudgets, TaskKind, TaskState};
+use fresco_core::{DeviceKind, JobState, RetryBudgets, TaskKind, TaskState};
 use fresco_pipeline::chunk::JobPlan;
 use fresco_pipeline::FailureClass;
 use fresco_queue::{NewJob, Queue, SqliteQueue};
@@ -133,13 +133,14 @@ impl Harness {
         }
     }
 
-    /// Queues a job (its spec names no device kind: a CPU job).
+    /// Queues a CPU job.
     async fn submit(&self, budgets: RetryBudgets) -> String {
         let job = NewJob {
             identity: format!("job-{}", self.dir.path().display()),
             input: "in.mp4".into(),
             output: "out.mp4".into(),
             spec: "{}".into(),
+            device_kind: DeviceKind::Cpu,
             priority: 0,
             budgets,
             idempotency_key: None,

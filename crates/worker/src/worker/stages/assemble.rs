@@ -96,7 +96,7 @@ pub(super) fn assemble(
 }
 
 /// "DEVICE:INODE" of a file, which survives a rename.
-fn file_identity(path: &Path) -> Option<String> {
+pub(super) fn file_identity(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     Some(format!("{}:{}", meta.dev(), meta.ino()))
