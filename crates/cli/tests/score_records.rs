@@ -393,11 +393,10 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
             &jsonl,
             "unknown key 'min_scor'",
         ),
-        (vec!["--task".into(), "detect".into()], &jsonl, "do not fit"),
         (
             vec!["--task".into(), "classify".into(), "--input-size".into(), "100x100".into()],
             &jsonl,
-            "224",
+            "which says 224x224, but 100x100 was given",
         ),
         (vec!["--task".into(), "classify".into()], &mp4, "give a .jsonl or .parquet output"),
         (
@@ -422,6 +421,22 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
         assert!(out.stderr.contains(words), "{flags:?}: expected '{words}' in: {}", out.dump());
         assert!(!output.exists(), "{flags:?} left an output");
     }
+    // A detector's outputs do not fit a classifier's task.
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        input.display().to_string(),
+        "-o".into(),
+        jsonl.display().to_string(),
+        "--model".into(),
+        models.join("yolov3-tiny-416.onnx").display().to_string(),
+        "--task".into(),
+        "classify".into(),
+    ];
+    args.extend(queue_flags(dir.path()));
+    let out = fresco(&args);
+    assert_ne!(out.code, Some(0), "{}", out.dump());
+    assert!(out.stderr.contains("outputs do not fit task Classify"), "{}", out.dump());
+    assert!(!jsonl.exists());
     // Nothing was queued: the queue lists no job.
     let mut list: Vec<String> = vec!["jobs".into(), "list".into(), "--json".into()];
     list.push("--db".into());
@@ -430,4 +445,129 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
     if listed.code == Some(0) {
         assert!(!listed.stdout.contains("out.jsonl"), "a refused job was queued: {}", listed.stdout);
     }
+}
+
+/// The message of the CLI's `error: ...` line.
+fn cli_message(out: &Out) -> String {
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.dump()));
+    line.trim_start_matches("error:").trim().to_string()
+}
+
+/// An API over its own SQLite queue in this process (as `fresco serve` makes it); returns the
+/// refusal's (status, code, message) of each body.
+fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, String)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (url, token) = runtime.block_on(async {
+        let queue = fresco_queue::open(&format!("sqlite://{}", dir.join("api.db").display()))
+            .await
+            .unwrap();
+        let submitter = fresco_queue::NewToken {
+            name: "submitter".into(),
+            role: fresco_queue::Role::Submitter,
+            expires_at_ms: None,
+        };
+        let token = queue.create_token(&submitter, None).await.unwrap().secret;
+        let factory = fresco_server::LocalJobFactory::default().allow_download(false);
+        let state = fresco_server::AppState::new(queue, std::sync::Arc::new(factory));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(fresco_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        (format!("http://{addr}"), token)
+    });
+    let refusals = bodies
+        .iter()
+        .map(|body| {
+            let request = ureq::post(&format!("{url}/v1/jobs"))
+                .set("Authorization", &format!("Bearer {token}"));
+            match request.send_json(body.clone()) {
+                Err(ureq::Error::Status(status, response)) => {
+                    let body: serde_json::Value = response.into_json().unwrap();
+                    let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
+                    (status, text("code"), text("message"))
+                }
+                other => panic!("the API took the job {body}: {other:?}"),
+            }
+        })
+        .collect();
+    let _ = stop.send(());
+    refusals
+}
+
+#[test]
+fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
+    let Some(models) = scoring_models() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 1);
+    let classifier = models.join("efficientnet-lite0.onnx").display().to_string();
+    let coco = models.join("coco.names").display().to_string();
+    let card = dir.path().join("card.toml");
+    std::fs::write(&card, "task = \"classify\"\nmin_scor = 0.3\n").unwrap();
+    let card = card.display().to_string();
+    let jsonl = dir.path().join("out.jsonl").display().to_string();
+    let mp4 = dir.path().join("out.mp4").display().to_string();
+    let detector = models.join("yolov3-tiny-416.onnx").display().to_string();
+    // (model, flags, the API's scoring object, output, words)
+    let cases: Vec<(&str, Vec<&str>, serde_json::Value, &str, &str)> = vec![
+        (
+            &classifier,
+            vec!["--task", "classify", "--labels", &coco],
+            serde_json::json!({"task": "classify", "labels": coco}),
+            &jsonl,
+            "has 80 labels but the model gives 1000 classes",
+        ),
+        (
+            &classifier,
+            vec!["--model-card", &card],
+            serde_json::json!({"model_card": card}),
+            &jsonl,
+            "unknown key 'min_scor'",
+        ),
+        (
+            &detector,
+            vec!["--task", "classify"],
+            serde_json::json!({"task": "classify"}),
+            &jsonl,
+            "outputs do not fit task Classify",
+        ),
+        (
+            &classifier,
+            vec!["--task", "classify"],
+            serde_json::json!({"task": "classify"}),
+            &mp4,
+            "give a .jsonl or .parquet output",
+        ),
+    ];
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("queue.db").display());
+    let mut bodies = Vec::new();
+    let mut messages = Vec::new();
+    for (model, flags, scoring, output, words) in &cases {
+        let mut args = vec!["jobs", "submit", input.to_str().unwrap(), "-o", output, "--model", model];
+        args.extend(flags.iter().copied());
+        args.extend(["--db", &db]);
+        let cli = fresco(&args);
+        assert_ne!(cli.code, Some(0), "{flags:?}: {}", cli.dump());
+        let message = cli_message(&cli);
+        assert!(message.contains(words), "{flags:?}: expected '{words}' in {message}");
+        messages.push(message);
+        bodies.push(serde_json::json!({
+            "input": input.display().to_string(),
+            "output": output,
+            "model": model,
+            "device": "cpu",
+            "scoring": scoring,
+        }));
+    }
+    for ((status, code, message), cli) in api_refusals(dir.path(), &bodies).into_iter().zip(&messages) {
+        assert!((400..500).contains(&status), "{code}: {status}");
+        assert_eq!(&message, cli, "{code}: the two entrances disagree");
+    }
+    let listed = fresco(["jobs", "list", "--json", "--db", &db]).ok().json();
+    assert_eq!(listed, serde_json::json!([]), "nothing was queued");
 }
