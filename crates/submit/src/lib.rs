@@ -522,6 +522,18 @@ impl Submitter {
             message,
         })?;
         let bytes = std::fs::read(&path).map_err(|e| unusable("model-missing", format!("model {}: {e}", path.display())))?;
+        // The same static inspection as image models' (no external data, bounded size, nodes
+        // and folded constants) before ONNX Runtime sees the bytes; only the image-to-image
+        // interface is not asked for.
+        match fresco_infer::inspect::inspect_model(
+            &bytes,
+            &path.display().to_string(),
+            fresco_infer::inspect::Origin::Submitted,
+            &self.model_budget,
+        ) {
+            Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
+            Err(refusal) => return Err(unusable(refusal.code(), refusal)),
+        }
         let card_path = ask.card.clone().or_else(|| card_beside(&path));
         let card = card_path
             .as_deref()
@@ -661,6 +673,15 @@ fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>, Rejection>
 /// A records output needs a records task; a video or image output refuses scoring flags.
 fn check_sink(records: bool, submission: &Submission, output: &Path) -> Result<(), Rejection> {
     let given = submission.scoring.as_ref().is_some_and(ScoringAsk::is_given);
+    if records && submission.output.contains("://") {
+        return Err(Rejection::BadField {
+            code: "records-output-object",
+            message: format!(
+                "output {}: records (.jsonl, .parquet) are written to local paths only for now",
+                output.display()
+            ),
+        });
+    }
     if !records && given {
         return Err(Rejection::BadField {
             code: "records-output-needed",
@@ -1042,6 +1063,20 @@ mod tests {
             | Rejection::Unavailable { code, .. } => code,
             Rejection::Internal(detail) => panic!("internal: {detail}"),
         }
+    }
+
+    #[test]
+    fn scoring_flags_count_except_the_channel_order() {
+        let mut ask = ScoringAsk::default();
+        ask.settings.channel_order = Some("bgr".into());
+        assert!(!ask.is_given(), "--channel-order is an image model's flag too");
+        ask.sampling.every = Some(5);
+        assert!(ask.is_given());
+        let ask = ScoringAsk {
+            card: Some(PathBuf::from("/m/card.toml")),
+            ..Default::default()
+        };
+        assert!(ask.is_given());
     }
 
     #[test]

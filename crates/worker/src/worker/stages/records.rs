@@ -93,6 +93,17 @@ pub(super) fn ensure_scorer<'m>(
                 spec.model.digest
             )));
         }
+        // The submission's static inspection again: a job queued directly (or a file changed
+        // since) must not bring external data or a constant-folding bomb into this process.
+        match fresco_infer::inspect::inspect_model(
+            &bytes,
+            &path.display().to_string(),
+            fresco_infer::inspect::Origin::Submitted,
+            &fresco_infer::inspect::ModelBudget::default(),
+        ) {
+            Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
+            Err(refusal) => return Err(model_failure(refusal.to_string())),
+        }
         let mut settings = scoring.settings.clone();
         let mut card = match &scoring.card {
             Some(pinned) => Some(
