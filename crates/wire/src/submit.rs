@@ -151,8 +151,10 @@ pub struct ScoringRequest {
     #[schema(pattern = r"^(stretch|letterbox|crop)$")]
     pub resize: Option<String>,
     /// Per channel (R, G, B), subtracted from 0..255 pixel values.
+    #[schema(min_items = 3, max_items = 3)]
     pub mean: Option<[f32; 3]>,
     /// Per channel (R, G, B), dividing after the mean.
+    #[schema(min_items = 3, max_items = 3)]
     pub std: Option<[f32; 3]>,
     /// nchw or nhwc.
     #[schema(pattern = r"^(nchw|nhwc)$")]
@@ -164,11 +166,55 @@ pub struct ScoringRequest {
     pub outputs: Option<Vec<String>>,
     /// Score every N-th frame of the decode order.
     #[serde(default, deserialize_with = "integer::optional")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1000000000)]
     pub every: Option<u64>,
     /// Score this many frames a second.
     #[schema(exclusive_minimum = 0.0)]
     pub fps: Option<f64>,
+}
+
+impl ScoringRequest {
+    /// The bounds the schema states (the scoring plan checks the rest against the model).
+    pub fn validate(&self) -> Result<(), InputRejected> {
+        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| {
+            match value {
+                Some(v) if !allowed.contains(&v.as_str()) => Err(field_error(
+                    field,
+                    &format!("expected one of {}, got {v:?}", allowed.join(", ")),
+                )),
+                _ => Ok(()),
+            }
+        };
+        one_of("scoring.task", &self.task, &["classify", "detect", "tensors"])?;
+        one_of("scoring.detect_format", &self.detect_format, &["yolo", "yolov8", "ssd", "anchors"])?;
+        one_of("scoring.resize", &self.resize, &["stretch", "letterbox", "crop"])?;
+        one_of("scoring.layout", &self.layout, &["nchw", "nhwc"])?;
+        one_of("scoring.channel_order", &self.channel_order, &["rgb", "bgr"])?;
+        if let Some(labels) = &self.labels {
+            path_field("scoring.labels", labels)?;
+        }
+        if let Some(card) = &self.model_card {
+            path_field("scoring.model_card", card)?;
+        }
+        if let Some(size) = &self.input_size {
+            let digits = |t: &str| (1..=5).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+            let ok = size.split_once('x').is_some_and(|(w, h)| digits(w) && digits(h));
+            if !ok {
+                return Err(field_error("scoring.input_size", "expected WxH (e.g. 224x224)"));
+            }
+        }
+        bounded("scoring.top_k", self.top_k.map(|k| k as u64), 1, 100_000)?;
+        bounded("scoring.every", self.every, 1, 1_000_000_000)?;
+        for (field, value) in [("scoring.min_score", self.min_score), ("scoring.nms_iou", self.nms_iou)] {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                return Err(field_error(field, "must be between 0 and 1"));
+            }
+        }
+        if self.fps.is_some_and(|f| f <= 0.0 || !f.is_finite()) {
+            return Err(field_error("scoring.fps", "must be a positive number"));
+        }
+        Ok(())
+    }
 }
 
 /// Integers as JSON Schema defines them: any number without a fractional part, so `5.0` is the
@@ -280,6 +326,9 @@ impl SubmitRequest {
         }
         if let Some(url) = &self.callback_url {
             callback_url(url)?;
+        }
+        if let Some(scoring) = &self.scoring {
+            scoring.validate()?;
         }
         Ok(())
     }
