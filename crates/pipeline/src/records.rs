@@ -104,9 +104,8 @@ pub fn decode_sampled(
         return Ok(());
     }
     let video = &plan.video;
-    let chosen: Vec<String> = picks.iter().map(|n| format!("eq(n\\,{n})")).collect();
     let filters = [
-        format!("select='{}'", chosen.join("+")),
+        format!("select='{}'", select_expression(picks)),
         format!("scale={width}:{height}:flags=bilinear"),
         "format=rgb24".to_string(),
     ];
@@ -146,6 +145,14 @@ pub fn decode_sampled(
         text
     });
     let mut buffer = vec![0u8; width as usize * height as usize * 3];
+    let mut errors = Some(errors);
+    let mut ffmpeg_said = || {
+        errors
+            .take()
+            .and_then(|e| e.join().ok())
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    };
     let mut got = 0usize;
     let result = (|| {
         for &index in picks {
@@ -153,11 +160,14 @@ pub fn decode_sampled(
                 return Err(RunError::Canceled);
             }
             if let Err(e) = stdout.read_exact(&mut buffer) {
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(RunError::Decode {
                     path: video.input.clone(),
                     reason: format!(
-                        "ffmpeg gave {got} of {} sampled frames (up to frame {last}): {e}",
-                        picks.len()
+                        "ffmpeg gave {got} of {} sampled frames (up to frame {last}): {e} {}",
+                        picks.len(),
+                        ffmpeg_said()
                     ),
                 });
             }
@@ -171,7 +181,7 @@ pub fn decode_sampled(
     }
     drop(stdout);
     let status = child.wait();
-    let text = errors.join().unwrap_or_default();
+    let text = ffmpeg_said();
     result?;
     match status {
         Ok(s) if s.success() => Ok(()),
@@ -191,4 +201,46 @@ pub fn picks_in(picked: &[u64], range: FrameRange) -> &[u64] {
     let from = picked.partition_point(|&n| n < range.start);
     let to = picked.partition_point(|&n| n < range.end);
     &picked[from..to]
+}
+
+/// ffmpeg's `select` expression for the decode-order indices `picks` (increasing, not empty):
+/// a range, or a range with a step (every N-th frame; a constant rate's `--fps`), else the
+/// frames one by one.
+fn select_expression(picks: &[u64]) -> String {
+    let first = picks[0];
+    let last = *picks.last().expect("not empty");
+    let step = picks.get(1).map_or(1, |second| second - first);
+    let regular = picks.windows(2).all(|w| w[1] - w[0] == step);
+    match (regular, step) {
+        (true, 1) => format!("between(n\\,{first}\\,{last})"),
+        (true, _) => format!("between(n\\,{first}\\,{last})*not(mod(n-{first}\\,{step}))"),
+        _ => picks
+            .iter()
+            .map(|n| format!("eq(n\\,{n})"))
+            .collect::<Vec<_>>()
+            .join("+"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_are_ranges_steps_or_lists() {
+        assert_eq!(select_expression(&[3, 4, 5]), "between(n\\,3\\,5)");
+        assert_eq!(
+            select_expression(&[2, 7, 12]),
+            "between(n\\,2\\,12)*not(mod(n-2\\,5))"
+        );
+        assert_eq!(select_expression(&[9]), "between(n\\,9\\,9)");
+        assert_eq!(select_expression(&[0, 25, 49]), "eq(n\\,0)+eq(n\\,25)+eq(n\\,49)");
+    }
+
+    #[test]
+    fn picks_are_cut_by_chunk() {
+        let all = [0, 5, 10, 15, 20];
+        assert_eq!(picks_in(&all, FrameRange { start: 5, end: 15 }), &[5, 10]);
+        assert_eq!(picks_in(&all, FrameRange { start: 21, end: 30 }), &[] as &[u64]);
+    }
 }
