@@ -219,10 +219,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             .await
             .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
         let queue = args.queue.open().await?;
-        let submitted = queue
-            .submit(built.job)
-            .await
-            .map_err(queue_failure)?;
+        let submitted = queue.submit(built.job).await.map_err(queue_failure)?;
         let record = queue
             .job(submitted.id())
             .await

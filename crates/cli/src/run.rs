@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
+use fresco_core::ModelPin;
 use fresco_core::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice, StreamKind};
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
 use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
-use fresco_core::ModelPin;
 use fresco_store::absolute;
 use fresco_worker::StopSignal;
 use serde::Serialize;
@@ -353,7 +353,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                      --fps, ...) write records: give a .jsonl or .parquet output",
                     job.output.display()
                 );
-                record(Err(Failure::new(exit::BAD_INPUT, message)), slot, &mut outputs)?;
+                record(
+                    Err(Failure::new(exit::BAD_INPUT, message)),
+                    slot,
+                    &mut outputs,
+                )?;
                 continue;
             }
             let result = style_image_file(

@@ -19,10 +19,18 @@ fn scoring_models() -> Option<PathBuf> {
     };
     let mut dir = PathBuf::from(dir);
     if dir.is_relative() {
-        dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+        dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir);
     }
     let scoring = dir.join("scoring");
-    for name in ["efficientnet-lite0.onnx", "yolov3-tiny-416.onnx", "imagenet_labels.txt", "coco.names", "dog.jpg"] {
+    for name in [
+        "efficientnet-lite0.onnx",
+        "yolov3-tiny-416.onnx",
+        "imagenet_labels.txt",
+        "coco.names",
+        "dog.jpg",
+    ] {
         if !scoring.join(name).is_file() {
             eprintln!("skipping: {} is missing", scoring.join(name).display());
             return None;
@@ -91,7 +99,9 @@ fn imagenet_names(models: &Path) -> BTreeSet<String> {
 
 #[test]
 fn classifier_writes_jsonl_at_one_frame_a_second() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 3);
     let out = dir.path().join("tags.jsonl");
@@ -120,10 +130,17 @@ fn classifier_writes_jsonl_at_one_frame_a_second() {
     )
     .ok()
     .json();
-    eprintln!("classify, 3 s clip at --fps 1: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "classify, 3 s clip at --fps 1: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let rows = jsonl_rows(&out);
     let frames: Vec<u64> = rows.iter().map(|r| r["frame"].as_u64().unwrap()).collect();
-    assert_eq!(frames, vec![0, 25, 50], "one frame a second of a 25 frames/s clip");
+    assert_eq!(
+        frames,
+        vec![0, 25, 50],
+        "one frame a second of a 25 frames/s clip"
+    );
     let times: Vec<f64> = rows.iter().map(|r| r["time"].as_f64().unwrap()).collect();
     for (t, want) in times.iter().zip([0.0, 1.0, 2.0]) {
         assert!((t - want).abs() < 1e-6, "times {times:?}");
@@ -135,7 +152,10 @@ fn classifier_writes_jsonl_at_one_frame_a_second() {
         assert_eq!(classes.len(), 5, "top 5 by default: {row}");
         for c in classes {
             let label = c["label"].as_str().unwrap();
-            assert!(names.contains(label), "label {label} is not from the labels file");
+            assert!(
+                names.contains(label),
+                "label {label} is not from the labels file"
+            );
             let score = c["score"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&score), "{row}");
         }
@@ -145,7 +165,9 @@ fn classifier_writes_jsonl_at_one_frame_a_second() {
 
 #[test]
 fn classifier_writes_parquet_every_fifth_frame() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 2);
     let out = dir.path().join("tags.parquet");
@@ -176,7 +198,9 @@ fn classifier_writes_parquet_every_fifth_frame() {
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..4], b"PAR1", "a Parquet file");
     // An independent reader, where one is installed.
-    let Some(python) = python_with_pyarrow() else { return };
+    let Some(python) = python_with_pyarrow() else {
+        return;
+    };
     let script = "import sys, json, pyarrow.parquet as pq\n\
         t = pq.read_table(sys.argv[1]).to_pylist()\n\
         print(json.dumps([[r['frame'], r['time'], [c['label'] for c in r['classes']]] for r in t]))";
@@ -184,13 +208,20 @@ fn classifier_writes_parquet_every_fifth_frame() {
         .args(["-c", script, out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
     let rows: Vec<(u64, f64, Vec<String>)> = serde_json::from_slice(&read.stdout).unwrap();
     let frames: Vec<u64> = rows.iter().map(|r| r.0).collect();
     assert_eq!(frames, (0..50).step_by(5).collect::<Vec<u64>>());
     let names = imagenet_names(&models);
     for (frame, time, labels) in &rows {
-        assert!((time - *frame as f64 / 25.0).abs() < 1e-6, "frame {frame} at {time}");
+        assert!(
+            (time - *frame as f64 / 25.0).abs() < 1e-6,
+            "frame {frame} at {time}"
+        );
         assert_eq!(labels.len(), 3);
         assert!(labels.iter().all(|l| names.contains(l)), "{labels:?}");
     }
@@ -213,13 +244,17 @@ fn python_with_pyarrow() -> Option<PathBuf> {
             return Some(python);
         }
     }
-    eprintln!("skipping the Parquet read-back: no Python with pyarrow (scripts/test.sh installs it)");
+    eprintln!(
+        "skipping the Parquet read-back: no Python with pyarrow (scripts/test.sh installs it)"
+    );
     None
 }
 
 #[test]
 fn detector_finds_the_dog_the_car_and_the_bicycle() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("dog.mp4");
     ffmpeg(
@@ -266,7 +301,10 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
     .ok();
     let rows = jsonl_rows(&out);
     assert_eq!(rows.len(), 1, "one sampled frame");
-    let found = rows[0]["detections"].as_array().expect("detections").clone();
+    let found = rows[0]["detections"]
+        .as_array()
+        .expect("detections")
+        .clone();
     // The README's boxes (ONNX Runtime on the picture itself), in the picture's pixels.
     for (label, want) in [
         ("dog", [132.0, 188.0, 370.0, 512.0]),
@@ -278,8 +316,17 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
             .filter(|d| d["label"] == label)
             .map(|d| {
                 let b = &d["box"];
-                let got = [b[0].as_f64().unwrap(), b[1].as_f64().unwrap(), b[2].as_f64().unwrap(), b[3].as_f64().unwrap()];
-                let err = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+                let got = [
+                    b[0].as_f64().unwrap(),
+                    b[1].as_f64().unwrap(),
+                    b[2].as_f64().unwrap(),
+                    b[3].as_f64().unwrap(),
+                ];
+                let err = got
+                    .iter()
+                    .zip(want)
+                    .map(|(g, w)| (g - w).abs())
+                    .fold(0.0, f64::max);
                 (err, got)
             })
             .min_by(|a, b| a.0.total_cmp(&b.0));
@@ -292,7 +339,9 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
 
 #[test]
 fn a_killed_run_resumes_without_duplicating_or_skipping_a_frame() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 3);
     let model = models.join("efficientnet-lite0.onnx");
@@ -328,23 +377,44 @@ fn a_killed_run_resumes_without_duplicating_or_skipping_a_frame() {
     let job_dir_parts = || -> usize {
         walk(&dir.path().join("work"))
             .iter()
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("chunk-") && n.to_string_lossy().ends_with(".nut")))
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    n.to_string_lossy().starts_with("chunk-")
+                        && n.to_string_lossy().ends_with(".nut")
+                })
+            })
             .count()
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while job_dir_parts() < 2 {
-        assert!(Instant::now() < deadline, "no two parts were written in time");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        assert!(
+            Instant::now() < deadline,
+            "no two parts were written in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.exists(), "a killed run published its output");
-    let again = fresco(args.iter().map(String::as_str).chain(["--json"]).collect::<Vec<_>>()).ok();
+    let again = fresco(
+        args.iter()
+            .map(String::as_str)
+            .chain(["--json"])
+            .collect::<Vec<_>>(),
+    )
+    .ok();
     assert!(again.stderr.contains("resuming job"), "{}", again.dump());
     let rows = jsonl_rows(&out);
     let frames: Vec<u64> = rows.iter().map(|r| r["frame"].as_u64().unwrap()).collect();
-    assert_eq!(frames, (0..75).step_by(3).collect::<Vec<u64>>(), "every sampled frame once, in order");
+    assert_eq!(
+        frames,
+        (0..75).step_by(3).collect::<Vec<u64>>(),
+        "every sampled frame once, in order"
+    );
     // A clean run gives the same rows, byte for byte.
     let clean_dir = dir.path().join("clean");
     std::fs::create_dir(&clean_dir).unwrap();
@@ -360,7 +430,9 @@ fn a_killed_run_resumes_without_duplicating_or_skipping_a_frame() {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
     for e in entries.flatten() {
         let path = e.path();
         if path.is_dir() {
@@ -374,7 +446,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 1);
     let classifier = models.join("efficientnet-lite0.onnx");
@@ -384,7 +458,12 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
     let mp4 = dir.path().join("out.mp4");
     let cases: Vec<(Vec<String>, &Path, &str)> = vec![
         (
-            vec!["--task".into(), "classify".into(), "--labels".into(), models.join("coco.names").display().to_string()],
+            vec![
+                "--task".into(),
+                "classify".into(),
+                "--labels".into(),
+                models.join("coco.names").display().to_string(),
+            ],
             &jsonl,
             "has 80 labels but the model gives 1000 classes",
         ),
@@ -394,13 +473,29 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
             "unknown key 'min_scor'",
         ),
         (
-            vec!["--task".into(), "classify".into(), "--input-size".into(), "100x100".into()],
+            vec![
+                "--task".into(),
+                "classify".into(),
+                "--input-size".into(),
+                "100x100".into(),
+            ],
             &jsonl,
             "which says 224x224, but 100x100 was given",
         ),
-        (vec!["--task".into(), "classify".into()], &mp4, "give a .jsonl or .parquet output"),
         (
-            vec!["--task".into(), "classify".into(), "--every".into(), "2".into(), "--fps".into(), "1".into()],
+            vec!["--task".into(), "classify".into()],
+            &mp4,
+            "give a .jsonl or .parquet output",
+        ),
+        (
+            vec![
+                "--task".into(),
+                "classify".into(),
+                "--every".into(),
+                "2".into(),
+                "--fps".into(),
+                "1".into(),
+            ],
             &jsonl,
             "not both",
         ),
@@ -418,7 +513,11 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
         args.extend(queue_flags(dir.path()));
         let out = fresco(&args);
         assert_ne!(out.code, Some(0), "{flags:?} was accepted: {}", out.dump());
-        assert!(out.stderr.contains(words), "{flags:?}: expected '{words}' in: {}", out.dump());
+        assert!(
+            out.stderr.contains(words),
+            "{flags:?}: expected '{words}' in: {}",
+            out.dump()
+        );
         assert!(!output.exists(), "{flags:?} left an output");
     }
     // A detector's outputs do not fit a classifier's task.
@@ -435,15 +534,26 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
     args.extend(queue_flags(dir.path()));
     let out = fresco(&args);
     assert_ne!(out.code, Some(0), "{}", out.dump());
-    assert!(out.stderr.contains("outputs do not fit task Classify"), "{}", out.dump());
+    assert!(
+        out.stderr.contains("outputs do not fit task Classify"),
+        "{}",
+        out.dump()
+    );
     assert!(!jsonl.exists());
     // Nothing was queued: the queue lists no job.
     let mut list: Vec<String> = vec!["jobs".into(), "list".into(), "--json".into()];
     list.push("--db".into());
-    list.push(format!("sqlite://{}?mode=rwc", dir.path().join("queue.db").display()));
+    list.push(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("queue.db").display()
+    ));
     let listed = fresco(&list);
     if listed.code == Some(0) {
-        assert!(!listed.stdout.contains("out.jsonl"), "a refused job was queued: {}", listed.stdout);
+        assert!(
+            !listed.stdout.contains("out.jsonl"),
+            "a refused job was queued: {}",
+            listed.stdout
+        );
     }
 }
 
@@ -489,7 +599,8 @@ fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, S
             match request.send_json(body.clone()) {
                 Err(ureq::Error::Status(status, response)) => {
                     let body: serde_json::Value = response.into_json().unwrap();
-                    let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
+                    let text =
+                        |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
                     (status, text("code"), text("message"))
                 }
                 other => panic!("the API took the job {body}: {other:?}"),
@@ -502,7 +613,9 @@ fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, S
 
 #[test]
 fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
-    let Some(models) = scoring_models() else { return };
+    let Some(models) = scoring_models() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 1);
     let classifier = models.join("efficientnet-lite0.onnx").display().to_string();
@@ -544,17 +657,31 @@ fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
             "give a .jsonl or .parquet output",
         ),
     ];
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("queue.db").display());
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("queue.db").display()
+    );
     let mut bodies = Vec::new();
     let mut messages = Vec::new();
     for (model, flags, scoring, output, words) in &cases {
-        let mut args = vec!["jobs", "submit", input.to_str().unwrap(), "-o", output, "--model", model];
+        let mut args = vec![
+            "jobs",
+            "submit",
+            input.to_str().unwrap(),
+            "-o",
+            output,
+            "--model",
+            model,
+        ];
         args.extend(flags.iter().copied());
         args.extend(["--db", &db]);
         let cli = fresco(&args);
         assert_ne!(cli.code, Some(0), "{flags:?}: {}", cli.dump());
         let message = cli_message(&cli);
-        assert!(message.contains(words), "{flags:?}: expected '{words}' in {message}");
+        assert!(
+            message.contains(words),
+            "{flags:?}: expected '{words}' in {message}"
+        );
         messages.push(message);
         bodies.push(serde_json::json!({
             "input": input.display().to_string(),
@@ -564,7 +691,9 @@ fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
             "scoring": scoring,
         }));
     }
-    for ((status, code, message), cli) in api_refusals(dir.path(), &bodies).into_iter().zip(&messages) {
+    for ((status, code, message), cli) in
+        api_refusals(dir.path(), &bodies).into_iter().zip(&messages)
+    {
         assert!((400..500).contains(&status), "{code}: {status}");
         assert_eq!(&message, cli, "{code}: the two entrances disagree");
     }

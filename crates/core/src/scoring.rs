@@ -126,14 +126,35 @@ mod tests {
     #[test]
     fn sampling_picks_every_nth_or_per_second() {
         let times: Vec<f64> = (0..60).map(|i| i as f64 / 25.0).collect();
-        let every = Sampling { every: Some(5), fps: None };
+        let every = Sampling {
+            every: Some(5),
+            fps: None,
+        };
         assert_eq!(every.pick(&times).len(), 12);
         assert_eq!(every.pick(&times)[..3], [0, 5, 10]);
-        let fps = Sampling { every: None, fps: Some(1.0) };
+        let fps = Sampling {
+            every: None,
+            fps: Some(1.0),
+        };
         assert_eq!(fps.pick(&times), vec![0, 25, 50]);
         assert_eq!(Sampling::default().pick(&times).len(), 60);
-        assert!(Sampling { every: Some(2), fps: Some(1.0) }.check().is_err());
-        assert!(Sampling { every: Some(0), fps: None }.check().is_err());
-        assert!(Sampling { every: None, fps: Some(0.0) }.check().is_err());
+        assert!(Sampling {
+            every: Some(2),
+            fps: Some(1.0)
+        }
+        .check()
+        .is_err());
+        assert!(Sampling {
+            every: Some(0),
+            fps: None
+        }
+        .check()
+        .is_err());
+        assert!(Sampling {
+            every: None,
+            fps: Some(0.0)
+        }
+        .check()
+        .is_err());
     }
 }

@@ -88,6 +88,9 @@ pub fn frame_seconds(plan: &JobPlan) -> Vec<f64> {
     plan.frame_pts.iter().map(|p| seconds(plan, *p)).collect()
 }
 
+/// What [`decode_sampled`] gives each frame to: its decode-order index and RGB24 bytes.
+pub type SampledFrame<'a> = dyn FnMut(u64, &[u8]) -> Result<(), RunError> + 'a;
+
 /// Decodes the frames of `picks` (decode-order indices, increasing, all in `range`), rotated
 /// upright and scaled to `width`x`height` RGB24 by ffmpeg, and gives each to `frame` with its
 /// index. Frames are counted from the start of the input (exact for any input); the decoder
@@ -98,7 +101,7 @@ pub fn decode_sampled(
     picks: &[u64],
     (width, height): (u32, u32),
     cancel: &Arc<AtomicBool>,
-    frame: &mut dyn FnMut(u64, &[u8]) -> Result<(), RunError>,
+    frame: &mut SampledFrame<'_>,
 ) -> Result<(), RunError> {
     if picks.is_empty() {
         return Ok(());
@@ -109,8 +112,9 @@ pub fn decode_sampled(
         format!("scale={width}:{height}:flags=bilinear"),
         "format=rgb24".to_string(),
     ];
-    let mut args: Vec<std::ffi::OsString> =
-        ["-nostdin", "-hide_banner", "-v", "error"].map(Into::into).to_vec();
+    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-hide_banner", "-v", "error"]
+        .map(Into::into)
+        .to_vec();
     args.extend(crate::hardware::hwaccel_args(video.hwaccel.as_deref()));
     args.extend(input_args(&video.input));
     let last = *picks.last().expect("not empty");
@@ -234,13 +238,19 @@ mod tests {
             "between(n\\,2\\,12)*not(mod(n-2\\,5))"
         );
         assert_eq!(select_expression(&[9]), "between(n\\,9\\,9)");
-        assert_eq!(select_expression(&[0, 25, 49]), "eq(n\\,0)+eq(n\\,25)+eq(n\\,49)");
+        assert_eq!(
+            select_expression(&[0, 25, 49]),
+            "eq(n\\,0)+eq(n\\,25)+eq(n\\,49)"
+        );
     }
 
     #[test]
     fn picks_are_cut_by_chunk() {
         let all = [0, 5, 10, 15, 20];
         assert_eq!(picks_in(&all, FrameRange { start: 5, end: 15 }), &[5, 10]);
-        assert_eq!(picks_in(&all, FrameRange { start: 21, end: 30 }), &[] as &[u64]);
+        assert_eq!(
+            picks_in(&all, FrameRange { start: 21, end: 30 }),
+            &[] as &[u64]
+        );
     }
 }

@@ -14,7 +14,6 @@ use crate::api::{
     TaskErrorView, TaskKindView, TaskStateView, TaskView,
 };
 use crate::auth::docs::SecurityDocs;
-use fresco_wire::ScoringRequest;
 use crate::auth::session::{self, SessionView};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::audit::{self, AuditEntryView, AuditPage};
@@ -24,6 +23,7 @@ use crate::routes::tokens::{self, CreateToken, CreatedToken, TokenList, TokenVie
 use crate::routes::uploads::{UploadGrant, UploadRequest, UploadedObject};
 use crate::routes::workers::{WorkerList, WorkerView};
 use crate::routes::{events, health, jobs, logs, uploads, workers};
+use fresco_wire::ScoringRequest;
 
 /// The API's description; add every new handler to `paths`.
 #[derive(OpenApi)]

@@ -46,8 +46,8 @@ use fresco_store::{absolute, ObjectInfo, ObjectUrl, StoreError};
 
 use fresco_wire::limits::{InputLimits, PathRules};
 use fresco_wire::submit::ModelRef;
-pub use fresco_wire::SubmitRequest;
 use fresco_wire::InputRejected;
+pub use fresco_wire::SubmitRequest;
 
 mod object_probe;
 
@@ -517,11 +517,14 @@ impl Submitter {
                 rules.check("scoring.model_card", &card.display().to_string())?;
             }
         }
-        ask.sampling.check().map_err(|message| Rejection::BadField {
-            code: "sampling",
-            message,
-        })?;
-        let bytes = std::fs::read(&path).map_err(|e| unusable("model-missing", format!("model {}: {e}", path.display())))?;
+        ask.sampling
+            .check()
+            .map_err(|message| Rejection::BadField {
+                code: "sampling",
+                message,
+            })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| unusable("model-missing", format!("model {}: {e}", path.display())))?;
         // The same static inspection as image models' (no external data, bounded size, nodes
         // and folded constants) before ONNX Runtime sees the bytes; only the image-to-image
         // interface is not asked for.
@@ -563,8 +566,9 @@ impl Submitter {
                     .clone()
                     .or_else(|| card.as_ref().and_then(|c| c.settings.labels.clone()))
                     .ok_or_else(|| Rejection::Internal("labels without a file".into()))?;
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| unusable("labels", format!("labels file {}: {e}", file.display())))?;
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    unusable("labels", format!("labels file {}: {e}", file.display()))
+                })?;
                 Some(PinnedText {
                     path: absolute(&file),
                     digest: resolved.digest.clone(),
@@ -574,8 +578,9 @@ impl Submitter {
         };
         let card = match (card, card_path) {
             (Some(card), Some(p)) => Some(PinnedText {
-                text: std::fs::read_to_string(&p)
-                    .map_err(|e| unusable("model-card", format!("model card {}: {e}", p.display())))?,
+                text: std::fs::read_to_string(&p).map_err(|e| {
+                    unusable("model-card", format!("model card {}: {e}", p.display()))
+                })?,
                 path: absolute(&p),
                 digest: card.digest,
             }),
@@ -641,9 +646,7 @@ fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>, Rejection>
         return Ok(None);
     };
     let file = |field: &str, text: &Option<String>| -> Result<Option<PathBuf>, Rejection> {
-        text.as_deref()
-            .map(|t| absolute_path(field, t))
-            .transpose()
+        text.as_deref().map(|t| absolute_path(field, t)).transpose()
     };
     Ok(Some(ScoringAsk {
         settings: ScoreSettings {
@@ -672,7 +675,10 @@ fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>, Rejection>
 
 /// A records output needs a records task; a video or image output refuses scoring flags.
 fn check_sink(records: bool, submission: &Submission, output: &Path) -> Result<(), Rejection> {
-    let given = submission.scoring.as_ref().is_some_and(ScoringAsk::is_given);
+    let given = submission
+        .scoring
+        .as_ref()
+        .is_some_and(ScoringAsk::is_given);
     if records && submission.output.contains("://") {
         return Err(Rejection::BadField {
             code: "records-output-object",
@@ -700,7 +706,9 @@ fn check_sink(records: bool, submission: &Submission, output: &Path) -> Result<(
 fn scoring_rejection(e: ScoreError) -> Rejection {
     match &e {
         ScoreError::Engine(
-            EngineError::Runtime(_) | EngineError::Device { .. } | EngineError::DeviceUnavailable(_),
+            EngineError::Runtime(_)
+            | EngineError::Device { .. }
+            | EngineError::DeviceUnavailable(_),
         ) => Rejection::Unavailable {
             code: "model-runtime-unavailable",
             detail: e.to_string(),
@@ -1069,7 +1077,10 @@ mod tests {
     fn scoring_flags_count_except_the_channel_order() {
         let mut ask = ScoringAsk::default();
         ask.settings.channel_order = Some("bgr".into());
-        assert!(!ask.is_given(), "--channel-order is an image model's flag too");
+        assert!(
+            !ask.is_given(),
+            "--channel-order is an image model's flag too"
+        );
         ask.sampling.every = Some(5);
         assert!(ask.is_given());
         let ask = ScoringAsk {
@@ -1157,21 +1168,28 @@ mod tests {
         };
         let kind = |job: &NewJob| JobSpec::from_json(&job.spec).unwrap().model.device_kind;
         let cpu_server = Submitter::default().allow_download(false);
-        let job = build(&cpu_server, &submit(Some("cuda"), None)).await.unwrap();
+        let job = build(&cpu_server, &submit(Some("cuda"), None))
+            .await
+            .unwrap();
         assert_eq!(
             (kind(&job), job.device_kind),
             (DeviceKind::Cuda, DeviceKind::Cuda)
         );
-        let job = build(&cpu_server, &submit(None, Some("auto"))).await.unwrap();
+        let job = build(&cpu_server, &submit(None, Some("auto")))
+            .await
+            .unwrap();
         assert_eq!(kind(&job), DeviceKind::Cpu);
         let spec = JobSpec::from_json(&job.spec).unwrap();
         assert_eq!(spec.options.hwaccel.as_deref(), Some("auto"));
         let cuda_server = cpu_server.clone().device(Device::Cuda(0));
-        let job = build(&cuda_server, &submit(None, Some("none"))).await
+        let job = build(&cuda_server, &submit(None, Some("none")))
+            .await
             .unwrap();
         assert_eq!(kind(&job), DeviceKind::Cuda);
         assert_eq!(JobSpec::from_json(&job.spec).unwrap().options.hwaccel, None);
-        let job = build(&cuda_server, &submit(Some("cpu"), None)).await.unwrap();
+        let job = build(&cuda_server, &submit(Some("cpu"), None))
+            .await
+            .unwrap();
         assert_eq!(kind(&job), DeviceKind::Cpu);
     }
 

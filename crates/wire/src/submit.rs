@@ -176,20 +176,34 @@ pub struct ScoringRequest {
 impl ScoringRequest {
     /// The bounds the schema states (the scoring plan checks the rest against the model).
     pub fn validate(&self) -> Result<(), InputRejected> {
-        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| {
-            match value {
-                Some(v) if !allowed.contains(&v.as_str()) => Err(field_error(
-                    field,
-                    &format!("expected one of {}, got {v:?}", allowed.join(", ")),
-                )),
-                _ => Ok(()),
-            }
+        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
+            Some(v) if !allowed.contains(&v.as_str()) => Err(field_error(
+                field,
+                &format!("expected one of {}, got {v:?}", allowed.join(", ")),
+            )),
+            _ => Ok(()),
         };
-        one_of("scoring.task", &self.task, &["classify", "detect", "tensors"])?;
-        one_of("scoring.detect_format", &self.detect_format, &["yolo", "yolov8", "ssd", "anchors"])?;
-        one_of("scoring.resize", &self.resize, &["stretch", "letterbox", "crop"])?;
+        one_of(
+            "scoring.task",
+            &self.task,
+            &["classify", "detect", "tensors"],
+        )?;
+        one_of(
+            "scoring.detect_format",
+            &self.detect_format,
+            &["yolo", "yolov8", "ssd", "anchors"],
+        )?;
+        one_of(
+            "scoring.resize",
+            &self.resize,
+            &["stretch", "letterbox", "crop"],
+        )?;
         one_of("scoring.layout", &self.layout, &["nchw", "nhwc"])?;
-        one_of("scoring.channel_order", &self.channel_order, &["rgb", "bgr"])?;
+        one_of(
+            "scoring.channel_order",
+            &self.channel_order,
+            &["rgb", "bgr"],
+        )?;
         if let Some(labels) = &self.labels {
             path_field("scoring.labels", labels)?;
         }
@@ -197,15 +211,24 @@ impl ScoringRequest {
             path_field("scoring.model_card", card)?;
         }
         if let Some(size) = &self.input_size {
-            let digits = |t: &str| (1..=5).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
-            let ok = size.split_once('x').is_some_and(|(w, h)| digits(w) && digits(h));
+            let digits =
+                |t: &str| (1..=5).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+            let ok = size
+                .split_once('x')
+                .is_some_and(|(w, h)| digits(w) && digits(h));
             if !ok {
-                return Err(field_error("scoring.input_size", "expected WxH (e.g. 224x224)"));
+                return Err(field_error(
+                    "scoring.input_size",
+                    "expected WxH (e.g. 224x224)",
+                ));
             }
         }
         bounded("scoring.top_k", self.top_k.map(|k| k as u64), 1, 100_000)?;
         bounded("scoring.every", self.every, 1, 1_000_000_000)?;
-        for (field, value) in [("scoring.min_score", self.min_score), ("scoring.nms_iou", self.nms_iou)] {
+        for (field, value) in [
+            ("scoring.min_score", self.min_score),
+            ("scoring.nms_iou", self.nms_iou),
+        ] {
             if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 return Err(field_error(field, "must be between 0 and 1"));
             }

@@ -13,7 +13,9 @@ use fresco_infer::EngineOptions;
 use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_records};
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_queue::LeaseStatus;
-use fresco_score::{join_parts, write_part, Frame, ModelCard, RecordFormat, Scorer, Task as ScoreTask};
+use fresco_score::{
+    join_parts, write_part, Frame, ModelCard, RecordFormat, Scorer, Task as ScoreTask,
+};
 
 use super::{job_plan, Task, TaskContext};
 use crate::spec::JobSpec;
@@ -146,7 +148,9 @@ pub(super) fn ensure_scorer<'m>(
         .map_err(|e| model_failure(e.to_string()))?;
         if let (Some(pinned), Some(found)) = (&scoring.labels, &scorer.plan().labels) {
             if pinned.digest != found.digest {
-                return Err(model_failure("the job's labels changed while loading".into()));
+                return Err(model_failure(
+                    "the job's labels changed while loading".into(),
+                ));
             }
         }
         *slot = Some(LoadedScorer {
@@ -171,14 +175,21 @@ pub(super) fn plan(
             FailureClass::Output,
         ));
     }
-    scoring(spec)?.sampling.check().map_err(|e| {
-        TaskFailure::permanent(e, FailureClass::BadInput)
-    })?;
+    scoring(spec)?
+        .sampling
+        .check()
+        .map_err(|e| TaskFailure::permanent(e, FailureClass::BadInput))?;
     // The model is loaded first: one that cannot be scored fails the job before any chunk.
     ensure_scorer(ctx, spec, slot)?;
     let input = remote::local_input(ctx, job, spec)?;
-    let plan = plan_records(&ctx.tools, &input, &spec.output, &spec.options, spec.chunk_frames)
-        .map_err(TaskFailure::from_run)?;
+    let plan = plan_records(
+        &ctx.tools,
+        &input,
+        &spec.output,
+        &spec.options,
+        spec.chunk_frames,
+    )
+    .map_err(TaskFailure::from_run)?;
     let mut plan = plan;
     remote::record_locations(&mut plan, spec);
     Ok(TaskOutput::Planned {
@@ -305,11 +316,9 @@ pub(super) fn score(
         return Err(TaskFailure::permanent(e.to_string(), FailureClass::Model));
     }
     decoded.map_err(|e| match e {
-            RunError::Decode { .. } => {
-                TaskFailure::retryable(e.to_string(), FailureClass::BadInput)
-            }
-            other => TaskFailure::from_run(other),
-        })?;
+        RunError::Decode { .. } => TaskFailure::retryable(e.to_string(), FailureClass::BadInput),
+        other => TaskFailure::from_run(other),
+    })?;
     if rows.len() != picks.len() {
         return Err(TaskFailure::retryable(
             format!(
