@@ -174,6 +174,7 @@ fn scaling(
             chatty: false,
             device: args.model.device,
             threads: Some(1),
+            scoring: None,
             batch: 1,
         };
         let job = VideoJob {

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fresco_core::{JobSpec, ModelPin};
 use fresco_core::{JobState, RetryBudgets, TaskState};
 use fresco_pipeline::{FailureClass, JobPlan, VideoOptions};
 use fresco_queue::{ClaimFilter, Queue, Submitted};
-use fresco_core::{JobSpec, ModelPin};
 use fresco_store::absolute;
 use fresco_submit::{Built, ModelSource, Submission};
 use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig, WorkerEvent};
@@ -39,6 +39,9 @@ pub struct EmbeddedOptions {
     pub threads: Option<usize>,
     /// Frames per inference call.
     pub batch: usize,
+    /// The scoring flags of a records run (or flags given with a video output, which the
+    /// submission's checks refuse).
+    pub scoring: Option<fresco_submit::ScoringAsk>,
 }
 
 /// What a finished video run did (the `--json` report's entry).
@@ -58,6 +61,9 @@ pub struct VideoOutcome {
     pub height: u32,
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
+    /// Records outputs (`.jsonl`/`.parquet`): the rows written (one per sampled frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// Progress shared between the workers' events and the display.
@@ -128,6 +134,7 @@ async fn run_videos_async(
             chunk_frames: opts.chunk_frames,
             priority: 0,
             budgets: RetryBudgets::default(),
+            scoring: opts.scoring.clone(),
         };
         let checks = submitter.clone();
         let built = tokio::task::spawn_blocking(move || checks.build(&submission))
@@ -414,6 +421,8 @@ async fn outcome(
             .as_ref()
             .map(|p| p.video.notes.clone())
             .unwrap_or_default(),
+        rows: fresco_score::RecordFormat::from_path(&job.output)
+            .and_then(|_| fresco_score::count_rows(&job.output).ok()),
         warnings: plan.map(|p| p.warnings).unwrap_or_default(),
     };
     Ok(outcome)

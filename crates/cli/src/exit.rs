@@ -73,7 +73,10 @@ impl From<fresco_submit::Rejection> for Failure {
         use fresco_submit::Rejection;
         let code = match refused.code() {
             "input-missing" => INPUT_MISSING,
-            "output-exists" | "output-unwritable" | "same-file" | "stream-not-supported"
+            "output-exists"
+            | "output-unwritable"
+            | "same-file"
+            | "stream-not-supported"
             | "encoder-unusable" => OUTPUT,
             "precision-needs-cuda" | "path-not-absolute" | "invalid-field" | "bad-precision" => {
                 BAD_ARGUMENTS

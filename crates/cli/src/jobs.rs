@@ -45,6 +45,8 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    pub scoring: crate::scoring_args::ScoringArgs,
+    #[command(flatten)]
     pub video: VideoArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
@@ -157,6 +159,12 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             // Sent only when asked for, so that servers without the field still take fp32 jobs.
             body["precision"] = args.model.precision.to_string().into();
         }
+        if let Some(scoring) = args
+            .scoring
+            .to_json(args.model.channel_order, |p| PathBuf::from(place(p)))
+        {
+            body["scoring"] = scoring;
+        }
         if args.model.device != fresco_core::Device::Cpu {
             // Likewise: without it the server pins the job for its own --device.
             body["device"] = "cuda".into();
@@ -198,6 +206,10 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             max_attempts: args.max_attempts,
             max_expiries: args.max_expiries,
         },
+        scoring: Some(
+            args.scoring
+                .ask(args.model.channel_order, |p| PathBuf::from(place(p))),
+        ),
     };
     let submitter = Submitter::new(fresco_infer::registry::Registry::from_env())
         .allow_download(!args.model.no_download)
@@ -207,10 +219,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
             .await
             .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
         let queue = args.queue.open().await?;
-        let submitted = queue
-            .submit(built.job)
-            .await
-            .map_err(queue_failure)?;
+        let submitted = queue.submit(built.job).await.map_err(queue_failure)?;
         let record = queue
             .job(submitted.id())
             .await

@@ -17,6 +17,7 @@ mod model_trial_cmd;
 mod models;
 mod queue_args;
 mod run;
+mod scoring_args;
 mod security_args;
 mod serve;
 mod serve_auth;

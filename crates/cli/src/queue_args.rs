@@ -35,7 +35,9 @@ impl QueueArgs {
         self.db
             .clone()
             .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| crate::worker_cmd::default_db_url(&crate::worker_cmd::default_state_dir()))
+            .unwrap_or_else(|| {
+                crate::worker_cmd::default_db_url(&crate::worker_cmd::default_state_dir())
+            })
     }
 
     pub fn work_dir(&self) -> PathBuf {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
+use fresco_core::ModelPin;
 use fresco_core::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice, StreamKind};
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
 use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
-use fresco_core::ModelPin;
+use fresco_store::absolute;
 use fresco_worker::StopSignal;
 use serde::Serialize;
 
@@ -31,6 +32,8 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
+    #[command(flatten)]
+    pub scoring: crate::scoring_args::ScoringArgs,
     #[command(flatten)]
     pub video: VideoArgs,
     #[command(flatten)]
@@ -256,8 +259,39 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             ));
         }
     }
+    // A .jsonl/.parquet output scores the model into records: its plan is resolved by the
+    // submission's checks (fresco_submit), not by loading it as an image model here.
+    let records = jobs
+        .iter()
+        .any(|job| fresco_score::RecordFormat::from_path(&job.output).is_some());
+    let scoring = args.scoring.ask(args.model.channel_order, absolute);
+    if records {
+        if let Some(job) = jobs.iter().find(|job| is_image_path(&job.input)) {
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                format!(
+                    "{}: scoring images into records is not supported yet; give a video",
+                    job.input.display()
+                ),
+            ));
+        }
+    }
+    if !records && scoring.is_given() {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            format!(
+                "output {}: scoring options (--task, --labels, --model-card, --every, --fps, \
+                 ...) write records: give a .jsonl or .parquet output",
+                jobs[0].output.display()
+            ),
+        ));
+    }
     let started = Instant::now();
-    let mut model = args.model.load_tried(&args.model_trial.trial()?)?;
+    let mut model = if records {
+        records_model(&args)?
+    } else {
+        args.model.load_tried(&args.model_trial.trial()?)?.into()
+    };
     let engine_label = engine_label(args.model.device);
     let chatty = !args.quiet;
     if chatty {
@@ -313,8 +347,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             return Err(Failure::new(exit::CANCELED, "interrupted"));
         }
         if is_image_path(&job.input) {
+            if scoring.is_given() {
+                let message = format!(
+                    "output {}: scoring options (--task, --labels, --model-card, --every, \
+                     --fps, ...) write records: give a .jsonl or .parquet output",
+                    job.output.display()
+                );
+                record(
+                    Err(Failure::new(exit::BAD_INPUT, message)),
+                    slot,
+                    &mut outputs,
+                )?;
+                continue;
+            }
             let result = style_image_file(
-                &mut model.engine,
+                model.engine.as_mut().expect("an image model is loaded"),
                 &job.input,
                 &job.output,
                 args.video.overwrite,
@@ -358,9 +405,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             device: args.model.device,
             threads: args.model.threads,
             batch: args.batch,
+            scoring: (records || scoring.is_given()).then(|| scoring.clone()),
         };
         // The workers load their own sessions; this one is not needed any more.
-        drop(model.engine);
+        drop(model.engine.take());
         let results = run_videos(&video_jobs, pin, options, &embedded, stop)?;
         for (slot, result) in runnable.into_iter().zip(results) {
             let result = result.map(|outcome| {
@@ -421,6 +469,51 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         )),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The model as `fresco run` reports it; the image engine only where images are styled here.
+struct RunModel {
+    engine: Option<fresco_infer::Engine>,
+    name: String,
+    source: String,
+    digest: String,
+}
+
+impl From<LoadedModel> for RunModel {
+    fn from(m: LoadedModel) -> Self {
+        RunModel {
+            engine: Some(m.engine),
+            name: m.name,
+            source: m.source,
+            digest: m.digest,
+        }
+    }
+}
+
+/// A records run's model file, read for its digest (the submission's checks load it).
+fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
+    use sha2::Digest;
+    let Some(path) = &args.model.model else {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            "a .jsonl or .parquet output scores a model file (--model / \"model\"), not a style",
+        ));
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("model {}: cannot read it: {e}", path.display()),
+        )
+    })?;
+    Ok(RunModel {
+        engine: None,
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        source: absolute(path).display().to_string(),
+        digest: hex::encode(sha2::Sha256::digest(&bytes)),
+    })
 }
 
 /// Pairs each input with its output: one file to a file, or many (or a folder) into a folder.

@@ -495,7 +495,11 @@ fn webm_refusals_come_before_any_scoring_in_a_pool() {
         let out = queue.try_submit(&input, output, &vintage, extra);
         assert_ne!(out.code, Some(0), "{}", out.dump());
         for word in words {
-            assert!(out.stderr.contains(word), "{word:?} not said: {}", out.dump());
+            assert!(
+                out.stderr.contains(word),
+                "{word:?} not said: {}",
+                out.dump()
+            );
         }
         assert!(out.stdout.trim().is_empty(), "no job id: {}", out.dump());
         assert!(!output.exists());
@@ -506,7 +510,11 @@ fn webm_refusals_come_before_any_scoring_in_a_pool() {
         &["cannot hold video from the encoder libx264"],
     );
     let mkv = dir.path().join("phone.mkv");
-    refused(&mkv, &["--codec", "libnosuchcodec"], &["no encoder 'libnosuchcodec'"]);
+    refused(
+        &mkv,
+        &["--codec", "libnosuchcodec"],
+        &["no encoder 'libnosuchcodec'"],
+    );
     let listed = run_with_timeout(
         fresco_cmd()
             .args([s("jobs"), s("list"), s("--json")])
@@ -515,7 +523,11 @@ fn webm_refusals_come_before_any_scoring_in_a_pool() {
     )
     .ok()
     .json();
-    assert_eq!(listed.as_array().map(Vec::len), Some(0), "nothing queued: {listed}");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "nothing queued: {listed}"
+    );
     assert_nothing_scored(&log);
 }
 

@@ -132,7 +132,11 @@ fn the_cli_and_the_api_refuse_the_same_inputs_in_the_same_words() {
         let (status, api_code, api_message) = api.refuse(body);
         assert!((400..500).contains(&status), "{code}: {status}");
         assert_eq!(api_code, code);
-        assert_eq!(cli_message(&cli), api_message, "{code}: the two entrances disagree");
+        assert_eq!(
+            cli_message(&cli),
+            api_message,
+            "{code}: the two entrances disagree"
+        );
     }
     // Nothing was queued by either.
     let listed = fresco([&[s("jobs"), s("list"), s("--json")][..], &queue.args()].concat());

@@ -4,6 +4,7 @@
 
 pub mod job;
 pub mod limits;
+pub mod scoring;
 pub mod settings;
 pub mod spec;
 pub mod telemetry;

@@ -63,6 +63,10 @@ pub struct JobSpec {
     pub options: VideoOptions,
     /// Frames per chunk; `None`: sized from a calibration at plan time.
     pub chunk_frames: Option<u64>,
+    /// A records job (`.jsonl`/`.parquet` output): how frames are sampled and scored. Left out
+    /// of the JSON when `None`, so that video jobs' specs and identities stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<crate::scoring::ScoringSpec>,
 }
 
 impl JobSpec {
@@ -80,6 +84,10 @@ impl JobSpec {
         hasher.update(serde_json::to_vec(&self.chunk_frames).expect("serialises"));
         hasher.update(b"\0");
         hasher.update(self.output.to_string_lossy().as_bytes());
+        if let Some(scoring) = &self.scoring {
+            hasher.update(b"\0");
+            hasher.update(serde_json::to_vec(scoring).expect("scoring serialises"));
+        }
         hex::encode(hasher.finalize())
     }
 

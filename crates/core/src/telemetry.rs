@@ -12,6 +12,8 @@ pub const CHUNKS_RETRIED: &str = "fresco_chunks_retried_total";
 pub const FRAMES_SCORED: &str = "fresco_frames_scored_total";
 pub const INFERENCE_SECONDS: &str = "fresco_inference_seconds";
 pub const PREVIEWS_SAVED: &str = "fresco_previews_saved_total";
+/// Rows of records jobs (`.jsonl`/`.parquet` outputs) written by scored chunks.
+pub const RECORD_ROWS_WRITTEN: &str = "fresco_record_rows_written_total";
 
 /// Bucket bounds of [`INFERENCE_SECONDS`] (model time per frame): from a small model on a GPU
 /// to a large frame on a slow CPU.
@@ -45,6 +47,10 @@ pub fn describe() {
         "Model time per frame, by model and device (each chunk adds its mean once per frame)."
     );
     describe_counter!(PREVIEWS_SAVED, "Before/after previews saved for jobs.");
+    describe_counter!(
+        RECORD_ROWS_WRITTEN,
+        "Rows of records jobs written by scored chunks (one per sampled frame)."
+    );
 }
 
 /// Every family of [`describe`], at zero, for each label set this process can report on a
@@ -59,6 +65,7 @@ pub fn zero_families<'a>(device: DeviceKind, models: impl IntoIterator<Item = &'
         CHUNKS_FAILED,
         CHUNKS_RETRIED,
         PREVIEWS_SAVED,
+        RECORD_ROWS_WRITTEN,
     ] {
         metrics::counter!(name).increment(0);
     }

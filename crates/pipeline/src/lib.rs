@@ -12,6 +12,7 @@ pub mod model;
 pub mod output;
 pub mod pix_fmt;
 pub mod plan;
+pub mod records;
 pub mod sizing;
 pub mod video;
 

@@ -187,7 +187,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn probe_error(input: &Path, e: ProbeError) -> RunError {
+pub(crate) fn probe_error(input: &Path, e: ProbeError) -> RunError {
     match e {
         ProbeError::NotMedia { reason, .. } => RunError::NotMedia {
             path: input.to_path_buf(),

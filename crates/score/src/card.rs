@@ -19,52 +19,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// Every key of a card; the CLI's scoring flags fill the same struct. `None`: not given.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoreSettings {
-    /// `classify`, `detect` or `tensors`.
-    pub task: Option<String>,
-    /// `WxH`.
-    pub input_size: Option<String>,
-    /// `stretch`, `letterbox` or `crop`.
-    pub resize: Option<String>,
-    /// `crop` only: the input size as a fraction of the scaled short side (default 0.875).
-    pub crop_fraction: Option<f32>,
-    /// The letterbox's grey, 0..255 (default 127).
-    pub fill: Option<u8>,
-    /// Per channel (R, G, B), subtracted from 0..255 pixel values.
-    pub mean: Option<[f32; 3]>,
-    /// Per channel (R, G, B), dividing after the mean.
-    pub std: Option<[f32; 3]>,
-    /// `nchw` or `nhwc`.
-    pub layout: Option<String>,
-    /// `rgb` or `bgr`.
-    pub channel_order: Option<String>,
-    /// A labels file: one label per line (see [`Labels`]).
-    pub labels: Option<PathBuf>,
-    /// The outputs to read, by name (the decoder's default otherwise).
-    pub outputs: Option<Vec<String>>,
-    /// `detect` only: `yolo`, `yolov8`, `ssd` or `anchors`.
-    pub detect_format: Option<String>,
-    /// `detect` only: boxes scoring less are dropped (default 0.25).
-    pub min_score: Option<f32>,
-    /// `detect` only: per-class non-maximum suppression threshold (default 0.45).
-    pub nms_iou: Option<f32>,
-    /// `classify`: classes kept per frame (default 5); `detect`: boxes kept (default all).
-    pub top_k: Option<usize>,
-    /// `detect_format = "anchors"` (BlazeFace-like models): the anchor grids in output order.
-    pub anchors: Option<Vec<AnchorGrid>>,
-}
-
-/// One grid of anchors, for single-shot detectors that output offsets from anchor centres
-/// (BlazeFace): `size x size` cells, `per_cell` anchors each, centres at `(x+0.5)/size`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnchorGrid {
-    pub size: u32,
-    pub per_cell: u32,
-}
+pub use fresco_core::scoring::{AnchorGrid, ScoreSettings};
 
 /// Why a card or labels file could not be used.
 #[derive(Debug, thiserror::Error)]

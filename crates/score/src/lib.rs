@@ -23,7 +23,8 @@ pub use detect::{DetectFormat, DetectSpec};
 pub use parquet_out::schema as parquet_schema;
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{
-    join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat, Scores, Tensor,
+    count_rows, join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat,
+    Scores, Tensor,
 };
 pub use resolve::{resolve, Decoder, PlanError, ScoringPlan};
 pub use scorer::{Frame, ScoreError, Scorer};

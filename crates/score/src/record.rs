@@ -167,3 +167,25 @@ pub fn join_parts<W: std::io::Write + Send>(
     };
     Ok(rows)
 }
+
+/// The rows of a records file: its lines (JSONL) or its footer's row count (Parquet).
+pub fn count_rows(path: &std::path::Path) -> Result<u64, RecordError> {
+    let read = |e: std::io::Error| RecordError::Write(format!("{}: {e}", path.display()));
+    match RecordFormat::from_path(path) {
+        Some(RecordFormat::Jsonl) => {
+            let text = std::fs::read(path).map_err(read)?;
+            Ok(text.iter().filter(|b| **b == b'\n').count() as u64)
+        }
+        Some(RecordFormat::Parquet) => {
+            use parquet::file::reader::FileReader;
+            let file = std::fs::File::open(path).map_err(read)?;
+            let reader = parquet::file::reader::SerializedFileReader::new(file)
+                .map_err(|e| RecordError::Write(format!("{}: {e}", path.display())))?;
+            Ok(reader.metadata().file_metadata().num_rows() as u64)
+        }
+        None => Err(RecordError::Write(format!(
+            "{}: not a records file",
+            path.display()
+        ))),
+    }
+}

@@ -37,6 +37,7 @@ pub const WORKER_FAMILIES: &[&str] = &[
     telemetry::FRAMES_SCORED,
     telemetry::INFERENCE_SECONDS,
     telemetry::PREVIEWS_SAVED,
+    telemetry::RECORD_ROWS_WRITTEN,
     fresco_store::READ_BYTES,
     fresco_store::WRITTEN_BYTES,
     LEASE_EXPIRIES,
@@ -133,7 +134,9 @@ fn describe() {
 /// --metrics-listen` and `fresco serve` call once the recorder is installed, with the device
 /// their workers run on.
 pub fn zero_worker_families(device: fresco_core::Device) {
-    let styles = fresco_infer::registry::builtin_styles().iter().map(|s| s.name);
+    let styles = fresco_infer::registry::builtin_styles()
+        .iter()
+        .map(|s| s.name);
     telemetry::zero_families(device.kind(), styles);
     fresco_store::zero_metrics();
     metrics::counter!(LEASE_EXPIRIES).increment(0);

@@ -30,11 +30,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use fresco_media::probe::{probe, ProbeError, ProbeReport};
 use fresco_core::VideoOptions;
+use fresco_media::probe::{probe, ProbeError, ProbeReport};
 use fresco_pipeline::RunError;
-use fresco_store::{ObjectInfo, Store};
 use fresco_store::ObjectUrl;
+use fresco_store::{ObjectInfo, Store};
 
 use super::{block_on, run_rejection, store_rejection, Rejection, Submitter, PROBE_TIMEOUT};
 

@@ -112,6 +112,132 @@ pub struct SubmitRequest {
         example = "https://example.com/hooks/fresco"
     )]
     pub callback_url: Option<String>,
+    /// For a `.jsonl` or `.parquet` output: how the model's frames are sampled and scored (the
+    /// same keys as `fresco run`'s scoring flags). Refused with a video or image output.
+    pub scoring: Option<ScoringRequest>,
+}
+
+/// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from
+/// the model card (`model_card`, or the `.toml` beside the model) or the model itself.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringRequest {
+    /// classify, detect or tensors.
+    #[schema(pattern = r"^(classify|detect|tensors)$", example = "classify")]
+    pub task: Option<String>,
+    /// A labels file (one label per line): an absolute path on the server's machine.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
+    pub labels: Option<String>,
+    /// A model card (TOML): an absolute path on the server's machine.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
+    pub model_card: Option<String>,
+    /// classify: classes kept per frame (default 5); detect: boxes kept (default all).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub top_k: Option<usize>,
+    /// detect: boxes scoring less are dropped (default 0.25).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub min_score: Option<f32>,
+    /// detect: non-maximum suppression threshold (default 0.45).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub nms_iou: Option<f32>,
+    /// detect: yolo, yolov8, ssd or anchors.
+    #[schema(pattern = r"^(yolo|yolov8|ssd|anchors)$")]
+    pub detect_format: Option<String>,
+    /// The model's input size, WxH.
+    #[schema(pattern = r"^[0-9]{1,5}x[0-9]{1,5}$", example = "224x224")]
+    pub input_size: Option<String>,
+    /// stretch, letterbox or crop.
+    #[schema(pattern = r"^(stretch|letterbox|crop)$")]
+    pub resize: Option<String>,
+    /// Per channel (R, G, B), subtracted from 0..255 pixel values.
+    #[schema(min_items = 3, max_items = 3)]
+    pub mean: Option<[f32; 3]>,
+    /// Per channel (R, G, B), dividing after the mean.
+    #[schema(min_items = 3, max_items = 3)]
+    pub std: Option<[f32; 3]>,
+    /// nchw or nhwc.
+    #[schema(pattern = r"^(nchw|nhwc)$")]
+    pub layout: Option<String>,
+    /// rgb or bgr.
+    #[schema(pattern = r"^(rgb|bgr)$")]
+    pub channel_order: Option<String>,
+    /// The outputs to read, by name.
+    pub outputs: Option<Vec<String>>,
+    /// Score every N-th frame of the decode order.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub every: Option<u64>,
+    /// Score this many frames a second.
+    #[schema(exclusive_minimum = 0.0)]
+    pub fps: Option<f64>,
+}
+
+impl ScoringRequest {
+    /// The bounds the schema states (the scoring plan checks the rest against the model).
+    pub fn validate(&self) -> Result<(), InputRejected> {
+        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
+            Some(v) if !allowed.contains(&v.as_str()) => Err(field_error(
+                field,
+                &format!("expected one of {}, got {v:?}", allowed.join(", ")),
+            )),
+            _ => Ok(()),
+        };
+        one_of(
+            "scoring.task",
+            &self.task,
+            &["classify", "detect", "tensors"],
+        )?;
+        one_of(
+            "scoring.detect_format",
+            &self.detect_format,
+            &["yolo", "yolov8", "ssd", "anchors"],
+        )?;
+        one_of(
+            "scoring.resize",
+            &self.resize,
+            &["stretch", "letterbox", "crop"],
+        )?;
+        one_of("scoring.layout", &self.layout, &["nchw", "nhwc"])?;
+        one_of(
+            "scoring.channel_order",
+            &self.channel_order,
+            &["rgb", "bgr"],
+        )?;
+        if let Some(labels) = &self.labels {
+            path_field("scoring.labels", labels)?;
+        }
+        if let Some(card) = &self.model_card {
+            path_field("scoring.model_card", card)?;
+        }
+        if let Some(size) = &self.input_size {
+            let digits =
+                |t: &str| (1..=5).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+            let ok = size
+                .split_once('x')
+                .is_some_and(|(w, h)| digits(w) && digits(h));
+            if !ok {
+                return Err(field_error(
+                    "scoring.input_size",
+                    "expected WxH (e.g. 224x224)",
+                ));
+            }
+        }
+        bounded("scoring.top_k", self.top_k.map(|k| k as u64), 1, 100_000)?;
+        bounded("scoring.every", self.every, 1, 1_000_000_000)?;
+        for (field, value) in [
+            ("scoring.min_score", self.min_score),
+            ("scoring.nms_iou", self.nms_iou),
+        ] {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                return Err(field_error(field, "must be between 0 and 1"));
+            }
+        }
+        if self.fps.is_some_and(|f| f <= 0.0 || !f.is_finite()) {
+            return Err(field_error("scoring.fps", "must be a positive number"));
+        }
+        Ok(())
+    }
 }
 
 /// Integers as JSON Schema defines them: any number without a fractional part, so `5.0` is the
@@ -223,6 +349,9 @@ impl SubmitRequest {
         }
         if let Some(url) = &self.callback_url {
             callback_url(url)?;
+        }
+        if let Some(scoring) = &self.scoring {
+            scoring.validate()?;
         }
         Ok(())
     }

@@ -199,8 +199,21 @@ async fn a_job_is_planned_scored_and_assembled() {
     assert_eq!((summary.chunks_scored, summary.frames_scored), (2, FRAMES));
     assert_eq!((summary.tasks_failed, summary.tasks_released), (0, 0));
     let events = h.events();
-    assert!(matches!(events.first(), Some(WorkerEvent::Claimed { kind: TaskKind::Plan, .. })));
-    assert!(events.iter().any(|e| matches!(e, WorkerEvent::Planned { chunks: 2, frames: FRAMES, .. })));
+    assert!(matches!(
+        events.first(),
+        Some(WorkerEvent::Claimed {
+            kind: TaskKind::Plan,
+            ..
+        })
+    ));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        WorkerEvent::Planned {
+            chunks: 2,
+            frames: FRAMES,
+            ..
+        }
+    )));
     let done = events
         .iter()
         .filter(|e| matches!(e, WorkerEvent::ChunkDone { .. }))
@@ -208,7 +221,10 @@ async fn a_job_is_planned_scored_and_assembled() {
     assert_eq!(done, 2);
     assert!(matches!(events.last(), Some(WorkerEvent::Succeeded { .. })));
     let log = h.log(&job).await;
-    assert!(logged(&log, "planned: 20 frames of 64x64 in 2 chunks"), "{log:?}");
+    assert!(
+        logged(&log, "planned: 20 frames of 64x64 in 2 chunks"),
+        "{log:?}"
+    );
     assert!(logged(&log, "scored chunk 1 (10 frames"), "{log:?}");
     assert!(logged(&log, "assembled and published out.mp4"), "{log:?}");
 }
@@ -241,7 +257,10 @@ async fn a_failed_chunk_is_retried_and_the_job_succeeds() {
     });
     assert!(retried);
     let log = h.log(&job).await;
-    assert!(logged(&log, "score chunk 1 failed (attempt 1): the disk hiccuped"), "{log:?}");
+    assert!(
+        logged(&log, "score chunk 1 failed (attempt 1): the disk hiccuped"),
+        "{log:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,9 +291,14 @@ async fn a_chunk_that_always_fails_fails_the_job_once_its_attempts_are_spent() {
         .iter()
         .filter(|e| matches!(e, WorkerEvent::Retrying { chunk: 0, .. }))
         .count();
-    assert_eq!(retries, 2, "attempts 1 and 2 retried, the third fails the job");
-    assert!(events.iter().any(|e| matches!(e,
-        WorkerEvent::Failed { error, class: FailureClass::Processing, .. } if error == "poisoned")));
+    assert_eq!(
+        retries, 2,
+        "attempts 1 and 2 retried, the third fails the job"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e,
+        WorkerEvent::Failed { error, class: FailureClass::Processing, .. } if error == "poisoned"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,9 +319,20 @@ async fn a_permanent_failure_fails_the_job_at_once() {
     assert_eq!(h.state(&job).await, JobState::Failed);
     assert_eq!(summary.tasks_failed, 1);
     let log = h.log(&job).await;
-    assert!(logged(&log, "plan chunk 0 failed (attempt 1, not retryable): not a video"), "{log:?}");
-    assert!(h.events().iter().any(|e| matches!(e,
-        WorkerEvent::Failed { class: FailureClass::BadInput, .. })));
+    assert!(
+        logged(
+            &log,
+            "plan chunk 0 failed (attempt 1, not retryable): not a video"
+        ),
+        "{log:?}"
+    );
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        WorkerEvent::Failed {
+            class: FailureClass::BadInput,
+            ..
+        }
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +353,10 @@ async fn a_stalled_chunk_is_stopped_and_counted_as_a_failed_attempt() {
     let summary = h.run(stages).await;
 
     assert_eq!(h.state(&job).await, JobState::Succeeded);
-    assert_eq!(summary.tasks_released, 0, "a stall is a failure, not a release");
+    assert_eq!(
+        summary.tasks_released, 0,
+        "a stall is a failure, not a release"
+    );
     let chunk0 = &h.score_tasks(&job).await[0];
     assert_eq!(chunk0.attempts, 1);
     let log = h.log(&job).await;
@@ -393,14 +431,22 @@ async fn a_lost_lease_stops_the_task_and_discards_its_result() {
 
     assert_eq!(h.state(&job).await, JobState::Canceled);
     assert_eq!(
-        (summary.tasks_failed, summary.tasks_released, summary.chunks_scored),
+        (
+            summary.tasks_failed,
+            summary.tasks_released,
+            summary.chunks_scored
+        ),
         (0, 0, 0),
         "a lost lease is neither a failure nor a release"
     );
     assert_eq!(h.score_tasks(&job).await[0].attempts, 0);
     let events = h.events();
-    assert!(events.iter().any(|e| matches!(e, WorkerEvent::ChunkAbandoned { chunk: 0, .. })));
-    assert!(!events.iter().any(|e| matches!(e, WorkerEvent::ChunkDone { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, WorkerEvent::ChunkAbandoned { chunk: 0, .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, WorkerEvent::ChunkDone { .. })));
     let log = h.log(&job).await;
     assert!(logged(&log, "score chunk 0: lease lost"), "{log:?}");
 }
@@ -422,10 +468,17 @@ async fn a_task_that_outlasts_the_grace_period_is_released_uncounted() {
 
     assert_eq!(summary.tasks_released, 1);
     assert_eq!(summary.tasks_failed, 0);
-    assert_eq!(h.state(&job).await, JobState::Running, "the job waits for another worker");
+    assert_eq!(
+        h.state(&job).await,
+        JobState::Running,
+        "the job waits for another worker"
+    );
     let chunk0 = &h.score_tasks(&job).await[0];
     assert_eq!((chunk0.state, chunk0.attempts), (TaskState::Pending, 0));
-    assert!(h.events().iter().any(|e| matches!(e, WorkerEvent::ChunkAbandoned { chunk: 0, .. })));
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, WorkerEvent::ChunkAbandoned { chunk: 0, .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

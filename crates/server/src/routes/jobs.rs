@@ -246,12 +246,8 @@ pub async fn cancel_job(
         crate::routes::audit::record(&state, &principal.name, "cancel", &id, None).await;
     }
     // Workers sweep a canceled job's folder too; removing it now frees the disk sooner.
-    fresco_store::system::remove_job_files(
-        state.work_dir.as_deref(),
-        state.system.as_ref(),
-        &id,
-    )
-    .await;
+    fresco_store::system::remove_job_files(state.work_dir.as_deref(), state.system.as_ref(), &id)
+        .await;
     let after = state
         .queue
         .job(&id)

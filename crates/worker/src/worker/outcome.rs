@@ -269,7 +269,10 @@ impl Worker {
             TaskOutput::Scored { .. } => self.queue.complete_chunk(lease).await,
             TaskOutput::Assembled { .. } => self.queue.complete_job(lease).await,
         };
-        let what = format!("{} chunk {} of job {}", lease.kind, lease.chunk, lease.job_id);
+        let what = format!(
+            "{} chunk {} of job {}",
+            lease.kind, lease.chunk, lease.job_id
+        );
         match status {
             Ok(LeaseStatus::Held) => {}
             Ok(LeaseStatus::Lost) => {

@@ -486,10 +486,11 @@ mod tests {
             let scratch = Arc::clone(&scratch);
             let object = url(name).unwrap();
             runtime
-                .block_on(
-                    runtime
-                        .spawn_blocking(move || scratch.input(job, &object).map_err(|f| f.message().to_string())),
-                )
+                .block_on(runtime.spawn_blocking(move || {
+                    scratch
+                        .input(job, &object)
+                        .map_err(|f| f.message().to_string())
+                }))
                 .unwrap()
         };
         let a = fetch("job-a", "a.mp4").unwrap();

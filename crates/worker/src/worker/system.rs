@@ -24,8 +24,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use fresco_pipeline::FailureClass;
 use fresco_queue::Queue;
 // The layout itself is the store's, so that the server removes a canceled job's files alike.
-pub use fresco_store::system::{chunk_key, log_key, remove_chunks, remove_job_files};
 use fresco_store::system::chunk_file_name;
+pub use fresco_store::system::{chunk_key, log_key, remove_chunks, remove_job_files};
 use fresco_store::{Downloaded, Store, StoreError};
 
 use super::TaskFailure;

@@ -10,9 +10,9 @@ use fresco_queue::LeaseStatus;
 
 use super::{job_plan, Task, TaskContext};
 use crate::spec::JobSpec;
-use fresco_store::ObjectUrl;
 use crate::sweep;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
+use fresco_store::ObjectUrl;
 
 pub(super) fn assemble(
     ctx: &TaskContext<'_>,
@@ -96,7 +96,7 @@ pub(super) fn assemble(
 }
 
 /// "DEVICE:INODE" of a file, which survives a rename.
-fn file_identity(path: &Path) -> Option<String> {
+pub(super) fn file_identity(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     Some(format!("{}:{}", meta.dev(), meta.ino()))

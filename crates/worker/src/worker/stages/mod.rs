@@ -5,6 +5,7 @@
 
 mod assemble;
 mod plan;
+mod records;
 mod score;
 
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub(super) struct VideoStages {
     /// The last model used, kept loaded for the next task of the same job. Taken out while a
     /// task runs, so that a task that panics leaves none behind.
     model: Mutex<Option<LoadedModel>>,
+    /// Likewise, the last records job's scorer.
+    scorer: Mutex<Option<records::LoadedScorer>>,
 }
 
 impl VideoStages {
@@ -96,6 +99,7 @@ impl VideoStages {
             system: config.system.clone(),
             model_trial: config.model_trial.clone(),
             model: Mutex::new(None),
+            scorer: Mutex::new(None),
         }
     }
 
@@ -118,6 +122,15 @@ impl VideoStages {
         Ok((context, spec))
     }
 
+    /// Runs `work` with the loaded scorer (a panic drops it).
+    fn with_scorer<T>(&self, work: impl FnOnce(&mut Option<records::LoadedScorer>) -> T) -> T {
+        let slot = || self.scorer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut scorer = slot().take();
+        let out = work(&mut scorer);
+        *slot() = scorer;
+        out
+    }
+
     /// Runs `work` with the loaded model (a panic drops it).
     fn with_model<T>(&self, work: impl FnOnce(&mut Option<LoadedModel>) -> T) -> T {
         let slot = || self.model.lock().unwrap_or_else(PoisonError::into_inner);
@@ -131,22 +144,37 @@ impl VideoStages {
 impl Stages for VideoStages {
     fn plan(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.scoring.is_some() {
+            return self.with_scorer(|s| records::plan(&ctx, task, &spec, s));
+        }
         self.with_model(|model| plan::plan(&ctx, task, &spec, model))
     }
 
     fn score(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.scoring.is_some() {
+            let faults = score::Faults::from_env();
+            faults.before_chunk(task.lease.chunk)?;
+            return self.with_scorer(|s| records::score(&ctx, task, &spec, s, &faults));
+        }
         self.with_model(|model| score::score(&ctx, task, &spec, model))
     }
 
     fn assemble(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.scoring.is_some() {
+            return records::assemble(&ctx, task, &spec);
+        }
         assemble::assemble(&ctx, task, &spec)
     }
 
     fn model_name(&self) -> Option<String> {
         let model = self.model.lock().unwrap_or_else(PoisonError::into_inner);
-        model.as_ref().map(|m| m.name.clone())
+        let scorer = self.scorer.lock().unwrap_or_else(PoisonError::into_inner);
+        model
+            .as_ref()
+            .map(|m| m.name.clone())
+            .or_else(|| scorer.as_ref().map(|s| s.name.clone()))
     }
 }
 

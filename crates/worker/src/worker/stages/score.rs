@@ -10,6 +10,8 @@ use crate::spec::JobSpec;
 use crate::sweep;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, WorkerEvent};
 
+pub(super) use hooks::Faults;
+
 pub(super) fn score(
     ctx: &TaskContext<'_>,
     task: &Task<'_>,
@@ -18,7 +20,7 @@ pub(super) fn score(
 ) -> Result<TaskOutput, TaskFailure> {
     let lease = task.lease;
     let mut plan = job_plan(lease)?;
-    let faults = hooks::Faults::from_env();
+    let faults = Faults::from_env();
     faults.before_chunk(lease.chunk)?;
     let stored = match ctx.system() {
         Some(store) => system::chunk_stored(store, &lease.job_id, lease.chunk)?,
@@ -122,20 +124,20 @@ pub(super) fn score(
 /// per frame (`FRESCO_TEST_FRAME_DELAY_MS`) so that a test can kill a worker in the middle of
 /// a chunk. Without the feature they are not compiled, and the environment is not read.
 #[cfg(feature = "test-hooks")]
-mod hooks {
+pub(super) mod hooks {
     use std::time::Duration;
 
     use fresco_pipeline::FailureClass;
 
     use crate::worker::TaskFailure;
 
-    pub(super) struct Faults {
+    pub(in crate::worker) struct Faults {
         fail_chunk: Option<u32>,
         frame_delay: Option<Duration>,
     }
 
     impl Faults {
-        pub(super) fn from_env() -> Faults {
+        pub(in crate::worker) fn from_env() -> Faults {
             let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
             Faults {
                 fail_chunk: var("FRESCO_TEST_FAIL_CHUNK").map(|n| n as u32),
@@ -143,7 +145,7 @@ mod hooks {
             }
         }
 
-        pub(super) fn before_chunk(&self, chunk: u32) -> Result<(), TaskFailure> {
+        pub(in crate::worker) fn before_chunk(&self, chunk: u32) -> Result<(), TaskFailure> {
             if self.fail_chunk == Some(chunk) {
                 return Err(TaskFailure::retryable(
                     format!("injected failure in chunk {chunk} (FRESCO_TEST_FAIL_CHUNK)"),
@@ -153,7 +155,7 @@ mod hooks {
             Ok(())
         }
 
-        pub(super) fn after_frame(&self) {
+        pub(in crate::worker) fn after_frame(&self) {
             if let Some(delay) = self.frame_delay {
                 std::thread::sleep(delay);
             }
@@ -163,20 +165,20 @@ mod hooks {
 
 /// Without the `test-hooks` feature: no faults.
 #[cfg(not(feature = "test-hooks"))]
-mod hooks {
+pub(super) mod hooks {
     use crate::worker::TaskFailure;
 
-    pub(super) struct Faults;
+    pub(in crate::worker) struct Faults;
 
     impl Faults {
-        pub(super) fn from_env() -> Faults {
+        pub(in crate::worker) fn from_env() -> Faults {
             Faults
         }
 
-        pub(super) fn before_chunk(&self, _chunk: u32) -> Result<(), TaskFailure> {
+        pub(in crate::worker) fn before_chunk(&self, _chunk: u32) -> Result<(), TaskFailure> {
             Ok(())
         }
 
-        pub(super) fn after_frame(&self) {}
+        pub(in crate::worker) fn after_frame(&self) {}
     }
 }

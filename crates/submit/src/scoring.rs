@@ -1,0 +1,259 @@
+//! Records jobs at submission: what a submitter asks to score with, the plan resolved against
+//! the model before anything is queued, and which outputs take records.
+
+use super::*;
+
+/// What a submitter asks a records job to score with, before the plan is resolved.
+#[derive(Debug, Clone, Default)]
+pub struct ScoringAsk {
+    /// The flags (`labels` an absolute path, or relative to the current folder).
+    pub settings: ScoreSettings,
+    /// `--model-card`; `None`: the card beside the model (`NAME.toml`), if any.
+    pub card: Option<PathBuf>,
+    pub sampling: Sampling,
+}
+
+impl ScoringAsk {
+    /// Whether any scoring flag was given (a video output refuses them); the channel order is
+    /// an image model's flag too, so it does not count.
+    pub fn is_given(&self) -> bool {
+        let settings = ScoreSettings {
+            channel_order: None,
+            ..self.settings.clone()
+        };
+        settings != ScoreSettings::default()
+            || self.card.is_some()
+            || self.sampling != Sampling::default()
+    }
+}
+
+impl Submitter {
+    /// A records job's model file and scoring plan: the model is loaded (on the CPU) and its
+    /// plan resolved from the flags, the card and the labels exactly as a worker will, so that
+    /// every misfit (a card's unknown key, labels that do not match the classes, outputs that
+    /// do not fit the task, a size the model cannot take) is refused before anything is
+    /// queued. The card and labels are pinned by content.
+    pub(crate) fn pin_scoring(
+        &self,
+        submission: &Submission,
+    ) -> Result<(ModelPin, ScoringSpec), Rejection> {
+        let path = match &submission.model {
+            ModelSource::File(path) => {
+                if let Some(rules) = &self.paths {
+                    rules.check("model", path)?;
+                }
+                let path = absolute_path("model", path)?;
+                check_model_file(&path, self.model_budget.max_bytes)?;
+                path
+            }
+            ModelSource::Pinned(ModelPin {
+                choice: ModelChoice::File(path),
+                ..
+            }) => absolute(path),
+            _ => {
+                return Err(Rejection::BadField {
+                    code: "records-need-model",
+                    message: "a .jsonl or .parquet output scores a model file (--model / \
+                              \"model\"), not a style"
+                        .into(),
+                })
+            }
+        };
+        let device = submission.device;
+        self.check_device(device.kind())?;
+        check_precision(submission.precision, device)?;
+        let ask = submission.scoring.clone().unwrap_or_default();
+        // The card and labels are read whole, from where inputs may be read.
+        if let Some(rules) = &self.paths {
+            if let Some(labels) = &ask.settings.labels {
+                rules.check("scoring.labels", &labels.display().to_string())?;
+            }
+            if let Some(card) = &ask.card {
+                rules.check("scoring.model_card", &card.display().to_string())?;
+            }
+        }
+        ask.sampling
+            .check()
+            .map_err(|message| Rejection::BadField {
+                code: "sampling",
+                message,
+            })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| unusable("model-missing", format!("model {}: {e}", path.display())))?;
+        // The same static inspection as image models' (no external data, bounded size, nodes
+        // and folded constants) before ONNX Runtime sees the bytes; only the image-to-image
+        // interface is not asked for.
+        match fresco_infer::inspect::inspect_model(
+            &bytes,
+            &path.display().to_string(),
+            fresco_infer::inspect::Origin::Submitted,
+            &self.model_budget,
+        ) {
+            Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
+            Err(refusal) => return Err(unusable(refusal.code(), refusal)),
+        }
+        let card_path = ask.card.clone().or_else(|| card_beside(&path));
+        let card = card_path
+            .as_deref()
+            .map(ModelCard::load)
+            .transpose()
+            .map_err(|e| unusable("model-card", e))?;
+        let label = path.display().to_string();
+        let engine = fresco_infer::EngineOptions {
+            threads: Some(1),
+            ..Default::default()
+        };
+        let scorer = Scorer::new(
+            &bytes,
+            &label,
+            path.parent(),
+            &engine,
+            &ask.settings,
+            card.as_ref(),
+        )
+        .map_err(scoring_rejection)?;
+        let labels = match &scorer.plan().labels {
+            None => None,
+            Some(resolved) => {
+                let file = ask
+                    .settings
+                    .labels
+                    .clone()
+                    .or_else(|| card.as_ref().and_then(|c| c.settings.labels.clone()))
+                    .ok_or_else(|| Rejection::Internal("labels without a file".into()))?;
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    unusable("labels", format!("labels file {}: {e}", file.display()))
+                })?;
+                Some(PinnedText {
+                    path: absolute(&file),
+                    digest: resolved.digest.clone(),
+                    text,
+                })
+            }
+        };
+        let card = match (card, card_path) {
+            (Some(card), Some(p)) => Some(PinnedText {
+                text: std::fs::read_to_string(&p).map_err(|e| {
+                    unusable("model-card", format!("model card {}: {e}", p.display()))
+                })?,
+                path: absolute(&p),
+                digest: card.digest,
+            }),
+            _ => None,
+        };
+        let mut settings = ask.settings.clone();
+        settings.labels = settings.labels.as_deref().map(absolute);
+        // The resolved task, so that assembly knows it without loading the model.
+        settings.task = serde_json::to_value(scorer.plan().task)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let pin = ModelPin {
+            choice: ModelChoice::File(path.clone()),
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            digest,
+            input_range: None,
+            channel_order: None,
+            device_kind: device.kind(),
+            precision: submission.precision,
+        };
+        Ok((
+            pin,
+            ScoringSpec {
+                settings,
+                card,
+                labels,
+                sampling: ask.sampling,
+            },
+        ))
+    }
+}
+
+/// The request's scoring section as a [`ScoringAsk`] (relative file names placed in the data
+/// store like the input's).
+pub(crate) fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>, Rejection> {
+    let Some(r) = &request.scoring else {
+        return Ok(None);
+    };
+    let file = |field: &str, text: &Option<String>| -> Result<Option<PathBuf>, Rejection> {
+        text.as_deref().map(|t| absolute_path(field, t)).transpose()
+    };
+    Ok(Some(ScoringAsk {
+        settings: ScoreSettings {
+            task: r.task.clone(),
+            input_size: r.input_size.clone(),
+            resize: r.resize.clone(),
+            mean: r.mean,
+            std: r.std,
+            layout: r.layout.clone(),
+            channel_order: r.channel_order.clone(),
+            labels: file("scoring.labels", &r.labels)?,
+            outputs: r.outputs.clone(),
+            detect_format: r.detect_format.clone(),
+            min_score: r.min_score,
+            nms_iou: r.nms_iou,
+            top_k: r.top_k,
+            ..Default::default()
+        },
+        card: file("scoring.model_card", &r.model_card)?,
+        sampling: Sampling {
+            every: r.every,
+            fps: r.fps,
+        },
+    }))
+}
+
+/// A records output needs a records task; a video or image output refuses scoring flags.
+pub(crate) fn check_sink(
+    records: bool,
+    submission: &Submission,
+    output: &Path,
+) -> Result<(), Rejection> {
+    let given = submission
+        .scoring
+        .as_ref()
+        .is_some_and(ScoringAsk::is_given);
+    if records && submission.output.contains("://") {
+        return Err(Rejection::BadField {
+            code: "records-output-object",
+            message: format!(
+                "output {}: records (.jsonl, .parquet) are written to local paths only for now",
+                output.display()
+            ),
+        });
+    }
+    if !records && given {
+        return Err(Rejection::BadField {
+            code: "records-output-needed",
+            message: format!(
+                "output {}: scoring options (--task, --labels, --model-card, --every, --fps, \
+                 ...) write records: give a .jsonl or .parquet output",
+                output.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A scoring plan that cannot be made: the model's runtime missing is the server's problem,
+/// anything else the request's.
+fn scoring_rejection(e: ScoreError) -> Rejection {
+    match &e {
+        ScoreError::Engine(
+            EngineError::Runtime(_)
+            | EngineError::Device { .. }
+            | EngineError::DeviceUnavailable(_),
+        ) => Rejection::Unavailable {
+            code: "model-runtime-unavailable",
+            detail: e.to_string(),
+        },
+        ScoreError::Engine(_) => unusable("model-unusable", e),
+        ScoreError::Plan(_) | ScoreError::Outputs { .. } => unusable("model-scoring", e),
+    }
+}

@@ -1,0 +1,193 @@
+use super::*;
+
+/// [`Submitter::build_request`] on a blocking thread, as the server calls it.
+async fn build(factory: &Submitter, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+    let (factory, request) = (factory.clone(), request.clone());
+    tokio::task::spawn_blocking(move || factory.build_request(&request))
+        .await
+        .unwrap()
+        .map(|built| built.job)
+}
+use fresco_core::DeviceKind;
+
+fn request(input: &str, output: &str, overwrite: bool) -> SubmitRequest {
+    serde_json::from_value(serde_json::json!({
+        "input": input,
+        "output": output,
+        "style": "vintage",
+        "overwrite": overwrite,
+    }))
+    .expect("a valid request")
+}
+
+fn code(rejection: Rejection) -> &'static str {
+    match rejection {
+        Rejection::BadField { code, .. }
+        | Rejection::Unusable { code, .. }
+        | Rejection::Unavailable { code, .. } => code,
+        Rejection::Internal(detail) => panic!("internal: {detail}"),
+    }
+}
+
+#[test]
+fn scoring_flags_count_except_the_channel_order() {
+    let mut ask = ScoringAsk::default();
+    ask.settings.channel_order = Some("bgr".into());
+    assert!(
+        !ask.is_given(),
+        "--channel-order is an image model's flag too"
+    );
+    ask.sampling.every = Some(5);
+    assert!(ask.is_given());
+    let ask = ScoringAsk {
+        card: Some(PathBuf::from("/m/card.toml")),
+        ..Default::default()
+    };
+    assert!(ask.is_given());
+}
+
+#[test]
+fn precision_defaults_to_fp32_and_fp16_needs_cuda() {
+    assert_eq!(precision_of(None, Device::Cpu).unwrap(), Precision::Fp32);
+    assert_eq!(
+        precision_of(Some("fp32"), Device::Cpu).unwrap(),
+        Precision::Fp32
+    );
+    assert_eq!(
+        precision_of(Some("fp16"), Device::Cuda(0)).unwrap(),
+        Precision::Fp16
+    );
+    let refused = precision_of(Some("fp16"), Device::Cpu).unwrap_err();
+    assert!(
+        refused.to_string().contains("needs --device cuda"),
+        "{refused}"
+    );
+    assert_eq!(code(refused), "precision-needs-cuda");
+    let bad = precision_of(Some("int8"), Device::Cpu).unwrap_err();
+    assert!(bad.to_string().contains("expected fp32 or fp16"), "{bad}");
+    assert_eq!(code(bad), "bad-precision");
+}
+
+#[test]
+fn device_comes_from_the_request_or_the_server() {
+    assert_eq!(device_of(None, Device::Cpu).unwrap(), Device::Cpu);
+    assert_eq!(device_of(None, Device::Cuda(1)).unwrap(), Device::Cuda(1));
+    assert_eq!(
+        device_of(Some("cuda"), Device::Cpu).unwrap(),
+        Device::Cuda(0)
+    );
+    assert_eq!(
+        device_of(Some("cpu"), Device::Cuda(0)).unwrap(),
+        Device::Cpu
+    );
+    let bad = device_of(Some("tpu"), Device::Cpu).unwrap_err();
+    assert!(bad.to_string().contains("expected cpu or cuda"), "{bad}");
+    assert_eq!(code(bad), "invalid-field");
+}
+
+/// A server without a GPU (this CPU build of ONNX Runtime has no CUDA provider) queues
+/// cuda jobs: the model is checked on the CPU, and the job is pinned for cuda workers.
+#[tokio::test]
+async fn cuda_jobs_are_queued_by_a_server_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:d=0.2:r=10",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&input)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: ffmpeg could not make a test clip");
+        return;
+    }
+    let output = dir.path().join("out.mp4");
+    let submit = |device: Option<&str>, hwaccel: Option<&str>| {
+        let mut body = serde_json::json!({
+            "input": input.display().to_string(),
+            "output": output.display().to_string(),
+            "style": "vintage",
+        });
+        if let Some(device) = device {
+            body["device"] = device.into();
+        }
+        if let Some(hwaccel) = hwaccel {
+            body["hwaccel"] = hwaccel.into();
+        }
+        serde_json::from_value::<SubmitRequest>(body).unwrap()
+    };
+    let kind = |job: &NewJob| JobSpec::from_json(&job.spec).unwrap().model.device_kind;
+    let cpu_server = Submitter::default().allow_download(false);
+    let job = build(&cpu_server, &submit(Some("cuda"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (kind(&job), job.device_kind),
+        (DeviceKind::Cuda, DeviceKind::Cuda)
+    );
+    let job = build(&cpu_server, &submit(None, Some("auto")))
+        .await
+        .unwrap();
+    assert_eq!(kind(&job), DeviceKind::Cpu);
+    let spec = JobSpec::from_json(&job.spec).unwrap();
+    assert_eq!(spec.options.hwaccel.as_deref(), Some("auto"));
+    let cuda_server = cpu_server.clone().device(Device::Cuda(0));
+    let job = build(&cuda_server, &submit(None, Some("none")))
+        .await
+        .unwrap();
+    assert_eq!(kind(&job), DeviceKind::Cuda);
+    assert_eq!(JobSpec::from_json(&job.spec).unwrap().options.hwaccel, None);
+    let job = build(&cuda_server, &submit(Some("cpu"), None))
+        .await
+        .unwrap();
+    assert_eq!(kind(&job), DeviceKind::Cpu);
+}
+
+#[tokio::test]
+async fn object_urls_are_checked_in_their_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    std::fs::write(dir.path().join("in.mp4"), b"some bytes").unwrap();
+    std::fs::write(dir.path().join("taken.mp4"), b"x").unwrap();
+    let factory = Submitter::default().allow_download(false);
+    let build = |input: String, output: String, overwrite: bool| {
+        let factory = factory.clone();
+        async move {
+            build(&factory, &request(&input, &output, overwrite))
+                .await
+                .map(drop)
+                .map_err(code)
+        }
+    };
+    let missing = build(
+        format!("file://{root}/missing.mp4"),
+        format!("file://{root}/out.mp4"),
+        false,
+    );
+    assert_eq!(missing.await, Err("input-missing"));
+    let taken = build(
+        format!("file://{root}/in.mp4"),
+        format!("file://{root}/taken.mp4"),
+        false,
+    );
+    assert_eq!(taken.await, Err("output-exists"));
+    let same = build(
+        format!("file://{root}/in.mp4"),
+        format!("file://{root}/in.mp4"),
+        true,
+    );
+    assert_eq!(same.await, Err("same-file"));
+    let no_object = build("az://container".into(), format!("{root}/out.mp4"), false);
+    assert_eq!(no_object.await, Err("bad-url"));
+    // Local paths are checked as before: relative ones are refused.
+    let relative = build("in.mp4".into(), format!("file://{root}/out.mp4"), false);
+    assert_eq!(relative.await, Err("path-not-absolute"));
+    let relative_out = build(format!("file://{root}/in.mp4"), "out.mp4".into(), false);
+    assert_eq!(relative_out.await, Err("path-not-absolute"));
+}

@@ -1,0 +1,456 @@
+//! Records jobs (`.jsonl`/`.parquet` outputs): a model scored at the sampled frames into rows.
+//! The plan scans the input's frames like a video job's; each score task decodes only its
+//! chunk's sampled frames (scaled by ffmpeg to the size the model's preparation asks for) and
+//! writes its rows as a part where video chunks go; assembly joins the parts in order, checks
+//! the row count, and publishes the output atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use fresco_core::scoring::ScoringSpec;
+use fresco_core::ModelChoice;
+use fresco_infer::EngineOptions;
+use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_records};
+use fresco_pipeline::{FailureClass, RunError};
+use fresco_queue::LeaseStatus;
+use fresco_score::{
+    join_parts, write_part, Frame, ModelCard, RecordFormat, Scorer, Task as ScoreTask,
+};
+
+use super::{job_plan, Task, TaskContext};
+use crate::spec::JobSpec;
+use crate::sweep;
+use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
+
+/// A scorer loaded for a job's pinned model, card and labels.
+pub(in crate::worker) struct LoadedScorer {
+    /// The job's spec the scorer was made for (model digest, card and labels).
+    key: String,
+    pub(in crate::worker) name: String,
+    scorer: Scorer,
+}
+
+fn scoring(spec: &JobSpec) -> Result<&ScoringSpec, TaskFailure> {
+    spec.scoring.as_ref().ok_or_else(|| {
+        TaskFailure::permanent("the job has no scoring section", FailureClass::Processing)
+    })
+}
+
+fn format_of(spec: &JobSpec) -> Result<RecordFormat, TaskFailure> {
+    RecordFormat::from_path(&spec.output).ok_or_else(|| {
+        TaskFailure::permanent(
+            format!("{}: not a records output", spec.output.display()),
+            FailureClass::Output,
+        )
+    })
+}
+
+fn task_of(scoring: &ScoringSpec) -> Result<ScoreTask, TaskFailure> {
+    let text = scoring.settings.task.clone().unwrap_or_default();
+    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+        TaskFailure::permanent(
+            format!("the job's scoring task '{text}' is unknown"),
+            FailureClass::Processing,
+        )
+    })
+}
+
+fn model_failure(reason: String) -> TaskFailure {
+    TaskFailure::permanent(reason, FailureClass::Model)
+}
+
+/// Loads the job's scorer unless it is the one already loaded: the model's bytes must be the
+/// pinned ones, the card is the pinned text, the labels the pinned file's content.
+pub(super) fn ensure_scorer<'m>(
+    ctx: &TaskContext<'_>,
+    spec: &JobSpec,
+    slot: &'m mut Option<LoadedScorer>,
+) -> Result<&'m mut Scorer, TaskFailure> {
+    let scoring = scoring(spec)?;
+    let key = format!(
+        "{}:{}",
+        spec.model.digest,
+        serde_json::to_string(scoring).unwrap_or_default()
+    );
+    if slot.as_ref().map(|s| s.key.as_str()) != Some(key.as_str()) {
+        *slot = None;
+        let ModelChoice::File(path) = &spec.model.choice else {
+            return Err(model_failure("a records job scores a model file".into()));
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            TaskFailure::retryable(
+                format!("model {}: cannot read it: {e}", path.display()),
+                FailureClass::MissingDependency,
+            )
+        })?;
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        if digest != spec.model.digest {
+            return Err(model_failure(format!(
+                "model {}: its bytes changed since the job was submitted (sha256 {digest}, \
+                 pinned {})",
+                path.display(),
+                spec.model.digest
+            )));
+        }
+        // The submission's static inspection again: a job queued directly (or a file changed
+        // since) must not bring external data or a constant-folding bomb into this process.
+        match fresco_infer::inspect::inspect_model(
+            &bytes,
+            &path.display().to_string(),
+            fresco_infer::inspect::Origin::Submitted,
+            &fresco_infer::inspect::ModelBudget::default(),
+        ) {
+            Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
+            Err(refusal) => return Err(model_failure(refusal.to_string())),
+        }
+        let mut settings = scoring.settings.clone();
+        let mut card = match &scoring.card {
+            Some(pinned) => Some(
+                ModelCard::parse(pinned.text.as_bytes(), &pinned.path)
+                    .map_err(|e| model_failure(e.to_string()))?,
+            ),
+            None => None,
+        };
+        // The pinned labels, written where this worker can read them.
+        let _labels_file;
+        if let Some(labels) = &scoring.labels {
+            let dir = ctx.scratch.job_dir("labels")?;
+            let file = dir.join(format!("{}.txt", labels.digest));
+            std::fs::write(&file, &labels.text).map_err(|e| {
+                TaskFailure::retryable(
+                    format!("{}: cannot write the job's labels: {e}", file.display()),
+                    FailureClass::Processing,
+                )
+            })?;
+            settings.labels = Some(file.clone());
+            if let Some(card) = &mut card {
+                card.settings.labels = Some(file.clone());
+            }
+            _labels_file = file;
+        }
+        let stages = ctx.stages;
+        let options = EngineOptions {
+            threads: stages.threads,
+            device: stages.device,
+            ..EngineOptions::default()
+        };
+        let scorer = Scorer::new(
+            &bytes,
+            &path.display().to_string(),
+            path.parent(),
+            &options,
+            &settings,
+            card.as_ref(),
+        )
+        .map_err(|e| model_failure(e.to_string()))?;
+        if let (Some(pinned), Some(found)) = (&scoring.labels, &scorer.plan().labels) {
+            if pinned.digest != found.digest {
+                return Err(model_failure(
+                    "the job's labels changed while loading".into(),
+                ));
+            }
+        }
+        *slot = Some(LoadedScorer {
+            key,
+            name: spec.model.name.clone(),
+            scorer,
+        });
+    }
+    Ok(&mut slot.as_mut().expect("just loaded").scorer)
+}
+
+pub(super) fn plan(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+) -> Result<TaskOutput, TaskFailure> {
+    let job = &task.lease.job_id;
+    if fresco_store::ObjectUrl::of(&spec.output).is_some() {
+        return Err(TaskFailure::permanent(
+            "records outputs in object stores are not supported yet",
+            FailureClass::Output,
+        ));
+    }
+    scoring(spec)?
+        .sampling
+        .check()
+        .map_err(|e| TaskFailure::permanent(e, FailureClass::BadInput))?;
+    // The model is loaded first: one that cannot be scored fails the job before any chunk.
+    ensure_scorer(ctx, spec, slot)?;
+    let input = remote::local_input(ctx, job, spec)?;
+    let plan = plan_records(
+        &ctx.tools,
+        &input,
+        &spec.output,
+        &spec.options,
+        spec.chunk_frames,
+    )
+    .map_err(TaskFailure::from_run)?;
+    let mut plan = plan;
+    remote::record_locations(&mut plan, spec);
+    Ok(TaskOutput::Planned {
+        plan: Box::new(plan),
+    })
+}
+
+/// The job's sampled frames, as decode-order indices.
+fn sampled(spec: &JobSpec, plan: &fresco_pipeline::JobPlan) -> Result<Vec<u64>, TaskFailure> {
+    Ok(scoring(spec)?.sampling.pick(&frame_seconds(plan)))
+}
+
+pub(super) fn score(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+    faults: &super::score::Faults,
+) -> Result<TaskOutput, TaskFailure> {
+    let lease = task.lease;
+    let mut plan = job_plan(lease)?;
+    let format = format_of(spec)?;
+    let stored = match ctx.system() {
+        Some(store) => system::chunk_stored(store, &lease.job_id, lease.chunk)?,
+        None => false,
+    };
+    let job_dir = match ctx.system() {
+        Some(_) => ctx.scratch.job_dir(&lease.job_id)?,
+        None => sweep::create_job_dir(ctx.work_dir(), &lease.job_id).map_err(|e| {
+            TaskFailure::retryable(
+                format!("cannot create the job's work folder: {e}"),
+                FailureClass::Processing,
+            )
+        })?,
+    };
+    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
+    if stored || (ctx.system().is_none() && out.is_file()) {
+        return Ok(TaskOutput::Scored {
+            frames: lease.frames.len(),
+            reused: true,
+            model_seconds: 0.0,
+        });
+    }
+    remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
+    task.progress.tick();
+    let all = sampled(spec, &plan)?;
+    let picks = picks_in(&all, lease.frames);
+    let batch_size = ctx.stages.batch;
+    let scorer = ensure_scorer(ctx, spec, slot)?;
+    let per_call = scorer.batch(batch_size);
+    let (fw, fh) = (plan.video.width, plan.video.height);
+    let (sw, sh) = scorer.scaled_size(fw, fh);
+    let source = spec.input.display().to_string();
+    let mut rows = Vec::with_capacity(picks.len());
+    let mut pending: Vec<(u64, Vec<u8>)> = Vec::with_capacity(per_call);
+    let mut model_seconds = 0.0;
+    let mut flush = |pending: &mut Vec<(u64, Vec<u8>)>,
+                     scorer: &mut Scorer,
+                     rows: &mut Vec<fresco_score::Record>|
+     -> Result<(), fresco_score::ScoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let frames: Vec<Frame> = pending
+            .iter()
+            .map(|(index, rgb)| {
+                let pts = plan.frame_pts[*index as usize];
+                Frame {
+                    rgb,
+                    width: sw,
+                    height: sh,
+                    frame_width: fw,
+                    frame_height: fh,
+                    source: &source,
+                    index: *index,
+                    pts,
+                    time: fresco_pipeline::records::seconds(&plan, pts),
+                }
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let scored = scorer.score(&frames)?;
+        model_seconds += started.elapsed().as_secs_f64();
+        rows.extend(scored);
+        pending.clear();
+        Ok(())
+    };
+    let events = ctx.stages.events.clone();
+    let mut score_error = None;
+    let decoded = decode_sampled(
+        &ctx.tools,
+        &plan,
+        picks,
+        (sw, sh),
+        task.cancel,
+        &mut |index, rgb| {
+            task.progress.tick();
+            faults.after_frame();
+            pending.push((index, rgb.to_vec()));
+            if pending.len() >= per_call {
+                if let Err(e) = flush(&mut pending, scorer, &mut rows) {
+                    score_error = Some(e);
+                    return Err(RunError::Canceled);
+                }
+                if let Some(sink) = &events {
+                    sink(crate::worker::WorkerEvent::Frames {
+                        job: lease.job_id.clone(),
+                        chunk: lease.chunk,
+                        done: index + 1 - lease.frames.start,
+                    });
+                }
+            }
+            Ok(())
+        },
+    );
+    let decoded = decoded.and_then(|()| {
+        flush(&mut pending, scorer, &mut rows).map_err(|e| {
+            score_error = Some(e);
+            RunError::Canceled
+        })
+    });
+    if let Some(e) = score_error {
+        // The outputs of a real call did not fit the plan: the same on every try.
+        return Err(TaskFailure::permanent(e.to_string(), FailureClass::Model));
+    }
+    decoded.map_err(|e| match e {
+        RunError::Decode { .. } => TaskFailure::retryable(e.to_string(), FailureClass::BadInput),
+        other => TaskFailure::from_run(other),
+    })?;
+    if rows.len() != picks.len() {
+        return Err(TaskFailure::retryable(
+            format!(
+                "chunk {}: {} rows for {} sampled frames",
+                lease.chunk,
+                rows.len(),
+                picks.len()
+            ),
+            FailureClass::Processing,
+        ));
+    }
+    let part = write_part(format, task_of(scoring(spec)?)?, &rows)
+        .map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Processing))?;
+    write_atomically(&out, &part)?;
+    if let Some(store) = ctx.system() {
+        system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
+    }
+    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
+    Ok(TaskOutput::Scored {
+        frames: lease.frames.len(),
+        reused: false,
+        model_seconds,
+    })
+}
+
+/// Writes `bytes` under a temporary name beside `out`, synced, then renamed into place.
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), TaskFailure> {
+    let partial = fresco_pipeline::chunk::partial_path(out);
+    let written = std::fs::File::create(&partial).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    written
+        .and_then(|()| std::fs::rename(&partial, out))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            TaskFailure::retryable(
+                format!("{}: cannot write the part: {e}", out.display()),
+                FailureClass::Processing,
+            )
+        })
+}
+
+pub(super) fn assemble(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let lease = task.lease;
+    let plan = job_plan(lease)?;
+    let format = format_of(spec)?;
+    let record_task = task_of(scoring(spec)?)?;
+    let output = spec.output.clone();
+    if let Some(identity) = lease
+        .checkpoint
+        .as_deref()
+        .and_then(|c| c.strip_prefix(PUBLISHING))
+    {
+        if super::assemble::file_identity(&output).as_deref() == Some(identity) {
+            return Ok(TaskOutput::Assembled { output });
+        }
+    }
+    let count = plan.chunks.len() as u32;
+    let mut job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
+    let mut files: Vec<PathBuf> = (0..count)
+        .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
+        .collect();
+    let mut _downloaded = Vec::new();
+    if let Some(store) = ctx.system() {
+        job_dir = ctx.scratch.job_dir(&lease.job_id)?;
+        (files, _downloaded) = system::download_chunks(
+            store,
+            &lease.job_id,
+            count,
+            &job_dir.join("chunks"),
+            ctx.scratch.budget(),
+        )?;
+    }
+    let mut parts = Vec::with_capacity(files.len());
+    for file in &files {
+        let bytes = std::fs::read(file).map_err(|e| {
+            TaskFailure::permanent(
+                format!(
+                    "{}: a part of job {} is missing ({e}); retry the job to score it again",
+                    file.display(),
+                    lease.job_id
+                ),
+                FailureClass::Processing,
+            )
+        })?;
+        parts.push(bytes::Bytes::from(bytes));
+    }
+    let expected = sampled(spec, &plan)?.len() as u64;
+    let temp = fresco_pipeline::chunk::partial_path(&output);
+    let cleanup = |e: String| {
+        let _ = std::fs::remove_file(&temp);
+        TaskFailure::retryable(e, FailureClass::Output)
+    };
+    let file = std::fs::File::create(&temp)
+        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
+    let mut writer = std::io::BufWriter::new(file);
+    join_parts(format, record_task, &parts, expected, &mut writer).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        TaskFailure::permanent(e.to_string(), FailureClass::Processing)
+    })?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
+    file.sync_all()
+        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
+    drop(file);
+    // Last chance to back out: a canceled job or a lost lease publishes nothing.
+    let identity = super::assemble::file_identity(&temp).unwrap_or_default();
+    let handle = tokio::runtime::Handle::current();
+    let status = handle
+        .block_on(
+            ctx.queue
+                .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
+        )
+        .map_err(|e| cleanup(format!("the job queue is unavailable: {e}")))?;
+    if status == LeaseStatus::Lost || task.is_canceled() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(TaskFailure::canceled());
+    }
+    if !spec.options.overwrite && output.exists() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(TaskFailure::permanent(
+            format!("{}: already exists (use --overwrite)", output.display()),
+            FailureClass::Output,
+        ));
+    }
+    std::fs::rename(&temp, &output)
+        .map_err(|e| cleanup(format!("{}: cannot publish: {e}", output.display())))?;
+    Ok(TaskOutput::Assembled { output })
+}
