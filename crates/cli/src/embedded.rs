@@ -118,6 +118,7 @@ async fn run_videos_async(
     // The same checks as every other entrance (`fresco_submit`), with the model run loaded and
     // pinned already; `fresco run` has no input limits and never downloads here.
     let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
+        .load_scoring_models(true)
         .allow_download(false)
         .limits(fresco_wire::limits::InputLimits::none());
     let mut slots = Vec::new();

@@ -47,11 +47,20 @@ pub struct ModelTrialCommand {
     /// Address space limit in MiB.
     #[arg(long)]
     pub memory_mib: u64,
+    /// Load it as any model with one float input (a records job's), not as an image model.
+    #[arg(long)]
+    pub tensors: bool,
     /// The model file.
     pub model: PathBuf,
 }
 
 pub fn model_trial(args: ModelTrialCommand) -> Result<ExitCode, Failure> {
-    let code = fresco_worker::model_trial::child_main(&args.model, args.memory_mib);
+    use fresco_worker::model_trial::{child_main, Interface};
+    let interface = if args.tensors {
+        Interface::Tensors
+    } else {
+        Interface::Image
+    };
+    let code = child_main(&args.model, args.memory_mib, interface);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -505,6 +505,20 @@ fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
             format!("model {}: cannot read it: {e}", path.display()),
         )
     })?;
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    // The first load in a child process under the trial's limits, as for image models
+    // ([`ModelArgs::load_tried`]), before this process loads it to check the scoring plan.
+    use fresco_worker::model_trial::{trial_load_as, Interface};
+    match trial_load_as(
+        &args.model_trial.trial()?,
+        path,
+        &digest,
+        Interface::Tensors,
+    ) {
+        Err(e) if e.is_retryable() => {}
+        Err(e) => return Err(Failure::new(exit::MODEL, e.to_string())),
+        Ok(()) => {}
+    }
     Ok(RunModel {
         engine: None,
         name: path
@@ -512,7 +526,7 @@ fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
         source: absolute(path).display().to_string(),
-        digest: hex::encode(sha2::Sha256::digest(&bytes)),
+        digest,
     })
 }
 

@@ -18,6 +18,103 @@ pub struct TensorInfo {
     pub element: String,
 }
 
+/// The model's one input and its outputs as the file declares them, read from the protobuf
+/// without ONNX Runtime: a server checks a submitted scoring model's interface this way and
+/// never builds a session for bytes a stranger sent (a worker loads them, under limits). A
+/// size the file leaves open, or an output whose shape it does not declare, reads as `-1` /
+/// no dimensions, as open as the runtime would report it before a call.
+pub fn declared_io(
+    bytes: &[u8],
+    label: &str,
+) -> Result<(TensorInfo, Vec<TensorInfo>), EngineError> {
+    use crate::onnx_proto::{tensor_shape_proto::dimension::Value, ModelProto, ValueInfoProto};
+    use prost::Message;
+    let invalid = |reason: String| EngineError::InvalidModel {
+        model: label.to_string(),
+        reason,
+    };
+    let model =
+        ModelProto::decode(bytes).map_err(|e| invalid(format!("not an ONNX model: {e}")))?;
+    let graph = model
+        .graph
+        .ok_or_else(|| invalid("it has no graph".into()))?;
+    let info = |v: &ValueInfoProto| -> Result<TensorInfo, EngineError> {
+        let tensor = v
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .ok_or_else(|| invalid(format!("'{}' is not a tensor", v.name)))?;
+        let shape = tensor
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(Value::DimValue(n)) if n >= 0 => n,
+                        _ => -1,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(TensorInfo {
+            name: v.name.clone(),
+            shape,
+            element: element_name(tensor.elem_type).to_string(),
+        })
+    };
+    let constants: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !constants.contains(i.name.as_str()))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Err(invalid(format!(
+            "it has {} inputs; scoring feeds exactly one (the frame)",
+            inputs.len()
+        )));
+    };
+    let input = info(input)?;
+    if input.element != "Float32" {
+        return Err(invalid(format!(
+            "input '{}' has element type {}, expected Float32",
+            input.name, input.element
+        )));
+    }
+    let outputs = graph
+        .output
+        .iter()
+        .map(info)
+        .collect::<Result<Vec<_>, _>>()?;
+    if outputs.is_empty() {
+        return Err(invalid("it has no outputs".into()));
+    }
+    Ok((input, outputs))
+}
+
+/// ONNX Runtime's name (as [`TensorInfo::element`] holds it) of an ONNX `TensorProto.DataType`.
+fn element_name(data_type: i32) -> &'static str {
+    match data_type {
+        1 => "Float32",
+        2 => "Uint8",
+        3 => "Int8",
+        4 => "Uint16",
+        5 => "Int16",
+        6 => "Int32",
+        7 => "Int64",
+        8 => "String",
+        9 => "Bool",
+        10 => "Float16",
+        11 => "Float64",
+        12 => "Uint32",
+        13 => "Uint64",
+        16 => "Bfloat16",
+        _ => "Undefined",
+    }
+}
+
 /// One output of a call, converted to f32 (integer and f64 outputs included).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedTensor {

@@ -80,6 +80,19 @@ impl Scorer {
         })
     }
 
+    /// The plan [`Scorer::new`] would make, from the interface the model file declares, without
+    /// ONNX Runtime (see [`fresco_infer::tensors::declared_io`]): what a server checks a
+    /// submission with.
+    pub fn plan_declared(
+        model: &[u8],
+        label: &str,
+        flags: &ScoreSettings,
+        card: Option<&ModelCard>,
+    ) -> Result<ScoringPlan, ScoreError> {
+        let (input, outputs) = fresco_infer::tensors::declared_io(model, label)?;
+        Ok(resolve(&input, &outputs, flags, card)?)
+    }
+
     pub fn plan(&self) -> &ScoringPlan {
         &self.plan
     }

@@ -126,6 +126,12 @@ pub struct Submitter {
     scratch_dir: Option<PathBuf>,
     /// The limits a submitted model file is held to.
     model_budget: ModelBudget,
+    /// Whether a records job's model is loaded with ONNX Runtime here to resolve its scoring
+    /// plan (`fresco run`: the user's own model in their own process), or the plan is read
+    /// from the interface the file declares (the default, and `fresco jobs submit`, so that
+    /// it and the API refuse in the same words: a server never builds a session for a
+    /// stranger's bytes).
+    load_scoring_models: bool,
 }
 
 impl Default for Submitter {
@@ -142,6 +148,7 @@ impl Submitter {
             registry,
             tools: Tools::default(),
             allow_download: true,
+            load_scoring_models: false,
             device: Device::Cpu,
             served_kinds: None,
             data_root: None,
@@ -160,6 +167,13 @@ impl Submitter {
     }
 
     /// Whether a missing zoo style may be downloaded while a request waits.
+    /// Loads records jobs' models here (see [`Submitter`]'s `load_scoring_models`): for
+    /// `fresco run`, whose user scores their own model in their own process.
+    pub fn load_scoring_models(mut self, load: bool) -> Self {
+        self.load_scoring_models = load;
+        self
+    }
+
     pub fn allow_download(mut self, allow: bool) -> Self {
         self.allow_download = allow;
         self

@@ -28,8 +28,8 @@ impl ScoringAsk {
 }
 
 impl Submitter {
-    /// A records job's model file and scoring plan: the model is loaded (on the CPU) and its
-    /// plan resolved from the flags, the card and the labels exactly as a worker will, so that
+    /// A records job's model file and scoring plan: the model's interface is read (from the
+    /// file, or by loading it on the CPU where `load_scoring_models`) and its plan resolved from the flags, the card and the labels exactly as a worker will, so that
     /// every misfit (a card's unknown key, labels that do not match the classes, outputs that
     /// do not fit the task, a size the model cannot take) is refused before anything is
     /// queued. The card and labels are pinned by content.
@@ -99,20 +99,28 @@ impl Submitter {
             .transpose()
             .map_err(|e| unusable("model-card", e))?;
         let label = path.display().to_string();
-        let engine = fresco_infer::EngineOptions {
-            threads: Some(1),
-            ..Default::default()
-        };
-        let scorer = Scorer::new(
-            &bytes,
-            &label,
-            path.parent(),
-            &engine,
-            &ask.settings,
-            card.as_ref(),
-        )
+        let plan = if self.load_scoring_models {
+            let engine = fresco_infer::EngineOptions {
+                threads: Some(1),
+                ..Default::default()
+            };
+            Scorer::new(
+                &bytes,
+                &label,
+                path.parent(),
+                &engine,
+                &ask.settings,
+                card.as_ref(),
+            )
+            .map(|scorer| scorer.plan().clone())
+        } else {
+            // The interface the file declares, without ONNX Runtime: a server never builds a
+            // session for a stranger's bytes. A file that leaves an output's shape open is
+            // checked as far as it says; the worker's load checks the rest.
+            Scorer::plan_declared(&bytes, &label, &ask.settings, card.as_ref())
+        }
         .map_err(scoring_rejection)?;
-        let labels = match &scorer.plan().labels {
+        let labels = match &plan.labels {
             None => None,
             Some(resolved) => {
                 let file = ask
@@ -144,7 +152,7 @@ impl Submitter {
         let mut settings = ask.settings.clone();
         settings.labels = settings.labels.as_deref().map(absolute);
         // The resolved task, so that assembly knows it without loading the model.
-        settings.task = serde_json::to_value(scorer.plan().task)
+        settings.task = serde_json::to_value(plan.task)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string));
         let digest = {

@@ -80,6 +80,28 @@ static VERDICTS: Mutex<Option<HashMap<String, Result<(), TrialError>>>> = Mutex:
 /// Tries loading the model file `path` (whose bytes have `digest`) in a child process, unless
 /// this process already did.
 pub fn trial_load(trial: &ModelTrial, path: &Path, digest: &str) -> Result<(), TrialError> {
+    trial_load_as(trial, path, digest, Interface::Image)
+}
+
+/// How the child loads the model: as an image model (styles), or as any model with one float
+/// input (records jobs' classifiers, detectors and embedders; the `--tensors` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    Image,
+    Tensors,
+}
+
+/// [`trial_load`] for a model loaded as `interface`.
+pub fn trial_load_as(
+    trial: &ModelTrial,
+    path: &Path,
+    digest: &str,
+    interface: Interface,
+) -> Result<(), TrialError> {
+    let digest = &match interface {
+        Interface::Image => digest.to_string(),
+        Interface::Tensors => format!("{digest}/tensors"),
+    };
     let known = |verdicts: &mut Option<HashMap<String, Result<(), TrialError>>>| {
         verdicts
             .get_or_insert_with(HashMap::new)
@@ -89,7 +111,7 @@ pub fn trial_load(trial: &ModelTrial, path: &Path, digest: &str) -> Result<(), T
     if let Some(verdict) = known(&mut VERDICTS.lock().unwrap_or_else(|p| p.into_inner())) {
         return verdict;
     }
-    let verdict = run_child(trial, path);
+    let verdict = run_child(trial, path, interface);
     if !matches!(verdict, Err(TrialError::Unavailable { .. })) {
         VERDICTS
             .lock()
@@ -100,7 +122,7 @@ pub fn trial_load(trial: &ModelTrial, path: &Path, digest: &str) -> Result<(), T
     verdict
 }
 
-fn run_child(trial: &ModelTrial, path: &Path) -> Result<(), TrialError> {
+fn run_child(trial: &ModelTrial, path: &Path, interface: Interface) -> Result<(), TrialError> {
     let model = path.display().to_string();
     let unavailable = |reason: String| TrialError::Unavailable {
         model: model.clone(),
@@ -113,7 +135,11 @@ fn run_child(trial: &ModelTrial, path: &Path) -> Result<(), TrialError> {
         cancel: None,
     };
     let mut command = tool.command([SUBCOMMAND, "--memory-mib"]);
-    command.arg(trial.memory_mib.to_string()).arg(path);
+    command.arg(trial.memory_mib.to_string());
+    if interface == Interface::Tensors {
+        command.arg("--tensors");
+    }
+    command.arg(path);
     // ONNX Runtime survives an allocation that fails while it folds constants: it warns and
     // skips the node, and the load succeeds. The same load without the limit (the worker's own)
     // would then fold it, so those warnings are what tells that the model needs more.
@@ -169,7 +195,7 @@ fn run_child(trial: &ModelTrial, path: &Path) -> Result<(), TrialError> {
 /// The child: limits its own address space to `memory_mib`, loads the model at `path` on the
 /// CPU (one thread, external data from the model's folder) and prints its input and output as
 /// JSON. Returns the exit code.
-pub fn child_main(path: &Path, memory_mib: u64) -> i32 {
+pub fn child_main(path: &Path, memory_mib: u64, interface: Interface) -> i32 {
     let bytes = memory_mib.saturating_mul(1 << 20);
     let limit = libc::rlimit {
         rlim_cur: bytes as libc::rlim_t,
@@ -197,14 +223,21 @@ pub fn child_main(path: &Path, memory_mib: u64) -> i32 {
     let folder = std::path::absolute(path)
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from));
-    match Engine::from_bytes_in(
-        &model,
-        &path.display().to_string(),
-        &options,
-        folder.as_deref(),
-    ) {
-        Ok(engine) => {
-            println!("{}", serde_json::to_string(engine.io()).unwrap_or_default());
+    let label = path.display().to_string();
+    let loaded = match interface {
+        Interface::Image => Engine::from_bytes_in(&model, &label, &options, folder.as_deref())
+            .map(|engine| serde_json::to_string(engine.io()).unwrap_or_default()),
+        Interface::Tensors => {
+            fresco_infer::TensorEngine::from_bytes_in(&model, &label, &options, folder.as_deref())
+                .map(|engine| {
+                    serde_json::json!({"input": engine.input(), "outputs": engine.outputs()})
+                        .to_string()
+                })
+        }
+    };
+    match loaded {
+        Ok(io) => {
+            println!("{io}");
             0
         }
         Err(

@@ -106,6 +106,24 @@ pub(super) fn ensure_scorer<'m>(
             Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
             Err(refusal) => return Err(model_failure(refusal.to_string())),
         }
+        // The first load of a submitted model happens in a child process under memory and time
+        // limits, as for image models: what ONNX Runtime builds while loading (constants folded
+        // over shapes only its inference knows) cannot take this process (maybe a server) down.
+        if let Some(trial) = ctx.stages.model_trial.as_ref() {
+            crate::model_trial::trial_load_as(
+                trial,
+                path,
+                &digest,
+                crate::model_trial::Interface::Tensors,
+            )
+            .map_err(|e| {
+                if e.is_retryable() {
+                    TaskFailure::retryable(e.to_string(), FailureClass::MissingDependency)
+                } else {
+                    model_failure(e.to_string())
+                }
+            })?;
+        }
         let mut settings = scoring.settings.clone();
         let mut card = match &scoring.card {
             Some(pinned) => Some(
