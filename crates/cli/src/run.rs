@@ -248,44 +248,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     let jobs = pair_inputs(&args)?;
-    for job in &jobs {
-        if !is_image_path(&job.input) && is_image_path(&job.output) {
-            return Err(Failure::new(
-                exit::OUTPUT,
-                format!(
-                    "{}: a video needs a video output (.mp4, .mkv, .mov, ...), not an image",
-                    job.output.display()
-                ),
-            ));
-        }
-    }
     // A .jsonl/.parquet output scores the model into records: its plan is resolved by the
     // submission's checks (fresco_submit), not by loading it as an image model here.
     let records = jobs
         .iter()
         .any(|job| fresco_score::RecordFormat::from_path(&job.output).is_some());
     let scoring = args.scoring.ask(args.model.channel_order, absolute);
-    if records {
-        if let Some(job) = jobs.iter().find(|job| is_image_path(&job.input)) {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                format!(
-                    "{}: scoring images into records is not supported yet; give a video",
-                    job.input.display()
-                ),
-            ));
-        }
-    }
-    if !records && scoring.is_given() {
-        return Err(Failure::new(
-            exit::BAD_INPUT,
-            format!(
-                "output {}: scoring options (--task, --labels, --model-card, --every, --fps, \
-                 ...) write records: give a .jsonl or .parquet output",
-                jobs[0].output.display()
-            ),
-        ));
-    }
+    check_outputs(&jobs, records, scoring.is_given())?;
     let started = Instant::now();
     let mut model = if records {
         records_model(&args)?
@@ -303,99 +272,41 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         );
     }
     let stop = StopSignal::new();
-    {
-        let stop = Arc::clone(&stop);
-        let _ = ctrlc::set_handler(move || {
-            if stop.is_stopping() {
-                std::process::exit(exit::CANCELED as i32);
-            }
-            stop.stop();
-            eprintln!("\nstopping: the chunks in flight go back to the queue (Ctrl-C again to quit at once)");
-        });
-    }
+    stop_on_ctrl_c(&stop);
 
-    let options = args.video.options();
-    let mut outputs: Vec<Option<serde_json::Value>> = vec![None; jobs.len()];
-    let mut frames_total = 0u64;
-    let mut first_failure: Option<Failure> = None;
-    let mut failed = 0usize;
-    let mut record = |result: Result<serde_json::Value, Failure>,
-                      slot: usize,
-                      outputs: &mut Vec<Option<serde_json::Value>>|
-     -> Result<(), Failure> {
-        match result {
-            Ok(value) => {
-                outputs[slot] = Some(value);
-                Ok(())
-            }
-            Err(failure) => {
-                if failure.code == exit::CANCELED || jobs.len() == 1 {
-                    return Err(failure);
-                }
-                eprintln!("error: {}", failure.message);
-                failed += 1;
-                first_failure.get_or_insert(failure);
-                Ok(())
-            }
-        }
-    };
-
+    let mut results = Results::new(jobs.len());
     // Images go straight through the model; videos through the job engine.
     let mut videos = Vec::new();
     for (slot, job) in jobs.iter().enumerate() {
         if stop.is_stopping() {
             return Err(Failure::new(exit::CANCELED, "interrupted"));
         }
-        if is_image_path(&job.input) {
-            if scoring.is_given() {
-                let message = format!(
-                    "output {}: scoring options (--task, --labels, --model-card, --every, \
-                     --fps, ...) write records: give a .jsonl or .parquet output",
-                    job.output.display()
-                );
-                record(
-                    Err(Failure::new(exit::BAD_INPUT, message)),
-                    slot,
-                    &mut outputs,
-                )?;
-                continue;
-            }
-            let result = style_image_file(
-                model.engine.as_mut().expect("an image model is loaded"),
-                &job.input,
-                &job.output,
-                args.video.overwrite,
-            )
-            .map(|s| {
-                frames_total += 1;
-                if chatty {
-                    eprintln!("{} -> {}", s.input.display(), s.output.display());
-                }
-                serde_json::to_value(&s).expect("summary serialises")
-            })
-            .map_err(Failure::from);
-            record(result, slot, &mut outputs)?;
-        } else {
+        if !is_image_path(&job.input) {
             videos.push(slot);
+            continue;
         }
+        if scoring.is_given() {
+            let failure = Failure::new(exit::BAD_INPUT, scoring_needs_records(&job.output));
+            results.record(Err(failure), slot)?;
+            continue;
+        }
+        let result = style_image_file(
+            model.engine.as_mut().expect("an image model is loaded"),
+            &job.input,
+            &job.output,
+            args.video.overwrite,
+        )
+        .map(|s| {
+            results.frames += 1;
+            if chatty {
+                eprintln!("{} -> {}", s.input.display(), s.output.display());
+            }
+            serde_json::to_value(&s).expect("summary serialises")
+        })
+        .map_err(Failure::from);
+        results.record(result, slot)?;
     }
     if !videos.is_empty() {
-        // Refuse an existing output (without --overwrite) or an unwritable folder before any work.
-        let mut runnable = Vec::new();
-        for &slot in &videos {
-            let job = &jobs[slot];
-            match fresco_pipeline::video::check_output_target(&job.output, args.video.overwrite) {
-                Ok(()) => runnable.push(slot),
-                Err(e) => record(Err(Failure::from(e)), slot, &mut outputs)?,
-            }
-        }
-        let video_jobs: Vec<VideoJob> = runnable
-            .iter()
-            .map(|&slot| VideoJob {
-                input: jobs[slot].input.clone(),
-                output: jobs[slot].output.clone(),
-            })
-            .collect();
         let pin = args.model.pin(&model.name, &model.digest);
         let embedded = EmbeddedOptions {
             workers: args.workers.unwrap_or_else(|| default_workers(&args.model)),
@@ -409,66 +320,217 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         };
         // The workers load their own sessions; this one is not needed any more.
         drop(model.engine.take());
-        let results = run_videos(&video_jobs, pin, options, &embedded, stop)?;
-        for (slot, result) in runnable.into_iter().zip(results) {
-            let result = result.map(|outcome| {
-                frames_total += outcome.frames;
-                if chatty {
-                    eprintln!(
-                        "{} -> {}: {} frames in {:.1} s ({:.2} frames/s{})",
-                        outcome.input.display(),
-                        outcome.output.display(),
-                        outcome.frames,
-                        outcome.seconds,
-                        outcome.fps,
-                        if outcome.chunks_resumed > 0 {
-                            format!(
-                                ", {} of {} chunks from an earlier run",
-                                outcome.chunks_resumed, outcome.chunks
-                            )
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-                serde_json::to_value(&outcome).expect("summary serialises")
-            });
-            record(result, slot, &mut outputs)?;
+        let overwrite = args.video.overwrite;
+        let options = args.video.options();
+        run_video_slots(
+            &jobs,
+            &videos,
+            pin,
+            options,
+            overwrite,
+            &embedded,
+            stop,
+            &mut results,
+        )?;
+    }
+    if args.json {
+        print_summary(&model, engine_label, started, &mut results);
+    }
+    results.finish()
+}
+
+/// Outputs a run cannot make, refused before any model is loaded.
+fn check_outputs(jobs: &[Job], records: bool, scoring_given: bool) -> Result<(), Failure> {
+    for job in jobs {
+        if !is_image_path(&job.input) && is_image_path(&job.output) {
+            return Err(Failure::new(
+                exit::OUTPUT,
+                format!(
+                    "{}: a video needs a video output (.mp4, .mkv, .mov, ...), not an image",
+                    job.output.display()
+                ),
+            ));
         }
     }
-    let outputs: Vec<serde_json::Value> = outputs.into_iter().flatten().collect();
-    let seconds = started.elapsed().as_secs_f64();
-    if args.json {
-        let summary = RunSummary {
-            model: model.name.clone(),
-            model_digest: model.digest.clone(),
-            model_source: model.source.clone(),
-            engine: engine_label,
-            frames: frames_total,
-            seconds,
-            fps: if seconds > 0.0 {
-                frames_total as f64 / seconds
-            } else {
-                0.0
-            },
-            outputs,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serialises")
+    if records {
+        if let Some(job) = jobs.iter().find(|job| is_image_path(&job.input)) {
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                format!(
+                    "{}: scoring images into records is not supported yet; give a video",
+                    job.input.display()
+                ),
+            ));
+        }
+    }
+    if !records && scoring_given {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            scoring_needs_records(&jobs[0].output),
+        ));
+    }
+    Ok(())
+}
+
+fn scoring_needs_records(output: &Path) -> String {
+    format!(
+        "output {}: scoring options (--task, --labels, --model-card, --every, --fps, ...) \
+         write records: give a .jsonl or .parquet output",
+        output.display()
+    )
+}
+
+/// Ctrl-C stops claiming (chunks in flight go back to the queue); a second one quits at once.
+fn stop_on_ctrl_c(stop: &Arc<StopSignal>) {
+    let stop = Arc::clone(stop);
+    let _ = ctrlc::set_handler(move || {
+        if stop.is_stopping() {
+            std::process::exit(exit::CANCELED as i32);
+        }
+        stop.stop();
+        eprintln!(
+            "\nstopping: the chunks in flight go back to the queue (Ctrl-C again to quit at once)"
         );
+    });
+}
+
+/// What each input of a run gave, in the inputs' order. With one input its failure is the
+/// run's; with several, a failure is told and the others go on.
+struct Results {
+    outputs: Vec<Option<serde_json::Value>>,
+    frames: u64,
+    first_failure: Option<Failure>,
+    failed: usize,
+}
+
+impl Results {
+    fn new(inputs: usize) -> Results {
+        Results {
+            outputs: vec![None; inputs],
+            frames: 0,
+            first_failure: None,
+            failed: 0,
+        }
     }
-    match first_failure {
-        Some(failure) => Err(Failure::new(
-            failure.code,
-            format!(
-                "{failed} of {} inputs failed (first: {})",
-                jobs.len(),
-                failure.message
-            ),
-        )),
-        None => Ok(ExitCode::SUCCESS),
+
+    fn record(
+        &mut self,
+        result: Result<serde_json::Value, Failure>,
+        slot: usize,
+    ) -> Result<(), Failure> {
+        match result {
+            Ok(value) => {
+                self.outputs[slot] = Some(value);
+                Ok(())
+            }
+            Err(failure) => {
+                if failure.code == exit::CANCELED || self.outputs.len() == 1 {
+                    return Err(failure);
+                }
+                eprintln!("error: {}", failure.message);
+                self.failed += 1;
+                self.first_failure.get_or_insert(failure);
+                Ok(())
+            }
+        }
     }
+
+    fn finish(self) -> Result<ExitCode, Failure> {
+        match self.first_failure {
+            Some(failure) => Err(Failure::new(
+                failure.code,
+                format!(
+                    "{} of {} inputs failed (first: {})",
+                    self.failed,
+                    self.outputs.len(),
+                    failure.message
+                ),
+            )),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// Runs the videos among `jobs` (at `slots`) through the embedded job engine, refusing an
+/// existing output (without --overwrite) or an unwritable folder before any work.
+#[allow(clippy::too_many_arguments)]
+fn run_video_slots(
+    jobs: &[Job],
+    slots: &[usize],
+    pin: ModelPin,
+    options: VideoOptions,
+    overwrite: bool,
+    embedded: &EmbeddedOptions,
+    stop: Arc<StopSignal>,
+    results: &mut Results,
+) -> Result<(), Failure> {
+    let mut runnable = Vec::new();
+    for &slot in slots {
+        let job = &jobs[slot];
+        match fresco_pipeline::video::check_output_target(&job.output, overwrite) {
+            Ok(()) => runnable.push(slot),
+            Err(e) => results.record(Err(Failure::from(e)), slot)?,
+        }
+    }
+    let video_jobs: Vec<VideoJob> = runnable
+        .iter()
+        .map(|&slot| VideoJob {
+            input: jobs[slot].input.clone(),
+            output: jobs[slot].output.clone(),
+        })
+        .collect();
+    let outcomes = run_videos(&video_jobs, pin, options, embedded, stop)?;
+    for (slot, outcome) in runnable.into_iter().zip(outcomes) {
+        let result = outcome.map(|outcome| {
+            results.frames += outcome.frames;
+            if embedded.chatty {
+                eprintln!(
+                    "{} -> {}: {} frames in {:.1} s ({:.2} frames/s{})",
+                    outcome.input.display(),
+                    outcome.output.display(),
+                    outcome.frames,
+                    outcome.seconds,
+                    outcome.fps,
+                    if outcome.chunks_resumed > 0 {
+                        format!(
+                            ", {} of {} chunks from an earlier run",
+                            outcome.chunks_resumed, outcome.chunks
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            serde_json::to_value(&outcome).expect("summary serialises")
+        });
+        results.record(result, slot)?;
+    }
+    Ok(())
+}
+
+/// `--json`: the run's summary on stdout.
+fn print_summary(model: &RunModel, engine: String, started: Instant, results: &mut Results) {
+    let outputs: Vec<serde_json::Value> = results.outputs.iter().flatten().cloned().collect();
+    let seconds = started.elapsed().as_secs_f64();
+    let frames = results.frames;
+    let summary = RunSummary {
+        model: model.name.clone(),
+        model_digest: model.digest.clone(),
+        model_source: model.source.clone(),
+        engine,
+        frames,
+        seconds,
+        fps: if seconds > 0.0 {
+            frames as f64 / seconds
+        } else {
+            0.0
+        },
+        outputs,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).expect("summary serialises")
+    );
 }
 
 /// The model as `fresco run` reports it; the image engine only where images are styled here.
