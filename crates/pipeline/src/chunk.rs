@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
 use crate::output::TempOutput;
-use crate::plan::{FrameWindow, VideoOptions, VideoPlan};
+use crate::plan::{FrameWindow, VideoOptions, VideoSettings};
 use crate::sizing::ChunkSizing;
 use crate::video::{prepare_video, pump_plan_frames, FramePass, Progress, Tools};
 
@@ -40,7 +40,7 @@ const SEEK_MARGIN_SECS: f64 = 5.0;
 /// worker, on any machine, scores and assembles the same way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobPlan {
-    pub video: VideoPlan,
+    pub video: VideoSettings,
     /// Every frame's timestamp, in the video stream's time base, in decode order. Stored as
     /// runs of equal steps, so a constant-rate input of any length takes a few bytes in the
     /// queue, where every claim reads it.
@@ -302,7 +302,7 @@ pub fn assemble(
 /// placed at `offset_us`.
 fn join_chunks(
     tools: &Tools,
-    video: &VideoPlan,
+    video: &VideoSettings,
     list: &Path,
     offset_us: i64,
     out: &Path,

@@ -17,7 +17,7 @@ use fresco_media::probe::FrameSize;
 use fresco_media::process::ProcessError;
 
 use crate::error::RunError;
-use crate::plan::VideoPlan;
+use crate::plan::VideoSettings;
 use crate::video::Tools;
 
 /// The encoder for WebM when the user names none. VP9 rather than VP8 or AV1: players of WebM
@@ -131,7 +131,7 @@ pub fn codec_args(container: &str, encode: &EncodeSettings) -> Vec<OsString> {
     args
 }
 
-/// Options of the output's muxer (other than MP4's, in [`VideoPlan`]).
+/// Options of the output's muxer (other than MP4's, in [`VideoSettings`]).
 pub fn muxer_args(container: &str) -> Vec<OsString> {
     match container {
         // The MPEG-TS muxer delays everything by 1.4 s unless told not to; with the input's
@@ -169,7 +169,7 @@ pub fn muxer_shift_us(
 /// Refuses, at plan, frame times that do not increase: every frame keeps its time in the
 /// output, and a time that goes back (two recordings joined without re-timing, a damaged
 /// file) cannot be encoded or placed; it failed after frames were scored. Names the frame.
-pub fn check_frame_order(plan: &VideoPlan, pts: &[i64]) -> Result<(), RunError> {
+pub fn check_frame_order(plan: &VideoSettings, pts: &[i64]) -> Result<(), RunError> {
     let Some(at) = pts.windows(2).position(|w| w[1] <= w[0]) else {
         return Ok(());
     };
@@ -195,7 +195,7 @@ pub fn check_frame_order(plan: &VideoPlan, pts: &[i64]) -> Result<(), RunError> 
 /// container, before any chunk is scored: an encoder this ffmpeg lacks, or one the container
 /// cannot hold (x264 into WebM, FFV1 into MP4), fails here with a message that says what to
 /// do, instead of when the scored chunks are joined.
-pub fn check_video_encoder(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
+pub fn check_video_encoder(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     let scratch = crate::video::scratch_file(&plan.output)?;
     let mut args: Vec<OsString> = [
         "-nostdin",
@@ -318,7 +318,7 @@ pub fn muxer_refused(stderr: &str) -> bool {
 /// the scale keeps the frames on the pipe one size), and a note says where the size changed.
 /// `sizes` lists the first frame's size and each change, as the frame scan found them; `pts`
 /// the frame times, for the note.
-pub fn handle_size_changes(plan: &mut VideoPlan, sizes: &[FrameSize], pts: &[i64]) {
+pub fn handle_size_changes(plan: &mut VideoSettings, sizes: &[FrameSize], pts: &[i64]) {
     let Some(first) = sizes.first() else {
         return;
     };
@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn opus_into_matroska_places_the_video_earlier_by_its_pre_skip() {
-        use crate::plan::{plan_video, VideoOptions};
+        use crate::plan::{video_settings, VideoOptions};
         use std::path::Path;
         let report = fresco_media::probe::ProbeReport::from_json(
             br#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":64,
@@ -442,7 +442,7 @@ mod tests {
         )
         .unwrap();
         let plan = |out: &str, options: &VideoOptions| {
-            plan_video(Path::new("in.mkv"), Path::new(out), &report, options).unwrap()
+            video_settings(Path::new("in.mkv"), Path::new(out), &report, options).unwrap()
         };
         let all = VideoOptions::default();
         assert_eq!(plan("o.webm", &all).muxer_shift_us, 6500);

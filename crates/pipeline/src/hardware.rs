@@ -15,7 +15,7 @@ use fresco_core::EncodeSettings;
 use fresco_media::process::{last_lines, ProcessError};
 
 use crate::error::RunError;
-use crate::plan::VideoPlan;
+use crate::plan::VideoSettings;
 use crate::video::Tools;
 
 /// A one-frame check may take this long (a first CUDA context can take seconds).
@@ -142,7 +142,7 @@ pub fn hwaccel_args(hwaccel: Option<&str>) -> Vec<OsString> {
 /// `-hwaccel` (unless `auto`, which falls back to software by itself), and encodes one frame of
 /// the output's size and pixel format with its hardware encoder. An error says which, and what
 /// ffmpeg said.
-pub fn check_hardware(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
+pub fn check_hardware(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     if let Some(method) = plan.hwaccel.as_deref().filter(|m| *m != "auto") {
         let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-v", "error"]
             .iter()
@@ -276,13 +276,13 @@ mod tests {
         );
     }
 
-    fn plan_with(options: &crate::plan::VideoOptions) -> Result<VideoPlan, RunError> {
+    fn plan_with(options: &crate::plan::VideoOptions) -> Result<VideoSettings, RunError> {
         let report = fresco_media::probe::ProbeReport::from_json(
             br#"{"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":64,
             "height":48,"pix_fmt":"yuv420p","time_base":"1/1000"}]}"#,
         )
         .unwrap();
-        crate::plan::plan_video(
+        crate::plan::video_settings(
             std::path::Path::new("in.mp4"),
             std::path::Path::new("out.mp4"),
             &report,

@@ -19,6 +19,6 @@ pub mod video;
 pub use chunk::{ChunkStats, JobPlan};
 pub use error::{FailureClass, RunError};
 pub use model::{check_model, load_model, CheckedModel, LoadedModel, ModelError};
-pub use plan::{VideoOptions, VideoPlan};
+pub use plan::{VideoOptions, VideoSettings};
 pub use sizing::ChunkSizing;
 pub use video::{prepare_video, score_video, PreparedVideo, Progress, Tools, VideoSummary};

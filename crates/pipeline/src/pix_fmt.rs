@@ -132,7 +132,7 @@ mod tests {
             "side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]}],
             "format":{"format_name":"mov,mp4","duration":"2.0"}}"#;
         let report = fresco_media::probe::ProbeReport::from_json(json.as_bytes()).unwrap();
-        let plan = crate::plan::plan_video(
+        let plan = crate::plan::video_settings(
             std::path::Path::new("in.mp4"),
             std::path::Path::new("out.mp4"),
             &report,

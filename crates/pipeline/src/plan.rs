@@ -26,7 +26,7 @@ pub struct CopiedStream {
 
 /// Everything decided about one video.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct VideoPlan {
+pub struct VideoSettings {
     pub input: PathBuf,
     pub output: PathBuf,
     /// `0:v:N`.
@@ -89,12 +89,12 @@ struct ColourTags {
 }
 
 /// Decides how to style `input` into `output`.
-pub fn plan_video(
+pub fn video_settings(
     input: &Path,
     output: &Path,
     report: &ProbeReport,
     options: &VideoOptions,
-) -> Result<VideoPlan, RunError> {
+) -> Result<VideoSettings, RunError> {
     let (video, coded_w, coded_h) = styleable_video(input, report)?;
     let video_ordinal = report.video_stream_ordinal().unwrap_or(0);
     let rotation = video.rotation();
@@ -127,7 +127,7 @@ pub fn plan_video(
     let streams = copied_streams(report, video, options, &mut notes);
 
     let muxer_shift_us = crate::container::muxer_shift_us(&container, report, &streams);
-    Ok(VideoPlan {
+    Ok(VideoSettings {
         input: input.to_path_buf(),
         output: output.to_path_buf(),
         video_ordinal,
@@ -392,7 +392,7 @@ fn describe_streams(report: &ProbeReport) -> String {
     }
 }
 
-impl VideoPlan {
+impl VideoSettings {
     /// Frame size in bytes on the pipes.
     pub fn model_frame_bytes(&self) -> usize {
         self.model_width as usize * self.model_height as usize * self.raw_format.bytes_per_pixel()
@@ -430,8 +430,8 @@ mod tests {
         ))
     }
 
-    fn plan(r: &ProbeReport, options: &VideoOptions) -> VideoPlan {
-        plan_video(Path::new("in.mp4"), Path::new("out.mp4"), r, options).unwrap()
+    fn plan(r: &ProbeReport, options: &VideoOptions) -> VideoSettings {
+        video_settings(Path::new("in.mp4"), Path::new("out.mp4"), r, options).unwrap()
     }
 
     #[test]
@@ -516,7 +516,7 @@ mod tests {
     #[test]
     fn hdr_and_audio_only_inputs_are_refused_with_reasons() {
         let hdr = one_video(64, 64, r#","color_transfer":"smpte2084""#);
-        let err = plan_video(
+        let err = video_settings(
             Path::new("a.mkv"),
             Path::new("b.mkv"),
             &hdr,
@@ -525,7 +525,7 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("HDR"), "{err}");
         let audio = report(r#"{"streams":[{"index":0,"codec_type":"audio","codec_name":"aac"}]}"#);
-        let err = plan_video(
+        let err = video_settings(
             Path::new("a.m4a"),
             Path::new("b.mp4"),
             &audio,

@@ -15,7 +15,7 @@ use fresco_media::probe;
 
 use crate::chunk::JobPlan;
 use crate::error::RunError;
-use crate::plan::{plan_video, VideoOptions};
+use crate::plan::{video_settings, VideoOptions};
 use crate::video::{check_input_file, check_output_target, Tools};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,7 +44,7 @@ pub fn plan_records(
         .map_err(RunError::OverLimit)?;
     // The video plan gives the displayed size, time base and stream; its encoder is unused
     // (a stand-in container for the plan's own choices).
-    let mut video = plan_video(input, &output.with_extension("mkv"), &report, options)?;
+    let mut video = video_settings(input, &output.with_extension("mkv"), &report, options)?;
     video.output = output.to_path_buf();
     let scan = probe::ScanLimits {
         limits: &options.limits,

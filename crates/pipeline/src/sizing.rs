@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use fresco_infer::Engine;
 
-use crate::plan::VideoPlan;
+use crate::plan::VideoSettings;
 
 /// Target model time per chunk when a job does not fix its chunk size.
 pub const CHUNK_TARGET_SECS: f64 = 30.0;
@@ -27,7 +27,7 @@ pub enum ChunkSizing<'e> {
 
 impl ChunkSizing<'_> {
     /// Frames per chunk for a job of `frames` frames planned as `video`.
-    pub fn frames_per_chunk(self, video: &VideoPlan, frames: u64) -> u64 {
+    pub fn frames_per_chunk(self, video: &VideoSettings, frames: u64) -> u64 {
         match self {
             ChunkSizing::Frames(n) => n.max(1),
             ChunkSizing::Calibrate(engine) => {
@@ -53,7 +53,7 @@ pub fn at_least_two_chunks(chunk_frames: u64, frames: u64) -> u64 {
 /// [`CALIBRATION_PIXELS`], with the job's aspect, and the time scaled to the job's frame size
 /// (the networks' cost is linear in pixels). Timing a full frame twice cost as much as two
 /// frames of the job: 5 s at 720p, 3% of a 3 s clip.
-fn calibrated_chunk_frames(engine: &mut Engine, video: &VideoPlan) -> u64 {
+fn calibrated_chunk_frames(engine: &mut Engine, video: &VideoSettings) -> u64 {
     let (w, h) = (video.model_width, video.model_height);
     let (cw, ch) = calibration_size(w, h);
     let pixels = cw as usize * ch as usize * 3;

@@ -25,7 +25,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 
 use crate::error::RunError;
 use crate::output::TempOutput;
-use crate::plan::{plan_video, VideoOptions, VideoPlan};
+use crate::plan::{video_settings, VideoOptions, VideoSettings};
 
 /// How long a probe may take before it is called hung.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,7 +87,7 @@ impl Tools {
 /// A video, probed and planned, with its frame timestamps: ready to style.
 #[derive(Debug, Clone)]
 pub struct PreparedVideo {
-    pub plan: VideoPlan,
+    pub plan: VideoSettings,
     pub frame_pts: Vec<i64>,
     pub warnings: Vec<String>,
 }
@@ -113,7 +113,7 @@ pub fn prepare_video(
     report
         .check_limits(&options.limits, &subject)
         .map_err(RunError::OverLimit)?;
-    let mut plan = plan_video(input, output, &report, options)?;
+    let mut plan = video_settings(input, output, &report, options)?;
     check_streams_fit(tools, &plan)?;
     crate::hardware::check_hardware(tools, &plan)?;
     crate::container::check_video_encoder(tools, &plan)?;
@@ -228,7 +228,7 @@ pub(crate) fn refused_or(
 
 /// Muxes just the copied streams into the output's container, to fail before any scoring if
 /// one cannot be stored there. Each is checked alone, so the message names the stream.
-fn check_streams_fit(tools: &Tools, plan: &VideoPlan) -> Result<(), RunError> {
+fn check_streams_fit(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     if plan.streams.is_empty() {
         return Ok(());
     }
@@ -396,7 +396,7 @@ pub fn score_video(
 /// One pass of frames through the model: a decoder command, an encoder command, and the
 /// timestamps the encoder gets, one per frame the decoder must deliver.
 pub(crate) struct FramePass<'a> {
-    pub plan: &'a VideoPlan,
+    pub plan: &'a VideoSettings,
     pub decoder_args: Vec<std::ffi::OsString>,
     pub encoder_args: Vec<std::ffi::OsString>,
     pub pts: &'a [i64],

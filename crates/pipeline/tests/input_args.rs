@@ -6,7 +6,7 @@ use std::path::Path;
 
 use fresco_media::input::every_input_is_restricted;
 use fresco_media::probe::ProbeReport;
-use fresco_pipeline::plan::{plan_video, FrameWindow, VideoOptions};
+use fresco_pipeline::plan::{video_settings, FrameWindow, VideoOptions};
 
 #[test]
 fn every_input_is_opened_with_the_whitelists() {
@@ -21,7 +21,7 @@ fn every_input_is_opened_with_the_whitelists() {
         hwaccel: Some("cuda".into()),
         ..Default::default()
     };
-    let p = plan_video(Path::new("in.mp4"), Path::new("out.mp4"), &report, &options).unwrap();
+    let p = video_settings(Path::new("in.mp4"), Path::new("out.mp4"), &report, &options).unwrap();
     let window = FrameWindow::Times {
         seek_secs: 1.0,
         from_secs: Some(1.0),

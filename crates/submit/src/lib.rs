@@ -344,8 +344,9 @@ impl Submitter {
                 let report =
                     probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
                 self.limits.check_probe("input", &report)?;
-                let plan = fresco_pipeline::plan::plan_video(&input, &output, &report, &options)
-                    .map_err(run_rejection)?;
+                let plan =
+                    fresco_pipeline::plan::video_settings(&input, &output, &report, &options)
+                        .map_err(run_rejection)?;
                 // One frame from ffmpeg's own generator (not the input) into the output's
                 // container: a codec it cannot hold, or ffmpeg lacks, is refused now. Not a
                 // hardware encoder: the checks need no GPU; the plan task tries those.

@@ -105,7 +105,7 @@ impl Submitter {
         match self.probe_object(url, info)? {
             Probed::Report(report) => {
                 self.limits.check_probe("input", &report)?;
-                let plan = fresco_pipeline::plan::plan_video(&named, output, &report, options)
+                let plan = fresco_pipeline::plan::video_settings(&named, output, &report, options)
                     .map_err(run_rejection)?;
                 // As for a local input: a codec the output's container cannot hold (not a
                 // hardware encoder, which the plan task tries on a machine that has one).

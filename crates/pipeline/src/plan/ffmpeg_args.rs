@@ -1,4 +1,4 @@
-//! The ffmpeg arguments that follow from a [`VideoPlan`]: the decoder's (raw frames at the
+//! The ffmpeg arguments that follow from a [`VideoSettings`]: the decoder's (raw frames at the
 //! model's size), the encoders' (whole video, or one chunk) and the assembler's (chunks joined,
 //! other streams copied), with the colour tags and filters that keep the output's colours.
 
@@ -7,9 +7,9 @@ use std::path::Path;
 
 use fresco_media::input::{input_args, own_concat_args, own_pipe_args};
 
-use super::{FrameWindow, VideoPlan};
+use super::{FrameWindow, VideoSettings};
 
-impl VideoPlan {
+impl VideoSettings {
     /// ffmpeg arguments that decode the video stream to raw RGB frames on stdout, every decoded
     /// frame once (`-fps_mode passthrough`), rotated upright, at the model's size.
     pub fn decoder_args(&self) -> Vec<OsString> {
