@@ -700,3 +700,71 @@ fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
     let listed = fresco(["jobs", "list", "--json", "--db", &db]).ok().json();
     assert_eq!(listed, serde_json::json!([]), "nothing was queued");
 }
+
+/// A model fresco knows by its bytes, given with no card, is scored with the preparation it was
+/// trained for (EfficientNet-Lite0: `(x - 127) / 128` after a centre crop): the rows equal
+/// those of the same flags given by hand, and differ from the `/255` a card-less unknown model
+/// would get.
+#[test]
+fn a_known_model_without_a_card_gets_its_own_preparation() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 1);
+    let model = models.join("efficientnet-lite0.onnx");
+    let labels = models.join("imagenet_labels.txt");
+    let score = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--task",
+            "classify",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--every",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        let sub = dir.path().join(format!("{name}.queue"));
+        std::fs::create_dir(&sub).unwrap();
+        run_records(&sub, &args, &[]).ok();
+        jsonl_rows(&out)
+            .into_iter()
+            .map(|row| row["classes"].clone())
+            .collect::<Vec<_>>()
+    };
+    let known = score("known.jsonl", &[]);
+    let by_hand = score(
+        "by-hand.jsonl",
+        &[
+            "--resize",
+            "crop",
+            "--mean",
+            "127,127,127",
+            "--std",
+            "128,128,128",
+        ],
+    );
+    let plain = score(
+        "plain.jsonl",
+        &[
+            "--resize",
+            "crop",
+            "--mean",
+            "0,0,0",
+            "--std",
+            "255,255,255",
+        ],
+    );
+    assert_eq!(known.len(), 3, "frames 0, 10, 20 of a 25-frame clip");
+    assert_eq!(
+        known, by_hand,
+        "the known card is the preparation given by hand"
+    );
+    assert_ne!(known, plain, "and not the /255 of an unknown model");
+}

@@ -12,6 +12,7 @@
 //!    joined in order into the final file (docs/records.md).
 pub mod card;
 pub mod detect;
+pub mod known;
 mod parquet_out;
 pub mod prep;
 pub mod record;
@@ -20,6 +21,7 @@ pub mod scorer;
 
 pub use card::{card_beside, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
 pub use detect::{DetectFormat, DetectSpec};
+pub use known::{known_model, KnownModel, KNOWN_MODELS};
 pub use parquet_out::schema as parquet_schema;
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{

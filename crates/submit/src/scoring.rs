@@ -93,11 +93,28 @@ impl Submitter {
             Err(refusal) => return Err(unusable(refusal.code(), refusal)),
         }
         let card_path = ask.card.clone().or_else(|| card_beside(&path));
-        let card = card_path
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let mut card = card_path
             .as_deref()
             .map(ModelCard::load)
             .transpose()
             .map_err(|e| unusable("model-card", e))?;
+        // A model fresco knows by its bytes, with no card of its own, is scored with the card
+        // it was trained for (its preparation is not in the file).
+        let known = match card {
+            None => fresco_score::known_model(&digest),
+            Some(_) => None,
+        };
+        if let Some(known) = known {
+            card = Some(
+                known
+                    .parsed_card()
+                    .map_err(|e| Rejection::Internal(e.to_string()))?,
+            );
+        }
         let label = path.display().to_string();
         let plan = if self.load_scoring_models {
             let engine = fresco_infer::EngineOptions {
@@ -147,6 +164,11 @@ impl Submitter {
                 path: absolute(&p),
                 digest: card.digest,
             }),
+            (Some(card), None) => known.map(|known| PinnedText {
+                text: known.card.to_string(),
+                path: PathBuf::from(known.card_path()),
+                digest: card.digest,
+            }),
             _ => None,
         };
         let mut settings = ask.settings.clone();
@@ -155,10 +177,6 @@ impl Submitter {
         settings.task = serde_json::to_value(plan.task)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string));
-        let digest = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&bytes))
-        };
         let pin = ModelPin {
             choice: ModelChoice::File(path.clone()),
             name: path
