@@ -68,11 +68,29 @@ pub struct ModelCard {
     pub digest: String,
 }
 
+/// The largest card read (a card is a few lines of TOML).
+pub const MAX_CARD_BYTES: u64 = 64 * 1024;
+/// The largest labels file read (ImageNet's 1,000 classes take 30 KiB).
+pub const MAX_LABELS_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads `path` whole, refusing a file over `limit` bytes without reading past it.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than the {limit} bytes allowed"));
+    }
+    Ok(bytes)
+}
+
 impl ModelCard {
     pub fn load(path: &Path) -> Result<ModelCard, CardError> {
-        let bytes = std::fs::read(path).map_err(|e| CardError::Read {
+        let bytes = read_bounded(path, MAX_CARD_BYTES).map_err(|reason| CardError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason,
         })?;
         Self::parse(&bytes, path)
     }
@@ -147,9 +165,9 @@ pub struct Labels {
 
 impl Labels {
     pub fn load(path: &Path) -> Result<Labels, CardError> {
-        let bytes = std::fs::read(path).map_err(|e| CardError::Labels {
+        let bytes = read_bounded(path, MAX_LABELS_BYTES).map_err(|reason| CardError::Labels {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason,
         })?;
         Self::parse(&bytes).map_err(|reason| CardError::Labels {
             path: path.display().to_string(),

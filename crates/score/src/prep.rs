@@ -77,6 +77,10 @@ impl std::str::FromStr for Resize {
     }
 }
 
+/// The largest side a model's input may be given (`--input-size`): a 4096x4096 frame is 192 MiB
+/// of float32 per batch item, already far past what scoring models take.
+pub const MAX_INPUT_SIDE: u32 = 4096;
+
 /// Parses `WxH` (e.g. `224x224`).
 pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
     let (w, h) = text
@@ -86,8 +90,8 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
         v.trim()
             .parse::<u32>()
             .ok()
-            .filter(|v| (1..=16384).contains(v))
-            .ok_or_else(|| format!("'{text}' is not WxH with sizes from 1 to 16384"))
+            .filter(|v| (1..=MAX_INPUT_SIDE).contains(v))
+            .ok_or_else(|| format!("'{text}' is not WxH with sizes from 1 to {MAX_INPUT_SIDE}"))
     };
     Ok((parse(w)?, parse(h)?))
 }

@@ -507,8 +507,25 @@ fn detect_spec(
                         "detect_format anchors needs the card's [[anchors]] grids (size, per_cell)",
                     )
                 })?;
+            // Counted before any is built: a card's grids are a stranger's numbers.
+            let count = grids
+                .iter()
+                .try_fold(0u64, |sum, g| {
+                    u64::from(g.size)
+                        .checked_mul(u64::from(g.size))?
+                        .checked_mul(u64::from(g.per_cell))?
+                        .checked_add(sum)
+                })
+                .filter(|&n| n <= MAX_ANCHORS)
+                .ok_or_else(|| {
+                    field(
+                        "anchors",
+                        format!("the grids make more than {MAX_ANCHORS} anchors"),
+                    )
+                })?;
+            let used = anchor_outputs(outputs, &chosen, count as usize)?;
             anchor_centres_ = anchor_centres(grids);
-            anchor_outputs(outputs, &chosen, anchor_centres_.len())?
+            used
         }
     };
     Ok(DetectSpec {
@@ -534,6 +551,9 @@ fn bad_detect_outputs(reason: String) -> PlanError {
 fn show_output(outputs: &[TensorInfo], i: usize) -> String {
     format!("'{}' is {}", outputs[i].name, show_shape(&outputs[i].shape))
 }
+
+/// The most anchors a card's grids may make (BlazeFace's are 896).
+const MAX_ANCHORS: u64 = 1 << 20;
 
 /// The one output a yolo (`[N, boxes, 5 + classes]`) or yolov8 (`[N, 4 + classes, anchors]`)
 /// decoder reads.

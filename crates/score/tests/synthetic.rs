@@ -313,6 +313,80 @@ fn sizes_and_layouts_the_model_cannot_take_are_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("unknown key 'layot'"), "{err}");
+    // A size past the largest input a frame is prepared for (memory per frame).
+    assert_eq!(
+        field_of(new_scorer(&free, &classify(Some("20000x20000"), None))),
+        "input_size"
+    );
+}
+
+/// What a submitter's card and labels name cannot make the scorer take memory: a card or labels
+/// file too large is refused before it is read whole, and anchor grids are counted (with
+/// overflow checked) before any anchor is made.
+#[test]
+fn huge_cards_labels_and_anchor_grids_are_refused_before_they_are_built() {
+    use fresco_score::card::{MAX_CARD_BYTES, MAX_LABELS_BYTES};
+    use fresco_score::Labels;
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("big.toml");
+    let mut text = String::from("task = \"classify\"\n");
+    while text.len() as u64 <= MAX_CARD_BYTES {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&card, &text).unwrap();
+    let err = ModelCard::load(&card).unwrap_err().to_string();
+    assert!(
+        err.contains("big.toml") && err.contains("larger than"),
+        "{err}"
+    );
+    let labels = dir.path().join("labels.txt");
+    let file = std::fs::File::create(&labels).unwrap();
+    file.set_len(MAX_LABELS_BYTES + 1).unwrap();
+    let err = Labels::load(&labels).unwrap_err().to_string();
+    assert!(
+        err.contains("labels.txt") && err.contains("larger than"),
+        "{err}"
+    );
+
+    let model = constant_model(
+        &nchw(128, 128),
+        &[
+            ("scores", &[1, 4, 1], &[0.0; 4]),
+            ("boxes", &[1, 4, 4], &[0.0; 16]),
+        ],
+    );
+    for grids in [
+        "[[anchors]]\nsize = 4000000000\nper_cell = 4000000000\n",
+        "[[anchors]]\nsize = 2000\nper_cell = 1000\n",
+    ] {
+        let card = ModelCard::parse(
+            format!("task = \"detect\"\ndetect_format = \"anchors\"\n{grids}").as_bytes(),
+            "anchors.toml".as_ref(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let options = EngineOptions {
+            threads: Some(1),
+            ..EngineOptions::default()
+        };
+        let err = match Scorer::new(
+            &model,
+            "m",
+            None,
+            &options,
+            &ScoreSettings::default(),
+            Some(&card),
+        ) {
+            Ok(_) => panic!("{grids}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("more than"), "{grids}: {err}");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{grids}: took {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]
