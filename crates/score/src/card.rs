@@ -66,6 +66,8 @@ pub struct ModelCard {
     pub settings: ScoreSettings,
     /// sha256 of the card's bytes, hex.
     pub digest: String,
+    /// The card as read (what a job pins, so the file is not read twice).
+    pub text: String,
 }
 
 /// The largest card read (a card is a few lines of TOML).
@@ -135,6 +137,7 @@ impl ModelCard {
             path: path.to_path_buf(),
             settings,
             digest: hex::encode(Sha256::digest(bytes)),
+            text: text.to_string(),
         })
     }
 }
@@ -161,6 +164,8 @@ pub struct Labels {
     pub names: Vec<String>,
     /// sha256 of the file's bytes, hex.
     pub digest: String,
+    /// The file as read (what a job pins, so the file is not read twice).
+    pub text: String,
 }
 
 impl Labels {
@@ -176,8 +181,8 @@ impl Labels {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Labels, String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-        let text = text.strip_suffix('\n').unwrap_or(text);
+        let whole = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        let text = whole.strip_suffix('\n').unwrap_or(whole);
         let names: Vec<String> = text
             .split('\n')
             .map(|line| {
@@ -195,6 +200,7 @@ impl Labels {
         Ok(Labels {
             names,
             digest: hex::encode(Sha256::digest(bytes)),
+            text: whole.to_string(),
         })
     }
 

@@ -146,31 +146,22 @@ impl Submitter {
                     .clone()
                     .or_else(|| card.as_ref().and_then(|c| c.settings.labels.clone()))
                     .ok_or_else(|| Rejection::Internal("labels without a file".into()))?;
-                let text = std::fs::read_to_string(&file).map_err(|e| {
-                    unusable("labels", format!("labels file {}: {e}", file.display()))
-                })?;
                 Some(PinnedText {
                     path: absolute(&file),
                     digest: resolved.digest.clone(),
-                    text,
+                    text: resolved.text.clone(),
                 })
             }
         };
-        let card = match (card, card_path) {
-            (Some(card), Some(p)) => Some(PinnedText {
-                text: std::fs::read_to_string(&p).map_err(|e| {
-                    unusable("model-card", format!("model card {}: {e}", p.display()))
-                })?,
-                path: absolute(&p),
-                digest: card.digest,
-            }),
-            (Some(card), None) => known.map(|known| PinnedText {
-                text: known.card.to_string(),
-                path: PathBuf::from(known.card_path()),
-                digest: card.digest,
-            }),
-            _ => None,
-        };
+        // Pinned as read: the text the plan was resolved from, not a second read of the file.
+        let card = card.map(|card| PinnedText {
+            path: match known {
+                Some(_) => card.path.clone(),
+                None => absolute(&card.path),
+            },
+            text: card.text,
+            digest: card.digest,
+        });
         let mut settings = ask.settings.clone();
         settings.labels = settings.labels.as_deref().map(absolute);
         // The resolved task, so that assembly knows it without loading the model.
