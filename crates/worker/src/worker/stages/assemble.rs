@@ -21,22 +21,7 @@ pub(super) fn assemble(
 ) -> Result<TaskOutput, TaskFailure> {
     let lease = task.lease;
     let mut plan = job_plan(lease)?;
-    let mut job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
-    let mut files: Vec<PathBuf> = (0..plan.chunks.len() as u32)
-        .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
-        .collect();
-    // Chunks in an object store are fetched into scratch first (held until assembled).
-    let mut _downloaded = Vec::new();
-    if let Some(store) = ctx.system() {
-        job_dir = ctx.scratch.job_dir(&lease.job_id)?;
-        (files, _downloaded) = system::download_chunks(
-            store,
-            &lease.job_id,
-            plan.chunks.len() as u32,
-            &job_dir.join("chunks"),
-            ctx.scratch.budget(),
-        )?;
-    }
+    let (job_dir, files, _downloaded) = chunk_files(ctx, lease, plan.chunks.len() as u32)?;
     if let Some(url) = ObjectUrl::of(&spec.output) {
         let url = url.map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Output))?;
         return remote::assemble_to_object(
@@ -100,4 +85,30 @@ pub(super) fn file_identity(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     Some(format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+/// The job's folder and its chunk files, in order: in the shared work folder, or fetched from
+/// the system store into scratch first (the downloads are held, with their scratch budget,
+/// until the caller drops them).
+pub(super) fn chunk_files(
+    ctx: &TaskContext<'_>,
+    lease: &fresco_queue::TaskLease,
+    count: u32,
+) -> Result<(PathBuf, Vec<PathBuf>, Vec<fresco_store::Downloaded>), TaskFailure> {
+    let Some(store) = ctx.system() else {
+        let job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
+        let files = (0..count)
+            .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
+            .collect();
+        return Ok((job_dir, files, Vec::new()));
+    };
+    let job_dir = ctx.scratch.job_dir(&lease.job_id)?;
+    let (files, downloaded) = system::download_chunks(
+        store,
+        &lease.job_id,
+        count,
+        &job_dir.join("chunks"),
+        ctx.scratch.budget(),
+    )?;
+    Ok((job_dir, files, downloaded))
 }

@@ -5,7 +5,7 @@
 //! the row count, and publishes the output atomically.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fresco_core::scoring::ScoringSpec;
 use fresco_core::ModelChoice;
@@ -19,7 +19,6 @@ use fresco_score::{
 
 use super::{job_plan, Task, TaskContext};
 use crate::spec::JobSpec;
-use crate::sweep;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
 
 /// A scorer loaded for a job's pinned model, card and labels.
@@ -230,27 +229,13 @@ pub(super) fn score(
     let lease = task.lease;
     let mut plan = job_plan(lease)?;
     let format = format_of(spec)?;
-    let stored = match ctx.system() {
-        Some(store) => system::chunk_stored(store, &lease.job_id, lease.chunk)?,
-        None => false,
-    };
-    let job_dir = match ctx.system() {
-        Some(_) => ctx.scratch.job_dir(&lease.job_id)?,
-        None => sweep::create_job_dir(ctx.work_dir(), &lease.job_id).map_err(|e| {
-            TaskFailure::retryable(
-                format!("cannot create the job's work folder: {e}"),
-                FailureClass::Processing,
-            )
-        })?,
-    };
-    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
-    if stored || (ctx.system().is_none() && out.is_file()) {
+    let Some(out) = super::score::chunk_target(ctx, lease)? else {
         return Ok(TaskOutput::Scored {
             frames: lease.frames.len(),
             reused: true,
             model_seconds: 0.0,
         });
-    }
+    };
     remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
     task.progress.tick();
     let all = sampled(spec, &plan)?;
@@ -400,21 +385,7 @@ pub(super) fn assemble(
         }
     }
     let count = plan.chunks.len() as u32;
-    let mut job_dir = sweep::job_dir(ctx.work_dir(), &lease.job_id);
-    let mut files: Vec<PathBuf> = (0..count)
-        .map(|n| job_dir.join(fresco_store::system::chunk_file_name(n)))
-        .collect();
-    let mut _downloaded = Vec::new();
-    if let Some(store) = ctx.system() {
-        job_dir = ctx.scratch.job_dir(&lease.job_id)?;
-        (files, _downloaded) = system::download_chunks(
-            store,
-            &lease.job_id,
-            count,
-            &job_dir.join("chunks"),
-            ctx.scratch.budget(),
-        )?;
-    }
+    let (_, files, _downloaded) = super::assemble::chunk_files(ctx, lease, count)?;
     let mut parts = Vec::with_capacity(files.len());
     for file in &files {
         let bytes = std::fs::read(file).map_err(|e| {

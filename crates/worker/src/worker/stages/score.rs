@@ -22,33 +22,13 @@ pub(super) fn score(
     let mut plan = job_plan(lease)?;
     let faults = Faults::from_env();
     faults.before_chunk(lease.chunk)?;
-    let stored = match ctx.system() {
-        Some(store) => system::chunk_stored(store, &lease.job_id, lease.chunk)?,
-        None => false,
-    };
-    let job_dir = match ctx.system() {
-        // Scored in scratch, then uploaded.
-        Some(_) => ctx.scratch.job_dir(&lease.job_id)?,
-        None => sweep::create_job_dir(ctx.work_dir(), &lease.job_id).map_err(|e| {
-            TaskFailure::retryable(
-                format!(
-                    "{}: cannot create the job's work folder: {e}",
-                    sweep::job_dir(ctx.work_dir(), &lease.job_id).display()
-                ),
-                FailureClass::Processing,
-            )
-        })?,
-    };
-    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
-    if stored || (ctx.system().is_none() && out.is_file()) {
-        // A previous holder finished the file (renamed into place only when complete) but did
-        // not live to record it.
+    let Some(out) = chunk_target(ctx, lease)? else {
         return Ok(TaskOutput::Scored {
             frames: lease.frames.len(),
             reused: true,
             model_seconds: 0.0,
         });
-    }
+    };
     remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
     // A first download of a remote input is not a stall of the chunk.
     task.progress.tick();
@@ -123,6 +103,38 @@ pub(super) fn score(
 /// test builds turn on): a chunk that always fails (`FRESCO_TEST_FAIL_CHUNK`), and a delay
 /// per frame (`FRESCO_TEST_FRAME_DELAY_MS`) so that a test can kill a worker in the middle of
 /// a chunk. Without the feature they are not compiled, and the environment is not read.
+/// The file a score task writes its chunk to: in the job's shared work folder, or in scratch to
+/// be uploaded to the system store. `None` when a previous
+/// holder finished the file (renamed into place only when complete, or uploaded) but did not
+/// live to record it.
+pub(super) fn chunk_target(
+    ctx: &TaskContext<'_>,
+    lease: &fresco_queue::TaskLease,
+) -> Result<Option<std::path::PathBuf>, TaskFailure> {
+    let stored = match ctx.system() {
+        Some(store) => system::chunk_stored(store, &lease.job_id, lease.chunk)?,
+        None => false,
+    };
+    let job_dir = match ctx.system() {
+        // Scored in scratch, then uploaded.
+        Some(_) => ctx.scratch.job_dir(&lease.job_id)?,
+        None => sweep::create_job_dir(ctx.work_dir(), &lease.job_id).map_err(|e| {
+            TaskFailure::retryable(
+                format!(
+                    "{}: cannot create the job's work folder: {e}",
+                    sweep::job_dir(ctx.work_dir(), &lease.job_id).display()
+                ),
+                FailureClass::Processing,
+            )
+        })?,
+    };
+    let out = job_dir.join(fresco_store::system::chunk_file_name(lease.chunk));
+    if stored || (ctx.system().is_none() && out.is_file()) {
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
 #[cfg(feature = "test-hooks")]
 pub(super) mod hooks {
     use std::time::Duration;
