@@ -109,23 +109,12 @@ impl TestQueue {
 
     /// `fresco jobs submit INPUT -o OUTPUT --model MODEL EXTRA...`; returns the job id.
     pub fn submit(&self, input: &Path, output: &Path, model: &Path, extra: &[&str]) -> String {
-        let mut args = vec![
-            s("jobs"),
-            s("submit"),
-            p(input),
-            s("-o"),
-            p(output),
-            s("--model"),
-            p(model),
-        ];
-        args.extend(self.args());
-        args.extend(extra.iter().map(|a| s(a)));
-        let out = run_with_timeout(fresco_cmd().args(args), Duration::from_secs(60)).ok();
+        let out = self.try_submit(input, output, model, extra).ok();
         out.stdout.trim().to_string()
     }
 
-    /// `fresco jobs submit ...` as in [`TestQueue::submit`], for a submission that may be
-    /// refused: what the command printed and its exit code.
+    /// `fresco jobs submit INPUT -o OUTPUT --model MODEL EXTRA...`, for a submission that may
+    /// be refused: what the command printed and its exit code.
     pub fn try_submit(&self, input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
         let mut args = vec![
             s("jobs"),
