@@ -9,8 +9,9 @@
 //!   `scores [N, K]`, `classes [N, K]` (class numbers as the model gives them), and optionally
 //!   `num_detections [N]`.
 //! - `anchors` (BlazeFace-like): score logits `[N, A_i, 1]` and boxes `[N, A_i, 4 + 2k]` per
-//!   anchor grid, `cx, cy` relative to the anchor's centre and `w, h`, in input pixels;
-//!   score = sigmoid(logit clamped to ±100), one class.
+//!   anchor grid, `cx, cy` relative to the anchor's centre and `w, h`, in input pixels, then
+//!   `k` keypoints `x, y` relative to the anchor's centre too (BlazeFace's six: eyes, nose,
+//!   mouth, ears), kept in the rows; score = sigmoid(logit clamped to ±100), one class.
 
 use fresco_infer::NamedTensor;
 
@@ -43,12 +44,14 @@ impl std::str::FromStr for DetectFormat {
     }
 }
 
-/// A box before it is mapped to the frame: `x0, y0, x1, y1` in model-input pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A box before it is mapped to the frame: `x0, y0, x1, y1` in model-input pixels, with the
+/// keypoints the layout gives (`anchors` only), `x, y` in model-input pixels.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawBox {
     pub class: usize,
     pub score: f32,
     pub bbox: [f32; 4],
+    pub keypoints: Vec<[f32; 2]>,
 }
 
 /// How to decode one detector's outputs, validated against the model (see `resolve`).
@@ -137,6 +140,7 @@ pub fn raw_boxes(
                         class,
                         score,
                         bbox: cxcywh(row[0], row[1], row[2], row[3]),
+                        keypoints: Vec::new(),
                     });
                 }
             }
@@ -167,6 +171,7 @@ pub fn raw_boxes(
                         class,
                         score,
                         bbox: cxcywh(at(0), at(1), at(2), at(3)),
+                        keypoints: Vec::new(),
                     });
                 }
             }
@@ -190,6 +195,7 @@ pub fn raw_boxes(
                         class: cl[i].max(0.0) as usize,
                         score: sc[i],
                         bbox: [r[1] * w, r[0] * h, r[3] * w, r[2] * h],
+                        keypoints: Vec::new(),
                     });
                 }
             }
@@ -217,11 +223,17 @@ pub fn raw_boxes(
                     anchor += 1;
                     let score = 1.0 / (1.0 + (-logit.clamp(-100.0, 100.0)).exp());
                     if score >= spec.min_score {
-                        let (cx, cy) = (row[0] + c[0] * w, row[1] + c[1] * h);
+                        let (ax, ay) = (c[0] * w, c[1] * h);
                         boxes.push(RawBox {
                             class: 0,
                             score,
-                            bbox: cxcywh(cx, cy, row[2], row[3]),
+                            bbox: cxcywh(row[0] + ax, row[1] + ay, row[2], row[3]),
+                            keypoints: row
+                                .get(4..)
+                                .unwrap_or_default()
+                                .chunks_exact(2)
+                                .map(|p| [p[0] + ax, p[1] + ay])
+                                .collect(),
                         });
                     }
                 }
@@ -293,6 +305,11 @@ pub fn detect(
             class: r.class as u32,
             score: r.score,
             bbox: geometry.box_to_frame(r.bbox),
+            keypoints: r
+                .keypoints
+                .iter()
+                .map(|&p| geometry.point_to_frame(p))
+                .collect(),
         })
         .collect())
 }
@@ -302,7 +319,12 @@ mod tests {
     use super::*;
 
     fn raw(class: usize, score: f32, bbox: [f32; 4]) -> RawBox {
-        RawBox { class, score, bbox }
+        RawBox {
+            class,
+            score,
+            bbox,
+            keypoints: Vec::new(),
+        }
     }
 
     #[test]
@@ -316,7 +338,7 @@ mod tests {
         let kept = nms(boxes.clone(), 0.45);
         assert_eq!(
             kept,
-            vec![boxes[1], boxes[2], boxes[3]],
+            vec![boxes[1].clone(), boxes[2].clone(), boxes[3].clone()],
             "highest first, the overlapped 0.8 box dropped"
         );
         // Above the overlap, both stay.

@@ -3,8 +3,9 @@
 //!
 //! Columns: `source` (string), `frame` (int64), `pts` (int64), `time` (double), then one of
 //! `classes: list<struct<index: int32, label: string, score: float>>`,
-//! `detections: list<struct<label: string, class: int32, score: float, box: list<float>>>`
-//! (box = x0, y0, x1, y1), `tensors: list<struct<name: string, shape: list<int64>,
+//! `detections: list<struct<label: string, class: int32, score: float, box: list<float>,
+//! keypoints: list<list<float>>>>` (box = x0, y0, x1, y1; each keypoint x, y; no keypoints is an
+//! empty list), `tensors: list<struct<name: string, shape: list<int64>,
 //! values: list<float>>>`. Written uncompressed, so readers need no codec.
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ fn detection_fields() -> Fields {
         Field::new("class", DataType::Int32, false),
         Field::new("score", DataType::Float32, false),
         Field::new("box", list_of(DataType::Float32), false),
+        Field::new("keypoints", list_of(list_of(DataType::Float32)), false),
     ])
 }
 
@@ -138,6 +140,15 @@ fn batch(task: Task, rows: &[Record]) -> Result<RecordBatch, RecordError> {
                         DataType::Float32,
                         dets.iter().map(|_| 4),
                         floats(dets.iter().flat_map(|d| d.bbox)),
+                    ),
+                    list(
+                        list_of(DataType::Float32),
+                        dets.iter().map(|d| d.keypoints.len()),
+                        list(
+                            DataType::Float32,
+                            dets.iter().flat_map(|d| d.keypoints.iter().map(|_| 2)),
+                            floats(dets.iter().flat_map(|d| d.keypoints.iter().flatten().copied())),
+                        ),
                     ),
                 ],
                 None,

@@ -141,17 +141,20 @@ impl Geometry {
         )
     }
 
+    /// A point `x, y` in model-input pixels, in frame pixels, clamped to the frame.
+    pub fn point_to_frame(&self, p: [f32; 2]) -> [f32; 2] {
+        let (x, y) = self.to_frame(p[0] as f64, p[1] as f64);
+        [
+            x.clamp(0.0, self.frame_width as f64) as f32,
+            y.clamp(0.0, self.frame_height as f64) as f32,
+        ]
+    }
+
     /// A box `x0,y0,x1,y1` in model-input pixels, in frame pixels, clamped to the frame.
     pub fn box_to_frame(&self, b: [f32; 4]) -> [f32; 4] {
-        let (x0, y0) = self.to_frame(b[0] as f64, b[1] as f64);
-        let (x1, y1) = self.to_frame(b[2] as f64, b[3] as f64);
-        let (fw, fh) = (self.frame_width as f64, self.frame_height as f64);
-        [
-            x0.clamp(0.0, fw) as f32,
-            y0.clamp(0.0, fh) as f32,
-            x1.clamp(0.0, fw) as f32,
-            y1.clamp(0.0, fh) as f32,
-        ]
+        let [x0, y0] = self.point_to_frame([b[0], b[1]]);
+        let [x1, y1] = self.point_to_frame([b[2], b[3]]);
+        [x0, y0, x1, y1]
     }
 }
 

@@ -24,6 +24,10 @@ pub struct Detection {
     pub score: f32,
     #[serde(rename = "box")]
     pub bbox: [f32; 4],
+    /// Points `x, y` in the displayed frame's pixels where the detector gives them (BlazeFace:
+    /// eyes, nose, mouth, ears, in the model's order); empty for the other layouts.
+    #[serde(default)]
+    pub keypoints: Vec<[f32; 2]>,
 }
 
 /// One output tensor, row-major (`tensors`).

@@ -573,9 +573,9 @@ fn yolo_output(
     };
     let s = &outputs[*one].shape;
     let ok = match format {
-        DetectFormat::Yolo => {
-            matches!(s.len(), 2 | 3) && (s[s.len() - 1] < 0 || s[s.len() - 1] >= 6)
-        }
+        // Three dimensions, as the decoder reads them (frame, box, column): a 2-D `[1, 1000]`
+        // is a classifier's scores, which would pass as one box row and find nothing.
+        DetectFormat::Yolo => s.len() == 3 && (s[2] < 0 || s[2] >= 6),
         _ => s.len() == 3 && (s[1] < 0 || s[1] >= 5),
     };
     if !ok {

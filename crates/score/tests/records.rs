@@ -49,6 +49,10 @@ fn detections(frame: u64) -> Record {
             class: 16,
             score: 0.5 + i as f32 / 10.0,
             bbox: [1.0, 2.0, 3.0 + frame as f32, 4.0],
+            // Some with keypoints (as BlazeFace gives), some without: both must survive.
+            keypoints: (0..i * 2)
+                .map(|k| [k as f32, frame as f32 + 0.5])
+                .collect(),
         })
         .collect();
     row(frame, Scores::Detections(found))
@@ -130,6 +134,11 @@ fn jsonl_parts_join_into_one_object_per_line() {
         serde_json::json!([1.0, 2.0, 5.0, 4.0])
     );
     assert_eq!(line["detections"][0]["class"], 16);
+    assert_eq!(line["detections"][0]["keypoints"], serde_json::json!([]));
+    assert_eq!(
+        line["detections"][1]["keypoints"],
+        serde_json::json!([[0.0, 2.5], [1.0, 2.5]])
+    );
 }
 
 #[test]

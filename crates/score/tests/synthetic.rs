@@ -116,6 +116,42 @@ fn yolo_rows_are_scored_suppressed_and_mapped_through_the_letterbox() {
 }
 
 #[test]
+fn anchor_boxes_and_keypoints_are_decoded_from_the_anchor_centres() {
+    // One 1x1 grid with two anchors, both centred at (0.5, 0.5): (4, 4) in the 8x8 input.
+    // Rows: cx, cy, w, h, then two keypoints, all relative to the anchor's centre.
+    #[rustfmt::skip]
+    let rows = [
+        1.0, 0.0, 4.0, 2.0, 0.0, 0.0, 1.0, -1.0, // logit 5: kept
+        0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0,  // logit -5: below 0.5
+    ];
+    let model = constant_model(
+        &nchw(8, 8),
+        &[
+            ("scores", &[1, 2, 1], &[5.0, -5.0]),
+            ("boxes", &[1, 2, 8], &rows),
+        ],
+    );
+    let mut flags = detect_flags("anchors");
+    flags.resize = Some("stretch".into());
+    flags.anchors = Some(vec![fresco_score::AnchorGrid {
+        size: 1,
+        per_cell: 2,
+    }]);
+    let mut s = new_scorer(&model, &flags).unwrap();
+    // A 16x8 frame stretched to 8x8: frame x = 2 * model x, frame y = model y.
+    let found = score_once(&mut s, 16, 8);
+    let sigmoid_5 = 1.0 / (1.0 + (-5.0f32).exp());
+    assert_boxes(&found, &[(0, sigmoid_5, [6.0, 3.0, 14.0, 5.0])]);
+    assert_eq!(found[0].keypoints, vec![[8.0, 4.0], [10.0, 3.0]]);
+    // More anchors in the card than rows in the outputs is refused, not misread.
+    flags.anchors = Some(vec![fresco_score::AnchorGrid {
+        size: 1,
+        per_cell: 3,
+    }]);
+    assert!(new_scorer(&model, &flags).is_err());
+}
+
+#[test]
 fn yolov8_columns_are_decoded_transposed() {
     // 4 + 2 classes by 3 anchors: column-major boxes.
     #[rustfmt::skip]
@@ -199,6 +235,13 @@ fn outputs_that_do_not_fit_the_task_are_refused_before_scoring() {
     let five = constant_model(&nchw(4, 4), &[("out", &[1, 2, 5], &[0.0; 10])]);
     let msg = outputs_error(new_scorer(&five, &detect_flags("yolo")));
     assert!(msg.contains("at least 6 columns"), "{msg}");
+    // A classifier's [1, 1000] is not rows of boxes: refused, not decoded into nothing.
+    let classifier = constant_model(&nchw(4, 4), &[("scores", &[1, 1000], &[0.0; 1000])]);
+    let msg = outputs_error(new_scorer(&classifier, &detect_flags("yolo")));
+    assert!(
+        msg.contains("yolo needs [N, boxes, 5 + classes]") && msg.contains("[1,1000]"),
+        "{msg}"
+    );
     // ssd without a boxes tensor.
     let msg = outputs_error(new_scorer(&five, &detect_flags("ssd")));
     assert!(msg.contains("ssd needs boxes"), "{msg}");
