@@ -131,7 +131,8 @@ fn queue_failure(e: fresco_queue::QueueError) -> Failure {
     }
 }
 
-fn submit(args: SubmitArgs) -> Result<ExitCode, Failure> {
+fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
+    crate::scoring_args::model_by_name(&mut args.model.style, &mut args.model.model);
     // Local paths are made absolute, as the checks require; URLs are kept as they are.
     let place = |p: &std::path::Path| {
         let text = p.to_string_lossy();

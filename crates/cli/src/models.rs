@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use fresco_infer::onnx_build;
-use fresco_infer::registry::Registry;
+use fresco_infer::registry::{ListEntry, ModelSource, Registry};
 
 use crate::exit::{self, Failure};
 
@@ -28,7 +28,8 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
     let registry = Registry::from_env();
     match cmd {
         ModelsCommand::List { json } => {
-            let entries = registry.list();
+            let mut entries = registry.list();
+            entries.extend(scoring_entries(&registry));
             if json {
                 println!(
                     "{}",
@@ -36,11 +37,19 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<14} {:<8} {:<52} WHERE", "NAME", "PRESENT", "KIND");
+            println!("{:<20} {:<8} {:<52} WHERE", "NAME", "PRESENT", "KIND");
             for e in entries {
                 let place = match (&e.path, e.kind) {
                     (Some(p), _) => p.display().to_string(),
                     (None, _) if e.present => "in the binary".into(),
+                    (None, SCORING_KIND) => format!(
+                        "missing: put {}.onnx in {} (not downloaded)",
+                        e.name,
+                        registry
+                            .model_dir()
+                            .map(|d| format!("{}/scoring", d.display()))
+                            .unwrap_or_else(|| registry.cache_dir().display().to_string()),
+                    ),
                     (None, _) => format!(
                         "missing: put {}.onnx in {} (or run `fresco models pull {}`)",
                         e.name,
@@ -56,7 +65,7 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
                     ),
                 };
                 println!(
-                    "{:<14} {:<8} {:<52} {}",
+                    "{:<20} {:<8} {:<52} {}",
                     e.name,
                     if e.present { "yes" } else { "no" },
                     e.kind,
@@ -92,4 +101,31 @@ pub fn models(cmd: ModelsCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+const SCORING_KIND: &str = "known scoring model (used with .jsonl/.parquet)";
+
+/// The known scoring models (`fresco_score::KNOWN_MODELS`), found by name and digest.
+fn scoring_entries(registry: &Registry) -> Vec<ListEntry> {
+    fresco_score::KNOWN_MODELS
+        .iter()
+        .map(|m| {
+            let path = m.locate(registry).ok().map(|found| found.model);
+            let source = path.as_ref().map(|p| {
+                if p.starts_with(registry.cache_dir()) {
+                    ModelSource::Cache
+                } else {
+                    ModelSource::ModelDir
+                }
+            });
+            ListEntry {
+                name: m.name,
+                kind: SCORING_KIND,
+                description: m.description,
+                present: path.is_some(),
+                path,
+                source,
+            }
+        })
+        .collect()
 }

@@ -128,10 +128,13 @@ impl VideoArgs {
 /// Which model, and how it runs.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A named style: mosaic, candy, udnie, rain-princess, pointilism, or the built-in vintage.
+    /// A named style: mosaic, candy, udnie, rain-princess, pointilism, or the built-in vintage;
+    /// with a .jsonl/.parquet output, a known scoring model: efficientnet-lite0,
+    /// yolov3-tiny-416, blazeface-front-128 (`fresco models list`).
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
     pub style: Option<String>,
-    /// Any ONNX image-to-image model file.
+    /// Any ONNX model file (image-to-image, or any model with a .jsonl/.parquet output), or
+    /// the name of a known scoring model.
     #[arg(long, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
     /// Model input value range, when the model does not say.
@@ -240,7 +243,7 @@ struct RunSummary {
     outputs: Vec<serde_json::Value>,
 }
 
-pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     // Inputs first: a missing input must not leave an output folder behind.
     if !(args.inputs.len() == 1 && args.inputs[0].is_dir()) {
         for input in &args.inputs {
@@ -253,6 +256,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let records = jobs
         .iter()
         .any(|job| fresco_score::RecordFormat::from_path(&job.output).is_some());
+    if records {
+        crate::scoring_args::locate_named(
+            &mut args.model.style,
+            &mut args.model.model,
+            &mut args.scoring,
+        )?;
+    }
     let scoring = args.scoring.ask(args.model.channel_order, absolute);
     check_outputs(&jobs, records, scoring.is_given())?;
     let started = Instant::now();

@@ -144,3 +144,36 @@ impl ScoringArgs {
         Some(serde_json::Value::Object(body))
     }
 }
+
+/// `--model NAME`, where NAME is a known scoring model and no such file is here, means the
+/// model of that name, as `--style NAME` does (`fresco_score::known`).
+pub fn model_by_name(style: &mut Option<String>, model: &mut Option<PathBuf>) {
+    if let Some(known) = model.as_deref().and_then(fresco_score::named_by) {
+        *style = Some(known.name.into());
+        *model = None;
+    }
+}
+
+/// For `fresco run` with a records output: a known scoring model named with `--model NAME` or
+/// `--style NAME` becomes its file, found in the model folder or cache and checked by digest,
+/// and the labels it was trained with are used from beside it unless labels or a card are
+/// given.
+pub fn locate_named(
+    style: &mut Option<String>,
+    model: &mut Option<PathBuf>,
+    scoring: &mut ScoringArgs,
+) -> Result<(), crate::exit::Failure> {
+    model_by_name(style, model);
+    let Some(known) = style.as_deref().and_then(fresco_score::known_by_name) else {
+        return Ok(());
+    };
+    let found = known
+        .locate(&fresco_infer::registry::Registry::from_env())
+        .map_err(|e| crate::exit::Failure::new(crate::exit::MODEL, e.to_string()))?;
+    if scoring.labels.is_none() && scoring.model_card.is_none() {
+        scoring.labels = found.labels;
+    }
+    *model = Some(found.model);
+    *style = None;
+    Ok(())
+}

@@ -768,3 +768,92 @@ fn a_known_model_without_a_card_gets_its_own_preparation() {
     );
     assert_ne!(known, plain, "and not the /255 of an unknown model");
 }
+
+#[test]
+fn a_known_model_is_named_like_a_style_and_brings_its_labels() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 1);
+    let cache = dir.path().join("cache");
+    let model_dir = models.parent().unwrap().as_os_str().to_owned();
+    let env = [
+        ("FRESCO_MODEL_DIR", model_dir.as_os_str()),
+        ("FRESCO_CACHE_DIR", cache.as_os_str()),
+    ];
+    let score = |name: &str, model: &[&str], env: &[(&str, &std::ffi::OsStr)]| {
+        let out = dir.path().join(name);
+        let mut args = vec![input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(model);
+        args.extend_from_slice(&["--every", "10"]);
+        let sub = dir.path().join(format!("{name}.queue"));
+        std::fs::create_dir(&sub).unwrap();
+        (run_records(&sub, &args, env), out)
+    };
+    let path = models.join("efficientnet-lite0.onnx");
+    let labels = models.join("imagenet_labels.txt");
+    let (_, by_path) = score(
+        "by-path.jsonl",
+        &[
+            "--model",
+            path.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let want: Vec<_> = jsonl_rows(&by_path)
+        .into_iter()
+        .map(|row| row["classes"].clone())
+        .collect();
+    assert_eq!(want.len(), 3);
+    assert!(
+        imagenet_names(&models).contains(want[0][0]["label"].as_str().unwrap()),
+        "{want:?}"
+    );
+    // By name, with --model or --style: the same file, card and labels, found by the registry.
+    for flag in ["--model", "--style"] {
+        let (out, named) = score(
+            &format!("named{flag}.jsonl"),
+            &[flag, "efficientnet-lite0"],
+            &env,
+        );
+        out.ok();
+        let got: Vec<_> = jsonl_rows(&named)
+            .into_iter()
+            .map(|row| row["classes"].clone())
+            .collect();
+        assert_eq!(got, want, "{flag} efficientnet-lite0");
+    }
+    // `fresco models list` shows it, present, where it was found.
+    let list = fresco_env(["models", "list", "--json"], &env).ok();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap();
+    let lite0 = entries
+        .iter()
+        .find(|e| e["name"] == "efficientnet-lite0")
+        .expect("listed");
+    assert_eq!(lite0["present"], true);
+    assert_eq!(lite0["path"], path.to_str().unwrap());
+    // Other bytes under the known name are refused before anything is scored, naming the file.
+    let fake = dir.path().join("fake");
+    std::fs::create_dir_all(fake.join("scoring")).unwrap();
+    std::fs::write(fake.join("scoring/efficientnet-lite0.onnx"), b"not it").unwrap();
+    let fake_env = [
+        ("FRESCO_MODEL_DIR", fake.as_os_str()),
+        ("FRESCO_CACHE_DIR", cache.as_os_str()),
+    ];
+    let (out, refused) = score(
+        "fake.jsonl",
+        &["--model", "efficientnet-lite0"],
+        &fake_env,
+    );
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not the known 'efficientnet-lite0'")
+            && out.stderr.contains("efficientnet-lite0.onnx"),
+        "{}",
+        out.stderr
+    );
+    assert!(!refused.exists(), "nothing written at the output");
+}

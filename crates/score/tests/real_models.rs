@@ -306,3 +306,22 @@ fn blazeface_tensors_match_python_onnxruntime_and_faces_decode() {
         assert!((g - w).abs() < 0.01, "{:?} vs {want:?}", found[0].bbox);
     }
 }
+
+#[test]
+fn every_known_model_is_found_by_name_in_the_model_folder_with_its_labels() {
+    let Some(dir) = scoring_dir() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let registry = fresco_infer::registry::Registry::new(
+        dir.parent().map(Path::to_path_buf),
+        cache.path().to_path_buf(),
+        fresco_infer::registry::DEFAULT_BASE_URL.into(),
+    );
+    for known in fresco_score::KNOWN_MODELS {
+        let found = known
+            .locate(&registry)
+            .unwrap_or_else(|e| panic!("{}: {e}", known.name));
+        assert_eq!(found.model, dir.join(format!("{}.onnx", known.name)));
+        let labels = (!known.labels.is_empty()).then(|| dir.join(known.labels));
+        assert_eq!(found.labels, labels, "{}", known.name);
+    }
+}

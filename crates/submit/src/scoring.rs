@@ -37,8 +37,24 @@ impl Submitter {
         &self,
         submission: &Submission,
     ) -> Result<(ModelPin, ScoringSpec), Rejection> {
-        let path = match &submission.model {
-            ModelSource::File(path) => {
+        // A known scoring model named like a style (`--model efficientnet-lite0`, `--style`,
+        // the API's `style`): its file from the model folder or cache, checked by digest, and
+        // the labels it was trained with from beside it unless labels are given.
+        let named = match &submission.model {
+            ModelSource::File(path) => fresco_score::named_by(Path::new(path)),
+            ModelSource::Style(name) => fresco_score::known_by_name(name),
+            _ => None,
+        };
+        let mut named_labels = None;
+        let path = match (&submission.model, named) {
+            (_, Some(known)) => {
+                let found = known
+                    .locate(&self.registry)
+                    .map_err(|e| unusable("model-missing", e))?;
+                named_labels = found.labels;
+                found.model
+            }
+            (ModelSource::File(path), None) => {
                 if let Some(rules) = &self.paths {
                     rules.check("model", path)?;
                 }
@@ -46,23 +62,35 @@ impl Submitter {
                 check_model_file(&path, self.model_budget.max_bytes)?;
                 path
             }
-            ModelSource::Pinned(ModelPin {
-                choice: ModelChoice::File(path),
-                ..
-            }) => absolute(path),
+            (
+                ModelSource::Pinned(ModelPin {
+                    choice: ModelChoice::File(path),
+                    ..
+                }),
+                None,
+            ) => absolute(path),
             _ => {
                 return Err(Rejection::BadField {
                     code: "records-need-model",
-                    message: "a .jsonl or .parquet output scores a model file (--model / \
-                              \"model\"), not a style"
-                        .into(),
+                    message: format!(
+                        "a .jsonl or .parquet output scores a model file (--model / \
+                         \"model\") or a known scoring model ({}), not a style",
+                        fresco_score::KNOWN_MODELS
+                            .iter()
+                            .map(|m| m.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 })
             }
         };
         let device = submission.device;
         self.check_device(device.kind())?;
         check_precision(submission.precision, device)?;
-        let ask = submission.scoring.clone().unwrap_or_default();
+        let mut ask = submission.scoring.clone().unwrap_or_default();
+        if ask.settings.labels.is_none() && ask.card.is_none() {
+            ask.settings.labels = named_labels;
+        }
         // The card and labels are read whole, from where inputs may be read.
         if let Some(rules) = &self.paths {
             if let Some(labels) = &ask.settings.labels {
