@@ -3,12 +3,11 @@
 //!
 //! The token comes from `--token-file FILE` or `FRESCO_TOKEN` and goes in the Authorization
 //! header, never in the URL. `https://` servers have their certificate verified against the
-//! usual public roots, plus the CA of `--ca-cert FILE` (e.g. a private CA, or a self-signed
-//! server certificate).
+//! usual public roots or, with `--ca-cert FILE`, against the CA certificates in that file only
+//! (a private CA, or a self-signed server certificate), as curl's `--cacert` does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -25,7 +24,7 @@ pub struct ClientArgs {
     /// A file holding the API token (default: the FRESCO_TOKEN variable).
     #[arg(long, env = "FRESCO_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust for the server's HTTPS, besides the public roots.
+    /// The CA certificates (PEM) to trust for the server's HTTPS, instead of the public roots.
     #[arg(long, env = "FRESCO_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 }
@@ -68,50 +67,56 @@ impl ClientArgs {
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
         };
-        let mut agent = ureq::AgentBuilder::new().timeout(TIMEOUT);
+        let mut config = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .proxy(None);
         if let Some(ca) = &self.ca_cert {
-            agent = agent.tls_config(tls_trusting(ca)?);
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(trusting(ca)?)
+                    .build(),
+            );
         }
         Ok(Client {
             server: server.trim_end_matches('/').to_string(),
-            agent: agent.build(),
+            agent: ureq::Agent::new_with_config(config.build()),
             token,
         })
     }
 }
 
-/// A TLS client configuration that trusts the public roots and the CA certificates in `ca`.
-fn tls_trusting(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Failure> {
-    use rustls_pki_types::pem::PemObject as _;
+/// The CA certificates in the PEM file `ca`, as the only roots to trust.
+fn trusting(ca: &std::path::Path) -> Result<ureq::tls::RootCerts, Failure> {
     let bad = |detail: String| {
         Failure::new(
             exit::BAD_ARGUMENTS,
             format!("--ca-cert {}: {detail}", ca.display()),
         )
     };
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let certificates: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(ca)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+    let pem = std::fs::read(ca).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            // A certificate rustls cannot use as a trust anchor would only show later as every
+            // connection failing: check it now.
+            webpki_anchor(c.der())
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            certificates.push(c);
+        }
+    }
     if certificates.is_empty() {
         return Err(bad("holds no PEM certificate".into()));
     }
-    for certificate in certificates {
-        roots
-            .add(certificate)
-            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(ureq::tls::RootCerts::new_with_certs(&certificates))
+}
+
+/// Whether `der` can be a root of trust (what rustls does with each root).
+fn webpki_anchor(der: &[u8]) -> Result<(), String> {
+    let mut store = rustls::RootCertStore::empty();
+    store
+        .add(rustls_pki_types::CertificateDer::from(der.to_vec()))
+        .map_err(|e| e.to_string())
 }
 
 /// Calls `METHOD SERVER/PATH` with an optional JSON body; a non-2xx answer becomes a failure with
@@ -124,22 +129,31 @@ pub fn call(
 ) -> Result<Value, Failure> {
     let server = &client.server;
     let url = format!("{server}{path}");
-    let mut request = client.agent.request(method, &url);
+    let mut request = ureq::http::Request::builder().method(method).uri(&url);
     if let Some(token) = &client.token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
+        request = request.header("Authorization", format!("Bearer {token}"));
     }
     let result = match body {
-        Some(body) => request.send_json(body),
-        None => request.call(),
-    };
+        Some(body) => request
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .map(|r| client.agent.run(r)),
+        None => request.body(()).map(|r| client.agent.run(r)),
+    }
+    .map_err(|e| Failure::new(exit::BAD_ARGUMENTS, format!("{url}: {e}")))?;
     match result {
-        Ok(response) => {
-            let text = response.into_string().unwrap_or_default();
+        Ok(mut response) if response.status().is_success() => {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
             Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
         }
-        Err(ureq::Error::Status(status, response)) => {
-            let retry_after = response.header("Retry-After").map(str::to_string);
-            let body: Value = response.into_json().unwrap_or(Value::Null);
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
             let mut message = body["error"]["message"]
                 .as_str()
                 .unwrap_or("no message")

@@ -64,20 +64,19 @@ impl Served {
         }
     }
 
-    fn get(&self, path: &str) -> ureq::Response {
-        ureq::get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
+    fn get(&self, path: &str) -> fresco_testkit::http::Answer {
+        fresco_testkit::http::get(&format!("{}{path}", self.base))
+            .bearer(&self.token)
             .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .ok()
     }
 
     fn submit(&self, body: Value) -> String {
-        let response = ureq::post(&format!("{}/v1/jobs", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
-            .send_json(body)
-            .expect("submit");
-        assert_eq!(response.status(), 201);
-        let job: Value = response.into_json().unwrap();
+        let job = fresco_testkit::http::post(&format!("{}/v1/jobs", self.base))
+            .bearer(&self.token)
+            .send_json(&body)
+            .expect(201)
+            .json();
         job["id"].as_str().unwrap().to_string()
     }
 
@@ -299,12 +298,12 @@ fn metrics_move_as_a_job_runs_json_logs_name_the_job_and_top_shows_it() {
     let output = dir.path().join("styled.mp4");
     let mut server = Served::start(dir.path(), &["--log-format", "json"], &[]);
 
-    let before = samples(&server.get("/metrics").into_string().unwrap());
+    let before = samples(&server.get("/metrics").text());
     let id = server.submit(serde_json::json!({
         "input": input, "output": output, "style": "vintage", "chunk_frames": 10,
     }));
     wait_succeeded(&server.base, &server.token, &id, &server.log);
-    let text = server.get("/metrics").into_string().unwrap();
+    let text = server.get("/metrics").text();
     let after = samples(&text);
     let moved = |key: &str| sample(&after, key) - sample(&before, key);
     let vintage = "{device=\"cpu\",model=\"vintage\"}";

@@ -279,38 +279,28 @@ fn attacks(t: &Targets) -> Vec<Attack> {
 
 /// Sends a request with `token`; returns the status and the body's text.
 fn call(base: &str, token: &str, request: &Req) -> (u16, String) {
-    let auth = format!("Bearer {token}");
-    let reply = match request {
-        Req::Submit(body) => ureq::post(&format!("{base}/v1/jobs"))
-            .set("Authorization", &auth)
-            .send_json(body.clone()),
-        Req::Get(path) => ureq::get(&format!("{base}{path}"))
-            .set("Authorization", &auth)
-            .call(),
-        Req::Post(path) => ureq::post(&format!("{base}{path}"))
-            .set("Authorization", &auth)
-            .call(),
+    use fresco_testkit::http;
+    let answer = match request {
+        Req::Submit(body) => http::post(&format!("{base}/v1/jobs"))
+            .bearer(token)
+            .send_json(body),
+        Req::Get(path) => http::get(&format!("{base}{path}")).bearer(token).call(),
+        Req::Post(path) => http::post(&format!("{base}{path}")).bearer(token).call(),
     };
-    match reply {
-        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("the request failed: {e}"),
-    }
+    (answer.status, answer.text())
 }
 
 /// Uploads `file` for `token` through `POST /v1/uploads` and the signed URL; returns `input`.
 fn upload(base: &str, token: &str, name: &str, file: &Path) -> String {
-    let grant: Value = ureq::post(&format!("{base}/v1/uploads"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .send_json(json!({ "name": name }))
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let stored: Value = ureq::put(grant["upload_url"].as_str().unwrap())
-        .send_bytes(&std::fs::read(file).unwrap())
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let grant = fresco_testkit::http::post(&format!("{base}/v1/uploads"))
+        .bearer(token)
+        .send_json(&json!({ "name": name }))
+        .ok()
+        .json();
+    let stored = fresco_testkit::http::put(grant["upload_url"].as_str().unwrap())
+        .send(&std::fs::read(file).unwrap())
+        .ok()
+        .json();
     assert_eq!(stored["input"], grant["input"]);
     grant["input"].as_str().unwrap().to_string()
 }
@@ -451,19 +441,16 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
     assert_eq!(status, 200, "{logs}");
     answers.push(logs);
     // An upload URL cannot be turned to another namespace: the signature covers the path.
-    let grant: Value = ureq::post(&format!("{base}/v1/uploads"))
-        .set("Authorization", &format!("Bearer {alice}"))
-        .send_json(json!({ "name": "x.mp4" }))
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let grant = fresco_testkit::http::post(&format!("{base}/v1/uploads"))
+        .bearer(&alice)
+        .send_json(&json!({ "name": "x.mp4" }))
+        .ok()
+        .json();
     let url = grant["upload_url"].as_str().unwrap();
     assert!(url.contains("/v1/objects/tenants/alice/uploads/"), "{url}");
     let turned = url.replace("/tenants/alice/", "/tenants/bob/");
-    match ureq::put(&turned).send_bytes(b"small") {
-        Err(ureq::Error::Status(403, _)) => {}
-        other => panic!("a signed upload URL turned to bob's namespace: {other:?}"),
-    }
+    // A signed upload URL turned to bob's namespace.
+    fresco_testkit::http::put(&turned).send(b"small").expect(403);
     assert!(!data
         .join("tenants/bob")
         .join(grant["input"].as_str().unwrap())

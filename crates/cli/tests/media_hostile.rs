@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -228,27 +227,15 @@ fn a_chapter_bomb_is_refused_and_the_servers_memory_stays_bounded() {
     let pid = child.id();
     let _server = Server(child);
     let base = word_after(&log, "listening on ", Duration::from_secs(30));
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(60))
-        .build();
     let submit = |input: &str, n: usize| -> (u16, String) {
         let body = serde_json::json!({
             "input": input, "output": format!("styled/{n}.mp4"), "style": "vintage"
         });
-        match agent
-            .post(&format!("{base}/v1/jobs"))
-            .set("Authorization", &format!("Bearer {token}"))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string())
-        {
-            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, r)) => {
-                let mut text = String::new();
-                let _ = r.into_reader().take(1 << 20).read_to_string(&mut text);
-                (code, text)
-            }
-            Err(e) => panic!("{input}: {e}"),
-        }
+        let answer = fresco_testkit::http::post(&format!("{base}/v1/jobs"))
+            .bearer(&token)
+            .timeout(Duration::from_secs(60))
+            .send_json(&body);
+        (answer.status, answer.text())
     };
     // Warm up the submission path once (threads, caches, ffprobe's first run).
     let (status, text) = submit("clip.mp4", 0);

@@ -594,17 +594,13 @@ fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, S
     let refusals = bodies
         .iter()
         .map(|body| {
-            let request = ureq::post(&format!("{url}/v1/jobs"))
-                .set("Authorization", &format!("Bearer {token}"));
-            match request.send_json(body.clone()) {
-                Err(ureq::Error::Status(status, response)) => {
-                    let body: serde_json::Value = response.into_json().unwrap();
-                    let text =
-                        |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
-                    (status, text("code"), text("message"))
-                }
-                other => panic!("the API took the job {body}: {other:?}"),
-            }
+            let answer = fresco_testkit::http::post(&format!("{url}/v1/jobs"))
+                .bearer(&token)
+                .send_json(body);
+            assert!(answer.status >= 400, "the API took the job {body}: {}", answer.text());
+            let body = answer.json();
+            let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
+            (answer.status, text("code"), text("message"))
         })
         .collect();
     let _ = stop.send(());

@@ -73,17 +73,16 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn post(&self, url: &str) -> ureq::Request {
-        ureq::post(url).set("Authorization", &format!("Bearer {}", self.token))
+    fn post(&self, url: &str) -> fresco_testkit::http::Request {
+        fresco_testkit::http::post(url).bearer(&self.token)
     }
 
     fn json(&self, url: &str) -> serde_json::Value {
-        ureq::get(url)
-            .set("Authorization", &format!("Bearer {}", self.token))
+        fresco_testkit::http::get(url)
+            .bearer(&self.token)
             .call()
-            .unwrap()
-            .into_json()
-            .unwrap()
+            .ok()
+            .json()
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
@@ -119,26 +118,21 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
         "crf": 0,
         "chunk_frames": 7,
     });
-    let created = server
+    let job = server
         .post(&server.url("/v1/jobs"))
-        .set("Idempotency-Key", "clip-1")
-        .send_json(body.clone())
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let job: serde_json::Value = created.into_json().unwrap();
+        .header("Idempotency-Key", "clip-1")
+        .send_json(&body)
+        .expect(201)
+        .json();
     let id = job["id"].as_str().unwrap().to_string();
 
     // A retried submission with the same key is the same job.
     let again = server
         .post(&server.url("/v1/jobs"))
-        .set("Idempotency-Key", "clip-1")
-        .send_json(body)
-        .unwrap();
-    assert_eq!(again.status(), 200);
-    assert_eq!(
-        again.into_json::<serde_json::Value>().unwrap()["id"],
-        id.as_str()
-    );
+        .header("Idempotency-Key", "clip-1")
+        .send_json(&body)
+        .expect(200);
+    assert_eq!(again.json()["id"], id.as_str());
 
     let job_url = server.url(&format!("/v1/jobs/{id}"));
     wait_until(Duration::from_secs(120), "the job to finish", || {
@@ -154,16 +148,12 @@ fn a_job_submitted_over_http_is_styled_frame_exactly() {
     // Once the output exists, a repeat with the key still returns the job (not "output exists").
     let late = server
         .post(&server.url("/v1/jobs"))
-        .set("Idempotency-Key", "clip-1")
-        .send_json(serde_json::json!({
+        .header("Idempotency-Key", "clip-1")
+        .send_json(&serde_json::json!({
             "input": input, "output": output, "model": model, "chunk_frames": 7,
         }))
-        .unwrap();
-    assert_eq!(late.status(), 200);
-    assert_eq!(
-        late.into_json::<serde_json::Value>().unwrap()["id"],
-        id.as_str()
-    );
+        .expect(200);
+    assert_eq!(late.json()["id"], id.as_str());
 
     // The same through `fresco jobs --server`.
     let listed = fresco([
@@ -354,11 +344,8 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
     std::fs::copy(data.join("clip.mp4"), &outside).unwrap();
     let submit = |server: &Server, input: &str, output: &str| {
         let body = serde_json::json!({ "input": input, "output": output, "style": "vintage" });
-        match server.post(&server.url("/v1/jobs")).send_json(body) {
-            Ok(r) => (r.status(), r.into_json::<serde_json::Value>().unwrap()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-            Err(e) => panic!("POST /v1/jobs: {e}"),
-        }
+        let answer = server.post(&server.url("/v1/jobs")).send_json(&body);
+        (answer.status, answer.json())
     };
     let refused = |(status, body): (u16, serde_json::Value), field: &str| {
         assert_eq!(status, 400, "{body}");
@@ -385,11 +372,11 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
     let body = serde_json::json!({
         "input": "clip.mp4", "output": "styled/m.mp4", "model": outside.display().to_string()
     });
-    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
-    let Err(ureq::Error::Status(400, r)) = reply else {
-        panic!("a model outside the data store was not refused: {reply:?}")
-    };
-    let body: serde_json::Value = r.into_json().unwrap();
+    let body = server
+        .post(&server.url("/v1/jobs"))
+        .send_json(&body)
+        .expect(400)
+        .json();
     assert_eq!(body["error"]["code"], "path-not-allowed", "{body}");
     assert!(
         body["error"]["message"]
@@ -402,11 +389,11 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
     let body = serde_json::json!({
         "input": "clip.mp4", "output": "styled/g.mp4", "style": "vintage", "device": "cuda"
     });
-    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
-    let Err(ureq::Error::Status(422, r)) = reply else {
-        panic!("a cuda job on a cpu-only server was not refused: {reply:?}")
-    };
-    let body: serde_json::Value = r.into_json().unwrap();
+    let body = server
+        .post(&server.url("/v1/jobs"))
+        .send_json(&body)
+        .expect(422)
+        .json();
     assert_eq!(body["error"]["code"], "device-not-served", "{body}");
     assert!(server.stop().success(), "{}", read_log(&server.log));
 
@@ -421,12 +408,8 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
     let body = serde_json::json!({
         "input": "clip.mp4", "output": "styled/g.mp4", "style": "vintage", "device": "cuda"
     });
-    let reply = server.post(&server.url("/v1/jobs")).send_json(body);
-    assert_eq!(
-        reply.map(|r| r.status()).ok(),
-        Some(201),
-        "a cuda job was refused"
-    );
+    let reply = server.post(&server.url("/v1/jobs")).send_json(&body);
+    assert_eq!(reply.status, 201, "a cuda job was refused: {}", reply.text());
     assert!(server.stop().success());
     assert!(
         read_log(&server.log).contains("--allow-any-local-path: job inputs and outputs may be any"),

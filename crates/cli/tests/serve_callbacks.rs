@@ -95,14 +95,9 @@ fn stop(child: &mut Child) {
 }
 
 fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    match ureq::post(url)
-        .set("Authorization", &format!("Bearer {token}"))
-        .send_json(body)
-    {
-        Ok(r) => (r.status(), r.into_json().unwrap_or_default()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("POST {url}: {e}"),
-    }
+    let answer = fresco_testkit::http::post(url).bearer(token).send_json(&body);
+    let json = serde_json::from_slice(&answer.body).unwrap_or_default();
+    (answer.status, json)
 }
 
 #[test]
@@ -133,13 +128,12 @@ fn a_pending_callback_is_delivered_once_signed_after_a_restart() {
 
     let (mut first, base, log) = serve(dir.path(), &["--callback-allow", "127.0.0.1"], &[]);
     // No event secret: the event routes are off, and the log says why.
-    let answer = ureq::post(&format!("{base}/v1/events/s3")).send_string(
-        r#"{"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.us-east-1.amazonaws.com/"}"#,
-    );
-    let Err(ureq::Error::Status(404, answer)) = answer else {
-        panic!("event route not off: {answer:?}");
-    };
-    let answer: serde_json::Value = answer.into_json().unwrap();
+    let answer = fresco_testkit::http::post(&format!("{base}/v1/events/s3"))
+        .send(
+            br#"{"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.us-east-1.amazonaws.com/"}"#,
+        )
+        .expect(404)
+        .json();
     assert_eq!(answer["error"]["code"], "events-disabled", "{answer}");
     let text = read_log(&log);
     assert!(

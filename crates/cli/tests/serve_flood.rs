@@ -46,29 +46,35 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
 /// Sends one request and reads the whole answer (so the connection is reused); the status, or
 /// `io` for a connection the server closed (e.g. after refusing an oversized body).
 fn call(agent: &ureq::Agent, method: &str, url: &str, token: Option<&str>, body: &str) -> String {
-    let mut request = agent
-        .request(method, url)
-        .set("Content-Type", "application/json");
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Content-Type", "application/json");
     if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
+        request = request.header("Authorization", format!("Bearer {token}"));
     }
     let result = if method == "GET" {
-        request.call()
+        agent.run(request.body(()).unwrap())
     } else {
-        request.send_string(body)
+        agent.run(request.body(body).unwrap())
     };
     match result {
-        Ok(response) => {
-            let status = response.status();
-            let _ = response.into_string();
-            status.to_string()
+        Ok(mut response) => {
+            let _ = response.body_mut().read_to_vec();
+            response.status().as_u16().to_string()
         }
-        Err(ureq::Error::Status(status, response)) => {
-            let _ = response.into_string();
-            status.to_string()
-        }
-        Err(ureq::Error::Transport(_)) => "io".to_string(),
+        Err(_) => "io".to_string(),
     }
+}
+
+/// An agent that keeps its connections and hands every status back as an answer.
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build(),
+    )
 }
 
 /// A submission of `n`-th output from the data store's clip.
@@ -116,9 +122,7 @@ fn flood(
                     sent.clone(),
                 );
                 std::thread::spawn(move || {
-                    let agent = ureq::AgentBuilder::new()
-                        .timeout(Duration::from_secs(30))
-                        .build();
+                    let agent = agent();
                     let jobs = format!("{base}/v1/jobs");
                     let mut local: BTreeMap<String, u64> = BTreeMap::new();
                     for i in 0..PER_CONNECTION {
@@ -224,9 +228,7 @@ fn server_memory_stays_bounded_under_a_flood() {
     let address = base.trim_start_matches("http://").to_string();
 
     // Warm up every path once (the runtime's threads, the database's caches), then measure.
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
+    let agent = agent();
     for n in 0..20 {
         call(&agent, "GET", &format!("{base}/healthz"), None, "");
         call(&agent, "GET", &format!("{base}/v1/jobs"), Some(&other), "");
@@ -331,15 +333,10 @@ fn server_memory_stays_bounded_under_a_flood() {
         call(&agent, "GET", &format!("{base}/healthz"), None, ""),
         "200"
     );
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
-    let response = agent
-        .post(&format!("{base}/v1/jobs"))
-        .set("Authorization", &format!("Bearer {other}"))
-        .send_json(serde_json::json!({"input": "clip.mp4", "output": "styled/other.mp4", "style": "vintage"}))
-        .unwrap_or_else(|e| panic!("another token's submission after the flood: {e}"));
-    assert_eq!(response.status(), 201);
+    fresco_testkit::http::post(&format!("{base}/v1/jobs"))
+        .bearer(&other)
+        .send_json(&serde_json::json!({"input": "clip.mp4", "output": "styled/other.mp4", "style": "vintage"}))
+        .expect(201);
     let status = terminate(&mut server.0, Duration::from_secs(30), "fresco serve");
     assert!(status.success(), "{}", read_log(&log));
     eprintln!("the flood test took {:?}", started.elapsed());

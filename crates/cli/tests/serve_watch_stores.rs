@@ -397,25 +397,22 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
     // A submitter's files live in its own namespace of the data store (docs/security.md,
     // "Tenants"): its names resolve there.
     let own = data.join("tenants/uploader");
+    use fresco_testkit::http;
     let post = |path: &str| {
-        let request = ureq::post(&format!("{}{path}", server.base));
+        let request = http::post(&format!("{}{path}", server.base));
         match &token {
-            Some(t) => request.set("Authorization", &format!("Bearer {t}")),
+            Some(t) => request.bearer(t),
             None => request,
         }
     };
     // Without the token: refused.
-    match ureq::post(&format!("{}/v1/uploads", server.base))
-        .send_json(serde_json::json!({"name": "clip.mp4"}))
-    {
-        Err(ureq::Error::Status(401, _)) => {}
-        other => panic!("POST /v1/uploads without a token: {other:?}"),
-    }
-    let grant: serde_json::Value = post("/v1/uploads")
-        .send_json(serde_json::json!({"name": "clip.mp4"}))
-        .unwrap()
-        .into_json()
-        .unwrap();
+    http::post(&format!("{}/v1/uploads", server.base))
+        .send_json(&serde_json::json!({"name": "clip.mp4"}))
+        .expect(401);
+    let grant = post("/v1/uploads")
+        .send_json(&serde_json::json!({"name": "clip.mp4"}))
+        .ok()
+        .json();
     let url = grant["upload_url"].as_str().unwrap().to_string();
     let input = grant["input"].as_str().unwrap().to_string();
     assert!(
@@ -426,51 +423,30 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
 
     // Nothing is at the key before the upload; a GET with the upload URL is refused.
     assert!(!own.join(&input).exists());
-    match ureq::get(&url).call() {
-        Err(ureq::Error::Status(403, r)) => {
-            let body: serde_json::Value = r.into_json().unwrap();
-            assert_eq!(body["error"]["code"], "signature-wrong-method", "{body}");
-        }
-        other => panic!("GET with a PUT URL: {other:?}"),
-    }
+    let body = http::get(&url).call().expect(403).json();
+    assert_eq!(body["error"]["code"], "signature-wrong-method", "{body}");
     // A tampered path is refused. (The server answers before reading the body and closes
     // the connection, so a body larger than the socket's buffer would meet a broken pipe in
     // the client before it reads the 403: send a small one.)
     let tampered = url.replace("/clip.mp4?", "/other.mp4?");
-    match ureq::put(&tampered).send_bytes(b"not read") {
-        Err(ureq::Error::Status(403, _)) => {}
-        other => panic!("PUT with a changed path: {other:?}"),
-    }
+    http::put(&tampered).send(b"not read").expect(403);
     assert!(!own.join(input.replace("clip.mp4", "other.mp4")).exists());
 
-    let stored: serde_json::Value = ureq::put(&url)
-        .send_bytes(&bytes)
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let stored = http::put(&url).send(&bytes).ok().json();
     assert_eq!(stored["size"], bytes.len() as u64, "{stored}");
     assert_eq!(std::fs::read(own.join(&input)).unwrap(), bytes);
     // Once only (refused before the body is read, as above: a small body).
-    match ureq::put(&url).send_bytes(b"again") {
-        Err(ureq::Error::Status(409, _)) => {}
-        other => panic!("a second PUT: {other:?}"),
-    }
+    http::put(&url).send(b"again").expect(409);
 
     // The uploaded name is a job's input, and a relative output lands in the data store.
-    let submitted: serde_json::Value = post("/v1/jobs")
-        .send_json(serde_json::json!({
+    let submitted = post("/v1/jobs")
+        .send_json(&serde_json::json!({
             "input": input,
             "output": "styled/clip.mp4",
             "style": "vintage",
         }))
-        .unwrap_or_else(|e| match e {
-            ureq::Error::Status(code, r) => {
-                panic!("POST /v1/jobs: {code} {}", r.into_string().unwrap())
-            }
-            other => panic!("POST /v1/jobs: {other}"),
-        })
-        .into_json()
-        .unwrap();
+        .ok()
+        .json();
     assert_eq!(
         submitted["input"],
         own.join(&input).display().to_string(),
@@ -481,18 +457,16 @@ fn an_upload_url_takes_a_file_into_the_data_store_for_a_job() {
         own.join("styled/clip.mp4").display().to_string()
     );
     // A name that leaves the data store is refused.
-    match post("/v1/jobs").send_json(serde_json::json!({
-        "input": "../secret.mp4", "output": "styled/x.mp4", "style": "vintage"
-    })) {
-        Err(ureq::Error::Status(400, r)) => {
-            let body: serde_json::Value = r.into_json().unwrap();
-            assert!(
-                body["error"]["message"].as_str().unwrap().contains("input"),
-                "{body}"
-            );
-        }
-        other => panic!("a traversing input: {other:?}"),
-    }
+    let body = post("/v1/jobs")
+        .send_json(&serde_json::json!({
+            "input": "../secret.mp4", "output": "styled/x.mp4", "style": "vintage"
+        }))
+        .expect(400)
+        .json();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("input"),
+        "{body}"
+    );
 }
 
 #[test]

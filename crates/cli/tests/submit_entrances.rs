@@ -64,16 +64,13 @@ impl Api {
 
     /// The refusal's (status, code, message).
     fn refuse(&self, body: serde_json::Value) -> (u16, String, String) {
-        let request = ureq::post(&format!("{}/v1/jobs", self.url))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        match request.send_json(body) {
-            Err(ureq::Error::Status(status, response)) => {
-                let body: serde_json::Value = response.into_json().unwrap();
-                let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
-                (status, text("code"), text("message"))
-            }
-            other => panic!("the API took the job: {other:?}"),
-        }
+        let answer = fresco_testkit::http::post(&format!("{}/v1/jobs", self.url))
+            .bearer(&self.token)
+            .send_json(&body);
+        assert!(answer.status >= 400, "the API took the job: {}", answer.text());
+        let body = answer.json();
+        let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
+        (answer.status, text("code"), text("message"))
     }
 }
 

@@ -155,24 +155,23 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
     let mut worker = Running::start(worker_cmd, dir.path().join("worker.log"));
     let worker_url = worker.address_after("metrics on ");
     assert!(worker_url.ends_with("/metrics"), "{worker_url}");
-    let first = ureq::get(&worker_url).call().unwrap();
-    assert_eq!(first.status(), 200);
-    assert!(first.content_type().starts_with("text/plain"));
-    let text = first.into_string().unwrap();
+    let first = fresco_testkit::http::get(&worker_url).call().expect(200);
+    assert!(first
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/plain"));
+    let text = first.text();
     let of_worker: Vec<_> = families.iter().filter(|f| f.2).collect();
     assert_all_at_zero(&text, &of_worker, "worker");
     // Only the worker's families: the server's HTTP and queue figures are the server's.
     assert!(!text.contains("fresco_http_requests_total"), "{text}");
     assert!(!text.contains("fresco_jobs{"), "{text}");
     // The endpoint serves /metrics alone.
-    let other = ureq::get(&worker_url.replace("/metrics", "/v1/jobs")).call();
-    match other {
-        Err(ureq::Error::Status(404, response)) => {
-            let body: serde_json::Value = response.into_json().unwrap();
-            assert_eq!(body["error"]["code"], "route-not-found");
-        }
-        other => panic!("GET /v1/jobs on the worker's metrics port: {other:?}"),
-    }
+    let body = fresco_testkit::http::get(&worker_url.replace("/metrics", "/v1/jobs"))
+        .call()
+        .expect(404)
+        .json();
+    assert_eq!(body["error"]["code"], "route-not-found");
 
     // A fresh server without workers of its own: every family, at zero.
     let mut serve_cmd = fresco_cmd();
@@ -194,12 +193,11 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
     let mut server = Running::start(serve_cmd, dir.path().join("serve.log"));
     let base = server.address_after("listening on ");
     let scrape = || {
-        ureq::get(&format!("{base}/metrics"))
-            .set("Authorization", &format!("Bearer {token}"))
+        fresco_testkit::http::get(&format!("{base}/metrics"))
+            .bearer(&token)
             .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
+            .ok()
+            .text()
     };
     let all: Vec<_> = families.iter().collect();
     // The HTTP families hold this very scrape only after it is answered: the first scrape
@@ -210,23 +208,18 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
     let input = dir.path().join("clip.mp4");
     make_h264(&input, "160x120", 25, 1.2);
     let output = dir.path().join("styled.mp4");
-    let submitted: serde_json::Value = ureq::post(&format!("{base}/v1/jobs"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .send_json(serde_json::json!({
+    let submitted = fresco_testkit::http::post(&format!("{base}/v1/jobs"))
+        .bearer(&token)
+        .send_json(&serde_json::json!({
             "input": input, "output": output, "style": "vintage", "chunk_frames": 10,
         }))
-        .unwrap()
-        .into_json()
-        .unwrap();
+        .ok()
+        .json();
     let id = submitted["id"].as_str().unwrap().to_string();
     wait_succeeded(&base, &token, &id, &worker.log);
 
     let (_, after) = parse(
-        &ureq::get(&worker_url)
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap(),
+        &fresco_testkit::http::get(&worker_url).call().ok().text(),
     );
     let vintage = "{device=\"cpu\",model=\"vintage\"}";
     assert_eq!(after["fresco_chunks_claimed_total"], 3.0, "{after:?}");

@@ -26,6 +26,8 @@ pub const DEFAULT_BASE_URL: &str =
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The whole body (a zoo file is 6.7 MB: this is 11 kB/s).
+const BODY_TIMEOUT: Duration = Duration::from_secs(600);
 const ZOO_SIZE: u64 = 6_728_029;
 
 /// The expected content of a downloadable file: its SHA-256 (lowercase hex) and length.
@@ -451,42 +453,45 @@ impl Registry {
         let final_path = self.cache_dir.join(format!("{name}.onnx"));
         tracing::info!(style = name, %url, dest = %final_path.display(), "downloading model");
 
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout_read(READ_TIMEOUT)
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(READ_TIMEOUT))
+            .timeout_recv_body(Some(BODY_TIMEOUT))
+            .http_status_as_error(false)
+            .proxy(None)
             .user_agent(concat!("fresco/", env!("CARGO_PKG_VERSION")))
             .build();
+        let agent = ureq::Agent::new_with_config(config);
         let response = match agent.get(&url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(status, r)) => {
-                let mut status_text = r.status_text().to_string();
-                if r.get_url() != url {
-                    status_text = format!("{status_text} (redirected to {})", r.get_url());
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                use ureq::ResponseExt as _;
+                let status = r.status();
+                let mut status_text = status.canonical_reason().unwrap_or("").to_string();
+                let at = r.get_uri().to_string();
+                if at != url {
+                    status_text = format!("{status_text} (redirected to {at})");
                 }
                 return Err(RegistryError::HttpStatus {
                     url,
-                    status,
+                    status: status.as_u16(),
                     status_text,
                     hint,
                 });
             }
-            Err(ureq::Error::Transport(t)) => {
-                // Transport's Display repeats the URL; keep only the problem.
-                let mut message = t.kind().to_string();
-                for part in [t.message().map(str::to_string), source_text(&t)]
-                    .into_iter()
-                    .flatten()
-                {
+            Err(e) => {
+                // Keep only the problem: some errors repeat the URL, which the message has.
+                let mut message = e.to_string();
+                if let Some(part) = source_text(&e).filter(|p| !message.contains(p.as_str())) {
                     message = format!("{message}: {part}");
-                }
-                if let Some(at) = t.url().filter(|at| at.as_str() != url) {
-                    message = format!("{message} (at {at})");
                 }
                 return Err(RegistryError::Network { url, message, hint });
             }
         };
         let content_length = response
-            .header("Content-Length")
+            .headers()
+            .get("Content-Length")
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(len) = content_length.filter(|&len| len != pin.size) {
             return Err(RegistryError::SizeMismatch {
@@ -498,7 +503,7 @@ impl Registry {
 
         let temp = TempFile::create(&self.cache_dir, name)?;
         let (got_size, digest) =
-            copy_hashing(response.into_reader(), &temp, pin.size, &url, &hint)?;
+            copy_hashing(response.into_body().into_reader(), &temp, pin.size, &url, &hint)?;
         let expected = content_length.unwrap_or(pin.size).max(pin.size);
         if got_size < expected {
             return Err(RegistryError::Truncated {

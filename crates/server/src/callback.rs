@@ -10,7 +10,6 @@
 //! jittered exponential back-off until [`CallbackSettings::max_attempts`]. Being in the queue,
 //! pending deliveries survive a restart. Logs show the URL's scheme and host only.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,34 +181,37 @@ fn send(
 ) -> Result<(), String> {
     let parsed = outbound::parse_callback(url).map_err(|e| e.0)?;
     let checked = outbound::check_blocking(&parsed, &settings.policy).map_err(|e| e.0)?;
-    let addrs: Vec<SocketAddr> = checked.addrs;
-    let agent = ureq::AgentBuilder::new()
-        .timeout(settings.timeout)
-        .redirects(0)
-        // The addresses checked, whatever a second lookup would say now.
-        .resolver(move |_: &str| -> std::io::Result<Vec<SocketAddr>> { Ok(addrs.clone()) })
-        .build();
+    let agent = checked.agent(settings.timeout);
     let timestamp = fresco_queue::now_ms() / 1000;
     let signature = settings
         .secrets
         .sign(webhook_id, timestamp, body.as_bytes());
     let answer = agent
         .post(checked.url.as_str())
-        .set("Content-Type", "application/json")
-        .set("User-Agent", concat!("fresco/", env!("CARGO_PKG_VERSION")))
-        .set("webhook-id", webhook_id)
-        .set("webhook-timestamp", &timestamp.to_string())
-        .set("webhook-signature", &signature)
-        .send_string(body);
+        .header("Content-Type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", &timestamp.to_string())
+        .header("webhook-signature", &signature)
+        .send(body);
     match answer {
-        Ok(response) if (200..300).contains(&response.status()) => Ok(()),
-        Ok(response) if (300..400).contains(&response.status()) => Err(format!(
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) if response.status().is_redirection() => Err(format!(
             "answered HTTP {} (a redirect, which callbacks do not follow)",
-            response.status()
+            response.status().as_u16()
         )),
-        Ok(response) => Err(format!("answered HTTP {}", response.status())),
-        Err(ureq::Error::Status(status, _)) => Err(format!("answered HTTP {status}")),
-        Err(ureq::Error::Transport(e)) => Err(format!("could not be reached ({})", e.kind())),
+        Ok(response) => Err(format!("answered HTTP {}", response.status().as_u16())),
+        Err(e) => Err(format!("could not be reached ({})", transport_kind(&e))),
+    }
+}
+
+/// What kind of failure a transport error is, without the URL (it may hold a secret).
+fn transport_kind(e: &ureq::Error) -> &'static str {
+    match e {
+        ureq::Error::Timeout(_) => "timed out",
+        ureq::Error::HostNotFound => "host not found",
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed => "connection failed",
+        ureq::Error::Tls(_) => "TLS failed",
+        _ => "the exchange failed",
     }
 }
 

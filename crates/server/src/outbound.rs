@@ -149,6 +149,49 @@ pub fn check_blocking(
     })
 }
 
+impl CheckedTarget {
+    /// An HTTP agent that connects only to the addresses checked, whatever a second lookup
+    /// would say now, follows no redirect, uses no proxy from the environment (a proxy would
+    /// resolve the host itself) and hands every status back as an answer.
+    pub fn agent(&self, timeout: std::time::Duration) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .max_redirects(0)
+            .proxy(None)
+            .http_status_as_error(false)
+            .user_agent(concat!("fresco/", env!("CARGO_PKG_VERSION")))
+            .build();
+        ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            PinnedResolver(self.addrs.clone()),
+        )
+    }
+}
+
+/// Answers every lookup with the addresses a check returned.
+#[derive(Debug)]
+struct PinnedResolver(Vec<SocketAddr>);
+
+impl ureq::unversioned::resolver::Resolver for PinnedResolver {
+    fn resolve(
+        &self,
+        _uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let mut out = self.empty();
+        // ureq takes at most 16; the first are as good as any (all were checked).
+        for addr in self.0.iter().take(16) {
+            out.push(*addr);
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
 /// The check at submission, off the runtime's threads and with a time limit on the lookup.
 /// A host that does not resolve (yet) is let through: no request goes anywhere now, and each
 /// delivery resolves and checks again before it connects.

@@ -977,33 +977,27 @@ async fn https_serves_with_a_certificate_that_clients_verify() {
     tokio::task::spawn_blocking(move || {
         let url = format!("https://localhost:{port}/v1/jobs");
         // Not trusted by default.
-        let refused = ureq::get(&url).call().unwrap_err().to_string();
+        let refused = fresco_testkit::http::get(&url).try_send(None).unwrap_err();
         assert!(
             refused.to_lowercase().contains("certificate") || refused.contains("UnknownIssuer"),
             "{refused}"
         );
         // Trusted with the certificate as CA.
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls_pki_types::pem::PemObject as _;
-        roots
-            .add(rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
-            .unwrap();
-        let client =
-            rustls::ClientConfig::builder_with_provider(fresco_server::tls::crypto_provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(client))
+        let ca = ureq::tls::Certificate::from_pem(pem.as_bytes()).unwrap();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
             .build();
-        let response = agent
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder().tls_config(tls).build(),
+        );
+        let mut response = agent
             .get(&url)
-            .set("Authorization", &format!("Bearer {token}"))
+            .header("Authorization", &format!("Bearer {token}"))
             .call()
             .unwrap();
         assert_eq!(response.status(), 200);
-        let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        let body: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
         assert!(body["jobs"].is_array());
     })
     .await

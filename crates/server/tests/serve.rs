@@ -16,11 +16,10 @@ async fn serve_answers_then_shuts_down_gracefully() {
         let _ = stopped.await;
     }));
     let body = tokio::task::spawn_blocking(move || {
-        ureq::get(&format!("http://{addr}/healthz"))
+        fresco_testkit::http::get(&format!("http://{addr}/healthz"))
             .call()
-            .expect("GET /healthz")
-            .into_string()
-            .unwrap()
+            .ok()
+            .text()
     })
     .await
     .unwrap();

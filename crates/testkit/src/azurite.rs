@@ -88,16 +88,17 @@ pub fn create_container(container: &str) {
         "{}/{account}/{container}?restype=container",
         endpoint.trim_end_matches('/')
     );
-    let result = ureq::put(&url)
-        .set("x-ms-date", &date)
-        .set("x-ms-version", version)
-        .set("Authorization", &format!("SharedKey {account}:{signature}"))
-        .send_bytes(&[]);
+    let result = crate::http::put(&url)
+        .header("x-ms-date", &date)
+        .header("x-ms-version", version)
+        .header("Authorization", &format!("SharedKey {account}:{signature}"))
+        .try_send(Some(&[]));
     match result {
-        Ok(_) | Err(ureq::Error::Status(409, _)) => {}
-        Err(ureq::Error::Status(code, response)) => panic!(
-            "Azurite refused to create container {container} at {url}: {code} {}",
-            response.into_string().unwrap_or_default()
+        Ok(answer) if (200..300).contains(&answer.status) || answer.status == 409 => {}
+        Ok(answer) => panic!(
+            "Azurite refused to create container {container} at {url}: {} {}",
+            answer.status,
+            answer.text()
         ),
         Err(e) => panic!(
             "cannot reach Azurite at {endpoint} ({e}): start it with `eval \"$(scripts/azurite.sh)\"`"

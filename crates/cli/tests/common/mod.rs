@@ -186,12 +186,11 @@ pub fn run(input: &Path, output: &Path, model: &Path, extra: &[&str]) -> Out {
 pub fn wait_succeeded(base: &str, token: &str, id: &str, log: &Path) -> serde_json::Value {
     let mut job = serde_json::Value::Null;
     fresco_testkit::process::wait_until(Duration::from_secs(180), "the job to succeed", || {
-        job = ureq::get(&format!("{base}/v1/jobs/{id}"))
-            .set("Authorization", &format!("Bearer {token}"))
+        job = fresco_testkit::http::get(&format!("{base}/v1/jobs/{id}"))
+            .bearer(token)
             .call()
-            .unwrap_or_else(|e| panic!("GET /v1/jobs/{id}: {e}"))
-            .into_json()
-            .unwrap();
+            .ok()
+            .json();
         match job["state"].as_str().unwrap() {
             "succeeded" => true,
             "failed" | "canceled" => panic!(

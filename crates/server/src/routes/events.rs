@@ -113,18 +113,9 @@ fn confirm_subscription(url: &str) -> Result<(), String> {
     // connection goes to those checked.
     let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
     let checked = crate::outbound::check_blocking(&parsed, &Default::default()).map_err(|e| e.0)?;
-    let addrs = checked.addrs;
-    let agent = ureq::AgentBuilder::new()
-        .timeout(CONFIRM_TIMEOUT)
-        .redirects(0)
-        .resolver(
-            move |_: &str| -> std::io::Result<Vec<std::net::SocketAddr>> { Ok(addrs.clone()) },
-        )
-        .build();
-    match agent.get(checked.url.as_str()).call() {
-        Ok(response) if (200..300).contains(&response.status()) => Ok(()),
-        Ok(response) => Err(format!("answered HTTP {}", response.status())),
-        Err(ureq::Error::Status(status, _)) => Err(format!("answered HTTP {status}")),
+    match checked.agent(CONFIRM_TIMEOUT).get(checked.url.as_str()).call() {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("answered HTTP {}", response.status().as_u16())),
         Err(e) => Err(e.to_string()),
     }
 }
