@@ -10,8 +10,10 @@
 #
 # It runs as user 10001 with a read-only root file system: it writes only under /tmp (HOME, the
 # state folder, scratch) and to what is mounted (/work, the working directory). The GPU variant
-# has not been run on a GPU yet. CI has no container engine: it lints this file with hadolint
-# (scripts/lint-dockerfile.sh); the image's size in the README is an estimate from its parts.
+# has not been run on a GPU yet. scripts/build-image.sh (run by scripts/test.sh) builds and runs
+# the image and prints its size where a container engine answers; CI's machines have none, so
+# there it lints this file with hadolint (scripts/lint-dockerfile.sh) and the image's size in
+# the README is an estimate from its parts.
 
 ARG DEBIAN=bookworm
 

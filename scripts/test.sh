@@ -116,6 +116,9 @@ fi
 scripts/validate-manifests.sh
 scripts/lint-dockerfile.sh --self-test
 scripts/lint-dockerfile.sh
+# The image itself, where a container engine answers (none does on this project's CI machines:
+# a docker client without a daemon); it says so and goes on otherwise.
+scripts/build-image.sh
 # The licences of the dependency tree (cargo-deny over deny.toml, offline): seconds, so before
 # the tests. scripts/lint.sh installs cargo-deny from crates.io and skips with a message where it
 # cannot, unless FRESCO_REQUIRE_DENY=1.
