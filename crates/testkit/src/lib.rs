@@ -1,7 +1,7 @@
 //! What the tests of several fresco crates share, written once: clips made with ffmpeg's
 //! generators and checks of what came out ([`media`]), child processes run with a timeout
-//! ([`process`]), containers on Azurite ([`azurite`]), pseudo-random files ([`files`]) and the
-//! folder of the real models ([`models`]).
+//! ([`process`]), containers on Azurite ([`azurite`]), pseudo-random files ([`files`]), the
+//! folder of the real models ([`models`]) and SVG documents read back ([`svg`]).
 //!
 //! A dev-dependency only (`publish = false`): nothing here is part of fresco. Helpers that need
 //! one crate's test binary or types (`fresco_cmd`, a server's router) stay in that crate's
@@ -12,3 +12,4 @@ pub mod files;
 pub mod media;
 pub mod models;
 pub mod process;
+pub mod svg;
