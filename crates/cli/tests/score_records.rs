@@ -250,13 +250,9 @@ fn python_with_pyarrow() -> Option<PathBuf> {
     None
 }
 
-#[test]
-fn detector_finds_the_dog_the_car_and_the_bicycle() {
-    let Some(models) = scoring_models() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("dog.mp4");
+/// Darknet's dog picture (768x576) as a one-second clip at 25 frames/s.
+fn dog_clip(dir: &Path, models: &Path) -> PathBuf {
+    let input = dir.join("dog.mp4");
     ffmpeg(
         &[
             "-loop",
@@ -276,11 +272,21 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
         ],
         &input,
     );
-    let out = dir.path().join("objects.jsonl");
+    input
+}
+
+/// yolov3-tiny over `input` at its first frame (`--every 25`), to `objects.jsonl` in `dir`:
+/// the rows, and the `--json` summary.
+fn detect_first_frame(
+    dir: &Path,
+    models: &Path,
+    input: &Path,
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let out = dir.join("objects.jsonl");
     let model = models.join("yolov3-tiny-416.onnx");
     let labels = models.join("coco.names");
-    run_records(
-        dir.path(),
+    let json = run_records(
+        dir,
         &[
             input.to_str().unwrap(),
             "-o",
@@ -295,33 +301,30 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
             "0.3",
             "--every",
             "25",
+            "--json",
         ],
         &[],
     )
-    .ok();
-    let rows = jsonl_rows(&out);
-    assert_eq!(rows.len(), 1, "one sampled frame");
-    let found = rows[0]["detections"]
-        .as_array()
-        .expect("detections")
-        .clone();
-    // The README's boxes (ONNX Runtime on the picture itself), in the picture's pixels.
-    for (label, want) in [
-        ("dog", [132.0, 188.0, 370.0, 512.0]),
-        ("car", [466.0, 70.0, 679.0, 169.0]),
-        ("bicycle", [204.0, 151.0, 576.0, 448.0]),
-    ] {
+    .ok()
+    .json();
+    (jsonl_rows(&out), json)
+}
+
+/// The README's boxes (ONNX Runtime on the picture itself), in the picture's pixels.
+const DOG_PICTURE_BOXES: [(&str, [f64; 4]); 3] = [
+    ("dog", [132.0, 188.0, 370.0, 512.0]),
+    ("car", [466.0, 70.0, 679.0, 169.0]),
+    ("bicycle", [204.0, 151.0, 576.0, 448.0]),
+];
+
+/// Each of the README's boxes has a `found` box (label, `x0, y0, x1, y1`) of its label within
+/// 8 px.
+fn assert_dog_picture_boxes(found: &[(String, [f64; 4])]) {
+    for (label, want) in DOG_PICTURE_BOXES {
         let best = found
             .iter()
-            .filter(|d| d["label"] == label)
-            .map(|d| {
-                let b = &d["box"];
-                let got = [
-                    b[0].as_f64().unwrap(),
-                    b[1].as_f64().unwrap(),
-                    b[2].as_f64().unwrap(),
-                    b[3].as_f64().unwrap(),
-                ];
+            .filter(|(l, _)| l == label)
+            .map(|(_, got)| {
                 let err = got
                     .iter()
                     .zip(want)
@@ -334,6 +337,183 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
             panic!("no {label} among {found:?}");
         };
         assert!(err <= 8.0, "{label}: {got:?}, README says {want:?}");
+    }
+}
+
+/// A row's detections as (label, box).
+fn row_boxes(row: &serde_json::Value) -> Vec<(String, [f64; 4])> {
+    row["detections"]
+        .as_array()
+        .expect("detections")
+        .iter()
+        .map(|d| {
+            let b = &d["box"];
+            (
+                d["label"].as_str().unwrap().to_string(),
+                [0, 1, 2, 3].map(|i| b[i].as_f64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn detector_finds_the_dog_the_car_and_the_bicycle() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dog_clip(dir.path(), &models);
+    let (rows, _) = detect_first_frame(dir.path(), &models, &input);
+    assert_eq!(rows.len(), 1, "one sampled frame");
+    assert_dog_picture_boxes(&row_boxes(&rows[0]));
+}
+
+/// The dashboard, served over HTTP from `queue_url` as `fresco serve` serves it, signed in as a
+/// viewer: GETs a path and returns (status, content type, body).
+struct Dashboard {
+    runtime: tokio::runtime::Runtime,
+    queue: std::sync::Arc<dyn fresco_queue::Queue>,
+    base: String,
+    cookie: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Dashboard {
+    fn open(queue_url: &str) -> Dashboard {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (queue, base, token) = runtime.block_on(async {
+            let queue = fresco_queue::open(queue_url).await.unwrap();
+            let viewer = fresco_queue::NewToken {
+                name: "viewer".into(),
+                role: fresco_queue::Role::Viewer,
+                expires_at_ms: None,
+            };
+            let token = queue.create_token(&viewer, None).await.unwrap().secret;
+            let factory = fresco_server::LocalJobFactory::default().allow_download(false);
+            let state = fresco_server::AppState::new(queue.clone(), std::sync::Arc::new(factory));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(fresco_server::serve(listener, state, async {
+                let _ = stopped.await;
+            }));
+            (queue, format!("http://{addr}"), token)
+        });
+        let session = fresco_testkit::http::post(&format!("{base}/v1/session"))
+            .bearer(&token)
+            .call()
+            .ok();
+        let cookie = session
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        Dashboard {
+            runtime,
+            queue,
+            base,
+            cookie,
+            _stop: stop,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let answer = fresco_testkit::http::get(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .call();
+        // The media type without its parameters (`; charset=...`).
+        let kind = answer
+            .header("content-type")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        (answer.status, kind, answer.body)
+    }
+}
+
+#[test]
+fn a_scored_detection_job_has_a_preview_with_its_boxes_drawn_and_its_rows_counted() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dog_clip(dir.path(), &models);
+    let (rows, json) = detect_first_frame(dir.path(), &models, &input);
+    assert_eq!(rows.len(), 1, "one sampled frame");
+    let job = json["outputs"][0]["job"].as_str().expect("the job's id");
+
+    let dashboard = Dashboard::open(&queue_flags(dir.path())[1]);
+    let detail: serde_json::Value =
+        serde_json::from_slice(&dashboard.get(&format!("/ui/jobs/{job}/detail")).2).unwrap();
+    assert_eq!(detail["job"]["state"], "succeeded", "{detail:#}");
+    assert_eq!(
+        detail["rows"],
+        serde_json::json!({"written": 1, "total": 1})
+    );
+    assert_eq!(detail["preview"]["frame"], 0, "{detail:#}");
+    let stored = dashboard
+        .runtime
+        .block_on(dashboard.queue.preview(job))
+        .unwrap()
+        .expect("a saved preview");
+    assert_eq!(stored.mime, "image/svg+xml");
+
+    // Before: the sampled frame, a JPEG at most 640 wide.
+    let (status, kind, before) = dashboard.get(detail["preview"]["before_url"].as_str().unwrap());
+    assert_eq!((status, kind.as_str()), (200, "image/jpeg"));
+    let jpeg = dir.path().join("before.jpg");
+    std::fs::write(&jpeg, &before).unwrap();
+    assert_eq!(fresco_testkit::media::video_size(&jpeg), (640, 480));
+
+    // After: that frame, with the detector's boxes and labels over it in the picture's pixels.
+    let (status, kind, after) = dashboard.get(detail["preview"]["after_url"].as_str().unwrap());
+    assert_eq!((status, kind.as_str()), (200, "image/svg+xml"));
+    let svg = fresco_testkit::svg::parse(std::str::from_utf8(&after).unwrap());
+    let root = &svg.elements[0];
+    assert_eq!(root.name, "svg");
+    assert_eq!(root.get("viewBox"), Some("0 0 768 576"));
+    assert_eq!(
+        (root.number("width"), root.number("height")),
+        (640.0, 480.0)
+    );
+    let image = svg.named("image").next().expect("the frame");
+    let embedded = image
+        .get("href")
+        .and_then(|h| h.strip_prefix("data:image/jpeg;base64,"))
+        .expect("a JPEG data URI");
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(embedded)
+            .unwrap(),
+        before
+    );
+    let labels: Vec<String> = svg
+        .texts
+        .iter()
+        .map(|t| t.rsplit_once(' ').expect("label and score").0.to_string())
+        .collect();
+    let drawn: Vec<(String, [f64; 4])> = svg
+        .named("rect")
+        .zip(labels)
+        .map(|(r, label)| {
+            let (x, y) = (r.number("x"), r.number("y"));
+            (label, [x, y, x + r.number("width"), y + r.number("height")])
+        })
+        .collect();
+    assert_dog_picture_boxes(&drawn);
+    // Exactly the row's boxes, to the drawing's tenth of a pixel.
+    let written = row_boxes(&rows[0]);
+    assert_eq!(drawn.len(), written.len(), "{drawn:?} vs {written:?}");
+    for ((drawn_label, d), (label, w)) in drawn.iter().zip(&written) {
+        assert_eq!(drawn_label, label);
+        assert!(
+            d.iter().zip(w).all(|(a, b)| (a - b).abs() <= 0.11),
+            "{drawn:?} vs {written:?}"
+        );
     }
 }
 

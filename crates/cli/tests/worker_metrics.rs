@@ -1,7 +1,7 @@
 //! `fresco worker --metrics-listen`: a fresh worker and a fresh server each serve every metric
 //! family documented in docs/monitoring.md (the worker those marked *worker*) from the first
-//! scrape, at zero, before any job; a job the worker then does moves its counters; a bad
-//! address is refused before any work.
+//! scrape, at zero, before any job; a job the worker then does moves its counters (a records
+//! job its rows written and its preview); a bad address is refused before any work.
 
 mod common;
 
@@ -239,6 +239,76 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
     assert_eq!(served["fresco_jobs{state=\"succeeded\"}"], 1.0);
     drop(server);
     drop(worker);
+}
+
+#[test]
+fn a_records_job_counts_the_rows_it_writes_and_saves_its_preview() {
+    let Some(models) = fresco_testkit::models::real_model_dir("scoring/efficientnet-lite0") else {
+        return;
+    };
+    let scoring = models.join("scoring");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("queue.db").display()
+    );
+    let mut worker_cmd = fresco_cmd();
+    worker_cmd
+        .args(["worker", "--db", &db, "--metrics-listen", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .current_dir(dir.path());
+    let mut worker = Running::start(worker_cmd, dir.path().join("worker.log"));
+    let worker_url = worker.address_after("metrics on ");
+
+    // 30 frames, every fifth scored: 6 rows, in chunks of 10 frames (2 rows each).
+    let input = dir.path().join("clip.mp4");
+    make_h264(&input, "160x120", 25, 1.2);
+    let output = dir.path().join("tags.jsonl");
+    let id = fresco([
+        "jobs",
+        "submit",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--model",
+        scoring.join("efficientnet-lite0.onnx").to_str().unwrap(),
+        "--task",
+        "classify",
+        "--labels",
+        scoring.join("imagenet_labels.txt").to_str().unwrap(),
+        "--every",
+        "5",
+        "--chunk-frames",
+        "10",
+        "--db",
+        &db,
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    fresco_testkit::process::wait_until(Duration::from_secs(180), "the job to succeed", || {
+        let shown = fresco(["jobs", "show", &id, "--json", "--db", &db])
+            .ok()
+            .json();
+        let state = shown["state"]
+            .as_str()
+            .or_else(|| shown["job"]["state"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !["failed", "canceled"].contains(&state.as_str()),
+            "job ended {state}: {shown}\n{}",
+            read_log(&worker.log)
+        );
+        state == "succeeded"
+    });
+    assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 6);
+    let (_, after) = parse(&fresco_testkit::http::get(&worker_url).call().ok().text());
+    assert_eq!(after["fresco_record_rows_written_total"], 6.0, "{after:?}");
+    assert_eq!(after["fresco_chunks_completed_total"], 3.0, "{after:?}");
+    assert_eq!(after["fresco_previews_saved_total"], 1.0, "{after:?}");
 }
 
 #[test]

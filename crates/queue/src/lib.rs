@@ -329,7 +329,8 @@ pub struct Preview {
     /// The chunk and frame (in the input's decode order) it shows.
     pub chunk: u32,
     pub frame: u64,
-    /// Media type of both images, e.g. `image/jpeg`.
+    /// Media type of the "after" image: `image/jpeg`, or `image/svg+xml` for a records job's
+    /// overlay. The "before" image is always a JPEG.
     pub mime: String,
     pub before: Vec<u8>,
     pub after: Vec<u8>,

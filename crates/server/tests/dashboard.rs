@@ -1,6 +1,7 @@
 //! The dashboard and `/metrics`, in process: pages with no link outside the server, views and
-//! streams behind the session cookie, views that follow the queue, previews, and the metrics
-//! text behind a bearer token.
+//! streams behind the session cookie, views that follow the queue, previews (a records job's
+//! overlay with its labels escaped, and its row count), and the metrics text behind a bearer
+//! token.
 
 mod common;
 
@@ -290,6 +291,7 @@ async fn views_follow_the_queue_and_the_preview_appears_once_saved() {
         .collect();
     assert_eq!(states, ["done", "done", "pending", "pending"]);
     assert!(detail["preview"].is_null());
+    assert!(detail["rows"].is_null(), "a video job has no rows");
     let before_uri = format!("/ui/jobs/{job}/preview/before");
     let missing = raw(&app, &before_uri, Auth::Cookie(&cookie)).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -333,6 +335,173 @@ async fn views_follow_the_queue_and_the_preview_appears_once_saved() {
     )
     .await;
     assert_eq!(sideways.status, StatusCode::BAD_REQUEST);
+}
+
+/// A records job's spec (a detector's rows at every third frame) and the plan a real plan stage
+/// would record for a 20-frame clip at 25 frames/s in two chunks of 10.
+fn records_job(identity: &str) -> (fresco_queue::NewJob, String) {
+    let scoring = fresco_core::scoring::ScoringSpec {
+        sampling: fresco_core::scoring::Sampling {
+            every: Some(3),
+            fps: None,
+        },
+        ..Default::default()
+    };
+    let spec = serde_json::json!({"model": {"name": "yolov3-tiny-416"}, "scoring": scoring});
+    let job = fresco_queue::NewJob {
+        identity: identity.into(),
+        input: "/videos/street.mp4".into(),
+        output: "/videos/objects.jsonl".into(),
+        spec: spec.to_string(),
+        device_kind: fresco_core::DeviceKind::Cpu,
+        priority: 0,
+        budgets: fresco_core::RetryBudgets::default(),
+        idempotency_key: None,
+    };
+    let plan = serde_json::json!({
+        "video": {
+            "input": "/videos/street.mp4", "output": "/videos/objects.jsonl",
+            "video_ordinal": 0, "video_index": 0, "time_base": [1, 25], "width": 64,
+            "height": 48, "model_width": 64, "model_height": 48, "out_width": 64,
+            "out_height": 48, "raw_format": "Rgb24", "out_pix_fmt": "yuv420p", "streams": [],
+            "notes": [],
+            "encode": {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": null,
+                       "threads": 2},
+            "colour": {}, "rotation": 0
+        },
+        "frame_pts": {"first": 0, "runs": [[1, 19]]},
+        "chunks": fresco_core::split_frames(20, 10),
+        "warnings": []
+    });
+    // The stand-in must stay a plan the worker would write.
+    serde_json::from_value::<fresco_pipeline::JobPlan>(plan.clone()).expect("a stand-in plan");
+    (job, plan.to_string())
+}
+
+#[tokio::test]
+async fn a_records_job_shows_its_rows_and_an_overlay_whose_labels_stay_text() {
+    let app = app().await;
+    let (_, cookie) = signed_in(&app, Role::Viewer).await;
+    let (job, plan) = records_job("records-1");
+    let job = app.queue.submit(job).await.unwrap().id().to_string();
+    let detail_uri = format!("/ui/jobs/{job}/detail");
+    let rows = |detail: Value| detail["rows"].clone();
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(
+        rows(detail),
+        serde_json::json!({"written": 0, "total": null})
+    );
+
+    let filter = fresco_queue::ClaimFilter {
+        jobs: Some(vec![job.clone()]),
+        ..Default::default()
+    };
+    let claim = || app.queue.claim("w1", Duration::from_secs(60), &filter);
+    let lease = claim().await.unwrap().unwrap();
+    let chunks = fresco_core::split_frames(20, 10);
+    app.queue
+        .complete_plan(&lease, &plan, 20, &chunks)
+        .await
+        .unwrap();
+    // Every third frame: 0, 3, 6, 9 in the first chunk, 12, 15, 18 in the second.
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(rows(detail), serde_json::json!({"written": 0, "total": 7}));
+    let lease = claim().await.unwrap().unwrap();
+    assert_eq!(lease.chunk, 0);
+    app.queue.complete_chunk(&lease).await.unwrap();
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(rows(detail), serde_json::json!({"written": 4, "total": 7}));
+    let lease = claim().await.unwrap().unwrap();
+    assert_eq!(lease.chunk, 1);
+    app.queue.complete_chunk(&lease).await.unwrap();
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(rows(detail), serde_json::json!({"written": 7, "total": 7}));
+
+    // The worker's overlay of a row whose label came from a hostile labels file.
+    let hostile = "</text><script>alert(1)</script>";
+    let row = fresco_score::Scores::Detections(vec![fresco_score::Detection {
+        label: hostile.into(),
+        class: 7,
+        score: 0.5,
+        bbox: [8.0, 12.0, 40.0, 44.0],
+        keypoints: Vec::new(),
+    }]);
+    let before = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2];
+    let after = fresco_worker::overlay::svg(&before, (64, 48), 640, &row);
+    let preview = Preview {
+        job_id: job.clone(),
+        chunk: 0,
+        frame: 0,
+        mime: fresco_worker::overlay::MIME.into(),
+        before: before.clone(),
+        after: after.clone().into_bytes(),
+        created_at_ms: 0,
+    };
+    assert!(app.queue.save_preview(&preview).await.unwrap());
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(detail["preview"]["frame"], 0);
+
+    let image = raw(
+        &app,
+        &format!("/ui/jobs/{job}/preview/before"),
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(image.status, StatusCode::OK);
+    assert_eq!(image.content_type(), "image/jpeg");
+    assert_eq!(&image.body[..], &before[..]);
+    let overlay = raw(
+        &app,
+        &format!("/ui/jobs/{job}/preview/after"),
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(overlay.status, StatusCode::OK);
+    assert_eq!(overlay.content_type(), "image/svg+xml");
+    assert_eq!(overlay.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    // Opened on its own (not as an <img>), the SVG is a document: the policy lets no inline
+    // script, event handler or style attribute run in it.
+    let policy = overlay.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert_eq!(policy, fresco_server::hygiene::CONTENT_SECURITY_POLICY);
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let text = overlay.text();
+    assert_eq!(text, after);
+    assert!(!text.contains("<script"), "{text}");
+    assert!(
+        text.contains("&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt; 0.50</text>"),
+        "{text}"
+    );
+    let svg = fresco_testkit::svg::parse(&text);
+    let names: Vec<&str> = svg.elements.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["svg", "image", "g", "rect", "g", "text"]);
+    assert_eq!(svg.texts, [format!("{hostile} 0.50")]);
+    let rect = svg.named("rect").next().unwrap();
+    assert_eq!(
+        ["x", "y", "width", "height"].map(|k| rect.number(k)),
+        [8.0, 12.0, 32.0, 32.0]
+    );
+
+    // A stored type that is not an image is never served as something a browser runs.
+    let (other, _) = records_job("records-2");
+    let other = app.queue.submit(other).await.unwrap().id().to_string();
+    let odd = Preview {
+        job_id: other.clone(),
+        mime: "text/html".into(),
+        after: b"<script>alert(1)</script>".to_vec(),
+        ..preview
+    };
+    assert!(app.queue.save_preview(&odd).await.unwrap());
+    let served = raw(
+        &app,
+        &format!("/ui/jobs/{other}/preview/after"),
+        Auth::Cookie(&cookie),
+    )
+    .await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.content_type(), "application/octet-stream");
 }
 
 #[tokio::test]

@@ -2,9 +2,11 @@
 //! [`spec`] loads the model a job pinned, [`worker`] the claim/heartbeat/complete loop and the
 //! three stages (one file each, behind the [`Stages`] seam that tests fill with stand-ins),
 //! [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the first load of a
-//! user's model in a child process with limits.
+//! user's model in a child process with limits, [`overlay`] the drawing over a records job's
+//! preview frame.
 
 pub mod model_trial;
+pub mod overlay;
 mod preview;
 pub mod spec;
 pub mod sweep;

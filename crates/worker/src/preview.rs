@@ -1,8 +1,10 @@
 //! A job's before/after preview: once a chunk of a job is scored, the worker that scored it
 //! grabs the chunk's first frame from the input and from the chunk it wrote, each scaled to at
 //! most [`MAX_WIDTH`] px wide and encoded as JPEG by ffmpeg, and stores the pair in the queue
-//! (the first pair of a job stays). The dashboard serves it from there, so servers of a cluster
-//! need no shared disk. A preview is a nicety: every failure is logged and nothing else.
+//! (the first pair of a job stays). A records job's "before" is the chunk's first sampled frame
+//! (a JPEG the same way) and its "after" that frame with the frame's row drawn over it
+//! ([`crate::overlay`], an SVG). The dashboard serves both from the queue, so servers of a
+//! cluster need no shared disk. A preview is a nicety: every failure is logged and nothing else.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use fresco_queue::{Preview, Queue};
 
 /// The widest a preview image is.
 pub const MAX_WIDTH: u32 = 640;
-/// The media type of both images.
+/// The media type of both images of a video job, and of every "before" image.
 pub const MIME: &str = "image/jpeg";
 /// How long one frame grab may take.
 const GRAB_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,14 +32,8 @@ pub(crate) fn save_first(
     plan: &JobPlan,
     chunk_file: &Path,
 ) {
-    let handle = tokio::runtime::Handle::current();
-    match handle.block_on(queue.preview(job)) {
-        Ok(Some(_)) => return,
-        Ok(None) => {}
-        Err(e) => {
-            tracing::debug!("could not look up the job's preview: {e}");
-            return;
-        }
+    if has_preview(queue, job) {
+        return;
     }
     let grabbed = grab_input_frame(tools, plan, frames.start)
         .and_then(|before| Ok((before, grab_first_frame(tools, chunk_file)?)));
@@ -48,15 +44,72 @@ pub(crate) fn save_first(
             return;
         }
     };
-    let preview = Preview {
-        job_id: job.to_string(),
-        chunk,
-        frame: frames.start,
-        mime: MIME.into(),
-        before,
-        after,
-        created_at_ms: fresco_queue::now_ms(),
+    save(
+        queue,
+        Preview {
+            job_id: job.to_string(),
+            chunk,
+            frame: frames.start,
+            mime: MIME.into(),
+            before,
+            after,
+            created_at_ms: fresco_queue::now_ms(),
+        },
+    );
+}
+
+/// Saves a records job's preview from this chunk's first row unless the job has one already:
+/// the row's frame from the input, and the same frame with the row's scores drawn over it.
+/// Runs on the task's blocking thread.
+pub(crate) fn save_first_records(
+    tools: &Tools,
+    queue: &Arc<dyn Queue>,
+    job: &str,
+    chunk: u32,
+    plan: &JobPlan,
+    row: &fresco_score::Record,
+) {
+    if has_preview(queue, job) {
+        return;
+    }
+    let before = match grab_input_frame(tools, plan, row.frame) {
+        Ok(jpeg) => jpeg,
+        Err(e) => {
+            tracing::warn!(chunk, "could not make the job's preview: {e}");
+            return;
+        }
     };
+    let frame = (plan.video.width, plan.video.height);
+    let after = crate::overlay::svg(&before, frame, MAX_WIDTH, &row.scores).into_bytes();
+    save(
+        queue,
+        Preview {
+            job_id: job.to_string(),
+            chunk,
+            frame: row.frame,
+            mime: crate::overlay::MIME.into(),
+            before,
+            after,
+            created_at_ms: fresco_queue::now_ms(),
+        },
+    );
+}
+
+/// Whether the job has a preview already (or the queue cannot say: then none is made).
+fn has_preview(queue: &Arc<dyn Queue>, job: &str) -> bool {
+    let handle = tokio::runtime::Handle::current();
+    match handle.block_on(queue.preview(job)) {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::debug!("could not look up the job's preview: {e}");
+            true
+        }
+    }
+}
+
+fn save(queue: &Arc<dyn Queue>, preview: Preview) {
+    let chunk = preview.chunk;
+    let handle = tokio::runtime::Handle::current();
     match handle.block_on(queue.save_preview(&preview)) {
         Ok(true) => {
             metrics::counter!(crate::telemetry::PREVIEWS_SAVED).increment(1);

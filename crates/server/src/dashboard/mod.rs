@@ -7,7 +7,8 @@
 //! GET /ui/events[?state=S]       overview, as server-sent events (one whole view per event)
 //! GET /ui/jobs/{id}/events       a job's page, as server-sent events
 //! GET /ui/overview, /ui/jobs/{id}/detail          the same views as JSON, once
-//! GET /ui/jobs/{id}/preview/{before|after}        the job's preview images (JPEG)
+//! GET /ui/jobs/{id}/preview/{before|after}        the job's preview images (JPEG; a records
+//!                                                 job's "after" is an SVG overlay)
 //! ```
 //!
 //! The views ([`view`]) are read from the queue, so one server shows every worker of a
@@ -277,6 +278,23 @@ pub enum PreviewSide {
     After,
 }
 
+/// The media type of every preview's "before" image.
+const BEFORE_MIME: &str = "image/jpeg";
+
+/// The image types a preview's "after" is served as; any other stored type is served as bytes
+/// to download, never as something a browser would run. An SVG is served as itself: under the
+/// dashboard's content security policy (no inline script, no style attribute) and `nosniff`
+/// (see [`crate::hygiene`]), and the worker escapes every label it draws.
+const AFTER_MIMES: &[&str] = &["image/jpeg", "image/png", "image/svg+xml"];
+
+fn served_type(stored: &str) -> &str {
+    AFTER_MIMES
+        .iter()
+        .find(|m| **m == stored)
+        .copied()
+        .unwrap_or("application/octet-stream")
+}
+
 /// One image of a job's before/after preview. 404 until the job has one.
 pub async fn preview_image(
     State(state): State<AppState>,
@@ -291,13 +309,13 @@ pub async fn preview_image(
             format!("job {id} has no preview yet: it appears once a chunk is done"),
         ));
     };
-    let bytes = match side {
-        PreviewSide::Before => preview.before,
-        PreviewSide::After => preview.after,
+    let (bytes, mime) = match side {
+        PreviewSide::Before => (preview.before, BEFORE_MIME),
+        PreviewSide::After => (preview.after, served_type(&preview.mime)),
     };
     Ok((
         [
-            (header::CONTENT_TYPE, preview.mime),
+            (header::CONTENT_TYPE, mime.to_string()),
             // A job's preview never changes once saved.
             (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
         ],

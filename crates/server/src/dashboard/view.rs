@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fresco_core::JobState;
-use fresco_queue::{JobRecord, Queue, QueueError, QueueStats};
+use fresco_core::scoring::ScoringSpec;
+use fresco_core::{JobState, TaskKind, TaskState};
+use fresco_pipeline::records::{frame_seconds, picks_in};
+use fresco_pipeline::JobPlan;
+use fresco_queue::{JobRecord, Queue, QueueError, QueueStats, TaskRecord};
 use serde::Serialize;
 
 /// Jobs listed on the overview.
@@ -92,6 +95,18 @@ pub struct JobPage {
     pub errors: Vec<TaskError>,
     pub log: Vec<LogEntry>,
     pub preview: Option<PreviewLinks>,
+    /// A records job's rows (`.jsonl`/`.parquet` outputs); None for a video or image job.
+    pub rows: Option<RowCount>,
+}
+
+/// A records job's rows: one per sampled frame.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RowCount {
+    /// Rows in the chunks that are done (all of them once the job succeeded: assembly checks
+    /// that the output holds exactly this many).
+    pub written: u64,
+    /// Rows the job writes in all, known once it is planned (the frames its sampling picks).
+    pub total: Option<u64>,
 }
 
 /// One task in the chunk strip.
@@ -250,6 +265,7 @@ pub async fn job_page(
             })
             .collect(),
         log,
+        rows: row_count(&job, &tasks),
         preview: preview.map(|p| PreviewLinks {
             chunk: p.chunk,
             frame: p.frame,
@@ -257,6 +273,33 @@ pub async fn job_page(
             after_url: format!("{base}/after"),
         }),
     }))
+}
+
+/// A records job's rows, from its spec's sampling and its plan: the frames the sampling picks,
+/// in all and in the chunks done (the sums the worker's parts and assembly count). None for a
+/// job without a scoring section, or one whose spec or plan this server cannot read.
+fn row_count(job: &JobRecord, tasks: &[TaskRecord]) -> Option<RowCount> {
+    let spec: serde_json::Value = serde_json::from_str(&job.spec).ok()?;
+    let scoring = spec.get("scoring").filter(|s| !s.is_null())?;
+    let scoring: ScoringSpec = serde_json::from_value(scoring.clone()).ok()?;
+    let Some(plan) = job.plan.as_deref() else {
+        return Some(RowCount {
+            written: 0,
+            total: None,
+        });
+    };
+    let plan: JobPlan = serde_json::from_str(plan).ok()?;
+    let picked = scoring.sampling.pick(&frame_seconds(&plan));
+    let written = tasks
+        .iter()
+        .filter(|t| t.kind == TaskKind::Score && t.state == TaskState::Done)
+        .filter_map(|t| plan.chunks.get(t.chunk as usize))
+        .map(|range| picks_in(&picked, *range).len() as u64)
+        .sum();
+    Some(RowCount {
+        written,
+        total: Some(picked.len() as u64),
+    })
 }
 
 /// The last [`LOG_LINES`] lines of a job's log, oldest first (the log is read from a cursor).

@@ -235,6 +235,11 @@ function renderJob(view) {
   fact("output", job.output);
   fact("submitted by", job.submitted_by || "–");
   fact("frames", `${job.frames_done} of ${job.frames_total === null ? "?" : job.frames_total}`);
+  if (view.rows) {
+    // A records job: one row per sampled frame, all of them in the output once it succeeded.
+    const total = view.rows.total === null ? "?" : view.rows.total;
+    fact("rows", job.state === "succeeded" ? `${view.rows.written}` : `${view.rows.written} of ${total}`);
+  }
   fact("chunks", `${job.chunks_done} of ${job.chunks_total}`);
   fact("frames/s", fmtRate(job.fps));
   fact("ETA", job.state === "running" ? fmtDuration(job.eta_seconds) : "–");
@@ -264,6 +269,7 @@ function renderJob(view) {
     const after = document.getElementById("preview-after");
     if (before.getAttribute("src") !== view.preview.before_url) before.src = view.preview.before_url;
     if (after.getAttribute("src") !== view.preview.after_url) after.src = view.preview.after_url;
+    after.alt = view.rows ? "the same frame with what the model found drawn over it" : "the same frame styled";
     document.getElementById("preview").hidden = false;
     document.getElementById("preview-wait").textContent =
       `Frame ${view.preview.frame} (chunk ${view.preview.chunk}), before and after.`;

@@ -1,8 +1,9 @@
 //! Records jobs (`.jsonl`/`.parquet` outputs): a model scored at the sampled frames into rows.
 //! The plan scans the input's frames like a video job's; each score task decodes only its
 //! chunk's sampled frames (scaled by ffmpeg to the size the model's preparation asks for) and
-//! writes its rows as a part where video chunks go; assembly joins the parts in order, checks
-//! the row count, and publishes the output atomically.
+//! writes its rows as a part where video chunks go (the job's first such chunk also saves the
+//! job's preview: its first sampled frame with the row drawn over it); assembly joins the parts
+//! in order, checks the row count, and publishes the output atomically.
 
 use std::io::Write;
 use std::path::Path;
@@ -340,6 +341,16 @@ pub(super) fn score(
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
     metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
+    if let Some(first) = rows.first() {
+        crate::preview::save_first_records(
+            &ctx.tools,
+            &ctx.queue,
+            &lease.job_id,
+            lease.chunk,
+            &plan,
+            first,
+        );
+    }
     Ok(TaskOutput::Scored {
         frames: lease.frames.len(),
         reused: false,
