@@ -16,6 +16,7 @@ mod logging;
 mod model_trial_cmd;
 mod models;
 mod queue_args;
+mod image_records;
 mod run;
 mod scoring_args;
 mod security_args;

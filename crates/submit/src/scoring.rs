@@ -33,7 +33,7 @@ impl Submitter {
     /// every misfit (a card's unknown key, labels that do not match the classes, outputs that
     /// do not fit the task, a size the model cannot take) is refused before anything is
     /// queued. The card and labels are pinned by content.
-    pub(crate) fn pin_scoring(
+    pub fn pin_scoring(
         &self,
         submission: &Submission,
     ) -> Result<(ModelPin, ScoringSpec), Rejection> {

@@ -14,7 +14,7 @@ use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_rec
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_queue::LeaseStatus;
 use fresco_score::{
-    join_parts, write_part, Frame, ModelCard, RecordFormat, Scorer, Task as ScoreTask,
+    join_parts, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
 };
 
 use super::{job_plan, Task, TaskContext};
@@ -123,53 +123,28 @@ pub(super) fn ensure_scorer<'m>(
                 }
             })?;
         }
-        let mut settings = scoring.settings.clone();
-        let mut card = match &scoring.card {
-            Some(pinned) => Some(
-                ModelCard::parse(pinned.text.as_bytes(), &pinned.path)
-                    .map_err(|e| model_failure(e.to_string()))?,
-            ),
-            None => None,
-        };
-        // The pinned labels, written where this worker can read them.
-        let _labels_file;
-        if let Some(labels) = &scoring.labels {
-            let dir = ctx.scratch.job_dir("labels")?;
-            let file = dir.join(format!("{}.txt", labels.digest));
-            std::fs::write(&file, &labels.text).map_err(|e| {
-                TaskFailure::retryable(
-                    format!("{}: cannot write the job's labels: {e}", file.display()),
-                    FailureClass::Processing,
-                )
-            })?;
-            settings.labels = Some(file.clone());
-            if let Some(card) = &mut card {
-                card.settings.labels = Some(file.clone());
-            }
-            _labels_file = file;
-        }
         let stages = ctx.stages;
         let options = EngineOptions {
             threads: stages.threads,
             device: stages.device,
             ..EngineOptions::default()
         };
-        let scorer = Scorer::new(
+        // The pinned labels are written where this worker can read them.
+        let labels_dir = ctx.scratch.job_dir("labels")?;
+        let scorer = Scorer::from_pinned(
             &bytes,
             &path.display().to_string(),
             path.parent(),
             &options,
-            &settings,
-            card.as_ref(),
+            scoring,
+            &labels_dir,
         )
-        .map_err(|e| model_failure(e.to_string()))?;
-        if let (Some(pinned), Some(found)) = (&scoring.labels, &scorer.plan().labels) {
-            if pinned.digest != found.digest {
-                return Err(model_failure(
-                    "the job's labels changed while loading".into(),
-                ));
+        .map_err(|e| match e {
+            PinnedError::LabelsFile { .. } => {
+                TaskFailure::retryable(e.to_string(), FailureClass::Processing)
             }
-        }
+            other => model_failure(other.to_string()),
+        })?;
         *slot = Some(LoadedScorer {
             key,
             name: spec.model.name.clone(),
