@@ -9,35 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::scoring::*;
 use common::*;
-
-/// `$FRESCO_MODEL_DIR/scoring` when it holds the three models; otherwise says why not.
-fn scoring_models() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("FRESCO_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("skipping: FRESCO_MODEL_DIR not set (point it at ../shared/models, which holds scoring/)");
-        return None;
-    };
-    let mut dir = PathBuf::from(dir);
-    if dir.is_relative() {
-        dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir);
-    }
-    let scoring = dir.join("scoring");
-    for name in [
-        "efficientnet-lite0.onnx",
-        "yolov3-tiny-416.onnx",
-        "imagenet_labels.txt",
-        "coco.names",
-        "dog.jpg",
-    ] {
-        if !scoring.join(name).is_file() {
-            eprintln!("skipping: {} is missing", scoring.join(name).display());
-            return None;
-        }
-    }
-    Some(scoring)
-}
 
 /// A 640x360 clip of `seconds` at 25 frames/s from ffmpeg's testsrc2.
 fn clip(dir: &Path, seconds: u32) -> PathBuf {
@@ -73,14 +46,6 @@ fn run_records(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> O
     all.extend(args.iter().map(|a| a.to_string()));
     all.extend(queue_flags(dir));
     fresco_env(all, env)
-}
-
-fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 /// The readable ImageNet names, as the labels file gives them.
@@ -227,29 +192,6 @@ fn classifier_writes_parquet_every_fifth_frame() {
     }
 }
 
-/// A Python with pyarrow: `FRESCO_TEST_PYTHON`, the project's venv, or `python3`.
-fn python_with_pyarrow() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = [
-        std::env::var_os("FRESCO_TEST_PYTHON").map(PathBuf::from),
-        Some(root.join(".fresco/venv/bin/python3")),
-        Some(PathBuf::from("python3")),
-    ];
-    for python in candidates.into_iter().flatten() {
-        let ok = std::process::Command::new(&python)
-            .args(["-c", "import pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(python);
-        }
-    }
-    eprintln!(
-        "skipping the Parquet read-back: no Python with pyarrow (scripts/test.sh installs it)"
-    );
-    None
-}
-
 #[test]
 fn detector_finds_the_dog_the_car_and_the_bicycle() {
     let Some(models) = scoring_models() else {
@@ -305,36 +247,7 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
         .as_array()
         .expect("detections")
         .clone();
-    // The README's boxes (ONNX Runtime on the picture itself), in the picture's pixels.
-    for (label, want) in [
-        ("dog", [132.0, 188.0, 370.0, 512.0]),
-        ("car", [466.0, 70.0, 679.0, 169.0]),
-        ("bicycle", [204.0, 151.0, 576.0, 448.0]),
-    ] {
-        let best = found
-            .iter()
-            .filter(|d| d["label"] == label)
-            .map(|d| {
-                let b = &d["box"];
-                let got = [
-                    b[0].as_f64().unwrap(),
-                    b[1].as_f64().unwrap(),
-                    b[2].as_f64().unwrap(),
-                    b[3].as_f64().unwrap(),
-                ];
-                let err = got
-                    .iter()
-                    .zip(want)
-                    .map(|(g, w)| (g - w).abs())
-                    .fold(0.0, f64::max);
-                (err, got)
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        let Some((err, got)) = best else {
-            panic!("no {label} among {found:?}");
-        };
-        assert!(err <= 8.0, "{label}: {got:?}, README says {want:?}");
-    }
+    assert_readme_boxes(&found);
 }
 
 #[test]

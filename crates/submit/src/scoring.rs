@@ -236,15 +236,6 @@ pub(crate) fn check_sink(
         .scoring
         .as_ref()
         .is_some_and(ScoringAsk::is_given);
-    if records && submission.output.contains("://") {
-        return Err(Rejection::BadField {
-            code: "records-output-object",
-            message: format!(
-                "output {}: records (.jsonl, .parquet) are written to local paths only for now",
-                output.display()
-            ),
-        });
-    }
     if !records && given {
         return Err(Rejection::BadField {
             code: "records-output-needed",
