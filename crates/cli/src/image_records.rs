@@ -159,7 +159,10 @@ pub(crate) fn score_images(
     if digest != pin.digest {
         return Err(Failure::new(
             exit::MODEL,
-            format!("model {}: its bytes changed while it was checked", path.display()),
+            format!(
+                "model {}: its bytes changed while it was checked",
+                path.display()
+            ),
         ));
     }
     let labels_dir = tempfile::tempdir().map_err(|e| {
@@ -212,12 +215,9 @@ pub(crate) fn score_images(
             })
             .collect();
         let scoring_started = Instant::now();
-        let scored = scorer.score(&frames).map_err(|e| {
-            Failure::new(
-                exit::MODEL,
-                format!("{}: {e}", batch[0].path.display()),
-            )
-        })?;
+        let scored = scorer
+            .score(&frames)
+            .map_err(|e| Failure::new(exit::MODEL, format!("{}: {e}", batch[0].path.display())))?;
         model_seconds += scoring_started.elapsed().as_secs_f64();
         rows.extend(scored);
         if rows.len() as u64 >= RECORDS_CHUNK_FRAMES {
@@ -275,7 +275,9 @@ fn write_joined(
     let mut writer = std::io::BufWriter::new(file);
     let rows = join_parts(format, task, parts, expected, &mut writer)
         .map_err(|e| Failure::new(exit::PROCESSING, e.to_string()))?;
-    let file = writer.into_inner().map_err(|e| unwritable(e.into_error()))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| unwritable(e.into_error()))?;
     file.sync_all().map_err(unwritable)?;
     Ok(rows)
 }

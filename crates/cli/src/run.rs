@@ -367,8 +367,16 @@ fn run_image_records(
     if args.json {
         let mut results = Results::new(1);
         results.frames = outcome.images;
-        results.record(Ok(serde_json::to_value(&outcome).expect("summary serialises")), 0)?;
-        print_summary(&model, engine_label(args.model.device), started, &mut results);
+        results.record(
+            Ok(serde_json::to_value(&outcome).expect("summary serialises")),
+            0,
+        )?;
+        print_summary(
+            &model,
+            engine_label(args.model.device),
+            started,
+            &mut results,
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -159,7 +159,10 @@ fn image_files_are_classified_into_parquet_in_the_order_given() {
     for row in &rows {
         let classes = row["classes"].as_array().unwrap();
         assert_eq!(classes.len(), 3, "{row}");
-        let scores: Vec<f64> = classes.iter().map(|c| c["score"].as_f64().unwrap()).collect();
+        let scores: Vec<f64> = classes
+            .iter()
+            .map(|c| c["score"].as_f64().unwrap())
+            .collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{row}");
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{row}");
     }
@@ -179,8 +182,9 @@ fn image_files_are_classified_into_parquet_in_the_order_given() {
         "{}",
         String::from_utf8_lossy(&read.stderr)
     );
-    let from_parquet: Vec<(String, u64, Vec<(u64, String, f64)>)> =
-        serde_json::from_slice(&read.stdout).unwrap();
+    // (source, frame, [(index, label, score)]) per row.
+    type ParquetRow = (String, u64, Vec<(u64, String, f64)>);
+    let from_parquet: Vec<ParquetRow> = serde_json::from_slice(&read.stdout).unwrap();
     assert_eq!(from_parquet.len(), 2);
     for (row, (source, frame, classes)) in rows.iter().zip(&from_parquet) {
         assert_eq!(row["source"], source.as_str());
@@ -299,7 +303,7 @@ fn zlib_zeros(unit: usize, copies: usize) -> Vec<u8> {
         out.extend_from_slice(&block);
     }
     out.extend_from_slice(&[0x01, 0x00, 0x00, 0xFF, 0xFF]); // an empty final stored block
-    // Adler-32 of zeros: its low sum stays 1, its high sum counts the bytes.
+                                                            // Adler-32 of zeros: its low sum stays 1, its high sum counts the bytes.
     let high = ((unit * copies) % 65521) as u32;
     out.extend_from_slice(&((high << 16) | 1).to_be_bytes());
     out
@@ -436,7 +440,11 @@ fn a_video_scores_into_records_in_a_file_url_store() {
     );
     let rows = jsonl_rows(&store.join("out/objects.jsonl"));
     let frames: Vec<u64> = rows.iter().map(|r| r["frame"].as_u64().unwrap()).collect();
-    assert_eq!(frames, [0, 4, 8], "every fourth frame of ten, across chunks of 3");
+    assert_eq!(
+        frames,
+        [0, 4, 8],
+        "every fourth frame of ten, across chunks of 3"
+    );
     for row in &rows {
         assert_readme_boxes(row["detections"].as_array().unwrap());
     }

@@ -671,7 +671,10 @@ fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejecti
 mod tests;
 
 /// A records job's input must hold a video stream (it needs no encoder).
-fn check_has_video(input: &Path, report: &fresco_media::probe::ProbeReport) -> Result<(), Rejection> {
+fn check_has_video(
+    input: &Path,
+    report: &fresco_media::probe::ProbeReport,
+) -> Result<(), Rejection> {
     if report.video_stream().is_some() {
         return Ok(());
     }

@@ -18,8 +18,8 @@ use fresco_score::{
 };
 
 use super::{job_plan, Task, TaskContext};
-use crate::worker::remote::LocalOutput;
 use crate::spec::JobSpec;
+use crate::worker::remote::LocalOutput;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
 
 /// A scorer loaded for a job's pinned model, card and labels.
