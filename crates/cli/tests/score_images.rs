@@ -4,7 +4,8 @@
 //!   pyarrow), EXIF orientation applied before scaling;
 //! - an unreadable or hostile image fails the run, naming it, with nothing at the output and
 //!   the process's memory bounded;
-//! - `fresco jobs submit` of a video with a `file://` records output, published by a worker.
+//! - `fresco jobs submit` of a video with a records output in an object store (`file://`, and
+//!   Azurite where `FRESCO_TEST_AZURITE=1`), published by a worker.
 //!
 //! The real models come from `$FRESCO_MODEL_DIR/scoring` (skipped, saying so, where absent);
 //! the EXIF test uses the built-in identity model.
@@ -377,13 +378,29 @@ fn an_unreadable_or_hostile_image_fails_the_run_and_leaves_nothing() {
 
 #[test]
 fn a_video_scores_into_records_in_a_file_url_store() {
-    let Some(models) = scoring_models() else {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    records_in_a_store(dir.path(), &format!("file://{}", store.display()));
+}
+
+#[test]
+fn a_video_scores_into_records_in_an_azurite_container() {
+    let Some(container) = fresco_testkit::azurite::container("score_images_records") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    std::fs::create_dir_all(store.join("in")).unwrap();
-    let clip = store.join("in/dog.mp4");
+    records_in_a_store(dir.path(), &format!("az://{container}"));
+}
+
+/// Two records jobs through the queue into the store at `base` (a URL): from an object input
+/// to JSONL, from a local input to Parquet; published whole by a worker, and refused a second
+/// time without --overwrite.
+fn records_in_a_store(dir: &Path, base: &str) {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let clip = dir.join("dog.mp4");
     ffmpeg(
         &[
             "-loop",
@@ -403,29 +420,30 @@ fn a_video_scores_into_records_in_a_file_url_store() {
         ],
         &clip,
     );
-    let queue = sqlite_queue(dir.path());
+    let clip_url = format!("{base}/in/dog.mp4");
+    common::objects::upload(&clip_url, &clip);
+    let model = models.join("yolov3-tiny-416.onnx");
+    let detect: Vec<String> = detector_args(&models)[2..].to_vec();
+    let queue = sqlite_queue(dir);
     let mut ids = Vec::new();
     for (input, name) in [
         // An object input is downloaded into scratch; a local one is read in place.
-        (format!("file://{}", clip.display()), "objects.jsonl"),
-        (clip.display().to_string(), "objects.parquet"),
+        (clip_url.as_str(), "objects.jsonl"),
+        (clip.to_str().unwrap(), "objects.parquet"),
     ] {
-        let output = format!("file://{}/out/{name}", store.display());
-        let mut extra: Vec<String> = detector_args(&models)[2..].to_vec();
+        let mut extra = detect.clone();
         extra.extend(["--every", "4", "--chunk-frames", "3"].map(String::from));
         let id = queue.submit(
-            Path::new(&input),
-            Path::new(&output),
-            &models.join("yolov3-tiny-416.onnx"),
+            Path::new(input),
+            Path::new(&format!("{base}/out/{name}")),
+            &model,
             &extra.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         ids.push(id);
     }
-    assert!(
-        !store.join("out").exists() || dir_names(&store.join("out")).is_empty(),
-        "nothing is published before assembly"
-    );
-    let log = dir.path().join("worker.log");
+    let keys = || common::objects::keys(base);
+    assert_eq!(keys(), ["in/dog.mp4"], "nothing is published before assembly");
+    let log = dir.join("worker.log");
     let mut worker = queue.spawn_worker(&log, &[], &[]);
     let status = wait_exit(&mut worker, RUN_TIMEOUT, "worker");
     assert!(status.success(), "worker failed:\n{}", read_log(&log));
@@ -434,21 +452,21 @@ fn a_video_scores_into_records_in_a_file_url_store() {
         assert_eq!(job["state"], "succeeded", "{job:#}\n{}", read_log(&log));
     }
     assert_eq!(
-        dir_names(&store.join("out")),
-        ["objects.jsonl", "objects.parquet"],
-        "the outputs, and no temporary file beside them"
+        keys(),
+        ["in/dog.mp4", "out/objects.jsonl", "out/objects.parquet"],
+        "the outputs, and no temporary object beside them"
     );
-    let rows = jsonl_rows(&store.join("out/objects.jsonl"));
+    let jsonl = dir.join("objects.jsonl");
+    common::objects::download(&format!("{base}/out/objects.jsonl"), &jsonl);
+    let rows = jsonl_rows(&jsonl);
     let frames: Vec<u64> = rows.iter().map(|r| r["frame"].as_u64().unwrap()).collect();
-    assert_eq!(
-        frames,
-        [0, 4, 8],
-        "every fourth frame of ten, across chunks of 3"
-    );
+    assert_eq!(frames, [0, 4, 8], "every fourth frame of ten, across chunks of 3");
     for row in &rows {
+        assert_eq!(row["source"], clip_url.as_str());
         assert_readme_boxes(row["detections"].as_array().unwrap());
     }
-    let parquet = store.join("out/objects.parquet");
+    let parquet = dir.join("objects.parquet");
+    common::objects::download(&format!("{base}/out/objects.parquet"), &parquet);
     assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
     if let Some(python) = python_with_pyarrow() {
         let read = std::process::Command::new(python)
@@ -465,12 +483,9 @@ fn a_video_scores_into_records_in_a_file_url_store() {
     // A second submission to a published object is refused without --overwrite.
     let again = queue.try_submit(
         &clip,
-        Path::new(&format!("file://{}/out/objects.jsonl", store.display())),
-        &models.join("yolov3-tiny-416.onnx"),
-        &detector_args(&models)[2..]
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        Path::new(&format!("{base}/out/objects.jsonl")),
+        &model,
+        &detect.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_ne!(again.code, Some(0), "{}", again.dump());
     assert!(again.stderr.contains("exists"), "{}", again.dump());
