@@ -264,6 +264,32 @@ fn exif_orientation_is_applied_before_the_image_is_scaled() {
     assert!(red[4..].iter().all(|v| *v < 0.2), "{values:?}");
     assert!(blue[..4].iter().all(|v| *v < 0.2), "{values:?}");
     assert!(blue[4..].iter().all(|v| *v > 0.8), "blue below: {values:?}");
+
+    // Sampling picks frames of a video, and one records file takes a video or images: both
+    // refused before the model is loaded, leaving nothing.
+    let refused = dir.path().join("refused.jsonl");
+    let clip = dir.path().join("clip.mp4");
+    make_h264(&clip, "64x48", 5, 1.0);
+    for (inputs, words) in [
+        (vec![turned.as_path()], "--every"),
+        (vec![turned.as_path(), clip.as_path()], "not both"),
+    ] {
+        let mut args: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+        args.extend([
+            "-o",
+            refused.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--task",
+            "tensors",
+            "--every",
+            "2",
+        ]);
+        let out = run_in(dir.path(), &args);
+        assert_eq!(out.code, Some(4), "{}", out.dump());
+        assert!(out.stderr.contains(words), "{}", out.dump());
+        assert_nothing_left(&refused);
+    }
 }
 
 /// A PNG whose header claims `width` x `height` RGB pixels, all zero, with the data of `rows`
