@@ -1,4 +1,5 @@
-//! `fresco run`: style videos, images or folders of images on this machine.
+//! `fresco run`: style videos, images or folders of images on this machine, or score them into
+//! records (`.jsonl`/`.parquet`; images in [`crate::image_records`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -468,7 +468,11 @@ fn records_in_a_store(dir: &Path, base: &str) {
         ids.push(id);
     }
     let keys = || common::objects::keys(base);
-    assert_eq!(keys(), ["in/dog.mp4"], "nothing is published before assembly");
+    assert_eq!(
+        keys(),
+        ["in/dog.mp4"],
+        "nothing is published before assembly"
+    );
     let log = dir.join("worker.log");
     let mut worker = queue.spawn_worker(&log, &[], &[]);
     let status = wait_exit(&mut worker, RUN_TIMEOUT, "worker");
@@ -486,7 +490,11 @@ fn records_in_a_store(dir: &Path, base: &str) {
     common::objects::download(&format!("{base}/out/objects.jsonl"), &jsonl);
     let rows = jsonl_rows(&jsonl);
     let frames: Vec<u64> = rows.iter().map(|r| r["frame"].as_u64().unwrap()).collect();
-    assert_eq!(frames, [0, 4, 8], "every fourth frame of ten, across chunks of 3");
+    assert_eq!(
+        frames,
+        [0, 4, 8],
+        "every fourth frame of ten, across chunks of 3"
+    );
     for row in &rows {
         assert_eq!(row["source"], clip_url.as_str());
         assert_readme_boxes(row["detections"].as_array().unwrap());
