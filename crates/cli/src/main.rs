@@ -11,6 +11,7 @@ mod config;
 mod embedded;
 mod estimate;
 mod exit;
+mod image_records;
 mod jobs;
 mod logging;
 mod model_trial_cmd;

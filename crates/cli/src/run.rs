@@ -1,4 +1,5 @@
-//! `fresco run`: style videos, images or folders of images on this machine.
+//! `fresco run`: style videos, images or folders of images on this machine, or score them into
+//! records (`.jsonl`/`.parquet`; images in [`crate::image_records`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -250,6 +251,12 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
             fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
         }
     }
+    // Records of images (a folder, or image files) are one output file, scored here.
+    if fresco_score::RecordFormat::from_path(&args.output).is_some() {
+        if let Some(images) = crate::image_records::image_inputs(&args.inputs)? {
+            return run_image_records(&args, &images);
+        }
+    }
     let jobs = pair_inputs(&args)?;
     // A .jsonl/.parquet output scores the model into records: its plan is resolved by the
     // submission's checks (fresco_submit), not by loading it as an image model here.
@@ -349,6 +356,42 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     results.finish()
 }
 
+/// Scores images into one records file (see [`crate::image_records`]).
+fn run_image_records(
+    args: &RunArgs,
+    images: &[crate::image_records::ImageInput],
+) -> Result<ExitCode, Failure> {
+    let scoring = args.scoring.ask(args.model.channel_order, absolute);
+    let stop = StopSignal::new();
+    stop_on_ctrl_c(&stop);
+    let started = Instant::now();
+    let (model, outcome) = crate::image_records::score_images(args, images, &scoring, &stop)?;
+    if !args.quiet {
+        eprintln!(
+            "{} images -> {}: {} rows in {:.1} s",
+            outcome.images,
+            outcome.output.display(),
+            outcome.rows,
+            outcome.seconds
+        );
+    }
+    if args.json {
+        let mut results = Results::new(1);
+        results.frames = outcome.images;
+        results.record(
+            Ok(serde_json::to_value(&outcome).expect("summary serialises")),
+            0,
+        )?;
+        print_summary(
+            &model,
+            engine_label(args.model.device),
+            started,
+            &mut results,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Outputs a run cannot make, refused before any model is loaded.
 fn check_outputs(jobs: &[Job], records: bool, scoring_given: bool) -> Result<(), Failure> {
     for job in jobs {
@@ -358,17 +401,6 @@ fn check_outputs(jobs: &[Job], records: bool, scoring_given: bool) -> Result<(),
                 format!(
                     "{}: a video needs a video output (.mp4, .mkv, .mov, ...), not an image",
                     job.output.display()
-                ),
-            ));
-        }
-    }
-    if records {
-        if let Some(job) = jobs.iter().find(|job| is_image_path(&job.input)) {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                format!(
-                    "{}: scoring images into records is not supported yet; give a video",
-                    job.input.display()
                 ),
             ));
         }
@@ -544,11 +576,11 @@ fn print_summary(model: &RunModel, engine: String, started: Instant, results: &m
 }
 
 /// The model as `fresco run` reports it; the image engine only where images are styled here.
-struct RunModel {
+pub(crate) struct RunModel {
     engine: Option<fresco_infer::Engine>,
-    name: String,
-    source: String,
-    digest: String,
+    pub name: String,
+    pub source: String,
+    pub digest: String,
 }
 
 impl From<LoadedModel> for RunModel {
@@ -563,7 +595,7 @@ impl From<LoadedModel> for RunModel {
 }
 
 /// A records run's model file, read for its digest (the submission's checks load it).
-fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
+pub(crate) fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
     use sha2::Digest;
     let Some(path) = &args.model.model else {
         return Err(Failure::new(

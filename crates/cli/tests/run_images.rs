@@ -69,27 +69,6 @@ fn png_through_identity_is_exact() {
     );
 }
 
-/// Inserts an EXIF APP1 segment with Orientation = `orientation` right after the JPEG's SOI.
-fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    assert_eq!(&jpeg[..2], [0xFF, 0xD8], "not a JPEG");
-    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian TIFF header, IFD0 at 8
-    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
-    tiff.extend_from_slice(&orientation.to_be_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(&tiff);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 /// A picture decoded by ffmpeg to rgb24 through `filter`.
 fn decode_filtered(path: &Path, filter: &str) -> Vec<u8> {
     tool_bytes(

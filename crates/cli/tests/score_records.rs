@@ -9,35 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::scoring::*;
 use common::*;
-
-/// `$FRESCO_MODEL_DIR/scoring` when it holds the three models; otherwise says why not.
-fn scoring_models() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("FRESCO_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("skipping: FRESCO_MODEL_DIR not set (point it at ../shared/models, which holds scoring/)");
-        return None;
-    };
-    let mut dir = PathBuf::from(dir);
-    if dir.is_relative() {
-        dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir);
-    }
-    let scoring = dir.join("scoring");
-    for name in [
-        "efficientnet-lite0.onnx",
-        "yolov3-tiny-416.onnx",
-        "imagenet_labels.txt",
-        "coco.names",
-        "dog.jpg",
-    ] {
-        if !scoring.join(name).is_file() {
-            eprintln!("skipping: {} is missing", scoring.join(name).display());
-            return None;
-        }
-    }
-    Some(scoring)
-}
 
 /// A 640x360 clip of `seconds` at 25 frames/s from ffmpeg's testsrc2.
 fn clip(dir: &Path, seconds: u32) -> PathBuf {
@@ -73,14 +46,6 @@ fn run_records(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> O
     all.extend(args.iter().map(|a| a.to_string()));
     all.extend(queue_flags(dir));
     fresco_env(all, env)
-}
-
-fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 /// The readable ImageNet names, as the labels file gives them.
@@ -227,29 +192,6 @@ fn classifier_writes_parquet_every_fifth_frame() {
     }
 }
 
-/// A Python with pyarrow: `FRESCO_TEST_PYTHON`, the project's venv, or `python3`.
-fn python_with_pyarrow() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = [
-        std::env::var_os("FRESCO_TEST_PYTHON").map(PathBuf::from),
-        Some(root.join(".fresco/venv/bin/python3")),
-        Some(PathBuf::from("python3")),
-    ];
-    for python in candidates.into_iter().flatten() {
-        let ok = std::process::Command::new(&python)
-            .args(["-c", "import pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(python);
-        }
-    }
-    eprintln!(
-        "skipping the Parquet read-back: no Python with pyarrow (scripts/test.sh installs it)"
-    );
-    None
-}
-
 /// Darknet's dog picture (768x576) as a one-second clip at 25 frames/s.
 fn dog_clip(dir: &Path, models: &Path) -> PathBuf {
     let input = dir.join("dog.mp4");
@@ -310,52 +252,6 @@ fn detect_first_frame(
     (jsonl_rows(&out), json)
 }
 
-/// The README's boxes (ONNX Runtime on the picture itself), in the picture's pixels.
-const DOG_PICTURE_BOXES: [(&str, [f64; 4]); 3] = [
-    ("dog", [132.0, 188.0, 370.0, 512.0]),
-    ("car", [466.0, 70.0, 679.0, 169.0]),
-    ("bicycle", [204.0, 151.0, 576.0, 448.0]),
-];
-
-/// Each of the README's boxes has a `found` box (label, `x0, y0, x1, y1`) of its label within
-/// 8 px.
-fn assert_dog_picture_boxes(found: &[(String, [f64; 4])]) {
-    for (label, want) in DOG_PICTURE_BOXES {
-        let best = found
-            .iter()
-            .filter(|(l, _)| l == label)
-            .map(|(_, got)| {
-                let err = got
-                    .iter()
-                    .zip(want)
-                    .map(|(g, w)| (g - w).abs())
-                    .fold(0.0, f64::max);
-                (err, got)
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        let Some((err, got)) = best else {
-            panic!("no {label} among {found:?}");
-        };
-        assert!(err <= 8.0, "{label}: {got:?}, README says {want:?}");
-    }
-}
-
-/// A row's detections as (label, box).
-fn row_boxes(row: &serde_json::Value) -> Vec<(String, [f64; 4])> {
-    row["detections"]
-        .as_array()
-        .expect("detections")
-        .iter()
-        .map(|d| {
-            let b = &d["box"];
-            (
-                d["label"].as_str().unwrap().to_string(),
-                [0, 1, 2, 3].map(|i| b[i].as_f64().unwrap()),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn detector_finds_the_dog_the_car_and_the_bicycle() {
     let Some(models) = scoring_models() else {
@@ -365,7 +261,7 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
     let input = dog_clip(dir.path(), &models);
     let (rows, _) = detect_first_frame(dir.path(), &models, &input);
     assert_eq!(rows.len(), 1, "one sampled frame");
-    assert_dog_picture_boxes(&row_boxes(&rows[0]));
+    assert_readme_boxes(&detection_boxes(&rows[0]));
 }
 
 /// The dashboard, served over HTTP from `queue_url` as `fresco serve` serves it, signed in as a
@@ -504,9 +400,9 @@ fn a_scored_detection_job_has_a_preview_with_its_boxes_drawn_and_its_rows_counte
             (label, [x, y, x + r.number("width"), y + r.number("height")])
         })
         .collect();
-    assert_dog_picture_boxes(&drawn);
+    assert_readme_boxes(&drawn);
     // Exactly the row's boxes, to the drawing's tenth of a pixel.
-    let written = row_boxes(&rows[0]);
+    let written = detection_boxes(&rows[0]);
     assert_eq!(drawn.len(), written.len(), "{drawn:?} vs {written:?}");
     for ((drawn_label, d), (label, w)) in drawn.iter().zip(&written) {
         assert_eq!(drawn_label, label);

@@ -45,12 +45,51 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, RunError> {
         .into_decoder()
         .map_err(|e| bad(format!("not an image we can read: {e}")))?;
     let orientation = decoder.orientation().ok();
+    // The allocation limit `ImageReader::decode` applies (512 MiB by default), which going
+    // through the decoder (for its orientation) skips: a header that claims 100000 x 100000
+    // pixels is refused before its buffer is allocated.
+    image::Limits::default()
+        .reserve(decoder.total_bytes())
+        .map_err(|e| bad(format!("the image is too large to decode: {e}")))?;
     let mut img = DynamicImage::from_decoder(decoder)
         .map_err(|e| bad(format!("the image could not be decoded: {e}")))?;
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
     }
     Ok(img.to_rgb8())
+}
+
+/// An image as records scoring takes it: upright (as [`load_rgb`] reads it) and scaled to the
+/// size the model's preparation asks for, as ffmpeg scales a video's frames.
+#[derive(Debug)]
+pub struct ScaledImage {
+    /// Packed RGB24 of `scaled`'s size.
+    pub rgb: Vec<u8>,
+    pub scaled: (u32, u32),
+    /// The upright picture's size, which boxes are given in.
+    pub displayed: (u32, u32),
+}
+
+/// Reads an image upright and scales it to `scaled_size(width, height)` of the upright size
+/// (bilinear, like the `scale` of [`crate::records::decode_sampled`]); [`load_rgb`]'s memory
+/// limit refuses a picture whose header claims a huge size before its pixels are allocated.
+pub fn load_rgb_scaled(
+    path: &Path,
+    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Result<ScaledImage, RunError> {
+    let img = load_rgb(path)?;
+    let displayed = img.dimensions();
+    let (w, h) = scaled_size(displayed.0, displayed.1);
+    let scaled = if (w, h) == displayed {
+        img
+    } else {
+        image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
+    };
+    Ok(ScaledImage {
+        rgb: scaled.into_raw(),
+        scaled: (w, h),
+        displayed,
+    })
 }
 
 /// Styles an RGB image in memory.

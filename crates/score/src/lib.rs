@@ -29,4 +29,4 @@ pub use record::{
     Scores, Tensor,
 };
 pub use resolve::{resolve, Decoder, PlanError, ScoringPlan};
-pub use scorer::{Frame, ScoreError, Scorer};
+pub use scorer::{Frame, PinnedError, ScoreError, Scorer};

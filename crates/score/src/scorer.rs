@@ -1,8 +1,9 @@
 //! A model and its plan, scoring frames into [`Record`]s: prepare a batch, one inference call,
 //! decode each frame's outputs. This is what a worker holds per model (one per thread).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use fresco_core::scoring::ScoringSpec;
 use fresco_infer::{EngineError, EngineOptions, NamedTensor, TensorEngine};
 
 use crate::card::{ModelCard, ScoreSettings};
@@ -20,6 +21,23 @@ pub enum ScoreError {
     /// The outputs of a call do not fit the plan (a symbolic size turned out wrong).
     #[error("{model}: the model's outputs do not fit: {reason}")]
     Outputs { model: String, reason: String },
+}
+
+/// Why a job's pinned scoring section could not be loaded ([`Scorer::from_pinned`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PinnedError {
+    /// The pinned labels could not be written where the plan reads them (a full disk).
+    #[error("{}: cannot write the job's labels: {source}", path.display())]
+    LabelsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Card(#[from] crate::card::CardError),
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    #[error("the job's labels changed while loading")]
+    LabelsChanged,
 }
 
 /// One frame to score: packed RGB24 as the decoder scaled it (to
@@ -78,6 +96,42 @@ impl Scorer {
             input: Vec::new(),
             labels_checked: false,
         })
+    }
+
+    /// [`Scorer::new`] for a job's pinned scoring section: the card parsed from its pinned
+    /// text and the labels from theirs (written into `labels_dir`, where the plan reads them),
+    /// so that the model is scored with exactly what was submitted, whatever the files hold now.
+    pub fn from_pinned(
+        model: &[u8],
+        label: &str,
+        folder: Option<&Path>,
+        options: &EngineOptions,
+        scoring: &ScoringSpec,
+        labels_dir: &Path,
+    ) -> Result<Scorer, PinnedError> {
+        let mut settings = scoring.settings.clone();
+        let mut card = match &scoring.card {
+            Some(pinned) => Some(ModelCard::parse(pinned.text.as_bytes(), &pinned.path)?),
+            None => None,
+        };
+        if let Some(labels) = &scoring.labels {
+            let file = labels_dir.join(format!("{}.txt", labels.digest));
+            std::fs::write(&file, &labels.text).map_err(|source| PinnedError::LabelsFile {
+                path: file.clone(),
+                source,
+            })?;
+            settings.labels = Some(file.clone());
+            if let Some(card) = &mut card {
+                card.settings.labels = Some(file);
+            }
+        }
+        let scorer = Scorer::new(model, label, folder, options, &settings, card.as_ref())?;
+        if let (Some(pinned), Some(found)) = (&scoring.labels, &scorer.plan.labels) {
+            if pinned.digest != found.digest {
+                return Err(PinnedError::LabelsChanged);
+            }
+        }
+        Ok(scorer)
     }
 
     /// The plan [`Scorer::new`] would make, from the interface the model file declares, without

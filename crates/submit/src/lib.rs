@@ -318,27 +318,15 @@ impl Submitter {
         }
         // A probe and a plan (no frame scan) reject what is not a video before workers see it.
         match (&input_url, &input_object) {
-            (Some(url), Some(info)) => self.check_object_input(url, info, &output, &options)?,
+            (Some(url), Some(info)) => {
+                self.check_object_input(url, info, &output, &options, records)?
+            }
             // Records need no encoder: the probe alone says whether the input is a video.
             _ if records => {
                 let report =
                     probe(&self.tools.ffprobe, &input, PROBE_TIMEOUT).map_err(probe_rejection)?;
                 self.limits.check_probe("input", &report)?;
-                if report.video_stream().is_none() {
-                    let streams = report
-                        .streams
-                        .iter()
-                        .map(|s| s.codec_type.clone())
-                        .collect::<Vec<_>>();
-                    return Err(run_rejection(RunError::NoVideo {
-                        path: input.clone(),
-                        streams: if streams.is_empty() {
-                            "no streams".into()
-                        } else {
-                            streams.join(", ")
-                        },
-                    }));
-                }
+                check_has_video(&input, &report)?;
             }
             _ => {
                 let report =
@@ -681,3 +669,26 @@ fn precision_of(text: Option<&str>, device: Device) -> Result<Precision, Rejecti
 
 #[cfg(test)]
 mod tests;
+
+/// A records job's input must hold a video stream (it needs no encoder).
+fn check_has_video(
+    input: &Path,
+    report: &fresco_media::probe::ProbeReport,
+) -> Result<(), Rejection> {
+    if report.video_stream().is_some() {
+        return Ok(());
+    }
+    let streams = report
+        .streams
+        .iter()
+        .map(|s| s.codec_type.clone())
+        .collect::<Vec<_>>();
+    Err(run_rejection(RunError::NoVideo {
+        path: input.to_path_buf(),
+        streams: if streams.is_empty() {
+            "no streams".into()
+        } else {
+            streams.join(", ")
+        },
+    }))
+}

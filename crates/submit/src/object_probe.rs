@@ -100,9 +100,14 @@ impl Submitter {
         info: &ObjectInfo,
         output: &Path,
         options: &VideoOptions,
+        records: bool,
     ) -> Result<(), Rejection> {
         let named = PathBuf::from(&url.url);
         match self.probe_object(url, info)? {
+            Probed::Report(report) if records => {
+                self.limits.check_probe("input", &report)?;
+                super::check_has_video(&named, &report)?;
+            }
             Probed::Report(report) => {
                 self.limits.check_probe("input", &report)?;
                 let plan = fresco_pipeline::plan::video_settings(&named, output, &report, options)

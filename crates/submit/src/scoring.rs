@@ -33,7 +33,7 @@ impl Submitter {
     /// every misfit (a card's unknown key, labels that do not match the classes, outputs that
     /// do not fit the task, a size the model cannot take) is refused before anything is
     /// queued. The card and labels are pinned by content.
-    pub(crate) fn pin_scoring(
+    pub fn pin_scoring(
         &self,
         submission: &Submission,
     ) -> Result<(ModelPin, ScoringSpec), Rejection> {
@@ -264,15 +264,6 @@ pub(crate) fn check_sink(
         .scoring
         .as_ref()
         .is_some_and(ScoringAsk::is_given);
-    if records && submission.output.contains("://") {
-        return Err(Rejection::BadField {
-            code: "records-output-object",
-            message: format!(
-                "output {}: records (.jsonl, .parquet) are written to local paths only for now",
-                output.display()
-            ),
-        });
-    }
     if !records && given {
         return Err(Rejection::BadField {
             code: "records-output-needed",

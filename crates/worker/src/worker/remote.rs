@@ -339,6 +339,63 @@ fn published_before(note: &str, existing: &ObjectInfo, overwrite: bool) -> bool 
     false
 }
 
+/// How a job's output is made as a local file on its way to its object
+/// ([`publish_to_object`]): a video's chunks assembled, or a records job's parts joined.
+pub(super) trait LocalOutput {
+    /// Readies what writing needs (this worker's copy of the input, for a video) and says how
+    /// many bytes of scratch the output may take.
+    fn prepare(&mut self) -> Result<u64, TaskFailure>;
+
+    /// Writes the output at `target`, calling `before_publish` with the complete file (which
+    /// may back out), and says where it is.
+    fn write(
+        &mut self,
+        target: &Path,
+        before_publish: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<PathBuf, TaskFailure>;
+}
+
+/// A video's chunks, joined with the input's other streams.
+struct VideoAssembly<'a> {
+    ctx: &'a TaskContext<'a>,
+    lease: &'a TaskLease,
+    spec: &'a JobSpec,
+    plan: JobPlan,
+    files: &'a [PathBuf],
+    job_dir: &'a Path,
+}
+
+impl LocalOutput for VideoAssembly<'_> {
+    fn prepare(&mut self) -> Result<u64, TaskFailure> {
+        localize_input(self.ctx, &self.lease.job_id, self.spec, &mut self.plan)?;
+        // The output holds the scored video and at most the input's other streams.
+        Ok(self
+            .files
+            .iter()
+            .chain(std::iter::once(&self.plan.video.input))
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum())
+    }
+
+    fn write(
+        &mut self,
+        target: &Path,
+        before_publish: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<PathBuf, TaskFailure> {
+        self.plan.video.output = target.to_path_buf();
+        chunk::assemble(
+            &self.ctx.tools,
+            &self.plan,
+            self.files,
+            self.job_dir,
+            true,
+            before_publish,
+        )
+        .map_err(TaskFailure::from_run)
+    }
+}
+
 /// Assembles into a local file in scratch and uploads it to the output object.
 // Eight distinct borrows from the one caller (the task, its lease, the job and its parts); a
 // struct made only to carry them into this call would say nothing more.
@@ -348,10 +405,32 @@ pub(super) fn assemble_to_object(
     lease: &TaskLease,
     spec: &JobSpec,
     url: &ObjectUrl,
-    mut plan: JobPlan,
+    plan: JobPlan,
     files: &[PathBuf],
     job_dir: &Path,
     cancel: &Arc<AtomicBool>,
+) -> Result<TaskOutput, TaskFailure> {
+    let mut video = VideoAssembly {
+        ctx,
+        lease,
+        spec,
+        plan,
+        files,
+        job_dir,
+    };
+    publish_to_object(ctx, lease, spec, url, cancel, &mut video)
+}
+
+/// Makes the job's output with `output` into a local file in scratch and uploads it to the
+/// output object, unless a previous holder of the task published it already (see the module
+/// doc); nothing is at the key until the upload is complete.
+pub(super) fn publish_to_object(
+    ctx: &TaskContext,
+    lease: &TaskLease,
+    spec: &JobSpec,
+    url: &ObjectUrl,
+    cancel: &Arc<AtomicBool>,
+    output: &mut dyn LocalOutput,
 ) -> Result<TaskOutput, TaskFailure> {
     let store: Store = url.open().map_err(store_failure)?;
     let handle = tokio::runtime::Handle::current();
@@ -377,19 +456,11 @@ pub(super) fn assemble_to_object(
             path: spec.output.clone(),
         }));
     }
-    localize_input(ctx, &lease.job_id, spec, &mut plan)?;
+    let estimate = output.prepare()?;
     let job_scratch = ctx.scratch.job_dir(&lease.job_id)?;
     let target = job_scratch.join(local_output_name(url));
     let _ = std::fs::remove_file(&target);
-    // The output holds the scored video and at most the input's other streams.
-    let estimate: u64 = files
-        .iter()
-        .chain(std::iter::once(&plan.video.input))
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
     let reservation = ctx.scratch.reserve(&lease.job_id, estimate, &url.url)?;
-    plan.video.output = target.clone();
 
     let checkpoint = |note: String| -> Result<(), RunError> {
         let status = handle
@@ -409,8 +480,8 @@ pub(super) fn assemble_to_object(
         let size = std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0);
         checkpoint(format!("upload:{size}"))
     };
-    let assembled = chunk::assemble(&ctx.tools, &plan, files, job_dir, true, &mut before_publish);
-    let uploaded = assembled.map_err(TaskFailure::from_run).and_then(|local| {
+    let written = output.write(&target, &mut before_publish);
+    let uploaded = written.and_then(|local| {
         handle
             .block_on(store.upload_file(&url.key, &local))
             .map_err(store_failure)

@@ -6,7 +6,7 @@
 //! in order, checks the row count, and publishes the output atomically.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fresco_core::scoring::ScoringSpec;
 use fresco_core::ModelChoice;
@@ -15,11 +15,12 @@ use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_rec
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_queue::LeaseStatus;
 use fresco_score::{
-    join_parts, write_part, Frame, ModelCard, RecordFormat, Scorer, Task as ScoreTask,
+    join_parts, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
 };
 
 use super::{job_plan, Task, TaskContext};
 use crate::spec::JobSpec;
+use crate::worker::remote::LocalOutput;
 use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
 
 /// A scorer loaded for a job's pinned model, card and labels.
@@ -124,53 +125,28 @@ pub(super) fn ensure_scorer<'m>(
                 }
             })?;
         }
-        let mut settings = scoring.settings.clone();
-        let mut card = match &scoring.card {
-            Some(pinned) => Some(
-                ModelCard::parse(pinned.text.as_bytes(), &pinned.path)
-                    .map_err(|e| model_failure(e.to_string()))?,
-            ),
-            None => None,
-        };
-        // The pinned labels, written where this worker can read them.
-        let _labels_file;
-        if let Some(labels) = &scoring.labels {
-            let dir = ctx.scratch.job_dir("labels")?;
-            let file = dir.join(format!("{}.txt", labels.digest));
-            std::fs::write(&file, &labels.text).map_err(|e| {
-                TaskFailure::retryable(
-                    format!("{}: cannot write the job's labels: {e}", file.display()),
-                    FailureClass::Processing,
-                )
-            })?;
-            settings.labels = Some(file.clone());
-            if let Some(card) = &mut card {
-                card.settings.labels = Some(file.clone());
-            }
-            _labels_file = file;
-        }
         let stages = ctx.stages;
         let options = EngineOptions {
             threads: stages.threads,
             device: stages.device,
             ..EngineOptions::default()
         };
-        let scorer = Scorer::new(
+        // The pinned labels are written where this worker can read them.
+        let labels_dir = ctx.scratch.job_dir("labels")?;
+        let scorer = Scorer::from_pinned(
             &bytes,
             &path.display().to_string(),
             path.parent(),
             &options,
-            &settings,
-            card.as_ref(),
+            scoring,
+            &labels_dir,
         )
-        .map_err(|e| model_failure(e.to_string()))?;
-        if let (Some(pinned), Some(found)) = (&scoring.labels, &scorer.plan().labels) {
-            if pinned.digest != found.digest {
-                return Err(model_failure(
-                    "the job's labels changed while loading".into(),
-                ));
+        .map_err(|e| match e {
+            PinnedError::LabelsFile { .. } => {
+                TaskFailure::retryable(e.to_string(), FailureClass::Processing)
             }
-        }
+            other => model_failure(other.to_string()),
+        })?;
         *slot = Some(LoadedScorer {
             key,
             name: spec.model.name.clone(),
@@ -187,12 +163,6 @@ pub(super) fn plan(
     slot: &mut Option<LoadedScorer>,
 ) -> Result<TaskOutput, TaskFailure> {
     let job = &task.lease.job_id;
-    if fresco_store::ObjectUrl::of(&spec.output).is_some() {
-        return Err(TaskFailure::permanent(
-            "records outputs in object stores are not supported yet",
-            FailureClass::Output,
-        ));
-    }
     scoring(spec)?
         .sampling
         .check()
@@ -200,10 +170,13 @@ pub(super) fn plan(
     // The model is loaded first: one that cannot be scored fails the job before any chunk.
     ensure_scorer(ctx, spec, slot)?;
     let input = remote::local_input(ctx, job, spec)?;
+    // An object output is planned as a file in scratch (after checking that the object may be
+    // written); the plan records its URL.
+    let output = remote::plan_output(ctx, job, spec)?;
     let plan = plan_records(
         &ctx.tools,
         &input,
-        &spec.output,
+        &output,
         &spec.options,
         spec.chunk_frames,
     )
@@ -386,6 +359,38 @@ pub(super) fn assemble(
     let format = format_of(spec)?;
     let record_task = task_of(scoring(spec)?)?;
     let output = spec.output.clone();
+    let expected = sampled(spec, &plan)?.len() as u64;
+    let parts = || -> Result<Vec<bytes::Bytes>, TaskFailure> {
+        let count = plan.chunks.len() as u32;
+        let (_, files, _downloaded) = super::assemble::chunk_files(ctx, lease, count)?;
+        files
+            .iter()
+            .map(|file| {
+                std::fs::read(file).map(bytes::Bytes::from).map_err(|e| {
+                    TaskFailure::permanent(
+                        format!(
+                            "{}: a part of job {} is missing ({e}); retry the job to score it \
+                             again",
+                            file.display(),
+                            lease.job_id
+                        ),
+                        FailureClass::Processing,
+                    )
+                })
+            })
+            .collect()
+    };
+    let mut joined = JoinedRecords {
+        format,
+        task: record_task,
+        expected,
+        parts: &parts,
+        loaded: Vec::new(),
+    };
+    if let Some(url) = fresco_store::ObjectUrl::of(&output) {
+        let url = url.map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Output))?;
+        return remote::publish_to_object(ctx, lease, spec, &url, task.cancel, &mut joined);
+    }
     if let Some(identity) = lease
         .checkpoint
         .as_deref()
@@ -395,54 +400,27 @@ pub(super) fn assemble(
             return Ok(TaskOutput::Assembled { output });
         }
     }
-    let count = plan.chunks.len() as u32;
-    let (_, files, _downloaded) = super::assemble::chunk_files(ctx, lease, count)?;
-    let mut parts = Vec::with_capacity(files.len());
-    for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| {
-            TaskFailure::permanent(
-                format!(
-                    "{}: a part of job {} is missing ({e}); retry the job to score it again",
-                    file.display(),
-                    lease.job_id
-                ),
-                FailureClass::Processing,
-            )
-        })?;
-        parts.push(bytes::Bytes::from(bytes));
-    }
-    let expected = sampled(spec, &plan)?.len() as u64;
+    joined.prepare()?;
     let temp = fresco_pipeline::chunk::partial_path(&output);
-    let cleanup = |e: String| {
-        let _ = std::fs::remove_file(&temp);
-        TaskFailure::retryable(e, FailureClass::Output)
+    let mut before_publish = |temp: &Path| -> Result<(), RunError> {
+        // Last chance to back out: a canceled job or a lost lease publishes nothing.
+        let identity = super::assemble::file_identity(temp).unwrap_or_default();
+        let handle = tokio::runtime::Handle::current();
+        let status = handle
+            .block_on(
+                ctx.queue
+                    .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
+            )
+            .map_err(|e| RunError::OutputUnwritable {
+                path: output.clone(),
+                reason: format!("the job queue is unavailable: {e}"),
+            })?;
+        if status == LeaseStatus::Lost || task.is_canceled() {
+            return Err(RunError::Canceled);
+        }
+        Ok(())
     };
-    let file = std::fs::File::create(&temp)
-        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
-    let mut writer = std::io::BufWriter::new(file);
-    join_parts(format, record_task, &parts, expected, &mut writer).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        TaskFailure::permanent(e.to_string(), FailureClass::Processing)
-    })?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
-    file.sync_all()
-        .map_err(|e| cleanup(format!("{}: cannot write: {e}", temp.display())))?;
-    drop(file);
-    // Last chance to back out: a canceled job or a lost lease publishes nothing.
-    let identity = super::assemble::file_identity(&temp).unwrap_or_default();
-    let handle = tokio::runtime::Handle::current();
-    let status = handle
-        .block_on(
-            ctx.queue
-                .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
-        )
-        .map_err(|e| cleanup(format!("the job queue is unavailable: {e}")))?;
-    if status == LeaseStatus::Lost || task.is_canceled() {
-        let _ = std::fs::remove_file(&temp);
-        return Err(TaskFailure::canceled());
-    }
+    joined.write(&temp, &mut before_publish)?;
     if !spec.options.overwrite && output.exists() {
         let _ = std::fs::remove_file(&temp);
         return Err(TaskFailure::permanent(
@@ -450,7 +428,71 @@ pub(super) fn assemble(
             FailureClass::Output,
         ));
     }
-    std::fs::rename(&temp, &output)
-        .map_err(|e| cleanup(format!("{}: cannot publish: {e}", output.display())))?;
+    std::fs::rename(&temp, &output).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        TaskFailure::retryable(
+            format!("{}: cannot publish: {e}", output.display()),
+            FailureClass::Output,
+        )
+    })?;
     Ok(TaskOutput::Assembled { output })
+}
+
+/// A records job's parts joined into one file, with the row count checked.
+struct JoinedRecords<'a> {
+    format: RecordFormat,
+    task: ScoreTask,
+    /// The rows the parts must hold: the job's sampled frames.
+    expected: u64,
+    /// Reads the parts, in order.
+    parts: &'a dyn Fn() -> Result<Vec<bytes::Bytes>, TaskFailure>,
+    loaded: Vec<bytes::Bytes>,
+}
+
+impl LocalOutput for JoinedRecords<'_> {
+    fn prepare(&mut self) -> Result<u64, TaskFailure> {
+        self.loaded = (self.parts)()?;
+        // The joined file is about the size of its parts.
+        Ok(self.loaded.iter().map(|p| p.len() as u64).sum())
+    }
+
+    /// Joins the parts into `target`, synced; on any failure nothing is left there.
+    fn write(
+        &mut self,
+        target: &Path,
+        before_publish: &mut dyn FnMut(&Path) -> Result<(), RunError>,
+    ) -> Result<PathBuf, TaskFailure> {
+        let cleanup = |e: String| {
+            let _ = std::fs::remove_file(target);
+            TaskFailure::retryable(e, FailureClass::Output)
+        };
+        let file = std::fs::File::create(target)
+            .map_err(|e| cleanup(format!("{}: cannot write: {e}", target.display())))?;
+        let mut writer = std::io::BufWriter::new(file);
+        join_parts(
+            self.format,
+            self.task,
+            &self.loaded,
+            self.expected,
+            &mut writer,
+        )
+        .map_err(|e| {
+            let _ = std::fs::remove_file(target);
+            TaskFailure::permanent(e.to_string(), FailureClass::Processing)
+        })?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| cleanup(format!("{}: cannot write: {e}", target.display())))?;
+        file.sync_all()
+            .map_err(|e| cleanup(format!("{}: cannot write: {e}", target.display())))?;
+        drop(file);
+        before_publish(target).map_err(|e| {
+            let _ = std::fs::remove_file(target);
+            match e {
+                RunError::Canceled => TaskFailure::canceled(),
+                other => TaskFailure::from_run(other),
+            }
+        })?;
+        Ok(target.to_path_buf())
+    }
 }
