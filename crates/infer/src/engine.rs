@@ -2,6 +2,13 @@
 //! packed RGB samples (8- or 16-bit) in, float tensor in the model's layout and range, float
 //! tensor out, packed RGB samples out. Frames are reflect-padded to a multiple of
 //! [`EngineOptions::pad_multiple`] (the style networks downsample by 4) and cropped back.
+//!
+//! Models with a fixed input size (masks, depth, saliency: `[1,3,256,256]`) get each frame
+//! stretched to that size, and an output of another size than the frame (fixed, or a fraction
+//! of it) is scaled back to the frame's size; both with the `image` crate's triangle filter
+//! (bilinear, widened when shrinking so that no pixel is skipped). An output with one channel
+//! becomes grey (the channel in R, G and B). A model whose input and output are the frame's
+//! size goes through none of this: its frames are exactly what they were before.
 
 use fresco_core::{ChannelOrder, Device, InputRange};
 use ort::session::builder::GraphOptimizationLevel;
@@ -59,6 +66,11 @@ pub struct ModelIo {
     pub channel_order: ChannelOrder,
     /// The batch size the model fixes, if it fixes one (`None`: any number of frames per call).
     pub fixed_batch: Option<usize>,
+    /// The input's width and height when the model fixes both: each frame is scaled to it.
+    pub fixed_size: Option<(u32, u32)>,
+    /// Channels of the output image: 3 (RGB), 1 (grey), or `None` when the model leaves it open
+    /// (read from each output).
+    pub output_channels: Option<u32>,
 }
 
 /// Why a model could not be loaded or run.
@@ -264,9 +276,16 @@ impl Engine {
         let frames = inputs.len();
         // A fixed batch size is filled up by repeating the last frame; those outputs are dropped.
         let batch = self.io.fixed_batch.unwrap_or(frames).max(frames);
-        let m = self.pad_multiple as usize;
-        let pw = w.div_ceil(m) * m;
-        let ph = h.div_ceil(m) * m;
+        // What the model is fed: the frame reflect-padded to the pad multiple, or the frame
+        // scaled to the model's fixed size (no padding: the size is the model's).
+        let scaled = self.io.fixed_size.filter(|&size| size != (width, height));
+        let (pw, ph) = match self.io.fixed_size {
+            Some((fw, fh)) => (fw as usize, fh as usize),
+            None => {
+                let m = self.pad_multiple as usize;
+                (w.div_ceil(m) * m, h.div_ceil(m) * m)
+            }
+        };
         let scale_in = self.io.range.max_value() / S::MAX;
         let bgr = self.io.channel_order == ChannelOrder::Bgr;
         let plane = pw * ph;
@@ -275,19 +294,34 @@ impl Engine {
         for b in 0..batch {
             let input = inputs[b.min(frames - 1)];
             let image = &mut self.input[b * plane * 3..(b + 1) * plane * 3];
+            let layout = self.io.layout;
+            let mut put = |px: usize, py: usize, c: usize, value: f32| {
+                let channel = if bgr { 2 - c } else { c };
+                let dst = match layout {
+                    Layout::Nchw => channel * plane + py * pw + px,
+                    Layout::Nhwc => (py * pw + px) * 3 + channel,
+                };
+                image[dst] = value;
+            };
+            if let Some((fw, fh)) = scaled {
+                // Samples go through the resize as 0..1 (the `image` crate clamps floats there).
+                let unit: Vec<f32> = input.iter().map(|v| v.to_f32() / S::MAX).collect();
+                let small = resize_rgb(unit, width, height, fw, fh);
+                let max = self.io.range.max_value();
+                for (i, rgb) in small.chunks_exact(3).enumerate() {
+                    for (c, v) in rgb.iter().enumerate() {
+                        put(i % pw, i / pw, c, v * max);
+                    }
+                }
+                continue;
+            }
             for py in 0..ph {
                 let sy = reflect(py, h);
                 for px in 0..pw {
                     let sx = reflect(px, w);
                     let src = (sy * w + sx) * 3;
                     for c in 0..3 {
-                        let channel = if bgr { 2 - c } else { c };
-                        let value = input[src + c].to_f32() * scale_in;
-                        let dst = match self.io.layout {
-                            Layout::Nchw => channel * plane + py * pw + px,
-                            Layout::Nhwc => (py * pw + px) * 3 + channel,
-                        };
-                        image[dst] = value;
+                        put(px, py, c, input[src + c].to_f32() * scale_in);
                     }
                 }
             }
@@ -312,12 +346,12 @@ impl Engine {
             .try_extract_tensor::<f32>()
             .map_err(|e| run_error(e.to_string()))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
-        let (oh, ow) = match self.io.layout {
-            Layout::Nchw if dims.len() == 4 && dims[1] == 3 => (dims[2] as usize, dims[3] as usize),
-            Layout::Nhwc if dims.len() == 4 && dims[3] == 3 => (dims[1] as usize, dims[2] as usize),
+        let out = match (self.io.layout, &dims[..]) {
+            (Layout::Nchw, &[_, c @ (1 | 3), oh, ow]) => OutputImage::new(c, oh, ow, Layout::Nchw),
+            (Layout::Nhwc, &[_, oh, ow, c @ (1 | 3)]) => OutputImage::new(c, oh, ow, Layout::Nhwc),
             _ => {
                 return Err(run_error(format!(
-                    "output has shape {dims:?}, expected an image with 3 channels"
+                    "output has shape {dims:?}, expected an image with 1 or 3 channels"
                 )))
             }
         };
@@ -327,32 +361,101 @@ impl Engine {
                 dims[0]
             )));
         }
-        if oh < h || ow < w {
-            return Err(run_error(format!(
-                "output is {ow}x{oh} for a {pw}x{ph} input; fresco needs same-size image-to-image models"
-            )));
-        }
         let scale_out = S::MAX / self.io.range.max_value();
         let max = self.io.range.max_value();
-        let out_plane = oh * ow;
+        // The output covers what was fed: the padded frame (cropped back to the frame), or the
+        // frame itself when it was scaled to a fixed size.
+        let cropped = self.io.fixed_size.is_none() && out.height >= h && out.width >= w;
         for (b, output) in outputs.iter_mut().enumerate() {
-            let image = &data[b * out_plane * 3..(b + 1) * out_plane * 3];
-            for y in 0..h {
-                for x in 0..w {
-                    let dst = (y * w + x) * 3;
-                    for c in 0..3 {
-                        let channel = if bgr { 2 - c } else { c };
-                        let src = match self.io.layout {
-                            Layout::Nchw => channel * out_plane + y * ow + x,
-                            Layout::Nhwc => (y * ow + x) * 3 + channel,
-                        };
-                        output[dst + c] = S::from_f32(image[src].clamp(0.0, max) * scale_out);
+            let image = &data[b * out.len()..(b + 1) * out.len()];
+            if cropped {
+                for y in 0..h {
+                    for x in 0..w {
+                        let dst = (y * w + x) * 3;
+                        for c in 0..3 {
+                            let value = out.sample(image, x, y, c, bgr);
+                            output[dst + c] = S::from_f32(value.clamp(0.0, max) * scale_out);
+                        }
                     }
                 }
+                continue;
+            }
+            let mut unit = Vec::with_capacity(out.width * out.height * 3);
+            for y in 0..out.height {
+                for x in 0..out.width {
+                    for c in 0..3 {
+                        unit.push(out.sample(image, x, y, c, bgr).clamp(0.0, max) / max);
+                    }
+                }
+            }
+            // Scaled to the size that was fed (the frame, or the padded frame), then cropped.
+            let (fed_w, fed_h) = if self.io.fixed_size.is_some() {
+                (w, h)
+            } else {
+                (pw, ph)
+            };
+            let back = resize_rgb(
+                unit,
+                out.width as u32,
+                out.height as u32,
+                fed_w as u32,
+                fed_h as u32,
+            );
+            for y in 0..h {
+                let row = &back[y * fed_w * 3..(y * fed_w + w) * 3];
+                output[y * w * 3..(y + 1) * w * 3]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(o, v)| *o = S::from_f32(v * S::MAX));
             }
         }
         Ok(())
     }
+}
+
+/// One output image of a batch: its channels (1 or 3), size and layout.
+struct OutputImage {
+    channels: usize,
+    height: usize,
+    width: usize,
+    layout: Layout,
+}
+
+impl OutputImage {
+    fn new(channels: i64, height: i64, width: i64, layout: Layout) -> OutputImage {
+        OutputImage {
+            channels: channels as usize,
+            height: height.max(0) as usize,
+            width: width.max(0) as usize,
+            layout,
+        }
+    }
+
+    /// Floats per image.
+    fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The value of colour `c` (0 red, 1 green, 2 blue) at `(x, y)`: a grey output's one
+    /// channel for all three.
+    fn sample(&self, image: &[f32], x: usize, y: usize, c: usize, bgr: bool) -> f32 {
+        let channel = match (self.channels, bgr) {
+            (1, _) => 0,
+            (_, true) => 2 - c,
+            (_, false) => c,
+        };
+        let plane = self.height * self.width;
+        image[match self.layout {
+            Layout::Nchw => channel * plane + y * self.width + x,
+            Layout::Nhwc => (y * self.width + x) * self.channels + channel,
+        }]
+    }
+}
+
+/// Scales packed RGB floats in 0..1 from `w`x`h` to `to_w`x`to_h` (triangle filter: bilinear).
+fn resize_rgb(unit: Vec<f32>, w: u32, h: u32, to_w: u32, to_h: u32) -> Vec<f32> {
+    let image = image::Rgb32FImage::from_raw(w, h, unit).expect("a buffer of w*h*3 floats");
+    image::imageops::resize(&image, to_w, to_h, image::imageops::FilterType::Triangle).into_raw()
 }
 
 /// A session for `bytes` with the options every model gets, whatever it computes: threads,
@@ -534,25 +637,12 @@ fn inspect(
             ))
         })?,
     };
-    for (what, name, shape) in [
-        ("input", input.name(), &in_shape),
-        ("output", output.name(), &out_shape),
-    ] {
-        let channels = match layout {
-            Layout::Nchw => shape.get(1),
-            Layout::Nhwc => shape.get(3),
-        };
-        if shape.len() != 4 || !matches!(channels, Some(3) | Some(-1)) {
-            return Err(not_image(format!(
-                "{what} '{name}' has shape {}, expected 4 dimensions with 3 colour channels ({})",
-                show_shape(shape),
-                match layout {
-                    Layout::Nchw => "[N,3,H,W]",
-                    Layout::Nhwc => "[N,H,W,3]",
-                }
-            )));
-        }
-    }
+    let image = image_shapes(
+        layout,
+        (input.name(), &in_shape),
+        (output.name(), &out_shape),
+    )
+    .map_err(not_image)?;
     let range = match options.input_range {
         Some(r) => r,
         None => custom("fresco.input_range")
@@ -577,6 +667,54 @@ fn inspect(
             .copied()
             .filter(|n| *n > 0)
             .map(|n| n as usize),
+        fixed_size: image.fixed_size,
+        output_channels: image.output_channels,
+    })
+}
+
+/// What an image model's declared shapes say about the frames it takes and gives.
+pub(crate) struct ImageShapes {
+    /// Width and height, when the input fixes both.
+    pub fixed_size: Option<(u32, u32)>,
+    /// 1 or 3, or `None` when the output leaves its channels open.
+    pub output_channels: Option<u32>,
+}
+
+/// Checks that `input` takes an RGB image and `output` gives an image (1 or 3 channels) in
+/// `layout`, each given as (name, declared shape with open dimensions negative). The reason
+/// for a refusal points a model that gives no image at records outputs.
+pub(crate) fn image_shapes(
+    layout: Layout,
+    (input_name, in_shape): (&str, &[i64]),
+    (output_name, out_shape): (&str, &[i64]),
+) -> Result<ImageShapes, String> {
+    let (pattern, channel_axis) = match layout {
+        Layout::Nchw => ("[N,C,H,W]", 1),
+        Layout::Nhwc => ("[N,H,W,C]", 3),
+    };
+    if in_shape.len() != 4 || !matches!(in_shape[channel_axis], 3 | -1) {
+        return Err(format!(
+            "input '{input_name}' has shape {}, expected 4 dimensions with 3 colour channels ({})",
+            show_shape(in_shape),
+            pattern.replace('C', "3")
+        ));
+    }
+    if out_shape.len() != 4 || !matches!(out_shape[channel_axis], 1 | 3 | -1) {
+        return Err(format!(
+            "output '{output_name}' has shape {}, expected an image {pattern} with 1 or 3 \
+             channels; to score a model that gives no image, write records: give a .jsonl or \
+             .parquet output with --task classify, detect or tensors",
+            show_shape(out_shape)
+        ));
+    }
+    let (h, w) = match layout {
+        Layout::Nchw => (in_shape[2], in_shape[3]),
+        Layout::Nhwc => (in_shape[1], in_shape[2]),
+    };
+    let side = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
+    Ok(ImageShapes {
+        fixed_size: side(w).zip(side(h)),
+        output_channels: side(out_shape[channel_axis]),
     })
 }
 
