@@ -574,12 +574,8 @@ fn image_io(
             ))
         })?,
     };
-    let image = image_shapes(
-        layout,
-        (&input.name, &in_shape),
-        (&output.name, &out_shape),
-    )
-    .map_err(not_image)?;
+    let image = image_shapes(layout, (&input.name, &in_shape), (&output.name, &out_shape))
+        .map_err(not_image)?;
     Ok(InspectedModel {
         input_name: input.name.clone(),
         output_name: output.name.clone(),

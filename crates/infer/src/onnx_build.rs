@@ -417,7 +417,12 @@ pub fn not_image_output_model() -> Vec<u8> {
         .initializer(tensor_i64("starts", &[1], &[0]))
         .initializer(tensor_i64("ends", &[1], &[1000]))
         .initializer(tensor_i64("axes", &[1], &[1]))
-        .node("Flatten", &[INPUT_NAME], &["flat"], vec![attr_int("axis", 1)])
+        .node(
+            "Flatten",
+            &[INPUT_NAME],
+            &["flat"],
+            vec![attr_int("axis", 1)],
+        )
         .node(
             "Slice",
             &["flat", "starts", "ends", "axes"],

@@ -17,7 +17,11 @@ fn engine(bytes: &[u8]) -> Engine {
 
 /// A `w`x`h` frame of one colour.
 fn solid(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
-    rgb.iter().copied().cycle().take((w * h * 3) as usize).collect()
+    rgb.iter()
+        .copied()
+        .cycle()
+        .take((w * h * 3) as usize)
+        .collect()
 }
 
 /// The grey model's ramp (`2 * x` at model column `x`) where displayed column `x` lands once a
@@ -44,7 +48,10 @@ fn a_fixed_size_grey_model_gives_grey_frames_of_the_frames_size() {
             for x in 0..W {
                 let i = ((y * W + x) * 3) as usize;
                 let px = &out[i..i + 3];
-                assert!(px[0] == px[1] && px[1] == px[2], "({x},{y}) not grey: {px:?}");
+                assert!(
+                    px[0] == px[1] && px[1] == px[2],
+                    "({x},{y}) not grey: {px:?}"
+                );
                 let want = 60.0 + ramp_at(x);
                 assert!(
                     (px[0] as f32 - want).abs() <= 1.0,
@@ -54,7 +61,11 @@ fn a_fixed_size_grey_model_gives_grey_frames_of_the_frames_size() {
             }
         }
         assert_eq!(out[0], 60, "the left edge is the ramp's start");
-        assert_eq!(out[(W as usize - 1) * 3], 186, "the right edge is the ramp's end");
+        assert_eq!(
+            out[(W as usize - 1) * 3],
+            186,
+            "the right edge is the ramp's end"
+        );
     }
 }
 
@@ -138,12 +149,21 @@ fn a_model_whose_output_is_no_image_is_refused_with_a_pointer_to_records() {
     let err = Engine::from_bytes(&bytes, "scores.onnx", &EngineOptions::default()).unwrap_err();
     assert!(matches!(err, EngineError::NotImageModel { .. }), "{err}");
     let loaded = err.to_string();
-    for words in ["not an image-to-image model", "[1,1000]", ".jsonl or .parquet"] {
+    for words in [
+        "not an image-to-image model",
+        "[1,1000]",
+        ".jsonl or .parquet",
+    ] {
         assert!(loaded.contains(words), "'{words}' missing: {loaded}");
     }
     // The static check (what a server does) refuses it in the same words.
-    let inspected = inspect_model(&bytes, "scores.onnx", Origin::Submitted, &ModelBudget::default())
-        .unwrap_err();
+    let inspected = inspect_model(
+        &bytes,
+        "scores.onnx",
+        Origin::Submitted,
+        &ModelBudget::default(),
+    )
+    .unwrap_err();
     assert_eq!(inspected.code(), "model-not-image");
     assert_eq!(inspected.to_string(), loaded);
 }
