@@ -63,6 +63,10 @@ pub struct ModelIo {
     pub output_name: String,
     pub layout: Layout,
     pub range: InputRange,
+    /// The range of the output's values, mapped to the full range of the samples written:
+    /// the model's `fresco.output_range`, else [`ModelIo::range`] (style models give what they
+    /// take). A mask giving probabilities 0..1 from 0..255 pixels declares `"0-1"`.
+    pub output_range: InputRange,
     pub channel_order: ChannelOrder,
     /// The batch size the model fixes, if it fixes one (`None`: any number of frames per call).
     pub fixed_batch: Option<usize>,
@@ -361,8 +365,8 @@ impl Engine {
                 dims[0]
             )));
         }
-        let scale_out = S::MAX / self.io.range.max_value();
-        let max = self.io.range.max_value();
+        let scale_out = S::MAX / self.io.output_range.max_value();
+        let max = self.io.output_range.max_value();
         // The output covers what was fed: the padded frame (cropped back to the frame), or the
         // frame itself when it was scaled to a fixed size.
         let cropped = self.io.fixed_size.is_none() && out.height >= h && out.width >= w;
@@ -649,6 +653,9 @@ fn inspect(
             .and_then(|r| r.parse().ok())
             .unwrap_or_default(),
     };
+    let output_range = custom("fresco.output_range")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(range);
     let channel_order = match options.channel_order {
         Some(o) => o,
         None => custom("fresco.channel_order")
@@ -660,6 +667,7 @@ fn inspect(
         output_name: output.name().to_string(),
         layout,
         range,
+        output_range,
         channel_order,
         // The batch axis comes first in both layouts; symbolic sizes are negative.
         fixed_batch: in_shape

@@ -189,3 +189,50 @@ fn the_static_check_reads_the_fixed_size_and_the_output_channels() {
     .unwrap();
     assert_eq!((m.fixed_size, m.output_channels), (None, Some(3)));
 }
+
+#[test]
+fn a_same_size_grey_model_declaring_a_0_1_output_is_mapped_to_full_range() {
+    // Any size in, the mean of the channels out as a fraction (0..1) of 255: a probability
+    // map, declared with `fresco.output_range`, from 0..255 pixels.
+    let shape_out = [
+        onnx_build::sym("N"),
+        onnx_build::Dim::Fixed(1),
+        onnx_build::sym("H"),
+        onnx_build::sym("W"),
+    ];
+    let bytes = GraphBuilder::new("probability")
+        .input(
+            "input1",
+            &[
+                onnx_build::sym("N"),
+                onnx_build::Dim::Fixed(3),
+                onnx_build::sym("H"),
+                onnx_build::sym("W"),
+            ],
+        )
+        .output("output1", &shape_out)
+        .constant_f32("scale", &[], &[1.0 / 255.0])
+        .node(
+            "ReduceMean",
+            &["input1"],
+            &["mean"],
+            vec![attr_ints("axes", &[1]), onnx_build::attr_int("keepdims", 1)],
+        )
+        .node("Mul", &["mean", "scale"], &["output1"], vec![])
+        .metadata("fresco.output_range", "0-1")
+        .to_bytes();
+    let mut e = engine(&bytes);
+    assert_eq!(e.io().range, fresco_core::InputRange::Byte);
+    assert_eq!(e.io().output_range, fresco_core::InputRange::Unit);
+    assert_eq!(e.io().output_channels, Some(1));
+    // Each pixel's own mean, exactly, as grey.
+    let input: Vec<u8> = (0..W * H)
+        .flat_map(|i| [(i % 5 * 40) as u8, 90, (200 - i % 7) as u8])
+        .collect();
+    let mut out = vec![0u8; input.len()];
+    e.style_rgb(W, H, &input, &mut out).unwrap();
+    for (i, (px, grey)) in input.chunks_exact(3).zip(out.chunks_exact(3)).enumerate() {
+        let mean = px.iter().map(|&v| v as f32).sum::<f32>() / 3.0;
+        assert_eq!(grey, [mean.round() as u8; 3], "pixel {i} of {px:?}");
+    }
+}
