@@ -680,6 +680,10 @@ fn inspect(
     })
 }
 
+/// The largest side of a fixed input size that frames are scaled to (a 4096x4096 float frame
+/// is 192 MiB; masks and depth models take a few hundred pixels).
+pub const MAX_FIXED_SIDE: u32 = 4096;
+
 /// What an image model's declared shapes say about the frames it takes and gives.
 pub(crate) struct ImageShapes {
     /// Width and height, when the input fixes both.
@@ -720,8 +724,16 @@ pub(crate) fn image_shapes(
         Layout::Nhwc => (in_shape[1], in_shape[2]),
     };
     let side = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
+    let fixed_size = side(w).zip(side(h));
+    if let Some((w, h)) = fixed_size.filter(|&(w, h)| w.max(h) > MAX_FIXED_SIDE) {
+        // Every frame is decoded at the model's size: a tiny clip must not become huge frames.
+        return Err(format!(
+            "input '{input_name}' fixes its size at {w}x{h}; fresco scales frames to a fixed \
+             size of at most {MAX_FIXED_SIDE} a side"
+        ));
+    }
     Ok(ImageShapes {
-        fixed_size: side(w).zip(side(h)),
+        fixed_size,
         output_channels: side(out_shape[channel_axis]),
     })
 }

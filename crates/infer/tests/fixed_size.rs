@@ -236,3 +236,27 @@ fn a_same_size_grey_model_declaring_a_0_1_output_is_mapped_to_full_range() {
         assert_eq!(grey, [mean.round() as u8; 3], "pixel {i} of {px:?}");
     }
 }
+
+#[test]
+fn a_fixed_size_larger_than_frames_may_be_scaled_to_is_refused() {
+    let bytes = GraphBuilder::new("huge")
+        .input("input1", &[1, 3, 8192, 64].map(onnx_build::Dim::Fixed))
+        .output("output1", &[1, 1, 8192, 64].map(onnx_build::Dim::Fixed))
+        .node(
+            "ReduceMean",
+            &["input1"],
+            &["output1"],
+            vec![attr_ints("axes", &[1]), onnx_build::attr_int("keepdims", 1)],
+        )
+        .to_bytes();
+    let err = inspect_model(
+        &bytes,
+        "huge.onnx",
+        Origin::Submitted,
+        &ModelBudget::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "model-not-image");
+    assert!(err.to_string().contains("64x8192"), "{err}");
+    assert!(err.to_string().contains("at most 4096"), "{err}");
+}
