@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use fresco_infer::onnx_build;
+use fresco_testkit::process::{read_log, wait_until};
 
 const W: u32 = 97;
 const H: u32 = 61;
@@ -244,4 +245,51 @@ fn a_model_whose_output_is_no_image_is_refused_and_pointed_at_records() {
         );
         assert_nothing_left(&out);
     }
+}
+
+#[test]
+fn a_killed_run_of_a_fixed_size_model_resumes_to_the_same_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = colour_clip(dir.path());
+    let model = write_model(dir.path(), "mask.onnx", onnx_build::fixed_grey_model(false));
+    let args = |output: &Path, extra: &[&str]| {
+        let mut cmd = fresco_cmd();
+        cmd.args([
+            s("run"),
+            p(&clip),
+            s("-o"),
+            p(output),
+            s("--model"),
+            p(&model),
+        ])
+        .args(["--codec", "ffv1", "--chunk-frames", "6"])
+        .args(extra)
+        .env("FRESCO_LOG", "fresco_worker=info");
+        cmd
+    };
+    let output = dir.path().join("mask.mkv");
+    let log = dir.path().join("first.log");
+    let mut first = args(&output, &[])
+        .env("FRESCO_TEST_FRAME_DELAY_MS", "60")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "three chunks to be scored",
+        || read_log(&log).matches("scored chunk").count() >= 3,
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!output.exists(), "a killed run left an output");
+
+    let again = run_with_timeout(&mut args(&output, &[]), RUN_TIMEOUT).ok();
+    assert!(again.stderr.contains("resuming job"), "{}", again.dump());
+    assert_same_frames_and_streams(&clip, &output);
+    // The frames of a run never interrupted, exactly (ffv1 is lossless, chunks are exact).
+    let clean = dir.path().join("clean.mkv");
+    run_with_timeout(&mut args(&clean, &[]), RUN_TIMEOUT).ok();
+    assert_eq!(frame_md5s(&output), frame_md5s(&clean));
+    let (_, _, frames) = decode_rgb(&output);
+    assert_grey_ramp(&frames, colour_of(&clip), 3, 5.0);
 }
