@@ -367,9 +367,10 @@ impl Engine {
         }
         let scale_out = S::MAX / self.io.output_range.max_value();
         let max = self.io.output_range.max_value();
-        // The output covers what was fed: the padded frame (cropped back to the frame), or the
-        // frame itself when it was scaled to a fixed size.
-        let cropped = self.io.fixed_size.is_none() && out.height >= h && out.width >= w;
+        // The output covers what was fed: the padded frame (cropped back to the frame when the
+        // output has its size, as style models' do), or the frame itself when it was scaled to
+        // a fixed size. An output of any other size is scaled back over what was fed.
+        let cropped = self.io.fixed_size.is_none() && (out.width, out.height) == (pw, ph);
         for (b, output) in outputs.iter_mut().enumerate() {
             let image = &data[b * out.len()..(b + 1) * out.len()];
             if cropped {

@@ -260,3 +260,37 @@ fn a_fixed_size_larger_than_frames_may_be_scaled_to_is_refused() {
     assert!(err.to_string().contains("64x8192"), "{err}");
     assert!(err.to_string().contains("at most 4096"), "{err}");
 }
+
+#[test]
+fn a_dynamic_model_with_a_larger_output_is_scaled_back_not_cropped() {
+    // Twice the (padded) size out: the whole picture, scaled down, not its top-left quarter.
+    let bytes = GraphBuilder::nchw_rgb("double")
+        .constant_f32("scales", &[4], &[1.0, 1.0, 2.0, 2.0])
+        .constant_f32("roi", &[0], &[])
+        .node(
+            "Resize",
+            &["input1", "roi", "scales"],
+            &["output1"],
+            vec![onnx_build::attr_string("mode", "nearest")],
+        )
+        .to_bytes();
+    let mut e = engine(&bytes);
+    // Left half one colour, right half another.
+    let (left, right) = ([200u8, 100, 50], [20u8, 40, 250]);
+    let split: Vec<u8> = (0..W * H)
+        .flat_map(|i| if i % W < W / 2 { left } else { right })
+        .collect();
+    let mut out = vec![0u8; split.len()];
+    e.style_rgb(W, H, &split, &mut out).unwrap();
+    for y in [0, H - 1] {
+        for (x, want) in [
+            (0, left),
+            (W / 2 - 2, left),
+            (W / 2 + 2, right),
+            (W - 1, right),
+        ] {
+            let i = ((y * W + x) * 3) as usize;
+            assert_eq!(out[i..i + 3], want, "({x},{y})");
+        }
+    }
+}
