@@ -293,3 +293,31 @@ fn a_killed_run_of_a_fixed_size_model_resumes_to_the_same_frames() {
     let (_, _, frames) = decode_rgb(&output);
     assert_grey_ramp(&frames, colour_of(&clip), 3, 5.0);
 }
+
+#[test]
+fn a_model_fixing_a_huge_input_is_refused_before_frames_are_decoded_at_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = colour_clip(dir.path());
+    let png = colour_png(dir.path());
+    let bytes = onnx_build::GraphBuilder::new("huge")
+        .input("input1", &[1, 3, 8192, 64].map(onnx_build::Dim::Fixed))
+        .output("output1", &[1, 1, 8192, 64].map(onnx_build::Dim::Fixed))
+        .node(
+            "ReduceMean",
+            &["input1"],
+            &["output1"],
+            vec![
+                onnx_build::attr_ints("axes", &[1]),
+                onnx_build::attr_int("keepdims", 1),
+            ],
+        )
+        .to_bytes();
+    let model = write_model(dir.path(), "huge.onnx", bytes);
+    for (input, out) in [
+        (&clip, dir.path().join("huge.mkv")),
+        (&png, dir.path().join("huge.png")),
+    ] {
+        run(input, &out, &model, &[]).fails(7, "huge.onnx", &["64x8192", "at most 4096"]);
+        assert_nothing_left(&out);
+    }
+}

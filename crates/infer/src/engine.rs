@@ -235,6 +235,23 @@ impl Engine {
         }
     }
 
+    /// Refuses a model that fixes its input at more than [`MAX_FIXED_SIDE`] a side: every
+    /// frame is scaled to that size (videos are decoded at it), so a tiny clip would become
+    /// huge frames. Not part of loading, so that a model's first load (the trial under a
+    /// memory limit) is what it was; checked before any frame is scaled.
+    pub fn check_fixed_size(&self) -> Result<(), EngineError> {
+        match self.io.fixed_size {
+            Some((w, h)) if w.max(h) > MAX_FIXED_SIDE => Err(EngineError::NotImageModel {
+                model: self.label.clone(),
+                reason: format!(
+                    "its input fixes its size at {w}x{h}; fresco scales frames to a fixed size \
+                     of at most {MAX_FIXED_SIDE} a side"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Styles one packed-RGB frame (`width*height*3` samples) into `output` (same size).
     pub fn style_rgb<S: Sample>(
         &mut self,
@@ -271,6 +288,7 @@ impl Engine {
         inputs: &[&[S]],
         outputs: &mut [&mut [S]],
     ) -> Result<(), EngineError> {
+        self.check_fixed_size()?;
         let (w, h) = (width as usize, height as usize);
         let expected = w * h * 3;
         for (input, output) in inputs.iter().zip(outputs.iter()) {
@@ -726,13 +744,6 @@ pub(crate) fn image_shapes(
     };
     let side = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
     let fixed_size = side(w).zip(side(h));
-    if let Some((w, h)) = fixed_size.filter(|&(w, h)| w.max(h) > MAX_FIXED_SIDE) {
-        // Every frame is decoded at the model's size: a tiny clip must not become huge frames.
-        return Err(format!(
-            "input '{input_name}' fixes its size at {w}x{h}; fresco scales frames to a fixed \
-             size of at most {MAX_FIXED_SIDE} a side"
-        ));
-    }
     Ok(ImageShapes {
         fixed_size,
         output_channels: side(out_shape[channel_axis]),

@@ -238,7 +238,7 @@ fn a_same_size_grey_model_declaring_a_0_1_output_is_mapped_to_full_range() {
 }
 
 #[test]
-fn a_fixed_size_larger_than_frames_may_be_scaled_to_is_refused() {
+fn a_fixed_size_larger_than_frames_may_be_scaled_to_is_refused_before_any_frame() {
     let bytes = GraphBuilder::new("huge")
         .input("input1", &[1, 3, 8192, 64].map(onnx_build::Dim::Fixed))
         .output("output1", &[1, 1, 8192, 64].map(onnx_build::Dim::Fixed))
@@ -249,16 +249,23 @@ fn a_fixed_size_larger_than_frames_may_be_scaled_to_is_refused() {
             vec![attr_ints("axes", &[1]), onnx_build::attr_int("keepdims", 1)],
         )
         .to_bytes();
-    let err = inspect_model(
-        &bytes,
-        "huge.onnx",
-        Origin::Submitted,
-        &ModelBudget::default(),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "model-not-image");
-    assert!(err.to_string().contains("64x8192"), "{err}");
-    assert!(err.to_string().contains("at most 4096"), "{err}");
+    // It loads (a first load under a memory limit is left to the trial), but scales no frame.
+    let mut e = engine(&bytes);
+    let refused = e.check_fixed_size().unwrap_err();
+    assert!(
+        matches!(refused, EngineError::NotImageModel { .. }),
+        "{refused}"
+    );
+    for words in ["64x8192", "at most 4096"] {
+        assert!(
+            refused.to_string().contains(words),
+            "'{words}' missing: {refused}"
+        );
+    }
+    let input = solid(W, H, [1, 2, 3]);
+    let mut out = vec![0u8; input.len()];
+    let err = e.style_rgb(W, H, &input, &mut out).unwrap_err();
+    assert_eq!(err.to_string(), refused.to_string());
 }
 
 #[test]
