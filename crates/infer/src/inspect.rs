@@ -19,8 +19,9 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::engine::{guess_layout, image_shapes, show_shape, Layout};
+use crate::engine::{guess_layout, show_shape, Layout};
 use crate::fold::{ConstantScope, FoldError};
+use crate::image_io::image_shapes;
 use crate::onnx_proto::{
     AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, SparseTensorProto,
     TensorProto, TrainingInfoProto, ValueInfoProto, DT_FLOAT, LOCATION_EXTERNAL,
