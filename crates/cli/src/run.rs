@@ -122,6 +122,7 @@ impl VideoArgs {
             // The user's own files on their own machine (`fresco run`, `jobs submit`): no
             // limits; `fresco serve` sets its --max-input-* limits on the jobs it queues.
             limits: fresco_core::MediaLimits::none(),
+            model_size: None,
         }
     }
 }

@@ -36,6 +36,12 @@ pub struct VideoOptions {
     /// Left out of the JSON when unset, so that jobs' identities stay as they were.
     #[serde(default, skip_serializing_if = "MediaLimits::is_none")]
     pub limits: MediaLimits,
+    /// The frame size the job's model fixes (width, height), when it fixes one: frames are
+    /// decoded at that size and the results scaled back, as with `max_side`. Not part of what
+    /// a job asks (never stored with it): the plan stage sets it from the model it loaded, and
+    /// the plan it stores keeps the size.
+    #[serde(skip)]
+    pub model_size: Option<(u32, u32)>,
 }
 
 /// A model pinned by the digest of its bytes, with how it runs.

@@ -2,12 +2,20 @@
 //! packed RGB samples (8- or 16-bit) in, float tensor in the model's layout and range, float
 //! tensor out, packed RGB samples out. Frames are reflect-padded to a multiple of
 //! [`EngineOptions::pad_multiple`] (the style networks downsample by 4) and cropped back.
+//!
+//! Models with a fixed input size (masks, depth, saliency: `[1,3,256,256]`) get each frame
+//! stretched to that size, and an output of another size than the frame (fixed, or a fraction
+//! of it) is scaled back to the frame's size; both with the `image` crate's triangle filter
+//! (bilinear, widened when shrinking so that no pixel is skipped). An output with one channel
+//! becomes grey (the channel in R, G and B). A model whose input and output are the frame's
+//! size goes through none of this: its frames are exactly what they were before.
 
 use fresco_core::{ChannelOrder, Device, InputRange};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 
+use crate::image_io::{image_shapes, resize_rgb, OutputImage, MAX_FIXED_SIDE};
 use crate::runtime::{self, RuntimeError};
 
 /// How a session is made.
@@ -56,9 +64,18 @@ pub struct ModelIo {
     pub output_name: String,
     pub layout: Layout,
     pub range: InputRange,
+    /// The range of the output's values, mapped to the full range of the samples written:
+    /// the model's `fresco.output_range`, else [`ModelIo::range`] (style models give what they
+    /// take). A mask giving probabilities 0..1 from 0..255 pixels declares `"0-1"`.
+    pub output_range: InputRange,
     pub channel_order: ChannelOrder,
     /// The batch size the model fixes, if it fixes one (`None`: any number of frames per call).
     pub fixed_batch: Option<usize>,
+    /// The input's width and height when the model fixes both: each frame is scaled to it.
+    pub fixed_size: Option<(u32, u32)>,
+    /// Channels of the output image: 3 (RGB), 1 (grey), or `None` when the model leaves it open
+    /// (read from each output).
+    pub output_channels: Option<u32>,
 }
 
 /// Why a model could not be loaded or run.
@@ -219,6 +236,23 @@ impl Engine {
         }
     }
 
+    /// Refuses a model that fixes its input at more than [`MAX_FIXED_SIDE`] a side: every
+    /// frame is scaled to that size (videos are decoded at it), so a tiny clip would become
+    /// huge frames. Not part of loading, so that a model's first load (the trial under a
+    /// memory limit) is what it was; checked before any frame is scaled.
+    pub fn check_fixed_size(&self) -> Result<(), EngineError> {
+        match self.io.fixed_size {
+            Some((w, h)) if w.max(h) > MAX_FIXED_SIDE => Err(EngineError::NotImageModel {
+                model: self.label.clone(),
+                reason: format!(
+                    "its input fixes its size at {w}x{h}; fresco scales frames to a fixed size \
+                     of at most {MAX_FIXED_SIDE} a side"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Styles one packed-RGB frame (`width*height*3` samples) into `output` (same size).
     pub fn style_rgb<S: Sample>(
         &mut self,
@@ -255,6 +289,7 @@ impl Engine {
         inputs: &[&[S]],
         outputs: &mut [&mut [S]],
     ) -> Result<(), EngineError> {
+        self.check_fixed_size()?;
         let (w, h) = (width as usize, height as usize);
         let expected = w * h * 3;
         for (input, output) in inputs.iter().zip(outputs.iter()) {
@@ -264,9 +299,16 @@ impl Engine {
         let frames = inputs.len();
         // A fixed batch size is filled up by repeating the last frame; those outputs are dropped.
         let batch = self.io.fixed_batch.unwrap_or(frames).max(frames);
-        let m = self.pad_multiple as usize;
-        let pw = w.div_ceil(m) * m;
-        let ph = h.div_ceil(m) * m;
+        // What the model is fed: the frame reflect-padded to the pad multiple, or the frame
+        // scaled to the model's fixed size (no padding: the size is the model's).
+        let scaled = self.io.fixed_size.filter(|&size| size != (width, height));
+        let (pw, ph) = match self.io.fixed_size {
+            Some((fw, fh)) => (fw as usize, fh as usize),
+            None => {
+                let m = self.pad_multiple as usize;
+                (w.div_ceil(m) * m, h.div_ceil(m) * m)
+            }
+        };
         let scale_in = self.io.range.max_value() / S::MAX;
         let bgr = self.io.channel_order == ChannelOrder::Bgr;
         let plane = pw * ph;
@@ -275,19 +317,34 @@ impl Engine {
         for b in 0..batch {
             let input = inputs[b.min(frames - 1)];
             let image = &mut self.input[b * plane * 3..(b + 1) * plane * 3];
+            let layout = self.io.layout;
+            let mut put = |px: usize, py: usize, c: usize, value: f32| {
+                let channel = if bgr { 2 - c } else { c };
+                let dst = match layout {
+                    Layout::Nchw => channel * plane + py * pw + px,
+                    Layout::Nhwc => (py * pw + px) * 3 + channel,
+                };
+                image[dst] = value;
+            };
+            if let Some((fw, fh)) = scaled {
+                // Samples go through the resize as 0..1 (the `image` crate clamps floats there).
+                let unit: Vec<f32> = input.iter().map(|v| v.to_f32() / S::MAX).collect();
+                let small = resize_rgb(unit, width, height, fw, fh);
+                let max = self.io.range.max_value();
+                for (i, rgb) in small.chunks_exact(3).enumerate() {
+                    for (c, v) in rgb.iter().enumerate() {
+                        put(i % pw, i / pw, c, v * max);
+                    }
+                }
+                continue;
+            }
             for py in 0..ph {
                 let sy = reflect(py, h);
                 for px in 0..pw {
                     let sx = reflect(px, w);
                     let src = (sy * w + sx) * 3;
                     for c in 0..3 {
-                        let channel = if bgr { 2 - c } else { c };
-                        let value = input[src + c].to_f32() * scale_in;
-                        let dst = match self.io.layout {
-                            Layout::Nchw => channel * plane + py * pw + px,
-                            Layout::Nhwc => (py * pw + px) * 3 + channel,
-                        };
-                        image[dst] = value;
+                        put(px, py, c, input[src + c].to_f32() * scale_in);
                     }
                 }
             }
@@ -312,12 +369,12 @@ impl Engine {
             .try_extract_tensor::<f32>()
             .map_err(|e| run_error(e.to_string()))?;
         let dims: Vec<i64> = out_shape.iter().copied().collect();
-        let (oh, ow) = match self.io.layout {
-            Layout::Nchw if dims.len() == 4 && dims[1] == 3 => (dims[2] as usize, dims[3] as usize),
-            Layout::Nhwc if dims.len() == 4 && dims[3] == 3 => (dims[1] as usize, dims[2] as usize),
+        let out = match (self.io.layout, &dims[..]) {
+            (Layout::Nchw, &[_, c @ (1 | 3), oh, ow]) => OutputImage::new(c, oh, ow, Layout::Nchw),
+            (Layout::Nhwc, &[_, oh, ow, c @ (1 | 3)]) => OutputImage::new(c, oh, ow, Layout::Nhwc),
             _ => {
                 return Err(run_error(format!(
-                    "output has shape {dims:?}, expected an image with 3 channels"
+                    "output has shape {dims:?}, expected an image with 1 or 3 channels"
                 )))
             }
         };
@@ -327,28 +384,53 @@ impl Engine {
                 dims[0]
             )));
         }
-        if oh < h || ow < w {
-            return Err(run_error(format!(
-                "output is {ow}x{oh} for a {pw}x{ph} input; fresco needs same-size image-to-image models"
-            )));
-        }
-        let scale_out = S::MAX / self.io.range.max_value();
-        let max = self.io.range.max_value();
-        let out_plane = oh * ow;
+        let scale_out = S::MAX / self.io.output_range.max_value();
+        let max = self.io.output_range.max_value();
+        // The output covers what was fed: the padded frame (cropped back to the frame when the
+        // output has its size, as style models' do), or the frame itself when it was scaled to
+        // a fixed size. An output of any other size is scaled back over what was fed.
+        let cropped = self.io.fixed_size.is_none() && (out.width, out.height) == (pw, ph);
         for (b, output) in outputs.iter_mut().enumerate() {
-            let image = &data[b * out_plane * 3..(b + 1) * out_plane * 3];
-            for y in 0..h {
-                for x in 0..w {
-                    let dst = (y * w + x) * 3;
-                    for c in 0..3 {
-                        let channel = if bgr { 2 - c } else { c };
-                        let src = match self.io.layout {
-                            Layout::Nchw => channel * out_plane + y * ow + x,
-                            Layout::Nhwc => (y * ow + x) * 3 + channel,
-                        };
-                        output[dst + c] = S::from_f32(image[src].clamp(0.0, max) * scale_out);
+            let image = &data[b * out.len()..(b + 1) * out.len()];
+            if cropped {
+                for y in 0..h {
+                    for x in 0..w {
+                        let dst = (y * w + x) * 3;
+                        for c in 0..3 {
+                            let value = out.sample(image, x, y, c, bgr);
+                            output[dst + c] = S::from_f32(value.clamp(0.0, max) * scale_out);
+                        }
                     }
                 }
+                continue;
+            }
+            let mut unit = Vec::with_capacity(out.width * out.height * 3);
+            for y in 0..out.height {
+                for x in 0..out.width {
+                    for c in 0..3 {
+                        unit.push(out.sample(image, x, y, c, bgr).clamp(0.0, max) / max);
+                    }
+                }
+            }
+            // Scaled to the size that was fed (the frame, or the padded frame), then cropped.
+            let (fed_w, fed_h) = if self.io.fixed_size.is_some() {
+                (w, h)
+            } else {
+                (pw, ph)
+            };
+            let back = resize_rgb(
+                unit,
+                out.width as u32,
+                out.height as u32,
+                fed_w as u32,
+                fed_h as u32,
+            );
+            for y in 0..h {
+                let row = &back[y * fed_w * 3..(y * fed_w + w) * 3];
+                output[y * w * 3..(y + 1) * w * 3]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(o, v)| *o = S::from_f32(v * S::MAX));
             }
         }
         Ok(())
@@ -534,31 +616,21 @@ fn inspect(
             ))
         })?,
     };
-    for (what, name, shape) in [
-        ("input", input.name(), &in_shape),
-        ("output", output.name(), &out_shape),
-    ] {
-        let channels = match layout {
-            Layout::Nchw => shape.get(1),
-            Layout::Nhwc => shape.get(3),
-        };
-        if shape.len() != 4 || !matches!(channels, Some(3) | Some(-1)) {
-            return Err(not_image(format!(
-                "{what} '{name}' has shape {}, expected 4 dimensions with 3 colour channels ({})",
-                show_shape(shape),
-                match layout {
-                    Layout::Nchw => "[N,3,H,W]",
-                    Layout::Nhwc => "[N,H,W,3]",
-                }
-            )));
-        }
-    }
+    let image = image_shapes(
+        layout,
+        (input.name(), &in_shape),
+        (output.name(), &out_shape),
+    )
+    .map_err(not_image)?;
     let range = match options.input_range {
         Some(r) => r,
         None => custom("fresco.input_range")
             .and_then(|r| r.parse().ok())
             .unwrap_or_default(),
     };
+    let output_range = custom("fresco.output_range")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(range);
     let channel_order = match options.channel_order {
         Some(o) => o,
         None => custom("fresco.channel_order")
@@ -570,6 +642,7 @@ fn inspect(
         output_name: output.name().to_string(),
         layout,
         range,
+        output_range,
         channel_order,
         // The batch axis comes first in both layouts; symbolic sizes are negative.
         fixed_batch: in_shape
@@ -577,6 +650,8 @@ fn inspect(
             .copied()
             .filter(|n| *n > 0)
             .map(|n| n as usize),
+        fixed_size: image.fixed_size,
+        output_channels: image.output_channels,
     })
 }
 

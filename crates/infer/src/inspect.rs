@@ -21,6 +21,7 @@ use prost::Message;
 
 use crate::engine::{guess_layout, show_shape, Layout};
 use crate::fold::{ConstantScope, FoldError};
+use crate::image_io::image_shapes;
 use crate::onnx_proto::{
     AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, SparseTensorProto,
     TensorProto, TrainingInfoProto, ValueInfoProto, DT_FLOAT, LOCATION_EXTERNAL,
@@ -150,6 +151,10 @@ pub struct InspectedModel {
     pub layout: Layout,
     /// The batch size the model fixes, if any.
     pub fixed_batch: Option<usize>,
+    /// The input's width and height when the model fixes both (frames are scaled to it).
+    pub fixed_size: Option<(u32, u32)>,
+    /// Channels of the output image (1: grey, 3: RGB), `None` when left open.
+    pub output_channels: Option<u32>,
     /// Nodes in every graph and function.
     pub nodes: usize,
     /// The `ai.onnx` opset imported.
@@ -513,7 +518,7 @@ pub(crate) fn declared_dims(value: &ValueInfoProto) -> Option<Vec<i64>> {
 }
 
 /// The image input and output, checked as [`crate::Engine`] checks a session's: one float32
-/// input and a first float32 output, both `[N,3,H,W]` (or `[N,H,W,3]`).
+/// input `[N,3,H,W]` (or `[N,H,W,3]`) and a first float32 output with 1 or 3 channels.
 fn image_io(
     graph: &GraphProto,
     model: &str,
@@ -570,21 +575,8 @@ fn image_io(
             ))
         })?,
     };
-    for (what, name, shape) in [
-        ("input", &input.name, &in_shape),
-        ("output", &output.name, &out_shape),
-    ] {
-        let channels = match layout {
-            Layout::Nchw => shape.get(1),
-            Layout::Nhwc => shape.get(3),
-        };
-        if shape.len() != 4 || !matches!(channels, Some(3) | Some(-1)) {
-            return Err(not_image(format!(
-                "{what} '{name}' has shape {}, expected 4 dimensions with 3 colour channels",
-                show_shape(shape)
-            )));
-        }
-    }
+    let image = image_shapes(layout, (&input.name, &in_shape), (&output.name, &out_shape))
+        .map_err(not_image)?;
     Ok(InspectedModel {
         input_name: input.name.clone(),
         output_name: output.name.clone(),
@@ -594,6 +586,8 @@ fn image_io(
             .copied()
             .filter(|n| *n > 0)
             .map(|n| n as usize),
+        fixed_size: image.fixed_size,
+        output_channels: image.output_channels,
         nodes: 0,
         opset: 0,
     })

@@ -7,6 +7,7 @@ pub mod engine;
 mod fold;
 pub mod fp16;
 pub mod hostile_models;
+pub mod image_io;
 pub mod inspect;
 pub mod onnx_build;
 mod onnx_proto;

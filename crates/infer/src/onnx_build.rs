@@ -358,3 +358,76 @@ pub fn failing_model() -> Vec<u8> {
         )
         .to_bytes()
 }
+
+/// The fixed input side of [`fixed_grey_model`] and [`fixed_rgb_half_model`]: `[1,3,64,64]`.
+pub const FIXED_SIDE: i64 = 64;
+
+/// A mask-like model with a fixed size and one output channel: input `[1,3,64,64]` (or
+/// `[1,64,64,3]` with `nhwc`), output `[1,1,64,64]` (`[1,64,64,1]`) = the mean of the three
+/// channels plus a ramp across the width, `2 * x` for column `x` (0 at the left, 126 at the
+/// right), so that both the values and the geometry of the scaled-back output can be checked.
+pub fn fixed_grey_model(nhwc: bool) -> Vec<u8> {
+    let n = FIXED_SIDE;
+    let ramp: Vec<f32> = (0..n).map(|x| 2.0 * x as f32).collect();
+    let (input, output, channel_axis, ramp_dims) = if nhwc {
+        ([1, n, n, 3], [1, n, n, 1], 3, [1, 1, n, 1])
+    } else {
+        ([1, 3, n, n], [1, 1, n, n], 1, [1, 1, 1, n])
+    };
+    GraphBuilder::new("fixed_grey")
+        .input(INPUT_NAME, &input.map(Dim::Fixed))
+        .output(OUTPUT_NAME, &output.map(Dim::Fixed))
+        .constant_f32("ramp", &ramp_dims, &ramp)
+        .node(
+            "ReduceMean",
+            &[INPUT_NAME],
+            &["mean"],
+            vec![attr_ints("axes", &[channel_axis]), attr_int("keepdims", 1)],
+        )
+        .node("Add", &["mean", "ramp"], &[OUTPUT_NAME], vec![])
+        .to_bytes()
+}
+
+/// A fixed-size model whose RGB output is half its input's size: input `[1,3,64,64]`, output
+/// `[1,3,32,32]` = a 2x2 average of the input (the picture, smaller).
+pub fn fixed_rgb_half_model() -> Vec<u8> {
+    let n = FIXED_SIDE;
+    GraphBuilder::new("fixed_rgb_half")
+        .input(INPUT_NAME, &[1, 3, n, n].map(Dim::Fixed))
+        .output(OUTPUT_NAME, &[1, 3, n / 2, n / 2].map(Dim::Fixed))
+        .node(
+            "AveragePool",
+            &[INPUT_NAME],
+            &[OUTPUT_NAME],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[2, 2]),
+            ],
+        )
+        .to_bytes()
+}
+
+/// A classifier-shaped model whose output is no image: input `[1,3,64,64]`, output `[1,1000]`
+/// (the first 1000 input values, flattened).
+pub fn not_image_output_model() -> Vec<u8> {
+    let n = FIXED_SIDE;
+    GraphBuilder::new("scores")
+        .input(INPUT_NAME, &[1, 3, n, n].map(Dim::Fixed))
+        .output(OUTPUT_NAME, &[Dim::Fixed(1), Dim::Fixed(1000)])
+        .initializer(tensor_i64("starts", &[1], &[0]))
+        .initializer(tensor_i64("ends", &[1], &[1000]))
+        .initializer(tensor_i64("axes", &[1], &[1]))
+        .node(
+            "Flatten",
+            &[INPUT_NAME],
+            &["flat"],
+            vec![attr_int("axis", 1)],
+        )
+        .node(
+            "Slice",
+            &["flat", "starts", "ends", "axes"],
+            &[OUTPUT_NAME],
+            vec![],
+        )
+        .to_bytes()
+}

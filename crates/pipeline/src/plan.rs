@@ -122,7 +122,10 @@ pub fn video_settings(
         RawPixelFormat::Rgb24
     };
     let out_pix_fmt = output_pix_fmt(options, &encode, video, (width, height), &mut notes);
-    let (model_width, model_height) = model_size(width, height, options.max_side, &mut notes);
+    let (model_width, model_height) = match options.model_size {
+        Some(fixed) => fixed_model_size((width, height), fixed, &mut notes),
+        None => model_size(width, height, options.max_side, &mut notes),
+    };
     let (out_width, out_height) = padded_size(width, height, &out_pix_fmt, &mut notes);
     let streams = copied_streams(report, video, options, &mut notes);
 
@@ -234,6 +237,22 @@ fn model_size(
         }
         _ => (width, height),
     }
+}
+
+/// The size of a model that fixes its input's: every frame is decoded at that size and the
+/// results are scaled back to the display size (`--max-side` does not apply).
+fn fixed_model_size(
+    (width, height): (u32, u32),
+    (model_width, model_height): (u32, u32),
+    notes: &mut Vec<String>,
+) -> (u32, u32) {
+    if (model_width, model_height) != (width, height) {
+        notes.push(format!(
+            "the model takes {model_width}x{model_height} frames; results are scaled back to \
+             {width}x{height}"
+        ));
+    }
+    (model_width, model_height)
 }
 
 /// The encoded size: the display size padded to what `out_pix_fmt`'s chroma subsampling needs.
@@ -470,6 +489,38 @@ mod tests {
         let p = plan(&r, &VideoOptions::default());
         assert_eq!((p.width, p.height), (240, 320));
         assert_eq!(p.input_rotation(), 270);
+    }
+
+    #[test]
+    fn a_fixed_model_size_is_decoded_and_scaled_back_whatever_max_side_says() {
+        let r = one_video(97, 61, "");
+        let options = VideoOptions {
+            max_side: Some(32),
+            model_size: Some((64, 64)),
+            ..Default::default()
+        };
+        let p = plan(&r, &options);
+        assert_eq!((p.model_width, p.model_height), (64, 64));
+        assert_eq!((p.width, p.height), (97, 61));
+        let dec = p.decoder_args().join(std::ffi::OsStr::new(" "));
+        assert!(dec.to_string_lossy().contains("scale=64:64"), "{dec:?}");
+        assert!(p.encoder_filters().starts_with("scale=97:61"));
+        assert!(
+            p.notes.iter().any(|n| n.contains("takes 64x64")),
+            "{:?}",
+            p.notes
+        );
+        // A model whose size is the frame's changes nothing.
+        let options = VideoOptions {
+            model_size: Some((97, 61)),
+            ..Default::default()
+        };
+        let same = plan(&r, &options);
+        let plain = plan(&r, &VideoOptions::default());
+        assert_eq!((same.model_width, same.model_height), (97, 61));
+        assert_eq!(same.encoder_filters(), plain.encoder_filters());
+        assert_eq!(same.decoder_args(), plain.decoder_args());
+        assert_eq!(same.notes, plain.notes);
     }
 
     #[test]

@@ -460,6 +460,7 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
             .as_deref()
             .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
         limits: fresco_core::MediaLimits::none(),
+        model_size: None,
     }
 }
 

@@ -23,6 +23,15 @@ pub(super) fn plan(
         options.encode.threads = Some(default_encoder_threads());
     }
     let loaded = ensure_model(ctx, spec, model)?;
+    // A model that fixes its input size gets its frames decoded at that size (see
+    // `VideoOptions::model_size`); the plan keeps it for every chunk.
+    loaded.engine.check_fixed_size().map_err(|source| {
+        TaskFailure::from_run(fresco_pipeline::RunError::Model {
+            path: spec.input.clone(),
+            source,
+        })
+    })?;
+    options.model_size = loaded.engine.io().fixed_size;
     // Remote locations are planned on local stand-ins: the input's copy, a scratch output.
     let input = remote::local_input(ctx, job, spec)?;
     let output = remote::plan_output(ctx, job, spec)?;
