@@ -100,8 +100,7 @@ fn trusting(ca: &std::path::Path) -> Result<ureq::tls::RootCerts, Failure> {
         if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
             // A certificate rustls cannot use as a trust anchor would only show later as every
             // connection failing: check it now.
-            webpki_anchor(c.der())
-                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            webpki_anchor(c.der()).map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
             certificates.push(c);
         }
     }

@@ -331,7 +331,7 @@ async fn scratch_database(admin: &str) -> Result<(String, String), Failure> {
     let mut conn = sqlx::PgConnection::connect(admin)
         .await
         .map_err(|e| Failure::new(exit::MISSING_DEPENDENCY, format!("{admin}: {e}")))?;
-    sqlx::query(&format!("CREATE DATABASE {db}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
         .execute(&mut conn)
         .await
         .map_err(|e| Failure::new(exit::PROCESSING, format!("create {db}: {e}")))?;
@@ -342,8 +342,10 @@ async fn scratch_database(admin: &str) -> Result<(String, String), Failure> {
 async fn drop_database(admin: &str, db: &str) {
     use sqlx::Connection;
     if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }

@@ -450,7 +450,9 @@ fn hostile_tenants_reach_nothing_of_each_other_or_of_the_server() {
     assert!(url.contains("/v1/objects/tenants/alice/uploads/"), "{url}");
     let turned = url.replace("/tenants/alice/", "/tenants/bob/");
     // A signed upload URL turned to bob's namespace.
-    fresco_testkit::http::put(&turned).send(b"small").expect(403);
+    fresco_testkit::http::put(&turned)
+        .send(b"small")
+        .expect(403);
     assert!(!data
         .join("tenants/bob")
         .join(grant["input"].as_str().unwrap())

@@ -673,7 +673,11 @@ fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, S
             let answer = fresco_testkit::http::post(&format!("{url}/v1/jobs"))
                 .bearer(&token)
                 .send_json(body);
-            assert!(answer.status >= 400, "the API took the job {body}: {}", answer.text());
+            assert!(
+                answer.status >= 400,
+                "the API took the job {body}: {}",
+                answer.text()
+            );
             let body = answer.json();
             let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
             (answer.status, text("code"), text("message"))
@@ -915,11 +919,7 @@ fn a_known_model_is_named_like_a_style_and_brings_its_labels() {
         ("FRESCO_MODEL_DIR", fake.as_os_str()),
         ("FRESCO_CACHE_DIR", cache.as_os_str()),
     ];
-    let (out, refused) = score(
-        "fake.jsonl",
-        &["--model", "efficientnet-lite0"],
-        &fake_env,
-    );
+    let (out, refused) = score("fake.jsonl", &["--model", "efficientnet-lite0"], &fake_env);
     assert_ne!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains("not the known 'efficientnet-lite0'")

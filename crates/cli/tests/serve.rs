@@ -409,7 +409,12 @@ fn a_default_server_takes_only_paths_in_its_data_store() {
         "input": "clip.mp4", "output": "styled/g.mp4", "style": "vintage", "device": "cuda"
     });
     let reply = server.post(&server.url("/v1/jobs")).send_json(&body);
-    assert_eq!(reply.status, 201, "a cuda job was refused: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        201,
+        "a cuda job was refused: {}",
+        reply.text()
+    );
     assert!(server.stop().success());
     assert!(
         read_log(&server.log).contains("--allow-any-local-path: job inputs and outputs may be any"),

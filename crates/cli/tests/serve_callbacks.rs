@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::jobs::{read_log, wait_until};
 use common::*;
-use hmac::Mac as _;
+use hmac::{KeyInit as _, Mac as _};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -95,7 +95,9 @@ fn stop(child: &mut Child) {
 }
 
 fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let answer = fresco_testkit::http::post(url).bearer(token).send_json(&body);
+    let answer = fresco_testkit::http::post(url)
+        .bearer(token)
+        .send_json(&body);
     let json = serde_json::from_slice(&answer.body).unwrap_or_default();
     (answer.status, json)
 }

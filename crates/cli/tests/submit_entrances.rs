@@ -67,7 +67,11 @@ impl Api {
         let answer = fresco_testkit::http::post(&format!("{}/v1/jobs", self.url))
             .bearer(&self.token)
             .send_json(&body);
-        assert!(answer.status >= 400, "the API took the job: {}", answer.text());
+        assert!(
+            answer.status >= 400,
+            "the API took the job: {}",
+            answer.text()
+        );
         let body = answer.json();
         let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
         (answer.status, text("code"), text("message"))

@@ -218,9 +218,7 @@ fn a_fresh_worker_and_server_serve_every_family_at_zero_and_a_job_moves_them() {
     let id = submitted["id"].as_str().unwrap().to_string();
     wait_succeeded(&base, &token, &id, &worker.log);
 
-    let (_, after) = parse(
-        &fresco_testkit::http::get(&worker_url).call().ok().text(),
-    );
+    let (_, after) = parse(&fresco_testkit::http::get(&worker_url).call().ok().text());
     let vintage = "{device=\"cpu\",model=\"vintage\"}";
     assert_eq!(after["fresco_chunks_claimed_total"], 3.0, "{after:?}");
     assert_eq!(after["fresco_chunks_completed_total"], 3.0, "{after:?}");

@@ -502,8 +502,13 @@ impl Registry {
         }
 
         let temp = TempFile::create(&self.cache_dir, name)?;
-        let (got_size, digest) =
-            copy_hashing(response.into_body().into_reader(), &temp, pin.size, &url, &hint)?;
+        let (got_size, digest) = copy_hashing(
+            response.into_body().into_reader(),
+            &temp,
+            pin.size,
+            &url,
+            &hint,
+        )?;
         let expected = content_length.unwrap_or(pin.size).max(pin.size);
         if got_size < expected {
             return Err(RegistryError::Truncated {
@@ -636,8 +641,15 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(hex::encode(hasher.finalize())),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

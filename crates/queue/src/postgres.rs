@@ -152,7 +152,7 @@ impl PgQueue {
         // `Send` (sqlx's own workaround), and callers spawn `connect`.
         let mut conn = pool.acquire().await.map_err(open_error)?;
         sqlx::migrate!("./migrations/postgres")
-            .run_direct(&mut *conn)
+            .run_direct(None, &mut *conn, false)
             .await?;
         drop(conn);
         Ok(PgQueue {

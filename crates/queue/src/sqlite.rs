@@ -124,7 +124,7 @@ impl SqliteQueue {
         // `run_direct` with the connection itself: `run`'s generic `Acquire` bound makes
         // this future not `Send` (sqlx's own workaround), and callers spawn `open`.
         sqlx::migrate!("./migrations/sqlite")
-            .run_direct(&mut *tx)
+            .run_direct(None, &mut *tx, false)
             .await?;
         tx.commit().await?;
 
@@ -328,7 +328,7 @@ impl SqliteQueue {
             .replace("{index}", index)
             .replace("{device}", &device);
         let sql = format!("{candidates} {filter} {CLAIM_ORDER}");
-        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(now);
         for job in jobs.unwrap_or_default() {
             query = query.bind(job);
         }

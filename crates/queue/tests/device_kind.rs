@@ -170,7 +170,7 @@ async fn migration_fills_the_column_from_the_spec(db: &Db) {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
         for (n, (id, spec)) in jobs.iter().enumerate() {
-            sqlx::query(&insert(n))
+            sqlx::query(sqlx::AssertSqlSafe(insert(n)))
                 .bind(id)
                 .bind(id)
                 .bind(spec)
@@ -185,7 +185,7 @@ async fn migration_fills_the_column_from_the_spec(db: &Db) {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
         for (n, (id, spec)) in jobs.iter().enumerate() {
-            sqlx::query(&insert(n))
+            sqlx::query(sqlx::AssertSqlSafe(insert(n)))
                 .bind(id)
                 .bind(id)
                 .bind(spec)

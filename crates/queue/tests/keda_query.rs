@@ -452,7 +452,7 @@ async fn counts(db: &Db, queries: &BTreeMap<String, String>) -> (i64, i64) {
     let mut values = Vec::new();
     for deployment in [CPU_WORKERS, GPU_WORKERS] {
         let query = &queries[deployment];
-        let value = sqlx::query_scalar::<_, i64>(query)
+        let value = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.as_str()))
             .fetch_one(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("the KEDA query for {deployment} fails: {e}\n{query}"));

@@ -10,11 +10,9 @@
 //! digest; the labels file it was trained with is used from beside it when no labels are given.
 //! Their files are converted by hand (see the models' README), so none is downloaded.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use fresco_infer::registry::Registry;
-use sha2::{Digest, Sha256};
 
 use crate::card::{CardError, ModelCard};
 
@@ -107,20 +105,6 @@ pub enum LocateError {
     },
 }
 
-/// The sha256 (hex) of a file, streamed.
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
 /// A named model's file and the labels found beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
@@ -150,10 +134,11 @@ impl KnownModel {
                     .join(" or "),
             });
         };
-        let found = file_sha256(path).map_err(|source| LocateError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let found =
+            fresco_infer::registry::sha256_file(path).map_err(|source| LocateError::Read {
+                path: path.clone(),
+                source,
+            })?;
         if found != self.sha256 {
             return Err(LocateError::Digest {
                 name: self.name.into(),
@@ -170,7 +155,6 @@ impl KnownModel {
             labels,
         })
     }
-
 
     /// Where its card is said to come from, in messages and pins.
     pub fn card_path(&self) -> String {
@@ -223,7 +207,10 @@ mod tests {
         std::fs::create_dir(&scoring).unwrap();
         std::fs::write(scoring.join("efficientnet-lite0.onnx"), b"not the model").unwrap();
         let err = lite0.locate(&registry).unwrap_err().to_string();
-        assert!(err.contains(lite0.sha256) && err.contains("not the known"), "{err}");
+        assert!(
+            err.contains(lite0.sha256) && err.contains("not the known"),
+            "{err}"
+        );
         // A bare name that is a file here is the file, not the known model.
         assert_eq!(named_by(Path::new("efficientnet-lite0")), Some(lite0));
         assert_eq!(named_by(Path::new("efficientnet-lite0.onnx")), None);

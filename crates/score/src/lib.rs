@@ -21,7 +21,9 @@ pub mod scorer;
 
 pub use card::{card_beside, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
 pub use detect::{DetectFormat, DetectSpec};
-pub use known::{known_by_name, known_model, named_by, KnownModel, LocateError, Located, KNOWN_MODELS};
+pub use known::{
+    known_by_name, known_model, named_by, KnownModel, LocateError, Located, KNOWN_MODELS,
+};
 pub use parquet_out::schema as parquet_schema;
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{

@@ -147,7 +147,10 @@ fn batch(task: Task, rows: &[Record]) -> Result<RecordBatch, RecordError> {
                         list(
                             DataType::Float32,
                             dets.iter().flat_map(|d| d.keypoints.iter().map(|_| 2)),
-                            floats(dets.iter().flat_map(|d| d.keypoints.iter().flatten().copied())),
+                            floats(
+                                dets.iter()
+                                    .flat_map(|d| d.keypoints.iter().flatten().copied()),
+                            ),
                         ),
                     ),
                 ],

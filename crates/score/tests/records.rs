@@ -50,9 +50,7 @@ fn detections(frame: u64) -> Record {
             score: 0.5 + i as f32 / 10.0,
             bbox: [1.0, 2.0, 3.0 + frame as f32, 4.0],
             // Some with keypoints (as BlazeFace gives), some without: both must survive.
-            keypoints: (0..i * 2)
-                .map(|k| [k as f32, frame as f32 + 0.5])
-                .collect(),
+            keypoints: (0..i * 2).map(|k| [k as f32, frame as f32 + 0.5]).collect(),
         })
         .collect();
     row(frame, Scores::Detections(found))

@@ -987,9 +987,8 @@ async fn https_serves_with_a_certificate_that_clients_verify() {
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
             .build();
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder().tls_config(tls).build(),
-        );
+        let agent =
+            ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build());
         let mut response = agent
             .get(&url)
             .header("Authorization", &format!("Bearer {token}"))

@@ -19,7 +19,7 @@ use common::*;
 use fresco_queue::DeliveryState;
 use fresco_server::outbound::CallbackPolicy;
 use fresco_server::webhook::WebhookSecrets;
-use hmac::Mac as _;
+use hmac::{KeyInit as _, Mac as _};
 use serde_json::{json, Value};
 
 /// The signing secret of these tests, as an operator would write it.

@@ -37,9 +37,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
+use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;

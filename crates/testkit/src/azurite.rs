@@ -4,7 +4,7 @@
 //! otherwise, and fail when `FRESCO_REQUIRE_AZURITE=1` (CI) and they cannot run.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Azurite's well-known development account (public, documented by Microsoft).

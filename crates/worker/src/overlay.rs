@@ -99,7 +99,11 @@ fn draw_boxes(
             y1 - y0
         );
         // Keypoints (BlazeFace's eyes, nose, mouth, ears) as small circles.
-        for p in d.keypoints.iter().filter(|p| p.iter().all(|v| v.is_finite())) {
+        for p in d
+            .keypoints
+            .iter()
+            .filter(|p| p.iter().all(|v| v.is_finite()))
+        {
             let _ = write!(
                 out,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="{:.1}"/>"#,
@@ -220,7 +224,12 @@ mod tests {
     fn keypoints_are_small_circles_in_frame_pixels() {
         let mut face = detection("face", 0.9, [10.0, 10.0, 50.0, 50.0]);
         face.keypoints = vec![[20.0, 25.0], [40.0, 25.0], [f32::NAN, 1.0], [500.0, 30.0]];
-        let doc = parse(&svg(&[1, 2], (100, 60), 640, &Scores::Detections(vec![face])));
+        let doc = parse(&svg(
+            &[1, 2],
+            (100, 60),
+            640,
+            &Scores::Detections(vec![face]),
+        ));
         let centres: Vec<[f64; 2]> = doc
             .named("circle")
             .map(|c| [c.number("cx"), c.number("cy")])
@@ -255,7 +264,8 @@ mod tests {
             assert!(
                 doc.elements
                     .iter()
-                    .all(|e| ["svg", "image", "g", "rect", "circle", "text"].contains(&e.name.as_str())),
+                    .all(|e| ["svg", "image", "g", "rect", "circle", "text"]
+                        .contains(&e.name.as_str())),
                 "{doc:?}"
             );
             assert_eq!(doc.texts.len(), 1, "{doc:?}");

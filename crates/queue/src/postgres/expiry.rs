@@ -82,7 +82,7 @@ pub(super) async fn expire_task(
         "SELECT {HELD_COLUMNS} FROM tasks t JOIN jobs j ON j.id = t.job_id \
          WHERE t.id = $1 AND t.state = 'leased' AND {which} FOR UPDATE OF t"
     );
-    let mut query = sqlx::query_as::<_, HeldRow>(&sql).bind(task);
+    let mut query = sqlx::query_as::<_, HeldRow>(sqlx::AssertSqlSafe(sql)).bind(task);
     if let Some(worker) = worker {
         query = query.bind(worker);
     }

@@ -60,9 +60,9 @@ async fn insert_audit(conn: &mut Conn, entry: &NewAudit<'_>, now: i64) -> Result
 
 /// The token with this id or name, if any.
 async fn token_named(conn: &mut Conn, id_or_name: &str) -> Result<Option<TokenRecord>> {
-    let row: Option<TokenRow> = sqlx::query_as(&format!(
+    let row: Option<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 OR name = $1"
-    ))
+    )))
     .bind(id_or_name)
     .fetch_optional(&mut *conn)
     .await?;
@@ -127,9 +127,9 @@ impl Tokens for Backend {
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+        let rows: Vec<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id"
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(token_record).collect()
@@ -205,10 +205,10 @@ impl Tokens for Backend {
     }
 
     async fn authenticate(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
+        let row: Option<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)"
-        ))
+        )))
         .bind(hash)
         .bind(now_ms())
         .fetch_optional(&self.pool)
@@ -306,10 +306,14 @@ impl OwnedJobs for Backend {
         before_seq: Option<i64>,
     ) -> Result<Vec<JobRecord>> {
         let filter = owned_filter(states, before_seq, "$1");
-        let rows: Vec<JobRow> = sqlx::query_as(&job_select(&filter, NEWEST_FIRST, Some(limit)))
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(job_select(
+            &filter,
+            NEWEST_FIRST,
+            Some(limit),
+        )))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(JobRow::into_record).collect()
     }
 

@@ -125,9 +125,9 @@ impl Jobs for Backend {
 
     async fn retry(&self, job: &str) -> Result<bool> {
         let mut tx = self.write().await?;
-        let found: Option<(String, String)> = sqlx::query_as(&format!(
+        let found: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT state, identity FROM jobs WHERE id = $1 {LOCK_ROW}"
-        ))
+        )))
         .bind(job)
         .fetch_optional(&mut *tx)
         .await?;
@@ -172,9 +172,13 @@ impl Jobs for Backend {
         before_seq: Option<i64>,
     ) -> Result<Vec<JobRecord>> {
         let filter = crate::rows::page_filter(states, before_seq);
-        let rows: Vec<JobRow> = sqlx::query_as(&job_select(&filter, NEWEST_FIRST, Some(limit)))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(job_select(
+            &filter,
+            NEWEST_FIRST,
+            Some(limit),
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(JobRow::into_record).collect()
     }
 
@@ -191,9 +195,9 @@ impl Jobs for Backend {
     }
 
     async fn tasks(&self, job: &str) -> Result<Vec<TaskRecord>> {
-        let rows: Vec<TaskRow> = sqlx::query_as(&format!(
+        let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.job_id = $1 {TASK_ORDER}"
-        ))
+        )))
         .bind(job)
         .fetch_all(&self.pool)
         .await?;
@@ -204,7 +208,7 @@ impl Jobs for Backend {
 impl Backend {
     /// The one job that `filter` (on `jobs j`, with `$1` bound to `value`) finds, if any.
     async fn job_where(&self, filter: &str, value: &str) -> Result<Option<JobRecord>> {
-        let row: Option<JobRow> = sqlx::query_as(&job_select(filter, "", None))
+        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(job_select(filter, "", None)))
             .bind(value)
             .fetch_optional(&self.pool)
             .await?;
@@ -339,13 +343,13 @@ impl Stats for Backend {
         .bind(millis(active_within))
         .fetch_one(&mut *conn)
         .await?;
-        let frames: Vec<FramesRow> = sqlx::query_as(&format!(
+        let frames: Vec<FramesRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT (finished_at / 60000) * 60000 AS minute, worker, \
              CAST(SUM(frame_end - frame_start) AS BIGINT) FROM tasks {DONE_CHUNKS_INDEX} \
              WHERE kind = 'score' AND state = 'done' AND finished_at >= {} - $1 \
              GROUP BY minute, worker ORDER BY minute, worker",
             now!()
-        ))
+        )))
         .bind(millis(history))
         .fetch_all(&mut *conn)
         .await?;

@@ -236,11 +236,11 @@ impl Leases for Backend {
         if !Backend::lock_job(&mut tx, &lease.job_id).await? {
             return Ok(FailOutcome::LeaseLost);
         }
-        let held: Option<HeldRow> = sqlx::query_as(&format!(
+        let held: Option<HeldRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {HELD_COLUMNS} FROM tasks t JOIN jobs j ON j.id = t.job_id \
              WHERE t.id = $1 AND t.state = 'leased' AND t.token = $2 \
              AND j.state IN ('queued', 'running') {LOCK_TASK}"
-        ))
+        )))
         .bind(lease.task_id)
         .bind(&lease.token)
         .fetch_optional(&mut *tx)

@@ -43,7 +43,7 @@ pub(super) async fn expire_leases(
         "SELECT t.id, t.job_id, {HELD_COLUMNS} FROM tasks t JOIN jobs j ON j.id = t.job_id \
          WHERE t.state = 'leased' AND {which}"
     );
-    let query = sqlx::query_as::<_, LeasedRow>(&sql);
+    let query = sqlx::query_as::<_, LeasedRow>(sqlx::AssertSqlSafe(sql));
     let rows = match worker {
         None => query.bind(now),
         Some(w) => query.bind(w.to_string()),

@@ -62,7 +62,7 @@ impl Db {
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}={admin_url}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .unwrap();
@@ -108,9 +108,11 @@ impl Drop for Inner {
             runtime.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
                 // FORCE: queues of a failed check may still hold connections.
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
                 admin.close().await
             })
         })

@@ -113,7 +113,11 @@ fn confirm_subscription(url: &str) -> Result<(), String> {
     // connection goes to those checked.
     let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
     let checked = crate::outbound::check_blocking(&parsed, &Default::default()).map_err(|e| e.0)?;
-    match checked.agent(CONFIRM_TIMEOUT).get(checked.url.as_str()).call() {
+    match checked
+        .agent(CONFIRM_TIMEOUT)
+        .get(checked.url.as_str())
+        .call()
+    {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("answered HTTP {}", response.status().as_u16())),
         Err(e) => Err(e.to_string()),

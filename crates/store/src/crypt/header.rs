@@ -23,7 +23,7 @@
 
 use std::ops::Range;
 
-use chacha20poly1305::aead::stream::NewStream;
+use aead_stream::NewStream;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use hmac::{Hmac, Mac};
 use object_store::path::Path;
@@ -78,7 +78,7 @@ impl ObjectKeys {
             .expect("32 bytes from HKDF-SHA256");
         ObjectKeys {
             cipher: ChaCha20Poly1305::new_from_slice(&object_key).expect("32-byte key"),
-            header_mac: <Hmac<Sha256> as Mac>::new_from_slice(&header_key)
+            header_mac: <Hmac<Sha256> as KeyInit>::new_from_slice(&header_key)
                 .expect("HMAC takes any key length"),
         }
     }
