@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fresco_pipeline::image::{images_in_folder, load_rgb_scaled, ScaledImage};
+use fresco_pipeline::image::{load_rgb_scaled, ScaledImage};
 use fresco_pipeline::output::TempOutput;
 use fresco_pipeline::records::RECORDS_CHUNK_FRAMES;
 use fresco_score::{join_parts, write_part, Frame, RecordFormat, Scorer};
@@ -49,17 +49,7 @@ pub(crate) fn image_inputs(inputs: &[PathBuf]) -> Result<Option<Vec<ImageInput>>
     use fresco_pipeline::image::is_image_path;
     if let [dir] = inputs {
         if dir.is_dir() {
-            let images = images_in_folder(dir)?;
-            if images.is_empty() {
-                return Err(Failure::new(
-                    exit::BAD_INPUT,
-                    format!(
-                        "{}: the folder holds no images ({})",
-                        dir.display(),
-                        fresco_pipeline::image::IMAGE_EXTENSIONS.join(", ")
-                    ),
-                ));
-            }
+            let images = crate::run::folder_images(dir)?;
             return Ok(Some(
                 images
                     .into_iter()

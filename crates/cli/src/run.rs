@@ -635,23 +635,29 @@ pub(crate) fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
     })
 }
 
+/// The images in folder `dir`, sorted by name; a folder with none is a bad input.
+pub(crate) fn folder_images(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let images = images_in_folder(dir)?;
+    if images.is_empty() {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            format!(
+                "{}: the folder holds no images ({})",
+                dir.display(),
+                fresco_pipeline::image::IMAGE_EXTENSIONS.join(", ")
+            ),
+        ));
+    }
+    Ok(images)
+}
+
 /// Pairs each input with its output: one file to a file, or many (or a folder) into a folder.
 fn pair_inputs(args: &RunArgs) -> Result<Vec<Job>, Failure> {
     let out = &args.output;
     let out_is_dir = out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/');
     if args.inputs.len() == 1 && args.inputs[0].is_dir() {
         let dir = &args.inputs[0];
-        let images = images_in_folder(dir)?;
-        if images.is_empty() {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                format!(
-                    "{}: the folder holds no images ({})",
-                    dir.display(),
-                    fresco_pipeline::image::IMAGE_EXTENSIONS.join(", ")
-                ),
-            ));
-        }
+        let images = folder_images(dir)?;
         ensure_dir(out)?;
         return Ok(images
             .into_iter()

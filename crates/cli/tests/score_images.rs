@@ -18,16 +18,6 @@ use common::jobs::{read_log, sqlite_queue, wait_exit};
 use common::scoring::*;
 use common::*;
 
-/// The queue and work folder of one test (not shared with the others).
-fn queue_flags(dir: &Path) -> Vec<String> {
-    vec![
-        "--db".into(),
-        format!("sqlite://{}?mode=rwc", dir.join("queue.db").display()),
-        "--work-dir".into(),
-        dir.join("work").display().to_string(),
-    ]
-}
-
 fn run_in(dir: &Path, args: &[&str]) -> Out {
     let mut all: Vec<String> = vec!["run".into()];
     all.extend(args.iter().map(|a| a.to_string()));
@@ -426,26 +416,7 @@ fn records_in_a_store(dir: &Path, base: &str) {
     let Some(models) = scoring_models() else {
         return;
     };
-    let clip = dir.join("dog.mp4");
-    ffmpeg(
-        &[
-            "-loop",
-            "1",
-            "-i",
-            models.join("dog.jpg").to_str().unwrap(),
-            "-t",
-            "1",
-            "-r",
-            "10",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "10",
-            "-pix_fmt",
-            "yuv444p",
-        ],
-        &clip,
-    );
+    let clip = dog_clip(dir, &models, 10);
     let clip_url = format!("{base}/in/dog.mp4");
     common::objects::upload(&clip_url, &clip);
     let model = models.join("yolov3-tiny-416.onnx");

@@ -31,16 +31,6 @@ fn clip(dir: &Path, seconds: u32) -> PathBuf {
     input
 }
 
-/// The queue and work folder of one test (not shared with the others).
-fn queue_flags(dir: &Path) -> Vec<String> {
-    vec![
-        "--db".into(),
-        format!("sqlite://{}?mode=rwc", dir.join("queue.db").display()),
-        "--work-dir".into(),
-        dir.join("work").display().to_string(),
-    ]
-}
-
 fn run_records(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Out {
     let mut all: Vec<String> = vec!["run".into()];
     all.extend(args.iter().map(|a| a.to_string()));
@@ -192,31 +182,6 @@ fn classifier_writes_parquet_every_fifth_frame() {
     }
 }
 
-/// Darknet's dog picture (768x576) as a one-second clip at 25 frames/s.
-fn dog_clip(dir: &Path, models: &Path) -> PathBuf {
-    let input = dir.join("dog.mp4");
-    ffmpeg(
-        &[
-            "-loop",
-            "1",
-            "-i",
-            models.join("dog.jpg").to_str().unwrap(),
-            "-t",
-            "1",
-            "-r",
-            "25",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "10",
-            "-pix_fmt",
-            "yuv444p",
-        ],
-        &input,
-    );
-    input
-}
-
 /// yolov3-tiny over `input` at its first frame (`--every 25`), to `objects.jsonl` in `dir`:
 /// the rows, and the `--json` summary.
 fn detect_first_frame(
@@ -258,7 +223,7 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let input = dog_clip(dir.path(), &models);
+    let input = dog_clip(dir.path(), &models, 25);
     let (rows, _) = detect_first_frame(dir.path(), &models, &input);
     assert_eq!(rows.len(), 1, "one sampled frame");
     assert_readme_boxes(&detection_boxes(&rows[0]));
@@ -336,7 +301,7 @@ fn a_scored_detection_job_has_a_preview_with_its_boxes_drawn_and_its_rows_counte
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let input = dog_clip(dir.path(), &models);
+    let input = dog_clip(dir.path(), &models, 25);
     let (rows, json) = detect_first_frame(dir.path(), &models, &input);
     assert_eq!(rows.len(), 1, "one sampled frame");
     let job = json["outputs"][0]["job"].as_str().expect("the job's id");

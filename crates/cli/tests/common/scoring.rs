@@ -104,3 +104,38 @@ pub fn assert_readme_boxes(found: &[(String, [f64; 4])]) {
         assert!(err <= 8.0, "{label}: {got:?}, README says {want:?}");
     }
 }
+
+/// The queue and work folder of one test (not shared with the others).
+pub fn queue_flags(dir: &Path) -> Vec<String> {
+    vec![
+        "--db".into(),
+        format!("sqlite://{}?mode=rwc", dir.join("queue.db").display()),
+        "--work-dir".into(),
+        dir.join("work").display().to_string(),
+    ]
+}
+
+/// Darknet's dog picture (768x576) as `dir/dog.mp4`, one second at `rate` frames/s.
+pub fn dog_clip(dir: &Path, models: &Path, rate: u32) -> PathBuf {
+    let input = dir.join("dog.mp4");
+    super::ffmpeg(
+        &[
+            "-loop",
+            "1",
+            "-i",
+            models.join("dog.jpg").to_str().unwrap(),
+            "-t",
+            "1",
+            "-r",
+            &rate.to_string(),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv444p",
+        ],
+        &input,
+    );
+    input
+}

@@ -36,38 +36,12 @@ pub(super) fn assemble(
         );
     }
     let output = plan.video.output.clone();
-    if let Some(identity) = lease
-        .checkpoint
-        .as_deref()
-        .and_then(|c| c.strip_prefix(PUBLISHING))
-    {
-        if file_identity(&output).as_deref() == Some(identity) {
-            // A previous holder moved the output into place and died before recording it: the
-            // file there is that very file (same device and inode).
-            return Ok(TaskOutput::Assembled { output });
-        }
+    if published_before(lease, &output) {
+        return Ok(TaskOutput::Assembled { output });
     }
     // The other streams are copied from the input: this worker's copy of a remote one.
     remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
-    let handle = tokio::runtime::Handle::current();
-    let mut before_publish = |temp: &Path| -> Result<(), RunError> {
-        // Last chance to back out: a canceled job or a lost lease publishes nothing. The
-        // checkpoint names the file about to be published, which a rename keeps.
-        let identity = file_identity(temp).unwrap_or_default();
-        let status = handle
-            .block_on(
-                ctx.queue
-                    .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
-            )
-            .map_err(|e| RunError::OutputUnwritable {
-                path: output.clone(),
-                reason: format!("the job queue is unavailable: {e}"),
-            })?;
-        if status == LeaseStatus::Lost || task.is_canceled() {
-            return Err(RunError::Canceled);
-        }
-        Ok(())
-    };
+    let mut before_publish = |temp: &Path| checkpoint_publishing(ctx, task, &output, temp);
     let published = chunk::assemble(
         &ctx.tools,
         &plan,
@@ -78,6 +52,41 @@ pub(super) fn assemble(
     )
     .map_err(TaskFailure::from_run)?;
     Ok(TaskOutput::Assembled { output: published })
+}
+
+/// Whether a previous holder of this lease moved the output into place and died before
+/// recording it: the file there is the very file its checkpoint names (same device and inode).
+pub(super) fn published_before(lease: &fresco_queue::TaskLease, output: &Path) -> bool {
+    lease
+        .checkpoint
+        .as_deref()
+        .and_then(|c| c.strip_prefix(PUBLISHING))
+        .is_some_and(|identity| file_identity(output).as_deref() == Some(identity))
+}
+
+/// The last chance to back out, just before `temp` is moved to `output`: the checkpoint names
+/// the file about to be published (a rename keeps its identity), and a canceled job or a lost
+/// lease publishes nothing.
+pub(super) fn checkpoint_publishing(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    output: &Path,
+    temp: &Path,
+) -> Result<(), RunError> {
+    let identity = file_identity(temp).unwrap_or_default();
+    let status = tokio::runtime::Handle::current()
+        .block_on(
+            ctx.queue
+                .checkpoint(task.lease, &format!("{PUBLISHING}{identity}")),
+        )
+        .map_err(|e| RunError::OutputUnwritable {
+            path: output.to_path_buf(),
+            reason: format!("the job queue is unavailable: {e}"),
+        })?;
+    if status == LeaseStatus::Lost || task.is_canceled() {
+        return Err(RunError::Canceled);
+    }
+    Ok(())
 }
 
 /// "DEVICE:INODE" of a file, which survives a rename.

@@ -13,7 +13,6 @@ use fresco_core::ModelChoice;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_records};
 use fresco_pipeline::{FailureClass, RunError};
-use fresco_queue::LeaseStatus;
 use fresco_score::{
     join_parts, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
 };
@@ -21,7 +20,7 @@ use fresco_score::{
 use super::{job_plan, Task, TaskContext};
 use crate::spec::JobSpec;
 use crate::worker::remote::LocalOutput;
-use crate::worker::{remote, system, TaskFailure, TaskOutput, PUBLISHING};
+use crate::worker::{remote, system, TaskFailure, TaskOutput};
 
 /// A scorer loaded for a job's pinned model, card and labels.
 pub(in crate::worker) struct LoadedScorer {
@@ -391,35 +390,13 @@ pub(super) fn assemble(
         let url = url.map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Output))?;
         return remote::publish_to_object(ctx, lease, spec, &url, task.cancel, &mut joined);
     }
-    if let Some(identity) = lease
-        .checkpoint
-        .as_deref()
-        .and_then(|c| c.strip_prefix(PUBLISHING))
-    {
-        if super::assemble::file_identity(&output).as_deref() == Some(identity) {
-            return Ok(TaskOutput::Assembled { output });
-        }
+    if super::assemble::published_before(lease, &output) {
+        return Ok(TaskOutput::Assembled { output });
     }
     joined.prepare()?;
     let temp = fresco_pipeline::chunk::partial_path(&output);
-    let mut before_publish = |temp: &Path| -> Result<(), RunError> {
-        // Last chance to back out: a canceled job or a lost lease publishes nothing.
-        let identity = super::assemble::file_identity(temp).unwrap_or_default();
-        let handle = tokio::runtime::Handle::current();
-        let status = handle
-            .block_on(
-                ctx.queue
-                    .checkpoint(lease, &format!("{PUBLISHING}{identity}")),
-            )
-            .map_err(|e| RunError::OutputUnwritable {
-                path: output.clone(),
-                reason: format!("the job queue is unavailable: {e}"),
-            })?;
-        if status == LeaseStatus::Lost || task.is_canceled() {
-            return Err(RunError::Canceled);
-        }
-        Ok(())
-    };
+    let mut before_publish =
+        |temp: &Path| super::assemble::checkpoint_publishing(ctx, task, &output, temp);
     joined.write(&temp, &mut before_publish)?;
     if !spec.options.overwrite && output.exists() {
         let _ = std::fs::remove_file(&temp);
