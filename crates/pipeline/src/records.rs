@@ -270,7 +270,6 @@ pub fn decode_sampled(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let mut buffer = vec![0u8; width as usize * height as usize * 3];
     let mut errors = Some(errors);
     let mut ffmpeg_said = || {
         errors
@@ -279,33 +278,61 @@ pub fn decode_sampled(
             .map(|t| t.trim().to_string())
             .unwrap_or_default()
     };
+    // Frames are read ahead in their own thread, so that ffmpeg decodes the next ones while the
+    // model scores this one (the pipe alone holds a fifth of a 455x256 frame); buffers go back
+    // to the reader once the caller is done with them.
+    let frame_len = width as usize * height as usize * 3;
+    let wanted = picks.len();
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(READ_AHEAD);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        for _ in 0..wanted {
+            let mut buffer = free_rx.try_recv().unwrap_or_else(|_| vec![0u8; frame_len]);
+            let read = stdout.read_exact(&mut buffer).map(|()| buffer);
+            let failed = read.is_err();
+            if frames_tx.send(read).is_err() || failed {
+                return;
+            }
+        }
+    });
     let mut got = 0usize;
     let result = (|| {
         for &index in picks {
-            if cancel.load(Ordering::SeqCst) {
-                return Err(RunError::Canceled);
-            }
-            if let Err(e) = stdout.read_exact(&mut buffer) {
+            let next = loop {
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(RunError::Canceled);
+                }
+                match frames_rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(next) => break next,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        break Err(std::io::ErrorKind::UnexpectedEof.into())
+                    }
+                }
+            };
+            let buffer = next.map_err(|e| {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(RunError::Decode {
+                RunError::Decode {
                     path: video.input.clone(),
                     reason: format!(
                         "ffmpeg gave {got} of {} sampled frames (up to frame {last}): {e} {}",
                         picks.len(),
                         ffmpeg_said()
                     ),
-                });
-            }
+                }
+            })?;
             got += 1;
             frame(index, &buffer)?;
+            let _ = free_tx.send(buffer);
         }
         Ok(())
     })();
+    drop(frames_rx);
     if result.is_err() {
         let _ = child.kill();
     }
-    drop(stdout);
+    let _ = reader.join();
     let status = child.wait();
     let text = ffmpeg_said();
     result?;
@@ -328,6 +355,9 @@ pub fn picks_in(picked: &[u64], range: FrameRange) -> &[u64] {
     let to = picked.partition_point(|&n| n < range.end);
     &picked[from..to]
 }
+
+/// Frames a records decoder reads ahead of the model.
+const READ_AHEAD: usize = 4;
 
 /// A pick window: the values of the select variable from (inclusive) to (exclusive); `None`:
 /// open on that side.
