@@ -283,7 +283,8 @@ pub fn decode_sampled(
     // to the reader once the caller is done with them.
     let frame_len = width as usize * height as usize * 3;
     let wanted = picks.len();
-    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(READ_AHEAD);
+    let (frames_tx, frames_rx) =
+        std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(READ_AHEAD);
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         for _ in 0..wanted {
