@@ -329,12 +329,12 @@ fn on_event(tally: &Mutex<Tally>, bar: &ProgressBar, chatty: bool, event: Worker
         WorkerEvent::ChunkDone {
             job,
             chunk,
-            frames,
+            span,
             model_seconds,
             ..
         } => {
             t.in_flight.remove(&(job.clone(), chunk));
-            *t.done.entry(job.clone()).or_default() += frames;
+            *t.done.entry(job.clone()).or_default() += span;
             *t.model_seconds.entry(job).or_default() += model_seconds;
         }
         WorkerEvent::ChunkAbandoned { job, chunk } => {

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use fresco_pipeline::image::{load_rgb_scaled, ScaledImage};
 use fresco_pipeline::output::TempOutput;
-use fresco_pipeline::records::RECORDS_CHUNK_FRAMES;
 use fresco_score::{join_parts, write_part, Frame, RecordFormat, Scorer};
 use fresco_submit::{ModelSource, ScoringAsk, Submission};
 use fresco_worker::StopSignal;
@@ -210,7 +209,7 @@ pub(crate) fn score_images(
             .map_err(|e| Failure::new(exit::MODEL, format!("{}: {e}", batch[0].path.display())))?;
         model_seconds += scoring_started.elapsed().as_secs_f64();
         rows.extend(scored);
-        if rows.len() as u64 >= RECORDS_CHUNK_FRAMES {
+        if rows.len() >= ROWS_PER_PART {
             parts.push(part(format, task, &mut rows)?);
         }
         if !args.quiet {
@@ -234,6 +233,9 @@ pub(crate) fn score_images(
     };
     Ok((model, outcome))
 }
+
+/// Rows held in memory before they are written as a part: a folder's rows are never all held.
+const ROWS_PER_PART: usize = 250;
 
 /// `rows` written as one part (and taken).
 fn part(

@@ -63,7 +63,10 @@ pub struct PinnedText {
 }
 
 /// Which frames are scored: every `every`-th frame of the decode order, or `fps` frames a
-/// second (the first frame at or after each multiple of `1/fps`); neither: every frame.
+/// second; neither: every frame. For `fps`, slot `k` is at `k/fps` seconds after the first
+/// frame, and each slot takes the first frame whose time is at or after it; a frame is taken
+/// once, so a gap that spans several slots gives one frame (the one after it). This holds for
+/// variable-rate inputs as well: the picks follow the timestamps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]

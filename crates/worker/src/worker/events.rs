@@ -35,7 +35,10 @@ pub enum WorkerEvent {
     ChunkDone {
         job: String,
         chunk: u32,
+        /// Frames scored: every frame of a video chunk, the sampled ones of a records chunk.
         frames: u64,
+        /// Frames of the input the chunk covers (the job's progress is counted in these).
+        span: u64,
         reused: bool,
         model_seconds: f64,
     },

@@ -332,6 +332,7 @@ impl Worker {
                     job: job.clone(),
                     chunk,
                     frames,
+                    span: lease.frames.len(),
                     reused,
                     model_seconds,
                 })

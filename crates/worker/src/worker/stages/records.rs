@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use fresco_core::scoring::ScoringSpec;
 use fresco_core::ModelChoice;
 use fresco_infer::EngineOptions;
-use fresco_pipeline::records::{decode_sampled, frame_seconds, picks_in, plan_records};
+use fresco_pipeline::records::{
+    decode_sampled, frame_seconds, picks_in, plan_records, RecordsSizing,
+};
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_score::{
     join_parts, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
@@ -167,24 +169,54 @@ pub(super) fn plan(
         .check()
         .map_err(|e| TaskFailure::permanent(e, FailureClass::BadInput))?;
     // The model is loaded first: one that cannot be scored fails the job before any chunk.
-    ensure_scorer(ctx, spec, slot)?;
+    let scorer = ensure_scorer(ctx, spec, slot)?;
+    let sizing = match spec.chunk_frames {
+        Some(frames) => RecordsSizing::Frames(frames),
+        None => RecordsSizing::Sampled {
+            sampling: &scoring(spec)?.sampling,
+            seconds_per_frame: time_one_frame(scorer, ctx.stages.batch)?,
+        },
+    };
     let input = remote::local_input(ctx, job, spec)?;
     // An object output is planned as a file in scratch (after checking that the object may be
     // written); the plan records its URL.
     let output = remote::plan_output(ctx, job, spec)?;
-    let plan = plan_records(
-        &ctx.tools,
-        &input,
-        &output,
-        &spec.options,
-        spec.chunk_frames,
-    )
-    .map_err(TaskFailure::from_run)?;
+    let plan = plan_records(&ctx.tools, &input, &output, &spec.options, sizing)
+        .map_err(TaskFailure::from_run)?;
     let mut plan = plan;
     remote::record_locations(&mut plan, spec);
     Ok(TaskOutput::Planned {
         plan: Box::new(plan),
     })
+}
+
+/// Seconds of model time a scored frame takes on this machine, for sizing chunks: a batch of
+/// grey frames at the model's size, timed after a warm-up batch.
+fn time_one_frame(scorer: &mut Scorer, batch: usize) -> Result<f64, TaskFailure> {
+    let per_call = scorer.batch(batch);
+    let (w, h) = scorer.scaled_size(1280, 720);
+    let rgb = vec![128u8; w as usize * h as usize * 3];
+    let frame = Frame {
+        rgb: &rgb,
+        width: w,
+        height: h,
+        frame_width: 1280,
+        frame_height: 720,
+        source: "",
+        index: 0,
+        pts: 0,
+        time: 0.0,
+    };
+    let frames = vec![frame; per_call];
+    let mut seconds = 0.0;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        scorer
+            .score(&frames)
+            .map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Model))?;
+        seconds = started.elapsed().as_secs_f64() / per_call as f64;
+    }
+    Ok(seconds)
 }
 
 /// The job's sampled frames, as decode-order indices.
@@ -202,17 +234,17 @@ pub(super) fn score(
     let lease = task.lease;
     let mut plan = job_plan(lease)?;
     let format = format_of(spec)?;
+    let all = sampled(spec, &plan)?;
+    let picks = picks_in(&all, lease.frames);
     let Some(out) = super::score::chunk_target(ctx, lease)? else {
         return Ok(TaskOutput::Scored {
-            frames: lease.frames.len(),
+            frames: picks.len() as u64,
             reused: true,
             model_seconds: 0.0,
         });
     };
     remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
     task.progress.tick();
-    let all = sampled(spec, &plan)?;
-    let picks = picks_in(&all, lease.frames);
     let batch_size = ctx.stages.batch;
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let per_call = scorer.batch(batch_size);
@@ -255,38 +287,60 @@ pub(super) fn score(
     };
     let events = ctx.stages.events.clone();
     let mut score_error = None;
-    let decoded = decode_sampled(
-        &ctx.tools,
-        &plan,
-        picks,
-        (sw, sh),
-        task.cancel,
-        &mut |index, rgb| {
-            task.progress.tick();
-            faults.after_frame();
-            pending.push((index, rgb.to_vec()));
-            if pending.len() >= per_call {
-                if let Err(e) = flush(&mut pending, scorer, &mut rows) {
-                    score_error = Some(e);
-                    return Err(RunError::Canceled);
+    let mut decode_by = |by_number: bool,
+                         pending: &mut Vec<(u64, Vec<u8>)>,
+                         rows: &mut Vec<fresco_score::Record>| {
+        pending.clear();
+        rows.clear();
+        let decoded = decode_sampled(
+            &ctx.tools,
+            &plan,
+            lease.frames,
+            picks,
+            (sw, sh),
+            by_number,
+            task.cancel,
+            &mut |index, rgb| {
+                task.progress.tick();
+                faults.after_frame();
+                pending.push((index, rgb.to_vec()));
+                if pending.len() >= per_call {
+                    if let Err(e) = flush(pending, scorer, rows) {
+                        score_error = Some(e);
+                        return Err(RunError::Canceled);
+                    }
+                    if let Some(sink) = &events {
+                        sink(crate::worker::WorkerEvent::Frames {
+                            job: lease.job_id.clone(),
+                            chunk: lease.chunk,
+                            done: index + 1 - lease.frames.start,
+                        });
+                    }
                 }
-                if let Some(sink) = &events {
-                    sink(crate::worker::WorkerEvent::Frames {
-                        job: lease.job_id.clone(),
-                        chunk: lease.chunk,
-                        done: index + 1 - lease.frames.start,
-                    });
-                }
-            }
-            Ok(())
-        },
-    );
-    let decoded = decoded.and_then(|()| {
-        flush(&mut pending, scorer, &mut rows).map_err(|e| {
-            score_error = Some(e);
-            RunError::Canceled
+                Ok(())
+            },
+        );
+        decoded.and_then(|()| {
+            flush(pending, scorer, rows).map_err(|e| {
+                score_error = Some(e);
+                RunError::Canceled
+            })
         })
-    });
+    };
+    // After a reported error, count frames from the start instead of seeking: exact for any
+    // input, whatever its index or timestamps. A seek that missed frames is caught by the count
+    // of frames the decoder gave (each pick is kept by its time, never a neighbour).
+    let by_number = lease.attempts > 0;
+    let decoded = match decode_by(by_number, &mut pending, &mut rows) {
+        Err(RunError::Decode { .. }) if !by_number && !task.is_canceled() => {
+            tracing::info!(
+                "chunk {}: seeking missed frames; decoding from the start instead",
+                lease.chunk
+            );
+            decode_by(true, &mut pending, &mut rows)
+        }
+        other => other,
+    };
     if let Some(e) = score_error {
         // The outputs of a real call did not fit the plan: the same on every try.
         return Err(TaskFailure::permanent(e.to_string(), FailureClass::Model));
@@ -324,7 +378,7 @@ pub(super) fn score(
         );
     }
     Ok(TaskOutput::Scored {
-        frames: lease.frames.len(),
+        frames: picks.len() as u64,
         reused: false,
         model_seconds,
     })
