@@ -232,36 +232,15 @@ fn detector_finds_the_dog_the_car_and_the_bicycle() {
 /// The dashboard, served over HTTP from `queue_url` as `fresco serve` serves it, signed in as a
 /// viewer: GETs a path and returns (status, content type, body).
 struct Dashboard {
-    runtime: tokio::runtime::Runtime,
-    queue: std::sync::Arc<dyn fresco_queue::Queue>,
-    base: String,
+    api: common::api::Api,
     cookie: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Dashboard {
     fn open(queue_url: &str) -> Dashboard {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (queue, base, token) = runtime.block_on(async {
-            let queue = fresco_queue::open(queue_url).await.unwrap();
-            let viewer = fresco_queue::NewToken {
-                name: "viewer".into(),
-                role: fresco_queue::Role::Viewer,
-                expires_at_ms: None,
-            };
-            let token = queue.create_token(&viewer, None).await.unwrap().secret;
-            let factory = fresco_server::LocalJobFactory::default().allow_download(false);
-            let state = fresco_server::AppState::new(queue.clone(), std::sync::Arc::new(factory));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(fresco_server::serve(listener, state, async {
-                let _ = stopped.await;
-            }));
-            (queue, format!("http://{addr}"), token)
-        });
-        let session = fresco_testkit::http::post(&format!("{base}/v1/session"))
-            .bearer(&token)
+        let api = common::api::Api::open(queue_url, fresco_queue::Role::Viewer);
+        let session = fresco_testkit::http::post(&format!("{}/v1/session", api.url))
+            .bearer(&api.token)
             .call()
             .ok();
         let cookie = session
@@ -269,17 +248,11 @@ impl Dashboard {
             .and_then(|c| c.split(';').next())
             .expect("a session cookie")
             .to_string();
-        Dashboard {
-            runtime,
-            queue,
-            base,
-            cookie,
-            _stop: stop,
-        }
+        Dashboard { api, cookie }
     }
 
     fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
-        let answer = fresco_testkit::http::get(&format!("{}{path}", self.base))
+        let answer = fresco_testkit::http::get(&format!("{}{path}", self.api.url))
             .header("Cookie", &self.cookie)
             .call();
         // The media type without its parameters (`; charset=...`).
@@ -316,8 +289,9 @@ fn a_scored_detection_job_has_a_preview_with_its_boxes_drawn_and_its_rows_counte
     );
     assert_eq!(detail["preview"]["frame"], 0, "{detail:#}");
     let stored = dashboard
+        .api
         .runtime
-        .block_on(dashboard.queue.preview(job))
+        .block_on(dashboard.api.queue.preview(job))
         .unwrap()
         .expect("a saved preview");
     assert_eq!(stored.mime, "image/svg+xml");
@@ -598,60 +572,6 @@ fn bad_scoring_inputs_are_refused_before_anything_is_queued() {
     }
 }
 
-/// The message of the CLI's `error: ...` line.
-fn cli_message(out: &Out) -> String {
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error"))
-        .unwrap_or_else(|| panic!("no error line:\n{}", out.dump()));
-    line.trim_start_matches("error:").trim().to_string()
-}
-
-/// An API over its own SQLite queue in this process (as `fresco serve` makes it); returns the
-/// refusal's (status, code, message) of each body.
-fn api_refusals(dir: &Path, bodies: &[serde_json::Value]) -> Vec<(u16, String, String)> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (url, token) = runtime.block_on(async {
-        let queue = fresco_queue::open(&format!("sqlite://{}", dir.join("api.db").display()))
-            .await
-            .unwrap();
-        let submitter = fresco_queue::NewToken {
-            name: "submitter".into(),
-            role: fresco_queue::Role::Submitter,
-            expires_at_ms: None,
-        };
-        let token = queue.create_token(&submitter, None).await.unwrap().secret;
-        let factory = fresco_server::LocalJobFactory::default().allow_download(false);
-        let state = fresco_server::AppState::new(queue, std::sync::Arc::new(factory));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(fresco_server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        (format!("http://{addr}"), token)
-    });
-    let refusals = bodies
-        .iter()
-        .map(|body| {
-            let answer = fresco_testkit::http::post(&format!("{url}/v1/jobs"))
-                .bearer(&token)
-                .send_json(body);
-            assert!(
-                answer.status >= 400,
-                "the API took the job {body}: {}",
-                answer.text()
-            );
-            let body = answer.json();
-            let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
-            (answer.status, text("code"), text("message"))
-        })
-        .collect();
-    let _ = stop.send(());
-    refusals
-}
-
 #[test]
 fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
     let Some(models) = scoring_models() else {
@@ -718,7 +638,7 @@ fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
         args.extend(["--db", &db]);
         let cli = fresco(&args);
         assert_ne!(cli.code, Some(0), "{flags:?}: {}", cli.dump());
-        let message = cli_message(&cli);
+        let message = common::api::cli_message(&cli);
         assert!(
             message.contains(words),
             "{flags:?}: expected '{words}' in {message}"
@@ -732,8 +652,8 @@ fn jobs_submit_and_the_api_refuse_bad_scoring_in_the_same_words() {
             "scoring": scoring,
         }));
     }
-    for ((status, code, message), cli) in
-        api_refusals(dir.path(), &bodies).into_iter().zip(&messages)
+    let api = common::api::Api::submitter(dir.path());
+    for ((status, code, message), cli) in bodies.iter().map(|body| api.refuse(body)).zip(&messages)
     {
         assert!((400..500).contains(&status), "{code}: {status}");
         assert_eq!(&message, cli, "{code}: the two entrances disagree");

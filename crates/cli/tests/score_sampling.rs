@@ -8,26 +8,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::scoring::jsonl_rows;
 use common::*;
 
 /// `$FRESCO_MODEL_DIR/scoring/efficientnet-lite0.onnx`, or why not.
 fn classifier() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("FRESCO_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("skipping: FRESCO_MODEL_DIR not set (point it at ../shared/models, which holds scoring/)");
-        return None;
-    };
-    let mut dir = PathBuf::from(dir);
-    if dir.is_relative() {
-        dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir);
-    }
-    let model = dir.join("scoring/efficientnet-lite0.onnx");
-    if !model.is_file() {
-        eprintln!("skipping: {} is missing", model.display());
-        return None;
-    }
-    Some(model)
+    common::scoring::scoring_models().map(|dir| dir.join("efficientnet-lite0.onnx"))
 }
 
 /// `fresco run INPUT -o OUT --model MODEL --task classify ARGS` with a queue of its own in
@@ -60,41 +46,10 @@ fn classify(
     fresco_env(all, env).ok().json()
 }
 
-fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 /// The frame index and time of each row.
 fn frames_and_times(rows: &[serde_json::Value]) -> Vec<(u64, f64)> {
     rows.iter()
         .map(|r| (r["frame"].as_u64().unwrap(), r["time"].as_f64().unwrap()))
-        .collect()
-}
-
-/// Every frame's time in seconds, as ffprobe reads them (presentation order).
-fn ffprobe_frame_times(input: &Path) -> Vec<f64> {
-    let out = tool_bytes(
-        "ffprobe",
-        &[
-            s("-v"),
-            s("error"),
-            s("-select_streams"),
-            s("v:0"),
-            s("-show_entries"),
-            s("frame=pts_time"),
-            s("-of"),
-            s("csv=p=0"),
-            p(input),
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().trim_end_matches(',').parse::<f64>().unwrap())
         .collect()
 }
 
@@ -215,7 +170,7 @@ fn fps_on_a_variable_rate_clip_picks_the_first_frame_of_each_slot() {
         ],
         &input,
     );
-    let times = ffprobe_frame_times(&input);
+    let times = frame_times(&input);
     assert_eq!(times.len(), 200);
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(

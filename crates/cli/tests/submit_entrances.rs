@@ -5,87 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
+use common::api::{cli_message, Api};
 use common::jobs::sqlite_queue;
 use common::*;
-
-/// The message of the CLI's `error: ...` line.
-fn cli_message(out: &Out) -> String {
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error"))
-        .unwrap_or_else(|| panic!("no error line:\n{}", out.dump()));
-    line.trim_start_matches("error:").trim().to_string()
-}
-
-/// A `fresco serve`-like API over its own SQLite queue, in this process, with the server's
-/// default checks (no downloads: the test never reaches the network).
-struct Api {
-    url: String,
-    /// A submitter's token.
-    token: String,
-    runtime: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Api {
-    fn start(dir: &Path) -> Api {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (url, token) = runtime.block_on(async {
-            let queue = fresco_queue::open(&format!("sqlite://{}", dir.join("api.db").display()))
-                .await
-                .unwrap();
-            let submitter = fresco_queue::NewToken {
-                name: "submitter".into(),
-                role: fresco_queue::Role::Submitter,
-                expires_at_ms: None,
-            };
-            let token = queue.create_token(&submitter, None).await.unwrap().secret;
-            let factory = fresco_server::LocalJobFactory::default().allow_download(false);
-            let state = fresco_server::AppState::new(queue, Arc::new(factory));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(fresco_server::serve(listener, state, async {
-                let _ = stopped.await;
-            }));
-            (format!("http://{addr}"), token)
-        });
-        Api {
-            url,
-            token,
-            runtime,
-            stop: Some(stop),
-        }
-    }
-
-    /// The refusal's (status, code, message).
-    fn refuse(&self, body: serde_json::Value) -> (u16, String, String) {
-        let answer = fresco_testkit::http::post(&format!("{}/v1/jobs", self.url))
-            .bearer(&self.token)
-            .send_json(&body);
-        assert!(
-            answer.status >= 400,
-            "the API took the job: {}",
-            answer.text()
-        );
-        let body = answer.json();
-        let text = |key: &str| body["error"][key].as_str().unwrap_or_default().to_string();
-        (answer.status, text("code"), text("message"))
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = &self.runtime;
-    }
-}
 
 #[test]
 fn the_cli_and_the_api_refuse_the_same_inputs_in_the_same_words() {
@@ -102,7 +24,7 @@ fn the_cli_and_the_api_refuse_the_same_inputs_in_the_same_words() {
     let missing = dir.path().join("missing.mp4");
     let out = dir.path().join("out.mp4");
     let queue = sqlite_queue(dir.path());
-    let api = Api::start(dir.path());
+    let api = Api::submitter(dir.path());
 
     // (input, output, precision, the API's code, the CLI's exit code)
     let cases = [
@@ -130,7 +52,7 @@ fn the_cli_and_the_api_refuse_the_same_inputs_in_the_same_words() {
         if let Some(precision) = precision {
             body["precision"] = precision.into();
         }
-        let (status, api_code, api_message) = api.refuse(body);
+        let (status, api_code, api_message) = api.refuse(&body);
         assert!((400..500).contains(&status), "{code}: {status}");
         assert_eq!(api_code, code);
         assert_eq!(

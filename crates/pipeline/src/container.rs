@@ -197,17 +197,8 @@ pub fn check_frame_order(plan: &VideoSettings, pts: &[i64]) -> Result<(), RunErr
 /// do, instead of when the scored chunks are joined.
 pub fn check_video_encoder(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     let scratch = crate::video::scratch_file(&plan.output)?;
-    let mut args: Vec<OsString> = [
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-    ]
-    .map(OsString::from)
-    .to_vec();
+    let mut args = crate::ffmpeg_quiet();
+    args.extend(["-y", "-f", "lavfi"].map(OsString::from));
     args.extend([
         OsString::from("-i"),
         // A source of the frames the encoder gets: the model's size, in the pipes' format.

@@ -179,9 +179,7 @@ pub fn sampled_decoder_args(
     by_number: bool,
 ) -> Vec<OsString> {
     let video = &plan.video;
-    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-v", "error"]
-        .map(Into::into)
-        .to_vec();
+    let mut args = crate::ffmpeg_quiet();
     let select = match chunk_window(plan, range, by_number) {
         FrameWindow::Numbers { .. } => {
             let windows: Vec<Window> = runs(picks)

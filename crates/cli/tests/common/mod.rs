@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+pub mod api;
 pub mod jobs;
 pub mod objects;
 pub mod scoring;
