@@ -157,6 +157,10 @@ pub struct ModelArgs {
     /// Never download a model; fail with where to put it instead.
     #[arg(long)]
     pub no_download: bool,
+    /// An image model's card (`--model-card`, or the one beside the model file), read by
+    /// [`ModelArgs::read_image_card`]: applied when the model is loaded and pinned in its jobs.
+    #[arg(skip)]
+    pub image_card: Option<fresco_core::ImageCard>,
 }
 
 impl ModelArgs {
@@ -177,6 +181,28 @@ impl ModelArgs {
             precision: self.precision,
             ..EngineOptions::default()
         }
+        .with_card(self.image_card.as_ref())
+    }
+
+    /// Reads the image model's card (`given`, else the one beside a model file) into
+    /// [`ModelArgs::image_card`], refusing what does not apply to an image model (exit 7).
+    pub fn read_image_card(&mut self, given: Option<&Path>) -> Result<(), Failure> {
+        let given = given.map(absolute);
+        let choice = self.choice();
+        // The input a file declares, which the card's layout may not contradict (a model that
+        // does not read is left to the load, whose message says why).
+        let declared = match &choice {
+            ModelChoice::File(path) => std::fs::read(path)
+                .ok()
+                .and_then(|bytes| fresco_infer::tensors::declared_io(&bytes, "model").ok())
+                .map(|(input, _)| input),
+            ModelChoice::Style(_) => None,
+        };
+        let input = declared
+            .as_ref()
+            .map(|i| (i.name.as_str(), i.shape.as_slice()));
+        self.image_card = fresco_submit::image_card(given.as_deref(), &choice, input)?;
+        Ok(())
     }
 
     /// What a job records of the model `name`: its bytes' `digest` and how it runs.
@@ -189,6 +215,7 @@ impl ModelArgs {
             channel_order: self.channel_order,
             device_kind: self.device.kind(),
             precision: self.precision,
+            image_card: self.image_card.clone(),
         }
     }
 
@@ -272,11 +299,13 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
         )?;
     }
     let scoring = args.scoring.ask(args.model.channel_order, absolute);
-    check_outputs(&jobs, records, scoring.is_given())?;
+    check_outputs(&jobs, records, scoring.records_only_given())?;
     let started = Instant::now();
     let mut model = if records {
         records_model(&args)?
     } else {
+        args.model
+            .read_image_card(args.scoring.model_card.as_deref())?;
         args.model.load_tried(&args.model_trial.trial()?)?.into()
     };
     let engine_label = engine_label(args.model.device);
@@ -303,7 +332,7 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
             videos.push(slot);
             continue;
         }
-        if scoring.is_given() {
+        if scoring.records_only_given() {
             let failure = Failure::new(exit::BAD_INPUT, scoring_needs_records(&job.output));
             results.record(Err(failure), slot)?;
             continue;
@@ -417,8 +446,8 @@ fn check_outputs(jobs: &[Job], records: bool, scoring_given: bool) -> Result<(),
 
 fn scoring_needs_records(output: &Path) -> String {
     format!(
-        "output {}: scoring options (--task, --labels, --model-card, --every, --fps, ...) \
-         write records: give a .jsonl or .parquet output",
+        "output {}: scoring options (--task, --labels, --every, --fps, ...) write records: \
+         give a .jsonl or .parquet output",
         output.display()
     )
 }

@@ -3,6 +3,7 @@
 //! run that decodes the clip whole; and `--fps` on a variable-rate clip picks, for each 1/R s
 //! slot, the first frame at or after it, checked against ffprobe's own frame times. The
 //! classifier comes from `$FRESCO_MODEL_DIR/scoring`; the tests skip, saying so, without it.
+//! A record's `time` counts from the stream's first frame, its `pts` is the container's.
 
 mod common;
 
@@ -222,4 +223,65 @@ fn fps_on_a_variable_rate_clip_picks_the_first_frame_of_each_slot() {
         &[],
     );
     assert_eq!(frames_and_times(&jsonl_rows(&whole)), got);
+}
+
+/// `time` counts from the stream's first frame while `pts` keeps the container's timestamps: a
+/// Matroska clip written with a 10 s offset and an MPEG-TS (whose timestamps start at 1.4 s)
+/// both give 0.0 for their first row. Needs no real model: the identity scored as `tensors`.
+#[test]
+fn time_counts_from_the_streams_first_frame_and_pts_keeps_the_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = identity_model(dir.path());
+    let cases: [(&str, &[&str], i64); 2] = [
+        ("offset.mkv", &["-output_ts_offset", "10"], 1000),
+        ("clip.ts", &[], 90_000),
+    ];
+    for (name, extra, ticks_per_second) in cases {
+        let clip = dir.path().join(name);
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=10",
+            "-frames:v",
+            "6",
+            "-c:v",
+            "libx264",
+        ];
+        args.extend(extra);
+        ffmpeg(&args, &clip);
+        let raw = frame_times(&clip);
+        assert!(raw[0] > 1.0, "{name}: its timestamps start at {}", raw[0]);
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let mut run_args: Vec<String> = vec![
+            "run".into(),
+            clip.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--model".into(),
+            model.display().to_string(),
+            "--task".into(),
+            "tensors".into(),
+            "--input-size".into(),
+            "4x4".into(),
+        ];
+        let queue = dir.path().join(format!("{name}.queue"));
+        std::fs::create_dir(&queue).unwrap();
+        run_args.extend(common::scoring::queue_flags(&queue));
+        fresco(run_args).ok();
+        let rows = jsonl_rows(&out);
+        assert_eq!(rows.len(), raw.len(), "{name}");
+        for (row, t) in rows.iter().zip(&raw) {
+            let time = row["time"].as_f64().unwrap();
+            assert!(
+                (time - (t - raw[0])).abs() < 1e-6,
+                "{name}: time {time} where {} s after the first frame",
+                t - raw[0]
+            );
+            // pts is the container's own, in its time base.
+            let pts = row["pts"].as_i64().unwrap();
+            assert_eq!(pts, (t * ticks_per_second as f64).round() as i64, "{name}");
+        }
+        assert_eq!(rows[0]["time"].as_f64(), Some(0.0), "{name}");
+    }
 }

@@ -2,6 +2,7 @@
 //! settings, device) with no I/O: also jobs, their specs, tasks and states, and the names of the
 //! metrics every process reports ([`telemetry`]).
 
+pub mod image_prep;
 pub mod job;
 pub mod limits;
 pub mod scoring;
@@ -9,6 +10,7 @@ pub mod settings;
 pub mod spec;
 pub mod telemetry;
 
+pub use image_prep::{ImageCard, Layout, Normalization};
 pub use job::{split_frames, FrameRange, JobState, RetryBudgets, TaskKind, TaskState};
 pub use limits::{LimitBreach, MediaLimits};
 

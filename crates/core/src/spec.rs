@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::settings::{
     ChannelOrder, DeviceKind, EncodeSettings, InputRange, ModelChoice, Precision, StreamKind,
 };
-use crate::MediaLimits;
+use crate::{ImageCard, MediaLimits};
 
 /// What the user asked for, beyond the model.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +58,10 @@ pub struct ModelPin {
     pub device_kind: DeviceKind,
     /// `--precision`: every worker of the job loads the model so.
     pub precision: Precision,
+    /// An image model's card (normalisation, layout, output range), resolved at submission.
+    /// Left out of the JSON when `None`, so that stored specs read and write as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_card: Option<ImageCard>,
 }
 
 /// Everything a worker needs to do a job.
@@ -90,6 +94,12 @@ impl JobSpec {
         hasher.update(serde_json::to_vec(&self.chunk_frames).expect("serialises"));
         hasher.update(b"\0");
         hasher.update(self.output.to_string_lossy().as_bytes());
+        // Only when there is one, so that other jobs' identities stay as they were: another
+        // card (or the same card's other normalisation) is other work.
+        if let Some(card) = &self.model.image_card {
+            hasher.update(b"\0card\0");
+            hasher.update(serde_json::to_vec(card).expect("a card serialises"));
+        }
         if let Some(scoring) = &self.scoring {
             hasher.update(b"\0");
             hasher.update(serde_json::to_vec(scoring).expect("scoring serialises"));
@@ -150,5 +160,41 @@ mod tests {
         let mut other = spec.clone();
         other.output = "/srv/other.mp4".into();
         assert_ne!(a, other.identity_from("/srv/in.mp4|10|5"));
+    }
+
+    #[test]
+    fn an_image_card_is_pinned_and_part_of_the_identity() {
+        let spec = JobSpec::from_json(STORED).unwrap();
+        assert_eq!(spec.model.image_card, None);
+        let mut carded = spec.clone();
+        carded.model.image_card = Some(ImageCard {
+            path: "/srv/seg.toml".into(),
+            digest: "cd34".into(),
+            normalization: Some(crate::Normalization {
+                mean: [123.675, 116.28, 103.53],
+                std: [58.395, 57.12, 57.375],
+            }),
+            layout: None,
+            output_range: Some(InputRange::Unit),
+            channel_order: None,
+        });
+        let json = carded.to_json();
+        assert!(
+            json.contains(r#""image_card":{"path":"/srv/seg.toml""#),
+            "{json}"
+        );
+        assert!(!json.contains("layout"), "unset keys are left out: {json}");
+        assert_eq!(JobSpec::from_json(&json).unwrap().model, carded.model);
+        let fingerprint = "/srv/in.mp4|10|5";
+        assert_ne!(
+            spec.identity_from(fingerprint),
+            carded.identity_from(fingerprint)
+        );
+        let mut other = carded.clone();
+        other.model.image_card.as_mut().unwrap().output_range = None;
+        assert_ne!(
+            other.identity_from(fingerprint),
+            carded.identity_from(fingerprint)
+        );
     }
 }

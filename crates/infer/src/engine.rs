@@ -10,7 +10,7 @@
 //! becomes grey (the channel in R, G and B). A model whose input and output are the frame's
 //! size goes through none of this: its frames are exactly what they were before.
 
-use fresco_core::{ChannelOrder, Device, InputRange};
+use fresco_core::{ChannelOrder, Device, ImageCard, InputRange, Normalization};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
@@ -28,10 +28,30 @@ pub struct EngineOptions {
     pub input_range: Option<InputRange>,
     /// Overrides what the model says (or the RGB default).
     pub channel_order: Option<ChannelOrder>,
+    /// A model card's per-channel normalisation: used unless `input_range` is given.
+    pub normalization: Option<Normalization>,
+    /// A model card's layout: overrides the model's metadata and a guess from its shape (a
+    /// shape whose 3 colour channels are on the other axis is refused).
+    pub layout: Option<Layout>,
+    /// A model card's output range: overrides the model's `fresco.output_range`.
+    pub output_range: Option<InputRange>,
     /// Frames are padded to a multiple of this before scoring, then cropped.
     pub pad_multiple: u32,
     /// fp16: the model is converted by [`crate::fp16::to_fp16`] when it is loaded.
     pub precision: crate::fp16::Precision,
+}
+
+impl EngineOptions {
+    /// These options with what an image model's card pinned (see [`ImageCard`]).
+    pub fn with_card(mut self, card: Option<&ImageCard>) -> Self {
+        if let Some(card) = card {
+            self.normalization = card.normalization;
+            self.layout = card.layout;
+            self.output_range = card.output_range;
+            self.channel_order = self.channel_order.or(card.channel_order);
+        }
+        self
+    }
 }
 
 impl Default for EngineOptions {
@@ -41,21 +61,17 @@ impl Default for EngineOptions {
             device: Device::Cpu,
             input_range: None,
             channel_order: None,
+            normalization: None,
+            layout: None,
+            output_range: None,
             pad_multiple: 4,
             precision: crate::fp16::Precision::Fp32,
         }
     }
 }
 
-/// Tensor layout of the image axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// `[N, 3, H, W]`
-    Nchw,
-    /// `[N, H, W, 3]`
-    Nhwc,
-}
+/// Tensor layout of the image axis (a domain type: a job pins it with a model card).
+pub use fresco_core::Layout;
 
 /// What the model takes and gives, read from the model (shapes, metadata) and the options.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,10 +79,13 @@ pub struct ModelIo {
     pub input_name: String,
     pub output_name: String,
     pub layout: Layout,
+    /// The input's range: the option, else the model's `fresco.input_range`, else 0-255.
     pub range: InputRange,
+    /// How samples become the input's values: the input range's, or a card's mean and std.
+    pub normalization: Normalization,
     /// The range of the output's values, mapped to the full range of the samples written:
-    /// the model's `fresco.output_range`, else [`ModelIo::range`] (style models give what they
-    /// take). A mask giving probabilities 0..1 from 0..255 pixels declares `"0-1"`.
+    /// a card's, else the model's `fresco.output_range`, else [`ModelIo::range`] (style models
+    /// give what they take). A mask giving probabilities 0..1 from 0..255 pixels declares `"0-1"`.
     pub output_range: InputRange,
     pub channel_order: ChannelOrder,
     /// The batch size the model fixes, if it fixes one (`None`: any number of frames per call).
@@ -309,8 +328,18 @@ impl Engine {
                 (w.div_ceil(m) * m, h.div_ceil(m) * m)
             }
         };
-        let scale_in = self.io.range.max_value() / S::MAX;
         let bgr = self.io.channel_order == ChannelOrder::Bgr;
+        // Per frame channel (R, G, B): value = sample * gain + bias, from the model channel's
+        // normalisation; `unit` for samples already in 0..1 (a resize's output).
+        let per_pixel_channel = |(gain, bias): ([f32; 3], [f32; 3])| {
+            let m = |c: usize| if bgr { 2 - c } else { c };
+            (
+                std::array::from_fn::<f32, 3, _>(|c| gain[m(c)]),
+                std::array::from_fn::<f32, 3, _>(|c| bias[m(c)]),
+            )
+        };
+        let (gain, bias) = per_pixel_channel(self.io.normalization.gain_bias(S::MAX));
+        let (unit_gain, unit_bias) = per_pixel_channel(self.io.normalization.gain_bias(1.0));
         let plane = pw * ph;
         self.input.clear();
         self.input.resize(batch * plane * 3, 0.0);
@@ -330,10 +359,9 @@ impl Engine {
                 // Samples go through the resize as 0..1 (the `image` crate clamps floats there).
                 let unit: Vec<f32> = input.iter().map(|v| v.to_f32() / S::MAX).collect();
                 let small = resize_rgb(unit, width, height, fw, fh);
-                let max = self.io.range.max_value();
                 for (i, rgb) in small.chunks_exact(3).enumerate() {
                     for (c, v) in rgb.iter().enumerate() {
-                        put(i % pw, i / pw, c, v * max);
+                        put(i % pw, i / pw, c, v * unit_gain[c] + unit_bias[c]);
                     }
                 }
                 continue;
@@ -344,7 +372,7 @@ impl Engine {
                     let sx = reflect(px, w);
                     let src = (sy * w + sx) * 3;
                     for c in 0..3 {
-                        put(px, py, c, input[src + c].to_f32() * scale_in);
+                        put(px, py, c, input[src + c].to_f32() * gain[c] + bias[c]);
                     }
                 }
             }
@@ -605,17 +633,13 @@ fn inspect(
     };
     let in_shape = shape_of(&format!("input '{}'", input.name()), input.dtype())?;
     let out_shape = shape_of(&format!("output '{}'", output.name()), output.dtype())?;
-    let layout = match custom("fresco.layout").as_deref() {
-        Some("nhwc") => Layout::Nhwc,
-        Some("nchw") => Layout::Nchw,
-        _ => guess_layout(&in_shape).ok_or_else(|| {
-            not_image(format!(
-                "input '{}' has shape {}, expected [N,3,H,W] or [N,H,W,3]",
-                input.name(),
-                show_shape(&in_shape)
-            ))
-        })?,
-    };
+    let layout = image_layout(
+        options.layout,
+        custom("fresco.layout").as_deref(),
+        input.name(),
+        &in_shape,
+    )
+    .map_err(not_image)?;
     let image = image_shapes(
         layout,
         (input.name(), &in_shape),
@@ -628,8 +652,14 @@ fn inspect(
             .and_then(|r| r.parse().ok())
             .unwrap_or_default(),
     };
-    let output_range = custom("fresco.output_range")
-        .and_then(|r| r.parse().ok())
+    // The range option is the user's flag: it wins over a card's normalisation.
+    let normalization = match (options.input_range, options.normalization) {
+        (None, Some(card)) => card,
+        _ => Normalization::of_range(range),
+    };
+    let output_range = options
+        .output_range
+        .or_else(|| custom("fresco.output_range").and_then(|r| r.parse().ok()))
         .unwrap_or(range);
     let channel_order = match options.channel_order {
         Some(o) => o,
@@ -642,6 +672,7 @@ fn inspect(
         output_name: output.name().to_string(),
         layout,
         range,
+        normalization,
         output_range,
         channel_order,
         // The batch axis comes first in both layouts; symbolic sizes are negative.
@@ -658,6 +689,38 @@ fn inspect(
 /// Frames per call before any `--batch`: one, or what the model fixes.
 fn io_batch(io: &ModelIo) -> usize {
     io.fixed_batch.unwrap_or(1)
+}
+
+/// The layout of an image model's input `name` of shape `shape`: the one `asked` (a card's),
+/// else the model's `fresco.layout` metadata, else guessed from the shape. An asked layout
+/// that the shape contradicts (its 3 colour channels on the other axis) is refused.
+pub fn image_layout(
+    asked: Option<Layout>,
+    metadata: Option<&str>,
+    name: &str,
+    shape: &[i64],
+) -> Result<Layout, String> {
+    let shown = show_shape(shape);
+    if let Some(asked) = asked {
+        let says = match (shape.get(1), shape.get(3)) {
+            (Some(3), Some(d)) if *d != 3 => Some(Layout::Nchw),
+            (Some(d), Some(3)) if *d != 3 => Some(Layout::Nhwc),
+            _ => None,
+        };
+        return match says {
+            Some(says) if says != asked => Err(format!(
+                "layout: input '{name}' has shape {shown}, which is {says}, but {asked} was given"
+            )),
+            _ => Ok(asked),
+        };
+    }
+    match metadata {
+        Some("nhwc") => Ok(Layout::Nhwc),
+        Some("nchw") => Ok(Layout::Nchw),
+        _ => guess_layout(shape).ok_or_else(|| {
+            format!("input '{name}' has shape {shown}, expected [N,3,H,W] or [N,H,W,3]")
+        }),
+    }
 }
 
 pub(crate) fn guess_layout(shape: &[i64]) -> Option<Layout> {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::engine::{guess_layout, show_shape, Layout};
+use crate::engine::{image_layout, Layout};
 use crate::fold::{ConstantScope, FoldError};
 use crate::image_io::image_shapes;
 use crate::onnx_proto::{
@@ -147,6 +147,8 @@ impl InspectError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InspectedModel {
     pub input_name: String,
+    /// The input's declared shape (symbolic axes negative).
+    pub input_shape: Vec<i64>,
     pub output_name: String,
     pub layout: Layout,
     /// The batch size the model fixes, if any.
@@ -564,20 +566,17 @@ fn image_io(
     };
     let in_shape = shape_of("input", input)?;
     let out_shape = shape_of("output", output)?;
-    let layout = match metadata.get("fresco.layout").copied() {
-        Some("nhwc") => Layout::Nhwc,
-        Some("nchw") => Layout::Nchw,
-        _ => guess_layout(&in_shape).ok_or_else(|| {
-            not_image(format!(
-                "input '{}' has shape {}, expected [N,3,H,W] or [N,H,W,3]",
-                input.name,
-                show_shape(&in_shape)
-            ))
-        })?,
-    };
+    let layout = image_layout(
+        None,
+        metadata.get("fresco.layout").copied(),
+        &input.name,
+        &in_shape,
+    )
+    .map_err(not_image)?;
     let image = image_shapes(layout, (&input.name, &in_shape), (&output.name, &out_shape))
         .map_err(not_image)?;
     Ok(InspectedModel {
+        input_shape: in_shape.clone(),
         input_name: input.name.clone(),
         output_name: output.name.clone(),
         layout,

@@ -16,5 +16,5 @@ pub mod rewrite;
 pub mod runtime;
 pub mod tensors;
 
-pub use engine::{Engine, EngineError, EngineOptions, Layout, ModelIo, Sample};
+pub use engine::{image_layout, Engine, EngineError, EngineOptions, Layout, ModelIo, Sample};
 pub use tensors::{NamedTensor, TensorEngine, TensorInfo};

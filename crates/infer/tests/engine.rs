@@ -149,3 +149,140 @@ fn a_model_that_fails_at_run_time_reports_the_frame() {
         "{err}"
     );
 }
+
+/// A model card's normalisation, layout and output range, on the identity: what the model
+/// sees is `(pixel - mean) / std` per model channel, and the output is read in the card's range.
+#[test]
+fn a_cards_normalisation_and_output_range_reach_the_model_and_come_back() {
+    use fresco_core::{ChannelOrder, ImageCard, Normalization};
+    let card = |normalization, output_range, channel_order| ImageCard {
+        path: "seg.toml".into(),
+        digest: String::new(),
+        normalization: Some(normalization),
+        layout: None,
+        output_range,
+        channel_order,
+    };
+    let n = Normalization {
+        mean: [10.0, 20.0, 30.0],
+        std: [0.5, 1.0, 2.0],
+    };
+    let (w, h) = (7, 5);
+    let input = frame_u8(w, h, 11);
+    let want = |input: &[u8], model_channel: &dyn Fn(usize) -> usize| -> Vec<u8> {
+        input
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let c = model_channel(i % 3);
+                ((*p as f32 - n.mean[c]) / n.std[c])
+                    .round()
+                    .clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    };
+    let options = EngineOptions::default().with_card(Some(&card(n, None, None)));
+    let mut e = engine(&onnx_build::identity_model(), &options);
+    let mut out = vec![0u8; input.len()];
+    e.style_rgb(w, h, &input, &mut out).unwrap();
+    assert_eq!(out, want(&input, &|c| c));
+    // BGR: the model's channel 0 is blue, normalised with mean[0] and std[0].
+    let options = EngineOptions::default().with_card(Some(&card(n, None, Some(ChannelOrder::Bgr))));
+    let mut e = engine(&onnx_build::identity_model(), &options);
+    e.style_rgb(w, h, &input, &mut out).unwrap();
+    assert_eq!(out, want(&input, &|c| 2 - c));
+    // The flag wins over the card's order, as flags do.
+    let flagged = EngineOptions {
+        channel_order: Some(ChannelOrder::Rgb),
+        ..EngineOptions::default()
+    }
+    .with_card(Some(&card(n, None, Some(ChannelOrder::Bgr))));
+    assert_eq!(
+        engine(&onnx_build::identity_model(), &flagged)
+            .io()
+            .channel_order,
+        ChannelOrder::Rgb
+    );
+
+    // Inputs as 0..1 (std 255) and an output read as 0..1: the identity again, although the
+    // model's metadata says its output is 0..255.
+    let unit = Normalization {
+        mean: [0.0; 3],
+        std: [255.0; 3],
+    };
+    let declared = GraphBuilder::nchw_rgb("identity-255")
+        .metadata("fresco.output_range", "0-255")
+        .node("Identity", &["input1"], &["output1"], vec![])
+        .to_bytes();
+    let options =
+        EngineOptions::default().with_card(Some(&card(unit, Some(InputRange::Unit), None)));
+    let mut e = engine(&declared, &options);
+    assert_eq!(e.io().output_range, InputRange::Unit);
+    e.style_rgb(w, h, &input, &mut out).unwrap();
+    assert_eq!(out, input);
+    // Without the card's range, the metadata's: 0..1 values read as 0..255 are black.
+    let options = EngineOptions::default().with_card(Some(&card(unit, None, None)));
+    let mut e = engine(&declared, &options);
+    e.style_rgb(w, h, &input, &mut out).unwrap();
+    assert!(out.iter().all(|v| *v <= 1), "{out:?}");
+    // An --input-range flag wins over the card's normalisation.
+    let flagged = EngineOptions {
+        input_range: Some(InputRange::Byte),
+        ..EngineOptions::default()
+    }
+    .with_card(Some(&card(n, None, None)));
+    let mut e = engine(&onnx_build::identity_model(), &flagged);
+    e.style_rgb(w, h, &input, &mut out).unwrap();
+    assert_eq!(out, input);
+}
+
+#[test]
+fn a_cards_layout_decides_an_open_shape_and_may_not_contradict_a_fixed_one() {
+    use fresco_infer::onnx_build::Dim;
+    // [1, ?, ?, ?]: nothing says where the colours are; NCHW is the guess, the card says NHWC.
+    let open = GraphBuilder::new("open")
+        .input(
+            "input1",
+            &[
+                Dim::Fixed(1),
+                onnx_build::sym("a"),
+                onnx_build::sym("b"),
+                onnx_build::sym("c"),
+            ],
+        )
+        .output(
+            "output1",
+            &[
+                Dim::Fixed(1),
+                onnx_build::sym("a"),
+                onnx_build::sym("b"),
+                onnx_build::sym("c"),
+            ],
+        )
+        .node("Identity", &["input1"], &["output1"], vec![])
+        .to_bytes();
+    assert_eq!(
+        engine(&open, &EngineOptions::default()).io().layout,
+        Layout::Nchw
+    );
+    let nhwc = EngineOptions {
+        layout: Some(Layout::Nhwc),
+        ..EngineOptions::default()
+    };
+    let mut e = engine(&open, &nhwc);
+    assert_eq!(e.io().layout, Layout::Nhwc);
+    let input = frame_u8(6, 4, 5);
+    let mut out = vec![0u8; input.len()];
+    e.style_rgb(6, 4, &input, &mut out).unwrap();
+    assert_eq!(out, input);
+    // [1, 3, ?, ?] is NCHW: a card saying NHWC is refused, naming the layout.
+    let err = Engine::from_bytes(&onnx_build::identity_model(), "test-model", &nhwc).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, EngineError::NotImageModel { .. }), "{text}");
+    assert!(
+        text.contains(
+            "layout: input 'input1' has shape [?,3,?,?], which is nchw, but nhwc was given"
+        ),
+        "{text}"
+    );
+}

@@ -151,6 +151,18 @@ pub fn seconds(plan: &JobPlan, pts: i64) -> f64 {
     pts as f64 * num as f64 / den.max(1) as f64
 }
 
+/// The stream's start: its earliest frame's timestamp (0 for a plan with no frames).
+pub fn start_pts(plan: &JobPlan) -> i64 {
+    plan.frame_pts.iter().copied().min().unwrap_or(0)
+}
+
+/// A record's `time`: the seconds from the stream's start ([`start_pts`]) to `pts`, so that the
+/// first frame is at 0.0 whatever the container's timestamps start at (an MPEG-TS starts at
+/// 1.4 s, a cut may keep its offset); the record's `pts` keeps the raw value.
+pub fn time_from_start(plan: &JobPlan, start_pts: i64, pts: i64) -> f64 {
+    seconds(plan, pts.saturating_sub(start_pts))
+}
+
 /// Every frame's time in seconds, in decode order.
 pub fn frame_seconds(plan: &JobPlan) -> Vec<f64> {
     plan.frame_pts.iter().map(|p| seconds(plan, *p)).collect()

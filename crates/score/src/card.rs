@@ -34,11 +34,20 @@ pub enum CardError {
     },
     #[error("model card {path}: {reason}")]
     Invalid { path: String, reason: String },
+    /// A key of the other kind of card: a records key in an image model's card, or the
+    /// reverse.
+    #[error("model card {path}: key '{key}' does not apply: {reason}")]
+    WrongKind {
+        path: String,
+        key: String,
+        reason: String,
+    },
     #[error("labels file {path}: {reason}")]
     Labels { path: String, reason: String },
 }
 
-const KEYS: &[&str] = &[
+/// The keys of a records model's card.
+pub(crate) const KEYS: &[&str] = &[
     "task",
     "input_size",
     "resize",
@@ -76,7 +85,7 @@ pub const MAX_CARD_BYTES: u64 = 64 * 1024;
 pub const MAX_LABELS_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Reads `path` whole, refusing a file over `limit` bytes without reading past it.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -112,6 +121,17 @@ impl ModelCard {
             known: known.join(", "),
         };
         for (key, value) in &table {
+            if crate::image_card::IMAGE_KEYS.contains(&key.as_str())
+                && !KEYS.contains(&key.as_str())
+            {
+                return Err(CardError::WrongKind {
+                    path: shown.clone(),
+                    key: key.clone(),
+                    reason: "it is a key for image models (an image or video output); a \
+                             records model's input is given by mean and std"
+                        .into(),
+                });
+            }
             if !KEYS.contains(&key.as_str()) {
                 return Err(unknown(key, KEYS));
             }
@@ -142,7 +162,7 @@ impl ModelCard {
     }
 }
 
-fn one_line(e: &toml::de::Error) -> String {
+pub(crate) fn one_line(e: &toml::de::Error) -> String {
     e.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -255,6 +275,17 @@ mod tests {
         // A wrong type is an error naming the key too.
         let err = ModelCard::parse(b"top_k = \"five\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("top_k"), "{err}");
+        // An image model's key is named as such.
+        let err = ModelCard::parse(
+            b"task = \"classify\"\noutput_range = \"0-1\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, CardError::WrongKind { key, .. } if key == "output_range"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("image models"), "{err}");
     }
 
     #[test]

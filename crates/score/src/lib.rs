@@ -10,8 +10,13 @@
 //!    task's decoder (classes, [`detect`] boxes, tensors) into [`Record`]s;
 //! 4. [`record`]: rows into parts (JSONL or Parquet, by the output's extension) and the parts
 //!    joined in order into the final file (docs/records.md).
+//!
+//! Image models (whose output is an image, written to a video or an image) are not scored
+//! here, but their cards are read here too ([`image_card`]): the same file and digest, with
+//! only the keys that apply to them.
 pub mod card;
 pub mod detect;
+pub mod image_card;
 pub mod known;
 mod parquet_out;
 pub mod prep;
@@ -21,6 +26,7 @@ pub mod scorer;
 
 pub use card::{card_beside, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
 pub use detect::{DetectFormat, DetectSpec};
+pub use image_card::{load_image_card, parse_image_card, IMAGE_KEYS};
 pub use known::{
     known_by_name, known_model, named_by, KnownModel, LocateError, Located, KNOWN_MODELS,
 };

@@ -9,7 +9,7 @@
 //! centre-crops (crop), normalises and lays out the channels, writing into the caller's buffer
 //! with no allocation per frame.
 
-use fresco_core::ChannelOrder;
+use fresco_core::{ChannelOrder, Normalization};
 use fresco_infer::Layout;
 
 /// What the scores are for; picks the decoder and the default resize mode.
@@ -213,6 +213,14 @@ impl PrepSpec {
         (centre(self.width, w), centre(self.height, h))
     }
 
+    /// The mean and std, as image models' cards give them too.
+    pub fn normalization(&self) -> Normalization {
+        Normalization {
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+
     /// Values per frame in the input tensor.
     pub fn frame_len(&self) -> usize {
         self.width as usize * self.height as usize * 3
@@ -245,8 +253,7 @@ impl PrepSpec {
         if self.channel_order == ChannelOrder::Bgr {
             src_channel = [2, 1, 0];
         }
-        let gain: [f32; 3] = std::array::from_fn(|c| 1.0 / self.std[c]);
-        let bias: [f32; 3] = std::array::from_fn(|c| -self.mean[c] / self.std[c]);
+        let (gain, bias) = self.normalization().gain_bias(255.0);
         let fill: [f32; 3] = std::array::from_fn(|c| self.fill as f32 * gain[c] + bias[c]);
         // The model columns that show frame pixels, and the frame column of the first.
         let x_start = ox.max(0) as usize;

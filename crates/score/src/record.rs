@@ -64,9 +64,9 @@ pub struct Record {
     pub source: String,
     /// The frame's index in the stream, from 0 (sampling keeps the stream's numbering).
     pub frame: u64,
-    /// Presentation timestamp in the stream's time base.
+    /// Presentation timestamp in the stream's time base, as the container gives it.
     pub pts: i64,
-    /// The same in seconds.
+    /// Seconds from the stream's first frame (0.0 for it, whatever its `pts`).
     pub time: f64,
     /// `classes`, `detections` or `tensors`, one key in JSON.
     #[serde(flatten)]

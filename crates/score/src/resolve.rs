@@ -6,7 +6,7 @@
 //! task's resize mode, ...). A flag or card that contradicts the model is an error naming
 //! the field, as is a setting nothing gives and nothing defaults.
 
-use fresco_core::ChannelOrder;
+use fresco_core::{ChannelOrder, Normalization};
 use fresco_infer::{Layout, TensorInfo};
 
 use crate::card::{CardError, Labels, ModelCard, ScoreSettings};
@@ -105,11 +105,7 @@ fn pick<T>(
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
-    match s {
-        "nchw" => Ok(Layout::Nchw),
-        "nhwc" => Ok(Layout::Nhwc),
-        other => Err(format!("unknown layout '{other}': expected nchw or nhwc")),
-    }
+    s.parse()
 }
 
 /// Resolves a plan for a model with this input and these outputs.
@@ -246,16 +242,10 @@ fn resolve_prep(
     )?
     .unwrap_or_default();
     let std = flags.std.or(c.std).unwrap_or(DEFAULT_STD);
-    if std.iter().any(|s| !s.is_finite() || *s == 0.0) {
-        return Err(field(
-            "std",
-            format!("{std:?}: each must be a non-zero number"),
-        ));
-    }
     let mean = flags.mean.or(c.mean).unwrap_or(DEFAULT_MEAN);
-    if mean.iter().any(|m| !m.is_finite()) {
-        return Err(field("mean", format!("{mean:?}: each must be a number")));
-    }
+    Normalization { mean, std }
+        .check()
+        .map_err(|(name, reason)| field(name, reason))?;
     let crop_fraction = flags
         .crop_fraction
         .or(c.crop_fraction)

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fresco_core::scoring::{PinnedText, Sampling, ScoreSettings, ScoringSpec};
+use fresco_core::ImageCard;
 use fresco_core::{
     ChannelOrder, Device, DeviceKind, EncodeSettings, InputRange, JobSpec, ModelChoice, ModelPin,
     Precision, RetryBudgets, UnknownPrecision, VideoOptions,
@@ -51,8 +52,8 @@ pub use fresco_wire::SubmitRequest;
 mod object_probe;
 mod rejection;
 mod scoring;
-pub use scoring::ScoringAsk;
 use scoring::{check_sink, scoring_ask};
+pub use scoring::{image_card, ScoringAsk};
 
 pub use object_probe::ProbeWindow;
 pub use rejection::Rejection;
@@ -409,6 +410,18 @@ impl Submitter {
             &self.model_budget,
         )
         .map_err(model_rejection)?;
+        let card = submission.scoring.as_ref().and_then(|a| a.card.as_deref());
+        if let Some(path) = card {
+            // Read whole, from where inputs may be read.
+            if let Some(rules) = &self.paths {
+                rules.check("scoring.model_card", &path.display().to_string())?;
+            }
+        }
+        let input = (
+            model.inspected.input_name.as_str(),
+            model.inspected.input_shape.as_slice(),
+        );
+        let image_card = image_card(card, &choice, Some(input))?;
         Ok(ModelPin {
             choice,
             name: model.name.clone(),
@@ -417,6 +430,7 @@ impl Submitter {
             channel_order: submission.channel_order,
             device_kind: device.kind(),
             precision: submission.precision,
+            image_card,
         })
     }
 

@@ -14,17 +14,48 @@ pub struct ScoringAsk {
 }
 
 impl ScoringAsk {
-    /// Whether any scoring flag was given (a video output refuses them); the channel order is
-    /// an image model's flag too, so it does not count.
+    /// Whether any scoring flag or a model card was given.
     pub fn is_given(&self) -> bool {
+        self.records_only_given() || self.card.is_some()
+    }
+
+    /// Whether a flag that only records take was given (a video or image output refuses
+    /// them): not the channel order or the model card, which image models take too.
+    pub fn records_only_given(&self) -> bool {
         let settings = ScoreSettings {
             channel_order: None,
             ..self.settings.clone()
         };
-        settings != ScoreSettings::default()
-            || self.card.is_some()
-            || self.sampling != Sampling::default()
+        settings != ScoreSettings::default() || self.sampling != Sampling::default()
     }
+}
+
+/// An image model's card: the one given (`--model-card`, the API's `scoring.model_card`), else
+/// the one beside a model file (`NAME.toml`), read and checked for an image model
+/// (`fresco_score::image_card`): records keys, unknown keys and bad values are refused by name,
+/// with the card's path (422 `model-card`, exit 7). `input`: the model's input name and
+/// declared shape, which a card's layout may not contradict.
+pub fn image_card(
+    given: Option<&Path>,
+    model: &ModelChoice,
+    input: Option<(&str, &[i64])>,
+) -> Result<Option<ImageCard>, Rejection> {
+    let path = match (given, model) {
+        (Some(path), _) => Some(absolute(path)),
+        (None, ModelChoice::File(file)) => card_beside(file),
+        (None, ModelChoice::Style(_)) => None,
+    };
+    let Some(path) = path else { return Ok(None) };
+    let card = fresco_score::load_image_card(&path).map_err(|e| unusable("model-card", e))?;
+    if let (Some(layout), Some((name, shape))) = (card.layout, input) {
+        fresco_infer::image_layout(Some(layout), None, name, shape).map_err(|reason| {
+            unusable(
+                "model-card",
+                format!("model card {}: {reason}", path.display()),
+            )
+        })?;
+    }
+    Ok(Some(card))
 }
 
 impl Submitter {
@@ -207,6 +238,7 @@ impl Submitter {
             channel_order: None,
             device_kind: device.kind(),
             precision: submission.precision,
+            image_card: None,
         };
         Ok((
             pin,
@@ -263,13 +295,13 @@ pub(crate) fn check_sink(
     let given = submission
         .scoring
         .as_ref()
-        .is_some_and(ScoringAsk::is_given);
+        .is_some_and(ScoringAsk::records_only_given);
     if !records && given {
         return Err(Rejection::BadField {
             code: "records-output-needed",
             message: format!(
-                "output {}: scoring options (--task, --labels, --model-card, --every, --fps, \
-                 ...) write records: give a .jsonl or .parquet output",
+                "output {}: scoring options (--task, --labels, --every, --fps, ...) write \
+                 records: give a .jsonl or .parquet output",
                 output.display()
             ),
         });

@@ -39,11 +39,16 @@ fn scoring_flags_count_except_the_channel_order() {
     );
     ask.sampling.every = Some(5);
     assert!(ask.is_given());
+    assert!(ask.records_only_given());
     let ask = ScoringAsk {
         card: Some(PathBuf::from("/m/card.toml")),
         ..Default::default()
     };
     assert!(ask.is_given());
+    assert!(
+        !ask.records_only_given(),
+        "a model card is an image model's too"
+    );
 }
 
 #[test]

@@ -113,7 +113,8 @@ pub struct SubmitRequest {
     )]
     pub callback_url: Option<String>,
     /// For a `.jsonl` or `.parquet` output: how the model's frames are sampled and scored (the
-    /// same keys as `fresco run`'s scoring flags). Refused with a video or image output.
+    /// same keys as `fresco run`'s scoring flags). With a video or image output, `model_card`
+    /// names an image model's card, and the records keys are refused.
     pub scoring: Option<ScoringRequest>,
 }
 
@@ -128,7 +129,8 @@ pub struct ScoringRequest {
     /// A labels file (one label per line): an absolute path on the server's machine.
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
     pub labels: Option<String>,
-    /// A model card (TOML): an absolute path on the server's machine.
+    /// A model card (TOML): an absolute path on the server's machine. With a video or image
+    /// output, an image model's card (mean, std, channel_order, layout, output_range).
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
     pub model_card: Option<String>,
     /// classify: classes kept per frame (default 5); detect: boxes kept (default all).

@@ -42,7 +42,9 @@ pub fn load_pinned_model(
         channel_order: pin.channel_order,
         precision: pin.precision,
         ..EngineOptions::default()
-    };
+    }
+    // The card the job was submitted with (mean/std, layout, output range), not a file read now.
+    .with_card(pin.image_card.as_ref());
     // The same static inspection the server made, before ONNX Runtime sees the bytes: a job
     // queued directly (or a model file changed since) must not bring external data or a
     // constant-folding bomb into this process.

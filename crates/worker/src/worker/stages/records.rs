@@ -251,6 +251,7 @@ pub(super) fn score(
     let (fw, fh) = (plan.video.width, plan.video.height);
     let (sw, sh) = scorer.scaled_size(fw, fh);
     let source = spec.input.display().to_string();
+    let start_pts = fresco_pipeline::records::start_pts(&plan);
     let mut rows = Vec::with_capacity(picks.len());
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::with_capacity(per_call);
     let mut model_seconds = 0.0;
@@ -274,7 +275,7 @@ pub(super) fn score(
                     source: &source,
                     index: *index,
                     pts,
-                    time: fresco_pipeline::records::seconds(&plan, pts),
+                    time: fresco_pipeline::records::time_from_start(&plan, start_pts, pts),
                 }
             })
             .collect();
