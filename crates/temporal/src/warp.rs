@@ -40,7 +40,7 @@ pub fn correspond(previous: &Plane, current: &Plane, settings: &FlowSettings) ->
 }
 
 /// Pixel `x` of the current frame comes from `p = x + b(x)` in the previous one; it is visible
-/// there when `p` is inside that frame and the forward flow at `p` leads back:
+/// there when `p` is inside that frame (within its pixels' area) and the forward flow at `p` leads back:
 /// `|b(x) + f(p)|^2 < 0.01 (|b(x)|^2 + |f(p)|^2) + 0.5`.
 pub fn check_consistency(backward: &Flow, forward: &Flow) -> Correspondence {
     let (w, h) = (backward.width(), backward.height());
@@ -52,7 +52,10 @@ pub fn check_consistency(backward: &Flow, forward: &Flow) -> Correspondence {
         from_y: vec![0.0; n],
         visible: vec![false; n],
     };
-    let (max_x, max_y) = ((w - 1) as f32, (h - 1) as f32);
+    // Inside means within the previous frame's pixels, which reach half a pixel past the
+    // centres of the edge pixels.
+    let (min_x, min_y) = (-0.5, -0.5);
+    let (max_x, max_y) = (w as f32 - 0.5, h as f32 - 0.5);
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
@@ -60,7 +63,7 @@ pub fn check_consistency(backward: &Flow, forward: &Flow) -> Correspondence {
             let (px, py) = (x as f32 + bu, y as f32 + bv);
             out.from_x[i] = px;
             out.from_y[i] = py;
-            if !(0.0..=max_x).contains(&px) || !(0.0..=max_y).contains(&py) {
+            if !(min_x..max_x).contains(&px) || !(min_y..max_y).contains(&py) {
                 continue;
             }
             let (fu, fv) = (forward.u.sample(px, py), forward.v.sample(px, py));
@@ -150,12 +153,12 @@ mod tests {
             &uniform_flow(w, h, 0.0, 0.0),
         );
         assert_eq!(link.visible_count(), 0);
-        // Within the absolute tolerance: half a squared pixel.
+        // Within the absolute tolerance (half a squared pixel), and inside the frame's pixels.
         let link = check_consistency(
             &uniform_flow(w, h, -0.5, 0.0),
             &uniform_flow(w, h, 0.0, 0.0),
         );
-        assert_eq!(link.visible_count(), (w - 1) * h);
+        assert_eq!(link.visible_count(), w * h);
     }
 
     #[test]
