@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use crate::flow::{FlowSettings, Plane};
+use crate::sample::Sample;
 use crate::warp::{correspond, warping_error, RgbPlanes};
 
 /// How the blend is done; the defaults are the ones docs/temporal.md states.
@@ -81,13 +82,13 @@ impl Stabilizer {
         }
     }
 
-    /// Blends `styled` (packed 8-bit RGB, the model's output for `input`) in place with the
-    /// previous output.
-    pub fn push(&mut self, input: &[u8], styled: &mut [u8]) -> Step {
+    /// Blends `styled` (packed RGB, the model's output for `input`) in place with the previous
+    /// output.
+    pub fn push<S: Sample>(&mut self, input: &[S], styled: &mut [S]) -> Step {
         let (w, h) = (self.width, self.height);
         assert_eq!(styled.len(), w * h * 3, "styled frame of the wrong size");
         let luma = Plane::luma(input, w, h);
-        let input = RgbPlanes::from_rgb24(input, w, h);
+        let input = RgbPlanes::from_packed(input, w, h);
         let step = match &self.previous {
             None => Step::Start,
             Some(previous) => self.blend_with(previous, &luma, &input, styled),
@@ -95,17 +96,17 @@ impl Stabilizer {
         self.previous = Some(Previous {
             luma,
             input,
-            output: RgbPlanes::from_rgb24(styled, w, h),
+            output: RgbPlanes::from_packed(styled, w, h),
         });
         step
     }
 
-    fn blend_with(
+    fn blend_with<S: Sample>(
         &self,
         previous: &Previous,
         luma: &Plane,
         input: &RgbPlanes,
-        styled: &mut [u8],
+        styled: &mut [S],
     ) -> Step {
         let link = correspond(&previous.luma, luma, &self.flow);
         let n = self.width * self.height;
@@ -131,9 +132,9 @@ impl Stabilizer {
                 continue;
             }
             for c in 0..3 {
-                let carried = previous.output.channels[c].sample(x, y) * 255.0;
-                let value = (1.0 - keep) * styled[3 * i + c] as f32 + keep * carried;
-                styled[3 * i + c] = value.round().clamp(0.0, 255.0) as u8;
+                let carried = previous.output.channels[c].sample(x, y);
+                let value = (1.0 - keep) * styled[3 * i + c].to_unit() + keep * carried;
+                styled[3 * i + c] = S::from_unit(value);
             }
             blended += 1;
         }

@@ -18,6 +18,8 @@
 //! Every sum is in a fixed order in `f32`, so the same frames give bit-identical flow on the
 //! same machine: the measure built on it is reproducible.
 
+use crate::sample::Sample;
+
 /// One channel of an image, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plane {
@@ -35,12 +37,12 @@ impl Plane {
         }
     }
 
-    /// The luma (BT.601 weights) of packed 8-bit RGB, in [0, 1].
-    pub fn luma(rgb: &[u8], width: usize, height: usize) -> Plane {
+    /// The luma (BT.601 weights) of packed RGB, in [0, 1].
+    pub fn luma<S: Sample>(rgb: &[S], width: usize, height: usize) -> Plane {
         assert_eq!(rgb.len(), width * height * 3, "RGB frame of the wrong size");
         let data = rgb
             .chunks_exact(3)
-            .map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0)
+            .map(|p| 0.299 * p[0].to_unit() + 0.587 * p[1].to_unit() + 0.114 * p[2].to_unit())
             .collect();
         Plane {
             width,

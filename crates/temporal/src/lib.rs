@@ -10,9 +10,11 @@ pub mod blend;
 pub mod decode;
 pub mod flow;
 pub mod measure;
+pub mod sample;
 pub mod warp;
 
 pub use blend::{BlendSettings, Stabilizer, Step};
 pub use decode::{measure_files, MeasureError, MeasureOptions};
 pub use flow::{dense_flow, Flow, FlowSettings, Plane};
 pub use measure::{ClipMeter, TemporalReport};
+pub use sample::Sample;

@@ -99,8 +99,8 @@ impl ClipMeter {
     pub fn push(&mut self, input: &[u8], output: &[u8]) {
         let (w, h) = (self.width, self.height);
         let luma = Plane::luma(input, w, h);
-        let input = RgbPlanes::from_rgb24(input, w, h);
-        let output = RgbPlanes::from_rgb24(output, w, h);
+        let input = RgbPlanes::from_packed(input, w, h);
+        let output = RgbPlanes::from_packed(output, w, h);
         if let Some((prev_luma, prev_input, prev_output)) = &self.previous {
             let link = correspond(prev_luma, &luma, &self.settings);
             self.per_frame.push(FrameError {

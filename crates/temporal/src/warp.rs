@@ -4,6 +4,7 @@
 //! disagree as occluded, and a position outside the previous frame has no source at all.
 
 use crate::flow::{dense_flow, Flow, FlowSettings, Plane};
+use crate::sample::Sample;
 
 /// The check's tolerance, relative to the squared lengths of the two flows.
 pub const CONSISTENCY_RELATIVE: f32 = 0.01;
@@ -82,12 +83,12 @@ pub struct RgbPlanes {
 }
 
 impl RgbPlanes {
-    pub fn from_rgb24(rgb: &[u8], width: usize, height: usize) -> RgbPlanes {
+    pub fn from_packed<S: Sample>(rgb: &[S], width: usize, height: usize) -> RgbPlanes {
         assert_eq!(rgb.len(), width * height * 3, "RGB frame of the wrong size");
         let channel = |c: usize| Plane {
             width,
             height,
-            data: rgb.chunks_exact(3).map(|p| p[c] as f32 / 255.0).collect(),
+            data: rgb.chunks_exact(3).map(|p| p[c].to_unit()).collect(),
         };
         RgbPlanes {
             channels: [channel(0), channel(1), channel(2)],
@@ -164,7 +165,7 @@ mod tests {
     #[test]
     fn the_error_of_identical_frames_is_zero() {
         let rgb: Vec<u8> = (0..4 * 3 * 3).map(|i| (i * 29 % 256) as u8).collect();
-        let frame = RgbPlanes::from_rgb24(&rgb, 4, 3);
+        let frame = RgbPlanes::from_packed(&rgb, 4, 3);
         let link = check_consistency(&uniform_flow(4, 3, 0.0, 0.0), &uniform_flow(4, 3, 0.0, 0.0));
         assert_eq!(warping_error(&frame, &frame, &link), Some(0.0));
     }
