@@ -10,6 +10,7 @@ mod callback_args;
 mod config;
 mod embedded;
 mod estimate;
+mod eval;
 mod exit;
 mod image_records;
 mod jobs;
@@ -81,6 +82,9 @@ enum Command {
     /// Estimate compute time, wall time and cost of styling a video, from `fresco bench`'s
     /// calibration.
     Estimate(estimate::EstimateArgs),
+    /// Measure a styled result against its input (`fresco eval temporal`: flicker).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// A live overview of jobs, workers and throughput in the terminal.
     Top(top::TopArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::BenchJobs(args) => bench_jobs::bench_jobs(args),
         Command::Estimate(args) => estimate::run(args),
+        Command::Eval(cmd) => eval::eval(cmd),
         Command::Top(args) => top::top(args),
         Command::ModelTrial(args) => model_trial_cmd::model_trial(args),
         Command::Completions(args) => terminal::completions(args),

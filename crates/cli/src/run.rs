@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Steady video: blend each styled frame with the previous output carried along the
+    /// input's optical flow, so that the texture does not flicker (docs/temporal.md). Each
+    /// chunk starts a few frames early. `fresco run` only for now.
+    #[arg(long)]
+    pub temporal: bool,
 }
 
 /// How videos are encoded and which streams are kept.
@@ -123,6 +128,7 @@ impl VideoArgs {
             // limits; `fresco serve` sets its --max-input-* limits on the jobs it queues.
             limits: fresco_core::MediaLimits::none(),
             model_size: None,
+            temporal: false,
         }
     }
 }
@@ -368,7 +374,10 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
         // The workers load their own sessions; this one is not needed any more.
         drop(model.engine.take());
         let overwrite = args.video.overwrite;
-        let options = args.video.options();
+        let options = VideoOptions {
+            temporal: args.temporal,
+            ..args.video.options()
+        };
         run_video_slots(
             &jobs,
             &videos,

@@ -42,6 +42,11 @@ pub struct VideoOptions {
     /// the plan it stores keeps the size.
     #[serde(skip)]
     pub model_size: Option<(u32, u32)>,
+    /// `--temporal`: each styled frame is blended with the previous output carried along the
+    /// input's optical flow, so that the texture does not flicker (docs/temporal.md). Left out
+    /// of the JSON when off, so that jobs' identities stay as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub temporal: bool,
 }
 
 /// A model pinned by the digest of its bytes, with how it runs.

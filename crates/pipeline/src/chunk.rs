@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use fresco_core::FrameRange;
 use fresco_infer::Engine;
+use fresco_temporal::BlendSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
@@ -133,7 +134,20 @@ pub fn score_chunk(
         .collect();
     let partial = partial_path(out);
     let _cleanup = RemoveOnDrop(partial.clone());
-    let window = chunk_window(plan, range, by_number);
+    // `--temporal`: the chunk's decoder starts a few frames early, so that the blend has settled
+    // by its first frame, and a retried chunk scores the same frames.
+    let warm_up = if plan.video.temporal {
+        range
+            .start
+            .min(u64::from(BlendSettings::default().warm_up_frames))
+    } else {
+        0
+    };
+    let scored = FrameRange {
+        start: range.start - warm_up,
+        end: range.end,
+    };
+    let window = chunk_window(plan, scored, by_number);
     let pass = FramePass {
         plan: &plan.video,
         decoder_args: plan.video.window_decoder_args(Some(&window)),
@@ -141,6 +155,7 @@ pub fn score_chunk(
         pts: &pts,
         temp_path: &partial,
         bounded: range.end < plan.frame_pts.len() as u64,
+        warm_up,
     };
     let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
     // On disk before it is renamed: a chunk file that exists is a complete one, even after a

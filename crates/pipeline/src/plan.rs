@@ -61,6 +61,10 @@ pub struct VideoSettings {
     /// [`crate::container::muxer_shift_us`]); the joined video is placed that much earlier.
     #[serde(default)]
     pub muxer_shift_us: i64,
+    /// `--temporal`: scored frames are blended along the input's flow, and each chunk starts
+    /// [`fresco_temporal::BlendSettings::warm_up_frames`] early (docs/temporal.md).
+    #[serde(default)]
+    pub temporal: bool,
     colour: ColourTags,
     rotation: i32,
 }
@@ -150,6 +154,7 @@ pub fn video_settings(
         hwaccel: options.hwaccel.clone(),
         scale_every_frame: false,
         muxer_shift_us,
+        temporal: options.temporal,
         colour: colour_tags(video),
         rotation,
     })

@@ -12,6 +12,9 @@ use crate::plan::VideoSettings;
 pub const CHUNK_TARGET_SECS: f64 = 30.0;
 pub const MIN_CHUNK_FRAMES: u64 = 8;
 pub const MAX_CHUNK_FRAMES: u64 = 5000;
+/// A `--temporal` chunk writes at least this many times its warm-up frames (an eighth more
+/// frames scored at most), unless the job is too short for two such chunks.
+pub const TEMPORAL_CHUNK_WARM_UPS: u64 = 8;
 /// Most pixels of the frame that calibration times (320x180).
 pub const CALIBRATION_PIXELS: u64 = 320 * 180;
 
@@ -31,9 +34,21 @@ impl ChunkSizing<'_> {
         match self {
             ChunkSizing::Frames(n) => n.max(1),
             ChunkSizing::Calibrate(engine) => {
-                at_least_two_chunks(calibrated_chunk_frames(engine, video), frames)
+                let calibrated = calibrated_chunk_frames(engine, video);
+                at_least_two_chunks(temporal_chunk_frames(calibrated, video.temporal), frames)
             }
         }
+    }
+}
+
+/// `--temporal` chunks score their warm-up frames too: at least
+/// [`TEMPORAL_CHUNK_WARM_UPS`] times as many frames written keeps the warm-up's cost small.
+pub fn temporal_chunk_frames(chunk_frames: u64, temporal: bool) -> u64 {
+    if temporal {
+        let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
+        chunk_frames.max(TEMPORAL_CHUNK_WARM_UPS * warm_up)
+    } else {
+        chunk_frames
     }
 }
 
@@ -109,6 +124,15 @@ mod tests {
         assert_eq!(calibration_size(128, 72), (128, 72));
         // Extreme aspects never reach zero.
         assert_eq!(calibration_size(100_000, 2).1, 4);
+    }
+
+    #[test]
+    fn temporal_chunks_are_eight_warm_ups_long_at_least() {
+        assert_eq!(temporal_chunk_frames(13, false), 13);
+        assert_eq!(temporal_chunk_frames(13, true), 96);
+        assert_eq!(temporal_chunk_frames(400, true), 400);
+        // A 48-frame clip still gets two chunks.
+        assert_eq!(at_least_two_chunks(temporal_chunk_frames(13, true), 48), 24);
     }
 
     #[test]

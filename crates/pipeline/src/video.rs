@@ -21,6 +21,7 @@ use fresco_infer::{Engine, Sample};
 use fresco_media::nut::{NutVideoSpec, NutWriter, RawPixelFormat};
 use fresco_media::probe::{self, ProbeError};
 use fresco_media::process::{Pipes, ProcessError, Running, Tool};
+use fresco_temporal::{BlendSettings, FlowSettings, Stabilizer};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 
 use crate::error::RunError;
@@ -318,7 +319,7 @@ pub(crate) fn scratch_file(output: &Path) -> Result<tempfile::NamedTempFile, Run
 }
 
 /// Byte conversions for the pipe format of each sample type.
-trait PipeSample: Sample + Default {
+trait PipeSample: Sample + fresco_temporal::Sample + Default {
     fn from_bytes(bytes: &[u8], out: &mut Vec<Self>);
     fn to_bytes(samples: &[Self], out: &mut Vec<u8>);
 }
@@ -369,6 +370,7 @@ pub fn score_video(
         pts: &prepared.frame_pts,
         temp_path: temp.path(),
         bounded: false,
+        warm_up: 0,
     };
     let stats = pump_plan_frames(tools, &pass, engine, cancel, progress)?;
     let output_path = temp.commit()?;
@@ -403,6 +405,9 @@ pub(crate) struct FramePass<'a> {
     /// The decoder's frame window ends before the input does: once every expected frame has
     /// arrived, stop it instead of letting it decode the rest of the input for nothing.
     pub bounded: bool,
+    /// Frames the decoder delivers before those of `pts`: scored (so that `--temporal`'s blend
+    /// has settled), not written.
+    pub warm_up: u64,
 }
 
 /// What a pass did.
@@ -614,6 +619,17 @@ fn score_frames<S: PipeSample>(
     let plan = pass.plan;
     let total = pass.pts.len() as u64;
     let (w, h) = (plan.model_width, plan.model_height);
+    // `--temporal`: the blend along the input's flow, one frame after another (docs/temporal.md).
+    let mut stabilizer = plan.temporal.then(|| {
+        Stabilizer::new(
+            w as usize,
+            h as usize,
+            FlowSettings::default(),
+            BlendSettings::default(),
+        )
+    });
+    // Frames scored so far, the warm-up's included.
+    let mut scored = 0u64;
     let mut inputs: Vec<Vec<S>> = (0..batch).map(|_| Vec::new()).collect();
     let mut outputs: Vec<Vec<S>> = (0..batch)
         .map(|_| vec![S::default(); w as usize * h as usize * 3])
@@ -631,7 +647,7 @@ fn score_frames<S: PipeSample>(
             end.failure = Some(RunError::Canceled);
             break;
         }
-        if pass.bounded && end.done == total {
+        if pass.bounded && scored == pass.warm_up + total {
             // The window selects nothing after its last frame: the rest is decoding for nothing.
             end.stopped_early = true;
             break;
@@ -641,7 +657,7 @@ fn score_frames<S: PipeSample>(
         }
         // Gather a batch (a bounded window's frames, at most).
         let want = if pass.bounded {
-            batch.min((total - end.done) as usize)
+            batch.min((pass.warm_up + total - scored) as usize)
         } else {
             batch
         };
@@ -664,7 +680,7 @@ fn score_frames<S: PipeSample>(
         if raws.is_empty() {
             continue;
         }
-        if end.done + raws.len() as u64 > total {
+        if scored + raws.len() as u64 > pass.warm_up + total {
             end.failure = Some(RunError::Decode {
                 path: plan.input.clone(),
                 reason: format!(
@@ -688,7 +704,16 @@ fn score_frames<S: PipeSample>(
             break;
         }
         end.model_time += t0.elapsed();
+        if let Some(stabilizer) = stabilizer.as_mut() {
+            for (input, output) in inputs[..n].iter().zip(outputs[..n].iter_mut()) {
+                stabilizer.push(input, output);
+            }
+        }
         for (mut bytes, output) in raws.drain(..).zip(&outputs) {
+            scored += 1;
+            if scored <= pass.warm_up {
+                continue;
+            }
             let pts = pass.pts[end.done as usize];
             S::to_bytes(output, &mut bytes);
             if running.styled_tx.send((pts, bytes)).is_err() {

@@ -474,6 +474,8 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
             .as_deref()
             .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
         limits: fresco_core::MediaLimits::none(),
+        // Not asked for through the API yet (docs/temporal.md).
+        temporal: false,
         model_size: None,
     }
 }

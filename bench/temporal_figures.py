@@ -1,0 +1,105 @@
+"""The figures of docs/temporal.md, "Figures": for each style, `fresco run` per frame and with
+`--temporal` on the clip bench/temporal_clip.sh makes (a pan with a moving cut-out over a real
+photo, 640x360, 48 frames), then `fresco eval temporal --chunk-frames 12 --json` on each.
+
+`python3 bench/temporal_figures.py [--throughput] [STYLE...]` (default mosaic candy udnie) with numpy (the venv
+of bench/flow_validate.py does), FRESCO_MODEL_DIR holding the styles, and ONNX Runtime where
+`fresco run` finds it (scripts/test.sh's PATH). FRESCO_BIN names the binary (default
+target/release/fresco, else target/debug/fresco).
+
+Per style it prints the warping error per frame and with --temporal (and the input's floor), the
+same at chunk starts and inside chunks (chunks of 12 frames, a boundary every 12 frames), the
+sharpness (mean gradient magnitude of the luma, in [0, 1] per pixel, over every frame) and the
+throughput of each run (frames / wall seconds of `fresco run`, end to end, two workers).
+
+With --throughput it runs each style per frame and with --temporal with fresco's own chunk sizing
+(no --chunk-frames: what a user gets; --temporal chunks are 8 warm-ups long at least) and prints
+only the throughputs and their ratio.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+CHUNK = 12
+
+
+def binary():
+    if os.environ.get("FRESCO_BIN"):
+        return os.environ["FRESCO_BIN"]
+    for kind in ["release", "debug"]:
+        path = os.path.join(REPO, "target", kind, "fresco")
+        if os.path.exists(path):
+            return path
+    sys.exit("build fresco first (cargo build --release -p fresco)")
+
+
+def sharpness(path):
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, 360, 640, 3).astype(np.float64) / 255.0
+    luma = frames @ np.array([0.299, 0.587, 0.114])
+    gx = (luma[:, 1:-1, 2:] - luma[:, 1:-1, :-2]) / 2
+    gy = (luma[:, 2:, 1:-1] - luma[:, :-2, 1:-1]) / 2
+    return float(np.hypot(gx, gy).mean())
+
+
+def throughput(fresco, clip, work, env, styles):
+    print("style   frames/s per frame  with --temporal  ratio")
+    for style in styles:
+        fps = []
+        for temporal in [False, True]:
+            out = os.path.join(work, "%s-%s-auto.mkv" % (style, temporal))
+            args = [fresco, "run", clip, "-o", out, "--style", style, "--no-download", "--codec", "ffv1",
+                    "--quiet", "-y"] + (["--temporal"] if temporal else [])
+            start = time.perf_counter()
+            subprocess.run(args, check=True, env=env)
+            fps.append(48 / (time.perf_counter() - start))
+        print("%-7s %.3f               %.3f            %.2f" % (style, fps[0], fps[1], fps[1] / fps[0]))
+        sys.stdout.flush()
+
+
+def main():
+    args = sys.argv[1:]
+    only_throughput = "--throughput" in args
+    styles = [a for a in args if a != "--throughput"] or ["mosaic", "candy", "udnie"]
+    fresco = binary()
+    work = tempfile.mkdtemp(prefix="fresco-temporal-")
+    clip = os.path.join(work, "pan.mkv")
+    subprocess.run([os.path.join(HERE, "temporal_clip.sh"), clip], check=True)
+    env = dict(os.environ, FRESCO_STATE_DIR=os.path.join(work, "state"))
+    if only_throughput:
+        throughput(fresco, clip, work, env, styles)
+        subprocess.run(["rm", "-rf", work])
+        return
+    print("style   run         warping error (clip / chunk starts / inside)   floor        sharpness  frames/s")
+    for style in styles:
+        for temporal in [False, True]:
+            out = os.path.join(work, "%s-%s.mkv" % (style, "temporal" if temporal else "per-frame"))
+            args = [fresco, "run", clip, "-o", out, "--style", style, "--no-download", "--codec", "ffv1",
+                    "--chunk-frames", str(CHUNK), "--quiet", "-y"] + (["--temporal"] if temporal else [])
+            start = time.perf_counter()
+            subprocess.run(args, check=True, env=env)
+            fps = 48 / (time.perf_counter() - start)
+            report = json.loads(subprocess.run(
+                [fresco, "eval", "temporal", clip, out, "--chunk-frames", str(CHUNK), "--json"],
+                check=True, capture_output=True, env=env).stdout)
+            print("%-7s %-11s %.4e / %.4e / %.4e   %.4e   %.5f    %.3f" % (
+                style, "temporal" if temporal else "per-frame", report["clip"]["output"],
+                report["chunks"]["boundaries"]["output"], report["chunks"]["inside"]["output"],
+                report["clip"]["input"], sharpness(out), fps))
+            sys.stdout.flush()
+    subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
