@@ -13,7 +13,7 @@ use std::time::Duration;
 use fresco_core::scoring::Sampling;
 use fresco_core::FrameRange;
 use fresco_media::input::input_args;
-use fresco_media::probe;
+use fresco_media::{packet_scan, probe};
 
 use crate::chunk::{chunk_window, JobPlan};
 use crate::error::RunError;
@@ -68,9 +68,16 @@ pub fn plan_records(
         time_base: video.time_base,
         subject: &subject,
     };
-    let times = probe::frame_times(
+    let stream = report.video_stream().ok_or_else(|| RunError::NotMedia {
+        path: input.to_path_buf(),
+        reason: "it has no video stream".into(),
+    })?;
+    // Only the timestamps are needed (the decoder scales whatever size comes): read from the
+    // packets where they stand for the frames, decoded otherwise.
+    let times = packet_scan::frame_pts(
         &tools.ffprobe,
         input,
+        stream,
         video.video_ordinal,
         scan,
         FRAME_SCAN_TIMEOUT,
