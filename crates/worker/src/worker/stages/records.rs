@@ -76,6 +76,7 @@ pub(super) fn ensure_scorer<'m>(
     );
     if slot.as_ref().map(|s| s.key.as_str()) != Some(key.as_str()) {
         *slot = None;
+        let loading = std::time::Instant::now();
         let ModelChoice::File(path) = &spec.model.choice else {
             return Err(model_failure("a records job scores a model file".into()));
         };
@@ -148,6 +149,10 @@ pub(super) fn ensure_scorer<'m>(
             }
             other => model_failure(other.to_string()),
         })?;
+        tracing::debug!(
+            ms = loading.elapsed().as_millis() as u64,
+            "records: the scorer loaded (model read, digest, inspection, trial, session)"
+        );
         *slot = Some(LoadedScorer {
             key,
             name: spec.model.name.clone(),
@@ -170,6 +175,7 @@ pub(super) fn plan(
         .map_err(|e| TaskFailure::permanent(e, FailureClass::BadInput))?;
     // The model is loaded first: one that cannot be scored fails the job before any chunk.
     let scorer = ensure_scorer(ctx, spec, slot)?;
+    let timing = std::time::Instant::now();
     let sizing = match spec.chunk_frames {
         Some(frames) => RecordsSizing::Frames(frames),
         None => RecordsSizing::Sampled {
@@ -177,12 +183,21 @@ pub(super) fn plan(
             seconds_per_frame: time_one_frame(scorer, ctx.stages.batch)?,
         },
     };
+    tracing::debug!(
+        ms = timing.elapsed().as_millis() as u64,
+        "records: the model timed for chunk sizes"
+    );
     let input = remote::local_input(ctx, job, spec)?;
     // An object output is planned as a file in scratch (after checking that the object may be
     // written); the plan records its URL.
     let output = remote::plan_output(ctx, job, spec)?;
+    let planning = std::time::Instant::now();
     let plan = plan_records(&ctx.tools, &input, &output, &spec.options, sizing)
         .map_err(TaskFailure::from_run)?;
+    tracing::debug!(
+        ms = planning.elapsed().as_millis() as u64,
+        "records: input probed and its frames scanned"
+    );
     let mut plan = plan;
     remote::record_locations(&mut plan, spec);
     Ok(TaskOutput::Planned {
