@@ -1,6 +1,7 @@
-//! Records jobs (`.jsonl`/`.parquet` outputs): planned like videos (probe, frame scan, chunks)
-//! but with no encoder, and decoded only at the sampled frames, scaled in ffmpeg to the size
-//! the scoring model's preparation asks for.
+//! Records jobs (`.jsonl`/`.parquet` outputs): planned like videos (probe, frame scan, chunks;
+//! the scan reads the packets where they stand for the frames, see
+//! [`fresco_media::packet_scan`]) but with no encoder, and decoded only at the sampled frames,
+//! scaled in ffmpeg to the size the scoring model's preparation asks for.
 
 use std::ffi::OsString;
 use std::io::Read;
