@@ -103,7 +103,9 @@ async fn run_videos_async(
     opts: &EmbeddedOptions,
     stop: Arc<StopSignal>,
 ) -> Result<Vec<Result<VideoOutcome, Failure>>, Failure> {
+    let opened = std::time::Instant::now();
     let queue = opts.queue.open().await?;
+    tracing::debug!(ms = opened.elapsed().as_millis() as u64, "queue opened");
     let work_dir = opts.queue.work_dir();
     let system = opts.queue.system_store()?;
     std::fs::create_dir_all(&work_dir).map_err(|e| {
@@ -138,9 +140,15 @@ async fn run_videos_async(
             scoring: opts.scoring.clone(),
         };
         let checks = submitter.clone();
+        let checked = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || checks.build(&submission))
             .await
             .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))?;
+        tracing::debug!(
+            ms = checked.elapsed().as_millis() as u64,
+            "{}: the submission's checks",
+            job.input.display()
+        );
         let Built { job: new_job, spec } = match built {
             Ok(built) => built,
             Err(refused) => {

@@ -649,15 +649,21 @@ pub(crate) fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
         )
     })?;
     let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    let trial_started = Instant::now();
     // The first load in a child process under the trial's limits, as for image models
     // ([`ModelArgs::load_tried`]), before this process loads it to check the scoring plan.
     use fresco_worker::model_trial::{trial_load_as, Interface};
-    match trial_load_as(
+    let tried = trial_load_as(
         &args.model_trial.trial()?,
         path,
         &digest,
         Interface::Tensors,
-    ) {
+    );
+    tracing::debug!(
+        ms = trial_started.elapsed().as_millis() as u64,
+        "records: the model's trial load in a child process"
+    );
+    match tried {
         Err(e) if e.is_retryable() => {}
         Err(e) => return Err(Failure::new(exit::MODEL, e.to_string())),
         Ok(()) => {}

@@ -1,6 +1,8 @@
 //! ffprobe's JSON, parsed into typed structs by pure functions, and the per-frame timestamps of
-//! the video stream counted from decoded frames (never from `nb_frames` or packets: edit lists
-//! and B-frames make those differ).
+//! the video stream counted from decoded frames (never from `nb_frames`: edit lists and
+//! B-frames make that differ; [`crate::packet_scan`] reads them from packets only where it can
+//! show that the packets stand for the decoded frames, and decodes with [`frame_times`] where
+//! not).
 //!
 //! Both runs open the file with [`crate::input::input_args`] (that file and nothing else), ask
 //! ffprobe only for the fields used here (`-show_entries`), and read a bounded amount: the
@@ -27,7 +29,8 @@ const MAX_SCAN_LINE: usize = 4096;
 /// (to count them).
 const REPORT_ENTRIES: &str = "format=format_name,duration,nb_streams\
 :stream=index,codec_type,codec_name,width,height,pix_fmt,color_range,color_space,color_transfer,\
-color_primaries,r_frame_rate,avg_frame_rate,time_base,duration,nb_frames,bits_per_raw_sample\
+color_primaries,r_frame_rate,avg_frame_rate,time_base,duration,nb_frames,bits_per_raw_sample,\
+field_order,has_b_frames\
 :stream_disposition=attached_pic:stream_tags=rotate:stream_side_data=side_data_type,rotation\
 :chapter=id";
 
@@ -99,6 +102,12 @@ pub struct StreamInfo {
     #[serde(default)]
     pub nb_frames: Option<String>,
     pub bits_per_raw_sample: Option<String>,
+    /// `progressive`, or how the fields of an interlaced stream are ordered (`tt`, `bb`, ...).
+    #[serde(default)]
+    pub field_order: Option<String>,
+    /// How many frames the decoder holds to put frames in presentation order (B-frames).
+    #[serde(default)]
+    pub has_b_frames: Option<i64>,
     #[serde(default)]
     pub disposition: BTreeMap<String, i64>,
     #[serde(default)]
@@ -266,7 +275,7 @@ pub enum ProbeError {
 
 /// A failed ffprobe run means the file is not media it can read, or of a kind that is refused;
 /// a report over the byte cap is a file with too much in it; anything else is the tool's.
-fn not_media(input: &Path, e: ProcessError) -> ProbeError {
+pub(crate) fn not_media(input: &Path, e: ProcessError) -> ProbeError {
     match e {
         ProcessError::Failed { stderr_tail, .. } => match crate::input::refusal(&stderr_tail) {
             Some(refused) => ProbeError::Refused {

@@ -1,6 +1,7 @@
-//! Records jobs (`.jsonl`/`.parquet` outputs): planned like videos (probe, frame scan, chunks)
-//! but with no encoder, and decoded only at the sampled frames, scaled in ffmpeg to the size
-//! the scoring model's preparation asks for.
+//! Records jobs (`.jsonl`/`.parquet` outputs): planned like videos (probe, frame scan, chunks;
+//! the scan reads the packets where they stand for the frames, see
+//! [`fresco_media::packet_scan`]) but with no encoder, and decoded only at the sampled frames,
+//! scaled in ffmpeg to the size the scoring model's preparation asks for.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use fresco_core::scoring::Sampling;
 use fresco_core::FrameRange;
 use fresco_media::input::input_args;
-use fresco_media::probe;
+use fresco_media::{packet_scan, probe};
 
 use crate::chunk::{chunk_window, JobPlan};
 use crate::error::RunError;
@@ -51,6 +52,19 @@ pub fn plan_records(
     options: &VideoOptions,
     sizing: RecordsSizing<'_>,
 ) -> Result<JobPlan, RunError> {
+    let mut plan = scan_records(tools, input, output, options)?;
+    cut_records(&mut plan, sizing);
+    Ok(plan)
+}
+
+/// The first half of [`plan_records`]: the input checked, probed and its frames scanned, in a
+/// plan with no chunks yet (a worker scans while it loads and times the model).
+pub fn scan_records(
+    tools: &Tools,
+    input: &Path,
+    output: &Path,
+    options: &VideoOptions,
+) -> Result<JobPlan, RunError> {
     check_input_file(input)?;
     check_output_target(output, options.overwrite)?;
     let report = probe::probe(&tools.ffprobe, input, PROBE_TIMEOUT)
@@ -68,9 +82,16 @@ pub fn plan_records(
         time_base: video.time_base,
         subject: &subject,
     };
-    let times = probe::frame_times(
+    let stream = report.video_stream().ok_or_else(|| RunError::NotMedia {
+        path: input.to_path_buf(),
+        reason: "it has no video stream".into(),
+    })?;
+    // Only the timestamps are needed (the decoder scales whatever size comes): read from the
+    // packets where they stand for the frames, decoded otherwise.
+    let times = packet_scan::frame_pts(
         &tools.ffprobe,
         input,
+        stream,
         video.video_ordinal,
         scan,
         FRAME_SCAN_TIMEOUT,
@@ -82,22 +103,27 @@ pub fn plan_records(
             reason: "no video frame could be decoded".into(),
         });
     }
-    let frames = times.pts.len() as u64;
     let count_frames = !times.pts.windows(2).all(|w| w[0] < w[1]);
-    let mut plan = JobPlan {
+    Ok(JobPlan {
         video,
         frame_pts: times.pts,
         chunks: Vec::new(),
         warnings: Vec::new(),
         count_frames,
-    };
+    })
+}
+
+/// The second half of [`plan_records`]: the scanned plan's frames cut into chunks as `sizing`
+/// says.
+pub fn cut_records(plan: &mut JobPlan, sizing: RecordsSizing<'_>) {
+    let frames = plan.frame_pts.len() as u64;
     plan.chunks = match sizing {
         RecordsSizing::Frames(n) => fresco_core::split_frames(frames, n),
         RecordsSizing::Sampled {
             sampling,
             seconds_per_frame,
         } => {
-            let picks = sampling.pick(&frame_seconds(&plan));
+            let picks = sampling.pick(&frame_seconds(plan));
             let per_chunk = sampled_per_chunk(seconds_per_frame);
             let per_chunk = at_least_two_chunks(per_chunk, picks.len() as u64);
             tracing::info!(
@@ -107,7 +133,6 @@ pub fn plan_records(
             cut_at_picks(frames, &picks, per_chunk)
         }
     };
-    Ok(plan)
 }
 
 /// Sampled frames per chunk for about [`CHUNK_TARGET_SECS`] of model time at

@@ -180,7 +180,8 @@ impl Submitter {
                 threads: Some(1),
                 ..Default::default()
             };
-            Scorer::new(
+            let loading = std::time::Instant::now();
+            let loaded = Scorer::new(
                 &bytes,
                 &label,
                 path.parent(),
@@ -188,7 +189,12 @@ impl Submitter {
                 &ask.settings,
                 card.as_ref(),
             )
-            .map(|scorer| scorer.plan().clone())
+            .map(|scorer| scorer.plan().clone());
+            tracing::debug!(
+                ms = loading.elapsed().as_millis() as u64,
+                "submission: the scoring model loaded to resolve its plan"
+            );
+            loaded
         } else {
             // The interface the file declares, without ONNX Runtime: a server never builds a
             // session for a stranger's bytes. A file that leaves an output's shape open is

@@ -2,8 +2,8 @@
 //! grabs the chunk's first frame from the input and from the chunk it wrote, each scaled to at
 //! most [`MAX_WIDTH`] px wide and encoded as JPEG by ffmpeg, and stores the pair in the queue
 //! (the first pair of a job stays). A records job's "before" is the chunk's first sampled frame
-//! (a JPEG the same way) and its "after" that frame with the frame's row drawn over it
-//! ([`crate::overlay`], an SVG). The dashboard serves both from the queue, so servers of a
+//! (a JPEG the same way, grabbed while the chunk is scored) and its "after" that frame with the
+//! frame's row drawn over it ([`crate::overlay`], an SVG). The dashboard serves both from the queue, so servers of a
 //! cluster need no shared disk. A preview is a nicety: every failure is logged and nothing else.
 
 use std::path::Path;
@@ -58,27 +58,76 @@ pub(crate) fn save_first(
     );
 }
 
-/// Saves a records job's preview from this chunk's first row unless the job has one already:
-/// the row's frame from the input, and the same frame with the row's scores drawn over it.
-/// Runs on the task's blocking thread.
-pub(crate) fn save_first_records(
+/// A records job's "before" image, grabbed from the input by ffmpeg in a thread of its own
+/// while the chunk is scored (the grab would otherwise add its ffmpeg run to the chunk's time).
+pub(crate) struct RecordsGrab {
+    frame: u64,
+    grabbed: std::thread::JoinHandle<Result<Vec<u8>, String>>,
+}
+
+/// Starts grabbing frame `frame` (decode order; the chunk's first sampled frame) of the plan's
+/// input for the job's preview, unless the job has one already. Runs on the task's blocking
+/// thread (it asks the queue through the runtime's handle); the grab stops with the task.
+pub(crate) fn start_records_grab(
     tools: &Tools,
+    queue: &Arc<dyn Queue>,
+    job: &str,
+    plan: &JobPlan,
+    frame: u64,
+) -> Option<RecordsGrab> {
+    if has_preview(queue, job) {
+        return None;
+    }
+    let (tools, plan) = (tools.clone(), plan.clone());
+    let grabbed = std::thread::spawn(move || grab_input_frame(&tools, &plan, frame));
+    Some(RecordsGrab { frame, grabbed })
+}
+
+impl RecordsGrab {
+    /// Saves the job's preview from the chunk's first row: the grabbed frame, and the same
+    /// frame with the row's scores drawn over it.
+    pub(crate) fn save(
+        self,
+        queue: &Arc<dyn Queue>,
+        job: &str,
+        chunk: u32,
+        plan: &JobPlan,
+        row: &fresco_score::Record,
+    ) {
+        let before = match self.grabbed.join() {
+            Ok(Ok(jpeg)) => jpeg,
+            Ok(Err(e)) => {
+                tracing::warn!(chunk, "could not make the job's preview: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(chunk, "could not make the job's preview: the grab panicked");
+                return;
+            }
+        };
+        if row.frame != self.frame {
+            tracing::warn!(
+                chunk,
+                "could not make the job's preview: frame {} was grabbed for a row of frame {}",
+                self.frame,
+                row.frame
+            );
+            return;
+        }
+        save_records(queue, job, chunk, plan, row, before);
+    }
+}
+
+/// Saves a records job's preview: `before` (the row's frame as a JPEG) and it with the row's
+/// scores drawn over it.
+fn save_records(
     queue: &Arc<dyn Queue>,
     job: &str,
     chunk: u32,
     plan: &JobPlan,
     row: &fresco_score::Record,
+    before: Vec<u8>,
 ) {
-    if has_preview(queue, job) {
-        return;
-    }
-    let before = match grab_input_frame(tools, plan, row.frame) {
-        Ok(jpeg) => jpeg,
-        Err(e) => {
-            tracing::warn!(chunk, "could not make the job's preview: {e}");
-            return;
-        }
-    };
     let frame = (plan.video.width, plan.video.height);
     let after = crate::overlay::svg(&before, frame, MAX_WIDTH, &row.scores).into_bytes();
     save(

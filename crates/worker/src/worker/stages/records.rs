@@ -12,7 +12,7 @@ use fresco_core::scoring::ScoringSpec;
 use fresco_core::ModelChoice;
 use fresco_infer::EngineOptions;
 use fresco_pipeline::records::{
-    decode_sampled, frame_seconds, picks_in, plan_records, RecordsSizing,
+    cut_records, decode_sampled, frame_seconds, picks_in, scan_records, RecordsSizing,
 };
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_score::{
@@ -76,6 +76,7 @@ pub(super) fn ensure_scorer<'m>(
     );
     if slot.as_ref().map(|s| s.key.as_str()) != Some(key.as_str()) {
         *slot = None;
+        let loading = std::time::Instant::now();
         let ModelChoice::File(path) = &spec.model.choice else {
             return Err(model_failure("a records job scores a model file".into()));
         };
@@ -148,6 +149,10 @@ pub(super) fn ensure_scorer<'m>(
             }
             other => model_failure(other.to_string()),
         })?;
+        tracing::debug!(
+            ms = loading.elapsed().as_millis() as u64,
+            "records: the scorer loaded (model read, digest, inspection, trial, session)"
+        );
         *slot = Some(LoadedScorer {
             key,
             name: spec.model.name.clone(),
@@ -168,26 +173,69 @@ pub(super) fn plan(
         .sampling
         .check()
         .map_err(|e| TaskFailure::permanent(e, FailureClass::BadInput))?;
-    // The model is loaded first: one that cannot be scored fails the job before any chunk.
-    let scorer = ensure_scorer(ctx, spec, slot)?;
-    let sizing = match spec.chunk_frames {
-        Some(frames) => RecordsSizing::Frames(frames),
-        None => RecordsSizing::Sampled {
-            sampling: &scoring(spec)?.sampling,
-            seconds_per_frame: time_one_frame(scorer, ctx.stages.batch)?,
-        },
-    };
-    let input = remote::local_input(ctx, job, spec)?;
-    // An object output is planned as a file in scratch (after checking that the object may be
-    // written); the plan records its URL.
-    let output = remote::plan_output(ctx, job, spec)?;
-    let plan = plan_records(&ctx.tools, &input, &output, &spec.options, sizing)
-        .map_err(TaskFailure::from_run)?;
-    let mut plan = plan;
+    // A local input is probed and scanned (by ffprobe, in child processes) while the model
+    // loads and is timed here; a remote one is fetched only once the model has loaded.
+    let local = fresco_store::ObjectUrl::of(&spec.input).is_none()
+        && fresco_store::ObjectUrl::of(&spec.output).is_none();
+    let (timed, early) = std::thread::scope(|s| {
+        let scanning = local.then(|| {
+            let (tools, span) = (ctx.tools.clone(), tracing::Span::current());
+            s.spawn(move || {
+                span.in_scope(|| scan_timed(&tools, &spec.input, &spec.output, &spec.options))
+            })
+        });
+        // The model is loaded first: one that cannot be scored fails the job before any chunk.
+        let timed = ensure_scorer(ctx, spec, slot).and_then(|scorer| {
+            let timing = std::time::Instant::now();
+            let sizing = match spec.chunk_frames {
+                Some(frames) => RecordsSizing::Frames(frames),
+                None => RecordsSizing::Sampled {
+                    sampling: &scoring(spec)?.sampling,
+                    seconds_per_frame: time_one_frame(scorer, ctx.stages.batch)?,
+                },
+            };
+            tracing::debug!(
+                ms = timing.elapsed().as_millis() as u64,
+                "records: the model timed for chunk sizes"
+            );
+            Ok(sizing)
+        });
+        (timed, scanning.map(|handle| handle.join()))
+    });
+    let sizing = timed?;
+    let mut plan = match early {
+        Some(Ok(scanned)) => scanned,
+        Some(Err(panicked)) => std::panic::resume_unwind(panicked),
+        None => {
+            let input = remote::local_input(ctx, job, spec)?;
+            // An object output is planned as a file in scratch (after checking that the
+            // object may be written); the plan records its URL.
+            let output = remote::plan_output(ctx, job, spec)?;
+            scan_timed(&ctx.tools, &input, &output, &spec.options)
+        }
+    }
+    .map_err(TaskFailure::from_run)?;
+    cut_records(&mut plan, sizing);
     remote::record_locations(&mut plan, spec);
     Ok(TaskOutput::Planned {
         plan: Box::new(plan),
     })
+}
+
+/// [`scan_records`], with its time logged.
+fn scan_timed(
+    tools: &fresco_pipeline::Tools,
+    input: &Path,
+    output: &Path,
+    options: &fresco_pipeline::VideoOptions,
+) -> Result<fresco_pipeline::JobPlan, RunError> {
+    let started = std::time::Instant::now();
+    let scanned = scan_records(tools, input, output, options);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "records: input probed and its frames scanned"
+    );
+    scanned
 }
 
 /// Seconds of model time a scored frame takes on this machine, for sizing chunks: a batch of
@@ -245,6 +293,14 @@ pub(super) fn score(
     };
     remote::localize_input(ctx, &lease.job_id, spec, &mut plan)?;
     task.progress.tick();
+    // The job's preview is the first sampled frame of the first chunk scored: grabbed beside
+    // the scoring, saved once the chunk's rows are written.
+    let preview = match picks.first() {
+        Some(&first) => {
+            crate::preview::start_records_grab(&ctx.tools, &ctx.queue, &lease.job_id, &plan, first)
+        }
+        None => None,
+    };
     let batch_size = ctx.stages.batch;
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let per_call = scorer.batch(batch_size);
@@ -368,15 +424,8 @@ pub(super) fn score(
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
     metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
-    if let Some(first) = rows.first() {
-        crate::preview::save_first_records(
-            &ctx.tools,
-            &ctx.queue,
-            &lease.job_id,
-            lease.chunk,
-            &plan,
-            first,
-        );
+    if let (Some(preview), Some(first)) = (preview, rows.first()) {
+        preview.save(&ctx.queue, &lease.job_id, lease.chunk, &plan, first);
     }
     Ok(TaskOutput::Scored {
         frames: picks.len() as u64,
