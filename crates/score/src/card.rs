@@ -114,7 +114,7 @@ impl ModelCard {
             reason,
         };
         let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-        let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
         let unknown = |key: &str, known: &[&str]| CardError::UnknownKey {
             path: shown.clone(),
             key: key.to_string(),
@@ -146,7 +146,7 @@ impl ModelCard {
             }
         }
         let mut settings: ScoreSettings =
-            toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+            toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
         if let Some(labels) = &settings.labels {
             if labels.is_relative() {
                 let folder = path.parent().unwrap_or(Path::new("."));
@@ -162,11 +162,39 @@ impl ModelCard {
     }
 }
 
-pub(crate) fn one_line(e: &toml::de::Error) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A TOML error of the card `text` as its line, column and message only: never the line
+/// itself, which `toml`'s own text quotes (a card named by a submitter is a file the server
+/// reads for it, and its answer must not carry what the file holds).
+pub(crate) fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = before.len() - start + 1;
+            // The key the error is in, when it is one a card may hold (a name fresco knows,
+            // so nothing of the file's own text).
+            let key = String::from_utf8_lossy(&before[start..])
+                .split_once('=')
+                .map(|(key, _)| key.trim().to_string())
+                .filter(|key| {
+                    KEYS.contains(&key.as_str())
+                        || crate::image_card::IMAGE_KEYS.contains(&key.as_str())
+                        || ANCHOR_KEYS.contains(&key.as_str())
+                });
+            match key {
+                Some(key) => {
+                    format!("TOML error at line {line}, column {column}, key '{key}': {message}")
+                }
+                None => format!("TOML error at line {line}, column {column}: {message}"),
+            }
+        }
+        None => format!("TOML error: {message}"),
+    }
 }
 
 /// The card beside a model (`NAME.toml` for `NAME.onnx`), if there is one.
@@ -255,6 +283,27 @@ mod tests {
         assert_eq!(card.digest.len(), 64);
         let other = ModelCard::parse(b"task = \"detect\"\n", Path::new("c.toml")).unwrap();
         assert_ne!(card.digest, other.digest);
+    }
+
+    /// A file that is no card (a server's `/etc/passwd`) is refused by line and column; its
+    /// lines never appear in the answer.
+    #[test]
+    fn toml_errors_quote_no_line_of_the_file() {
+        let text = b"# users\nroot:x:0:0:root:/root:/bin/bash\n";
+        for err in [
+            ModelCard::parse(text, Path::new("/m/c.toml")).unwrap_err(),
+            crate::image_card::parse_image_card(text, Path::new("/m/c.toml")).unwrap_err(),
+        ] {
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with("model card /m/c.toml: TOML error at line 2, column "),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains("root:x") && !shown.contains("/bin/bash"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

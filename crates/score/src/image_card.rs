@@ -51,7 +51,7 @@ pub fn parse_image_card(bytes: &[u8], path: &Path) -> Result<ImageCard, CardErro
         reason,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
     for key in table.keys() {
         if IMAGE_KEYS.contains(&key.as_str()) {
             continue;
@@ -73,7 +73,7 @@ pub fn parse_image_card(bytes: &[u8], path: &Path) -> Result<ImageCard, CardErro
             known: IMAGE_KEYS.join(", "),
         });
     }
-    let keys: Keys = toml::from_str(text).map_err(|e| invalid(one_line(&e)))?;
+    let keys: Keys = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
     let triple = |name: &str, values: Option<Vec<f32>>| -> Result<Option<[f32; 3]>, CardError> {
         values
             .map(|v| {

@@ -10,6 +10,7 @@ use fresco_queue::NewJob;
 
 use crate::api::SubmitRequest;
 use crate::error::ApiError;
+use crate::limits::PathRules;
 
 pub use fresco_submit::{missing, video_options, ProbeWindow, Rejection};
 
@@ -21,6 +22,18 @@ pub type LocalJobFactory = fresco_submit::Submitter;
 #[async_trait]
 pub trait JobFactory: Send + Sync {
     async fn build(&self, request: &SubmitRequest) -> Result<NewJob, Rejection>;
+
+    /// [`JobFactory::build`] for a submitter whose files are confined to `within` (its
+    /// namespace and shares, [`crate::tenancy::Tenancy::rules`]): the files the checks find on
+    /// their own (the card beside a model, the labels a card names) must be inside too.
+    async fn build_within(
+        &self,
+        request: &SubmitRequest,
+        within: Option<PathRules>,
+    ) -> Result<NewJob, Rejection> {
+        let _ = within;
+        self.build(request).await
+    }
 }
 
 #[async_trait]
@@ -33,6 +46,17 @@ impl JobFactory for fresco_submit::Submitter {
             .await
             .map_err(|e| Rejection::Internal(format!("job checks panicked: {e}")))?
             .map(|built| built.job)
+    }
+
+    async fn build_within(
+        &self,
+        request: &SubmitRequest,
+        within: Option<PathRules>,
+    ) -> Result<NewJob, Rejection> {
+        match within {
+            Some(rules) => JobFactory::build(&self.clone().within(rules), request).await,
+            None => JobFactory::build(self, request).await,
+        }
     }
 }
 

@@ -116,14 +116,21 @@ impl Tenancy {
         let Some(owner) = principal.only_owner() else {
             return Ok(request.clone());
         };
+        let scoring = request.scoring.as_ref();
+        // Every location a submitter names: the files the server reads or writes for it.
+        let named = [
+            ("input", Some(&request.input)),
+            ("output", Some(&request.output)),
+            ("model", request.model.as_ref()),
+            ("scoring.labels", scoring.and_then(|s| s.labels.as_ref())),
+            (
+                "scoring.model_card",
+                scoring.and_then(|s| s.model_card.as_ref()),
+            ),
+        ];
         // A URL parser drops tabs and line breaks, so `.\t.` would become `..` when a store
         // opens the location: refused as it is, before any rule reads the text.
-        let named = [
-            Some(&request.input),
-            Some(&request.output),
-            request.model.as_ref(),
-        ];
-        for (field, text) in ["input", "output", "model"].into_iter().zip(named) {
+        for (field, text) in named {
             if text.is_some_and(|t| t.chars().any(char::is_control)) {
                 return Err(ApiError::bad_request(
                     "bad-path",
@@ -131,6 +138,69 @@ impl Tenancy {
                 ));
             }
         }
+        let own = namespace(owner);
+        let (rules, relative_shares) = self.grants(owner, principal);
+        let place = |field: &str, text: &str| -> Result<String, ApiError> {
+            if is_relative(text) {
+                let shared = relative_shares
+                    .iter()
+                    .any(|share| text == share || text.starts_with(&format!("{share}/")));
+                let name = if shared {
+                    text.to_string()
+                } else {
+                    format!("{own}/{text}")
+                };
+                // Traversal in a relative name is refused by the factory (400 bad-path), from
+                // the text alone. A name that stays inside by its text must stay inside once
+                // the symlinks on its way are followed too.
+                if is_plain_name(text) {
+                    let location = self.absolute(&name);
+                    if rules.check(field, &location).is_err() {
+                        return Err(missing(field, &location).into());
+                    }
+                }
+                return Ok(name);
+            }
+            match rules.check(field, text) {
+                Ok(()) => Ok(text.to_string()),
+                Err(_) => Err(missing(field, text).into()),
+            }
+        };
+        let mut scoped = request.clone();
+        scoped.input = place("input", &request.input)?;
+        scoped.output = place("output", &request.output)?;
+        if let Some(model) = &request.model {
+            // Models are named by absolute paths only (the factory refuses relative ones).
+            if !is_relative(model) {
+                scoped.model = Some(place("model", model)?);
+            }
+        }
+        if let Some(scoring) = &mut scoped.scoring {
+            // Read whole for the plan, and pinned into the job by content: the same rule as
+            // the input's, and the same answer as a file that is not there.
+            for (field, file) in [
+                ("scoring.labels", &mut scoring.labels),
+                ("scoring.model_card", &mut scoring.model_card),
+            ] {
+                if let Some(text) = file {
+                    *text = place(field, text)?;
+                }
+            }
+        }
+        Ok(scoped)
+    }
+
+    /// Where `principal` may read and write, as the job factory checks the files it finds on
+    /// its own (the card beside a model, the labels a card names): its namespace and shares.
+    /// `None` for operators and admins, who keep the server's roots.
+    pub fn rules(&self, principal: &Principal) -> Option<PathRules> {
+        let owner = principal.only_owner()?;
+        Some(self.grants(owner, principal).0)
+    }
+
+    /// The roots `owner` may reach (its namespace and its shares, as absolute locations), and
+    /// its shares that are names in the data store.
+    fn grants(&self, owner: &str, principal: &Principal) -> (PathRules, Vec<String>) {
         let own = namespace(owner);
         let mut rules = PathRules::default();
         let mut relative_shares = Vec::new();
@@ -149,35 +219,17 @@ impl Tenancy {
                 rules = more;
             }
         }
-        let place = |field: &str, text: &str| -> Result<String, ApiError> {
-            if is_relative(text) {
-                let shared = relative_shares
-                    .iter()
-                    .any(|share| text == share || text.starts_with(&format!("{share}/")));
-                // Traversal in a relative name is refused by the factory (400 bad-path), from
-                // the text alone; here it only has to stay relative.
-                return Ok(if shared {
-                    text.to_string()
-                } else {
-                    format!("{own}/{text}")
-                });
-            }
-            match rules.check(field, text) {
-                Ok(()) => Ok(text.to_string()),
-                Err(_) => Err(missing(field, text).into()),
-            }
-        };
-        let mut scoped = request.clone();
-        scoped.input = place("input", &request.input)?;
-        scoped.output = place("output", &request.output)?;
-        if let Some(model) = &request.model {
-            // Models are named by absolute paths only (the factory refuses relative ones).
-            if !is_relative(model) {
-                scoped.model = Some(place("model", model)?);
-            }
-        }
-        Ok(scoped)
+        (rules, relative_shares)
     }
+}
+
+/// A relative name the factory takes as it is (no `.`, `..` or empty segments, no
+/// backslashes): one whose place can be checked.
+fn is_plain_name(text: &str) -> bool {
+    !text.contains('\\')
+        && text
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
 
 /// A name in the data store rather than an absolute path or a URL.

@@ -8,6 +8,8 @@
 //! Needs ffmpeg and ONNX Runtime, as `hostile.rs` does. About 10-20 s.
 
 mod common;
+#[path = "tenancy/scoring_files.rs"]
+mod scoring_files;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -119,6 +119,10 @@ pub struct Submitter {
     data_root: Option<String>,
     /// Where inputs and outputs may be (`None`: anywhere; see [`fresco_wire::limits`]).
     paths: Option<PathRules>,
+    /// A submitter's namespace and shares (the server's tenancy), for the files the checks
+    /// find on their own: the card beside a model and the labels a card names. `None`: the
+    /// server's roots alone.
+    within: Option<PathRules>,
     /// How large an input may be.
     limits: InputLimits,
     /// How much of an object input's head and tail is read to probe it.
@@ -154,6 +158,7 @@ impl Submitter {
             served_kinds: None,
             data_root: None,
             paths: None,
+            within: None,
             limits: InputLimits::default(),
             probe_window: ProbeWindow::default(),
             scratch_dir: None,
@@ -206,17 +211,49 @@ impl Submitter {
         self
     }
 
+    /// Confines the files the checks find on their own to `rules` (a submitter's namespace and
+    /// shares): a card beside the model that leads out of them is no card, and labels a card
+    /// names outside them answer as a labels file that does not exist. The locations a request
+    /// names are the tenancy's to place and check before the request gets here.
+    pub fn within(mut self, rules: PathRules) -> Self {
+        self.within = Some(rules);
+        self
+    }
+
+    /// Whether `path`, a file the checks found on their own, may be read for this submission.
+    fn may_read(&self, field: &str, path: &Path) -> bool {
+        self.within
+            .as_ref()
+            .is_none_or(|rules| rules.check(field, &path.display().to_string()).is_ok())
+    }
+
+    /// The card beside a model file that this submission may read (see [`Submitter::within`]).
+    pub(crate) fn card_beside(&self, model: &Path) -> Option<PathBuf> {
+        card_beside(model).filter(|card| self.may_read("scoring.model_card", card))
+    }
+
     /// Limits on the input's bytes, duration and frame size (400 before queueing).
     pub fn limits(mut self, limits: InputLimits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// The request with its relative names placed in the data store.
+    /// The request with its relative names placed in the data store (the input, the output,
+    /// and the scoring section's labels and card, which a submitter uploads like an input).
     fn in_data_store(&self, request: &SubmitRequest) -> Result<SubmitRequest, Rejection> {
         let mut request = request.clone();
         if let Some(root) = &self.data_root {
             request.input = data_name("input", root, &request.input)?;
+            if let Some(scoring) = &mut request.scoring {
+                for (field, file) in [
+                    ("scoring.labels", &mut scoring.labels),
+                    ("scoring.model_card", &mut scoring.model_card),
+                ] {
+                    if let Some(text) = file {
+                        *text = data_name(field, root, text)?;
+                    }
+                }
+            }
             let output = data_name("output", root, &request.output)?;
             if output != request.output && !root.contains("://") {
                 // Users cannot make folders in the data store: its sub-folders are made as
@@ -421,7 +458,11 @@ impl Submitter {
             model.inspected.input_name.as_str(),
             model.inspected.input_shape.as_slice(),
         );
-        let image_card = image_card(card, &choice, Some(input))?;
+        let beside = match (card, &choice) {
+            (None, ModelChoice::File(file)) => self.card_beside(file),
+            _ => None,
+        };
+        let image_card = scoring::image_card_at(card.map(absolute).or(beside), Some(input))?;
         Ok(ModelPin {
             choice,
             name: model.name.clone(),
@@ -585,8 +626,8 @@ fn no_such_object(url: &ObjectUrl, store: &fresco_store::Store) -> Rejection {
     )
 }
 
-/// The answer the checks give when the location `text` of `field` (`input`, `output`, `model`)
-/// does not exist: the same status, code and message. The server's tenancy answers so for every
+/// The answer the checks give when the location `text` of `field` (`input`, `output`, `model`,
+/// `scoring.labels`, `scoring.model_card`) does not exist: the same status, code and message. The server's tenancy answers so for every
 /// location outside a submitter's namespace, whether or not it exists, so that existence
 /// cannot be probed there. (An output that does not exist is written, so an output's answer is
 /// the one for a folder that does not exist.)
@@ -600,6 +641,7 @@ pub fn missing(field: &str, text: &str) -> Rejection {
         },
         ("input", None) => run_rejection(RunError::InputMissing { path }),
         ("model", _) => model_rejection(ModelError::FileMissing { path }),
+        ("scoring.model_card" | "scoring.labels", _) => missing_file(field, text),
         (_, url) => {
             let folder = match &url {
                 Some(url) => url
@@ -617,6 +659,25 @@ pub fn missing(field: &str, text: &str) -> Rejection {
                 reason: format!("folder {folder} does not exist"),
             })
         }
+    }
+}
+
+/// [`missing`] for the labels and the card: files of the server, never URLs (`scoring_ask`
+/// refuses those from the text alone); else as `ModelCard::load` and `Labels::load` answer for
+/// a file that is not there.
+fn missing_file(field: &str, text: &str) -> Rejection {
+    if let Err(refused) = absolute_path(field, text) {
+        return refused;
+    }
+    let path = text.to_string();
+    let reason = std::io::Error::from_raw_os_error(2).to_string();
+    if field == "scoring.labels" {
+        unusable(
+            "model-scoring",
+            fresco_score::CardError::Labels { path, reason },
+        )
+    } else {
+        unusable("model-card", fresco_score::CardError::Read { path, reason })
     }
 }
 

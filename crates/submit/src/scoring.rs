@@ -45,6 +45,14 @@ pub fn image_card(
         (None, ModelChoice::File(file)) => card_beside(file),
         (None, ModelChoice::Style(_)) => None,
     };
+    image_card_at(path, input)
+}
+
+/// The image card at `path` (`None`: none), read and checked as [`image_card`] says.
+pub(crate) fn image_card_at(
+    path: Option<PathBuf>,
+    input: Option<(&str, &[i64])>,
+) -> Result<Option<ImageCard>, Rejection> {
     let Some(path) = path else { return Ok(None) };
     let card = fresco_score::load_image_card(&path).map_err(|e| unusable("model-card", e))?;
     if let (Some(layout), Some((name, shape))) = (card.layout, input) {
@@ -151,7 +159,7 @@ impl Submitter {
             Ok(_) | Err(fresco_infer::inspect::InspectError::NotImageModel { .. }) => {}
             Err(refusal) => return Err(unusable(refusal.code(), refusal)),
         }
-        let card_path = ask.card.clone().or_else(|| card_beside(&path));
+        let card_path = ask.card.clone().or_else(|| self.card_beside(&path));
         let digest = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))
@@ -167,6 +175,16 @@ impl Submitter {
             None => fresco_score::known_model(&digest),
             Some(_) => None,
         };
+        // The labels a submitter's card names are a file read for it: inside its namespace, or
+        // answered as labels that do not exist (a given labels file overrides them).
+        if let (None, Some(named)) = (
+            &ask.settings.labels,
+            card.as_ref().and_then(|c| c.settings.labels.as_ref()),
+        ) {
+            if !self.may_read("scoring.labels", named) {
+                return Err(missing("scoring.labels", &named.display().to_string()));
+            }
+        }
         if let Some(known) = known {
             card = Some(
                 known

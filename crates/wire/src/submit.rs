@@ -126,10 +126,12 @@ pub struct ScoringRequest {
     /// classify, detect or tensors.
     #[schema(pattern = r"^(classify|detect|tensors)$", example = "classify")]
     pub task: Option<String>,
-    /// A labels file (one label per line): an absolute path on the server's machine.
+    /// A labels file (one label per line): an absolute path on the server's machine, or a
+    /// name in the data store (an upload's, like `input`).
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
     pub labels: Option<String>,
-    /// A model card (TOML): an absolute path on the server's machine. With a video or image
+    /// A model card (TOML): an absolute path on the server's machine, or a name in the data
+    /// store (an upload's, like `input`). With a video or image
     /// output, an image model's card (mean, std, channel_order, layout, output_range).
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00]+$")]
     pub model_card: Option<String>,

@@ -86,7 +86,11 @@ pub async fn submit_job(
             .await
             .map_err(|e| ApiError::bad_request("callback-url-not-allowed", e.to_string()))?;
     }
-    let mut job = state.jobs.build(&request).await?;
+    let within = match &state.tenancy {
+        Some(tenancy) => tenancy.rules(&principal),
+        None => None,
+    };
+    let mut job = state.jobs.build_within(&request, within).await?;
     job.idempotency_key = key;
     let admission = Admission {
         owner: principal.name.clone(),
