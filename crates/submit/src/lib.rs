@@ -361,6 +361,7 @@ impl Submitter {
             options,
             chunk_frames: submission.chunk_frames,
             scoring,
+            dataset: None,
         };
         let identity = spec.identity_from(&match &input_object {
             Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
