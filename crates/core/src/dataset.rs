@@ -117,6 +117,9 @@ pub struct DatasetPlan {
     /// Items per chunk, and the model seconds an item took when the plan timed it.
     pub per_chunk: u64,
     pub seconds_per_item: Option<f64>,
+    /// Listed but not taken (no include pattern matched).
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// What a finished dataset job counts (the summary in its log and `--json`).
