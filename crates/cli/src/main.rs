@@ -8,6 +8,7 @@ mod bench;
 mod bench_jobs;
 mod callback_args;
 mod config;
+mod dataset_args;
 mod embedded;
 mod estimate;
 mod exit;

@@ -48,6 +48,7 @@ use fresco_wire::limits::{InputLimits, PathRules};
 use fresco_wire::submit::ModelRef;
 pub use fresco_wire::SubmitRequest;
 
+mod dataset;
 mod object_probe;
 mod rejection;
 mod scoring;

@@ -160,7 +160,7 @@ impl Stages for VideoStages {
         if spec.dataset.is_some() {
             let faults = score::Faults::from_env();
             faults.before_chunk(task.lease.chunk)?;
-            return self.with_scorer(|s| dataset::score(&ctx, task, &spec, s));
+            return self.with_scorer(|s| dataset::score(&ctx, task, &spec, s, &faults));
         }
         if spec.scoring.is_some() {
             let faults = score::Faults::from_env();

@@ -89,6 +89,46 @@ fn relative_key(root: &Path, path: &Path) -> Option<String> {
     Some(parts?.join("/"))
 }
 
+/// The folder a `file://` URL names, `None` for other URLs.
+fn local_folder(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("file://").map(PathBuf::from)
+}
+
+/// Calls `each` with the key and metadata of every file below `root` that `filter` takes, in
+/// name order, one directory at a time; counts the files it skips.
+fn walk_folder(
+    root: &Path,
+    filter: &KeyFilter,
+    skipped: &mut u64,
+    each: &mut dyn FnMut(String, std::fs::Metadata) -> Result<(), TaskFailure>,
+) -> Result<(), TaskFailure> {
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(root).to_path_buf();
+            missing(&at, e.into())
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(key) = relative_key(root, entry.path()) else {
+            *skipped += 1;
+            continue;
+        };
+        if !filter.takes(&key) {
+            *skipped += 1;
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| missing(entry.path(), e.into()))?;
+        each(key, meta)?;
+    }
+    Ok(())
+}
+
 /// Calls `each` with every item the source holds that `filter` takes, in listing order, and
 /// counts those it skips. Stops at the first error `each` returns.
 pub(super) fn list(
@@ -98,34 +138,30 @@ pub(super) fn list(
     each: &mut dyn FnMut(Listed) -> Result<(), TaskFailure>,
 ) -> Result<(), TaskFailure> {
     match &spec.source {
-        DatasetSource::Folder { path } => {
-            let walk = walkdir::WalkDir::new(path)
-                .follow_links(false)
-                .sort_by_file_name();
-            for entry in walk {
-                let entry = entry.map_err(|e| {
-                    let at = e.path().unwrap_or(path).to_path_buf();
-                    missing(&at, e.into())
-                })?;
-                if !entry.file_type().is_file() {
-                    continue;
-                }
-                let Some(key) = relative_key(path, entry.path()) else {
-                    *skipped += 1;
-                    continue;
+        DatasetSource::Folder { path } => walk_folder(path, filter, skipped, &mut |key, meta| {
+            each(Listed {
+                key,
+                size: meta.len(),
+                version: file_version(&meta),
+            })
+        }),
+        DatasetSource::Prefix { url } if local_folder(url).is_some() => {
+            // object_store lists a local folder in the file system's order: walk it in name
+            // order instead, and ask the store (which may encrypt) for each object's version.
+            let root = local_folder(url).expect("a file:// URL");
+            let store = Store::from_url(url).map_err(store_failure)?;
+            let handle = tokio::runtime::Handle::current();
+            walk_folder(&root, filter, skipped, &mut |key, _| {
+                let Some(info) = handle.block_on(store.head(&key)).map_err(store_failure)? else {
+                    // Gone since the walk saw it: not part of the listing.
+                    return Ok(());
                 };
-                if !filter.takes(&key) {
-                    *skipped += 1;
-                    continue;
-                }
-                let meta = entry.metadata().map_err(|e| missing(entry.path(), e.into()))?;
                 each(Listed {
                     key,
-                    size: meta.len(),
-                    version: file_version(&meta),
-                })?;
-            }
-            Ok(())
+                    size: info.size,
+                    version: info.etag.or(info.version),
+                })
+            })
         }
         DatasetSource::Prefix { url } => {
             let store = Store::from_url(url).map_err(store_failure)?;

@@ -184,6 +184,7 @@ pub(super) fn score(
     task: &Task<'_>,
     spec: &JobSpec,
     slot: &mut Option<LoadedScorer>,
+    faults: &super::score::Faults,
 ) -> Result<TaskOutput, TaskFailure> {
     let lease = task.lease;
     let dataset = dataset(spec)?;
@@ -282,6 +283,7 @@ pub(super) fn score(
             model_seconds += started.elapsed().as_secs_f64();
             let mut rows = scored.iter();
             for (item, prepared) in group.iter().zip(&prepared) {
+                faults.after_frame();
                 match prepared {
                     Ok(_) => {
                         let row = rows.next().expect("a row per scored image");
