@@ -75,6 +75,13 @@ fn missing(what: &Path, e: std::io::Error) -> TaskFailure {
     )
 }
 
+/// An object's version as pinned and compared: its ETag without the quotes that some listings
+/// keep and others drop (Azure's list and get differ), else its version id.
+fn object_version(etag: Option<String>, version: Option<String>) -> Option<String> {
+    etag.map(|e| e.trim_start_matches("W/").trim_matches('"').to_string())
+        .or(version)
+}
+
 /// A local file's version: its modification time in milliseconds.
 fn file_version(meta: &std::fs::Metadata) -> Option<String> {
     let modified = meta.modified().ok()?;
@@ -159,7 +166,7 @@ pub(super) fn list(
                 each(Listed {
                     key,
                     size: info.size,
-                    version: info.etag.or(info.version),
+                    version: object_version(info.etag, info.version),
                 })
             })
         }
@@ -176,7 +183,7 @@ pub(super) fn list(
                 each(Listed {
                     key: info.key,
                     size: info.size,
-                    version: info.etag.or(info.version),
+                    version: object_version(info.etag, info.version),
                 })?;
             }
             Ok(())
@@ -287,7 +294,7 @@ impl ItemReader {
                     .block_on(store.head(&object))
                     .map_err(unreadable)?
                     .ok_or_else(|| unreadable(format!("{}: no such object", key)))?;
-                (info.size, info.etag.or(info.version))
+                (info.size, object_version(info.etag, info.version))
             }
         };
         Ok(Listed {
@@ -314,7 +321,7 @@ impl ItemReader {
                 let (info, bytes) = handle
                     .block_on(store.get_with_info(&object))
                     .map_err(unreadable)?;
-                (info.size, info.etag.or(info.version), bytes.to_vec())
+                (info.size, object_version(info.etag, info.version), bytes.to_vec())
             }
         };
         if size != item.size || version != item.version {
