@@ -240,8 +240,8 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
             Some(dataset) => submitter.build_dataset(&submission, dataset),
             None => submitter.build(&submission),
         })
-            .await
-            .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
+        .await
+        .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
         let queue = args.queue.open().await?;
         let submitted = queue.submit(built.job).await.map_err(queue_failure)?;
         let record = queue

@@ -35,7 +35,12 @@ fn submit(queue: &TestQueue, source: &[&str], out: &Path, models: &Path, extra: 
     args.extend(source.iter().map(|a| a.to_string()));
     args.extend(["-o".into(), out.display().to_string()]);
     args.extend(classify(models));
-    args.extend(queue.args().iter().map(|a| a.to_string_lossy().into_owned()));
+    args.extend(
+        queue
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
     args.extend(extra.iter().map(|a| a.to_string()));
     common::run_with_timeout(fresco_cmd().args(&args), Duration::from_secs(120))
 }
@@ -52,7 +57,7 @@ fn work(queue: &TestQueue, log: &Path) {
 fn good_images(dir: &Path, models: &Path, count: usize) -> Vec<String> {
     let mut keys = Vec::new();
     for i in 0..count {
-        let key = if i % 2 == 0 {
+        let key = if i.is_multiple_of(2) {
             format!("dog-{i:02}.jpg")
         } else {
             format!("sub/dog-{i:02}.jpg")
@@ -91,7 +96,11 @@ fn bad_items_are_error_rows_and_the_job_fails_only_past_its_threshold() {
     let png = std::fs::read(&whole).unwrap();
     std::fs::write(photos.join("cut.png"), &png[..png.len() / 3]).unwrap();
     std::fs::write(photos.join("empty.jpg"), b"").unwrap();
-    std::fs::write(photos.join("notes.png"), b"a text file, named like an image").unwrap();
+    std::fs::write(
+        photos.join("notes.png"),
+        b"a text file, named like an image",
+    )
+    .unwrap();
     zero_png(&photos.join("huge.png"), 100_000, 100_000, 1);
     // Not an image extension: skipped, not an error.
     std::fs::write(photos.join("readme.txt"), b"skip me").unwrap();
@@ -103,7 +112,14 @@ fn bad_items_are_error_rows_and_the_job_fails_only_past_its_threshold() {
     // and publishes nothing.
     let strict = dir.path().join("strict.jsonl");
     let photos_arg = photos.display().to_string();
-    let id = submit(&queue, &[&photos_arg], &strict, &models, &["--chunk-frames", "3"]).ok();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &strict,
+        &models,
+        &["--chunk-frames", "3"],
+    )
+    .ok();
     let id = id.stdout.trim().to_string();
     work(&queue, &dir.path().join("strict.log"));
     let job = queue.show(&id);
@@ -123,7 +139,14 @@ fn bad_items_are_error_rows_and_the_job_fails_only_past_its_threshold() {
         &[&photos_arg],
         &out,
         &models,
-        &["--chunk-frames", "3", "--max-failed-items", "4", "--max-failed-fraction", "1"],
+        &[
+            "--chunk-frames",
+            "3",
+            "--max-failed-items",
+            "4",
+            "--max-failed-fraction",
+            "1",
+        ],
     )
     .ok();
     let id = id.stdout.trim().to_string();
@@ -167,7 +190,14 @@ fn killed_workers_score_each_pinned_item_once(queue: TestQueue, dir: &Path, mode
     let keys = good_images(&photos, models, 24);
     let out = dir.join("tags.jsonl");
     let photos_arg = photos.display().to_string();
-    let id = submit(&queue, &[&photos_arg], &out, models, &["--chunk-frames", "4"]).ok();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        models,
+        &["--chunk-frames", "4"],
+    )
+    .ok();
     let id = id.stdout.trim().to_string();
     // Slow items, so that each worker is killed holding a chunk.
     let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "150")];
@@ -294,7 +324,13 @@ fn a_prefix_is_scored(dir: &Path, base: &str) {
     common::objects::download(&out, &got);
     assert_eq!(sources(&jsonl_rows(&got)), keys);
     let logged = queue.jobs("logs", id.stdout.trim()).ok();
-    assert!(logged.stdout.contains("4 items scored, 0 failed, 1 skipped"), "{}", logged.dump());
+    assert!(
+        logged
+            .stdout
+            .contains("4 items scored, 0 failed, 1 skipped"),
+        "{}",
+        logged.dump()
+    );
 }
 
 #[test]

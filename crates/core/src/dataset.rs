@@ -164,7 +164,8 @@ mod tests {
         let spec: DatasetSpec = serde_json::from_str(text).unwrap();
         assert_eq!(spec.max_failed_fraction, DEFAULT_MAX_FAILED_FRACTION);
         assert!(spec.include.is_empty());
-        let again: DatasetSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        let again: DatasetSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
         assert_eq!(again, spec);
     }
 }

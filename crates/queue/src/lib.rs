@@ -497,8 +497,9 @@ pub trait Queue:
 {
 }
 
-impl<T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems + ?Sized>
-    Queue for T
+impl<
+        T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems + ?Sized,
+    > Queue for T
 {
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use fresco_core::{FrameRange, JobState, TaskKind, TaskState};
 use fresco_queue::{ClaimFilter, FailOutcome, LeaseStatus, Queue, QueueError, Submitted};
 
-mod support;
 #[path = "backend/items.rs"]
 mod items;
+mod support;
 use items::items_are_pinned_by_the_plan_and_counted;
 use support::{
     budgets, chunks, claim, describe, job, only, plan, submit, task_of, Db, LONG, PAST_SHORT, SHORT,

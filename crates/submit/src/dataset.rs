@@ -63,7 +63,11 @@ impl Submitter {
             DatasetSource::Folder { path } | DatasetSource::Manifest { path } => {
                 let path = absolute_path("input", &path.display().to_string())?;
                 let is_folder = matches!(dataset.source, DatasetSource::Folder { .. });
-                let fits = if is_folder { path.is_dir() } else { path.is_file() };
+                let fits = if is_folder {
+                    path.is_dir()
+                } else {
+                    path.is_file()
+                };
                 if !fits {
                     return Err(run_rejection(RunError::InputMissing { path }));
                 }
@@ -84,8 +88,9 @@ impl Submitter {
         };
         match &output_url {
             Some(url) => check_output_object(url, &output, submission.options.overwrite)?,
-            None => check_output_target(&output, submission.options.overwrite)
-                .map_err(run_rejection)?,
+            None => {
+                check_output_target(&output, submission.options.overwrite).map_err(run_rejection)?
+            }
         }
         let mut options = fresco_pipeline::container::for_output(&submission.options, &output);
         options.limits = self.limits.media();

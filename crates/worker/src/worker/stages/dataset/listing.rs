@@ -65,7 +65,10 @@ impl KeyFilter {
 }
 
 fn store_failure(e: StoreError) -> TaskFailure {
-    TaskFailure::retryable(format!("listing the dataset: {e}"), FailureClass::Processing)
+    TaskFailure::retryable(
+        format!("listing the dataset: {e}"),
+        FailureClass::Processing,
+    )
 }
 
 fn missing(what: &Path, e: std::io::Error) -> TaskFailure {
@@ -85,7 +88,10 @@ fn object_version(etag: Option<String>, version: Option<String>) -> Option<Strin
 /// A local file's version: its modification time in milliseconds.
 fn file_version(meta: &std::fs::Metadata) -> Option<String> {
     let modified = meta.modified().ok()?;
-    let ms = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    let ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
     Some(format!("mtime:{ms}"))
 }
 
@@ -321,7 +327,11 @@ impl ItemReader {
                 let (info, bytes) = handle
                     .block_on(store.get_with_info(&object))
                     .map_err(unreadable)?;
-                (info.size, object_version(info.etag, info.version), bytes.to_vec())
+                (
+                    info.size,
+                    object_version(info.etag, info.version),
+                    bytes.to_vec(),
+                )
             }
         };
         if size != item.size || version != item.version {
@@ -373,7 +383,14 @@ mod tests {
     #[test]
     fn folders_are_walked_in_name_order_and_filtered() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["b/2.jpg", "b/1.PNG", "a.jpg", "c/d/e.webp", "notes.txt", "b/0.txt"] {
+        for name in [
+            "b/2.jpg",
+            "b/1.PNG",
+            "a.jpg",
+            "c/d/e.webp",
+            "notes.txt",
+            "b/0.txt",
+        ] {
             let path = dir.path().join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, b"x").unwrap();
@@ -404,7 +421,9 @@ mod tests {
             size: listed[0].size,
             version: listed[0].version.clone(),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let reader = ItemReader::new(&spec).unwrap();
         assert_eq!(reader.read(&item, runtime.handle()).unwrap(), b"abc");
         std::fs::write(dir.path().join("a.jpg"), b"abcd").unwrap();

@@ -308,7 +308,11 @@ pub(super) fn score(
     let rows = part.iter().filter(|b| **b == b'\n').count() as u64;
     if rows != range.len() {
         return Err(TaskFailure::retryable(
-            format!("chunk {}: {rows} rows for {} items", lease.chunk, range.len()),
+            format!(
+                "chunk {}: {rows} rows for {} items",
+                lease.chunk,
+                range.len()
+            ),
             FailureClass::Processing,
         ));
     }
@@ -361,10 +365,7 @@ pub(super) fn assemble(
     );
     let _ = handle.block_on(ctx.queue.log(&lease.job_id, None, &line));
     if let Some(why) = dataset.over_threshold(counts.failed, counts.total) {
-        return Err(TaskFailure::permanent(
-            why,
-            FailureClass::BadInput,
-        ));
+        return Err(TaskFailure::permanent(why, FailureClass::BadInput));
     }
     join_and_publish(ctx, task, spec, plan.items, plan.chunks.len() as u32)
 }
