@@ -8,6 +8,38 @@
 use super::*;
 use fresco_core::dataset::{DatasetSource, DatasetSpec};
 
+/// The dataset an API request asks for: its input (placed in the data store already) as a
+/// folder or prefix. Manifests are not taken through the API: their lines could name what
+/// the submitter's roots do not hold.
+pub(crate) fn requested(request: &SubmitRequest) -> Result<Option<DatasetSpec>, Rejection> {
+    let Some(asked) = &request.dataset else {
+        return Ok(None);
+    };
+    if asked.include.len() > 64 {
+        return Err(Rejection::BadField {
+            code: "bad-include",
+            message: "dataset.include: at most 64 patterns".into(),
+        });
+    }
+    let source = if fresco_store::is_object_url(Path::new(&request.input)) {
+        DatasetSource::Prefix {
+            url: request.input.clone(),
+        }
+    } else {
+        DatasetSource::Folder {
+            path: PathBuf::from(&request.input),
+        }
+    };
+    Ok(Some(DatasetSpec {
+        source,
+        include: asked.include.clone(),
+        max_failed_items: asked.max_failed_items,
+        max_failed_fraction: asked
+            .max_failed_fraction
+            .unwrap_or(fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION),
+    }))
+}
+
 impl Submitter {
     /// Checks a dataset submission (`submission.input` is the folder, prefix URL or manifest
     /// that `dataset.source` names) and makes its job.

@@ -256,7 +256,7 @@ impl Submitter {
             ModelRef::File(path) => ModelSource::File(path),
         };
         let defaults = RetryBudgets::default();
-        self.build(&Submission {
+        let submission = Submission {
             input: request.input.clone(),
             output: request.output.clone(),
             model,
@@ -272,7 +272,11 @@ impl Submitter {
                 max_attempts: request.max_attempts.unwrap_or(defaults.max_attempts),
                 max_expiries: request.max_expiries.unwrap_or(defaults.max_expiries),
             },
-        })
+        };
+        match dataset::requested(request)? {
+            Some(dataset) => self.build_dataset(&submission, &dataset),
+            None => self.build(&submission),
+        }
     }
 
     /// Checks a submission and makes its job: file checks, ffprobe and the model's static

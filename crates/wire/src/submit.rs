@@ -115,6 +115,27 @@ pub struct SubmitRequest {
     /// For a `.jsonl` or `.parquet` output: how the model's frames are sampled and scored (the
     /// same keys as `fresco run`'s scoring flags). Refused with a video or image output.
     pub scoring: Option<ScoringRequest>,
+    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` output
+    /// one row per image (a dataset job; `scoring` says how). A bad image is an error row; the
+    /// job fails past the thresholds given here.
+    pub dataset: Option<DatasetRequest>,
+}
+
+/// The options of a dataset job (the input a folder or prefix of images).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRequest {
+    /// Glob patterns the images' keys must match (`*.jpg`); default: the image extensions.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub include: Vec<String>,
+    /// The job fails when more items than this cannot be scored.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0)]
+    pub max_failed_items: Option<u64>,
+    /// The job fails when more than this share of its items cannot be scored (default 0.01).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub max_failed_fraction: Option<f64>,
 }
 
 /// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from

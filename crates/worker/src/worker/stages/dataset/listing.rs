@@ -291,7 +291,7 @@ impl ItemReader {
     fn look_up(&self, key: &str) -> Result<Listed, ItemError> {
         let (size, version) = match self.locate(key)? {
             Location::File(path) => {
-                let meta = std::fs::metadata(&path).map_err(unreadable)?;
+                let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
                 (meta.len(), file_version(&meta))
             }
             Location::Object(store, object) => {
@@ -319,7 +319,11 @@ impl ItemReader {
     ) -> Result<Vec<u8>, ItemError> {
         let (size, version, bytes) = match self.locate(&item.key)? {
             Location::File(path) => {
-                let meta = std::fs::metadata(&path).map_err(unreadable)?;
+                // A regular file, as the listing saw it: not a link put in its place since.
+                let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
+                if !meta.is_file() {
+                    return Err(unreadable(format!("{}: not a regular file", item.key)));
+                }
                 let bytes = std::fs::read(&path).map_err(unreadable)?;
                 (meta.len(), file_version(&meta), bytes)
             }
