@@ -19,6 +19,7 @@ mod model_trial_cmd;
 mod models;
 mod queue_args;
 mod run;
+mod run_dataset;
 mod scoring_args;
 mod security_args;
 mod serve;

@@ -349,3 +349,51 @@ fn a_prefix_in_an_azurite_container_is_scored() {
     let dir = tempfile::tempdir().unwrap();
     a_prefix_is_scored(dir.path(), &format!("az://{container}"));
 }
+
+/// `fresco run PREFIX/ -o OUT.jsonl` and `fresco run --manifest FILE` run a dataset job in
+/// the run's own engine: a bad image is an error row, and the run succeeds within the threshold.
+#[test]
+fn fresco_run_scores_a_prefix_and_a_manifest_as_datasets() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let keys = good_images(&store.join("cams"), &models, 2);
+    std::fs::write(store.join("cams/broken.jpg"), b"not a picture").unwrap();
+    let run = |source: &[&str], out: &Path, queue: &str| {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(source.iter().map(|a| a.to_string()));
+        args.extend(["-o".into(), out.display().to_string(), "-q".into()]);
+        args.extend(classify(&models));
+        args.extend(["--max-failed-items", "1", "--max-failed-fraction", "1"].map(String::from));
+        args.extend(queue_flags(&dir.path().join(queue)));
+        fresco(args)
+    };
+    let prefix = format!("file://{}/cams/", store.display());
+    let out = dir.path().join("cams.jsonl");
+    run(&[&prefix], &out, "q1").ok();
+    let rows = jsonl_rows(&out);
+    let mut expected = keys.clone();
+    expected.insert(0, "broken.jpg".into());
+    assert_eq!(sources(&rows), expected);
+    assert_eq!(error_kind(&rows[0]), Some("not-image"));
+
+    let manifest = dir.path().join("picks.txt");
+    std::fs::write(
+        &manifest,
+        format!("store/cams/{}\nstore/cams/broken.jpg\n", keys[1]),
+    )
+    .unwrap();
+    let picked = dir.path().join("picks.jsonl");
+    run(&["--manifest", manifest.to_str().unwrap()], &picked, "q2").ok();
+    let rows = jsonl_rows(&picked);
+    assert_eq!(
+        sources(&rows),
+        [
+            format!("store/cams/{}", keys[1]),
+            "store/cams/broken.jpg".into()
+        ]
+    );
+    assert_eq!(error_kind(&rows[1]), Some("not-image"));
+}

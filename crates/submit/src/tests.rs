@@ -236,7 +236,9 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     let dataset = spec.dataset.expect("a dataset job");
     assert_eq!(
         dataset.source,
-        fresco_core::dataset::DatasetSource::Folder { path: photos.clone() }
+        fresco_core::dataset::DatasetSource::Folder {
+            path: photos.clone()
+        }
     );
     assert_eq!(dataset.include, ["*.jpg"]);
     assert_eq!(dataset.max_failed_items, Some(3));
