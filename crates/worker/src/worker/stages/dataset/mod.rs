@@ -291,6 +291,11 @@ pub(super) fn score(
                         part.push(b'\n');
                     }
                     Err(error) => {
+                        metrics::counter!(
+                            fresco_core::telemetry::DATASET_ITEMS_FAILED,
+                            "kind" => error.0.as_str()
+                        )
+                        .increment(1);
                         part.extend(error_row(&item.key, error));
                         failures.push((item.index, error.0.as_str().to_string()));
                     }
