@@ -180,6 +180,7 @@ fn scaling(
         let job = VideoJob {
             input: clip.clone(),
             output: dir.join(format!("out-{workers}.mp4")),
+            dataset: None,
         };
         let t0 = Instant::now();
         let results = run_videos(

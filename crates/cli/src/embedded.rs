@@ -26,6 +26,8 @@ use crate::queue_args::{runtime, QueueArgs};
 pub struct VideoJob {
     pub input: PathBuf,
     pub output: PathBuf,
+    /// A dataset job (a folder, prefix or manifest of images; `input` names it).
+    pub dataset: Option<fresco_core::dataset::DatasetSpec>,
 }
 
 /// How the embedded engine runs.
@@ -126,7 +128,13 @@ async fn run_videos_async(
     let mut slots = Vec::new();
     for job in jobs {
         let submission = Submission {
-            input: absolute(&job.input).display().to_string(),
+            input: match &job.dataset {
+                // A prefix URL stays as it is.
+                Some(_) if job.input.to_string_lossy().contains("://") => {
+                    job.input.display().to_string()
+                }
+                _ => absolute(&job.input).display().to_string(),
+            },
             output: absolute(&job.output).display().to_string(),
             model: ModelSource::Pinned(pin.clone()),
             device: opts.device,
@@ -141,9 +149,13 @@ async fn run_videos_async(
         };
         let checks = submitter.clone();
         let checked = std::time::Instant::now();
-        let built = tokio::task::spawn_blocking(move || checks.build(&submission))
-            .await
-            .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))?;
+        let dataset = job.dataset.clone();
+        let built = tokio::task::spawn_blocking(move || match &dataset {
+            Some(dataset) => checks.build_dataset(&submission, dataset),
+            None => checks.build(&submission),
+        })
+        .await
+        .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))?;
         tracing::debug!(
             ms = checked.elapsed().as_millis() as u64,
             "{}: the submission's checks",

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use fresco_core::dataset::DatasetSource;
 use fresco_core::{JobState, RetryBudgets};
 use fresco_queue::{JobRecord, Submitted, TaskRecord};
 use fresco_store::absolute;
@@ -37,8 +38,10 @@ pub struct SubmitArgs {
     pub server: Option<String>,
     #[command(flatten)]
     pub client: crate::api_client::ClientArgs,
-    /// The video to style.
-    pub input: PathBuf,
+    /// The video to style or score; or a folder or object-store prefix (`az://c/photos/`) of
+    /// images to score into records, one row per image (a dataset job).
+    #[arg(required_unless_present = "manifest")]
+    pub input: Option<PathBuf>,
     /// Where the styled video goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -49,8 +52,10 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub video: VideoArgs,
     #[command(flatten)]
+    pub dataset: crate::dataset_args::DatasetArgs,
+    #[command(flatten)]
     pub queue: QueueArgs,
-    /// Frames per chunk (default: about 30 s of model time each, from a calibration).
+    /// Frames per chunk (items per chunk for a dataset) (default: about 30 s of model time each, from a calibration).
     #[arg(long, value_name = "N")]
     pub chunk_frames: Option<u64>,
     /// Higher runs first; equal priorities share the workers chunk by chunk.
@@ -142,11 +147,26 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
             absolute(p).display().to_string()
         }
     };
+    let dataset = args.dataset.spec(args.input.as_deref());
+    let input = match (&dataset, &args.input) {
+        (Some(d), _) => match &d.source {
+            DatasetSource::Folder { path } | DatasetSource::Manifest { path } => place(path),
+            DatasetSource::Prefix { url } => url.clone(),
+        },
+        (None, Some(input)) => place(input),
+        (None, None) => unreachable!("clap requires an input or --manifest"),
+    };
     if let Some(server) = &args.server {
+        if dataset.is_some() {
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                "dataset jobs are submitted to the queue (--queue), not yet through --server",
+            ));
+        }
         // The server checks everything.
         let model = args.model.model.as_deref().map(place);
         let mut body = crate::api_client::submission(
-            &place(&args.input),
+            &input,
             &place(&args.output),
             args.model.style.as_deref(),
             model.as_deref(),
@@ -193,7 +213,7 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
         (None, None) => unreachable!("clap requires --style or --model"),
     };
     let submission = Submission {
-        input: place(&args.input),
+        input,
         output: place(&args.output),
         model,
         device: args.model.device,
@@ -216,9 +236,12 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
         .allow_download(!args.model.no_download)
         .limits(fresco_wire::limits::InputLimits::none());
     runtime().block_on(async {
-        let built = tokio::task::spawn_blocking(move || submitter.build(&submission))
-            .await
-            .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
+        let built = tokio::task::spawn_blocking(move || match &dataset {
+            Some(dataset) => submitter.build_dataset(&submission, dataset),
+            None => submitter.build(&submission),
+        })
+        .await
+        .map_err(|e| Failure::new(exit::PROCESSING, format!("job checks panicked: {e}")))??;
         let queue = args.queue.open().await?;
         let submitted = queue.submit(built.job).await.map_err(queue_failure)?;
         let record = queue

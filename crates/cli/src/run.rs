@@ -23,8 +23,9 @@ use crate::queue_args::QueueArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Videos or images to style, or one folder of images.
-    #[arg(required = true)]
+    /// Videos or images to style, or one folder of images; with a .jsonl output, also an
+    /// object-store prefix of images (`az://c/photos/`), scored as a dataset job.
+    #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
     /// Output file, or a folder when several inputs (or a folder) are given.
     #[arg(short, long)]
@@ -37,6 +38,8 @@ pub struct RunArgs {
     pub scoring: crate::scoring_args::ScoringArgs,
     #[command(flatten)]
     pub video: VideoArgs,
+    #[command(flatten)]
+    pub dataset: crate::dataset_args::DatasetArgs,
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Local workers scoring chunks in parallel, each with its own model session and a share of
@@ -279,6 +282,9 @@ struct RunSummary {
 }
 
 pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
+    if let Some(dataset) = crate::run_dataset::dataset_of(&args)? {
+        return crate::run_dataset::run_dataset(args, dataset);
+    }
     // Inputs first: a missing input must not leave an output folder behind.
     if !(args.inputs.len() == 1 && args.inputs[0].is_dir()) {
         for input in &args.inputs {
@@ -462,7 +468,7 @@ fn scoring_needs_records(output: &Path) -> String {
 }
 
 /// Ctrl-C stops claiming (chunks in flight go back to the queue); a second one quits at once.
-fn stop_on_ctrl_c(stop: &Arc<StopSignal>) {
+pub(crate) fn stop_on_ctrl_c(stop: &Arc<StopSignal>) {
     let stop = Arc::clone(stop);
     let _ = ctrlc::set_handler(move || {
         if stop.is_stopping() {
@@ -558,6 +564,7 @@ fn run_video_slots(
         .map(|&slot| VideoJob {
             input: jobs[slot].input.clone(),
             output: jobs[slot].output.clone(),
+            dataset: None,
         })
         .collect();
     let outcomes = run_videos(&video_jobs, pin, options, embedded, stop)?;

@@ -282,50 +282,6 @@ fn exif_orientation_is_applied_before_the_image_is_scaled() {
     }
 }
 
-/// A PNG whose header claims `width` x `height` RGB pixels, all zero, with the data of `rows`
-/// of them (20000 x 20000 is 1.2 GB decoded, about a megabyte here).
-fn zero_png(path: &Path, width: u32, height: u32, rows: usize) {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    }
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut header = Vec::new();
-    header.extend_from_slice(&width.to_be_bytes());
-    header.extend_from_slice(&height.to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    chunk(&mut png, b"IHDR", &header);
-    // Each row is a filter byte and the pixels, all zero.
-    chunk(&mut png, b"IDAT", &zlib_zeros(1 + 3 * width as usize, rows));
-    chunk(&mut png, b"IEND", &[]);
-    std::fs::write(path, png).unwrap();
-}
-
-/// A zlib stream of `copies` x `unit` zero bytes: one deflate block of `unit` zeros, compressed
-/// once and repeated (a block of zeros refers only to zeros, so each copy decodes the same
-/// anywhere), so that a gigabyte of zeros costs nothing to make.
-fn zlib_zeros(unit: usize, copies: usize) -> Vec<u8> {
-    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
-    let mut block = Vec::with_capacity(unit);
-    compress
-        .compress_vec(&vec![0u8; unit], &mut block, flate2::FlushCompress::Sync)
-        .unwrap();
-    let mut out = vec![0x78, 0xDA];
-    for _ in 0..copies {
-        out.extend_from_slice(&block);
-    }
-    out.extend_from_slice(&[0x01, 0x00, 0x00, 0xFF, 0xFF]); // an empty final stored block
-                                                            // Adler-32 of zeros: its low sum stays 1, its high sum counts the bytes.
-    let high = ((unit * copies) % 65521) as u32;
-    out.extend_from_slice(&((high << 16) | 1).to_be_bytes());
-    out
-}
-
 #[test]
 fn zero_pngs_are_real_pngs() {
     let dir = tempfile::tempdir().unwrap();

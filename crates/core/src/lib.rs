@@ -2,6 +2,7 @@
 //! settings, device) with no I/O: also jobs, their specs, tasks and states, and the names of the
 //! metrics every process reports ([`telemetry`]).
 
+pub mod dataset;
 pub mod image_prep;
 pub mod job;
 pub mod limits;

@@ -82,6 +82,10 @@ pub struct JobSpec {
     /// of the JSON when `None`, so that video jobs' specs and identities stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scoring: Option<crate::scoring::ScoringSpec>,
+    /// A dataset job (a folder, prefix or manifest of images; records output): where its items
+    /// come from and how many may fail. Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<crate::dataset::DatasetSpec>,
 }
 
 impl JobSpec {
@@ -108,6 +112,10 @@ impl JobSpec {
         if let Some(scoring) = &self.scoring {
             hasher.update(b"\0");
             hasher.update(serde_json::to_vec(scoring).expect("scoring serialises"));
+        }
+        if let Some(dataset) = &self.dataset {
+            hasher.update(b"\0");
+            hasher.update(serde_json::to_vec(dataset).expect("dataset serialises"));
         }
         hex::encode(hasher.finalize())
     }

@@ -37,26 +37,55 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, RunError> {
         path: path.to_path_buf(),
         reason,
     };
-    let reader = ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
+    let reader = ImageReader::open(path).map_err(|e| bad(e.to_string()))?;
+    decode_upright(reader).map_err(|e| bad(e.to_string()))
+}
+
+/// Why bytes could not be decoded as an image ([`decode_rgb_scaled`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageDecodeError {
+    /// Not an image the decoder reads, or one cut short.
+    #[error("{0}")]
+    NotImage(String),
+    /// The header claims more pixels than the decoder's memory limit allows.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// Decodes `reader` upright, within the `image` crate's default allocation limit.
+fn decode_upright<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+) -> Result<RgbImage, ImageDecodeError> {
+    use ImageDecodeError::{NotImage, TooLarge};
+    let reader = reader
         .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| NotImage(e.to_string()))?;
     let mut decoder = reader
         .into_decoder()
-        .map_err(|e| bad(format!("not an image we can read: {e}")))?;
+        .map_err(|e| NotImage(format!("not an image we can read: {e}")))?;
     let orientation = decoder.orientation().ok();
     // The allocation limit `ImageReader::decode` applies (512 MiB by default), which going
     // through the decoder (for its orientation) skips: a header that claims 100000 x 100000
     // pixels is refused before its buffer is allocated.
     image::Limits::default()
         .reserve(decoder.total_bytes())
-        .map_err(|e| bad(format!("the image is too large to decode: {e}")))?;
+        .map_err(|e| TooLarge(format!("the image is too large to decode: {e}")))?;
     let mut img = DynamicImage::from_decoder(decoder)
-        .map_err(|e| bad(format!("the image could not be decoded: {e}")))?;
+        .map_err(|e| NotImage(format!("the image could not be decoded: {e}")))?;
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
     }
     Ok(img.to_rgb8())
+}
+
+/// [`load_rgb_scaled`] of an image's bytes already read (an object downloaded, a file a
+/// dataset's chunk read): no path, no ffmpeg.
+pub fn decode_rgb_scaled(
+    bytes: &[u8],
+    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Result<ScaledImage, ImageDecodeError> {
+    let img = decode_upright(ImageReader::new(std::io::Cursor::new(bytes)))?;
+    Ok(scale(img, scaled_size))
 }
 
 /// An image as records scoring takes it: upright (as [`load_rgb`] reads it) and scaled to the
@@ -77,7 +106,11 @@ pub fn load_rgb_scaled(
     path: &Path,
     scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
 ) -> Result<ScaledImage, RunError> {
-    let img = load_rgb(path)?;
+    Ok(scale(load_rgb(path)?, scaled_size))
+}
+
+/// `img` scaled to `scaled_size` of its size (bilinear).
+fn scale(img: RgbImage, scaled_size: impl FnOnce(u32, u32) -> (u32, u32)) -> ScaledImage {
     let displayed = img.dimensions();
     let (w, h) = scaled_size(displayed.0, displayed.1);
     let scaled = if (w, h) == displayed {
@@ -85,11 +118,11 @@ pub fn load_rgb_scaled(
     } else {
         image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
     };
-    Ok(ScaledImage {
+    ScaledImage {
         rgb: scaled.into_raw(),
         scaled: (w, h),
         displayed,
-    })
+    }
 }
 
 /// Styles an RGB image in memory.

@@ -16,9 +16,9 @@
 //!
 //! The verbs come in small traits by role: [`Jobs`] (submit, steer and read jobs), [`Leases`]
 //! (a worker's claim and lease), [`Workers`], [`JobLogs`] (logs and previews), [`Stats`],
-//! [`Accounts`] (itself [`Tokens`], [`Sessions`], [`OwnedJobs`] and [`AuditTrail`]) and
-//! [`Deliveries`]. [`Queue`] is all of them together; a caller or a test double that needs one
-//! role names that role alone.
+//! [`Accounts`] (itself [`Tokens`], [`Sessions`], [`OwnedJobs`] and [`AuditTrail`]),
+//! [`Deliveries`] and [`DatasetItems`] (a dataset job's pinned listing). [`Queue`] is all of
+//! them together; a caller or a test double that needs one role names that role alone.
 //!
 //! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
 //! so that they survive a restart and one server of several sends each.
@@ -35,6 +35,7 @@ use serde::Serialize;
 
 mod auth;
 mod deliveries;
+mod items;
 mod postgres;
 mod rows;
 mod signal;
@@ -47,6 +48,7 @@ pub use auth::{
     SessionRecord, Sessions, TokenRecord, Tokens, SHARE_MAX_CHARS, SHARE_PATTERN, TOKEN_PREFIX,
 };
 pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
+pub use items::{DatasetItems, ItemCounts, PinnedItem, PIN_BATCH};
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;
 
@@ -490,9 +492,16 @@ pub trait Stats: Jobs {
 
 /// The whole queue: every role together, what both backends are and what [`open`] returns. A
 /// caller (or a test double) that needs one role asks for that role alone.
-pub trait Queue: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries {}
+pub trait Queue:
+    Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems
+{
+}
 
-impl<T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + ?Sized> Queue for T {}
+impl<
+        T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems + ?Sized,
+    > Queue for T
+{
+}
 
 /// [`Stats::task_counts`] from every active job's tasks (of one device kind, or all).
 async fn count_active_tasks<Q: Jobs + ?Sized>(

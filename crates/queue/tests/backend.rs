@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use fresco_core::{FrameRange, JobState, TaskKind, TaskState};
 use fresco_queue::{ClaimFilter, FailOutcome, LeaseStatus, Queue, QueueError, Submitted};
 
+#[path = "backend/items.rs"]
+mod items;
 mod support;
+use items::items_are_pinned_by_the_plan_and_counted;
 use support::{
     budgets, chunks, claim, describe, job, only, plan, submit, task_of, Db, LONG, PAST_SHORT, SHORT,
 };
@@ -1005,4 +1008,5 @@ backend_tests!(
     workers_announce_themselves,
     job_logs_read_on_from_a_cursor,
     task_counts_follow_the_work,
+    items_are_pinned_by_the_plan_and_counted,
 );

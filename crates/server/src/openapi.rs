@@ -23,7 +23,7 @@ use crate::routes::tokens::{self, CreateToken, CreatedToken, TokenList, TokenVie
 use crate::routes::uploads::{UploadGrant, UploadRequest, UploadedObject};
 use crate::routes::workers::{WorkerList, WorkerView};
 use crate::routes::{events, health, jobs, logs, uploads, workers};
-use fresco_wire::ScoringRequest;
+use fresco_wire::{DatasetRequest, ScoringRequest};
 
 /// The API's description; add every new handler to `paths`.
 #[derive(OpenApi)]
@@ -57,7 +57,7 @@ use fresco_wire::ScoringRequest;
         openapi_json,
     ),
     components(schemas(
-        SubmitRequest, ScoringRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
+        SubmitRequest, ScoringRequest, DatasetRequest, JobView, JobDetail, JobPage, TaskView, TaskErrorView, JobStateView,
         TaskKindView, TaskStateView, StreamKindView, StatusBody, ErrorBody, ErrorDetail,
         WorkerList, WorkerView, EventReply, EventOutcome, ValidationResponse, LogPage, LogLineView,
         UploadRequest, UploadGrant, UploadedObject,

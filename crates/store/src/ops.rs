@@ -143,6 +143,43 @@ impl Store {
         Ok(infos)
     }
 
+    /// Every object under `prefix` as the backend lists it, page by page, never all held: for
+    /// listings too large for [`Store::list`] (a dataset of a million images). The order is the
+    /// backend's (key order on Azure and S3; a local folder's is the file system's).
+    pub fn list_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> Result<futures_util::stream::BoxStream<'a, Result<ObjectInfo>>> {
+        let full = key::join(&self.prefix, &key::parse_prefix(prefix)?);
+        let shown = prefix.to_string();
+        Ok(self
+            .inner
+            .list(Some(&full))
+            .map(move |meta| {
+                meta.map(|m| self.info(m))
+                    .map_err(|e| self.backend_error(&shown, "list", e))
+            })
+            .boxed())
+    }
+
+    /// An object's bytes with what the same request says of it (size, ETag), for reading one
+    /// object whose version matters (a dataset's item, checked against what was pinned).
+    pub async fn get_with_info(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
+        let path = self.path(key)?;
+        let got = self
+            .inner
+            .get(&path)
+            .await
+            .map_err(|e| self.backend_error(key, "read", e))?;
+        let info = self.info(got.meta.clone());
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| self.backend_error(key, "read", e))?;
+        crate::metrics::read(&self.display, bytes.len() as u64);
+        Ok((info, bytes))
+    }
+
     /// Deletes the object at `key`; deleting an object that is not there is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;

@@ -49,6 +49,7 @@ use fresco_wire::limits::{InputLimits, PathRules};
 use fresco_wire::submit::ModelRef;
 pub use fresco_wire::SubmitRequest;
 
+mod dataset;
 mod object_probe;
 mod rejection;
 mod scoring;
@@ -293,7 +294,7 @@ impl Submitter {
             ModelRef::File(path) => ModelSource::File(path),
         };
         let defaults = RetryBudgets::default();
-        self.build(&Submission {
+        let submission = Submission {
             input: request.input.clone(),
             output: request.output.clone(),
             model,
@@ -309,7 +310,11 @@ impl Submitter {
                 max_attempts: request.max_attempts.unwrap_or(defaults.max_attempts),
                 max_expiries: request.max_expiries.unwrap_or(defaults.max_expiries),
             },
-        })
+        };
+        match dataset::requested(request)? {
+            Some(dataset) => self.build_dataset(&submission, &dataset),
+            None => self.build(&submission),
+        }
     }
 
     /// Checks a submission and makes its job: file checks, ffprobe and the model's static
@@ -399,6 +404,7 @@ impl Submitter {
             options,
             chunk_frames: submission.chunk_frames,
             scoring,
+            dataset: None,
         };
         let identity = spec.identity_from(&match &input_object {
             Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),

@@ -196,3 +196,59 @@ async fn object_urls_are_checked_in_their_store() {
     let relative_out = build(format!("file://{root}/in.mp4"), "out.mp4".into(), false);
     assert_eq!(relative_out.await, Err("path-not-absolute"));
 }
+
+/// A dataset request through the API: a folder or prefix input, the submitter's roots checked on
+/// it, a .jsonl output only, and (with the real classifier) a job whose spec pins the dataset.
+#[tokio::test]
+async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    let photos = allowed.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let outside = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let models = std::env::var_os("FRESCO_MODEL_DIR").map(|d| PathBuf::from(d).join("scoring"));
+    let model = models
+        .as_ref()
+        .map(|m| m.join("efficientnet-lite0.onnx"))
+        .filter(|m| m.is_file());
+    let request = |input: &Path, output: &str| {
+        let body = serde_json::json!({
+            "input": input.display().to_string(),
+            "output": allowed.join(output).display().to_string(),
+            "model": model.clone().unwrap_or_else(|| allowed.join("m.onnx")).display().to_string(),
+            "scoring": { "task": "classify" },
+            "dataset": { "include": ["*.jpg"], "max_failed_items": 3 },
+        });
+        serde_json::from_value::<SubmitRequest>(body).unwrap()
+    };
+    let rules = PathRules::default()
+        .allow(&allowed.display().to_string())
+        .unwrap();
+    let factory = Submitter::default().allow_download(false).paths(rules);
+    let refused = build(&factory, &request(&outside, "tags.jsonl")).await;
+    assert_eq!(refused.map_err(code).err(), Some("path-not-allowed"));
+    let parquet = build(&factory, &request(&photos, "tags.parquet")).await;
+    assert_eq!(parquet.map_err(code).err(), Some("dataset-output"));
+    let Some(_) = model else {
+        eprintln!("skipped the accepted request: FRESCO_MODEL_DIR holds no scoring models");
+        return;
+    };
+    // The model lies outside the roots above: accepted by a server without roots.
+    let open = Submitter::default().allow_download(false);
+    let job = build(&open, &request(&photos, "tags.jsonl")).await.unwrap();
+    let spec = JobSpec::from_json(&job.spec).unwrap();
+    let dataset = spec.dataset.expect("a dataset job");
+    assert_eq!(
+        dataset.source,
+        fresco_core::dataset::DatasetSource::Folder {
+            path: photos.clone()
+        }
+    );
+    assert_eq!(dataset.include, ["*.jpg"]);
+    assert_eq!(dataset.max_failed_items, Some(3));
+    assert_eq!(
+        dataset.max_failed_fraction,
+        fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION
+    );
+}

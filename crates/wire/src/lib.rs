@@ -12,7 +12,7 @@ pub mod limits;
 pub mod signing;
 pub mod submit;
 
-pub use submit::{ModelRef, ScoringRequest, StreamKindView, SubmitRequest};
+pub use submit::{DatasetRequest, ModelRef, ScoringRequest, StreamKindView, SubmitRequest};
 
 /// A submission refused for what it says: a field is wrong in itself, a location is not
 /// allowed, the input is too big. Always a client error (HTTP 400); the server turns it into

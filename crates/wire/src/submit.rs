@@ -116,6 +116,51 @@ pub struct SubmitRequest {
     /// same keys as `fresco run`'s scoring flags). With a video or image output, `model_card`
     /// names an image model's card, and the records keys are refused.
     pub scoring: Option<ScoringRequest>,
+    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` output
+    /// one row per image (a dataset job; `scoring` says how). A bad image is an error row; the
+    /// job fails past the thresholds given here.
+    pub dataset: Option<DatasetRequest>,
+}
+
+impl DatasetRequest {
+    /// The bounds the schema states.
+    pub fn validate(&self) -> Result<(), InputRejected> {
+        if self.include.len() > 64 {
+            return Err(field_error("dataset.include", "at most 64 patterns"));
+        }
+        bounded(
+            "dataset.max_failed_items",
+            self.max_failed_items,
+            0,
+            1_000_000_000_000,
+        )?;
+        if let Some(fraction) = self.max_failed_fraction {
+            if !(0.0..=1.0).contains(&fraction) {
+                return Err(field_error(
+                    "dataset.max_failed_fraction",
+                    "must be between 0 and 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The options of a dataset job (the input a folder or prefix of images).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRequest {
+    /// Glob patterns the images' keys must match (`*.jpg`); default: the image extensions.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub include: Vec<String>,
+    /// The job fails when more items than this cannot be scored.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000u64)]
+    pub max_failed_items: Option<u64>,
+    /// The job fails when more than this share of its items cannot be scored (default 0.01).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub max_failed_fraction: Option<f64>,
 }
 
 /// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from
@@ -356,6 +401,9 @@ impl SubmitRequest {
         }
         if let Some(scoring) = &self.scoring {
             scoring.validate()?;
+        }
+        if let Some(dataset) = &self.dataset {
+            dataset.validate()?;
         }
         Ok(())
     }

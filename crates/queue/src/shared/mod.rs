@@ -26,6 +26,7 @@ use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW, LOCK_TASK};
 pub(super) mod accounts;
 pub(super) mod deliveries;
 mod expiry;
+mod items;
 mod jobs;
 mod leases;
 

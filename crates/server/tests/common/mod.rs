@@ -501,3 +501,34 @@ impl fresco_queue::AuditTrail for BrokenQueue {
         down()
     }
 }
+
+#[async_trait]
+impl fresco_queue::DatasetItems for BrokenQueue {
+    async fn clear_items(&self, _: &TaskLease) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn pin_items(
+        &self,
+        _: &TaskLease,
+        _: &[fresco_queue::PinnedItem],
+    ) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn items(
+        &self,
+        _: &str,
+        _: FrameRange,
+    ) -> fresco_queue::Result<Vec<fresco_queue::PinnedItem>> {
+        down()
+    }
+    async fn record_failures(
+        &self,
+        _: &TaskLease,
+        _: &[(u64, String)],
+    ) -> fresco_queue::Result<LeaseStatus> {
+        down()
+    }
+    async fn item_counts(&self, _: &str) -> fresco_queue::Result<fresco_queue::ItemCounts> {
+        down()
+    }
+}

@@ -86,6 +86,10 @@ pub enum TaskOutput {
     Planned {
         plan: Box<JobPlan>,
     },
+    /// A dataset's items pinned (in the queue) and cut into ranges.
+    PlannedDataset {
+        plan: fresco_core::dataset::DatasetPlan,
+    },
     Scored {
         frames: u64,
         /// A previous holder had written the chunk already.
@@ -266,6 +270,12 @@ impl Worker {
                     .complete_plan(lease, &text, plan.frame_pts.len() as u64, &plan.chunks)
                     .await
             }
+            TaskOutput::PlannedDataset { plan } => {
+                let text = serde_json::to_string(plan).expect("a plan serialises");
+                self.queue
+                    .complete_plan(lease, &text, plan.items, &plan.chunks)
+                    .await
+            }
             TaskOutput::Scored { .. } => self.queue.complete_chunk(lease).await,
             TaskOutput::Assembled { .. } => self.queue.complete_job(lease).await,
         };
@@ -309,6 +319,28 @@ impl Worker {
                     chunks,
                     notes: plan.video.notes.clone(),
                     warnings: plan.warnings.clone(),
+                })
+            }
+            TaskOutput::PlannedDataset { plan } => {
+                let (items, chunks) = (plan.items, plan.chunks.len());
+                let timed = match plan.seconds_per_item {
+                    Some(s) => format!(" ({:.1} ms an item in the model)", s * 1000.0),
+                    None => String::new(),
+                };
+                Report::info(format!(
+                    "planned dataset job {job}: {items} items in {chunks} chunks"
+                ))
+                .log(format!(
+                    "planned: {items} items pinned ({} skipped) in {chunks} chunks of {}{timed}",
+                    plan.skipped, plan.per_chunk
+                ))
+                .tidy(Tidy::ArchiveLog)
+                .then(WorkerEvent::Planned {
+                    job: job.clone(),
+                    frames: items,
+                    chunks,
+                    notes: Vec::new(),
+                    warnings: Vec::new(),
                 })
             }
             TaskOutput::Scored {

@@ -1,9 +1,11 @@
 //! The blocking work of a task, one file per kind of task: [`plan`] probes the input and cuts it
 //! into chunks, [`score`] runs one chunk's frames through the model, [`assemble`] joins the
-//! chunks into the output. The claim loop calls them through the [`Stages`] trait, so that its
-//! tests can put stand-ins in their place; [`VideoStages`] are the real ones.
+//! chunks into the output; records jobs ([`records`]) and datasets ([`dataset`]) have their
+//! own. The claim loop calls them through the [`Stages`] trait, so that its tests can put
+//! stand-ins in their place; [`VideoStages`] are the real ones.
 
 mod assemble;
+mod dataset;
 mod plan;
 mod records;
 mod score;
@@ -144,6 +146,9 @@ impl VideoStages {
 impl Stages for VideoStages {
     fn plan(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.dataset.is_some() {
+            return self.with_scorer(|s| dataset::plan(&ctx, task, &spec, s));
+        }
         if spec.scoring.is_some() {
             return self.with_scorer(|s| records::plan(&ctx, task, &spec, s));
         }
@@ -152,6 +157,11 @@ impl Stages for VideoStages {
 
     fn score(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.dataset.is_some() {
+            let faults = score::Faults::from_env();
+            faults.before_chunk(task.lease.chunk)?;
+            return self.with_scorer(|s| dataset::score(&ctx, task, &spec, s, &faults));
+        }
         if spec.scoring.is_some() {
             let faults = score::Faults::from_env();
             faults.before_chunk(task.lease.chunk)?;
@@ -162,6 +172,9 @@ impl Stages for VideoStages {
 
     fn assemble(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.dataset.is_some() {
+            return dataset::assemble(&ctx, task, &spec);
+        }
         if spec.scoring.is_some() {
             return records::assemble(&ctx, task, &spec);
         }

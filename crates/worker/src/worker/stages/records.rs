@@ -32,13 +32,13 @@ pub(in crate::worker) struct LoadedScorer {
     scorer: Scorer,
 }
 
-fn scoring(spec: &JobSpec) -> Result<&ScoringSpec, TaskFailure> {
+pub(super) fn scoring(spec: &JobSpec) -> Result<&ScoringSpec, TaskFailure> {
     spec.scoring.as_ref().ok_or_else(|| {
         TaskFailure::permanent("the job has no scoring section", FailureClass::Processing)
     })
 }
 
-fn format_of(spec: &JobSpec) -> Result<RecordFormat, TaskFailure> {
+pub(super) fn format_of(spec: &JobSpec) -> Result<RecordFormat, TaskFailure> {
     RecordFormat::from_path(&spec.output).ok_or_else(|| {
         TaskFailure::permanent(
             format!("{}: not a records output", spec.output.display()),
@@ -47,7 +47,7 @@ fn format_of(spec: &JobSpec) -> Result<RecordFormat, TaskFailure> {
     })
 }
 
-fn task_of(scoring: &ScoringSpec) -> Result<ScoreTask, TaskFailure> {
+pub(super) fn task_of(scoring: &ScoringSpec) -> Result<ScoreTask, TaskFailure> {
     let text = scoring.settings.task.clone().unwrap_or_default();
     serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
         TaskFailure::permanent(
@@ -240,7 +240,7 @@ fn scan_timed(
 
 /// Seconds of model time a scored frame takes on this machine, for sizing chunks: a batch of
 /// grey frames at the model's size, timed after a warm-up batch.
-fn time_one_frame(scorer: &mut Scorer, batch: usize) -> Result<f64, TaskFailure> {
+pub(super) fn time_one_frame(scorer: &mut Scorer, batch: usize) -> Result<f64, TaskFailure> {
     let per_call = scorer.batch(batch);
     let (w, h) = scorer.scaled_size(1280, 720);
     let rgb = vec![128u8; w as usize * h as usize * 3];
@@ -435,7 +435,7 @@ pub(super) fn score(
 }
 
 /// Writes `bytes` under a temporary name beside `out`, synced, then renamed into place.
-fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), TaskFailure> {
+pub(super) fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), TaskFailure> {
     let partial = fresco_pipeline::chunk::partial_path(out);
     let written = std::fs::File::create(&partial).and_then(|mut f| {
         f.write_all(bytes)?;
@@ -457,14 +457,25 @@ pub(super) fn assemble(
     task: &Task<'_>,
     spec: &JobSpec,
 ) -> Result<TaskOutput, TaskFailure> {
+    let plan = job_plan(task.lease)?;
+    let expected = sampled(spec, &plan)?.len() as u64;
+    join_and_publish(ctx, task, spec, expected, plan.chunks.len() as u32)
+}
+
+/// Joins the `count` parts of a records job, in order, checking that they hold `expected` rows,
+/// and publishes the output atomically (a local file by rename, an object by upload).
+pub(super) fn join_and_publish(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    expected: u64,
+    count: u32,
+) -> Result<TaskOutput, TaskFailure> {
     let lease = task.lease;
-    let plan = job_plan(lease)?;
     let format = format_of(spec)?;
     let record_task = task_of(scoring(spec)?)?;
     let output = spec.output.clone();
-    let expected = sampled(spec, &plan)?.len() as u64;
     let parts = || -> Result<Vec<bytes::Bytes>, TaskFailure> {
-        let count = plan.chunks.len() as u32;
         let (_, files, _downloaded) = super::assemble::chunk_files(ctx, lease, count)?;
         files
             .iter()

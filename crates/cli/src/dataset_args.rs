@@ -1,0 +1,81 @@
+//! The flags of a dataset job (`fresco jobs submit DIR|URL/|--manifest FILE`) and which inputs
+//! are datasets: a folder, an object-store URL that names a prefix (ending in `/`, or whose last
+//! segment has no extension), or a manifest.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use fresco_core::dataset::{DatasetSource, DatasetSpec, DEFAULT_MAX_FAILED_FRACTION};
+
+#[derive(Debug, Clone, Args)]
+pub struct DatasetArgs {
+    /// A text file listing the images to score, one path or object URL a line (relative paths
+    /// are relative to the file's folder): a dataset job.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Score the keys of a folder or prefix that match this glob (`*.jpg`, `cams/**/*.png`;
+    /// repeatable). Default: the image extensions (jpg, jpeg, png, bmp, tif, tiff, webp).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// A dataset job fails when more than this many items cannot be scored (error rows).
+    #[arg(long, value_name = "N")]
+    pub max_failed_items: Option<u64>,
+    /// A dataset job fails when more than this share of its items cannot be scored.
+    #[arg(long, value_name = "F", default_value_t = DEFAULT_MAX_FAILED_FRACTION)]
+    pub max_failed_fraction: f64,
+}
+
+/// Whether a URL names a prefix rather than one object.
+fn is_prefix_url(text: &str) -> bool {
+    if text.ends_with('/') {
+        return true;
+    }
+    let last = text.rsplit('/').next().unwrap_or_default();
+    !last.contains('.')
+}
+
+impl DatasetArgs {
+    /// The dataset `input` (or `--manifest`) names, with the flags; `None` when the job is not
+    /// a dataset (one video, one object).
+    pub fn spec(&self, input: Option<&Path>) -> Option<DatasetSpec> {
+        let source = match (&self.manifest, input) {
+            (Some(path), _) => DatasetSource::Manifest { path: path.clone() },
+            (None, Some(input)) => {
+                let text = input.to_string_lossy();
+                if text.contains("://") {
+                    if !is_prefix_url(&text) {
+                        return None;
+                    }
+                    DatasetSource::Prefix {
+                        url: text.into_owned(),
+                    }
+                } else if input.is_dir() {
+                    DatasetSource::Folder {
+                        path: input.to_path_buf(),
+                    }
+                } else {
+                    return None;
+                }
+            }
+            (None, None) => return None,
+        };
+        Some(DatasetSpec {
+            source,
+            include: self.include.clone(),
+            max_failed_items: self.max_failed_items,
+            max_failed_fraction: self.max_failed_fraction,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_prefix_url;
+
+    #[test]
+    fn prefixes_are_told_from_objects() {
+        assert!(is_prefix_url("az://photos/2026/"));
+        assert!(is_prefix_url("az://photos/2026"));
+        assert!(!is_prefix_url("az://videos/clip.mp4"));
+    }
+}

@@ -1,0 +1,399 @@
+//! Dataset jobs (issue 17), end to end through `fresco jobs submit` and `fresco worker`:
+//! - a folder with corrupt, empty, mislabelled and huge-dimension images among good ones: one
+//!   error row each, the job succeeding within its threshold and failing beyond it, saying so;
+//! - workers killed with SIGKILL mid-dataset, on SQLite and PostgreSQL, new files added while
+//!   the job waits: every pinned item scored exactly once, in listing order, and no other;
+//! - a manifest (relative and absolute lines, in its own order);
+//! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store.
+//!
+//! The classifier comes from `$FRESCO_MODEL_DIR/scoring` (skipped, saying so, where absent).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::jobs::{postgres_queue, read_log, sqlite_queue, wait_exit, wait_until, TestQueue};
+use common::scoring::*;
+use common::*;
+
+/// The classifier's flags.
+fn classify(models: &Path) -> Vec<String> {
+    vec![
+        "--model".into(),
+        models.join("efficientnet-lite0.onnx").display().to_string(),
+        "--task".into(),
+        "classify".into(),
+        "--labels".into(),
+        models.join("imagenet_labels.txt").display().to_string(),
+    ]
+}
+
+/// `fresco jobs submit SOURCE... -o OUT` with the classifier and `extra`: what it printed.
+fn submit(queue: &TestQueue, source: &[&str], out: &Path, models: &Path, extra: &[&str]) -> Out {
+    let mut args: Vec<String> = vec!["jobs".into(), "submit".into()];
+    args.extend(source.iter().map(|a| a.to_string()));
+    args.extend(["-o".into(), out.display().to_string()]);
+    args.extend(classify(models));
+    args.extend(
+        queue
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    args.extend(extra.iter().map(|a| a.to_string()));
+    common::run_with_timeout(fresco_cmd().args(&args), Duration::from_secs(120))
+}
+
+/// Runs one worker until the queue is idle.
+fn work(queue: &TestQueue, log: &Path) {
+    let mut worker = queue.spawn_worker(log, &[], &[]);
+    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
+    assert!(status.success(), "{}", read_log(log));
+}
+
+/// `count` copies of the dog picture in `dir`, named `dog-NN.jpg` (every other one in a
+/// subfolder, so the walk goes down into folders in name order).
+fn good_images(dir: &Path, models: &Path, count: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    for i in 0..count {
+        let key = if i.is_multiple_of(2) {
+            format!("dog-{i:02}.jpg")
+        } else {
+            format!("sub/dog-{i:02}.jpg")
+        };
+        let path = dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(models.join("dog.jpg"), &path).unwrap();
+        keys.push(key);
+    }
+    keys.sort();
+    keys
+}
+
+fn sources(rows: &[serde_json::Value]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r["source"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn error_kind(row: &serde_json::Value) -> Option<&str> {
+    row["error"]["kind"].as_str()
+}
+
+#[test]
+fn bad_items_are_error_rows_and_the_job_fails_only_past_its_threshold() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 6);
+    // A PNG cut short (the JPEG decoder fills in a truncated JPEG's missing rows, so a cut
+    // JPEG is scored as what it shows).
+    let whole = dir.path().join("whole.png");
+    ffmpeg(&["-i", models.join("dog.jpg").to_str().unwrap()], &whole);
+    let png = std::fs::read(&whole).unwrap();
+    std::fs::write(photos.join("cut.png"), &png[..png.len() / 3]).unwrap();
+    std::fs::write(photos.join("empty.jpg"), b"").unwrap();
+    std::fs::write(
+        photos.join("notes.png"),
+        b"a text file, named like an image",
+    )
+    .unwrap();
+    zero_png(&photos.join("huge.png"), 100_000, 100_000, 1);
+    // Not an image extension: skipped, not an error.
+    std::fs::write(photos.join("readme.txt"), b"skip me").unwrap();
+    keys.extend(["cut.png", "empty.jpg", "notes.png", "huge.png"].map(String::from));
+    keys.sort();
+    let queue = sqlite_queue(dir.path());
+
+    // Four bad items of ten are past the default threshold (1%): the job fails, saying why,
+    // and publishes nothing.
+    let strict = dir.path().join("strict.jsonl");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &strict,
+        &models,
+        &["--chunk-frames", "3"],
+    )
+    .ok();
+    let id = id.stdout.trim().to_string();
+    work(&queue, &dir.path().join("strict.log"));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("4 of 10 items failed") && error.contains("--max-failed-fraction"),
+        "{job:#}"
+    );
+    assert!(!strict.exists());
+
+    // Allowed four: the job succeeds with a row per item, in name order, the bad ones as
+    // error rows of their kind.
+    let out = dir.path().join("tags.jsonl");
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        &models,
+        &[
+            "--chunk-frames",
+            "3",
+            "--max-failed-items",
+            "4",
+            "--max-failed-fraction",
+            "1",
+        ],
+    )
+    .ok();
+    let id = id.stdout.trim().to_string();
+    work(&queue, &dir.path().join("lenient.log"));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let rows = jsonl_rows(&out);
+    assert_eq!(sources(&rows), keys, "a row per item, in listing order");
+    let kinds: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), error_kind(r)))
+        .filter(|(_, kind)| kind.is_some())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("cut.png", Some("not-image")),
+            ("empty.jpg", Some("empty")),
+            ("huge.png", Some("too-large")),
+            ("notes.png", Some("not-image")),
+        ]
+    );
+    for row in rows.iter().filter(|r| error_kind(r).is_none()) {
+        let top = &row["classes"][0];
+        assert!(top["score"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let logged = queue.jobs("logs", &id).ok();
+    assert!(
+        logged
+            .stdout
+            .contains("dataset: 6 items scored, 4 failed, 1 skipped"),
+        "{}",
+        logged.dump()
+    );
+}
+
+/// A dataset of `count` images scored by workers that are killed mid-chunk, with files added
+/// after the plan: every pinned item exactly once, in order, none of the new ones.
+fn killed_workers_score_each_pinned_item_once(queue: TestQueue, dir: &Path, models: &Path) {
+    let photos = dir.join("photos");
+    let keys = good_images(&photos, models, 24);
+    let out = dir.join("tags.jsonl");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        models,
+        &["--chunk-frames", "4"],
+    )
+    .ok();
+    let id = id.stdout.trim().to_string();
+    // Slow items, so that each worker is killed holding a chunk.
+    let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "150")];
+    for round in 0..2 {
+        let log = dir.join(format!("killed-{round}.log"));
+        let mut worker = queue.spawn_worker(&log, &slow, &[]);
+        wait_until(Duration::from_secs(120), "a claimed chunk", || {
+            read_log(&log).contains("claimed score chunk")
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        if round == 0 {
+            // Files that arrive after the plan are not the job's.
+            std::fs::copy(models.join("dog.jpg"), photos.join("aaa-new.jpg")).unwrap();
+            std::fs::copy(models.join("dog.jpg"), photos.join("zzz-new.jpg")).unwrap();
+        }
+    }
+    assert!(!out.exists(), "published before every chunk was scored");
+    work(&queue, &dir.join("finisher.log"));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(job["expiries"].as_u64().unwrap() >= 1, "{job:#}");
+    let rows = jsonl_rows(&out);
+    assert_eq!(sources(&rows), keys, "each pinned item once, in order");
+    assert!(rows.iter().all(|r| error_kind(r).is_none()));
+}
+
+#[test]
+fn killed_workers_score_each_item_once_on_sqlite() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    killed_workers_score_each_pinned_item_once(sqlite_queue(dir.path()), dir.path(), &models);
+}
+
+#[test]
+fn killed_workers_score_each_item_once_on_postgres() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(queue) = postgres_queue(dir.path()) else {
+        return;
+    };
+    killed_workers_score_each_pinned_item_once(queue, dir.path(), &models);
+}
+
+#[test]
+fn a_manifest_is_scored_in_its_own_order() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    good_images(&photos, &models, 3);
+    let absolute = photos.join("sub/dog-01.jpg").display().to_string();
+    let lines = [
+        "# the cameras' picks",
+        "photos/dog-02.jpg",
+        "",
+        absolute.as_str(),
+        "photos/dog-00.jpg",
+        "photos/missing.jpg",
+    ];
+    let manifest = dir.path().join("picks.txt");
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    let queue = sqlite_queue(dir.path());
+    let out = dir.path().join("picks.jsonl");
+    let manifest_arg = manifest.display().to_string();
+    let id = submit(
+        &queue,
+        &["--manifest", &manifest_arg],
+        &out,
+        &models,
+        &["--max-failed-items", "1", "--max-failed-fraction", "1"],
+    )
+    .ok();
+    work(&queue, &dir.path().join("worker.log"));
+    assert_eq!(queue.show(id.stdout.trim())["state"], "succeeded");
+    let rows = jsonl_rows(&out);
+    assert_eq!(
+        sources(&rows),
+        [
+            "photos/dog-02.jpg",
+            absolute.as_str(),
+            "photos/dog-00.jpg",
+            "photos/missing.jpg"
+        ]
+    );
+    assert_eq!(error_kind(&rows[3]), Some("unreadable"), "{}", rows[3]);
+    assert!(rows[..3].iter().all(|r| error_kind(r).is_none()));
+}
+
+/// A prefix of a store at `base`: the images under it (and only those matching `--include`),
+/// scored in key order; the output published to the store.
+fn a_prefix_is_scored(dir: &Path, base: &str) {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let local = dir.join("local");
+    let keys = good_images(&local, &models, 4);
+    for key in &keys {
+        common::objects::upload(&format!("{base}/cams/{key}"), &local.join(key));
+    }
+    common::objects::upload(&format!("{base}/cams/raw.png"), &local.join(&keys[0]));
+    common::objects::upload(&format!("{base}/other/dog.jpg"), &local.join(&keys[0]));
+    let queue = sqlite_queue(dir);
+    let out = format!("{base}/out/cams.jsonl");
+    let prefix = format!("{base}/cams/");
+    let id = submit(
+        &queue,
+        &[&prefix, "--include", "*.jpg"],
+        Path::new(&out),
+        &models,
+        &["--chunk-frames", "3"],
+    )
+    .ok();
+    work(&queue, &dir.join("worker.log"));
+    let job = queue.show(id.stdout.trim());
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let got = dir.join("cams.jsonl");
+    common::objects::download(&out, &got);
+    assert_eq!(sources(&jsonl_rows(&got)), keys);
+    let logged = queue.jobs("logs", id.stdout.trim()).ok();
+    assert!(
+        logged
+            .stdout
+            .contains("4 items scored, 0 failed, 1 skipped"),
+        "{}",
+        logged.dump()
+    );
+}
+
+#[test]
+fn a_prefix_in_a_file_url_store_is_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    a_prefix_is_scored(dir.path(), &format!("file://{}", store.display()));
+}
+
+#[test]
+fn a_prefix_in_an_azurite_container_is_scored() {
+    let Some(container) = fresco_testkit::azurite::container("datasets_prefix") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_prefix_is_scored(dir.path(), &format!("az://{container}"));
+}
+
+/// `fresco run PREFIX/ -o OUT.jsonl` and `fresco run --manifest FILE` run a dataset job in
+/// the run's own engine: a bad image is an error row, and the run succeeds within the threshold.
+#[test]
+fn fresco_run_scores_a_prefix_and_a_manifest_as_datasets() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let keys = good_images(&store.join("cams"), &models, 2);
+    std::fs::write(store.join("cams/broken.jpg"), b"not a picture").unwrap();
+    let run = |source: &[&str], out: &Path, queue: &str| {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(source.iter().map(|a| a.to_string()));
+        args.extend(["-o".into(), out.display().to_string(), "-q".into()]);
+        args.extend(classify(&models));
+        args.extend(["--max-failed-items", "1", "--max-failed-fraction", "1"].map(String::from));
+        args.extend(queue_flags(&dir.path().join(queue)));
+        fresco(args)
+    };
+    let prefix = format!("file://{}/cams/", store.display());
+    let out = dir.path().join("cams.jsonl");
+    run(&[&prefix], &out, "q1").ok();
+    let rows = jsonl_rows(&out);
+    let mut expected = keys.clone();
+    expected.insert(0, "broken.jpg".into());
+    assert_eq!(sources(&rows), expected);
+    assert_eq!(error_kind(&rows[0]), Some("not-image"));
+
+    let manifest = dir.path().join("picks.txt");
+    std::fs::write(
+        &manifest,
+        format!("store/cams/{}\nstore/cams/broken.jpg\n", keys[1]),
+    )
+    .unwrap();
+    let picked = dir.path().join("picks.jsonl");
+    run(&["--manifest", manifest.to_str().unwrap()], &picked, "q2").ok();
+    let rows = jsonl_rows(&picked);
+    assert_eq!(
+        sources(&rows),
+        [
+            format!("store/cams/{}", keys[1]),
+            "store/cams/broken.jpg".into()
+        ]
+    );
+    assert_eq!(error_kind(&rows[1]), Some("not-image"));
+}

@@ -1,0 +1,171 @@
+//! Datasets: a set of images scored as one job (a folder, an object-store prefix, or a manifest
+//! listing objects), with no I/O.
+//!
+//! ```text
+//! submit (source, globs, thresholds) -> plan: list (streamed), pin items into the queue
+//!   -> score item ranges (one part each; a bad item is an error row) -> assemble (join, count)
+//! ```
+//!
+//! The plan task pins every item (index, key, size, ETag or modification time) into the queue's
+//! database and cuts the indices into ranges: the ranges are the job's chunks, held in the same
+//! `frame_start..frame_end` columns as a video's frames, so that leases, budgets, resume, cancel
+//! and the dashboard's progress count items as they count frames. A retry scores the pinned set.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a dataset's items come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum DatasetSource {
+    /// A local folder, walked recursively in name order; keys are paths relative to it with `/`.
+    Folder { path: std::path::PathBuf },
+    /// An object-store prefix (`file://`, `az://`, `s3://`); keys are relative to the prefix.
+    Prefix { url: String },
+    /// A text file of one key or URL per line (blank lines and `#` comments skipped): absolute
+    /// paths, object URLs, or paths relative to the manifest's folder.
+    Manifest { path: std::path::PathBuf },
+}
+
+/// The default share of a dataset's items that may fail (error rows) before the job fails: one
+/// in a hundred, so a few corrupt files do not stop a large job but a wrong folder does.
+pub const DEFAULT_MAX_FAILED_FRACTION: f64 = 0.01;
+
+/// A dataset job's own part of its spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSpec {
+    pub source: DatasetSource,
+    /// Glob patterns matched against each item's key (`*.jpg`, `**/*.png`); empty: the image
+    /// extensions still images have (`fresco_pipeline::image::IMAGE_EXTENSIONS`). A manifest's lines are not filtered.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// At most this many failed items (None: no count limit).
+    #[serde(default)]
+    pub max_failed_items: Option<u64>,
+    /// At most this share of the items may fail.
+    #[serde(default = "default_fraction")]
+    pub max_failed_fraction: f64,
+}
+
+fn default_fraction() -> f64 {
+    DEFAULT_MAX_FAILED_FRACTION
+}
+
+impl DatasetSpec {
+    /// Whether `failed` of `total` items is past the job's thresholds, and if so, why (for the
+    /// job's error). Either limit, when given, must hold.
+    pub fn over_threshold(&self, failed: u64, total: u64) -> Option<String> {
+        if let Some(max) = self.max_failed_items {
+            if failed > max {
+                return Some(format!(
+                    "{failed} of {total} items failed, more than --max-failed-items {max}"
+                ));
+            }
+        }
+        let fraction = if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        };
+        // With a count limit given and no fraction asked for, the count alone decides.
+        if fraction > self.max_failed_fraction && failed > 0 {
+            return Some(format!(
+                "{failed} of {total} items failed ({:.2}%), more than --max-failed-fraction {}",
+                fraction * 100.0,
+                self.max_failed_fraction
+            ));
+        }
+        None
+    }
+}
+
+/// Why one item became an error row instead of a scored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemErrorKind {
+    /// The object could not be read (gone, permission, the store refused).
+    Unreadable,
+    /// Zero bytes.
+    Empty,
+    /// Its bytes are not an image the decoder reads, or are cut short.
+    NotImage,
+    /// Its header claims more pixels than the decoder's memory limit allows.
+    TooLarge,
+    /// Its size or ETag differ from what the job pinned: it was rewritten since.
+    Changed,
+}
+
+impl ItemErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemErrorKind::Unreadable => "unreadable",
+            ItemErrorKind::Empty => "empty",
+            ItemErrorKind::NotImage => "not-image",
+            ItemErrorKind::TooLarge => "too-large",
+            ItemErrorKind::Changed => "changed",
+        }
+    }
+}
+
+/// What a dataset's plan task records as the job's plan (the items themselves are in the
+/// queue's database).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetPlan {
+    /// Items pinned.
+    pub items: u64,
+    /// Item ranges, in listing order: the job's chunks.
+    pub chunks: Vec<crate::FrameRange>,
+    /// Items per chunk, and the model seconds an item took when the plan timed it.
+    pub per_chunk: u64,
+    pub seconds_per_item: Option<f64>,
+    /// Listed but not taken (no include pattern matched).
+    #[serde(default)]
+    pub skipped: u64,
+}
+
+/// What a finished dataset job counts (the summary in its log and `--json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetCounts {
+    pub scored: u64,
+    pub failed: u64,
+    /// Listed but not taken (no include pattern matched).
+    pub skipped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(items: Option<u64>, fraction: f64) -> DatasetSpec {
+        DatasetSpec {
+            source: DatasetSource::Prefix {
+                url: "file:///x".into(),
+            },
+            include: Vec::new(),
+            max_failed_items: items,
+            max_failed_fraction: fraction,
+        }
+    }
+
+    #[test]
+    fn thresholds_fail_past_either_limit() {
+        let default = spec(None, DEFAULT_MAX_FAILED_FRACTION);
+        assert_eq!(default.over_threshold(0, 0), None);
+        assert_eq!(default.over_threshold(1, 100), None);
+        let past = default.over_threshold(2, 100).expect("past 1%");
+        assert!(past.contains("2 of 100 items failed"), "{past}");
+        let counted = spec(Some(3), 1.0);
+        assert_eq!(counted.over_threshold(3, 4), None);
+        assert!(counted.over_threshold(4, 4).is_some());
+    }
+
+    #[test]
+    fn specs_round_trip_with_defaults() {
+        let text = r#"{"source":{"kind":"folder","path":"/data"}}"#;
+        let spec: DatasetSpec = serde_json::from_str(text).unwrap();
+        assert_eq!(spec.max_failed_fraction, DEFAULT_MAX_FAILED_FRACTION);
+        assert!(spec.include.is_empty());
+        let again: DatasetSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again, spec);
+    }
+}

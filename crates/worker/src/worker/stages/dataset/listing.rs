@@ -1,0 +1,437 @@
+//! A dataset's items, listed and read.
+//!
+//! [`list`] streams what a dataset's source holds, one item at a time, never the whole listing:
+//! a folder is walked in name order one directory at a time (`walkdir`), an object-store prefix
+//! is listed page by page, a manifest read line by line (each line looked up for its size and
+//! version). [`ItemReader`] reads one pinned item back in a score task and says whether it is
+//! still the version that was pinned.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use fresco_core::dataset::{DatasetSource, DatasetSpec, ItemErrorKind};
+use fresco_pipeline::FailureClass;
+use fresco_queue::PinnedItem;
+use fresco_store::{ObjectUrl, Store, StoreError};
+use futures_util::StreamExt;
+
+use crate::worker::TaskFailure;
+
+/// One item as listed, before it has its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub version: Option<String>,
+}
+
+/// Which keys a dataset takes: its include globs, or the image extensions.
+pub(super) struct KeyFilter {
+    globs: Option<globset::GlobSet>,
+}
+
+impl KeyFilter {
+    pub(super) fn new(spec: &DatasetSpec) -> Result<KeyFilter, TaskFailure> {
+        if spec.include.is_empty() {
+            return Ok(KeyFilter { globs: None });
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in &spec.include {
+            // `*.jpg` matches in every folder, as a user who names no folder means.
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| {
+                    TaskFailure::permanent(
+                        format!("--include '{pattern}': {e}"),
+                        FailureClass::BadInput,
+                    )
+                })?;
+            set.add(glob);
+        }
+        let globs = set.build().map_err(|e| {
+            TaskFailure::permanent(format!("--include: {e}"), FailureClass::BadInput)
+        })?;
+        Ok(KeyFilter { globs: Some(globs) })
+    }
+
+    pub(super) fn takes(&self, key: &str) -> bool {
+        match &self.globs {
+            Some(globs) => globs.is_match(key),
+            None => fresco_pipeline::image::is_image_path(Path::new(key)),
+        }
+    }
+}
+
+fn store_failure(e: StoreError) -> TaskFailure {
+    TaskFailure::retryable(
+        format!("listing the dataset: {e}"),
+        FailureClass::Processing,
+    )
+}
+
+fn missing(what: &Path, e: std::io::Error) -> TaskFailure {
+    TaskFailure::permanent(
+        format!("{}: cannot read it: {e}", what.display()),
+        FailureClass::InputMissing,
+    )
+}
+
+/// An object's version as pinned and compared: its ETag without the quotes that some listings
+/// keep and others drop (Azure's list and get differ), else its version id.
+fn object_version(etag: Option<String>, version: Option<String>) -> Option<String> {
+    etag.map(|e| e.trim_start_matches("W/").trim_matches('"').to_string())
+        .or(version)
+}
+
+/// A local file's version: its modification time in milliseconds.
+fn file_version(meta: &std::fs::Metadata) -> Option<String> {
+    let modified = meta.modified().ok()?;
+    let ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    Some(format!("mtime:{ms}"))
+}
+
+/// The key of `path` below `root`, with `/` between segments whatever the platform.
+fn relative_key(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = relative.iter().map(|p| p.to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// The folder a `file://` URL names, `None` for other URLs.
+fn local_folder(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("file://").map(PathBuf::from)
+}
+
+/// Calls `each` with the key and metadata of every file below `root` that `filter` takes, in
+/// name order, one directory at a time; counts the files it skips.
+fn walk_folder(
+    root: &Path,
+    filter: &KeyFilter,
+    skipped: &mut u64,
+    each: &mut dyn FnMut(String, std::fs::Metadata) -> Result<(), TaskFailure>,
+) -> Result<(), TaskFailure> {
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(root).to_path_buf();
+            missing(&at, e.into())
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(key) = relative_key(root, entry.path()) else {
+            *skipped += 1;
+            continue;
+        };
+        if !filter.takes(&key) {
+            *skipped += 1;
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| missing(entry.path(), e.into()))?;
+        each(key, meta)?;
+    }
+    Ok(())
+}
+
+/// Calls `each` with every item the source holds that `filter` takes, in listing order, and
+/// counts those it skips. Stops at the first error `each` returns.
+pub(super) fn list(
+    spec: &DatasetSpec,
+    filter: &KeyFilter,
+    skipped: &mut u64,
+    each: &mut dyn FnMut(Listed) -> Result<(), TaskFailure>,
+) -> Result<(), TaskFailure> {
+    match &spec.source {
+        DatasetSource::Folder { path } => walk_folder(path, filter, skipped, &mut |key, meta| {
+            each(Listed {
+                key,
+                size: meta.len(),
+                version: file_version(&meta),
+            })
+        }),
+        DatasetSource::Prefix { url } if local_folder(url).is_some() => {
+            // object_store lists a local folder in the file system's order: walk it in name
+            // order instead, and ask the store (which may encrypt) for each object's version.
+            let root = local_folder(url).expect("a file:// URL");
+            let store = Store::from_url(url).map_err(store_failure)?;
+            let handle = tokio::runtime::Handle::current();
+            walk_folder(&root, filter, skipped, &mut |key, _| {
+                let Some(info) = handle.block_on(store.head(&key)).map_err(store_failure)? else {
+                    // Gone since the walk saw it: not part of the listing.
+                    return Ok(());
+                };
+                each(Listed {
+                    key,
+                    size: info.size,
+                    version: object_version(info.etag, info.version),
+                })
+            })
+        }
+        DatasetSource::Prefix { url } => {
+            let store = Store::from_url(url).map_err(store_failure)?;
+            let handle = tokio::runtime::Handle::current();
+            let mut stream = store.list_stream("").map_err(store_failure)?;
+            while let Some(info) = handle.block_on(stream.next()) {
+                let info = info.map_err(store_failure)?;
+                if !filter.takes(&info.key) {
+                    *skipped += 1;
+                    continue;
+                }
+                each(Listed {
+                    key: info.key,
+                    size: info.size,
+                    version: object_version(info.etag, info.version),
+                })?;
+            }
+            Ok(())
+        }
+        DatasetSource::Manifest { path } => {
+            use std::io::BufRead;
+            let file = std::fs::File::open(path).map_err(|e| missing(path, e))?;
+            let reader = ItemReader::new(spec)?;
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line.map_err(|e| missing(path, e))?;
+                let key = line.trim();
+                if key.is_empty() || key.starts_with('#') {
+                    continue;
+                }
+                // A manifest's line is taken as listed; one that cannot be looked up is pinned
+                // as it is (size 0, no version) and becomes its error row when scored.
+                let listed = match reader.look_up(key) {
+                    Ok(found) => found,
+                    Err(_) => Listed {
+                        key: key.to_string(),
+                        size: 0,
+                        version: None,
+                    },
+                };
+                each(listed)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Why an item could not be read, as its error row says.
+pub(super) type ItemError = (ItemErrorKind, String);
+
+/// Reads a dataset's items back.
+pub(super) struct ItemReader {
+    source: Resolved,
+}
+
+enum Resolved {
+    Folder(PathBuf),
+    Prefix(Store),
+    /// A manifest's folder (relative lines) and the stores its URLs named so far.
+    Manifest {
+        dir: PathBuf,
+        stores: Mutex<HashMap<String, Store>>,
+    },
+}
+
+/// Where one item is.
+enum Location {
+    File(PathBuf),
+    Object(Store, String),
+}
+
+fn unreadable(e: impl std::fmt::Display) -> ItemError {
+    (ItemErrorKind::Unreadable, e.to_string())
+}
+
+impl ItemReader {
+    pub(super) fn new(spec: &DatasetSpec) -> Result<ItemReader, TaskFailure> {
+        let source = match &spec.source {
+            DatasetSource::Folder { path } => Resolved::Folder(path.clone()),
+            DatasetSource::Prefix { url } => {
+                Resolved::Prefix(Store::from_url(url).map_err(store_failure)?)
+            }
+            DatasetSource::Manifest { path } => Resolved::Manifest {
+                dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                stores: Mutex::new(HashMap::new()),
+            },
+        };
+        Ok(ItemReader { source })
+    }
+
+    fn locate(&self, key: &str) -> Result<Location, ItemError> {
+        match &self.source {
+            Resolved::Folder(root) => Ok(Location::File(root.join(key))),
+            Resolved::Prefix(store) => Ok(Location::Object(store.clone(), key.to_string())),
+            Resolved::Manifest { dir, stores } => match ObjectUrl::of(Path::new(key)) {
+                None => Ok(Location::File(dir.join(key))),
+                Some(url) => {
+                    let url = url.map_err(unreadable)?;
+                    let mut stores = stores.lock().unwrap_or_else(|e| e.into_inner());
+                    let store = match stores.get(&url.store_url) {
+                        Some(store) => store.clone(),
+                        None => {
+                            let store = url.open().map_err(unreadable)?;
+                            stores.insert(url.store_url.clone(), store.clone());
+                            store
+                        }
+                    };
+                    Ok(Location::Object(store, url.key))
+                }
+            },
+        }
+    }
+
+    /// A manifest line's size and version now.
+    fn look_up(&self, key: &str) -> Result<Listed, ItemError> {
+        let (size, version) = match self.locate(key)? {
+            Location::File(path) => {
+                let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
+                (meta.len(), file_version(&meta))
+            }
+            Location::Object(store, object) => {
+                let handle = tokio::runtime::Handle::current();
+                let info = handle
+                    .block_on(store.head(&object))
+                    .map_err(unreadable)?
+                    .ok_or_else(|| unreadable(format!("{}: no such object", key)))?;
+                (info.size, object_version(info.etag, info.version))
+            }
+        };
+        Ok(Listed {
+            key: key.to_string(),
+            size,
+            version,
+        })
+    }
+
+    /// An item's bytes, if it is still the version pinned. Callable from any thread while a
+    /// tokio runtime lives (`handle`).
+    pub(super) fn read(
+        &self,
+        item: &PinnedItem,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Vec<u8>, ItemError> {
+        let (size, version, bytes) = match self.locate(&item.key)? {
+            Location::File(path) => {
+                // A regular file, as the listing saw it: not a link put in its place since.
+                let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
+                if !meta.is_file() {
+                    return Err(unreadable(format!("{}: not a regular file", item.key)));
+                }
+                let bytes = std::fs::read(&path).map_err(unreadable)?;
+                (meta.len(), file_version(&meta), bytes)
+            }
+            Location::Object(store, object) => {
+                let (info, bytes) = handle
+                    .block_on(store.get_with_info(&object))
+                    .map_err(unreadable)?;
+                (
+                    info.size,
+                    object_version(info.etag, info.version),
+                    bytes.to_vec(),
+                )
+            }
+        };
+        if size != item.size || version != item.version {
+            return Err((
+                ItemErrorKind::Changed,
+                format!(
+                    "changed since the job listed it ({} bytes, version {}; now {size} bytes, \
+                     version {})",
+                    item.size,
+                    item.version.as_deref().unwrap_or("none"),
+                    version.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if bytes.is_empty() {
+            return Err((ItemErrorKind::Empty, "the file is empty (0 bytes)".into()));
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &Path, include: &[&str]) -> DatasetSpec {
+        DatasetSpec {
+            source: DatasetSource::Folder {
+                path: path.to_path_buf(),
+            },
+            include: include.iter().map(|s| s.to_string()).collect(),
+            max_failed_items: None,
+            max_failed_fraction: 0.01,
+        }
+    }
+
+    fn keys(spec: &DatasetSpec) -> (Vec<String>, u64) {
+        let filter = KeyFilter::new(spec).unwrap();
+        let mut skipped = 0;
+        let mut got = Vec::new();
+        list(spec, &filter, &mut skipped, &mut |l| {
+            got.push(l.key);
+            Ok(())
+        })
+        .unwrap();
+        (got, skipped)
+    }
+
+    #[test]
+    fn folders_are_walked_in_name_order_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "b/2.jpg",
+            "b/1.PNG",
+            "a.jpg",
+            "c/d/e.webp",
+            "notes.txt",
+            "b/0.txt",
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        }
+        let (all, skipped) = keys(&spec(dir.path(), &[]));
+        assert_eq!(all, ["a.jpg", "b/1.PNG", "b/2.jpg", "c/d/e.webp"]);
+        assert_eq!(skipped, 2);
+        let (jpgs, skipped) = keys(&spec(dir.path(), &["*.jpg"]));
+        assert_eq!(jpgs, ["a.jpg", "b/2.jpg"]);
+        assert_eq!(skipped, 4);
+    }
+
+    #[test]
+    fn a_rewritten_file_is_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jpg"), b"abc").unwrap();
+        let spec = spec(dir.path(), &[]);
+        let filter = KeyFilter::new(&spec).unwrap();
+        let mut listed = Vec::new();
+        list(&spec, &filter, &mut 0, &mut |l| {
+            listed.push(l);
+            Ok(())
+        })
+        .unwrap();
+        let item = PinnedItem {
+            index: 0,
+            key: listed[0].key.clone(),
+            size: listed[0].size,
+            version: listed[0].version.clone(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let reader = ItemReader::new(&spec).unwrap();
+        assert_eq!(reader.read(&item, runtime.handle()).unwrap(), b"abc");
+        std::fs::write(dir.path().join("a.jpg"), b"abcd").unwrap();
+        let (kind, _) = reader.read(&item, runtime.handle()).unwrap_err();
+        assert_eq!(kind, ItemErrorKind::Changed);
+    }
+}

@@ -1,0 +1,376 @@
+//! Dataset jobs: a folder, object-store prefix or manifest of images scored into records, one
+//! row per item in listing order (see `fresco_core::dataset`).
+//!
+//! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
+//!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
+//!   batches, under the plan's lease; the chunks are ranges of item indices.
+//! - **score**: the chunk's pinned items are read and decoded in parallel, a batch ahead of the
+//!   model (a thread feeding a bounded channel, each batch decoded on rayon's threads), and
+//!   scored in order; an item that cannot be read, is empty, is not an image, is too large, or
+//!   changed since it was pinned becomes an error row and the chunk goes on. The rows are one
+//!   part, written and stored as a records chunk is; the failures are recorded with the queue.
+//! - **assemble**: the job fails if its failures pass `--max-failed-items` /
+//!   `--max-failed-fraction`; otherwise the parts are joined and published as a records job's
+//!   are, and the counts (scored, failed, skipped) go to the job's log.
+//!
+//! Error rows are JSON Lines only: `{"source": KEY, "error": {"kind": ..., "message": ...}}`.
+
+mod listing;
+
+use std::sync::mpsc::sync_channel;
+
+use fresco_core::dataset::{DatasetCounts, DatasetPlan, DatasetSpec, ItemErrorKind};
+use fresco_core::FrameRange;
+use fresco_pipeline::image::{decode_rgb_scaled, ImageDecodeError, ScaledImage};
+use fresco_pipeline::records::sampled_per_chunk;
+use fresco_pipeline::FailureClass;
+use fresco_queue::{LeaseStatus, PinnedItem, PIN_BATCH};
+use fresco_score::{Frame, RecordFormat};
+use rayon::prelude::*;
+
+use super::records::{
+    ensure_scorer, format_of, join_and_publish, time_one_frame, write_atomically, LoadedScorer,
+};
+use super::{Task, TaskContext};
+use crate::spec::JobSpec;
+use crate::worker::{system, TaskFailure, TaskOutput};
+use listing::{ItemError, ItemReader, KeyFilter};
+
+fn dataset(spec: &JobSpec) -> Result<&DatasetSpec, TaskFailure> {
+    spec.dataset.as_ref().ok_or_else(|| {
+        TaskFailure::permanent("the job has no dataset section", FailureClass::Processing)
+    })
+}
+
+fn queue_failure(e: fresco_queue::QueueError) -> TaskFailure {
+    TaskFailure::retryable(format!("the queue: {e}"), FailureClass::Processing)
+}
+
+fn lost() -> TaskFailure {
+    TaskFailure::retryable("the task's lease was lost", FailureClass::Canceled)
+}
+
+fn held(status: LeaseStatus) -> Result<(), TaskFailure> {
+    match status {
+        LeaseStatus::Held => Ok(()),
+        LeaseStatus::Lost => Err(lost()),
+    }
+}
+
+fn dataset_plan(lease: &fresco_queue::TaskLease) -> Result<DatasetPlan, TaskFailure> {
+    let text = lease.plan.as_deref().ok_or_else(|| {
+        TaskFailure::permanent("the job has no plan yet", FailureClass::Processing)
+    })?;
+    serde_json::from_str(text).map_err(|e| {
+        TaskFailure::permanent(
+            format!("the dataset's plan cannot be read: {e}"),
+            FailureClass::Processing,
+        )
+    })
+}
+
+pub(super) fn plan(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    if format_of(spec)? != RecordFormat::Jsonl {
+        return Err(TaskFailure::permanent(
+            "a dataset's records are written as JSON Lines (.jsonl) for now",
+            FailureClass::BadInput,
+        ));
+    }
+    // The output may exist only if the user allowed it.
+    if fresco_store::ObjectUrl::of(&spec.output).is_none() {
+        fresco_pipeline::video::check_output_target(&spec.output, spec.options.overwrite)
+            .map_err(TaskFailure::from_run)?;
+    }
+    let filter = KeyFilter::new(dataset)?;
+    let scorer = ensure_scorer(ctx, spec, slot)?;
+    let (per_chunk, seconds_per_item) = match spec.chunk_frames {
+        Some(n) => (n.max(1), None),
+        None => {
+            let seconds = time_one_frame(scorer, ctx.stages.batch)?;
+            (sampled_per_chunk(seconds), Some(seconds))
+        }
+    };
+    let lease = task.lease;
+    let handle = tokio::runtime::Handle::current();
+    // Whatever an earlier try pinned is forgotten: the listing is pinned whole by this one.
+    held(
+        handle
+            .block_on(ctx.queue.clear_items(lease))
+            .map_err(queue_failure)?,
+    )?;
+    let mut batch: Vec<PinnedItem> = Vec::with_capacity(PIN_BATCH);
+    let mut items = 0u64;
+    let mut skipped = 0u64;
+    let pin = |batch: &mut Vec<PinnedItem>| -> Result<(), TaskFailure> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        held(
+            handle
+                .block_on(ctx.queue.pin_items(lease, batch))
+                .map_err(queue_failure)?,
+        )?;
+        batch.clear();
+        task.progress.tick();
+        Ok(())
+    };
+    listing::list(dataset, &filter, &mut skipped, &mut |listed| {
+        if task.is_canceled() {
+            return Err(TaskFailure::canceled());
+        }
+        batch.push(PinnedItem {
+            index: items,
+            key: listed.key,
+            size: listed.size,
+            version: listed.version,
+        });
+        items += 1;
+        if batch.len() >= PIN_BATCH {
+            pin(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    pin(&mut batch)?;
+    if items == 0 {
+        return Err(TaskFailure::permanent(
+            format!(
+                "{}: no items to score ({skipped} skipped by the include patterns)",
+                spec.input.display()
+            ),
+            FailureClass::BadInput,
+        ));
+    }
+    let chunks = fresco_core::split_frames(items, per_chunk);
+    Ok(TaskOutput::PlannedDataset {
+        plan: DatasetPlan {
+            items,
+            chunks,
+            per_chunk,
+            seconds_per_item,
+            skipped,
+        },
+    })
+}
+
+/// An item read and decoded, or why not.
+type Prepared = Result<ScaledImage, ItemError>;
+
+fn decode_failure(e: ImageDecodeError) -> ItemError {
+    match e {
+        ImageDecodeError::TooLarge(m) => (ItemErrorKind::TooLarge, m),
+        ImageDecodeError::NotImage(m) => (ItemErrorKind::NotImage, m),
+    }
+}
+
+/// An error row in JSON Lines.
+fn error_row(key: &str, (kind, message): &ItemError) -> Vec<u8> {
+    let row = serde_json::json!({
+        "source": key,
+        "error": { "kind": kind.as_str(), "message": message },
+    });
+    let mut line = serde_json::to_vec(&row).expect("a row serialises");
+    line.push(b'\n');
+    line
+}
+
+pub(super) fn score(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+    faults: &super::score::Faults,
+) -> Result<TaskOutput, TaskFailure> {
+    let lease = task.lease;
+    let dataset = dataset(spec)?;
+    let range: FrameRange = lease.frames;
+    let Some(out) = super::score::chunk_target(ctx, lease)? else {
+        return Ok(TaskOutput::Scored {
+            frames: range.len(),
+            reused: true,
+            model_seconds: 0.0,
+        });
+    };
+    let handle = tokio::runtime::Handle::current();
+    let items = handle
+        .block_on(ctx.queue.items(&lease.job_id, range))
+        .map_err(queue_failure)?;
+    if items.len() as u64 != range.len() {
+        return Err(TaskFailure::permanent(
+            format!(
+                "chunk {}: {} items pinned for a range of {}",
+                lease.chunk,
+                items.len(),
+                range.len()
+            ),
+            FailureClass::Processing,
+        ));
+    }
+    let reader = ItemReader::new(dataset)?;
+    let batch_size = ctx.stages.batch;
+    let scorer = ensure_scorer(ctx, spec, slot)?;
+    let per_call = scorer.batch(batch_size);
+    let prep = scorer.plan().prep.clone();
+    let mut part: Vec<u8> = Vec::new();
+    let mut failures: Vec<(u64, String)> = Vec::new();
+    let mut model_seconds = 0.0;
+    let mut score_error = None;
+    std::thread::scope(|scope| {
+        // Reading and decoding run a batch ahead of the model, each batch on rayon's threads;
+        // two batches in the channel bound what is held.
+        let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
+        let reader = &reader;
+        let items = &items;
+        let cancel = task.cancel;
+        let handle = &handle;
+        scope.spawn(move || {
+            for group in items.chunks(per_call) {
+                if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let prepared: Vec<Prepared> = group
+                    .par_iter()
+                    .map(|item| {
+                        let bytes = reader.read(item, handle)?;
+                        decode_rgb_scaled(&bytes, |w, h| prep.scaled_size(w, h))
+                            .map_err(decode_failure)
+                    })
+                    .collect();
+                if ready_tx.send(prepared).is_err() {
+                    return;
+                }
+            }
+        });
+        for (group, prepared) in items.chunks(per_call).zip(ready_rx.iter()) {
+            task.progress.tick();
+            let good: Vec<(&PinnedItem, &ScaledImage)> = group
+                .iter()
+                .zip(&prepared)
+                .filter_map(|(item, p)| p.as_ref().ok().map(|img| (item, img)))
+                .collect();
+            let frames: Vec<Frame> = good
+                .iter()
+                .map(|(item, img)| Frame {
+                    rgb: &img.rgb,
+                    width: img.scaled.0,
+                    height: img.scaled.1,
+                    frame_width: img.displayed.0,
+                    frame_height: img.displayed.1,
+                    source: &item.key,
+                    // An image is a stream of one frame at time zero.
+                    index: 0,
+                    pts: 0,
+                    time: 0.0,
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            let scored = if frames.is_empty() {
+                Vec::new()
+            } else {
+                match scorer.score(&frames) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        score_error = Some(e);
+                        return;
+                    }
+                }
+            };
+            model_seconds += started.elapsed().as_secs_f64();
+            let mut rows = scored.iter();
+            for (item, prepared) in group.iter().zip(&prepared) {
+                faults.after_frame();
+                match prepared {
+                    Ok(_) => {
+                        let row = rows.next().expect("a row per scored image");
+                        serde_json::to_writer(&mut part, row).expect("a row serialises");
+                        part.push(b'\n');
+                    }
+                    Err(error) => {
+                        metrics::counter!(
+                            fresco_core::telemetry::DATASET_ITEMS_FAILED,
+                            "kind" => error.0.as_str()
+                        )
+                        .increment(1);
+                        part.extend(error_row(&item.key, error));
+                        failures.push((item.index, error.0.as_str().to_string()));
+                    }
+                }
+            }
+        }
+    });
+    if let Some(e) = score_error {
+        // The outputs of a real call did not fit the plan: the same on every try.
+        return Err(TaskFailure::permanent(e.to_string(), FailureClass::Model));
+    }
+    if task.is_canceled() {
+        return Err(TaskFailure::canceled());
+    }
+    let rows = part.iter().filter(|b| **b == b'\n').count() as u64;
+    if rows != range.len() {
+        return Err(TaskFailure::retryable(
+            format!(
+                "chunk {}: {rows} rows for {} items",
+                lease.chunk,
+                range.len()
+            ),
+            FailureClass::Processing,
+        ));
+    }
+    held(
+        handle
+            .block_on(ctx.queue.record_failures(lease, &failures))
+            .map_err(queue_failure)?,
+    )?;
+    write_atomically(&out, &part)?;
+    if let Some(store) = ctx.system() {
+        system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
+    }
+    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows);
+    if !failures.is_empty() {
+        tracing::info!(
+            "chunk {} of job {}: {} of {} items are error rows",
+            lease.chunk,
+            lease.job_id,
+            failures.len(),
+            range.len()
+        );
+    }
+    Ok(TaskOutput::Scored {
+        frames: range.len(),
+        reused: false,
+        model_seconds,
+    })
+}
+
+pub(super) fn assemble(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let lease = task.lease;
+    let dataset = dataset(spec)?;
+    let plan = dataset_plan(lease)?;
+    let handle = tokio::runtime::Handle::current();
+    let counts = handle
+        .block_on(ctx.queue.item_counts(&lease.job_id))
+        .map_err(queue_failure)?;
+    let summary = DatasetCounts {
+        scored: counts.total - counts.failed.min(counts.total),
+        failed: counts.failed,
+        skipped: plan.skipped,
+    };
+    let line = format!(
+        "dataset: {} items scored, {} failed, {} skipped",
+        summary.scored, summary.failed, summary.skipped
+    );
+    let _ = handle.block_on(ctx.queue.log(&lease.job_id, None, &line));
+    if let Some(why) = dataset.over_threshold(counts.failed, counts.total) {
+        return Err(TaskFailure::permanent(why, FailureClass::BadInput));
+    }
+    join_and_publish(ctx, task, spec, plan.items, plan.chunks.len() as u32)
+}
