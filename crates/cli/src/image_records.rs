@@ -107,13 +107,7 @@ pub(crate) fn score_images(
     let temp = TempOutput::create(&output, args.video.overwrite)?;
     let model = crate::run::records_model(args)?;
     if !args.quiet {
-        eprintln!(
-            "model: {} ({}), sha256 {}…; engine: {}",
-            model.name,
-            model.source,
-            &model.digest[..12],
-            crate::run::engine_label(args.model.device)
-        );
+        model.announce(&crate::run::engine_label(args.model.device));
     }
     let path = args.model.model.clone().expect("records_model checked it");
     let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
