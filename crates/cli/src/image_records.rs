@@ -107,13 +107,7 @@ pub(crate) fn score_images(
     let temp = TempOutput::create(&output, args.video.overwrite)?;
     let model = crate::run::records_model(args)?;
     if !args.quiet {
-        eprintln!(
-            "model: {} ({}), sha256 {}…; engine: {}",
-            model.name,
-            model.source,
-            &model.digest[..12],
-            crate::run::engine_label(args.model.device)
-        );
+        model.announce(&crate::run::engine_label(args.model.device));
     }
     let path = args.model.model.clone().expect("records_model checked it");
     let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
@@ -190,17 +184,8 @@ pub(crate) fn score_images(
         let frames: Vec<Frame> = batch
             .iter()
             .zip(&scaled)
-            .map(|(image, scaled)| Frame {
-                rgb: &scaled.rgb,
-                width: scaled.scaled.0,
-                height: scaled.scaled.1,
-                frame_width: scaled.displayed.0,
-                frame_height: scaled.displayed.1,
-                source: &image.source,
-                // An image is a stream of one frame at time zero.
-                index: 0,
-                pts: 0,
-                time: 0.0,
+            .map(|(image, scaled)| {
+                Frame::still(&scaled.rgb, scaled.scaled, scaled.displayed, &image.source)
             })
             .collect();
         let scoring_started = Instant::now();

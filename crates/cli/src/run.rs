@@ -323,12 +323,7 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     let engine_label = engine_label(args.model.device);
     let chatty = !args.quiet;
     if chatty {
-        eprintln!(
-            "model: {} ({}), sha256 {}…; engine: {engine_label}",
-            model.name,
-            model.source,
-            &model.digest[..12]
-        );
+        model.announce(&engine_label);
     }
     let stop = StopSignal::new();
     stop_on_ctrl_c(&stop);
@@ -637,6 +632,19 @@ impl From<LoadedModel> for RunModel {
             source: m.source,
             digest: m.digest,
         }
+    }
+}
+
+impl RunModel {
+    /// The line a run starts with on stderr: the model, where it came from, the start of its
+    /// digest and the engine.
+    pub fn announce(&self, engine_label: &str) {
+        eprintln!(
+            "model: {} ({}), sha256 {}…; engine: {engine_label}",
+            self.name,
+            self.source,
+            &self.digest[..12]
+        );
     }
 }
 

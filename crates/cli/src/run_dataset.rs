@@ -65,13 +65,7 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
     let model = crate::run::records_model(&args)?;
     let chatty = !args.quiet;
     if chatty {
-        eprintln!(
-            "model: {} ({}), sha256 {}…; engine: {}",
-            model.name,
-            model.source,
-            &model.digest[..12],
-            crate::run::engine_label(args.model.device)
-        );
+        model.announce(&crate::run::engine_label(args.model.device));
     }
     let input = match &dataset.source {
         DatasetSource::Folder { path } | DatasetSource::Manifest { path } => path.clone(),

@@ -124,17 +124,7 @@ fn temporal_keeps_rotation() {
         &plain,
     );
     let rotated = dir.path().join("rotated.mp4");
-    ffmpeg(
-        &[
-            "-i",
-            plain.to_str().unwrap(),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-        ],
-        &rotated,
-    );
+    rotate_90(&plain, &rotated);
     assert_eq!(
         displayed_size(&rotated),
         (64, 96),

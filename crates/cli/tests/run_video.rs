@@ -275,17 +275,7 @@ fn rotation_is_preserved_as_displayed() {
     let plain = dir.path().join("plain.mp4");
     make_h264(&plain, "96x64", 25, 1.0);
     let rotated = dir.path().join("rot.mp4");
-    ffmpeg(
-        &[
-            "-i",
-            &plain.to_string_lossy(),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-        ],
-        &rotated,
-    );
+    rotate_90(&plain, &rotated);
     assert_eq!(
         displayed_size(&rotated),
         (64, 96),
@@ -393,17 +383,7 @@ fn odd_sized_444_inputs_keep_their_displayed_size_rotated_or_not() {
     );
     assert_eq!(video_pix_fmt(&plain), "yuv444p");
     let rotated = dir.path().join("odd444-rot.mp4");
-    ffmpeg(
-        &[
-            "-i",
-            &plain.to_string_lossy(),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-        ],
-        &rotated,
-    );
+    rotate_90(&plain, &rotated);
     assert_eq!(
         displayed_size(&rotated),
         (241, 321),

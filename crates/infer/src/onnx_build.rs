@@ -431,3 +431,18 @@ pub fn not_image_output_model() -> Vec<u8> {
         )
         .to_bytes()
 }
+
+/// A classifier of `classes` classes whatever the picture: input `"input"` `[1,3,32,32]`,
+/// output `"logits"` `[1,classes]` holding `0, 1, ..., classes - 1` (a constant).
+pub fn constant_classifier_model(classes: i64) -> Vec<u8> {
+    let values: Vec<f32> = (0..classes).map(|c| c as f32).collect();
+    GraphBuilder::new("constants")
+        .input(
+            "input",
+            &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(32), Dim::Fixed(32)],
+        )
+        .initializer(tensor_f32("logits_value", &[1, classes], &values))
+        .output("logits", &[Dim::Fixed(1), Dim::Fixed(classes)])
+        .node("Identity", &["logits_value"], &["logits"], vec![])
+        .to_bytes()
+}

@@ -221,23 +221,7 @@ pub fn packet_times(
         .has_b_frames
         .and_then(|d| u32::try_from(d).ok())
         .unwrap_or(0);
-    let select = format!("v:{video_ordinal}");
-    let mut args: Vec<std::ffi::OsString> = [
-        "-v",
-        "error",
-        "-select_streams",
-        &select,
-        "-show_entries",
-        "packet=pts,flags",
-        "-of",
-        "compact=p=0",
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    args.extend(crate::input::input_args(input));
-    let (num, den) = scan.time_base;
-    let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
+    let args = probe::stream_entries_args(input, video_ordinal, "packet=pts,flags");
     let mut order = PacketOrder::new(delay);
     let ended = tool
         .each_line(&args, timeout, MAX_PACKET_LINE, |line| {
@@ -247,14 +231,7 @@ pub fn packet_times(
             if let Err(unfit) = order.push(packet) {
                 return ControlFlow::Break(unfit);
             }
-            let within = scan
-                .limits
-                .check_frames(scan.subject, order.packets(), true)
-                .and_then(|()| {
-                    scan.limits
-                        .check_seconds(scan.subject, seconds(order.span()), true)
-                });
-            match within {
+            match scan.check_so_far(order.packets(), order.span()) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(Unfit::OverLimit),
             }
@@ -269,7 +246,7 @@ pub fn packet_times(
             2,
         ))));
     }
-    let span = seconds(order.span());
+    let span = scan.seconds(order.span());
     let pts = match order.finish() {
         Ok(pts) => pts,
         Err(unfit) => return Ok(Err(unfit)),

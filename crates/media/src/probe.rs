@@ -355,6 +355,50 @@ pub struct ScanLimits<'a> {
     pub subject: &'a str,
 }
 
+impl ScanLimits<'_> {
+    /// `ticks` of the stream's time base, in seconds.
+    pub(crate) fn seconds(&self, ticks: i64) -> f64 {
+        let (num, den) = self.time_base;
+        ticks as f64 * num as f64 / den.max(1) as f64
+    }
+
+    /// The limits a scan checks as it goes: at least `frames` frames, spanning at least
+    /// `span` ticks.
+    pub(crate) fn check_so_far(&self, frames: u64, span: i64) -> Result<(), LimitBreach> {
+        self.limits
+            .check_frames(self.subject, frames, true)
+            .and_then(|()| {
+                self.limits
+                    .check_seconds(self.subject, self.seconds(span), true)
+            })
+    }
+}
+
+/// ffprobe's arguments that print `entries` (`-show_entries`) of the `video_ordinal`-th video
+/// stream of `input`, one `compact=p=0` line each.
+pub(crate) fn stream_entries_args(
+    input: &Path,
+    video_ordinal: usize,
+    entries: &str,
+) -> Vec<std::ffi::OsString> {
+    let select = format!("v:{video_ordinal}");
+    let mut args: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-select_streams",
+        &select,
+        "-show_entries",
+        entries,
+        "-of",
+        "compact=p=0",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(crate::input::input_args(input));
+    args
+}
+
 /// Decodes the video stream once and lists each frame's timestamp (`best_effort_timestamp`,
 /// which is what ffmpeg itself gives a decoded frame). Frames without one get the previous
 /// timestamp plus the previous frame's duration. Each frame is checked against the limits as it
@@ -367,23 +411,11 @@ pub fn frame_times(
     scan: ScanLimits<'_>,
     timeout: Duration,
 ) -> Result<FrameTimes, ProbeError> {
-    let select = format!("v:{video_ordinal}");
-    let mut args: Vec<std::ffi::OsString> = [
-        "-v",
-        "error",
-        "-select_streams",
-        &select,
-        "-show_entries",
+    let args = stream_entries_args(
+        input,
+        video_ordinal,
         "frame=best_effort_timestamp,pkt_duration,duration,width,height",
-        "-of",
-        "compact=p=0",
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    args.extend(crate::input::input_args(input));
-    let (num, den) = scan.time_base;
-    let seconds = |ticks: i64| ticks as f64 * num as f64 / den.max(1) as f64;
+    );
     let mut parser = FrameTimeParser::default();
     let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
     let ended = tool
@@ -394,17 +426,12 @@ pub fn frame_times(
             lowest = lowest.min(frame.pts);
             highest = highest.max(frame.pts);
             let count = parser.pts.len() as u64;
-            let checked = scan
-                .limits
-                .check_frames(scan.subject, count, true)
-                .and_then(|()| {
-                    scan.limits
-                        .check_seconds(scan.subject, seconds(highest - lowest), true)
-                })
-                .and_then(|()| match (frame.width, frame.height) {
+            let checked = scan.check_so_far(count, highest - lowest).and_then(|()| {
+                match (frame.width, frame.height) {
                     (Some(w), Some(h)) => scan.limits.check_size(scan.subject, w, h),
                     _ => Ok(()),
-                });
+                }
+            });
             match checked {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(breach) => ControlFlow::Break(breach),
@@ -417,7 +444,11 @@ pub fn frame_times(
     let FrameTimeParser { pts, sizes, .. } = parser;
     if pts.len() >= 2 {
         scan.limits
-            .check_fps(scan.subject, pts.len() as u64, seconds(highest - lowest))
+            .check_fps(
+                scan.subject,
+                pts.len() as u64,
+                scan.seconds(highest - lowest),
+            )
             .map_err(ProbeError::OverLimit)?;
     }
     Ok(FrameTimes {

@@ -33,6 +33,14 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How often a wait looks at the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
+/// The start of every ffmpeg command line fresco runs: no stdin (it is a pipe or nothing),
+/// no banner, errors only (stderr is kept for the failure's message).
+pub fn ffmpeg_quiet() -> Vec<std::ffi::OsString> {
+    ["-nostdin", "-hide_banner", "-v", "error"]
+        .map(std::ffi::OsString::from)
+        .to_vec()
+}
+
 /// An external program, found on PATH or named by an environment variable.
 #[derive(Debug, Clone)]
 pub struct Tool {

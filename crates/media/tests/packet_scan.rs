@@ -14,7 +14,7 @@ use fresco_core::MediaLimits;
 use fresco_media::packet_scan::{frame_pts, parse_packet_line, ScannedPts, Unfit};
 use fresco_media::probe::{frame_times, probe, ProbeError, ScanLimits};
 use fresco_media::process::Tool;
-use fresco_testkit::media::{ffmpeg, make_vfr_clip_with_audio, read_out, tool_bytes};
+use fresco_testkit::media::{clip, ffmpeg, make_vfr_clip_with_audio, read_out, tool_bytes};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -82,23 +82,6 @@ fn packet_order(path: &Path) -> Vec<i64> {
         .collect()
 }
 
-fn x264(out: &Path, seconds: &str, extra: &[&str]) {
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25",
-        "-t",
-        seconds,
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    ];
-    args.extend_from_slice(extra);
-    ffmpeg(&args, out);
-}
-
 fn has_encoder(name: &str) -> bool {
     let args = ["-hide_banner", "-encoders"].map(std::ffi::OsStr::new);
     let text = tool_bytes("ffmpeg", &args);
@@ -112,7 +95,7 @@ fn packets_give_the_decoded_times_with_b_frames_a_variable_rate_and_offsets() {
     let dir = tempfile::tempdir().unwrap();
     // B-frames in a pyramid: the packets come out of presentation order.
     let pyramid = dir.path().join("pyramid.mp4");
-    x264(
+    clip(
         &pyramid,
         "3",
         &["-bf", "3", "-x264-params", "b-pyramid=normal", "-g", "30"],
@@ -139,7 +122,7 @@ fn packets_give_the_decoded_times_with_b_frames_a_variable_rate_and_offsets() {
         ("offset.ts", vec!["-bf", "3"]),
     ] {
         let path = dir.path().join(name);
-        x264(&path, "2", &extra);
+        clip(&path, "2", &extra);
         let pts = from_packets(&path);
         assert_eq!(pts.len(), 50, "{name}");
         assert!(pts[0] > 0, "{name}: starts at {}", pts[0]);
@@ -175,14 +158,14 @@ fn frames_are_decoded_where_packets_do_not_stand_for_them() {
     let dir = tempfile::tempdir().unwrap();
     // An elementary stream: packets without timestamps.
     let raw = dir.path().join("raw.h264");
-    x264(&raw, "2", &["-f", "h264"]);
+    clip(&raw, "2", &["-f", "h264"]);
     let pts = decoded(&raw, |u| matches!(u, Unfit::NoTimestamp(_)));
     assert_eq!(pts.len(), 50);
 
     // Cut inside a group of pictures without re-encoding: an MP4 edit list, whose packets
     // before the cut are decoded and dropped.
     let whole = dir.path().join("whole.mp4");
-    x264(&whole, "4", &["-g", "50"]);
+    clip(&whole, "4", &["-g", "50"]);
     let cut = dir.path().join("cut.mp4");
     ffmpeg(
         &["-ss", "1.3", "-i", whole.to_str().unwrap(), "-c", "copy"],
@@ -238,7 +221,7 @@ fn frames_are_decoded_where_packets_do_not_stand_for_them() {
 
     // Two recordings joined: the second's timestamps start again.
     let first = dir.path().join("a.ts");
-    x264(&first, "1", &[]);
+    clip(&first, "1", &[]);
     let joined = dir.path().join("joined.ts");
     let mut bytes = std::fs::read(&first).unwrap();
     bytes.extend(std::fs::read(&first).unwrap());
@@ -252,14 +235,14 @@ fn frames_are_decoded_where_packets_do_not_stand_for_them() {
 #[test]
 fn limits_hand_the_verdict_to_the_decoder() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip.mp4");
-    x264(&clip, "2", &["-bf", "3"]);
+    let path = dir.path().join("clip.mp4");
+    clip(&path, "2", &["-bf", "3"]);
     // A size limit: only decoding measures every frame's size.
     let sized = MediaLimits {
         max_width: Some(640),
         ..MediaLimits::none()
     };
-    let (scanned, decoded) = both(&clip, &sized);
+    let (scanned, decoded) = both(&path, &sized);
     let scanned = scanned.unwrap();
     assert_eq!(scanned.decoded_because, Some(Unfit::SizeLimited));
     assert_eq!(scanned.pts, decoded);
@@ -268,7 +251,7 @@ fn limits_hand_the_verdict_to_the_decoder() {
         max_frames: Some(20),
         ..MediaLimits::none()
     };
-    match both(&clip, &few).0 {
+    match both(&path, &few).0 {
         Err(ProbeError::OverLimit(breach)) => {
             assert_eq!(breach.code, "input-too-many-frames");
             assert!(
@@ -291,7 +274,7 @@ fn limits_hand_the_verdict_to_the_decoder() {
         max_fps: Some(60.0),
         ..MediaLimits::none()
     };
-    let (scanned, decoded) = both(&clip, &generous);
+    let (scanned, decoded) = both(&path, &generous);
     let scanned = scanned.unwrap();
     assert_eq!(scanned.decoded_because, None);
     assert_eq!(scanned.pts, decoded);

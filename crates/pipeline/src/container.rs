@@ -197,7 +197,7 @@ pub fn check_frame_order(plan: &VideoSettings, pts: &[i64]) -> Result<(), RunErr
 /// do, instead of when the scored chunks are joined.
 pub fn check_video_encoder(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     let scratch = crate::video::scratch_file(&plan.output)?;
-    let mut args = crate::ffmpeg_quiet();
+    let mut args = fresco_media::process::ffmpeg_quiet();
     args.extend(["-y", "-f", "lavfi"].map(OsString::from));
     args.extend([
         OsString::from("-i"),

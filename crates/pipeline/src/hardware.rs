@@ -144,7 +144,7 @@ pub fn hwaccel_args(hwaccel: Option<&str>) -> Vec<OsString> {
 /// ffmpeg said.
 pub fn check_hardware(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError> {
     if let Some(method) = plan.hwaccel.as_deref().filter(|m| *m != "auto") {
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.extend(hwaccel_args(Some(method)));
         args.extend(fresco_media::input::input_args(&plan.input));
         args.extend([
@@ -165,7 +165,7 @@ pub fn check_hardware(tools: &Tools, plan: &VideoSettings) -> Result<(), RunErro
     }
     let codec = &plan.encode.codec;
     if is_hardware_encoder(codec) {
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.extend(["-f", "lavfi"].map(OsString::from));
         args.extend([
             OsString::from("-i"),

@@ -22,11 +22,3 @@ pub use model::{check_model, load_model, CheckedModel, LoadedModel, ModelError};
 pub use plan::{VideoOptions, VideoSettings};
 pub use sizing::ChunkSizing;
 pub use video::{prepare_video, score_video, PreparedVideo, Progress, Tools, VideoSummary};
-
-/// The start of every ffmpeg command line fresco runs: no stdin (it is a pipe or nothing),
-/// no banner, errors only (stderr is kept for the failure's message).
-pub(crate) fn ffmpeg_quiet() -> Vec<std::ffi::OsString> {
-    ["-nostdin", "-hide_banner", "-v", "error"]
-        .map(std::ffi::OsString::from)
-        .to_vec()
-}

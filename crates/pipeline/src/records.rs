@@ -216,7 +216,7 @@ pub fn sampled_decoder_args(
     by_number: bool,
 ) -> Vec<OsString> {
     let video = &plan.video;
-    let mut args = crate::ffmpeg_quiet();
+    let mut args = fresco_media::process::ffmpeg_quiet();
     let select = match chunk_window(plan, range, by_number) {
         FrameWindow::Numbers { .. } => {
             let windows: Vec<Window> = runs(picks)

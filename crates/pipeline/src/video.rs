@@ -236,7 +236,7 @@ fn check_streams_fit(tools: &Tools, plan: &VideoSettings) -> Result<(), RunError
     // In the temporary folder, not beside the output: a worker killed during the check must
     // leave nothing in the user's output folder.
     let scratch = scratch_file(&plan.output)?;
-    let mut args = crate::ffmpeg_quiet();
+    let mut args = fresco_media::process::ffmpeg_quiet();
     args.push("-y".into());
     args.extend(fresco_media::input::input_args(&plan.input));
     for stream in &plan.streams {

@@ -97,13 +97,31 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// A card's bytes, at most [`MAX_CARD_BYTES`] of them.
+pub(crate) fn read_card(path: &Path) -> Result<Vec<u8>, CardError> {
+    read_bounded(path, MAX_CARD_BYTES).map_err(|reason| CardError::Read {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+/// A card's bytes as text and as a TOML table; `shown` names the card in errors.
+pub(crate) fn card_table<'b>(
+    bytes: &'b [u8],
+    shown: &str,
+) -> Result<(&'b str, toml::Table), CardError> {
+    let invalid = |reason: String| CardError::Invalid {
+        path: shown.to_string(),
+        reason,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+    let table = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
+    Ok((text, table))
+}
+
 impl ModelCard {
     pub fn load(path: &Path) -> Result<ModelCard, CardError> {
-        let bytes = read_bounded(path, MAX_CARD_BYTES).map_err(|reason| CardError::Read {
-            path: path.display().to_string(),
-            reason,
-        })?;
-        Self::parse(&bytes, path)
+        Self::parse(&read_card(path)?, path)
     }
 
     /// Parses a card's bytes; `path` names it in errors and anchors its relative paths.
@@ -113,8 +131,7 @@ impl ModelCard {
             path: shown.clone(),
             reason,
         };
-        let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-        let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
+        let (text, table) = card_table(bytes, &shown)?;
         let unknown = |key: &str, known: &[&str]| CardError::UnknownKey {
             path: shown.clone(),
             key: key.to_string(),

@@ -18,7 +18,7 @@ use std::path::Path;
 use fresco_core::{ChannelOrder, ImageCard, InputRange, Layout, Normalization};
 use sha2::{Digest, Sha256};
 
-use crate::card::{one_line, read_bounded, CardError, KEYS, MAX_CARD_BYTES};
+use crate::card::{card_table, one_line, read_card, CardError, KEYS};
 
 /// The keys an image model's card may give.
 pub const IMAGE_KEYS: &[&str] = &["mean", "std", "layout", "channel_order", "output_range"];
@@ -36,11 +36,7 @@ struct Keys {
 
 /// Reads and checks the card at `path` for an image model.
 pub fn load_image_card(path: &Path) -> Result<ImageCard, CardError> {
-    let bytes = read_bounded(path, MAX_CARD_BYTES).map_err(|reason| CardError::Read {
-        path: path.display().to_string(),
-        reason,
-    })?;
-    parse_image_card(&bytes, path)
+    parse_image_card(&read_card(path)?, path)
 }
 
 /// Parses a card's bytes for an image model; `path` names it in errors.
@@ -50,8 +46,7 @@ pub fn parse_image_card(bytes: &[u8], path: &Path) -> Result<ImageCard, CardErro
         path: shown.clone(),
         reason,
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let table: toml::Table = toml::from_str(text).map_err(|e| invalid(one_line(text, &e)))?;
+    let (text, table) = card_table(bytes, &shown)?;
     for key in table.keys() {
         if IMAGE_KEYS.contains(&key.as_str()) {
             continue;

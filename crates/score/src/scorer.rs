@@ -57,6 +57,29 @@ pub struct Frame<'a> {
     pub time: f64,
 }
 
+impl<'a> Frame<'a> {
+    /// An image as a frame: `rgb` of the `scaled` size, `displayed` the upright picture's size;
+    /// an image is a stream of one frame at time zero.
+    pub fn still(
+        rgb: &'a [u8],
+        scaled: (u32, u32),
+        displayed: (u32, u32),
+        source: &'a str,
+    ) -> Frame<'a> {
+        Frame {
+            rgb,
+            width: scaled.0,
+            height: scaled.1,
+            frame_width: displayed.0,
+            frame_height: displayed.1,
+            source,
+            index: 0,
+            pts: 0,
+            time: 0.0,
+        }
+    }
+}
+
 /// A loaded model with its plan.
 pub struct Scorer {
     engine: TensorEngine,

@@ -3,26 +3,13 @@
 //! test's session can move the process's count), the plan is the one a loaded model gives, and
 //! a misfit is refused in the same words.
 
-use fresco_infer::onnx_build::{tensor_f32, Dim, GraphBuilder};
+use fresco_infer::onnx_build::constant_classifier_model;
 use fresco_infer::EngineOptions;
 use fresco_score::{ScoreSettings, Scorer};
 
-fn classifier(classes: i64) -> Vec<u8> {
-    let values: Vec<f32> = (0..classes).map(|c| c as f32).collect();
-    GraphBuilder::new("constants")
-        .input(
-            "input",
-            &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(32), Dim::Fixed(32)],
-        )
-        .initializer(tensor_f32("logits_value", &[1, classes], &values))
-        .output("logits", &[Dim::Fixed(1), Dim::Fixed(classes)])
-        .node("Identity", &["logits_value"], &["logits"], vec![])
-        .to_bytes()
-}
-
 #[test]
 fn the_declared_plan_builds_no_session_and_matches_the_loaded_one() {
-    let model = classifier(10);
+    let model = constant_classifier_model(10);
     let classify = ScoreSettings {
         task: Some("classify".into()),
         ..Default::default()

@@ -13,18 +13,17 @@ use crate::{key, ObjectInfo, Store};
 impl Store {
     /// Reads a whole object into memory; for small objects (manifests, logs, markers).
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let (_, bytes) = self.get_with_info(key).await?;
+        Ok(bytes)
+    }
+
+    /// The backend's answer to a read of the whole object at `key`.
+    async fn read(&self, key: &str) -> Result<object_store::GetResult> {
         let path = self.path(key)?;
-        let got = self
-            .inner
+        self.inner
             .get(&path)
             .await
-            .map_err(|e| self.backend_error(key, "read", e))?;
-        let bytes = got
-            .bytes()
-            .await
-            .map_err(|e| self.backend_error(key, "read", e))?;
-        crate::metrics::read(&self.display, bytes.len() as u64);
-        Ok(bytes)
+            .map_err(|e| self.backend_error(key, "read", e))
     }
 
     /// Streams a whole object, in the backend's pieces, for serving large objects without
@@ -36,12 +35,7 @@ impl Store {
         ObjectInfo,
         futures_util::stream::BoxStream<'static, Result<Bytes>>,
     )> {
-        let path = self.path(key)?;
-        let got = self
-            .inner
-            .get(&path)
-            .await
-            .map_err(|e| self.backend_error(key, "read", e))?;
+        let got = self.read(key).await?;
         let info = self.info(got.meta.clone());
         let url = self.object_url(key);
         let stream = got
@@ -165,12 +159,7 @@ impl Store {
     /// An object's bytes with what the same request says of it (size, ETag), for reading one
     /// object whose version matters (a dataset's item, checked against what was pinned).
     pub async fn get_with_info(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
-        let path = self.path(key)?;
-        let got = self
-            .inner
-            .get(&path)
-            .await
-            .map_err(|e| self.backend_error(key, "read", e))?;
+        let got = self.read(key).await?;
         let info = self.info(got.meta.clone());
         let bytes = got
             .bytes()

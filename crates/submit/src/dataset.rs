@@ -146,16 +146,7 @@ impl Submitter {
                 ..dataset.clone()
             }),
         };
-        let job = NewJob {
-            identity: spec.identity_from(&fingerprint),
-            input: spec.input.display().to_string(),
-            output: spec.output.display().to_string(),
-            spec: spec.to_json(),
-            device_kind: spec.model.device_kind,
-            priority: submission.priority,
-            budgets: submission.budgets,
-            idempotency_key: None,
-        };
-        Ok(Built { job, spec })
+        let identity = spec.identity_from(&fingerprint);
+        Ok(Built::new(spec, identity, submission))
     }
 }

@@ -102,6 +102,23 @@ pub struct Built {
     pub spec: JobSpec,
 }
 
+impl Built {
+    /// The queue's job for `spec`, submitted as `submission`, under `identity`.
+    fn new(spec: JobSpec, identity: String, submission: &Submission) -> Built {
+        let job = NewJob {
+            identity,
+            input: spec.input.display().to_string(),
+            output: spec.output.display().to_string(),
+            spec: spec.to_json(),
+            device_kind: spec.model.device_kind,
+            priority: submission.priority,
+            budgets: submission.budgets,
+            idempotency_key: None,
+        };
+        Built { job, spec }
+    }
+}
+
 /// How long ffprobe may take on a submitted input.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -410,17 +427,7 @@ impl Submitter {
             Some(info) => fresco_store::fingerprint_with_object(&spec.input, Some(info)),
             None => fresco_store::fingerprint(&spec.input),
         });
-        let job = NewJob {
-            identity,
-            input: spec.input.display().to_string(),
-            output: spec.output.display().to_string(),
-            spec: spec.to_json(),
-            device_kind: spec.model.device_kind,
-            priority: submission.priority,
-            budgets: submission.budgets,
-            idempotency_key: None,
-        };
-        Ok(Built { job, spec })
+        Ok(Built::new(spec, identity, submission))
     }
 
     /// The submission's model, checked statically (no ONNX Runtime session is built here) and

@@ -134,9 +134,7 @@ impl FrameReader {
         width: usize,
         height: usize,
     ) -> Result<FrameReader, MeasureError> {
-        let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-v", "error"]
-            .map(OsString::from)
-            .to_vec();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.extend(fresco_media::input::input_args(path));
         args.extend(
             [

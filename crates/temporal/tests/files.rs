@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use fresco_temporal::{measure_files, FlowSettings, MeasureError, MeasureOptions};
-use fresco_testkit::media::{ffmpeg, read_out};
+use fresco_testkit::media::{ffmpeg, read_out, rotate_90};
 
 const LOSSLESS: &[&str] = &["-c:v", "ffv1", "-pix_fmt", "bgr0"];
 
@@ -124,17 +124,7 @@ fn size_rotation_and_frame_counts() {
         &plain,
     );
     let rotated = dir.path().join("rotated.mp4");
-    ffmpeg(
-        &[
-            "-i",
-            plain.to_str().unwrap(),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-        ],
-        &rotated,
-    );
+    rotate_90(&plain, &rotated);
     let upright = measure_files(&rotated, &rotated, &options()).unwrap();
     assert_eq!((upright.width, upright.height), (96, 160));
 

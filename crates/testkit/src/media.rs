@@ -44,6 +44,22 @@ pub fn ffmpeg(args: &[&str], out: &Path) {
     tool_bytes("ffmpeg", &all);
 }
 
+/// A stream copy of `input` into `out` whose video carries a rotation tag of 90 degrees, so
+/// that players show it upright at the transposed size.
+pub fn rotate_90(input: &Path, out: &Path) {
+    ffmpeg(
+        &[
+            "-i",
+            &input.to_string_lossy(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+        out,
+    );
+}
+
 /// A testsrc2 clip: `size` like "96x64", `rate` frames per second, `seconds` long, encoded with
 /// `codec_args` (e.g. `["-c:v", "libx264", "-pix_fmt", "yuv420p"]`).
 pub fn make_video(out: &Path, size: &str, rate: u32, seconds: f64, codec_args: &[&str]) {

@@ -19,7 +19,7 @@ impl VideoSettings {
     /// Like [`decoder_args`](Self::decoder_args), but only the frames `window` selects.
     pub fn window_decoder_args(&self, window: Option<&FrameWindow>) -> Vec<OsString> {
         let mut filters = Vec::new();
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         match window {
             None => {}
             Some(FrameWindow::Numbers { start, end }) => {
@@ -90,7 +90,7 @@ impl VideoSettings {
     /// original timestamps), encode it, copy the other streams, chapters and metadata from the
     /// input, and write `out`.
     pub fn encoder_args(&self, out: &Path) -> Vec<OsString> {
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.push(os("-y"));
         if self.muxer_shift_us != 0 {
             // Applies to the next input, the styled frames on stdin.
@@ -112,7 +112,7 @@ impl VideoSettings {
     /// zero) into a NUT file, with exactly the encoder settings of the whole video, so that the
     /// chunks join by stream copy.
     pub fn chunk_encoder_args(&self, out: &Path) -> Vec<OsString> {
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.push(os("-y"));
         args.extend(own_pipe_args());
         args.extend([os("-map"), os("0:v:0"), os("-map_metadata"), os("-1")]);
@@ -126,7 +126,7 @@ impl VideoSettings {
     /// stream copy, shifted to the input's first frame time (`offset_us`), and copy the other
     /// streams, chapters and metadata from the input into `out`.
     pub fn assemble_args(&self, list: &Path, offset_us: i64, out: &Path) -> Vec<OsString> {
-        let mut args = crate::ffmpeg_quiet();
+        let mut args = fresco_media::process::ffmpeg_quiet();
         args.push(os("-y"));
         let offset_us = offset_us - self.muxer_shift_us;
         if offset_us != 0 {

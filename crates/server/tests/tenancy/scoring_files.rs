@@ -5,24 +5,10 @@
 //! server's own, `/etc/passwd`) comes back in an answer or in a job.
 
 use super::*;
-use fresco_infer::onnx_build::{tensor_f32, Dim, GraphBuilder};
+use fresco_infer::onnx_build::constant_classifier_model;
 
 /// What bob's files hold: no answer to alice may carry it.
 const SECRET: &str = "BOBSECRET";
-
-/// A classifier of `classes` classes over a 32x32 picture (constant logits).
-fn classifier(classes: i64) -> Vec<u8> {
-    let values: Vec<f32> = (0..classes).map(|c| c as f32).collect();
-    GraphBuilder::new("constants")
-        .input(
-            "input",
-            &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(32), Dim::Fixed(32)],
-        )
-        .initializer(tensor_f32("logits_value", &[1, classes], &values))
-        .output("logits", &[Dim::Fixed(1), Dim::Fixed(classes)])
-        .node("Identity", &["logits_value"], &["logits"], vec![])
-        .to_bytes()
-}
 
 /// Ten labels, one a line.
 fn labels(prefix: &str) -> String {
@@ -34,7 +20,7 @@ fn labels(prefix: &str) -> String {
 fn scoring_files(d: &str) {
     let alice = Path::new(d).join("tenants/alice");
     let bob = Path::new(d).join("tenants/bob");
-    std::fs::write(alice.join("classifier.onnx"), classifier(10)).unwrap();
+    std::fs::write(alice.join("classifier.onnx"), constant_classifier_model(10)).unwrap();
     std::fs::write(alice.join("labels.txt"), labels("alice")).unwrap();
     std::fs::write(
         alice.join("own.toml"),
@@ -74,7 +60,11 @@ fn scoring_files(d: &str) {
     std::os::unix::fs::symlink(bob.join("card.toml"), alice.join("link-card.toml")).unwrap();
     // A model whose card beside it is a symlink to bob's card.
     std::fs::create_dir_all(alice.join("beside")).unwrap();
-    std::fs::write(alice.join("beside/classifier.onnx"), classifier(10)).unwrap();
+    std::fs::write(
+        alice.join("beside/classifier.onnx"),
+        constant_classifier_model(10),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(bob.join("card.toml"), alice.join("beside/classifier.toml"))
         .unwrap();
 }

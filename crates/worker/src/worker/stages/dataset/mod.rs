@@ -255,18 +255,7 @@ pub(super) fn score(
                 .collect();
             let frames: Vec<Frame> = good
                 .iter()
-                .map(|(item, img)| Frame {
-                    rgb: &img.rgb,
-                    width: img.scaled.0,
-                    height: img.scaled.1,
-                    frame_width: img.displayed.0,
-                    frame_height: img.displayed.1,
-                    source: &item.key,
-                    // An image is a stream of one frame at time zero.
-                    index: 0,
-                    pts: 0,
-                    time: 0.0,
-                })
+                .map(|(item, img)| Frame::still(&img.rgb, img.scaled, img.displayed, &item.key))
                 .collect();
             let started = std::time::Instant::now();
             let scored = if frames.is_empty() {
