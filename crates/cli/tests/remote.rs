@@ -143,7 +143,17 @@ fn urls_that_name_no_object_are_refused() {
         .chain([s("--model"), p(&model)])
         .chain(queue.args()),
     );
-    out.fails(4, "az://container", &["does not name an object"]);
+    // A URL with no object name is a prefix, a dataset of images, which only a .jsonl output
+    // takes: the refusal names the URL and says what either fix is.
+    out.fails(
+        4,
+        "az://container",
+        &[
+            "names no single object",
+            "give a .jsonl output",
+            "name one object",
+        ],
+    );
 }
 
 /// The same path through a `file://` store, which needs no emulator: the input is downloaded

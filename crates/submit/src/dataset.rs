@@ -63,8 +63,11 @@ impl Submitter {
                 return Err(Rejection::BadField {
                     code: "dataset-output",
                     message: format!(
-                        "output {}: a dataset's rows (error rows too) are written as JSON Lines: \
-                         give a .jsonl output",
+                        "input {} names no single object or file, so it is read as a dataset of \
+                         images (a folder or prefix), whose rows (error rows too) are written as \
+                         JSON Lines: give a .jsonl output rather than {}, or name one object \
+                         (az://container/path/clip.mp4)",
+                        submission.input,
                         output.display()
                     ),
                 })
