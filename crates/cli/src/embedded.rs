@@ -46,6 +46,27 @@ pub struct EmbeddedOptions {
     pub scoring: Option<fresco_submit::ScoringAsk>,
 }
 
+impl EmbeddedOptions {
+    /// The options of `fresco run`'s own workers: `workers` of them, the rest from `args`.
+    pub(crate) fn of_run(
+        args: &crate::run::RunArgs,
+        workers: usize,
+        chatty: bool,
+        scoring: Option<fresco_submit::ScoringAsk>,
+    ) -> Self {
+        Self {
+            workers,
+            chunk_frames: args.chunk_frames,
+            queue: args.queue.clone(),
+            chatty,
+            device: args.model.device,
+            threads: args.model.threads,
+            batch: args.batch,
+            scoring,
+        }
+    }
+}
+
 /// What a finished video run did (the `--json` report's entry).
 #[derive(Debug, Clone, Serialize)]
 pub struct VideoOutcome {

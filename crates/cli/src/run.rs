@@ -362,16 +362,12 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     }
     if !videos.is_empty() {
         let pin = args.model.pin(&model.name, &model.digest);
-        let embedded = EmbeddedOptions {
-            workers: args.workers.unwrap_or_else(|| default_workers(&args.model)),
-            chunk_frames: args.chunk_frames,
-            queue: args.queue.clone(),
+        let embedded = EmbeddedOptions::of_run(
+            &args,
+            args.workers.unwrap_or_else(|| default_workers(&args.model)),
             chatty,
-            device: args.model.device,
-            threads: args.model.threads,
-            batch: args.batch,
-            scoring: (records || scoring.is_given()).then(|| scoring.clone()),
-        };
+            (records || scoring.is_given()).then(|| scoring.clone()),
+        );
         // The workers load their own sessions; this one is not needed any more.
         drop(model.engine.take());
         let overwrite = args.video.overwrite;

@@ -73,16 +73,7 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
     };
     let stop = StopSignal::new();
     crate::run::stop_on_ctrl_c(&stop);
-    let embedded = EmbeddedOptions {
-        workers: args.workers.unwrap_or(1),
-        chunk_frames: args.chunk_frames,
-        queue: args.queue.clone(),
-        chatty,
-        device: args.model.device,
-        threads: args.model.threads,
-        batch: args.batch,
-        scoring: Some(scoring),
-    };
+    let embedded = EmbeddedOptions::of_run(&args, args.workers.unwrap_or(1), chatty, Some(scoring));
     let job = VideoJob {
         input,
         output: args.output.clone(),

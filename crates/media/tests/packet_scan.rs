@@ -14,7 +14,9 @@ use fresco_core::MediaLimits;
 use fresco_media::packet_scan::{frame_pts, parse_packet_line, ScannedPts, Unfit};
 use fresco_media::probe::{frame_times, probe, ProbeError, ScanLimits};
 use fresco_media::process::Tool;
-use fresco_testkit::media::{clip, ffmpeg, make_vfr_clip_with_audio, read_out, tool_bytes};
+use fresco_testkit::media::{
+    clip, ffmpeg, make_vfr_clip_with_audio, make_video, read_out, tool_bytes,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -130,14 +132,12 @@ fn packets_give_the_decoded_times_with_b_frames_a_variable_rate_and_offsets() {
 
     if has_encoder("libx265") {
         let hevc = dir.path().join("hevc.mkv");
-        ffmpeg(
+        make_video(
+            &hevc,
+            "64x48",
+            25,
+            2.0,
             &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=64x48:rate=25",
-                "-t",
-                "2",
                 "-c:v",
                 "libx265",
                 "-x265-params",
@@ -145,7 +145,6 @@ fn packets_give_the_decoded_times_with_b_frames_a_variable_rate_and_offsets() {
                 "-pix_fmt",
                 "yuv420p",
             ],
-            &hevc,
         );
         assert_eq!(from_packets(&hevc).len(), 50);
     } else {
@@ -179,14 +178,12 @@ fn frames_are_decoded_where_packets_do_not_stand_for_them() {
 
     // Interlaced coding.
     let interlaced = dir.path().join("interlaced.mp4");
-    ffmpeg(
+    make_video(
+        &interlaced,
+        "64x48",
+        25,
+        1.0,
         &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=25",
-            "-t",
-            "1",
             "-c:v",
             "libx264",
             "-flags",
@@ -196,26 +193,17 @@ fn frames_are_decoded_where_packets_do_not_stand_for_them() {
             "-pix_fmt",
             "yuv420p",
         ],
-        &interlaced,
     );
     decoded(&interlaced, |u| matches!(u, Unfit::FieldOrder(_)));
 
     // Another codec.
     let vp9 = dir.path().join("vp9.webm");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=25",
-            "-t",
-            "1",
-            "-c:v",
-            "libvpx-vp9",
-            "-pix_fmt",
-            "yuv420p",
-        ],
+    make_video(
         &vp9,
+        "64x48",
+        25,
+        1.0,
+        &["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p"],
     );
     decoded(&vp9, |u| matches!(u, Unfit::Codec(c) if c == "vp9"));
 
