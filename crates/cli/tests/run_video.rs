@@ -541,6 +541,39 @@ fn colour_tags_and_10_bit_depth_survive() {
     assert_eq!(stream["color_range"], "tv", "{stream}");
 }
 
+/// An RGB source (lossless ffv1 in bgr0, as screen captures and RGB masters are) styled into
+/// H.264 (4:4:4, keeping its chroma): ffprobe calls its matrix `gbr`, which ffmpeg's `-colorspace` does
+/// not take, so the job failed at the encoder; the output is BT.709 at limited range.
+#[test]
+fn an_rgb_source_is_styled_into_yuv() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("rgb.mkv");
+    make_video(
+        &clip,
+        "64x48",
+        10,
+        0.5,
+        &["-c:v", "ffv1", "-pix_fmt", "bgr0"],
+    );
+    assert_eq!(streams_of(&clip, "video")[0]["color_space"], "gbr");
+    let out = dir.path().join("styled.mkv");
+    fresco([
+        s("run"),
+        p(&clip),
+        s("-o"),
+        p(&out),
+        s("--style"),
+        s("vintage"),
+        s("-q"),
+    ])
+    .ok();
+    let stream = &streams_of(&out, "video")[0];
+    assert_eq!(stream["pix_fmt"], "yuv444p", "{stream}");
+    assert_eq!(stream["color_space"], "bt709", "{stream}");
+    assert_eq!(stream["color_range"], "tv", "{stream}");
+    assert_eq!(frame_md5s(&out).len(), 5);
+}
+
 #[test]
 fn mpeg_ts_with_a_start_offset_and_long_open_gops_is_frame_exact() {
     let dir = tempfile::tempdir().unwrap();

@@ -607,6 +607,33 @@ mod tests {
     }
 
     #[test]
+    fn an_rgb_input_is_encoded_to_yuv_as_bt709_at_limited_range() {
+        // ffv1 in bgr0, as ffprobe reports it: the matrix `gbr`, full range.
+        let r = report(
+            r#"{"streams":[{"index":0,"codec_type":"video","codec_name":"ffv1","width":64,"height":48,
+            "pix_fmt":"bgr0","time_base":"1/1000","color_space":"gbr","color_range":"pc"}]}"#,
+        );
+        let p = plan(&r, &VideoOptions::default());
+        // Full chroma, as the RGB source has.
+        assert_eq!(p.out_pix_fmt, "yuv444p");
+        assert!(p
+            .encoder_filters()
+            .contains("out_color_matrix=bt709:out_range=tv"));
+        let args: Vec<String> = p
+            .video_encode_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let tag = |name: &str| {
+            let i = args.iter().position(|a| a == name).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(tag("-colorspace:v:0"), "bt709", "{args:?}");
+        assert_eq!(tag("-color_range:v:0"), "tv", "{args:?}");
+        assert!(!args.iter().any(|a| a == "gbr"), "{args:?}");
+    }
+
+    #[test]
     fn subsampling_table() {
         assert_eq!(chroma_subsampling("yuv420p"), (2, 2));
         assert_eq!(chroma_subsampling("yuv422p10le"), (2, 1));

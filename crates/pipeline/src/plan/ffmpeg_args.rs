@@ -217,10 +217,11 @@ impl VideoSettings {
             args.extend([os("-color_trc:v:0"), os(t)]);
         }
         if !rgb_out {
-            if let Some(s) = &self.colour.space {
+            let (space, range) = self.yuv_matrix_and_range();
+            if let Some(s) = space {
                 args.extend([os("-colorspace:v:0"), os(s)]);
             }
-            if let Some(r) = &self.colour.range {
+            if let Some(r) = range {
                 args.extend([os("-color_range:v:0"), os(r)]);
             }
         }
@@ -233,6 +234,17 @@ impl VideoSettings {
             os("-1"),
         ]);
         args
+    }
+
+    /// The colour matrix and range a YUV output is converted with and tagged with: the
+    /// input's, except for an RGB input (matrix `gbr`, which names no YUV matrix and which
+    /// ffmpeg's `-colorspace` does not take by that name): BT.709 at limited range, the
+    /// common choice for RGB sources such as screen captures and lossless RGB masters.
+    fn yuv_matrix_and_range(&self) -> (Option<&str>, Option<&str>) {
+        match self.colour.space.as_deref() {
+            Some("gbr" | "rgb") => (Some("bt709"), Some("tv")),
+            space => (space, self.colour.range.as_deref()),
+        }
     }
 
     /// Scale back to the display size, pad to what the pixel format needs, then convert to the
@@ -257,13 +269,14 @@ impl VideoSettings {
         if is_rgb_pix_fmt(&self.out_pix_fmt) {
             filters.push(format!("format={}", self.out_pix_fmt));
         } else {
-            let range = match self.colour.range.as_deref() {
+            let (space, range) = self.yuv_matrix_and_range();
+            let range = match range {
                 Some("pc") => "pc",
                 _ => "tv",
             };
             filters.push(format!(
                 "scale=out_color_matrix={}:out_range={range},format={}",
-                swscale_matrix(self.colour.space.as_deref()),
+                swscale_matrix(space),
                 self.out_pix_fmt
             ));
         }
