@@ -4,7 +4,9 @@
 //! - workers killed with SIGKILL mid-dataset, on SQLite and PostgreSQL, new files added while
 //!   the job waits: every pinned item scored exactly once, in listing order, and no other;
 //! - a manifest (relative and absolute lines, in its own order);
-//! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store.
+//! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store;
+//! - a 2 GiB (sparse) file among good images: an error row `too-large`, never read, the run's
+//!   peak memory small.
 //!
 //! The classifier comes from `$FRESCO_MODEL_DIR/scoring` (skipped, saying so, where absent).
 
@@ -396,4 +398,77 @@ fn fresco_run_scores_a_prefix_and_a_manifest_as_datasets() {
         ]
     );
     assert_eq!(error_kind(&rows[1]), Some("not-image"));
+}
+
+/// The peak resident memory (KiB) `/usr/bin/time -v` reported in `stderr`.
+fn max_rss_kib(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maximum resident set size in:\n{stderr}"))
+}
+
+/// A file of 2 GiB (sparse: no blocks on disk) among good images is over the default
+/// `--max-item-bytes` (256 MiB): its row is `too-large`, the run succeeds within its threshold,
+/// and it is never read, so the run's peak memory stays far below the file's size.
+#[test]
+fn a_huge_file_is_too_large_and_never_read() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let time = Path::new("/usr/bin/time");
+    if !time.is_file() {
+        eprintln!("skipped: /usr/bin/time (GNU time, for the run's peak memory) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 3);
+    let huge = std::fs::File::create(photos.join("big.jpg")).unwrap();
+    huge.set_len(2 << 30).unwrap();
+    keys.push("big.jpg".into());
+    keys.sort();
+
+    // The limit is checked where it is given.
+    let refused = fresco([
+        "jobs",
+        "submit",
+        photos.to_str().unwrap(),
+        "-o",
+        "x.jsonl",
+        "--max-item-bytes",
+        "0",
+    ]);
+    assert_ne!(refused.code, Some(0), "{}", refused.dump());
+    assert!(refused.stderr.contains("--max-item-bytes"), "{}", refused.dump());
+
+    let out = dir.path().join("tags.jsonl");
+    let base = fresco_cmd();
+    let mut cmd = std::process::Command::new(time);
+    cmd.arg("-v").arg(base.get_program());
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut args: Vec<String> = vec!["run".into(), photos.display().to_string()];
+    args.extend(["-o".into(), out.display().to_string(), "-q".into()]);
+    args.extend(classify(&models));
+    args.extend(["--max-failed-items", "1", "--max-failed-fraction", "1"].map(String::from));
+    args.extend(queue_flags(&dir.path().join("q")));
+    let ran = common::run_with_timeout(cmd.args(&args), Duration::from_secs(300)).ok();
+    let rows = jsonl_rows(&out);
+    assert_eq!(sources(&rows), keys);
+    let big = rows.iter().find(|r| r["source"] == "big.jpg").unwrap();
+    assert_eq!(error_kind(big), Some("too-large"), "{big}");
+    let message = big["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--max-item-bytes 268435456"), "{message}");
+    let peak_mib = max_rss_kib(&ran.stderr) / 1024;
+    eprintln!("peak resident memory of the run: {peak_mib} MiB");
+    assert!(
+        peak_mib < 400,
+        "the run's peak memory was {peak_mib} MiB: was the 2 GiB file read?"
+    );
 }

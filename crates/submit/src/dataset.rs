@@ -37,6 +37,9 @@ pub(crate) fn requested(request: &SubmitRequest) -> Result<Option<DatasetSpec>, 
         max_failed_fraction: asked
             .max_failed_fraction
             .unwrap_or(fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION),
+        max_item_bytes: asked
+            .max_item_bytes
+            .unwrap_or(fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES),
     }))
 }
 
@@ -94,6 +97,12 @@ impl Submitter {
                 ),
             });
         }
+        fresco_core::dataset::check_max_item_bytes(dataset.max_item_bytes).map_err(|message| {
+            Rejection::BadField {
+                code: "bad-item-limit",
+                message,
+            }
+        })?;
         let (source, fingerprint) = match &dataset.source {
             DatasetSource::Folder { path } | DatasetSource::Manifest { path } => {
                 let path = absolute_path("input", &path.display().to_string())?;
