@@ -357,6 +357,11 @@ impl ItemReader {
         Ok(bytes)
     }
 
+    /// The job's `--max-item-bytes`.
+    pub(super) fn max_item_bytes(&self) -> u64 {
+        self.max_item_bytes
+    }
+
     fn too_large(&self, size: u64) -> ItemError {
         (
             ItemErrorKind::TooLarge,

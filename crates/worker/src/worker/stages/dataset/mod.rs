@@ -5,7 +5,8 @@
 //!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
 //!   batches, under the plan's lease; the chunks are ranges of item indices.
 //! - **score**: the chunk's pinned items are read and decoded in parallel, a batch ahead of the
-//!   model (a thread feeding a bounded channel, each batch decoded on rayon's threads), and
+//!   model (a thread feeding a bounded channel, each batch decoded on a pool of its own,
+//!   `--decode-threads`, within a byte budget, [`budget`]), and
 //!   scored in order; an item that cannot be read, is empty, is not an image, is too large, or
 //!   changed since it was pinned becomes an error row and the chunk goes on. The rows are one
 //!   part, written and stored as a records chunk is; the failures are recorded with the queue.
@@ -15,13 +16,16 @@
 //!
 //! Error rows are JSON Lines only: `{"source": KEY, "error": {"kind": ..., "message": ...}}`.
 
+mod budget;
 mod listing;
 
 use std::sync::mpsc::sync_channel;
 
 use fresco_core::dataset::{DatasetCounts, DatasetPlan, DatasetSpec, ItemErrorKind};
 use fresco_core::FrameRange;
-use fresco_pipeline::image::{decode_rgb_scaled, ImageDecodeError, ScaledImage};
+use fresco_pipeline::image::{
+    decode_bytes_needed, decode_rgb_scaled, ImageDecodeError, ScaledImage,
+};
 use fresco_pipeline::records::sampled_per_chunk;
 use fresco_pipeline::FailureClass;
 use fresco_queue::{LeaseStatus, PinnedItem, PIN_BATCH};
@@ -34,6 +38,7 @@ use super::records::{
 use super::{Task, TaskContext};
 use crate::spec::JobSpec;
 use crate::worker::{system, TaskFailure, TaskOutput};
+use budget::{ByteBudget, DECODE_BUDGET_BYTES};
 use listing::{ItemError, ItemReader, KeyFilter};
 
 fn dataset(spec: &JobSpec) -> Result<&DatasetSpec, TaskFailure> {
@@ -168,6 +173,44 @@ fn decode_failure(e: ImageDecodeError) -> ItemError {
     }
 }
 
+/// One item read and decoded within `budget`: its encoded bytes are taken from the budget
+/// before the read (nothing for an item over the limit, which is not read), what decoding
+/// allocates before the decode; all of it goes back once the picture is at the model's size.
+fn prepare(
+    item: &PinnedItem,
+    reader: &ItemReader,
+    handle: &tokio::runtime::Handle,
+    budget: &ByteBudget,
+    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Prepared {
+    let encoded = if item.size > reader.max_item_bytes() {
+        0
+    } else {
+        item.size
+    };
+    let mut share = budget.take(encoded);
+    let bytes = reader.read(item, handle)?;
+    if let Some(needed) = decode_bytes_needed(&bytes) {
+        share.grow(needed);
+    }
+    decode_rgb_scaled(&bytes, scaled_size).map_err(decode_failure)
+}
+
+/// The pool a chunk's images are decoded on: `threads` of its own, so that decoding never takes
+/// more of the machine than asked while the model runs on its own threads.
+fn decode_pool(threads: usize) -> Result<rayon::ThreadPool, TaskFailure> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("fresco-decode-{i}"))
+        .build()
+        .map_err(|e| {
+            TaskFailure::retryable(
+                format!("cannot start the decode threads: {e}"),
+                FailureClass::Processing,
+            )
+        })
+}
+
 /// An error row in JSON Lines.
 fn error_row(key: &str, (kind, message): &ItemError) -> Vec<u8> {
     let row = serde_json::json!({
@@ -216,31 +259,34 @@ pub(super) fn score(
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let per_call = scorer.batch(batch_size);
     let prep = scorer.plan().prep.clone();
+    let pool = decode_pool(ctx.stages.decode_threads)?;
+    let budget = ByteBudget::new(DECODE_BUDGET_BYTES);
     let mut part: Vec<u8> = Vec::new();
     let mut failures: Vec<(u64, String)> = Vec::new();
     let mut model_seconds = 0.0;
     let mut score_error = None;
     std::thread::scope(|scope| {
-        // Reading and decoding run a batch ahead of the model, each batch on rayon's threads;
-        // two batches in the channel bound what is held.
+        // Reading and decoding run a batch ahead of the model, each batch on the decode pool
+        // within the byte budget; two batches in the channel bound what waits for the model.
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
         let reader = &reader;
         let items = &items;
         let cancel = task.cancel;
         let handle = &handle;
+        let (pool, budget, prep) = (&pool, &budget, &prep);
         scope.spawn(move || {
             for group in items.chunks(per_call) {
                 if cancel.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                let prepared: Vec<Prepared> = group
-                    .par_iter()
-                    .map(|item| {
-                        let bytes = reader.read(item, handle)?;
-                        decode_rgb_scaled(&bytes, |w, h| prep.scaled_size(w, h))
-                            .map_err(decode_failure)
-                    })
-                    .collect();
+                let prepared: Vec<Prepared> = pool.install(|| {
+                    group
+                        .par_iter()
+                        .map(|item| {
+                            prepare(item, reader, handle, budget, |w, h| prep.scaled_size(w, h))
+                        })
+                        .collect()
+                });
                 if ready_tx.send(prepared).is_err() {
                     return;
                 }
