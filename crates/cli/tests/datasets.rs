@@ -279,7 +279,11 @@ fn a_manifest_is_scored_in_its_own_order() {
         &["--max-failed-items", "1", "--max-failed-fraction", "1"],
     )
     .ok();
-    work(&queue, &dir.path().join("worker.log"));
+    // One decode thread: the items still come out in the manifest's order.
+    let log = dir.path().join("worker.log");
+    let mut worker = queue.spawn_worker(&log, &[], &["--decode-threads", "1"]);
+    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
+    assert!(status.success(), "{}", read_log(&log));
     assert_eq!(queue.show(id.stdout.trim())["state"], "succeeded");
     let rows = jsonl_rows(&out);
     assert_eq!(
@@ -471,4 +475,49 @@ fn a_huge_file_is_too_large_and_never_read() {
         peak_mib < 400,
         "the run's peak memory was {peak_mib} MiB: was the 2 GiB file read?"
     );
+}
+
+/// `fresco jobs retry` of a dataset job canceled mid-run, after new files arrived in its folder:
+/// the retry scores the set the job pinned (its plan is kept), none of the new files.
+#[test]
+fn a_retried_job_scores_the_set_it_pinned() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let keys = good_images(&photos, &models, 6);
+    let queue = sqlite_queue(dir.path());
+    let out = dir.path().join("tags.jsonl");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        &models,
+        &["--chunk-frames", "2"],
+    )
+    .ok();
+    let id = id.stdout.trim().to_string();
+    let log = dir.path().join("canceled.log");
+    let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "300")];
+    let mut worker = queue.spawn_worker(&log, &slow, &[]);
+    wait_until(Duration::from_secs(120), "a claimed chunk", || {
+        read_log(&log).contains("claimed score chunk")
+    });
+    queue.jobs("cancel", &id).ok();
+    wait_exit(&mut worker, Duration::from_secs(120), "the worker");
+    assert_eq!(queue.show(&id)["state"], "canceled");
+    assert!(!out.exists());
+
+    std::fs::copy(models.join("dog.jpg"), photos.join("aaa-new.jpg")).unwrap();
+    std::fs::copy(models.join("dog.jpg"), photos.join("sub/zzz-new.jpg")).unwrap();
+    std::fs::write(photos.join("broken-new.jpg"), b"not a picture").unwrap();
+    queue.jobs("retry", &id).ok();
+    work(&queue, &dir.path().join("retried.log"));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let rows = jsonl_rows(&out);
+    assert_eq!(sources(&rows), keys, "the pinned set, none of the new files");
+    assert!(rows.iter().all(|r| error_kind(r).is_none()));
 }
