@@ -445,7 +445,11 @@ fn a_huge_file_is_too_large_and_never_read() {
         "0",
     ]);
     assert_ne!(refused.code, Some(0), "{}", refused.dump());
-    assert!(refused.stderr.contains("--max-item-bytes"), "{}", refused.dump());
+    assert!(
+        refused.stderr.contains("--max-item-bytes"),
+        "{}",
+        refused.dump()
+    );
 
     let out = dir.path().join("tags.jsonl");
     let base = fresco_cmd();
@@ -518,6 +522,10 @@ fn a_retried_job_scores_the_set_it_pinned() {
     let job = queue.show(&id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let rows = jsonl_rows(&out);
-    assert_eq!(sources(&rows), keys, "the pinned set, none of the new files");
+    assert_eq!(
+        sources(&rows),
+        keys,
+        "the pinned set, none of the new files"
+    );
     assert!(rows.iter().all(|r| error_kind(r).is_none()));
 }

@@ -234,8 +234,15 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     // The item limit is checked here as the API's schema and the CLI's flag check it.
     let unlimited = build(&factory, &request_limited(&photos, "tags.jsonl", 0)).await;
     assert_eq!(unlimited.map_err(code).err(), Some("bad-item-limit"));
-    let huge = request_limited(&photos, "tags.jsonl", fresco_core::dataset::MAX_ITEM_BYTES_LIMIT + 1);
-    assert_eq!(build(&factory, &huge).await.map_err(code).err(), Some("bad-item-limit"));
+    let huge = request_limited(
+        &photos,
+        "tags.jsonl",
+        fresco_core::dataset::MAX_ITEM_BYTES_LIMIT + 1,
+    );
+    assert_eq!(
+        build(&factory, &huge).await.map_err(code).err(),
+        Some("bad-item-limit")
+    );
     let Some(_) = model else {
         eprintln!("skipped the accepted request: FRESCO_MODEL_DIR holds no scoring models");
         return;

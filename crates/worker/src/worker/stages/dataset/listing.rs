@@ -529,7 +529,10 @@ mod tests {
             .build()
             .unwrap();
         let reader = ItemReader::new(&spec).unwrap();
-        assert_eq!(reader.read(&items[0], runtime.handle()).unwrap(), b"0123456789");
+        assert_eq!(
+            reader.read(&items[0], runtime.handle()).unwrap(),
+            b"0123456789"
+        );
         let (kind, message) = reader.read(&items[1], runtime.handle()).unwrap_err();
         assert_eq!(kind, ItemErrorKind::TooLarge, "{message}");
         assert!(message.contains("--max-item-bytes 10"), "{message}");
