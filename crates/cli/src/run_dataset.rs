@@ -52,7 +52,7 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
     if fresco_score::RecordFormat::from_path(&args.output).is_none() {
         return Err(Failure::new(
             exit::BAD_INPUT,
-            "a dataset is scored into records: give a .jsonl output",
+            "a dataset is scored into records: give a .jsonl or .parquet output",
         ));
     }
     crate::scoring_args::locate_named(

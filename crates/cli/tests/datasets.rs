@@ -5,6 +5,8 @@
 //!   the job waits: every pinned item scored exactly once, in listing order, and no other;
 //! - a manifest (relative and absolute lines, in its own order);
 //! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store;
+//! - a Parquet output read back by pyarrow: a row per item in listing order, error rows with
+//!   their own columns, a row group per chunk;
 //! - a 2 GiB (sparse) file among good images: an error row `too-large`, never read, the run's
 //!   peak memory small.
 //!
@@ -528,4 +530,96 @@ fn a_retried_job_scores_the_set_it_pinned() {
         "the pinned set, none of the new files"
     );
     assert!(rows.iter().all(|r| error_kind(r).is_none()));
+}
+
+/// A dataset into Parquet: one row per item in listing order, read back by pyarrow (skipped
+/// where no Python has it, unless `FRESCO_REQUIRE_PYARROW=1`); error rows have null task
+/// columns and their kind and message; one row group per chunk.
+#[test]
+fn a_dataset_is_written_as_parquet() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let Some(python) = python_with_pyarrow() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 4);
+    std::fs::write(photos.join("broken.jpg"), b"not a picture").unwrap();
+    std::fs::write(photos.join("empty.png"), b"").unwrap();
+    keys.extend(["broken.jpg", "empty.png"].map(String::from));
+    keys.sort();
+    let queue = sqlite_queue(dir.path());
+    let out = dir.path().join("tags.parquet");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        &models,
+        &[
+            "--chunk-frames",
+            "4",
+            "--max-failed-items",
+            "2",
+            "--max-failed-fraction",
+            "1",
+        ],
+    )
+    .ok();
+    work(&queue, &dir.path().join("worker.log"));
+    let job = queue.show(id.stdout.trim());
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let script = "import sys, json, pyarrow.parquet as pq\n\
+        f = pq.ParquetFile(sys.argv[1])\n\
+        t = f.read()\n\
+        print(json.dumps({'row_groups': f.num_row_groups, \
+            'columns': t.schema.names, 'rows': t.to_pylist()}))";
+    let read = std::process::Command::new(python)
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(got["row_groups"], 2, "a row group per chunk");
+    assert_eq!(
+        got["columns"],
+        serde_json::json!([
+            "source",
+            "frame",
+            "pts",
+            "time",
+            "classes",
+            "error_kind",
+            "error_message"
+        ])
+    );
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(sources(rows), keys, "a row per item, in listing order");
+    for row in rows {
+        match row["source"].as_str().unwrap() {
+            "broken.jpg" | "empty.png" => {
+                let kind = if row["source"] == "broken.jpg" {
+                    "not-image"
+                } else {
+                    "empty"
+                };
+                assert_eq!(row["error_kind"], kind, "{row}");
+                assert!(row["error_message"].as_str().unwrap().len() > 3, "{row}");
+                assert!(row["classes"].is_null() && row["frame"].is_null(), "{row}");
+            }
+            _ => {
+                assert!(row["error_kind"].is_null() && row["error_message"].is_null());
+                assert_eq!(row["frame"], 0, "{row}");
+                let top = &row["classes"][0];
+                assert!(top["score"].as_f64().unwrap() > 0.0, "{row}");
+                assert!(top["label"].is_string(), "{row}");
+            }
+        }
+    }
 }

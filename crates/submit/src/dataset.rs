@@ -60,21 +60,18 @@ impl Submitter {
             Some(_) => PathBuf::from(&submission.output),
             None => absolute_path("output", &submission.output)?,
         };
-        match RecordFormat::from_path(&output) {
-            Some(RecordFormat::Jsonl) => {}
-            _ => {
-                return Err(Rejection::BadField {
-                    code: "dataset-output",
-                    message: format!(
-                        "input {} names no single object or file, so it is read as a dataset of \
-                         images (a folder or prefix), whose rows (error rows too) are written as \
-                         JSON Lines: give a .jsonl output rather than {}, or name one object \
-                         (az://container/path/clip.mp4)",
-                        submission.input,
-                        output.display()
-                    ),
-                })
-            }
+        if RecordFormat::from_path(&output).is_none() {
+            return Err(Rejection::BadField {
+                code: "dataset-output",
+                message: format!(
+                    "input {} names no single object or file, so it is read as a dataset of \
+                     images (a folder or prefix), whose rows (error rows too) are written as \
+                     records: give a .jsonl or .parquet output rather than {}, or name one \
+                     object (az://container/path/clip.mp4)",
+                    submission.input,
+                    output.display()
+                ),
+            });
         }
         if submission
             .scoring

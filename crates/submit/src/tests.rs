@@ -198,7 +198,7 @@ async fn object_urls_are_checked_in_their_store() {
 }
 
 /// A dataset request through the API: a folder or prefix input, the submitter's roots checked on
-/// it, a .jsonl output only, and (with the real classifier) a job whose spec pins the dataset.
+/// it, a records output only (.jsonl, .parquet), and (with the real classifier) a job whose spec pins the dataset.
 #[tokio::test]
 async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,8 +229,8 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     let factory = Submitter::default().allow_download(false).paths(rules);
     let refused = build(&factory, &request(&outside, "tags.jsonl")).await;
     assert_eq!(refused.map_err(code).err(), Some("path-not-allowed"));
-    let parquet = build(&factory, &request(&photos, "tags.parquet")).await;
-    assert_eq!(parquet.map_err(code).err(), Some("dataset-output"));
+    let video = build(&factory, &request(&photos, "tags.mp4")).await;
+    assert_eq!(video.map_err(code).err(), Some("dataset-output"));
     // The item limit is checked here as the API's schema and the CLI's flag check it.
     let unlimited = build(&factory, &request_limited(&photos, "tags.jsonl", 0)).await;
     assert_eq!(unlimited.map_err(code).err(), Some("bad-item-limit"));

@@ -14,7 +14,9 @@
 //!   `--max-failed-fraction`; otherwise the parts are joined and published as a records job's
 //!   are, and the counts (scored, failed, skipped) go to the job's log.
 //!
-//! Error rows are JSON Lines only: `{"source": KEY, "error": {"kind": ..., "message": ...}}`.
+//! Error rows are `{"source": KEY, "error": {"kind": ..., "message": ...}}` in JSON Lines, and
+//! rows with null task columns and `error_kind`, `error_message` in Parquet
+//! (`fresco_score::dataset_parquet_schema`).
 
 mod budget;
 mod listing;
@@ -29,11 +31,12 @@ use fresco_pipeline::image::{
 use fresco_pipeline::records::sampled_per_chunk;
 use fresco_pipeline::FailureClass;
 use fresco_queue::{LeaseStatus, PinnedItem, PIN_BATCH};
-use fresco_score::{Frame, RecordFormat};
+use fresco_score::{write_dataset_part, Frame, ItemRow};
 use rayon::prelude::*;
 
 use super::records::{
-    ensure_scorer, format_of, join_and_publish, time_one_frame, write_atomically, LoadedScorer,
+    ensure_scorer, format_of, join_and_publish, scoring, task_of, time_one_frame, write_atomically,
+    LoadedScorer,
 };
 use super::{Task, TaskContext};
 use crate::spec::JobSpec;
@@ -81,12 +84,7 @@ pub(super) fn plan(
     slot: &mut Option<LoadedScorer>,
 ) -> Result<TaskOutput, TaskFailure> {
     let dataset = dataset(spec)?;
-    if format_of(spec)? != RecordFormat::Jsonl {
-        return Err(TaskFailure::permanent(
-            "a dataset's records are written as JSON Lines (.jsonl) for now",
-            FailureClass::BadInput,
-        ));
-    }
+    format_of(spec)?;
     // The output may exist only if the user allowed it.
     if fresco_store::ObjectUrl::of(&spec.output).is_none() {
         fresco_pipeline::video::check_output_target(&spec.output, spec.options.overwrite)
@@ -211,17 +209,6 @@ fn decode_pool(threads: usize) -> Result<rayon::ThreadPool, TaskFailure> {
         })
 }
 
-/// An error row in JSON Lines.
-fn error_row(key: &str, (kind, message): &ItemError) -> Vec<u8> {
-    let row = serde_json::json!({
-        "source": key,
-        "error": { "kind": kind.as_str(), "message": message },
-    });
-    let mut line = serde_json::to_vec(&row).expect("a row serialises");
-    line.push(b'\n');
-    line
-}
-
 pub(super) fn score(
     ctx: &TaskContext<'_>,
     task: &Task<'_>,
@@ -261,7 +248,9 @@ pub(super) fn score(
     let prep = scorer.plan().prep.clone();
     let pool = decode_pool(ctx.stages.decode_threads)?;
     let budget = ByteBudget::new(DECODE_BUDGET_BYTES);
-    let mut part: Vec<u8> = Vec::new();
+    let format = format_of(spec)?;
+    let record_task = task_of(scoring(spec)?)?;
+    let mut rows: Vec<ItemRow> = Vec::with_capacity(items.len());
     let mut failures: Vec<(u64, String)> = Vec::new();
     let mut model_seconds = 0.0;
     let mut score_error = None;
@@ -316,14 +305,13 @@ pub(super) fn score(
                 }
             };
             model_seconds += started.elapsed().as_secs_f64();
-            let mut rows = scored.iter();
+            let mut scored = scored.into_iter();
             for (item, prepared) in group.iter().zip(&prepared) {
                 faults.after_frame();
                 match prepared {
                     Ok(_) => {
-                        let row = rows.next().expect("a row per scored image");
-                        serde_json::to_writer(&mut part, row).expect("a row serialises");
-                        part.push(b'\n');
+                        let row = scored.next().expect("a row per scored image");
+                        rows.push(ItemRow::Scored(row));
                     }
                     Err(error) => {
                         metrics::counter!(
@@ -331,7 +319,11 @@ pub(super) fn score(
                             "kind" => error.0.as_str()
                         )
                         .increment(1);
-                        part.extend(error_row(&item.key, error));
+                        rows.push(ItemRow::Failed {
+                            source: item.key.clone(),
+                            kind: error.0.as_str().to_string(),
+                            message: error.1.clone(),
+                        });
                         failures.push((item.index, error.0.as_str().to_string()));
                     }
                 }
@@ -345,12 +337,12 @@ pub(super) fn score(
     if task.is_canceled() {
         return Err(TaskFailure::canceled());
     }
-    let rows = part.iter().filter(|b| **b == b'\n').count() as u64;
-    if rows != range.len() {
+    if rows.len() as u64 != range.len() {
         return Err(TaskFailure::retryable(
             format!(
-                "chunk {}: {rows} rows for {} items",
+                "chunk {}: {} rows for {} items",
                 lease.chunk,
+                rows.len(),
                 range.len()
             ),
             FailureClass::Processing,
@@ -361,11 +353,13 @@ pub(super) fn score(
             .block_on(ctx.queue.record_failures(lease, &failures))
             .map_err(queue_failure)?,
     )?;
+    let part = write_dataset_part(format, record_task, &rows)
+        .map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Processing))?;
     write_atomically(&out, &part)?;
     if let Some(store) = ctx.system() {
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
-    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows);
+    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
     if !failures.is_empty() {
         tracing::info!(
             "chunk {} of job {}: {} of {} items are error rows",
