@@ -116,9 +116,9 @@ pub struct SubmitRequest {
     /// same keys as `fresco run`'s scoring flags). With a video or image output, `model_card`
     /// names an image model's card, and the records keys are refused.
     pub scoring: Option<ScoringRequest>,
-    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` or `.parquet` output
-    /// one row per image (a dataset job; `scoring` says how). A bad image is an error row; the
-    /// job fails past the thresholds given here.
+    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` or
+    /// `.parquet` output one row per image (a dataset job; `scoring` says how). A bad image is
+    /// an error row; the job fails past the thresholds given here.
     pub dataset: Option<DatasetRequest>,
 }
 
