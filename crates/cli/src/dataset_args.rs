@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use fresco_core::dataset::{DatasetSource, DatasetSpec, DEFAULT_MAX_FAILED_FRACTION};
+use fresco_core::dataset::{
+    check_max_item_bytes, DatasetSource, DatasetSpec, DEFAULT_MAX_FAILED_FRACTION,
+    DEFAULT_MAX_ITEM_BYTES,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct DatasetArgs {
@@ -23,6 +26,18 @@ pub struct DatasetArgs {
     /// A dataset job fails when more than this share of its items cannot be scored.
     #[arg(long, value_name = "F", default_value_t = DEFAULT_MAX_FAILED_FRACTION)]
     pub max_failed_fraction: f64,
+    /// An item larger than this many bytes is an error row (too-large) and is never read whole
+    /// (default 268435456, 256 MiB; at most 16 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_ITEM_BYTES, value_parser = item_limit)]
+    pub max_item_bytes: u64,
+}
+
+fn item_limit(text: &str) -> Result<u64, String> {
+    let bytes: u64 = text
+        .parse()
+        .map_err(|e| format!("{text}: not a number of bytes ({e})"))?;
+    check_max_item_bytes(bytes)?;
+    Ok(bytes)
 }
 
 /// Whether a URL names a prefix rather than one object.
@@ -64,13 +79,22 @@ impl DatasetArgs {
             include: self.include.clone(),
             max_failed_items: self.max_failed_items,
             max_failed_fraction: self.max_failed_fraction,
+            max_item_bytes: self.max_item_bytes,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_prefix_url;
+    use super::{is_prefix_url, item_limit};
+
+    #[test]
+    fn item_limits_are_bytes_within_the_bounds() {
+        assert_eq!(item_limit("1048576"), Ok(1 << 20));
+        assert!(item_limit("0").is_err());
+        assert!(item_limit("1MiB").is_err());
+        assert!(item_limit("17179869185").is_err());
+    }
 
     #[test]
     fn prefixes_are_told_from_objects() {

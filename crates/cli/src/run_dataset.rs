@@ -21,7 +21,8 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
     let asked = flags.manifest.is_some()
         || !flags.include.is_empty()
         || flags.max_failed_items.is_some()
-        || flags.max_failed_fraction != fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION;
+        || flags.max_failed_fraction != fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION
+        || flags.max_item_bytes != fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES;
     let prefix = matches!(args.inputs.as_slice(), [one] if one.to_string_lossy().contains("://"));
     if !asked && !prefix {
         return Ok(None);
@@ -42,7 +43,7 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
         None if !asked => Ok(None),
         None => Err(Failure::new(
             exit::BAD_INPUT,
-            "--include and --max-failed-* take a folder, a prefix URL or --manifest",
+            "--include, --max-failed-* and --max-item-bytes take a folder, a prefix URL or --manifest",
         )),
     }
 }
@@ -51,7 +52,7 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
     if fresco_score::RecordFormat::from_path(&args.output).is_none() {
         return Err(Failure::new(
             exit::BAD_INPUT,
-            "a dataset is scored into records: give a .jsonl output",
+            "a dataset is scored into records: give a .jsonl or .parquet output",
         ));
     }
     crate::scoring_args::locate_named(

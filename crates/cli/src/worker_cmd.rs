@@ -73,6 +73,10 @@ pub struct WorkerArgs {
     /// Frames per inference call (batching pays on GPUs; on CPUs it hardly does).
     #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = parse_batch)]
     pub batch: usize,
+    /// Threads that read and decode a dataset's images, beside the inference threads
+    /// (default: half the cores, from 1 to 4).
+    #[arg(long, env = "FRESCO_DECODE_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub decode_threads: Option<u16>,
     /// Serve this worker's metrics at `http://ADDR/metrics` (Prometheus text, the same names as
     /// `fresco serve`'s `/metrics`), e.g. `0.0.0.0:9464`. No credentials: keep it on the
     /// cluster's network.
@@ -118,6 +122,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode, Failure> {
         config.scratch_budget = args.scratch_budget_mb.map(|mb| mb.saturating_mul(1 << 20));
         config.threads = args.threads;
         config.batch = args.batch.max(1);
+        config.decode_threads = args.decode_threads.map(usize::from);
         config.model_trial = Some(args.model_trial.trial()?);
         tracing::info!(
             "worker {} on {} (work folder {}, lease {} s)",

@@ -4,7 +4,11 @@
 //! - workers killed with SIGKILL mid-dataset, on SQLite and PostgreSQL, new files added while
 //!   the job waits: every pinned item scored exactly once, in listing order, and no other;
 //! - a manifest (relative and absolute lines, in its own order);
-//! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store.
+//! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store;
+//! - a Parquet output read back by pyarrow: a row per item in listing order, error rows with
+//!   their own columns, a row group per chunk;
+//! - a 2 GiB (sparse) file among good images: an error row `too-large`, never read, the run's
+//!   peak memory small.
 //!
 //! The classifier comes from `$FRESCO_MODEL_DIR/scoring` (skipped, saying so, where absent).
 
@@ -277,7 +281,11 @@ fn a_manifest_is_scored_in_its_own_order() {
         &["--max-failed-items", "1", "--max-failed-fraction", "1"],
     )
     .ok();
-    work(&queue, &dir.path().join("worker.log"));
+    // One decode thread: the items still come out in the manifest's order.
+    let log = dir.path().join("worker.log");
+    let mut worker = queue.spawn_worker(&log, &[], &["--decode-threads", "1"]);
+    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
+    assert!(status.success(), "{}", read_log(&log));
     assert_eq!(queue.show(id.stdout.trim())["state"], "succeeded");
     let rows = jsonl_rows(&out);
     assert_eq!(
@@ -396,4 +404,222 @@ fn fresco_run_scores_a_prefix_and_a_manifest_as_datasets() {
         ]
     );
     assert_eq!(error_kind(&rows[1]), Some("not-image"));
+}
+
+/// The peak resident memory (KiB) `/usr/bin/time -v` reported in `stderr`.
+fn max_rss_kib(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maximum resident set size in:\n{stderr}"))
+}
+
+/// A file of 2 GiB (sparse: no blocks on disk) among good images is over the default
+/// `--max-item-bytes` (256 MiB): its row is `too-large`, the run succeeds within its threshold,
+/// and it is never read, so the run's peak memory stays far below the file's size.
+#[test]
+fn a_huge_file_is_too_large_and_never_read() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let time = Path::new("/usr/bin/time");
+    if !time.is_file() {
+        eprintln!("skipped: /usr/bin/time (GNU time, for the run's peak memory) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 3);
+    let huge = std::fs::File::create(photos.join("big.jpg")).unwrap();
+    huge.set_len(2 << 30).unwrap();
+    keys.push("big.jpg".into());
+    keys.sort();
+
+    // The limit is checked where it is given.
+    let refused = fresco([
+        "jobs",
+        "submit",
+        photos.to_str().unwrap(),
+        "-o",
+        "x.jsonl",
+        "--max-item-bytes",
+        "0",
+    ]);
+    assert_ne!(refused.code, Some(0), "{}", refused.dump());
+    assert!(
+        refused.stderr.contains("--max-item-bytes"),
+        "{}",
+        refused.dump()
+    );
+
+    let out = dir.path().join("tags.jsonl");
+    let base = fresco_cmd();
+    let mut cmd = std::process::Command::new(time);
+    cmd.arg("-v").arg(base.get_program());
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut args: Vec<String> = vec!["run".into(), photos.display().to_string()];
+    args.extend(["-o".into(), out.display().to_string(), "-q".into()]);
+    args.extend(classify(&models));
+    args.extend(["--max-failed-items", "1", "--max-failed-fraction", "1"].map(String::from));
+    args.extend(queue_flags(&dir.path().join("q")));
+    let ran = common::run_with_timeout(cmd.args(&args), Duration::from_secs(300)).ok();
+    let rows = jsonl_rows(&out);
+    assert_eq!(sources(&rows), keys);
+    let big = rows.iter().find(|r| r["source"] == "big.jpg").unwrap();
+    assert_eq!(error_kind(big), Some("too-large"), "{big}");
+    let message = big["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--max-item-bytes 268435456"), "{message}");
+    let peak_mib = max_rss_kib(&ran.stderr) / 1024;
+    eprintln!("peak resident memory of the run: {peak_mib} MiB");
+    assert!(
+        peak_mib < 400,
+        "the run's peak memory was {peak_mib} MiB: was the 2 GiB file read?"
+    );
+}
+
+/// `fresco jobs retry` of a dataset job canceled mid-run, after new files arrived in its folder:
+/// the retry scores the set the job pinned (its plan is kept), none of the new files.
+#[test]
+fn a_retried_job_scores_the_set_it_pinned() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let keys = good_images(&photos, &models, 6);
+    let queue = sqlite_queue(dir.path());
+    let out = dir.path().join("tags.jsonl");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        &models,
+        &["--chunk-frames", "2"],
+    )
+    .ok();
+    let id = id.stdout.trim().to_string();
+    let log = dir.path().join("canceled.log");
+    let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "300")];
+    let mut worker = queue.spawn_worker(&log, &slow, &[]);
+    wait_until(Duration::from_secs(120), "a claimed chunk", || {
+        read_log(&log).contains("claimed score chunk")
+    });
+    queue.jobs("cancel", &id).ok();
+    wait_exit(&mut worker, Duration::from_secs(120), "the worker");
+    assert_eq!(queue.show(&id)["state"], "canceled");
+    assert!(!out.exists());
+
+    std::fs::copy(models.join("dog.jpg"), photos.join("aaa-new.jpg")).unwrap();
+    std::fs::copy(models.join("dog.jpg"), photos.join("sub/zzz-new.jpg")).unwrap();
+    std::fs::write(photos.join("broken-new.jpg"), b"not a picture").unwrap();
+    queue.jobs("retry", &id).ok();
+    work(&queue, &dir.path().join("retried.log"));
+    let job = queue.show(&id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let rows = jsonl_rows(&out);
+    assert_eq!(
+        sources(&rows),
+        keys,
+        "the pinned set, none of the new files"
+    );
+    assert!(rows.iter().all(|r| error_kind(r).is_none()));
+}
+
+/// A dataset into Parquet: one row per item in listing order, read back by pyarrow (skipped
+/// where no Python has it, unless `FRESCO_REQUIRE_PYARROW=1`); error rows have null task
+/// columns and their kind and message; one row group per chunk.
+#[test]
+fn a_dataset_is_written_as_parquet() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let Some(python) = python_with_pyarrow() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 4);
+    std::fs::write(photos.join("broken.jpg"), b"not a picture").unwrap();
+    std::fs::write(photos.join("empty.png"), b"").unwrap();
+    keys.extend(["broken.jpg", "empty.png"].map(String::from));
+    keys.sort();
+    let queue = sqlite_queue(dir.path());
+    let out = dir.path().join("tags.parquet");
+    let photos_arg = photos.display().to_string();
+    let id = submit(
+        &queue,
+        &[&photos_arg],
+        &out,
+        &models,
+        &[
+            "--chunk-frames",
+            "4",
+            "--max-failed-items",
+            "2",
+            "--max-failed-fraction",
+            "1",
+        ],
+    )
+    .ok();
+    work(&queue, &dir.path().join("worker.log"));
+    let job = queue.show(id.stdout.trim());
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let script = "import sys, json, pyarrow.parquet as pq\n\
+        f = pq.ParquetFile(sys.argv[1])\n\
+        t = f.read()\n\
+        print(json.dumps({'row_groups': f.num_row_groups, \
+            'columns': t.schema.names, 'rows': t.to_pylist()}))";
+    let read = std::process::Command::new(python)
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(got["row_groups"], 2, "a row group per chunk");
+    assert_eq!(
+        got["columns"],
+        serde_json::json!([
+            "source",
+            "frame",
+            "pts",
+            "time",
+            "classes",
+            "error_kind",
+            "error_message"
+        ])
+    );
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(sources(rows), keys, "a row per item, in listing order");
+    for row in rows {
+        match row["source"].as_str().unwrap() {
+            "broken.jpg" | "empty.png" => {
+                let kind = if row["source"] == "broken.jpg" {
+                    "not-image"
+                } else {
+                    "empty"
+                };
+                assert_eq!(row["error_kind"], kind, "{row}");
+                assert!(row["error_message"].as_str().unwrap().len() > 3, "{row}");
+                assert!(row["classes"].is_null() && row["frame"].is_null(), "{row}");
+            }
+            _ => {
+                assert!(row["error_kind"].is_null() && row["error_message"].is_null());
+                assert_eq!(row["frame"], 0, "{row}");
+                let top = &row["classes"][0];
+                assert!(top["score"].as_f64().unwrap() > 0.0, "{row}");
+                assert!(top["label"].is_string(), "{row}");
+            }
+        }
+    }
 }

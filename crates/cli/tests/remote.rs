@@ -143,14 +143,14 @@ fn urls_that_name_no_object_are_refused() {
         .chain([s("--model"), p(&model)])
         .chain(queue.args()),
     );
-    // A URL with no object name is a prefix, a dataset of images, which only a .jsonl output
+    // A URL with no object name is a prefix, a dataset of images, which only a records output
     // takes: the refusal names the URL and says what either fix is.
     out.fails(
         4,
         "az://container",
         &[
             "names no single object",
-            "give a .jsonl output",
+            "give a .jsonl or .parquet output",
             "name one object",
         ],
     );

@@ -30,6 +30,25 @@ pub enum DatasetSource {
 /// in a hundred, so a few corrupt files do not stop a large job but a wrong folder does.
 pub const DEFAULT_MAX_FAILED_FRACTION: f64 = 0.01;
 
+/// The default largest item a dataset job reads (`--max-item-bytes`): 256 MiB, far above any
+/// camera's or catalogue's picture, far below what a worker can hold once per decode thread.
+pub const DEFAULT_MAX_ITEM_BYTES: u64 = 256 << 20;
+
+/// The most `--max-item-bytes` may be set to (16 GiB): an item is read whole into memory.
+pub const MAX_ITEM_BYTES_LIMIT: u64 = 16 << 30;
+
+/// Whether `bytes` is an item limit a job may ask for (1 byte to [`MAX_ITEM_BYTES_LIMIT`]),
+/// and if not, why: the one check `fresco jobs submit`, `fresco run` and the API apply.
+pub fn check_max_item_bytes(bytes: u64) -> Result<(), String> {
+    if (1..=MAX_ITEM_BYTES_LIMIT).contains(&bytes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--max-item-bytes {bytes}: give 1 to {MAX_ITEM_BYTES_LIMIT} bytes"
+        ))
+    }
+}
+
 /// A dataset job's own part of its spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetSpec {
@@ -44,10 +63,18 @@ pub struct DatasetSpec {
     /// At most this share of the items may fail.
     #[serde(default = "default_fraction")]
     pub max_failed_fraction: f64,
+    /// An item larger than this (as pinned, or as read) is an error row of kind `too-large`
+    /// and is not read whole; pinned with the job, so every worker applies the same limit.
+    #[serde(default = "default_max_item_bytes")]
+    pub max_item_bytes: u64,
 }
 
 fn default_fraction() -> f64 {
     DEFAULT_MAX_FAILED_FRACTION
+}
+
+fn default_max_item_bytes() -> u64 {
+    DEFAULT_MAX_ITEM_BYTES
 }
 
 impl DatasetSpec {
@@ -88,7 +115,8 @@ pub enum ItemErrorKind {
     Empty,
     /// Its bytes are not an image the decoder reads, or are cut short.
     NotImage,
-    /// Its header claims more pixels than the decoder's memory limit allows.
+    /// Its size is over the job's `--max-item-bytes`, or its header claims more pixels than
+    /// the decoder's memory limit allows.
     TooLarge,
     /// Its size or ETag differ from what the job pinned: it was rewritten since.
     Changed,
@@ -143,6 +171,7 @@ mod tests {
             include: Vec::new(),
             max_failed_items: items,
             max_failed_fraction: fraction,
+            max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
         }
     }
 
@@ -159,10 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn item_limits_are_checked() {
+        assert!(check_max_item_bytes(DEFAULT_MAX_ITEM_BYTES).is_ok());
+        assert!(check_max_item_bytes(1).is_ok());
+        assert!(check_max_item_bytes(MAX_ITEM_BYTES_LIMIT).is_ok());
+        assert!(check_max_item_bytes(0).is_err());
+        assert!(check_max_item_bytes(MAX_ITEM_BYTES_LIMIT + 1).is_err());
+    }
+
+    #[test]
     fn specs_round_trip_with_defaults() {
         let text = r#"{"source":{"kind":"folder","path":"/data"}}"#;
         let spec: DatasetSpec = serde_json::from_str(text).unwrap();
         assert_eq!(spec.max_failed_fraction, DEFAULT_MAX_FAILED_FRACTION);
+        assert_eq!(spec.max_item_bytes, DEFAULT_MAX_ITEM_BYTES);
         assert!(spec.include.is_empty());
         let again: DatasetSpec =
             serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();

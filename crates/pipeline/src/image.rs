@@ -88,6 +88,24 @@ pub fn decode_rgb_scaled(
     Ok(scale(img, scaled_size))
 }
 
+/// About the most [`decode_rgb_scaled`] allocates at once for `bytes`, from the header alone:
+/// the decoded picture, its turned copy (EXIF orientation) and its RGB copy. `None` when the
+/// header cannot be read, 0 when the decoder's limit will refuse the picture before allocating
+/// it; decoding says why in both cases.
+pub fn decode_bytes_needed(bytes: &[u8]) -> Option<u64> {
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
+    let total = decoder.total_bytes();
+    if image::Limits::default().reserve(total).is_err() {
+        return Some(0);
+    }
+    let rgb = u64::from(width) * u64::from(height) * 3;
+    Some(total.saturating_mul(2).saturating_add(rgb))
+}
+
 /// An image as records scoring takes it: upright (as [`load_rgb`] reads it) and scaled to the
 /// size the model's preparation asks for, as ffmpeg scales a video's frames.
 #[derive(Debug)]
@@ -193,4 +211,20 @@ pub fn images_in_folder(dir: &Path) -> Result<Vec<PathBuf>, RunError> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_bytes_needed;
+
+    #[test]
+    fn decode_needs_are_read_from_the_header() {
+        let mut png = Vec::new();
+        image::RgbImage::new(10, 20)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        // The decoded RGB picture, its turned copy and its RGB copy.
+        assert_eq!(decode_bytes_needed(&png), Some(3 * 10 * 20 * 3));
+        assert_eq!(decode_bytes_needed(b"not an image"), None);
+    }
 }

@@ -30,11 +30,11 @@ pub use image_card::{load_image_card, parse_image_card, IMAGE_KEYS};
 pub use known::{
     known_by_name, known_model, named_by, KnownModel, LocateError, Located, KNOWN_MODELS,
 };
-pub use parquet_out::schema as parquet_schema;
+pub use parquet_out::{dataset_schema as dataset_parquet_schema, schema as parquet_schema};
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{
-    count_rows, join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat,
-    Scores, Tensor,
+    count_rows, join_parts, write_dataset_part, write_part, Class, Detection, ItemRow, Record,
+    RecordError, RecordFormat, Scores, Tensor,
 };
 pub use resolve::{resolve, Decoder, PlanError, ScoringPlan};
 pub use scorer::{Frame, PinnedError, ScoreError, Scorer};

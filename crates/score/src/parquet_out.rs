@@ -7,20 +7,25 @@
 //! keypoints: list<list<float>>>>` (box = x0, y0, x1, y1; each keypoint x, y; no keypoints is an
 //! empty list), `tensors: list<struct<name: string, shape: list<int64>,
 //! values: list<float>>>`. Written uncompressed, so readers need no codec.
+//!
+//! A dataset's records ([`dataset_schema`]) have the same columns, nullable past `source`, and
+//! two more, `error_kind` and `error_message` (strings, null on a scored row): an item that
+//! could not be scored is a row with only its `source` and its error.
 
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::{
     ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
     StringArray, StructArray,
 };
-use arrow_buffer::OffsetBuffer;
+use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 use crate::prep::Task;
-use crate::record::{Record, RecordError, Scores};
+use crate::record::{ItemRow, Record, RecordError, Scores};
 
 fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, false)))
@@ -72,6 +77,20 @@ pub fn schema(task: Task) -> SchemaRef {
     ]))
 }
 
+/// The schema of a dataset's records: a task's columns, null on error rows, then the error.
+pub fn dataset_schema(task: Task) -> SchemaRef {
+    let (name, fields) = task_column(task);
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("frame", DataType::Int64, true),
+        Field::new("pts", DataType::Int64, true),
+        Field::new("time", DataType::Float64, true),
+        Field::new(name, list_of(DataType::Struct(fields)), true),
+        Field::new("error_kind", DataType::Utf8, true),
+        Field::new("error_message", DataType::Utf8, true),
+    ]))
+}
+
 /// A list column from per-row lengths and the flattened items.
 fn list(item: DataType, lengths: impl IntoIterator<Item = usize>, values: ArrayRef) -> ArrayRef {
     Arc::new(ListArray::new(
@@ -94,7 +113,7 @@ fn ints(values: impl IntoIterator<Item = i32>) -> ArrayRef {
     Arc::new(values.into_iter().collect::<Int32Array>())
 }
 
-fn batch(task: Task, rows: &[Record]) -> Result<RecordBatch, RecordError> {
+fn batch(task: Task, rows: &[&Record]) -> Result<RecordBatch, RecordError> {
     let (_, fields) = task_column(task);
     let mut lengths = Vec::with_capacity(rows.len());
     let items: ArrayRef = match task {
@@ -213,31 +232,121 @@ fn batch(task: Task, rows: &[Record]) -> Result<RecordBatch, RecordError> {
     RecordBatch::try_new(schema(task), columns).map_err(|e| RecordError::Write(e.to_string()))
 }
 
-/// One part: a complete Parquet file holding `rows` as one row group.
-pub(crate) fn write(task: Task, rows: &[Record]) -> Result<Vec<u8>, RecordError> {
+/// `batch` as a complete Parquet file of one row group.
+fn file_of(schema: SchemaRef, batch: &RecordBatch) -> Result<Vec<u8>, RecordError> {
     let write_error = |e: parquet::errors::ParquetError| RecordError::Write(e.to_string());
-    let batch = batch(task, rows)?;
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema(task), None).map_err(write_error)?;
-    writer.write(&batch).map_err(write_error)?;
+    let mut writer = ArrowWriter::try_new(&mut out, schema, None).map_err(write_error)?;
+    writer.write(batch).map_err(write_error)?;
     writer.close().map_err(write_error)?;
     Ok(out)
 }
 
-/// The parts' rows into one file, a row group per non-empty part.
+/// One part: a complete Parquet file holding `rows` as one row group.
+pub(crate) fn write(task: Task, rows: &[Record]) -> Result<Vec<u8>, RecordError> {
+    let rows: Vec<&Record> = rows.iter().collect();
+    file_of(schema(task), &batch(task, &rows)?)
+}
+
+/// One part of a dataset's records: its scored rows as [`batch`] makes them, spread out in
+/// listing order with null rows where items failed, and the error columns.
+pub(crate) fn write_dataset(task: Task, rows: &[ItemRow]) -> Result<Vec<u8>, RecordError> {
+    fn scored_of(row: &ItemRow) -> Option<&Record> {
+        match row {
+            ItemRow::Scored(record) => Some(record),
+            ItemRow::Failed { .. } => None,
+        }
+    }
+    let scored: Vec<&Record> = rows.iter().filter_map(scored_of).collect();
+    let scored_batch = batch(task, &scored)?;
+    let items = scored_batch
+        .column(4)
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .expect("the task's column is a list");
+    let mut lengths = Vec::with_capacity(rows.len());
+    let mut next = 0;
+    for row in rows {
+        match row {
+            ItemRow::Scored(_) => {
+                lengths.push(items.value_length(next) as usize);
+                next += 1;
+            }
+            ItemRow::Failed { .. } => lengths.push(0),
+        }
+    }
+    let (_, fields) = task_column(task);
+    let valid = NullBuffer::from(
+        rows.iter()
+            .map(|r| scored_of(r).is_some())
+            .collect::<Vec<_>>(),
+    );
+    let task_items: ArrayRef = Arc::new(ListArray::new(
+        Arc::new(Field::new("item", DataType::Struct(fields), false)),
+        OffsetBuffer::from_lengths(lengths),
+        items.values().clone(),
+        Some(valid),
+    ));
+    fn error(row: &ItemRow) -> Option<(&str, &str)> {
+        match row {
+            ItemRow::Scored(_) => None,
+            ItemRow::Failed { kind, message, .. } => Some((kind.as_str(), message.as_str())),
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(ItemRow::source)),
+        Arc::new(
+            rows.iter()
+                .map(|r| scored_of(r).map(|x| x.frame as i64))
+                .collect::<Int64Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| scored_of(r).map(|x| x.pts))
+                .collect::<Int64Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| scored_of(r).map(|x| x.time))
+                .collect::<Float64Array>(),
+        ),
+        task_items,
+        Arc::new(
+            rows.iter()
+                .map(|r| error(r).map(|e| e.0))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| error(r).map(|e| e.1))
+                .collect::<StringArray>(),
+        ),
+    ];
+    let schema = dataset_schema(task);
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| RecordError::Write(e.to_string()))?;
+    file_of(schema, &batch)
+}
+
+/// The parts' rows into one file, a row group per non-empty part. The parts are a records
+/// job's ([`schema`]) or a dataset's ([`dataset_schema`]), as the first says, all alike.
 pub(crate) fn join<W: std::io::Write + Send>(
     task: Task,
     parts: &[bytes::Bytes],
     expected_rows: u64,
     out: W,
 ) -> Result<u64, RecordError> {
-    let schema = schema(task);
+    let mut schema = schema(task);
     let mut readers = Vec::with_capacity(parts.len());
     let mut rows = 0u64;
     for (i, part) in parts.iter().enumerate() {
         let bad = |reason: String| RecordError::BadPart { part: i, reason };
         let builder = ParquetRecordBatchReaderBuilder::try_new(part.clone())
             .map_err(|e| bad(e.to_string()))?;
+        let dataset = dataset_schema(task);
+        if i == 0 && builder.schema().fields() == dataset.fields() {
+            schema = dataset;
+        }
         if builder.schema().fields() != schema.fields() {
             return Err(bad(format!(
                 "its schema is not that of {task:?} records: {:?}",

@@ -132,6 +132,63 @@ pub fn write_part(
     }
 }
 
+/// One row of a dataset's records (docs/datasets.md): an item scored, or why it was not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemRow {
+    Scored(Record),
+    /// An error row: the item's key, the error's kind (`not-image`, ...) and message.
+    Failed {
+        source: String,
+        kind: String,
+        message: String,
+    },
+}
+
+impl ItemRow {
+    /// The item's key.
+    pub fn source(&self) -> &str {
+        match self {
+            ItemRow::Scored(record) => &record.source,
+            ItemRow::Failed { source, .. } => source,
+        }
+    }
+}
+
+/// One part of a dataset's records: JSON Lines with error rows as
+/// `{"source": KEY, "error": {"kind": ..., "message": ...}}`, or Parquet with the error columns
+/// ([`crate::parquet_out::dataset_schema`]). Joined by [`join_parts`] as a records job's parts.
+pub fn write_dataset_part(
+    format: RecordFormat,
+    task: Task,
+    rows: &[ItemRow],
+) -> Result<Vec<u8>, RecordError> {
+    match format {
+        RecordFormat::Jsonl => {
+            let mut out = Vec::new();
+            for row in rows {
+                let written = match row {
+                    ItemRow::Scored(record) => serde_json::to_writer(&mut out, record),
+                    ItemRow::Failed {
+                        source,
+                        kind,
+                        message,
+                    } => serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({
+                            "source": source,
+                            "error": { "kind": kind, "message": message },
+                        }),
+                    ),
+                };
+                written.map_err(|e| RecordError::Write(e.to_string()))?;
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        RecordFormat::Parquet => crate::parquet_out::write_dataset(task, rows),
+    }
+}
+
 /// Joins parts (in order) into `out`, checking that they hold `expected_rows` rows in all.
 /// JSONL parts are concatenated; Parquet parts' row groups are rewritten into one file.
 pub fn join_parts<W: std::io::Write + Send>(

@@ -169,6 +169,34 @@ impl Store {
         Ok((info, bytes))
     }
 
+    /// [`Store::get_with_info`] that never holds more than `cap` bytes: the bytes are `None`
+    /// when the object is larger than `cap` (from the answer's size, then nothing is read), or
+    /// turns out to be while read (rewritten meanwhile; the read stops there). For reading
+    /// untrusted objects whose size a job limits (a dataset's items).
+    pub async fn get_with_info_within(
+        &self,
+        key: &str,
+        cap: u64,
+    ) -> Result<(ObjectInfo, Option<Bytes>)> {
+        let got = self.read(key).await?;
+        let info = self.info(got.meta.clone());
+        if info.size > cap {
+            return Ok((info, None));
+        }
+        let mut pieces = got.into_stream();
+        let mut bytes = bytes::BytesMut::with_capacity(info.size as usize);
+        while let Some(piece) = pieces.next().await {
+            let piece = piece.map_err(|e| self.backend_error(key, "read", e))?;
+            if (bytes.len() + piece.len()) as u64 > cap {
+                crate::metrics::read(&self.display, bytes.len() as u64);
+                return Ok((info, None));
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        crate::metrics::read(&self.display, bytes.len() as u64);
+        Ok((info, Some(bytes.freeze())))
+    }
+
     /// Deletes the object at `key`; deleting an object that is not there is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;

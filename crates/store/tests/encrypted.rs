@@ -41,6 +41,7 @@ encrypted_suite!(
     failed_upload_leaves_nothing,
     download_respects_the_budget,
     ranged_reads,
+    capped_reads,
     put_if_absent_creates_once,
     list_with_etags,
     prefixes_isolate_stores,

@@ -37,6 +37,9 @@ pub(crate) fn requested(request: &SubmitRequest) -> Result<Option<DatasetSpec>, 
         max_failed_fraction: asked
             .max_failed_fraction
             .unwrap_or(fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION),
+        max_item_bytes: asked
+            .max_item_bytes
+            .unwrap_or(fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES),
     }))
 }
 
@@ -57,21 +60,18 @@ impl Submitter {
             Some(_) => PathBuf::from(&submission.output),
             None => absolute_path("output", &submission.output)?,
         };
-        match RecordFormat::from_path(&output) {
-            Some(RecordFormat::Jsonl) => {}
-            _ => {
-                return Err(Rejection::BadField {
-                    code: "dataset-output",
-                    message: format!(
-                        "input {} names no single object or file, so it is read as a dataset of \
-                         images (a folder or prefix), whose rows (error rows too) are written as \
-                         JSON Lines: give a .jsonl output rather than {}, or name one object \
-                         (az://container/path/clip.mp4)",
-                        submission.input,
-                        output.display()
-                    ),
-                })
-            }
+        if RecordFormat::from_path(&output).is_none() {
+            return Err(Rejection::BadField {
+                code: "dataset-output",
+                message: format!(
+                    "input {} names no single object or file, so it is read as a dataset of \
+                     images (a folder or prefix), whose rows (error rows too) are written as \
+                     records: give a .jsonl or .parquet output rather than {}, or name one \
+                     object (az://container/path/clip.mp4)",
+                    submission.input,
+                    output.display()
+                ),
+            });
         }
         if submission
             .scoring
@@ -94,6 +94,12 @@ impl Submitter {
                 ),
             });
         }
+        fresco_core::dataset::check_max_item_bytes(dataset.max_item_bytes).map_err(|message| {
+            Rejection::BadField {
+                code: "bad-item-limit",
+                message,
+            }
+        })?;
         let (source, fingerprint) = match &dataset.source {
             DatasetSource::Folder { path } | DatasetSource::Manifest { path } => {
                 let path = absolute_path("input", &path.display().to_string())?;

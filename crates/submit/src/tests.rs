@@ -198,7 +198,7 @@ async fn object_urls_are_checked_in_their_store() {
 }
 
 /// A dataset request through the API: a folder or prefix input, the submitter's roots checked on
-/// it, a .jsonl output only, and (with the real classifier) a job whose spec pins the dataset.
+/// it, a records output only (.jsonl, .parquet), and (with the real classifier) a job whose spec pins the dataset.
 #[tokio::test]
 async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,24 +212,37 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
         .as_ref()
         .map(|m| m.join("efficientnet-lite0.onnx"))
         .filter(|m| m.is_file());
-    let request = |input: &Path, output: &str| {
+    let request_limited = |input: &Path, output: &str, max_item_bytes: u64| {
         let body = serde_json::json!({
             "input": input.display().to_string(),
             "output": allowed.join(output).display().to_string(),
             "model": model.clone().unwrap_or_else(|| allowed.join("m.onnx")).display().to_string(),
             "scoring": { "task": "classify" },
-            "dataset": { "include": ["*.jpg"], "max_failed_items": 3 },
+            "dataset": { "include": ["*.jpg"], "max_failed_items": 3, "max_item_bytes": max_item_bytes },
         });
         serde_json::from_value::<SubmitRequest>(body).unwrap()
     };
+    let request = |input: &Path, output: &str| request_limited(input, output, 1_000_000);
     let rules = PathRules::default()
         .allow(&allowed.display().to_string())
         .unwrap();
     let factory = Submitter::default().allow_download(false).paths(rules);
     let refused = build(&factory, &request(&outside, "tags.jsonl")).await;
     assert_eq!(refused.map_err(code).err(), Some("path-not-allowed"));
-    let parquet = build(&factory, &request(&photos, "tags.parquet")).await;
-    assert_eq!(parquet.map_err(code).err(), Some("dataset-output"));
+    let video = build(&factory, &request(&photos, "tags.mp4")).await;
+    assert_eq!(video.map_err(code).err(), Some("dataset-output"));
+    // The item limit is checked here as the API's schema and the CLI's flag check it.
+    let unlimited = build(&factory, &request_limited(&photos, "tags.jsonl", 0)).await;
+    assert_eq!(unlimited.map_err(code).err(), Some("bad-item-limit"));
+    let huge = request_limited(
+        &photos,
+        "tags.jsonl",
+        fresco_core::dataset::MAX_ITEM_BYTES_LIMIT + 1,
+    );
+    assert_eq!(
+        build(&factory, &huge).await.map_err(code).err(),
+        Some("bad-item-limit")
+    );
     let Some(_) = model else {
         eprintln!("skipped the accepted request: FRESCO_MODEL_DIR holds no scoring models");
         return;
@@ -247,6 +260,7 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
     );
     assert_eq!(dataset.include, ["*.jpg"]);
     assert_eq!(dataset.max_failed_items, Some(3));
+    assert_eq!(dataset.max_item_bytes, 1_000_000);
     assert_eq!(
         dataset.max_failed_fraction,
         fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION

@@ -116,9 +116,9 @@ pub struct SubmitRequest {
     /// same keys as `fresco run`'s scoring flags). With a video or image output, `model_card`
     /// names an image model's card, and the records keys are refused.
     pub scoring: Option<ScoringRequest>,
-    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` output
-    /// one row per image (a dataset job; `scoring` says how). A bad image is an error row; the
-    /// job fails past the thresholds given here.
+    /// The input is a folder or object-store prefix of images, scored into a `.jsonl` or
+    /// `.parquet` output one row per image (a dataset job; `scoring` says how). A bad image is
+    /// an error row; the job fails past the thresholds given here.
     pub dataset: Option<DatasetRequest>,
 }
 
@@ -133,6 +133,12 @@ impl DatasetRequest {
             self.max_failed_items,
             0,
             1_000_000_000_000,
+        )?;
+        bounded(
+            "dataset.max_item_bytes",
+            self.max_item_bytes,
+            1,
+            fresco_core::dataset::MAX_ITEM_BYTES_LIMIT,
         )?;
         if let Some(fraction) = self.max_failed_fraction {
             if !(0.0..=1.0).contains(&fraction) {
@@ -161,6 +167,11 @@ pub struct DatasetRequest {
     /// The job fails when more than this share of its items cannot be scored (default 0.01).
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub max_failed_fraction: Option<f64>,
+    /// An item larger than this many bytes is an error row of kind `too-large`, never read
+    /// whole (default 268435456, 256 MiB).
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1, maximum = 17_179_869_184u64)]
+    pub max_item_bytes: Option<u64>,
 }
 
 /// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from
@@ -541,7 +552,23 @@ impl From<StreamKindView> for StreamKind {
 
 #[cfg(test)]
 mod tests {
-    use super::callback_url;
+    use super::{callback_url, DatasetRequest};
+
+    #[test]
+    fn dataset_item_limits_follow_the_schema_bounds() {
+        let limit = |bytes: u64| {
+            let request: DatasetRequest =
+                serde_json::from_value(serde_json::json!({ "max_item_bytes": bytes })).unwrap();
+            request.validate()
+        };
+        // The schema's maximum is written out as a literal; it must be the core's limit.
+        assert_eq!(fresco_core::dataset::MAX_ITEM_BYTES_LIMIT, 17_179_869_184);
+        assert!(limit(1).is_ok());
+        assert!(limit(fresco_core::dataset::MAX_ITEM_BYTES_LIMIT).is_ok());
+        assert_eq!(limit(0).unwrap_err().code, "invalid-field");
+        let over = limit(fresco_core::dataset::MAX_ITEM_BYTES_LIMIT + 1);
+        assert_eq!(over.unwrap_err().code, "invalid-field");
+    }
 
     #[test]
     fn callback_urls_follow_the_schema_pattern() {

@@ -15,6 +15,7 @@ pub mod worker;
 
 pub use spec::{load_pinned_model, JobSpec, ModelPin};
 pub use worker::{
-    default_scratch_dir, threads_per_worker, worker_name, EventSink, ProgressClock, Stages,
-    StopSignal, Task, TaskFailure, TaskOutput, Worker, WorkerConfig, WorkerEvent, WorkerSummary,
+    default_decode_threads, default_scratch_dir, threads_per_worker, worker_name, EventSink,
+    ProgressClock, Stages, StopSignal, Task, TaskFailure, TaskOutput, Worker, WorkerConfig,
+    WorkerEvent, WorkerSummary,
 };

@@ -32,7 +32,9 @@ use fresco_queue::{Queue, WorkerStatus};
 
 use crate::sweep;
 
-pub use config::{default_scratch_dir, threads_per_worker, worker_name, WorkerConfig};
+pub use config::{
+    default_decode_threads, default_scratch_dir, threads_per_worker, worker_name, WorkerConfig,
+};
 pub use events::{EventSink, StopSignal, WorkerEvent, WorkerSummary};
 pub use lease::ProgressClock;
 pub use outcome::{TaskFailure, TaskOutput};

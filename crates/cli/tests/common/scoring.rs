@@ -38,7 +38,8 @@ pub fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A Python with pyarrow: `FRESCO_TEST_PYTHON`, the project's venv, or `python3`.
+/// A Python with pyarrow: `FRESCO_TEST_PYTHON`, the project's venv, or `python3`; where none
+/// has it, the caller skips, unless `FRESCO_REQUIRE_PYARROW=1` (then it fails).
 pub fn python_with_pyarrow() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let candidates = [
@@ -55,6 +56,11 @@ pub fn python_with_pyarrow() -> Option<PathBuf> {
             return Some(python);
         }
     }
+    assert!(
+        std::env::var("FRESCO_REQUIRE_PYARROW").as_deref() != Ok("1"),
+        "FRESCO_REQUIRE_PYARROW=1 but no Python (FRESCO_TEST_PYTHON, .fresco/venv, python3) \
+         imports pyarrow"
+    );
     eprintln!(
         "skipping the Parquet read-back: no Python with pyarrow (scripts/test.sh installs it)"
     );

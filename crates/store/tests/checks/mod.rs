@@ -204,6 +204,24 @@ pub async fn download_respects_the_budget(fx: &Fixture) {
     assert_eq!(budget.in_use(), 0);
 }
 
+/// Capped reads give the whole object within the cap, and no bytes past it.
+pub async fn capped_reads(fx: &Fixture) {
+    let store = fx.store("capped");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    store
+        .put_bytes("blob", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    let (info, bytes) = store.get_with_info_within("blob", 100_000).await.unwrap();
+    assert_eq!(info.size, 100_000);
+    assert_eq!(bytes.unwrap(), &data[..]);
+    let (info, bytes) = store.get_with_info_within("blob", 99_999).await.unwrap();
+    assert_eq!(info.size, 100_000);
+    assert!(bytes.is_none());
+    let err = store.get_with_info_within("absent", 10).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+}
+
 /// Ranged reads give exactly the bytes asked for.
 pub async fn ranged_reads(fx: &Fixture) {
     let store = fx.store("ranges");

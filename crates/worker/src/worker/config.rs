@@ -28,6 +28,9 @@ pub struct WorkerConfig {
     /// Frames per inference call (`--batch`): a setting of this worker's device, not of the
     /// job, since batching leaves the pixels as they are.
     pub batch: usize,
+    /// Threads that read and decode a dataset chunk's images, beside the model's own (None:
+    /// [`default_decode_threads`]).
+    pub decode_threads: Option<usize>,
     /// First back-off after a reported error; doubles with each attempt.
     pub retry_delay: Duration,
     /// Longest wait for work before looking again.
@@ -49,6 +52,13 @@ pub struct WorkerConfig {
     pub model_trial: Option<crate::model_trial::ModelTrial>,
 }
 
+/// Decode threads of a dataset chunk when none are asked for: half the cores, from 1 to 4, as
+/// the model's own threads take the rest; small images decode faster than a model scores them.
+pub fn default_decode_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).clamp(1, 4)
+}
+
 impl WorkerConfig {
     /// Defaults for a worker named `name` writing chunks under `work_dir`.
     pub fn new(name: String, work_dir: PathBuf) -> WorkerConfig {
@@ -58,6 +68,7 @@ impl WorkerConfig {
             grace: Duration::from_secs(30),
             until_idle: false,
             filter: ClaimFilter::default(),
+            decode_threads: None,
             device: Device::Cpu,
             threads: None,
             batch: 1,

@@ -69,6 +69,8 @@ pub(super) struct VideoStages {
     device: Device,
     threads: Option<usize>,
     batch: usize,
+    /// Threads decoding a dataset chunk's images.
+    decode_threads: usize,
     queue: Arc<dyn Queue>,
     events: Option<EventSink>,
     scratch: Arc<Scratch>,
@@ -95,6 +97,10 @@ impl VideoStages {
             device: config.device,
             threads: config.threads,
             batch: config.batch,
+            decode_threads: config
+                .decode_threads
+                .unwrap_or_else(crate::worker::default_decode_threads)
+                .max(1),
             queue,
             events,
             scratch,

@@ -227,6 +227,8 @@ pub(super) type ItemError = (ItemErrorKind, String);
 /// Reads a dataset's items back.
 pub(super) struct ItemReader {
     source: Resolved,
+    /// The job's `--max-item-bytes`.
+    max_item_bytes: u64,
 }
 
 enum Resolved {
@@ -261,7 +263,10 @@ impl ItemReader {
                 stores: Mutex::new(HashMap::new()),
             },
         };
-        Ok(ItemReader { source })
+        Ok(ItemReader {
+            source,
+            max_item_bytes: spec.max_item_bytes,
+        })
     }
 
     fn locate(&self, key: &str) -> Result<Location, ItemError> {
@@ -310,44 +315,40 @@ impl ItemReader {
         })
     }
 
-    /// An item's bytes, if it is still the version pinned. Callable from any thread while a
-    /// tokio runtime lives (`handle`).
+    /// An item's bytes, if it is still the version pinned and within the job's item limit.
+    /// Never reads more than the pinned size (itself within the limit) and one byte: an item
+    /// pinned over the limit is not read at all, one that grew is `changed` and left unread.
+    /// Callable from any thread while a tokio runtime lives (`handle`).
     pub(super) fn read(
         &self,
         item: &PinnedItem,
         handle: &tokio::runtime::Handle,
     ) -> Result<Vec<u8>, ItemError> {
-        let (size, version, bytes) = match self.locate(&item.key)? {
+        if item.size > self.max_item_bytes {
+            return Err(self.too_large(item.size));
+        }
+        let bytes = match self.locate(&item.key)? {
             Location::File(path) => {
                 // A regular file, as the listing saw it: not a link put in its place since.
                 let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
                 if !meta.is_file() {
                     return Err(unreadable(format!("{}: not a regular file", item.key)));
                 }
-                let bytes = std::fs::read(&path).map_err(unreadable)?;
-                (meta.len(), file_version(&meta), bytes)
+                self.same_version(item, meta.len(), file_version(&meta))?;
+                read_at_most(&path, item.size)?
             }
             Location::Object(store, object) => {
                 let (info, bytes) = handle
-                    .block_on(store.get_with_info(&object))
+                    .block_on(store.get_with_info_within(&object, item.size))
                     .map_err(unreadable)?;
-                (
-                    info.size,
-                    object_version(info.etag, info.version),
-                    bytes.to_vec(),
-                )
+                self.same_version(item, info.size, object_version(info.etag, info.version))?;
+                bytes.map(|b| b.to_vec()).unwrap_or_default()
             }
         };
-        if size != item.size || version != item.version {
-            return Err((
-                ItemErrorKind::Changed,
-                format!(
-                    "changed since the job listed it ({} bytes, version {}; now {size} bytes, \
-                     version {})",
-                    item.size,
-                    item.version.as_deref().unwrap_or("none"),
-                    version.as_deref().unwrap_or("none")
-                ),
+        if bytes.len() as u64 != item.size {
+            return Err(changed(
+                item,
+                format!("now {} bytes or more, found while reading it", bytes.len()),
             ));
         }
         if bytes.is_empty() {
@@ -355,6 +356,67 @@ impl ItemReader {
         }
         Ok(bytes)
     }
+
+    /// The job's `--max-item-bytes`.
+    pub(super) fn max_item_bytes(&self) -> u64 {
+        self.max_item_bytes
+    }
+
+    fn too_large(&self, size: u64) -> ItemError {
+        (
+            ItemErrorKind::TooLarge,
+            format!(
+                "{size} bytes, more than the job's --max-item-bytes {}: not read",
+                self.max_item_bytes
+            ),
+        )
+    }
+
+    /// Whether the item as found now (`size`, `version`) is the one pinned: a rewrite past the
+    /// item limit is `too-large`, any other a `changed`.
+    fn same_version(
+        &self,
+        item: &PinnedItem,
+        size: u64,
+        version: Option<String>,
+    ) -> Result<(), ItemError> {
+        if size == item.size && version == item.version {
+            return Ok(());
+        }
+        if size > self.max_item_bytes {
+            return Err(self.too_large(size));
+        }
+        Err(changed(
+            item,
+            format!(
+                "now {size} bytes, version {}",
+                version.as_deref().unwrap_or("none")
+            ),
+        ))
+    }
+}
+
+fn changed(item: &PinnedItem, now: String) -> ItemError {
+    (
+        ItemErrorKind::Changed,
+        format!(
+            "changed since the job listed it ({} bytes, version {}; {now})",
+            item.size,
+            item.version.as_deref().unwrap_or("none"),
+        ),
+    )
+}
+
+/// The first `size` bytes of the file at `path` and one more, if it has them: a file that grew
+/// since it was looked at is not read whole.
+fn read_at_most(path: &Path, size: u64) -> Result<Vec<u8>, ItemError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -369,6 +431,7 @@ mod tests {
             include: include.iter().map(|s| s.to_string()).collect(),
             max_failed_items: None,
             max_failed_fraction: 0.01,
+            max_item_bytes: fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES,
         }
     }
 
@@ -433,5 +496,59 @@ mod tests {
         std::fs::write(dir.path().join("a.jpg"), b"abcd").unwrap();
         let (kind, _) = reader.read(&item, runtime.handle()).unwrap_err();
         assert_eq!(kind, ItemErrorKind::Changed);
+    }
+
+    fn pinned(spec: &DatasetSpec) -> Vec<PinnedItem> {
+        let filter = KeyFilter::new(spec).unwrap();
+        let mut listed = Vec::new();
+        list(spec, &filter, &mut 0, &mut |l| {
+            listed.push(PinnedItem {
+                index: listed.len() as u64,
+                key: l.key,
+                size: l.size,
+                version: l.version,
+            });
+            Ok(())
+        })
+        .unwrap();
+        listed
+    }
+
+    #[test]
+    fn items_over_the_limit_are_too_large_and_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jpg"), b"0123456789").unwrap();
+        // Sparse: 2 GiB as listed, no blocks on disk; reading it would take 2 GiB of memory.
+        let huge = std::fs::File::create(dir.path().join("b.jpg")).unwrap();
+        huge.set_len(2 << 30).unwrap();
+        let mut spec = spec(dir.path(), &[]);
+        spec.max_item_bytes = 10;
+        let items = pinned(&spec);
+        assert_eq!(items[1].size, 2 << 30);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let reader = ItemReader::new(&spec).unwrap();
+        assert_eq!(
+            reader.read(&items[0], runtime.handle()).unwrap(),
+            b"0123456789"
+        );
+        let (kind, message) = reader.read(&items[1], runtime.handle()).unwrap_err();
+        assert_eq!(kind, ItemErrorKind::TooLarge, "{message}");
+        assert!(message.contains("--max-item-bytes 10"), "{message}");
+        // Grown past the limit since it was pinned: too large, and still not read.
+        std::fs::write(dir.path().join("a.jpg"), b"0123456789abc").unwrap();
+        let (kind, _) = reader.read(&items[0], runtime.handle()).unwrap_err();
+        assert_eq!(kind, ItemErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn reads_stop_one_byte_past_the_pinned_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jpg");
+        std::fs::write(&path, vec![7u8; 1000]).unwrap();
+        assert_eq!(read_at_most(&path, 10).unwrap().len(), 11);
+        assert_eq!(read_at_most(&path, 1000).unwrap().len(), 1000);
+        assert_eq!(read_at_most(&path, 5000).unwrap().len(), 1000);
     }
 }

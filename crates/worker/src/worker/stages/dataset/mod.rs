@@ -5,7 +5,8 @@
 //!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
 //!   batches, under the plan's lease; the chunks are ranges of item indices.
 //! - **score**: the chunk's pinned items are read and decoded in parallel, a batch ahead of the
-//!   model (a thread feeding a bounded channel, each batch decoded on rayon's threads), and
+//!   model (a thread feeding a bounded channel, each batch decoded on a pool of its own,
+//!   `--decode-threads`, within a byte budget, [`budget`]), and
 //!   scored in order; an item that cannot be read, is empty, is not an image, is too large, or
 //!   changed since it was pinned becomes an error row and the chunk goes on. The rows are one
 //!   part, written and stored as a records chunk is; the failures are recorded with the queue.
@@ -13,27 +14,34 @@
 //!   `--max-failed-fraction`; otherwise the parts are joined and published as a records job's
 //!   are, and the counts (scored, failed, skipped) go to the job's log.
 //!
-//! Error rows are JSON Lines only: `{"source": KEY, "error": {"kind": ..., "message": ...}}`.
+//! Error rows are `{"source": KEY, "error": {"kind": ..., "message": ...}}` in JSON Lines, and
+//! rows with null task columns and `error_kind`, `error_message` in Parquet
+//! (`fresco_score::dataset_parquet_schema`).
 
+mod budget;
 mod listing;
 
 use std::sync::mpsc::sync_channel;
 
 use fresco_core::dataset::{DatasetCounts, DatasetPlan, DatasetSpec, ItemErrorKind};
 use fresco_core::FrameRange;
-use fresco_pipeline::image::{decode_rgb_scaled, ImageDecodeError, ScaledImage};
+use fresco_pipeline::image::{
+    decode_bytes_needed, decode_rgb_scaled, ImageDecodeError, ScaledImage,
+};
 use fresco_pipeline::records::sampled_per_chunk;
 use fresco_pipeline::FailureClass;
 use fresco_queue::{LeaseStatus, PinnedItem, PIN_BATCH};
-use fresco_score::{Frame, RecordFormat};
+use fresco_score::{write_dataset_part, Frame, ItemRow};
 use rayon::prelude::*;
 
 use super::records::{
-    ensure_scorer, format_of, join_and_publish, time_one_frame, write_atomically, LoadedScorer,
+    ensure_scorer, format_of, join_and_publish, scoring, task_of, time_one_frame, write_atomically,
+    LoadedScorer,
 };
 use super::{Task, TaskContext};
 use crate::spec::JobSpec;
 use crate::worker::{system, TaskFailure, TaskOutput};
+use budget::{ByteBudget, DECODE_BUDGET_BYTES};
 use listing::{ItemError, ItemReader, KeyFilter};
 
 fn dataset(spec: &JobSpec) -> Result<&DatasetSpec, TaskFailure> {
@@ -76,12 +84,7 @@ pub(super) fn plan(
     slot: &mut Option<LoadedScorer>,
 ) -> Result<TaskOutput, TaskFailure> {
     let dataset = dataset(spec)?;
-    if format_of(spec)? != RecordFormat::Jsonl {
-        return Err(TaskFailure::permanent(
-            "a dataset's records are written as JSON Lines (.jsonl) for now",
-            FailureClass::BadInput,
-        ));
-    }
+    format_of(spec)?;
     // The output may exist only if the user allowed it.
     if fresco_store::ObjectUrl::of(&spec.output).is_none() {
         fresco_pipeline::video::check_output_target(&spec.output, spec.options.overwrite)
@@ -168,15 +171,42 @@ fn decode_failure(e: ImageDecodeError) -> ItemError {
     }
 }
 
-/// An error row in JSON Lines.
-fn error_row(key: &str, (kind, message): &ItemError) -> Vec<u8> {
-    let row = serde_json::json!({
-        "source": key,
-        "error": { "kind": kind.as_str(), "message": message },
-    });
-    let mut line = serde_json::to_vec(&row).expect("a row serialises");
-    line.push(b'\n');
-    line
+/// One item read and decoded within `budget`: its encoded bytes are taken from the budget
+/// before the read (nothing for an item over the limit, which is not read), what decoding
+/// allocates before the decode; all of it goes back once the picture is at the model's size.
+fn prepare(
+    item: &PinnedItem,
+    reader: &ItemReader,
+    handle: &tokio::runtime::Handle,
+    budget: &ByteBudget,
+    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Prepared {
+    let encoded = if item.size > reader.max_item_bytes() {
+        0
+    } else {
+        item.size
+    };
+    let mut share = budget.take(encoded);
+    let bytes = reader.read(item, handle)?;
+    if let Some(needed) = decode_bytes_needed(&bytes) {
+        share.grow(needed);
+    }
+    decode_rgb_scaled(&bytes, scaled_size).map_err(decode_failure)
+}
+
+/// The pool a chunk's images are decoded on: `threads` of its own, so that decoding never takes
+/// more of the machine than asked while the model runs on its own threads.
+fn decode_pool(threads: usize) -> Result<rayon::ThreadPool, TaskFailure> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("fresco-decode-{i}"))
+        .build()
+        .map_err(|e| {
+            TaskFailure::retryable(
+                format!("cannot start the decode threads: {e}"),
+                FailureClass::Processing,
+            )
+        })
 }
 
 pub(super) fn score(
@@ -216,31 +246,36 @@ pub(super) fn score(
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let per_call = scorer.batch(batch_size);
     let prep = scorer.plan().prep.clone();
-    let mut part: Vec<u8> = Vec::new();
+    let pool = decode_pool(ctx.stages.decode_threads)?;
+    let budget = ByteBudget::new(DECODE_BUDGET_BYTES);
+    let format = format_of(spec)?;
+    let record_task = task_of(scoring(spec)?)?;
+    let mut rows: Vec<ItemRow> = Vec::with_capacity(items.len());
     let mut failures: Vec<(u64, String)> = Vec::new();
     let mut model_seconds = 0.0;
     let mut score_error = None;
     std::thread::scope(|scope| {
-        // Reading and decoding run a batch ahead of the model, each batch on rayon's threads;
-        // two batches in the channel bound what is held.
+        // Reading and decoding run a batch ahead of the model, each batch on the decode pool
+        // within the byte budget; two batches in the channel bound what waits for the model.
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
         let reader = &reader;
         let items = &items;
         let cancel = task.cancel;
         let handle = &handle;
+        let (pool, budget, prep) = (&pool, &budget, &prep);
         scope.spawn(move || {
             for group in items.chunks(per_call) {
                 if cancel.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                let prepared: Vec<Prepared> = group
-                    .par_iter()
-                    .map(|item| {
-                        let bytes = reader.read(item, handle)?;
-                        decode_rgb_scaled(&bytes, |w, h| prep.scaled_size(w, h))
-                            .map_err(decode_failure)
-                    })
-                    .collect();
+                let prepared: Vec<Prepared> = pool.install(|| {
+                    group
+                        .par_iter()
+                        .map(|item| {
+                            prepare(item, reader, handle, budget, |w, h| prep.scaled_size(w, h))
+                        })
+                        .collect()
+                });
                 if ready_tx.send(prepared).is_err() {
                     return;
                 }
@@ -270,14 +305,13 @@ pub(super) fn score(
                 }
             };
             model_seconds += started.elapsed().as_secs_f64();
-            let mut rows = scored.iter();
+            let mut scored = scored.into_iter();
             for (item, prepared) in group.iter().zip(&prepared) {
                 faults.after_frame();
                 match prepared {
                     Ok(_) => {
-                        let row = rows.next().expect("a row per scored image");
-                        serde_json::to_writer(&mut part, row).expect("a row serialises");
-                        part.push(b'\n');
+                        let row = scored.next().expect("a row per scored image");
+                        rows.push(ItemRow::Scored(row));
                     }
                     Err(error) => {
                         metrics::counter!(
@@ -285,7 +319,11 @@ pub(super) fn score(
                             "kind" => error.0.as_str()
                         )
                         .increment(1);
-                        part.extend(error_row(&item.key, error));
+                        rows.push(ItemRow::Failed {
+                            source: item.key.clone(),
+                            kind: error.0.as_str().to_string(),
+                            message: error.1.clone(),
+                        });
                         failures.push((item.index, error.0.as_str().to_string()));
                     }
                 }
@@ -299,12 +337,12 @@ pub(super) fn score(
     if task.is_canceled() {
         return Err(TaskFailure::canceled());
     }
-    let rows = part.iter().filter(|b| **b == b'\n').count() as u64;
-    if rows != range.len() {
+    if rows.len() as u64 != range.len() {
         return Err(TaskFailure::retryable(
             format!(
-                "chunk {}: {rows} rows for {} items",
+                "chunk {}: {} rows for {} items",
                 lease.chunk,
+                rows.len(),
                 range.len()
             ),
             FailureClass::Processing,
@@ -315,11 +353,13 @@ pub(super) fn score(
             .block_on(ctx.queue.record_failures(lease, &failures))
             .map_err(queue_failure)?,
     )?;
+    let part = write_dataset_part(format, record_task, &rows)
+        .map_err(|e| TaskFailure::permanent(e.to_string(), FailureClass::Processing))?;
     write_atomically(&out, &part)?;
     if let Some(store) = ctx.system() {
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
-    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows);
+    metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
     if !failures.is_empty() {
         tracing::info!(
             "chunk {} of job {}: {} of {} items are error rows",
