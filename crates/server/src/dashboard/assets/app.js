@@ -284,6 +284,9 @@ function renderJob(view) {
     `${new Date(l.at_ms).toLocaleTimeString()}  ${l.worker ? "[" + l.worker + "] " : ""}${l.message}`).join("\n");
   if (atBottom) log.scrollTop = log.scrollHeight;
 
+  if (job.items && !view.preview) {
+    document.getElementById("preview-wait").textContent = "A dataset job has no preview: see its rows in the output.";
+  }
   if (view.preview) {
     const before = document.getElementById("preview-before");
     const after = document.getElementById("preview-after");
