@@ -1,10 +1,12 @@
 // Drives fresco's dashboard in headless Chromium: sign in with a token, submit a short job
 // through the API, watch its progress bar reach 100% without a reload, open the job's page and
-// wait for the before/after preview images. Prints one JSON object with what it saw; the Rust
+// wait for the before/after preview images; then, given DATASET, a dataset job's items line
+// in the list and its facts on its page. Prints one JSON object with what it saw; the Rust
 // test (crates/cli/tests/dashboard.rs) checks it. Screenshots go to SHOTS.
 //
 // Environment: BASE (server URL), TOKEN, INPUT, OUTPUT (absolute paths), SHOTS (folder),
-// CHROMIUM (default /usr/bin/chromium).
+// CHROMIUM (default /usr/bin/chromium); DATASET (a folder of images), DATASET_OUTPUT and MODEL
+// (a classifier) for the dataset part, which is left out without them.
 import { chromium } from "playwright-core";
 
 const { BASE, TOKEN, INPUT, OUTPUT, SHOTS } = process.env;
@@ -81,6 +83,35 @@ try {
   report.strip = await page.$$eval("#strip .cell", (cells) => cells.map((c) => `${c.dataset.kind}:${c.dataset.state}`));
   report.logLines = await page.evaluate(() => document.getElementById("log").textContent.split("\n").length);
   await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
+
+  // A dataset job, where the test has a classifier: its items line in the list and its facts.
+  if (process.env.DATASET) {
+    const submitted = await fetch(`${BASE}/v1/jobs`, {
+      method: "POST",
+      headers: { "authorization": `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        input: process.env.DATASET, output: process.env.DATASET_OUTPUT, model: process.env.MODEL,
+        scoring: { task: "classify" }, dataset: { max_failed_fraction: 1 }, chunk_frames: 2,
+      }),
+    });
+    const dataset = await submitted.json();
+    if (submitted.status !== 201) throw new Error(`dataset: HTTP ${submitted.status}: ${JSON.stringify(dataset)}`);
+    report.datasetJob = dataset.id;
+    await page.goto(`${BASE}/`);
+    await page.waitForFunction((id) => {
+      const row = document.querySelector(`tr[data-job="${id}"]`);
+      return row && row.querySelector(".state")?.textContent === "succeeded";
+    }, dataset.id, { timeout: 120000, polling: 200 });
+    report.datasetItemsLine = await page.textContent(`[data-items="${dataset.id}"]`);
+    report.datasetRate = await page.textContent(`tr[data-job="${dataset.id}"] td:nth-child(4)`);
+    await page.goto(`${BASE}/ui/jobs/${dataset.id}`);
+    await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "succeeded",
+      null, { timeout: 30000 });
+    report.datasetPreviewShown = await page.isVisible("#preview");
+    report.datasetFacts = await page.$$eval("#job-facts dt", (dts) =>
+      Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+    await page.screenshot({ path: `${SHOTS}/dataset-job.png`, fullPage: true });
+  }
   report.outsideRequests = outside;
 } finally {
   await browser.close();

@@ -84,9 +84,45 @@ impl DatasetArgs {
     }
 }
 
+impl DatasetArgs {
+    /// The `dataset` object of `POST /v1/jobs` for a dataset submitted through `--server`, or
+    /// why it cannot be: a manifest, which the API does not take (its lines could name files
+    /// outside what the server lets the token read). `input` is what the server gets: besides
+    /// what [`DatasetArgs::spec`] reads as a dataset, a path ending in `/` or given with
+    /// `--include` names a folder on the server, which this machine may not have.
+    pub fn for_server(&self, input: Option<&Path>) -> Result<Option<serde_json::Value>, String> {
+        if let Some(manifest) = &self.manifest {
+            return Err(format!(
+                "--manifest {}: the API takes no manifests, since their lines could name files \
+                 outside what the server lets a token read; put the images under a folder or \
+                 prefix the server allows and submit that (with --include), or submit the \
+                 manifest to the queue itself (--db, without --server)",
+                manifest.display()
+            ));
+        }
+        let named_folder = input.is_some_and(|i| {
+            let text = i.to_string_lossy();
+            !text.contains("://") && (text.ends_with('/') || !self.include.is_empty())
+        });
+        if self.spec(input).is_none() && !named_folder {
+            return Ok(None);
+        }
+        let mut dataset = serde_json::json!({
+            "include": self.include,
+            "max_failed_fraction": self.max_failed_fraction,
+            "max_item_bytes": self.max_item_bytes,
+        });
+        if let Some(max) = self.max_failed_items {
+            dataset["max_failed_items"] = max.into();
+        }
+        Ok(Some(dataset))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{is_prefix_url, item_limit};
+    use super::{is_prefix_url, item_limit, DatasetArgs};
+    use std::path::Path;
 
     #[test]
     fn item_limits_are_bytes_within_the_bounds() {
@@ -96,10 +132,59 @@ mod tests {
         assert!(item_limit("17179869185").is_err());
     }
 
+    fn args() -> DatasetArgs {
+        DatasetArgs {
+            manifest: None,
+            include: Vec::new(),
+            max_failed_items: None,
+            max_failed_fraction: 0.01,
+            max_item_bytes: fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES,
+        }
+    }
+
     #[test]
     fn prefixes_are_told_from_objects() {
         assert!(is_prefix_url("az://photos/2026/"));
         assert!(is_prefix_url("az://photos/2026"));
         assert!(!is_prefix_url("az://videos/clip.mp4"));
+    }
+
+    #[test]
+    fn datasets_through_the_server_carry_their_options_and_manifests_are_refused() {
+        let plain = args();
+        let for_server = |a: &DatasetArgs, input: &str| a.for_server(Some(Path::new(input)));
+        // One video or object: no dataset.
+        assert_eq!(for_server(&plain, "/nowhere/clip.mp4"), Ok(None));
+        assert_eq!(for_server(&plain, "az://films/clip.mp4"), Ok(None));
+        // A prefix URL, a folder here, or one named as a folder (on the server only).
+        let here = std::env::temp_dir().display().to_string();
+        for input in ["az://photos/2026/", here.as_str(), "/srv/photos/"] {
+            assert_eq!(
+                for_server(&plain, input),
+                Ok(Some(serde_json::json!({
+                    "include": [], "max_failed_fraction": 0.01, "max_item_bytes": 268435456
+                }))),
+                "{input}"
+            );
+        }
+        let mut given = args();
+        given.include = vec!["*.jpg".into()];
+        given.max_failed_items = Some(3);
+        given.max_failed_fraction = 0.5;
+        given.max_item_bytes = 1 << 20;
+        assert_eq!(
+            for_server(&given, "/srv/photos"),
+            Ok(Some(serde_json::json!({
+                "include": ["*.jpg"], "max_failed_items": 3, "max_failed_fraction": 0.5,
+                "max_item_bytes": 1048576
+            })))
+        );
+        let mut manifest = args();
+        manifest.manifest = Some("picks.txt".into());
+        let refused = manifest.for_server(None).unwrap_err();
+        assert!(
+            refused.contains("--manifest picks.txt") && refused.contains("without --server"),
+            "{refused}"
+        );
     }
 }

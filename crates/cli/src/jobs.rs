@@ -157,12 +157,10 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
         (None, None) => unreachable!("clap requires an input or --manifest"),
     };
     if let Some(server) = &args.server {
-        if dataset.is_some() {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                "dataset jobs are submitted to the queue (--queue), not yet through --server",
-            ));
-        }
+        let dataset = args
+            .dataset
+            .for_server(args.input.as_deref())
+            .map_err(|why| Failure::new(exit::BAD_INPUT, why))?;
         // The server checks everything.
         let model = args.model.model.as_deref().map(place);
         let mut body = crate::api_client::submission(
@@ -189,6 +187,9 @@ fn submit(mut args: SubmitArgs) -> Result<ExitCode, Failure> {
         if args.model.device != fresco_core::Device::Cpu {
             // Likewise: without it the server pins the job for its own --device.
             body["device"] = "cuda".into();
+        }
+        if let Some(dataset) = dataset {
+            body["dataset"] = dataset;
         }
         return crate::api_client::submit(&args.client.connect(server)?, &body, args.json);
     }

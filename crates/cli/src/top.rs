@@ -147,6 +147,8 @@ fn from_api(client: &api_client::Client) -> Result<Overview, Failure> {
                 attempts: j.attempts,
                 expiries: j.expiries,
                 last_error: j.last_error,
+                // The API's job view has no item counts; the dashboard's does.
+                items: None,
                 enqueued_at_ms: j.enqueued_at_ms,
                 started_at_ms: j.started_at_ms,
                 finished_at_ms: j.finished_at_ms,
@@ -382,6 +384,7 @@ mod tests {
             attempts: 0,
             expiries: 0,
             last_error: None,
+            items: None,
             enqueued_at_ms: 0,
             started_at_ms: Some(0),
             finished_at_ms: None,

@@ -1,5 +1,6 @@
 //! Watching fresco work, end to end against `fresco serve`: the dashboard in headless Chromium
-//! (Debian's `chromium`, driven by `tests/browser/dashboard.mjs` with playwright-core), the
+//! (Debian's `chromium`, driven by `tests/browser/dashboard.mjs` with playwright-core; a video
+//! job's live bar and preview, and where the classifier is here a dataset job's items), the
 //! `/metrics` text through Python's `prometheus_client` parser with counters that move as a
 //! job runs, JSON logs whose every line parses and whose task lines carry the job's id, and
 //! `fresco top --once` from the database and through the API.
@@ -160,18 +161,36 @@ fn the_dashboard_shows_a_job_live_with_its_preview_in_chromium() {
     let shots = repo().join("out/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
+    // A dataset job too, where the classifier is here: three pictures and a text file named
+    // like an image (an error row).
+    let scoring = fresco_testkit::models::real_model_dir("scoring/efficientnet-lite0")
+        .map(|models| models.join("scoring"));
+    let photos = dir.path().join("photos");
+    let mut script = Command::new("node");
+    script
+        .arg(script_dir.join("dashboard.mjs"))
+        .env("BASE", &server.base)
+        .env("TOKEN", &server.token)
+        .env("INPUT", &input)
+        .env("OUTPUT", &output)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium);
+    if let Some(scoring) = &scoring {
+        std::fs::create_dir_all(&photos).unwrap();
+        for name in ["a.jpg", "b.jpg", "c.jpg"] {
+            std::fs::copy(scoring.join("dog.jpg"), photos.join(name)).unwrap();
+        }
+        std::fs::write(photos.join("d.png"), b"not a picture").unwrap();
+        // The server reads models only under its roots: a copy in the test's folder.
+        let model = dir.path().join("efficientnet-lite0.onnx");
+        std::fs::copy(scoring.join("efficientnet-lite0.onnx"), &model).unwrap();
+        script
+            .env("DATASET", &photos)
+            .env("DATASET_OUTPUT", dir.path().join("tags.jsonl"))
+            .env("MODEL", &model);
+    }
     let started = std::time::Instant::now();
-    let out = run_with_timeout(
-        Command::new("node")
-            .arg(script_dir.join("dashboard.mjs"))
-            .env("BASE", &server.base)
-            .env("TOKEN", &server.token)
-            .env("INPUT", &input)
-            .env("OUTPUT", &output)
-            .env("SHOTS", &shots)
-            .env("CHROMIUM", &chromium),
-        Duration::from_secs(300),
-    );
+    let out = run_with_timeout(&mut script, Duration::from_secs(300));
     assert_eq!(
         out.code,
         Some(0),
@@ -214,6 +233,27 @@ fn the_dashboard_shows_a_job_live_with_its_preview_in_chromium() {
     assert_eq!(strip.len(), 8, "plan, 6 chunks, assemble: {report}");
     assert!(strip.iter().all(|c| c.ends_with(":done")), "{report}");
     assert!(output.is_file());
+    if scoring.is_some() {
+        assert_eq!(
+            report["datasetItemsLine"], "4 of 4 items (3 scored, 1 failed, 0 skipped)",
+            "{report}"
+        );
+        assert!(
+            report["datasetRate"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(" items/s") && !r.starts_with('–')),
+            "{report}"
+        );
+        let facts = &report["datasetFacts"];
+        assert_eq!(
+            facts["items"], "4 of 4 items (3 scored, 1 failed, 0 skipped)",
+            "{report}"
+        );
+        assert_eq!(facts["rows"], "4", "{report}");
+        assert!(facts.get("frames").is_none(), "{report}");
+        // No preview is made of a dataset: no empty image frames either.
+        assert_eq!(report["datasetPreviewShown"], false, "{report}");
+    }
     for shot in ["login.png", "overview.png", "job.png"] {
         assert!(
             shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000),

@@ -4,6 +4,8 @@
 //! - workers killed with SIGKILL mid-dataset, on SQLite and PostgreSQL, new files added while
 //!   the job waits: every pinned item scored exactly once, in listing order, and no other;
 //! - a manifest (relative and absolute lines, in its own order);
+//! - a folder through `fresco jobs submit --server` with `--include` and both thresholds, and a
+//!   manifest refused there (the API takes none);
 //! - a prefix in Azurite (where `FRESCO_TEST_AZURITE=1`) and in a `file://` store;
 //! - a Parquet output read back by pyarrow: a row per item in listing order, error rows with
 //!   their own columns, a row group per chunk;
@@ -299,6 +301,115 @@ fn a_manifest_is_scored_in_its_own_order() {
     );
     assert_eq!(error_kind(&rows[3]), Some("unreadable"), "{}", rows[3]);
     assert!(rows[..3].iter().all(|r| error_kind(r).is_none()));
+}
+
+#[test]
+fn a_folder_goes_through_the_server_with_its_options_and_a_manifest_is_refused() {
+    let Some(models) = scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = good_images(&photos, &models, 3);
+    std::fs::write(photos.join("notes.png"), b"not a picture").unwrap();
+    // No pattern takes these: skipped.
+    std::fs::write(photos.join("extra.png"), b"not taken").unwrap();
+    std::fs::write(photos.join("readme.txt"), b"skipped").unwrap();
+    keys.push("notes.png".into());
+    keys.sort();
+    let queue = sqlite_queue(dir.path());
+    let api = common::api::Api::open(&queue.url, fresco_queue::Role::Submitter);
+    let through_server = |first: &[&str], out: &Path, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["jobs".into(), "submit".into()];
+        args.extend(first.iter().map(|a| a.to_string()));
+        args.extend(["-o".into(), out.display().to_string()]);
+        args.extend(classify(&models));
+        args.extend(["--server".into(), api.url.clone()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        common::run_with_timeout(
+            fresco_cmd().args(&args).env("FRESCO_TOKEN", &api.token),
+            Duration::from_secs(120),
+        )
+    };
+
+    // A folder named with a trailing slash, with --include and both thresholds.
+    let out = dir.path().join("tags.jsonl");
+    let folder = format!("{}/", photos.display());
+    let id = through_server(
+        &[&folder],
+        &out,
+        &[
+            "--include",
+            "**/*.jpg",
+            "--include",
+            "notes.png",
+            "--max-failed-items",
+            "1",
+            "--max-failed-fraction",
+            "0.5",
+            "--chunk-frames",
+            "2",
+        ],
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    let job = api
+        .runtime
+        .block_on(api.queue.job(&id))
+        .unwrap()
+        .expect("the job the server queued");
+    let spec: serde_json::Value = serde_json::from_str(&job.spec).unwrap();
+    assert_eq!(
+        spec["dataset"]["include"],
+        serde_json::json!(["**/*.jpg", "notes.png"]),
+        "{spec:#}"
+    );
+    assert_eq!(spec["dataset"]["max_failed_items"], 1, "{spec:#}");
+    assert_eq!(spec["dataset"]["max_failed_fraction"], 0.5, "{spec:#}");
+    assert_eq!(
+        job.owner.as_deref(),
+        Some("test"),
+        "submitted with the API's token"
+    );
+    work(&queue, &dir.path().join("worker.log"));
+    assert_eq!(queue.show(&id)["state"], "succeeded");
+    let rows = jsonl_rows(&out);
+    assert_eq!(
+        sources(&rows),
+        keys,
+        "the items --include took, in name order"
+    );
+    assert_eq!(
+        error_kind(&rows[keys.iter().position(|k| k == "notes.png").unwrap()]),
+        Some("not-image")
+    );
+    let logged = queue.jobs("logs", &id).ok();
+    assert!(
+        logged
+            .stdout
+            .contains("dataset: 3 items scored, 1 failed, 2 skipped"),
+        "{}",
+        logged.dump()
+    );
+
+    // A manifest is refused before anything is sent, saying what to do instead.
+    let manifest = dir.path().join("picks.txt");
+    std::fs::write(&manifest, "photos/dog-00.jpg\n").unwrap();
+    let manifest_arg = manifest.display().to_string();
+    through_server(
+        &["--manifest", &manifest_arg],
+        &dir.path().join("picks.jsonl"),
+        &[],
+    )
+    .fails(
+        4,
+        "picks.txt",
+        &["the API takes no manifests", "without --server"],
+    );
+    let listed = api.runtime.block_on(api.queue.jobs(&[], 10)).unwrap();
+    assert_eq!(listed.len(), 1, "only the folder's job was queued");
 }
 
 /// A prefix of a store at `base`: the images under it (and only those matching `--include`),

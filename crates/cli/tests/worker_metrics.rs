@@ -1,7 +1,8 @@
 //! `fresco worker --metrics-listen`: a fresh worker and a fresh server each serve every metric
 //! family documented in docs/monitoring.md (the worker those marked *worker*) from the first
 //! scrape, at zero, before any job; a job the worker then does moves its counters (a records
-//! job its rows written and its preview); a bad address is refused before any work.
+//! job its rows written and its preview, a dataset job its items scored and failed, which a
+//! server on the same queue shows on its dashboard); a bad address is refused before any work.
 
 mod common;
 
@@ -307,6 +308,148 @@ fn a_records_job_counts_the_rows_it_writes_and_saves_its_preview() {
     assert_eq!(after["fresco_record_rows_written_total"], 6.0, "{after:?}");
     assert_eq!(after["fresco_chunks_completed_total"], 3.0, "{after:?}");
     assert_eq!(after["fresco_previews_saved_total"], 1.0, "{after:?}");
+}
+
+/// Waits for job `id` of `db` to succeed (a failed or canceled job is an error naming `log`).
+fn wait_job_succeeded(db: &str, id: &str, log: &Path) {
+    fresco_testkit::process::wait_until(Duration::from_secs(180), "the job to succeed", || {
+        let shown = fresco(["jobs", "show", id, "--json", "--db", db])
+            .ok()
+            .json();
+        let state = shown["state"]
+            .as_str()
+            .or_else(|| shown["job"]["state"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !["failed", "canceled"].contains(&state.as_str()),
+            "job ended {state}: {shown}\n{}",
+            read_log(log)
+        );
+        state == "succeeded"
+    });
+}
+
+#[test]
+fn a_dataset_job_counts_items_scored_and_failed_on_metrics_and_the_dashboard() {
+    let Some(models) = fresco_testkit::models::real_model_dir("scoring/efficientnet-lite0") else {
+        return;
+    };
+    let scoring = models.join("scoring");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("queue.db").display()
+    );
+    let work = dir.path().join("work");
+    let mut worker_cmd = fresco_cmd();
+    worker_cmd
+        .args(["worker", "--db", &db, "--metrics-listen", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(&work)
+        .current_dir(dir.path());
+    let mut worker = Running::start(worker_cmd, dir.path().join("worker.log"));
+    let worker_url = worker.address_after("metrics on ");
+
+    // Three pictures, an empty file and a text file named like an image; a note skipped.
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["a.jpg", "b.jpg", "c.jpg"] {
+        std::fs::copy(scoring.join("dog.jpg"), photos.join(name)).unwrap();
+    }
+    std::fs::write(photos.join("d-empty.jpg"), b"").unwrap();
+    std::fs::write(photos.join("e-notes.png"), b"not a picture").unwrap();
+    std::fs::write(photos.join("readme.txt"), b"skipped").unwrap();
+    let output = dir.path().join("tags.jsonl");
+    let id = fresco([
+        "jobs",
+        "submit",
+        photos.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--model",
+        scoring.join("efficientnet-lite0.onnx").to_str().unwrap(),
+        "--task",
+        "classify",
+        "--max-failed-fraction",
+        "1",
+        "--chunk-frames",
+        "2",
+        "--db",
+        &db,
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    wait_job_succeeded(&db, &id, &worker.log);
+    assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 5);
+    let (_, after) = parse(&fresco_testkit::http::get(&worker_url).call().ok().text());
+    assert_eq!(after["fresco_dataset_items_scored_total"], 3.0, "{after:?}");
+    assert_eq!(
+        after["fresco_dataset_items_failed_total{kind=\"empty\"}"], 1.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        after["fresco_dataset_items_failed_total{kind=\"not-image\"}"], 1.0,
+        "{after:?}"
+    );
+    assert_eq!(after["fresco_record_rows_written_total"], 5.0, "{after:?}");
+    assert_eq!(after["fresco_chunks_completed_total"], 3.0, "{after:?}");
+    drop(worker);
+
+    // A server on the same queue shows the job's items from the queue's counts.
+    let token = token(&db);
+    let mut serve_cmd = fresco_cmd();
+    serve_cmd
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "--db",
+            &db,
+        ])
+        .arg("--work-dir")
+        .arg(&work)
+        .current_dir(dir.path());
+    let mut server = Running::start(serve_cmd, dir.path().join("serve.log"));
+    let base = server.address_after("listening on ");
+    let session = fresco_testkit::http::post(&format!("{base}/v1/session"))
+        .bearer(&token)
+        .send(b"")
+        .expect(201);
+    let cookie = session
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let detail = fresco_testkit::http::get(&format!("{base}/ui/jobs/{id}/detail"))
+        .header("cookie", &cookie)
+        .call()
+        .ok()
+        .json();
+    let items = &detail["job"]["items"];
+    assert_eq!(items["done"], 5, "{detail:#}");
+    assert_eq!(items["scored"], 3, "{detail:#}");
+    assert_eq!(items["failed"], 2, "{detail:#}");
+    assert_eq!(items["skipped"], 1, "{detail:#}");
+    assert_eq!(items["total"], 5, "{detail:#}");
+    assert!(items["per_second"].as_f64().unwrap() > 0.0, "{detail:#}");
+    assert_eq!(
+        detail["rows"],
+        serde_json::json!({"written": 5, "total": 5})
+    );
+    let overview = fresco_testkit::http::get(&format!("{base}/ui/overview"))
+        .header("cookie", &cookie)
+        .call()
+        .ok()
+        .json();
+    assert_eq!(overview["jobs"][0]["items"]["failed"], 2, "{overview:#}");
+    drop(server);
 }
 
 #[test]

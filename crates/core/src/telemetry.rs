@@ -14,6 +14,8 @@ pub const INFERENCE_SECONDS: &str = "fresco_inference_seconds";
 pub const PREVIEWS_SAVED: &str = "fresco_previews_saved_total";
 /// Rows of records jobs (`.jsonl`/`.parquet` outputs) written by scored chunks.
 pub const RECORD_ROWS_WRITTEN: &str = "fresco_record_rows_written_total";
+/// Items of dataset jobs scored into rows by chunks that completed (error rows not counted).
+pub const DATASET_ITEMS_SCORED: &str = "fresco_dataset_items_scored_total";
 /// Items of dataset jobs that became error rows, by `kind` (`not-image`, `empty`, ...).
 pub const DATASET_ITEMS_FAILED: &str = "fresco_dataset_items_failed_total";
 
@@ -54,6 +56,10 @@ pub fn describe() {
         "Rows of records jobs written by scored chunks (one per sampled frame)."
     );
     describe_counter!(
+        DATASET_ITEMS_SCORED,
+        "Items of dataset jobs scored into rows (error rows are counted as failed)."
+    );
+    describe_counter!(
         DATASET_ITEMS_FAILED,
         "Items of dataset jobs written as error rows (unreadable, empty, not an image, ...)."
     );
@@ -72,6 +78,7 @@ pub fn zero_families<'a>(device: DeviceKind, models: impl IntoIterator<Item = &'
         CHUNKS_RETRIED,
         PREVIEWS_SAVED,
         RECORD_ROWS_WRITTEN,
+        DATASET_ITEMS_SCORED,
         DATASET_ITEMS_FAILED,
     ] {
         metrics::counter!(name).increment(0);

@@ -2,6 +2,8 @@
 //! every chunk, retry and rerun scores the same set, and the failures its chunks report, for
 //! the job's counts. Both backends run the same statements (`shared/items.rs`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use fresco_core::FrameRange;
 use serde::Serialize;
@@ -55,4 +57,9 @@ pub trait DatasetItems: Send + Sync {
 
     /// Items pinned and items failed.
     async fn item_counts(&self, job: &str) -> Result<ItemCounts>;
+
+    /// Items failed so far of each of `jobs` that has any (a job absent from the map has none),
+    /// read from an index of the failures alone: cheap enough for a page that refreshes every
+    /// second over jobs of millions of items.
+    async fn failed_items(&self, jobs: &[String]) -> Result<HashMap<String, u64>>;
 }

@@ -38,6 +38,7 @@ pub const WORKER_FAMILIES: &[&str] = &[
     telemetry::INFERENCE_SECONDS,
     telemetry::PREVIEWS_SAVED,
     telemetry::RECORD_ROWS_WRITTEN,
+    telemetry::DATASET_ITEMS_SCORED,
     telemetry::DATASET_ITEMS_FAILED,
     fresco_store::READ_BYTES,
     fresco_store::WRITTEN_BYTES,

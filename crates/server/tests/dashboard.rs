@@ -1,7 +1,7 @@
 //! The dashboard and `/metrics`, in process: pages with no link outside the server, views and
 //! streams behind the session cookie, views that follow the queue, previews (a records job's
-//! overlay with its labels escaped, and its row count), and the metrics text behind a bearer
-//! token.
+//! overlay with its labels escaped, and its row count), a dataset job's items (done, scored,
+//! failed, skipped, per second), and the metrics text behind a bearer token.
 
 mod common;
 
@@ -502,6 +502,164 @@ async fn a_records_job_shows_its_rows_and_an_overlay_whose_labels_stay_text() {
     .await;
     assert_eq!(served.status, StatusCode::OK);
     assert_eq!(served.content_type(), "application/octet-stream");
+}
+
+/// A dataset job's spec (as `fresco jobs submit FOLDER -o x.jsonl` makes it, in what the
+/// dashboard reads) and the plan its plan task records: 10 items in chunks of 4, 2 skipped.
+fn dataset_job(identity: &str) -> (fresco_queue::NewJob, String) {
+    let dataset = fresco_core::dataset::DatasetSpec {
+        source: fresco_core::dataset::DatasetSource::Folder {
+            path: "/photos".into(),
+        },
+        include: Vec::new(),
+        max_failed_items: None,
+        max_failed_fraction: 0.5,
+    };
+    let spec = serde_json::json!({
+        "model": {"name": "efficientnet-lite0"},
+        "scoring": fresco_core::scoring::ScoringSpec::default(),
+        "dataset": dataset,
+    });
+    let job = fresco_queue::NewJob {
+        identity: identity.into(),
+        input: "/photos".into(),
+        output: "/photos.jsonl".into(),
+        spec: spec.to_string(),
+        device_kind: fresco_core::DeviceKind::Cpu,
+        priority: 0,
+        budgets: fresco_core::RetryBudgets::default(),
+        idempotency_key: None,
+    };
+    let plan = fresco_core::dataset::DatasetPlan {
+        items: 10,
+        chunks: fresco_core::split_frames(10, 4),
+        per_chunk: 4,
+        seconds_per_item: None,
+        skipped: 2,
+    };
+    (job, serde_json::to_string(&plan).unwrap())
+}
+
+#[tokio::test]
+async fn a_dataset_job_shows_its_items_done_failed_skipped_and_per_second() {
+    let app = app().await;
+    let (_, cookie) = signed_in(&app, Role::Viewer).await;
+    let (job, plan) = dataset_job("dataset-1");
+    let job = app.queue.submit(job).await.unwrap().id().to_string();
+    // A video job beside it has no items.
+    let video = fresco_queue::NewJob {
+        identity: "video-1".into(),
+        input: "/videos/in.mp4".into(),
+        output: "/videos/out.mp4".into(),
+        spec: r#"{"model":{"name":"mosaic"}}"#.into(),
+        device_kind: fresco_core::DeviceKind::Cpu,
+        priority: -1,
+        budgets: fresco_core::RetryBudgets::default(),
+        idempotency_key: None,
+    };
+    let video = app.queue.submit(video).await.unwrap().id().to_string();
+    let detail_uri = format!("/ui/jobs/{job}/detail");
+    let listed = |overview: &Value, id: &str| {
+        overview["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {overview}"))
+            .clone()
+    };
+
+    // Queued: its items are not known yet.
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    assert_eq!(
+        detail["job"]["items"],
+        serde_json::json!({"done": 0, "scored": 0, "failed": 0, "skipped": null,
+                           "total": null, "per_second": null})
+    );
+    assert_eq!(
+        detail["rows"],
+        serde_json::json!({"written": 0, "total": null})
+    );
+
+    let filter = fresco_queue::ClaimFilter {
+        jobs: Some(vec![job.clone()]),
+        ..Default::default()
+    };
+    let claim = || app.queue.claim("w1", Duration::from_secs(60), &filter);
+    let lease = claim().await.unwrap().unwrap();
+    let items: Vec<fresco_queue::PinnedItem> = (0..10)
+        .map(|index| fresco_queue::PinnedItem {
+            index,
+            key: format!("{index:02}.jpg"),
+            size: 10,
+            version: None,
+        })
+        .collect();
+    app.queue.pin_items(&lease, &items).await.unwrap();
+    let chunks = fresco_core::split_frames(10, 4);
+    app.queue
+        .complete_plan(&lease, &plan, 10, &chunks)
+        .await
+        .unwrap();
+    // The first chunk (items 0-3): two error rows.
+    let lease = claim().await.unwrap().unwrap();
+    assert_eq!(lease.chunk, 0);
+    let failures = [(1, "not-image".to_string()), (3, "empty".to_string())];
+    app.queue.record_failures(&lease, &failures).await.unwrap();
+    app.queue.complete_chunk(&lease).await.unwrap();
+    // The second (items 4-7) is in flight, with one error row recorded already.
+    let lease = claim().await.unwrap().unwrap();
+    assert_eq!(lease.chunk, 1);
+    app.queue
+        .record_failures(&lease, &[(5, "too-large".to_string())])
+        .await
+        .unwrap();
+
+    let detail = raw(&app, &detail_uri, Auth::Cookie(&cookie)).await.json();
+    let items = &detail["job"]["items"];
+    assert_eq!(items["done"], 4, "{items}");
+    assert_eq!(items["failed"], 3, "{items}");
+    assert_eq!(items["scored"], 1, "{items}");
+    assert_eq!(items["skipped"], 2, "{items}");
+    assert_eq!(items["total"], 10, "{items}");
+    // Items per second are the job's rate: items done over the time since it started.
+    assert_eq!(items["per_second"], detail["job"]["fps"], "{detail}");
+    assert!(items["per_second"].as_f64().unwrap() > 0.0, "{items}");
+    assert_eq!(
+        detail["rows"],
+        serde_json::json!({"written": 4, "total": 10})
+    );
+
+    let overview = raw(&app, "/ui/overview", Auth::Cookie(&cookie))
+        .await
+        .json();
+    // The list counts the same (its rate is read at another moment).
+    let mut in_list = listed(&overview, &job)["items"].clone();
+    assert!(in_list["per_second"].as_f64().unwrap() > 0.0, "{in_list}");
+    in_list["per_second"] = items["per_second"].clone();
+    assert_eq!(in_list, *items);
+    assert!(listed(&overview, &video)["items"].is_null());
+    let video_detail = raw(
+        &app,
+        &format!("/ui/jobs/{video}/detail"),
+        Auth::Cookie(&cookie),
+    )
+    .await
+    .json();
+    assert!(video_detail["job"]["items"].is_null());
+
+    // The second chunk's retry reports no failure: its earlier report is forgotten.
+    app.queue.record_failures(&lease, &[]).await.unwrap();
+    app.queue.complete_chunk(&lease).await.unwrap();
+    let overview = raw(&app, "/ui/overview", Auth::Cookie(&cookie))
+        .await
+        .json();
+    let items = &listed(&overview, &job)["items"];
+    assert_eq!(
+        (items["done"].as_u64(), items["failed"].as_u64()),
+        (Some(8), Some(2))
+    );
+    assert_eq!(items["scored"], 6);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! [`DatasetItems`] for both backends (see `shared/mod.rs`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use fresco_core::FrameRange;
 
@@ -126,5 +128,28 @@ impl DatasetItems for Backend {
             total: count(total)?,
             failed: count(failed)?,
         })
+    }
+
+    async fn failed_items(&self, jobs: &[String]) -> Result<HashMap<String, u64>> {
+        let mut counts = HashMap::new();
+        // A statement's binds are bounded (SQLite's default is 32766): ask in slices.
+        for slice in jobs.chunks(500) {
+            let marks: Vec<String> = (1..=slice.len()).map(|n| format!("${n}")).collect();
+            // `failure IS NOT NULL` lets both databases read the partial index of failures; the
+            // text is made of placeholders only, the ids are bound.
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT job_id, CAST(COUNT(*) AS BIGINT) FROM dataset_items \
+                 WHERE failure IS NOT NULL AND job_id IN ({}) GROUP BY job_id",
+                marks.join(", ")
+            ));
+            let mut query = sqlx::query_as::<_, (String, i64)>(sql);
+            for job in slice {
+                query = query.bind(job);
+            }
+            for (job, failed) in query.fetch_all(&self.pool).await? {
+                counts.insert(job, count(failed)?);
+            }
+        }
+        Ok(counts)
     }
 }

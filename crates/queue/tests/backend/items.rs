@@ -1,5 +1,6 @@
 //! A dataset's pinned items: pinned by the plan's lease only, read by range in listing order,
-//! failures recorded per chunk (a retry's report replaces the earlier one), kept by a retry.
+//! failures recorded per chunk (a retry's report replaces the earlier one), kept by a retry,
+//! and counted for many jobs at once (the dashboard's list).
 
 use fresco_core::FrameRange;
 use fresco_queue::{LeaseStatus, PinnedItem};
@@ -71,4 +72,16 @@ pub async fn items_are_pinned_by_the_plan_and_counted(db: &Db) {
     // Another job's items are its own.
     let other = submit(&q, job("b")).await;
     assert_eq!(q.item_counts(&other).await.unwrap().total, 0);
+
+    // The dashboard's count, many jobs at once: only jobs with failures are in the map.
+    let failed = q
+        .failed_items(&[id.clone(), other.clone(), "no-such-job".into()])
+        .await
+        .unwrap();
+    assert_eq!(failed, [(id.clone(), 1)].into_iter().collect());
+    assert!(q.failed_items(&[]).await.unwrap().is_empty());
+    // More jobs than one statement asks about: every slice is read.
+    let mut many: Vec<String> = (0..1200).map(|n| format!("absent-{n}")).collect();
+    many.push(id.clone());
+    assert_eq!(q.failed_items(&many).await.unwrap().get(&id), Some(&1));
 }

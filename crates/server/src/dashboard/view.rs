@@ -60,9 +60,29 @@ pub struct JobSummary {
     pub attempts: u32,
     pub expiries: u32,
     pub last_error: Option<String>,
+    /// A dataset job's items (None for a video or image job).
+    pub items: Option<ItemProgress>,
     pub enqueued_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+}
+
+/// A dataset job's items (docs/datasets.md), from the queue's counts: its chunks are ranges of
+/// items, so the frames a job has done are the items its done chunks took, scored or failed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemProgress {
+    /// Items of the chunks that are done, scored or written as error rows.
+    pub done: u64,
+    /// Of those, items scored (`done - failed`).
+    pub scored: u64,
+    /// Items written as error rows so far.
+    pub failed: u64,
+    /// Items listed but not taken (no include pattern matched), known once the job is planned.
+    pub skipped: Option<u64>,
+    /// Items pinned, known once the job is planned.
+    pub total: Option<u64>,
+    /// Items per second since the job started (until it finished).
+    pub per_second: Option<f64>,
 }
 
 /// A worker as the dashboard shows it.
@@ -171,9 +191,22 @@ pub async fn overview(
         .unwrap_or(0)
         .max(fresco_queue::now_ms());
     let worker_fps = recent_worker_rates(&stats, now);
+    let datasets: Vec<String> = jobs
+        .iter()
+        .filter(|j| is_dataset(&j.spec))
+        .map(|j| j.id.clone())
+        .collect();
+    let failed = if datasets.is_empty() {
+        HashMap::new()
+    } else {
+        queue.failed_items(&datasets).await?
+    };
     Ok(Overview {
         now_ms: now,
-        jobs: jobs.iter().map(|j| job_summary(j, now)).collect(),
+        jobs: jobs
+            .iter()
+            .map(|j| job_summary(j, now, failed.get(&j.id).copied().unwrap_or(0)))
+            .collect(),
         jobs_by_state: stats
             .jobs_by_state
             .iter()
@@ -238,11 +271,26 @@ pub async fn job_page(
     let tasks = queue.tasks(id).await?;
     let log = last_log_lines(queue, id).await?;
     let preview = queue.preview(id).await?;
+    let failed = if is_dataset(&job.spec) {
+        let counts = queue.failed_items(std::slice::from_ref(&job.id)).await?;
+        counts.get(&job.id).copied().unwrap_or(0)
+    } else {
+        0
+    };
     let now = fresco_queue::now_ms();
     let base = format!("/ui/jobs/{}/preview", percent_encode(id));
+    let summary = job_summary(&job, now, failed);
+    // A dataset's rows are one per item, written by the chunks that are done.
+    let rows = match &summary.items {
+        Some(items) => Some(RowCount {
+            written: items.done,
+            total: items.total,
+        }),
+        None => row_count(&job, &tasks),
+    };
     Ok(Some(JobPage {
         now_ms: now,
-        job: job_summary(&job, now),
+        job: summary,
         errors: tasks
             .iter()
             .filter_map(|t| {
@@ -265,7 +313,7 @@ pub async fn job_page(
             })
             .collect(),
         log,
-        rows: row_count(&job, &tasks),
+        rows,
         preview: preview.map(|p| PreviewLinks {
             chunk: p.chunk,
             frame: p.frame,
@@ -328,7 +376,35 @@ async fn last_log_lines(queue: &dyn Queue, id: &str) -> Result<Vec<LogEntry>, Qu
     Ok(lines.into())
 }
 
-fn job_summary(job: &JobRecord, now: i64) -> JobSummary {
+/// Whether a job's spec has a dataset section (`spec.dataset`), whatever else it holds.
+fn is_dataset(spec: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(spec)
+        .is_ok_and(|v| v.get("dataset").is_some_and(|d| d.is_object()))
+}
+
+/// A dataset job's items, from its counts and its plan (`DatasetPlan`'s `skipped`); None for
+/// other jobs. `failed`: its error rows, from the queue.
+fn item_progress(job: &JobRecord, failed: u64, per_second: Option<f64>) -> Option<ItemProgress> {
+    if !is_dataset(&job.spec) {
+        return None;
+    }
+    let skipped = job
+        .plan
+        .as_deref()
+        .and_then(|plan| serde_json::from_str::<serde_json::Value>(plan).ok())
+        .and_then(|plan| plan.get("skipped").and_then(|n| n.as_u64()));
+    Some(ItemProgress {
+        done: job.frames_done,
+        scored: job.frames_done.saturating_sub(failed),
+        failed,
+        skipped,
+        total: job.frames_total,
+        per_second,
+    })
+}
+
+/// A job as the dashboard shows it; `failed` is a dataset job's error rows (0 for others).
+fn job_summary(job: &JobRecord, now: i64, failed: u64) -> JobSummary {
     let progress = match job.frames_total {
         Some(total) if total > 0 => (job.frames_done as f64 / total as f64).clamp(0.0, 1.0),
         _ if job.state == JobState::Succeeded => 1.0,
@@ -359,6 +435,7 @@ fn job_summary(job: &JobRecord, now: i64) -> JobSummary {
         attempts: job.attempts,
         expiries: job.expiries,
         last_error: job.last_error.clone(),
+        items: item_progress(job, failed, fps),
         enqueued_at_ms: job.enqueued_at_ms,
         started_at_ms: job.started_at_ms,
         finished_at_ms: job.finished_at_ms,

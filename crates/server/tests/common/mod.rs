@@ -531,4 +531,10 @@ impl fresco_queue::DatasetItems for BrokenQueue {
     async fn item_counts(&self, _: &str) -> fresco_queue::Result<fresco_queue::ItemCounts> {
         down()
     }
+    async fn failed_items(
+        &self,
+        _: &[String],
+    ) -> fresco_queue::Result<std::collections::HashMap<String, u64>> {
+        down()
+    }
 }

@@ -97,6 +97,19 @@ function progressBar(job) {
   return el("span", {}, bar, el("span", { class: "pct", text: `${pct}%` }));
 }
 
+// A dataset job's items in one line: done of total, then failed and skipped.
+function itemsLine(items) {
+  const total = items.total === null ? "?" : items.total;
+  const skipped = items.skipped === null ? "" : `, ${items.skipped} skipped`;
+  return `${items.done} of ${total} items (${items.scored} scored, ${items.failed} failed${skipped})`;
+}
+
+// A job's rate: items per second for a dataset job, frames per second otherwise.
+function rateText(job) {
+  if (job.items) return `${fmtRate(job.items.per_second)} items/s`;
+  return fmtRate(job.fps);
+}
+
 function stateBadge(state) {
   return el("span", { class: "state " + state, text: state });
 }
@@ -179,8 +192,9 @@ function renderOverview(view) {
   rows.replaceChildren(...view.jobs.map((job) => el("tr", { "data-job": job.id },
     el("td", {}, el("a", { href: `/ui/jobs/${encodeURIComponent(job.id)}`, text: job.id.slice(0, 8) })),
     el("td", {}, stateBadge(job.state)),
-    el("td", {}, progressBar(job)),
-    el("td", { text: fmtRate(job.fps) }),
+    el("td", {}, progressBar(job),
+      job.items ? el("div", { class: "items", "data-items": job.id, text: itemsLine(job.items) }) : null),
+    el("td", { text: rateText(job) }),
     el("td", { text: job.state === "running" ? fmtDuration(job.eta_seconds) : "–" }),
     el("td", { text: job.model }),
     el("td", { class: "path", title: job.input, text: job.input }),
@@ -234,14 +248,20 @@ function renderJob(view) {
   fact("input", job.input);
   fact("output", job.output);
   fact("submitted by", job.submitted_by || "–");
-  fact("frames", `${job.frames_done} of ${job.frames_total === null ? "?" : job.frames_total}`);
+  if (job.items) {
+    // A dataset job: its chunks are ranges of items, each scored or an error row.
+    fact("items", itemsLine(job.items));
+    fact("items/s", fmtRate(job.items.per_second));
+  } else {
+    fact("frames", `${job.frames_done} of ${job.frames_total === null ? "?" : job.frames_total}`);
+  }
   if (view.rows) {
     // A records job: one row per sampled frame, all of them in the output once it succeeded.
     const total = view.rows.total === null ? "?" : view.rows.total;
     fact("rows", job.state === "succeeded" ? `${view.rows.written}` : `${view.rows.written} of ${total}`);
   }
   fact("chunks", `${job.chunks_done} of ${job.chunks_total}`);
-  fact("frames/s", fmtRate(job.fps));
+  if (!job.items) fact("frames/s", fmtRate(job.fps));
   fact("ETA", job.state === "running" ? fmtDuration(job.eta_seconds) : "–");
   fact("attempts / expiries", `${job.attempts} / ${job.expiries}`);
   document.getElementById("job-actions").replaceChildren(actions(job));
@@ -264,6 +284,9 @@ function renderJob(view) {
     `${new Date(l.at_ms).toLocaleTimeString()}  ${l.worker ? "[" + l.worker + "] " : ""}${l.message}`).join("\n");
   if (atBottom) log.scrollTop = log.scrollHeight;
 
+  if (job.items && !view.preview) {
+    document.getElementById("preview-wait").textContent = "A dataset job has no preview: see its rows in the output.";
+  }
   if (view.preview) {
     const before = document.getElementById("preview-before");
     const after = document.getElementById("preview-after");

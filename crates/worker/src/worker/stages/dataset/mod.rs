@@ -360,6 +360,8 @@ pub(super) fn score(
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
     metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
+    metrics::counter!(fresco_core::telemetry::DATASET_ITEMS_SCORED)
+        .increment((rows.len() - failures.len()) as u64);
     if !failures.is_empty() {
         tracing::info!(
             "chunk {} of job {}: {} of {} items are error rows",
