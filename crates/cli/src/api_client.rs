@@ -269,6 +269,9 @@ pub fn show(client: &Client, id: &str, as_json: bool) -> Result<ExitCode, Failur
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}", job_line(&job));
+    if job["temporal"].as_bool() == Some(true) {
+        println!("  temporal: on (frames blended along the input's flow)");
+    }
     if let Some(error) = job["last_error"].as_str() {
         println!("  error: {error}");
     }
@@ -361,6 +364,10 @@ pub fn submission(
     }
     if let Some(n) = chunk_frames {
         fields.insert("chunk_frames".into(), json!(n));
+    }
+    if video.temporal {
+        // Sent only when asked for, so that servers without the field still take other jobs.
+        fields.insert("temporal".into(), json!(true));
     }
     body
 }

@@ -47,6 +47,7 @@ fn with_trigger(app: &mut TestApp) {
         output: "az://styled/out".into(),
         style: Some("mosaic".into()),
         model: None,
+        temporal: false,
     });
 }
 
