@@ -166,6 +166,10 @@ pub fn call(
             let code = match status {
                 _ if body["error"]["code"] == "input-missing" => exit::INPUT_MISSING,
                 _ if body["error"]["code"] == "output-exists" => exit::OUTPUT,
+                // As `fresco jobs submit` exits without `--server` (see exit.rs).
+                _ if body["error"]["code"] == fresco_submit::TEMPORAL_NOT_APPLICABLE => {
+                    exit::BAD_ARGUMENTS
+                }
                 401 | 403 => exit::BAD_ARGUMENTS,
                 404 => exit::INPUT_MISSING,
                 400 | 409 | 413 | 415 | 422 => exit::BAD_INPUT,
