@@ -242,12 +242,25 @@ fn temporal_jobs_from_every_entrance_match_fresco_run() {
     let log = dir.path().join("worker.log");
     let mut worker = queue.spawn_worker(&log, &[], &[]);
     assert!(common::jobs::wait_exit(&mut worker, RUN_TIMEOUT, "worker").success());
-    for (id, output) in [(&local_id, &local), (&server_id, &server), (&posted_id, &posted)] {
+    for (id, output) in [
+        (&local_id, &local),
+        (&server_id, &server),
+        (&posted_id, &posted),
+    ] {
         let shown = queue.show(id);
-        assert_eq!(shown["state"], "succeeded", "{shown:#}\n{}", common::jobs::read_log(&log));
+        assert_eq!(
+            shown["state"],
+            "succeeded",
+            "{shown:#}\n{}",
+            common::jobs::read_log(&log)
+        );
         assert_eq!(shown["temporal"], true, "{shown:#}");
         assert_eq!(frame_times(output), frame_times(&input));
-        assert!(rgb(output) == steady, "{} differs from fresco run --temporal", output.display());
+        assert!(
+            rgb(output) == steady,
+            "{} differs from fresco run --temporal",
+            output.display()
+        );
         let view = fresco_testkit::http::get(&format!("{}/v1/jobs/{id}", api.url))
             .bearer(&api.token)
             .call()
@@ -261,7 +274,13 @@ fn temporal_jobs_from_every_entrance_match_fresco_run() {
     assert!(scored > 3, "no chunk was scored twice:\n{job_log}");
     let text = queue.jobs("show", &local_id).ok();
     assert!(text.stdout.contains("temporal:  on"), "{}", text.stdout);
-    let mut args = vec![s("jobs"), s("show"), s(&posted_id), s("--server"), s(&api.url)];
+    let mut args = vec![
+        s("jobs"),
+        s("show"),
+        s(&posted_id),
+        s("--server"),
+        s(&api.url),
+    ];
     args.extend([s("--token-file"), p(&token_file)]);
     let text = fresco(args).ok();
     assert!(text.stdout.contains("temporal: on"), "{}", text.stdout);
@@ -302,7 +321,12 @@ fn temporal_is_refused_where_it_cannot_apply() {
         (&clip, out("rows.jsonl"), &model, "holds records"),
         (&photo, out("styled.png"), &model, "is a still image"),
         (&clip, out("frame.png"), &model, "is a still image"),
-        (&clip, out("styled.mkv"), &rank2, "not an image-to-image model"),
+        (
+            &clip,
+            out("styled.mkv"),
+            &rank2,
+            "not an image-to-image model",
+        ),
         (&photos, out("photos.jsonl"), &model, "dataset of images"),
     ];
     for (input, output, model, words) in &cases {
@@ -325,11 +349,21 @@ fn temporal_is_refused_where_it_cannot_apply() {
         }
         let (status, code, api_message) = api.refuse(&body);
         assert_eq!(api_message, message, "{what}: the API and the CLI disagree");
-        assert_eq!((status, code.as_str()), (422, "temporal-not-applicable"), "{what}");
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "temporal-not-applicable"),
+            "{what}"
+        );
 
         // `--server` takes no dataset yet (its own refusal).
         let mut args = vec![s("jobs"), s("submit"), p(input), s("-o"), p(output)];
-        args.extend([s("--model"), p(model), s("--temporal"), s("--server"), s(&api.url)]);
+        args.extend([
+            s("--model"),
+            p(model),
+            s("--temporal"),
+            s("--server"),
+            s(&api.url),
+        ]);
         args.extend([s("--token-file"), p(&token_file)]);
         if !dataset {
             let server = fresco(args);
@@ -344,7 +378,10 @@ fn temporal_is_refused_where_it_cannot_apply() {
         let said = common::api::cli_message(&ran);
         // `fresco run` scores a plain folder into records in process, not as a dataset job.
         let words = if dataset { "holds records" } else { words };
-        assert!(said.starts_with("temporal: ") && said.contains(words), "{what}: {said}");
+        assert!(
+            said.starts_with("temporal: ") && said.contains(words),
+            "{what}: {said}"
+        );
         assert!(!output.exists(), "{what}: an output was written");
     }
     let listed = fresco([&[s("jobs"), s("list"), s("--json")][..], &queue.args()].concat());

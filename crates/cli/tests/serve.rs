@@ -358,9 +358,11 @@ fn a_temporal_watch_makes_steadied_jobs() {
     let mut server = Server::start_with(dir.path(), &args);
     std::fs::copy(&clip, watch.join("clip.mp4")).unwrap();
     let output = out.join("clip.identity.mp4");
-    wait_until(Duration::from_secs(120), "the watched video's output", || {
-        output.is_file()
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "the watched video's output",
+        || output.is_file(),
+    );
     assert_eq!(frame_times(&output), frame_times(&clip));
     let jobs = server.json(&server.url("/v1/jobs"));
     let list = jobs["jobs"].as_array().unwrap();

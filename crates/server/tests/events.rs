@@ -118,7 +118,11 @@ async fn a_temporal_trigger_makes_steadied_jobs() {
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     let job = reply.body["objects"][0]["job"].as_str().unwrap();
     let record = app.state.queue.job(job).await.unwrap().unwrap();
-    assert!(fresco_core::JobSpec::temporal_in(&record.spec), "{}", record.spec);
+    assert!(
+        fresco_core::JobSpec::temporal_in(&record.spec),
+        "{}",
+        record.spec
+    );
     let view = fresco_server::api::JobView::from(&record);
     assert!(view.temporal);
     // Without the flag, the same object makes a per-frame job.

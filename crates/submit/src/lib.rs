@@ -55,8 +55,8 @@ mod rejection;
 mod scoring;
 mod temporal;
 use scoring::{check_sink, scoring_ask};
-pub use temporal::{check_temporal, check_temporal_model, TEMPORAL_NOT_APPLICABLE};
 pub use scoring::{image_card, ScoringAsk};
+pub use temporal::{check_temporal, check_temporal_model, TEMPORAL_NOT_APPLICABLE};
 
 pub use object_probe::ProbeWindow;
 pub use rejection::Rejection;

@@ -120,7 +120,10 @@ mod tests {
         let message = check_temporal(Path::new("/v/in.mp4"), Path::new("/v/r.jsonl"), false)
             .unwrap_err()
             .to_string();
-        assert!(message.starts_with("temporal: output /v/r.jsonl"), "{message}");
+        assert!(
+            message.starts_with("temporal: output /v/r.jsonl"),
+            "{message}"
+        );
     }
 
     #[test]
