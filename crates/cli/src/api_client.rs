@@ -166,6 +166,10 @@ pub fn call(
             let code = match status {
                 _ if body["error"]["code"] == "input-missing" => exit::INPUT_MISSING,
                 _ if body["error"]["code"] == "output-exists" => exit::OUTPUT,
+                // As `fresco jobs submit` exits without `--server` (see exit.rs).
+                _ if body["error"]["code"] == fresco_submit::TEMPORAL_NOT_APPLICABLE => {
+                    exit::BAD_ARGUMENTS
+                }
                 401 | 403 => exit::BAD_ARGUMENTS,
                 404 => exit::INPUT_MISSING,
                 400 | 409 | 413 | 415 | 422 => exit::BAD_INPUT,
@@ -269,6 +273,9 @@ pub fn show(client: &Client, id: &str, as_json: bool) -> Result<ExitCode, Failur
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}", job_line(&job));
+    if job["temporal"].as_bool() == Some(true) {
+        println!("  temporal: on (frames blended along the input's flow)");
+    }
     if let Some(error) = job["last_error"].as_str() {
         println!("  error: {error}");
     }
@@ -361,6 +368,10 @@ pub fn submission(
     }
     if let Some(n) = chunk_frames {
         fields.insert("chunk_frames".into(), json!(n));
+    }
+    if video.temporal {
+        // Sent only when asked for, so that servers without the field still take other jobs.
+        fields.insert("temporal".into(), json!(true));
     }
     body
 }

@@ -159,6 +159,7 @@ fn scaling(
         drop_streams: Vec::new(),
         overwrite: true,
         hwaccel: None,
+        temporal: false,
     };
     let mut fps = Vec::new();
     for workers in [1usize, 2] {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use fresco_temporal::measure::Summary;
+use fresco_temporal::measure::{ChunkSplit, Summary};
 use fresco_temporal::{measure_files, FlowSettings, MeasureError, MeasureOptions, TemporalReport};
 
 use crate::exit::{self, Failure};
@@ -27,6 +27,12 @@ pub struct TemporalArgs {
     /// Report the frames that start a chunk of N frames separately (a seam shows there).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_frames: Option<u64>,
+    /// Report the frames that start a chunk of this job separately: the chunks its plan cut
+    /// (whatever their sizes), read from the queue (`--db`) rather than given as N.
+    #[arg(long, value_name = "ID", conflicts_with = "chunk_frames")]
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub queue: crate::queue_args::QueueArgs,
     /// Measure at this size (e.g. 640x360); the input's displayed size by default.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub size: Option<(usize, usize)>,
@@ -64,12 +70,19 @@ fn temporal(args: TemporalArgs) -> Result<ExitCode, Failure> {
             ));
         }
     }
+    let starts = match &args.job {
+        Some(id) => Some(chunk_starts(&args.queue, id)?),
+        None => None,
+    };
     let options = MeasureOptions {
         size: args.size,
         chunk_frames: args.chunk_frames,
         flow: FlowSettings::default(),
     };
-    let report = measure_files(&args.input, &args.output, &options).map_err(failure)?;
+    let mut report = measure_files(&args.input, &args.output, &options).map_err(failure)?;
+    if let Some(starts) = starts {
+        report.chunks = Some(ChunkSplit::at_starts(&report.per_frame, &starts));
+    }
     if args.json {
         println!(
             "{}",
@@ -79,6 +92,33 @@ fn temporal(args: TemporalArgs) -> Result<ExitCode, Failure> {
         print_text(&report, args.per_frame);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first frames of job `id`'s chunks, as its plan cut them (its score tasks' ranges).
+fn chunk_starts(queue: &crate::queue_args::QueueArgs, id: &str) -> Result<Vec<u64>, Failure> {
+    crate::queue_args::runtime().block_on(async {
+        let queue = queue.open().await?;
+        let queue_failure = |e| Failure::new(exit::PROCESSING, format!("job queue: {e}"));
+        if queue.job(id).await.map_err(queue_failure)?.is_none() {
+            return Err(Failure::new(
+                exit::INPUT_MISSING,
+                format!("--job: no job with id '{id}'"),
+            ));
+        }
+        let tasks = queue.tasks(id).await.map_err(queue_failure)?;
+        let starts: Vec<u64> = tasks
+            .iter()
+            .filter(|t| t.kind == fresco_core::TaskKind::Score)
+            .map(|t| t.frames.start)
+            .collect();
+        if starts.is_empty() {
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                format!("--job {id}: the job has no chunks yet (it is not planned)"),
+            ));
+        }
+        Ok(starts)
+    })
 }
 
 fn failure(e: MeasureError) -> Failure {

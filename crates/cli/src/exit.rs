@@ -78,9 +78,11 @@ impl From<fresco_submit::Rejection> for Failure {
             | "same-file"
             | "stream-not-supported"
             | "encoder-unusable" => OUTPUT,
-            "precision-needs-cuda" | "path-not-absolute" | "invalid-field" | "bad-precision" => {
-                BAD_ARGUMENTS
-            }
+            "precision-needs-cuda"
+            | "path-not-absolute"
+            | "invalid-field"
+            | "bad-precision"
+            | fresco_submit::TEMPORAL_NOT_APPLICABLE => BAD_ARGUMENTS,
             "hardware-unavailable" | "tool-unavailable" | "model-runtime-unavailable" => {
                 MISSING_DEPENDENCY
             }

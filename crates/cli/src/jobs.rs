@@ -331,6 +331,8 @@ fn job_line(job: &JobRecord) -> String {
 struct JobDetail {
     #[serde(flatten)]
     job: JobRecord,
+    /// Whether the job is steadied (`--temporal`, pinned in its spec), as the API's view says.
+    temporal: bool,
     tasks: Vec<TaskRecord>,
 }
 
@@ -347,7 +349,12 @@ fn show(args: ShowArgs) -> Result<ExitCode, Failure> {
             .ok_or_else(|| queue_failure(fresco_queue::QueueError::NoSuchJob(args.id.clone())))?;
         let tasks = queue.tasks(&args.id).await.map_err(queue_failure)?;
         if args.json {
-            let detail = JobDetail { job, tasks };
+            let temporal = fresco_core::JobSpec::temporal_in(&job.spec);
+            let detail = JobDetail {
+                job,
+                temporal,
+                tasks,
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&detail).expect("serialises")
@@ -359,6 +366,9 @@ fn show(args: ShowArgs) -> Result<ExitCode, Failure> {
         println!("  input:     {}", job.input);
         println!("  output:    {}", job.output);
         println!("  priority:  {}", job.priority);
+        if fresco_core::JobSpec::temporal_in(&job.spec) {
+            println!("  temporal:  on (frames blended along the input's flow)");
+        }
         match job.frames_total {
             Some(total) => println!(
                 "  progress:  {}/{total} frames, {}/{} chunks",

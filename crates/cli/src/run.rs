@@ -61,11 +61,6 @@ pub struct RunArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Steady video: blend each styled frame with the previous output carried along the
-    /// input's optical flow, so that the texture does not flicker (docs/temporal.md). Each
-    /// chunk starts a few frames early. `fresco run` only for now.
-    #[arg(long)]
-    pub temporal: bool,
 }
 
 /// How videos are encoded and which streams are kept.
@@ -102,6 +97,12 @@ pub struct VideoArgs {
     /// method works), or cuda, vaapi, qsv, ... (checked when the job is planned).
     #[arg(long, value_name = "METHOD", value_parser = parse_hwaccel_arg)]
     pub hwaccel: Option<String>,
+    /// Steady video: blend each styled frame with the previous output carried along the
+    /// input's optical flow, so that the texture does not flicker (docs/temporal.md). Each
+    /// chunk starts a few frames early. A video styled into a video only: refused with a
+    /// records output, a still image, a dataset or a model whose output is no image.
+    #[arg(long)]
+    pub temporal: bool,
 }
 
 /// `--hwaccel`, checked and in lower case.
@@ -131,7 +132,7 @@ impl VideoArgs {
             // limits; `fresco serve` sets its --max-input-* limits on the jobs it queues.
             limits: fresco_core::MediaLimits::none(),
             model_size: None,
-            temporal: false,
+            temporal: self.temporal,
         }
     }
 }
@@ -291,6 +292,13 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
             fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
         }
     }
+    // `--temporal` where it cannot apply is refused as every entrance refuses it (a dataset by
+    // the submission's checks): a records output here, before images are scored into it.
+    if let (true, Some(input)) = (args.video.temporal, args.inputs.first()) {
+        if fresco_score::RecordFormat::from_path(&args.output).is_some() {
+            fresco_submit::check_temporal(input, &args.output, false)?;
+        }
+    }
     // Records of images (a folder, or image files) are one output file, scored here.
     if fresco_score::RecordFormat::from_path(&args.output).is_some() {
         if let Some(images) = crate::image_records::image_inputs(&args.inputs)? {
@@ -298,6 +306,16 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     let jobs = pair_inputs(&args)?;
+    if args.video.temporal {
+        for job in &jobs {
+            fresco_submit::check_temporal(&job.input, &job.output, false)?;
+        }
+        fresco_submit::check_temporal_model(
+            &args.model.choice(),
+            &Registry::from_env(),
+            !args.model.no_download,
+        )?;
+    }
     // A .jsonl/.parquet output scores the model into records: its plan is resolved by the
     // submission's checks (fresco_submit), not by loading it as an image model here.
     let records = jobs
@@ -371,15 +389,11 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
         // The workers load their own sessions; this one is not needed any more.
         drop(model.engine.take());
         let overwrite = args.video.overwrite;
-        let options = VideoOptions {
-            temporal: args.temporal,
-            ..args.video.options()
-        };
         run_video_slots(
             &jobs,
             &videos,
             pin,
-            options,
+            args.video.options(),
             overwrite,
             &embedded,
             stop,

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// The model file of the jobs the watch and event triggers make.
     #[arg(long, env = "FRESCO_MODEL", value_name = "FILE.onnx")]
     pub model: Option<String>,
+    /// The watch and event triggers' jobs are steadied (`--temporal` of `fresco run`,
+    /// docs/temporal.md); each job is checked as a submission with `"temporal": true` is.
+    #[arg(long, env = "FRESCO_TEMPORAL")]
+    pub temporal: bool,
     /// Make jobs from storage events (`POST /v1/events/azure`, `/v1/events/s3`), with outputs
     /// under this location (`az://container/prefix`, `s3://bucket/prefix` or a folder).
     #[arg(long, env = "FRESCO_EVENT_OUTPUT", value_name = "URL")]
@@ -356,6 +360,7 @@ fn spawn_watcher(
         output: output.clone(),
         style: args.style.clone(),
         model: trigger_model(args),
+        temporal: args.temporal,
         interval: Duration::from_secs(args.watch_interval.max(1)),
     };
     let watcher = Watcher::new(config, Arc::clone(queue), Arc::clone(factory))
@@ -406,6 +411,7 @@ fn event_trigger(
         output: output.clone(),
         style: args.style.clone(),
         model: trigger_model(args),
+        temporal: args.temporal,
     }))
 }
 

@@ -141,6 +141,7 @@ fn from_api(client: &api_client::Client) -> Result<Overview, Failure> {
                 eta_seconds,
                 // The API's job view names no model; the dashboard's does.
                 model: "-".into(),
+                temporal: j.temporal,
                 input: j.input,
                 output: j.output,
                 submitted_by: None,
@@ -378,6 +379,7 @@ mod tests {
             fps: Some(1.0),
             eta_seconds: Some(5.0),
             model: "vintage".into(),
+            temporal: false,
             input: "/a/very/long/input/path/that/goes/on/and/on.mp4".into(),
             output: "/out.mp4".into(),
             submitted_by: None,

@@ -113,3 +113,37 @@ fn exit_codes() {
     let bad = fresco(["eval", "temporal", "a.mkv", "b.mkv", "--size", "640"]);
     assert_eq!(bad.code, Some(2), "{}", bad.dump());
 }
+
+/// `--job ID`: the chunk starts of the job's plan, read from the queue; for a job cut every N
+/// frames, the same split as `--chunk-frames N`. A job that is not there exits 3.
+#[test]
+fn chunk_starts_from_a_jobs_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("pan.mkv");
+    pan_clip(&clip, 12);
+    let model = identity_model(dir.path());
+    let queue = common::jobs::sqlite_queue(dir.path());
+    let styled = dir.path().join("styled.mkv");
+    let mut flags = vec!["--chunk-frames", "5", "--codec", "ffv1", "--workers", "1"];
+    flags.extend(["--quiet", "--db", &queue.url, "--work-dir"]);
+    flags.push(queue.work.to_str().unwrap());
+    run(&clip, &styled, &model, &flags).ok();
+    let listed = fresco([&[s("jobs"), s("list"), s("--json")][..], &queue.args()].concat());
+    let id = listed.ok().json()[0]["id"].as_str().unwrap().to_string();
+
+    let eval = |extra: &[&std::ffi::OsStr]| {
+        let mut args = vec![s("eval"), s("temporal"), p(&clip), p(&styled), s("--json")];
+        args.extend_from_slice(extra);
+        fresco(args)
+    };
+    let by_job = eval(&[&[s("--job"), s(&id)][..], &queue.args()].concat())
+        .ok()
+        .json();
+    let by_n = eval(&[s("--chunk-frames"), s("5")]).ok().json();
+    assert_eq!(by_job["chunks"], by_n["chunks"]);
+    assert_eq!(by_job["chunks"]["boundaries"]["frames"], 2, "{by_job:#}");
+    assert_eq!(by_job["chunks"]["chunk_frames"], 5);
+
+    let missing = eval(&[&[s("--job"), s("no-such-job")][..], &queue.args()].concat());
+    assert_eq!(missing.code, Some(3), "{}", missing.dump());
+}

@@ -334,6 +334,43 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
     assert!(again.stop().success(), "{}", read_log(&again.log));
 }
 
+/// `fresco serve --temporal`: the watched folder's jobs are steadied (checked as a submission
+/// with `"temporal": true`), and their view says so.
+#[test]
+fn a_temporal_watch_makes_steadied_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watch, out) = (dir.path().join("incoming"), dir.path().join("styled"));
+    std::fs::create_dir_all(&watch).unwrap();
+    let model = identity_model(dir.path());
+    let clip = dir.path().join("clip.mp4");
+    make_vfr_clip_with_audio(&clip, 1);
+    let args = [
+        s("--watch"),
+        p(&watch),
+        s("--output"),
+        p(&out),
+        s("--model"),
+        p(&model),
+        s("--temporal"),
+        s("--watch-interval"),
+        s("1"),
+    ];
+    let mut server = Server::start_with(dir.path(), &args);
+    std::fs::copy(&clip, watch.join("clip.mp4")).unwrap();
+    let output = out.join("clip.identity.mp4");
+    wait_until(
+        Duration::from_secs(120),
+        "the watched video's output",
+        || output.is_file(),
+    );
+    assert_eq!(frame_times(&output), frame_times(&clip));
+    let jobs = server.json(&server.url("/v1/jobs"));
+    let list = jobs["jobs"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{jobs}");
+    assert_eq!(list[0]["temporal"], true, "{jobs}");
+    assert!(server.stop().success(), "{}", read_log(&server.log));
+}
+
 #[test]
 fn a_default_server_takes_only_paths_in_its_data_store() {
     let dir = tempfile::tempdir().unwrap();

@@ -127,6 +127,15 @@ impl JobSpec {
     pub fn from_json(text: &str) -> Result<JobSpec, serde_json::Error> {
         serde_json::from_str(text)
     }
+
+    /// Whether the stored spec `text` asks for `--temporal` (for views of a job, which show it
+    /// whatever else the spec holds; an unreadable spec asks for nothing).
+    pub fn temporal_in(text: &str) -> bool {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|spec| spec["options"]["temporal"].as_bool())
+            .unwrap_or(false)
+    }
 }
 
 #[cfg(test)]

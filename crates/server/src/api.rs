@@ -60,6 +60,9 @@ pub struct JobView {
     pub input: String,
     /// The output location (written when the job succeeds).
     pub output: String,
+    /// Whether the job is steadied (`temporal` of its submission, pinned in its spec).
+    #[serde(default)]
+    pub temporal: bool,
     /// Fraction of frames done, 0 to 1 (0 until the job is planned).
     #[schema(minimum = 0, maximum = 1)]
     pub progress: f64,
@@ -94,6 +97,7 @@ impl From<&JobRecord> for JobView {
             priority: job.priority,
             input: job.input.clone(),
             output: job.output.clone(),
+            temporal: fresco_core::JobSpec::temporal_in(&job.spec),
             progress,
             frames_total: job.frames_total,
             frames_done: job.frames_done,

@@ -46,6 +46,8 @@ pub struct WatchConfig {
     /// A named style, or a model file (exactly one).
     pub style: Option<String>,
     pub model: Option<String>,
+    /// The jobs are steadied (`"temporal": true` in each job's submission).
+    pub temporal: bool,
     /// How often the prefix is listed.
     pub interval: Duration,
 }
@@ -233,6 +235,7 @@ impl Watcher {
             "output": output,
             "style": self.config.style,
             "model": self.config.model,
+            "temporal": self.config.temporal,
         })) {
             Ok(request) => request,
             Err(e) => {

@@ -809,6 +809,7 @@ async fn a_secret_never_leaks() {
         output: dir.path().display().to_string(),
         style: Some("mosaic".into()),
         model: None,
+        temporal: false,
     });
     let submitter = make_token(app.queue.as_ref(), "sub", Role::Submitter).await;
     let (cookie, csrf) = session(&app, &submitter).await;

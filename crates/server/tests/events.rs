@@ -47,6 +47,7 @@ fn with_trigger(app: &mut TestApp) {
         output: "az://styled/out".into(),
         style: Some("mosaic".into()),
         model: None,
+        temporal: false,
     });
 }
 
@@ -101,6 +102,35 @@ async fn event_grid_handshake_and_blob_created_make_one_job() {
     let again = post_event_json(&app, "/v1/events/azure", &blob_created("\"0x1\"")).await;
     assert_eq!(again.body["objects"][0]["job"], job.as_str());
     assert_eq!(job_count(&app).await, 1);
+}
+
+/// `fresco serve --temporal`: the jobs a storage event makes are steadied, and say so.
+#[tokio::test]
+async fn a_temporal_trigger_makes_steadied_jobs() {
+    let mut app = events_app().await;
+    app.state.events = Some(EventTrigger {
+        output: "az://styled/out".into(),
+        style: Some("mosaic".into()),
+        model: None,
+        temporal: true,
+    });
+    let reply = post_event_json(&app, "/v1/events/azure", &blob_created("\"0x2\"")).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let job = reply.body["objects"][0]["job"].as_str().unwrap();
+    let record = app.state.queue.job(job).await.unwrap().unwrap();
+    assert!(
+        fresco_core::JobSpec::temporal_in(&record.spec),
+        "{}",
+        record.spec
+    );
+    let view = fresco_server::api::JobView::from(&record);
+    assert!(view.temporal);
+    // Without the flag, the same object makes a per-frame job.
+    with_trigger(&mut app);
+    let reply = post_event_json(&app, "/v1/events/azure", &blob_created("\"0x3\"")).await;
+    let job = reply.body["objects"][0]["job"].as_str().unwrap();
+    let record = app.state.queue.job(job).await.unwrap().unwrap();
+    assert!(!fresco_core::JobSpec::temporal_in(&record.spec));
 }
 
 #[tokio::test]

@@ -462,6 +462,7 @@ async fn hostile_inputs_are_refused_one_by_one_and_the_queue_keeps_working() {
         output: data.join("styled").display().to_string(),
         style: Some("vintage".into()),
         model: None,
+        temporal: false,
     });
     let token = app
         .queue

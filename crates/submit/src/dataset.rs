@@ -73,6 +73,9 @@ impl Submitter {
                 ),
             });
         }
+        if submission.options.temporal {
+            crate::check_temporal(Path::new(&submission.input), &output, true)?;
+        }
         if submission
             .scoring
             .as_ref()

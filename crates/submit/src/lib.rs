@@ -53,8 +53,10 @@ mod dataset;
 mod object_probe;
 mod rejection;
 mod scoring;
+mod temporal;
 use scoring::{check_sink, scoring_ask};
 pub use scoring::{image_card, ScoringAsk};
+pub use temporal::{check_temporal, check_temporal_model, TEMPORAL_NOT_APPLICABLE};
 
 pub use object_probe::ProbeWindow;
 pub use rejection::Rejection;
@@ -353,6 +355,9 @@ impl Submitter {
             None => absolute_path("output", &submission.output)?,
         };
         let records = RecordFormat::from_path(&output).is_some();
+        if submission.options.temporal {
+            check_temporal(&input, &output, false)?;
+        }
         check_sink(records, submission, &output)?;
         let mut options = fresco_pipeline::container::for_output(&submission.options, &output);
         // The worker's plan checks these again, on what its frame scan measures.
@@ -459,7 +464,10 @@ impl Submitter {
             self.allow_download,
             &self.model_budget,
         )
-        .map_err(model_rejection)?;
+        .map_err(|e| match submission.options.temporal {
+            true => temporal::temporal_model(model_rejection(e)),
+            false => model_rejection(e),
+        })?;
         let card = submission.scoring.as_ref().and_then(|a| a.card.as_deref());
         if let Some(path) = card {
             // Read whole, from where inputs may be read.
@@ -528,8 +536,7 @@ pub fn video_options(request: &SubmitRequest) -> VideoOptions {
             .as_deref()
             .and_then(|h| fresco_core::settings::parse_hwaccel(h).ok().flatten()),
         limits: fresco_core::MediaLimits::none(),
-        // Not asked for through the API yet (docs/temporal.md).
-        temporal: false,
+        temporal: request.temporal,
         model_size: None,
     }
 }

@@ -59,6 +59,22 @@ pub struct ChunkSplit {
     pub inside: Summary,
 }
 
+impl ChunkSplit {
+    /// The split at the chunks that start at `starts` (frame numbers, the first chunk's 0
+    /// included or not), as a job's plan cut them: those frames against all others after the
+    /// first. `chunk_frames` is the first chunk's length (the plan's nominal size).
+    pub fn at_starts(per_frame: &[FrameError], starts: &[u64]) -> ChunkSplit {
+        let starts: std::collections::BTreeSet<u64> =
+            starts.iter().copied().filter(|s| *s > 0).collect();
+        let boundary = |f: &&FrameError| starts.contains(&f.frame);
+        ChunkSplit {
+            chunk_frames: starts.first().copied().unwrap_or(0),
+            boundaries: Summary::of(per_frame.iter().filter(boundary)),
+            inside: Summary::of(per_frame.iter().filter(|f| !boundary(f))),
+        }
+    }
+}
+
 /// What `fresco eval temporal` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TemporalReport {

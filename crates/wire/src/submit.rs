@@ -86,6 +86,13 @@ pub struct SubmitRequest {
     /// Replace an output that already exists.
     #[serde(default)]
     pub overwrite: bool,
+    /// Steady video: each styled frame is blended with the previous output carried along the
+    /// input's optical flow, so that the texture does not flicker; each chunk starts a few
+    /// frames early. Only for a video styled into a video by an image-to-image model: with a
+    /// records output (`.jsonl`/`.parquet`), a still image, a dataset or a model whose output
+    /// is no image it is refused (422 `temporal-not-applicable`, naming `temporal`).
+    #[serde(default)]
+    pub temporal: bool,
     /// Frames per chunk (default: about 30 s of model time each, from a calibration).
     #[serde(default, deserialize_with = "integer::optional")]
     #[schema(minimum = 1, maximum = 1_000_000_000)]

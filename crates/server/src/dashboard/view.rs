@@ -53,6 +53,8 @@ pub struct JobSummary {
     pub eta_seconds: Option<f64>,
     /// The style's or model file's name.
     pub model: String,
+    /// Whether the job is steadied (`--temporal`, pinned in its spec).
+    pub temporal: bool,
     pub input: String,
     pub output: String,
     /// Who submitted it, where the server knows (authenticated submissions).
@@ -429,6 +431,7 @@ fn job_summary(job: &JobRecord, now: i64, failed: u64) -> JobSummary {
         fps,
         eta_seconds,
         model: model_name(&job.spec),
+        temporal: fresco_core::JobSpec::temporal_in(&job.spec),
         input: job.input.clone(),
         output: job.output.clone(),
         submitted_by: job.owner.clone(),

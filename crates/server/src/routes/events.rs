@@ -27,6 +27,8 @@ pub struct EventTrigger {
     pub output: String,
     pub style: Option<String>,
     pub model: Option<String>,
+    /// The jobs are steadied (`"temporal": true` in each job's submission).
+    pub temporal: bool,
 }
 
 /// Event Grid's handshake answer.
@@ -196,6 +198,7 @@ async fn submit(state: &AppState, trigger: &EventTrigger, object: &CreatedObject
         "output": output_for(trigger, &object.url),
         "style": trigger.style,
         "model": trigger.model,
+        "temporal": trigger.temporal,
     })) {
         Ok(request) => request,
         Err(e) => return refused(format!("cannot make a job of it: {e}")),

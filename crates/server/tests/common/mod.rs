@@ -226,13 +226,18 @@ impl JobFactory for FakeFactory {
             request.model,
             request.codec,
             request.crf,
+            request.temporal,
         ])
         .to_string();
         Ok(NewJob {
             identity,
             input: request.input.clone(),
             output: request.output.clone(),
-            spec: "{}".into(),
+            // What the tests read back of the spec: whether the job is steadied.
+            spec: match request.temporal {
+                true => r#"{"options":{"temporal":true}}"#.into(),
+                false => "{}".into(),
+            },
             device_kind: fresco_core::DeviceKind::Cpu,
             priority: request.priority,
             budgets: RetryBudgets {

@@ -245,6 +245,7 @@ function renderJob(view) {
   facts.replaceChildren();
   const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
   fact("model", job.model);
+  fact("temporal", job.temporal ? "on: frames blended along the input's flow" : "off");
   fact("input", job.input);
   fact("output", job.output);
   fact("submitted by", job.submitted_by || "–");
