@@ -514,6 +514,7 @@ fn dataset_job(identity: &str) -> (fresco_queue::NewJob, String) {
         include: Vec::new(),
         max_failed_items: None,
         max_failed_fraction: 0.5,
+        max_item_bytes: fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES,
     };
     let spec = serde_json::json!({
         "model": {"name": "efficientnet-lite0"},
