@@ -32,14 +32,12 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # score_classify beside it
+from score_classify import model_alone, model_dir, scaled_size  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 PER_FOLDER = 10_000
-
-
-def model_dir():
-    base = os.environ.get("FRESCO_MODEL_DIR") or os.path.join(REPO, "..", "shared", "models")
-    return os.path.join(base, "scoring")
 
 
 def make_dataset(root, items, width, height):
@@ -63,12 +61,6 @@ def make_dataset(root, items, width, height):
                         os.path.join(path, "img%05d.jpg")], check=True)
 
 
-def scaled_size(width, height, side=224, crop_fraction=0.875):
-    """fresco's PrepSpec::scaled_size for resize = crop (the model's built-in card)."""
-    s = max(side / width, side / height) / crop_fraction
-    return max(round(width * s), side), max(round(height * s), side)
-
-
 def sample_tensors(root, count, width, height, side=224):
     """The first `count` images of root/000/, decoded and scaled by ffmpeg, centre-cropped and
     normalised as the built-in card says: float32 (count, 3, side, side)."""
@@ -81,23 +73,6 @@ def sample_tensors(root, count, width, height, side=224):
     y0, x0 = (sh - side) // 2, (sw - side) // 2
     crop = frames[:, y0:y0 + side, x0:x0 + side, :].astype(np.float32)
     return ((crop - 127.0) / 128.0).transpose(0, 3, 1, 2).copy()
-
-
-def model_alone(model, tensors, threads):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    session.run(None, {name: tensors[:1]})  # warm-up, untimed
-    seconds = 0.0
-    for i in range(len(tensors)):
-        t = time.perf_counter()
-        session.run(None, {name: tensors[i:i + 1]})
-        seconds += time.perf_counter() - t
-    return seconds, ort.__version__
 
 
 def end_to_end(args, source, items, work, tag, model, labels):
@@ -159,7 +134,7 @@ def main():
     tensors = sample_tensors(args.dataset, min(args.sample, PER_FOLDER), w, h)
     alone = []
     for _ in range(args.repeat):
-        seconds, ort_version = model_alone(model, tensors, args.threads)
+        _, seconds, ort_version = model_alone(model, tensors, args.threads)
         alone.append(seconds)
     model_rate = len(tensors) / min(alone)
 
