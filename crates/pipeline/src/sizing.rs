@@ -142,13 +142,13 @@ mod tests {
 
     #[test]
     fn temporal_chunks_are_eight_warm_ups_long_at_least() {
+        let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
         assert_eq!(temporal_chunk_frames(13, false), 13);
-        assert_eq!(temporal_chunk_frames(13, true), 96);
+        assert_eq!(temporal_chunk_frames(13, true), 8 * warm_up);
         assert_eq!(temporal_chunk_frames(400, true), 400);
         // A 48-frame clip still gets two chunks, the first longer by half the second's warm-up.
         let halves = at_least_two_chunks(temporal_chunk_frames(13, true), 48);
         assert_eq!(halves, 24);
-        let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
         let first = balanced_temporal_halves(halves, 48, true);
         assert_eq!(first, (48 + warm_up).div_ceil(2));
         assert_eq!(first, (48 - first) + warm_up);
