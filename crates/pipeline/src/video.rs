@@ -707,7 +707,7 @@ fn score_frames<S: PipeSample>(
                 let ins = &ins;
                 scope.spawn(move || {
                     ins.iter()
-                        .map(|input| tracker.track(*input))
+                        .map(|input| tracker.track(input))
                         .collect::<Vec<_>>()
                 })
             });
