@@ -1,8 +1,8 @@
 """The figures of docs/temporal.md, "Figures": for each style, `fresco run` per frame and with
-`--temporal` on the clip bench/temporal_clip.sh makes (a pan with a moving cut-out over a real
+`--temporal` on the clip bench/temporal_clip.sh makes (a zoom and pan with a moving cut-out over a real
 photo, 640x360, 48 frames), then `fresco eval temporal --chunk-frames 12 --json` on each.
 
-`python3 bench/temporal_figures.py [--throughput] [STYLE...]` (default mosaic candy udnie) with numpy (the venv
+`python3 bench/temporal_figures.py [--throughput [--repeats N]] [STYLE...]` (default mosaic candy udnie) with numpy (the venv
 of bench/flow_validate.py does), FRESCO_MODEL_DIR holding the styles, and ONNX Runtime where
 `fresco run` finds it (scripts/test.sh's PATH). FRESCO_BIN names the binary (default
 target/release/fresco, else target/debug/fresco).
@@ -13,8 +13,8 @@ sharpness (mean gradient magnitude of the luma, in [0, 1] per pixel, over every 
 throughput of each run (frames / wall seconds of `fresco run`, end to end, two workers).
 
 With --throughput it runs each style per frame and with --temporal with fresco's own chunk sizing
-(no --chunk-frames: what a user gets; --temporal chunks are 8 warm-ups long at least) and prints
-only the throughputs and their ratio.
+(no --chunk-frames: what a user gets), alternately, N pairs (default 3), and prints the
+throughputs, each pair's ratio and the median ratio.
 """
 
 import json
@@ -29,6 +29,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHUNK = 12
+FRAMES = 48
 
 
 def binary():
@@ -53,24 +54,36 @@ def sharpness(path):
     return float(np.hypot(gx, gy).mean())
 
 
-def throughput(fresco, clip, work, env, styles):
-    print("style   frames/s per frame  with --temporal  ratio")
+def timed_run(fresco, clip, out, style, temporal, env):
+    args = [fresco, "run", clip, "-o", out, "--style", style, "--no-download", "--codec", "ffv1",
+            "--quiet", "-y"] + (["--temporal"] if temporal else [])
+    start = time.perf_counter()
+    subprocess.run(args, check=True, env=env)
+    return FRAMES / (time.perf_counter() - start)
+
+
+def throughput(fresco, clip, work, env, styles, repeats):
+    """Per frame and --temporal alternately (A B A B ...), `repeats` pairs: on a machine shared
+    with other work, each pair sees about the same load; the median ratio of the pairs."""
+    print("style   pair  frames/s per frame  with --temporal  ratio")
     for style in styles:
-        fps = []
-        for temporal in [False, True]:
-            out = os.path.join(work, "%s-%s-auto.mkv" % (style, temporal))
-            args = [fresco, "run", clip, "-o", out, "--style", style, "--no-download", "--codec", "ffv1",
-                    "--quiet", "-y"] + (["--temporal"] if temporal else [])
-            start = time.perf_counter()
-            subprocess.run(args, check=True, env=env)
-            fps.append(48 / (time.perf_counter() - start))
-        print("%-7s %.3f               %.3f            %.2f" % (style, fps[0], fps[1], fps[1] / fps[0]))
-        sys.stdout.flush()
+        ratios = []
+        for pair in range(repeats):
+            fps = [timed_run(fresco, clip, os.path.join(work, "%s-%s-auto.mkv" % (style, temporal)),
+                             style, temporal, env) for temporal in [False, True]]
+            ratios.append(fps[1] / fps[0])
+            print("%-7s %d     %.3f               %.3f            %.3f" % (style, pair + 1, fps[0], fps[1], ratios[-1]))
+            sys.stdout.flush()
+        print("%-7s median ratio %.3f" % (style, sorted(ratios)[len(ratios) // 2]))
 
 
 def main():
     args = sys.argv[1:]
     only_throughput = "--throughput" in args
+    repeats = 3
+    if "--repeats" in args:
+        repeats = int(args[args.index("--repeats") + 1])
+        del args[args.index("--repeats"):args.index("--repeats") + 2]
     styles = [a for a in args if a != "--throughput"] or ["mosaic", "candy", "udnie"]
     fresco = binary()
     work = tempfile.mkdtemp(prefix="fresco-temporal-")
@@ -78,7 +91,7 @@ def main():
     subprocess.run([os.path.join(HERE, "temporal_clip.sh"), clip], check=True)
     env = dict(os.environ, FRESCO_STATE_DIR=os.path.join(work, "state"))
     if only_throughput:
-        throughput(fresco, clip, work, env, styles)
+        throughput(fresco, clip, work, env, styles, repeats)
         subprocess.run(["rm", "-rf", work])
         return
     print("style   run         warping error (clip / chunk starts / inside)   floor        sharpness  frames/s")
@@ -89,7 +102,7 @@ def main():
                     "--chunk-frames", str(CHUNK), "--quiet", "-y"] + (["--temporal"] if temporal else [])
             start = time.perf_counter()
             subprocess.run(args, check=True, env=env)
-            fps = 48 / (time.perf_counter() - start)
+            fps = FRAMES / (time.perf_counter() - start)
             report = json.loads(subprocess.run(
                 [fresco, "eval", "temporal", clip, out, "--chunk-frames", str(CHUNK), "--json"],
                 check=True, capture_output=True, env=env).stdout)

@@ -35,7 +35,9 @@ impl ChunkSizing<'_> {
             ChunkSizing::Frames(n) => n.max(1),
             ChunkSizing::Calibrate(engine) => {
                 let calibrated = calibrated_chunk_frames(engine, video);
-                at_least_two_chunks(temporal_chunk_frames(calibrated, video.temporal), frames)
+                let two =
+                    at_least_two_chunks(temporal_chunk_frames(calibrated, video.temporal), frames);
+                balanced_temporal_halves(two, frames, video.temporal)
             }
         }
     }
@@ -47,6 +49,18 @@ pub fn temporal_chunk_frames(chunk_frames: u64, temporal: bool) -> u64 {
     if temporal {
         let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
         chunk_frames.max(TEMPORAL_CHUNK_WARM_UPS * warm_up)
+    } else {
+        chunk_frames
+    }
+}
+
+/// A `--temporal` job cut in two halves scores the second half's warm-up frames too: the first
+/// chunk takes half of them more frames of its own, so that two workers score as many frames
+/// each and finish together (48 frames with 8 warm-ups: 28, then 20 after 8).
+pub fn balanced_temporal_halves(chunk_frames: u64, frames: u64, temporal: bool) -> u64 {
+    let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
+    if temporal && chunk_frames == frames.div_ceil(2) && frames > warm_up {
+        (frames + warm_up).div_ceil(2)
     } else {
         chunk_frames
     }
@@ -128,11 +142,20 @@ mod tests {
 
     #[test]
     fn temporal_chunks_are_eight_warm_ups_long_at_least() {
+        let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
         assert_eq!(temporal_chunk_frames(13, false), 13);
-        assert_eq!(temporal_chunk_frames(13, true), 96);
+        assert_eq!(temporal_chunk_frames(13, true), 8 * warm_up);
         assert_eq!(temporal_chunk_frames(400, true), 400);
-        // A 48-frame clip still gets two chunks.
-        assert_eq!(at_least_two_chunks(temporal_chunk_frames(13, true), 48), 24);
+        // A 48-frame clip still gets two chunks, the first longer by half the second's warm-up.
+        let halves = at_least_two_chunks(temporal_chunk_frames(13, true), 48);
+        assert_eq!(halves, 24);
+        let first = balanced_temporal_halves(halves, 48, true);
+        assert_eq!(first, (48 + warm_up).div_ceil(2));
+        assert_eq!(first, (48 - first) + warm_up);
+        assert_eq!(fresco_core::split_frames(48, first).len(), 2);
+        // Per-frame styling, and chunks that are not halves, stay as they were.
+        assert_eq!(balanced_temporal_halves(24, 48, false), 24);
+        assert_eq!(balanced_temporal_halves(96, 1000, true), 96);
     }
 
     #[test]

@@ -620,14 +620,21 @@ fn score_frames<S: PipeSample>(
     let total = pass.pts.len() as u64;
     let (w, h) = (plan.model_width, plan.model_height);
     // `--temporal`: the blend along the input's flow, one frame after another (docs/temporal.md).
-    let mut stabilizer = plan.temporal.then(|| {
-        Stabilizer::new(
-            w as usize,
-            h as usize,
-            FlowSettings::default(),
-            BlendSettings::default(),
-        )
-    });
+    // The flow needs only the inputs: it is tracked on a thread of its own while the model
+    // styles the same batch, and the styled frames are blended along it afterwards.
+    let (mut tracker, mut blender) = match plan.temporal {
+        true => {
+            let (tracker, blender) = Stabilizer::new(
+                w as usize,
+                h as usize,
+                FlowSettings::default(),
+                BlendSettings::default(),
+            )
+            .into_parts();
+            (Some(tracker), Some(blender))
+        }
+        false => (None, None),
+    };
     // Frames scored so far, the warm-up's included.
     let mut scored = 0u64;
     let mut inputs: Vec<Vec<S>> = (0..batch).map(|_| Vec::new()).collect();
@@ -693,20 +700,33 @@ fn score_frames<S: PipeSample>(
         for (raw, input) in raws.iter().zip(inputs.iter_mut()) {
             S::from_bytes(raw, input);
         }
-        let t0 = Instant::now();
         let ins: Vec<&[S]> = inputs[..n].iter().map(Vec::as_slice).collect();
         let mut outs: Vec<&mut [S]> = outputs[..n].iter_mut().map(Vec::as_mut_slice).collect();
-        if let Err(e) = engine.style_frames(w, h, &ins, &mut outs) {
+        let (styled, motions) = std::thread::scope(|scope| {
+            let tracking = tracker.as_mut().map(|tracker| {
+                let ins = &ins;
+                scope.spawn(move || {
+                    ins.iter()
+                        .map(|input| tracker.track(input))
+                        .collect::<Vec<_>>()
+                })
+            });
+            let t0 = Instant::now();
+            let styled = engine.style_frames(w, h, &ins, &mut outs);
+            end.model_time += t0.elapsed();
+            let motions = tracking.map(|t| t.join().expect("the flow's thread"));
+            (styled, motions)
+        });
+        if let Err(e) = styled {
             end.failure = Some(RunError::Model {
                 path: plan.input.clone(),
                 source: e,
             });
             break;
         }
-        end.model_time += t0.elapsed();
-        if let Some(stabilizer) = stabilizer.as_mut() {
-            for (input, output) in inputs[..n].iter().zip(outputs[..n].iter_mut()) {
-                stabilizer.push(input, output);
+        if let (Some(blender), Some(motions)) = (blender.as_mut(), motions) {
+            for (motion, output) in motions.iter().zip(outputs[..n].iter_mut()) {
+                blender.apply(motion, output);
             }
         }
         for (mut bytes, output) in raws.drain(..).zip(&outputs) {

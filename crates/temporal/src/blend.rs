@@ -5,6 +5,16 @@
 //! history is dropped. The previous output is the blended one, so the texture follows the
 //! scene's motion over many frames (an exponential average along motion paths).
 //!
+//! It runs in two steps, so that a pipeline can do the first beside the model:
+//! [`MotionTracker::track`] looks only at the input frames (the flow, computed on a reduced copy
+//! of the frame and scaled up, the consistency check, scene cuts, which pixels to blend) and
+//! gives a [`Motion`]; [`Blender::apply`] blends a styled frame along it. [`Stabilizer`] does
+//! both, one frame after the other.
+//!
+//! The carried output is resampled with Catmull-Rom weights (bilinear ones blur it a little more
+//! at every frame it is carried), and the blend keeps part of the styled frame's own fine detail
+//! ([`BlendSettings::detail`]): the styles' fine texture is what an average of frames loses.
+//!
 //! Everything is computed in a fixed order on one frame at a time: the same frames in give
 //! the same frames out, so a chunk scored twice is identical, and a chunk that starts a few
 //! frames early ([`BlendSettings::warm_up_frames`]) has settled by its first written frame.
@@ -13,13 +23,17 @@ use serde::Serialize;
 
 use crate::flow::{FlowSettings, Plane};
 use crate::sample::Sample;
-use crate::warp::{correspond, warping_error, RgbPlanes};
+use crate::warp::{correspond_scaled, reduced, warping_error, RgbPlanes};
 
 /// How the blend is done; the defaults are the ones docs/temporal.md states.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BlendSettings {
     /// The share of the warped previous output in a visible pixel.
     pub keep: f32,
+    /// How much of the fine detail (the frame less its `[1 2 1]/4` blur) of a blended pixel
+    /// comes from the styled frame rather than from the blend: 0 blends it like the rest, 1
+    /// takes it from the styled frame alone.
+    pub detail: f32,
     /// A pixel whose input differs from the warped previous input by more than this (mean
     /// absolute difference of its channels, in [0, 1]) is taken as styled.
     pub input_change: f32,
@@ -27,6 +41,10 @@ pub struct BlendSettings {
     /// [`BlendSettings::min_visible`] of its pixels visible before, is a scene cut.
     pub scene_cut: f64,
     pub min_visible: f64,
+    /// The flow is computed on the frames halved until their longer side is at most this, and
+    /// scaled up (the motion of a frame is smooth at this scale; the flow's cost falls with the
+    /// square of the reduction).
+    pub flow_max_side: usize,
     /// Frames a chunk starts early, scored but not written, so that the blend has settled:
     /// after them the history that a chunk boundary cuts weighs `keep^warm_up_frames`.
     pub warm_up_frames: u32,
@@ -36,10 +54,12 @@ impl Default for BlendSettings {
     fn default() -> Self {
         BlendSettings {
             keep: 0.7,
+            detail: 0.85,
             input_change: 0.08,
             scene_cut: 0.02,
             min_visible: 0.3,
-            warm_up_frames: 12,
+            flow_max_side: 320,
+            warm_up_frames: 8,
         }
     }
 }
@@ -56,24 +76,44 @@ pub enum Step {
     },
 }
 
-struct Previous {
-    luma: Plane,
-    input: RgbPlanes,
-    output: RgbPlanes,
+/// Where a frame's pixels come from in the frame before, and which of them to blend: all that
+/// [`Blender::apply`] needs besides the styled frames.
+pub struct Motion {
+    step: Step,
+    /// Each pixel's position in the previous frame (empty unless blended).
+    from_x: Vec<f32>,
+    from_y: Vec<f32>,
+    blend: Vec<bool>,
 }
 
-/// Blends the frames of one video, in order.
-pub struct Stabilizer {
+impl Motion {
+    pub fn step(&self) -> Step {
+        self.step
+    }
+
+    fn unblended(step: Step) -> Motion {
+        Motion {
+            step,
+            from_x: Vec::new(),
+            from_y: Vec::new(),
+            blend: Vec::new(),
+        }
+    }
+}
+
+/// The input side of the blend: follows the input frames of one video, in order.
+pub struct MotionTracker {
     width: usize,
     height: usize,
     flow: FlowSettings,
     blend: BlendSettings,
-    previous: Option<Previous>,
+    /// The previous frame's reduced luma and its full-size channels.
+    previous: Option<(Plane, RgbPlanes)>,
 }
 
-impl Stabilizer {
+impl MotionTracker {
     pub fn new(width: usize, height: usize, flow: FlowSettings, blend: BlendSettings) -> Self {
-        Stabilizer {
+        MotionTracker {
             width,
             height,
             flow,
@@ -82,64 +122,144 @@ impl Stabilizer {
         }
     }
 
+    /// The motion from the previous input frame to `input` (packed RGB).
+    pub fn track<S: Sample>(&mut self, input: &[S]) -> Motion {
+        let (w, h) = (self.width, self.height);
+        let luma = reduced(Plane::luma(input, w, h), self.blend.flow_max_side);
+        let input = RgbPlanes::from_packed(input, w, h);
+        let motion = match &self.previous {
+            None => Motion::unblended(Step::Start),
+            Some((previous_luma, previous_input)) => {
+                self.motion(previous_luma, previous_input, &luma, &input)
+            }
+        };
+        self.previous = Some((luma, input));
+        motion
+    }
+
+    fn motion(
+        &self,
+        previous_luma: &Plane,
+        previous_input: &RgbPlanes,
+        luma: &Plane,
+        input: &RgbPlanes,
+    ) -> Motion {
+        let (w, h) = (self.width, self.height);
+        let link = correspond_scaled(previous_luma, luma, &self.flow, w, h);
+        let n = w * h;
+        let visible = link.visible_count() as f64 / n as f64;
+        let floor = warping_error(previous_input, input, &link);
+        if visible < self.blend.min_visible || floor.is_none_or(|e| e > self.blend.scene_cut) {
+            return Motion::unblended(Step::Cut);
+        }
+        let blend: Vec<bool> = (0..n)
+            .map(|i| {
+                if !link.visible[i] {
+                    return false;
+                }
+                let (x, y) = (link.from_x[i], link.from_y[i]);
+                let change: f32 = (0..3)
+                    .map(|c| {
+                        (input.channels[c].data[i] - previous_input.channels[c].sample(x, y)).abs()
+                    })
+                    .sum::<f32>()
+                    / 3.0;
+                change <= self.blend.input_change
+            })
+            .collect();
+        let share = blend.iter().filter(|b| **b).count() as f64 / n as f64;
+        Motion {
+            step: Step::Blended { share },
+            from_x: link.from_x,
+            from_y: link.from_y,
+            blend,
+        }
+    }
+}
+
+/// The output side of the blend: blends the styled frames of one video, in order, along the
+/// [`Motion`]s a [`MotionTracker`] gave for their inputs.
+pub struct Blender {
+    width: usize,
+    height: usize,
+    blend: BlendSettings,
+    previous: Option<RgbPlanes>,
+}
+
+impl Blender {
+    pub fn new(width: usize, height: usize, blend: BlendSettings) -> Self {
+        Blender {
+            width,
+            height,
+            blend,
+            previous: None,
+        }
+    }
+
+    /// Blends `styled` (packed RGB) in place with the previous output carried along `motion`.
+    pub fn apply<S: Sample>(&mut self, motion: &Motion, styled: &mut [S]) -> Step {
+        let (w, h) = (self.width, self.height);
+        assert_eq!(styled.len(), w * h * 3, "styled frame of the wrong size");
+        if let (Step::Blended { .. }, Some(previous)) = (motion.step, &self.previous) {
+            self.blend_with(previous, motion, styled);
+        }
+        self.previous = Some(RgbPlanes::from_packed(styled, w, h));
+        motion.step
+    }
+
+    fn blend_with<S: Sample>(&self, previous: &RgbPlanes, motion: &Motion, styled: &mut [S]) {
+        let (w, h) = (self.width, self.height);
+        let (keep, detail) = (self.blend.keep, self.blend.detail);
+        let current = RgbPlanes::from_packed(styled, w, h);
+        for (c, (before, now)) in previous.channels.iter().zip(&current.channels).enumerate() {
+            let carried = Plane {
+                width: w,
+                height: h,
+                data: (0..w * h)
+                    .map(|i| before.sample_cubic(motion.from_x[i], motion.from_y[i]))
+                    .collect(),
+            };
+            // The fine detail of the styled frame against that of the carried output.
+            let blurs = (detail > 0.0).then(|| (carried.blurred(), now.blurred()));
+            for i in 0..w * h {
+                if !motion.blend[i] {
+                    continue;
+                }
+                let mut value = (1.0 - keep) * now.data[i] + keep * carried.data[i];
+                if let Some((carried_blur, now_blur)) = &blurs {
+                    let fine_now = now.data[i] - now_blur.data[i];
+                    let fine_carried = carried.data[i] - carried_blur.data[i];
+                    value += detail * keep * (fine_now - fine_carried);
+                }
+                styled[3 * i + c] = S::from_unit(value);
+            }
+        }
+    }
+}
+
+/// Blends the frames of one video, in order: a [`MotionTracker`] and a [`Blender`] together.
+pub struct Stabilizer {
+    tracker: MotionTracker,
+    blender: Blender,
+}
+
+impl Stabilizer {
+    pub fn new(width: usize, height: usize, flow: FlowSettings, blend: BlendSettings) -> Self {
+        Stabilizer {
+            tracker: MotionTracker::new(width, height, flow, blend),
+            blender: Blender::new(width, height, blend),
+        }
+    }
+
     /// Blends `styled` (packed RGB, the model's output for `input`) in place with the previous
     /// output.
     pub fn push<S: Sample>(&mut self, input: &[S], styled: &mut [S]) -> Step {
-        let (w, h) = (self.width, self.height);
-        assert_eq!(styled.len(), w * h * 3, "styled frame of the wrong size");
-        let luma = Plane::luma(input, w, h);
-        let input = RgbPlanes::from_packed(input, w, h);
-        let step = match &self.previous {
-            None => Step::Start,
-            Some(previous) => self.blend_with(previous, &luma, &input, styled),
-        };
-        self.previous = Some(Previous {
-            luma,
-            input,
-            output: RgbPlanes::from_packed(styled, w, h),
-        });
-        step
+        let motion = self.tracker.track(input);
+        self.blender.apply(&motion, styled)
     }
 
-    fn blend_with<S: Sample>(
-        &self,
-        previous: &Previous,
-        luma: &Plane,
-        input: &RgbPlanes,
-        styled: &mut [S],
-    ) -> Step {
-        let link = correspond(&previous.luma, luma, &self.flow);
-        let n = self.width * self.height;
-        let visible = link.visible_count() as f64 / n as f64;
-        let floor = warping_error(&previous.input, input, &link);
-        if visible < self.blend.min_visible || floor.is_none_or(|e| e > self.blend.scene_cut) {
-            return Step::Cut;
-        }
-        let keep = self.blend.keep;
-        let mut blended = 0usize;
-        for i in 0..n {
-            if !link.visible[i] {
-                continue;
-            }
-            let (x, y) = (link.from_x[i], link.from_y[i]);
-            let change: f32 = (0..3)
-                .map(|c| {
-                    (input.channels[c].data[i] - previous.input.channels[c].sample(x, y)).abs()
-                })
-                .sum::<f32>()
-                / 3.0;
-            if change > self.blend.input_change {
-                continue;
-            }
-            for c in 0..3 {
-                let carried = previous.output.channels[c].sample(x, y);
-                let value = (1.0 - keep) * styled[3 * i + c].to_unit() + keep * carried;
-                styled[3 * i + c] = S::from_unit(value);
-            }
-            blended += 1;
-        }
-        Step::Blended {
-            share: blended as f64 / n as f64,
-        }
+    /// The two halves, for a pipeline that tracks the inputs beside the model.
+    pub fn into_parts(self) -> (MotionTracker, Blender) {
+        (self.tracker, self.blender)
     }
 }

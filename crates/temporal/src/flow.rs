@@ -75,30 +75,89 @@ impl Plane {
         top + fy * (bottom - top)
     }
 
-    /// Half the size (rounded up), after a `[1 2 1]/4` blur in both directions.
-    fn halved(&self) -> Plane {
+    /// The Catmull-Rom cubic value at `(x, y)`, the edges extended outwards: sharper than
+    /// [`Plane::sample`] between pixels (a value carried along a flow from frame to frame is
+    /// resampled again each frame, and bilinear weights blur it a little more every time).
+    pub fn sample_cubic(&self, x: f32, y: f32) -> f32 {
+        let x = x.clamp(0.0, (self.width - 1) as f32);
+        let y = y.clamp(0.0, (self.height - 1) as f32);
+        let (x0, y0) = (x.floor(), y.floor());
+        let (wx, wy) = (catmull_rom(x - x0), catmull_rom(y - y0));
+        let (x0, y0) = (x0 as isize, y0 as isize);
+        let mut value = 0.0f32;
+        let inside =
+            x0 >= 1 && y0 >= 1 && x0 + 2 < self.width as isize && y0 + 2 < self.height as isize;
+        if inside {
+            // The same sums without the clamps.
+            for (j, wy) in wy.iter().enumerate() {
+                let start = (y0 - 1 + j as isize) as usize * self.width + (x0 - 1) as usize;
+                let taps = &self.data[start..start + 4];
+                let mut row = 0.0f32;
+                for (wx, tap) in wx.iter().zip(taps) {
+                    row += wx * tap;
+                }
+                value += wy * row;
+            }
+            return value;
+        }
+        for (j, wy) in wy.iter().enumerate() {
+            let mut row = 0.0f32;
+            for (i, wx) in wx.iter().enumerate() {
+                row += wx * self.at_clamped(x0 - 1 + i as isize, y0 - 1 + j as isize);
+            }
+            value += wy * row;
+        }
+        value
+    }
+
+    /// The `[1 2 1]/4` blur in both directions, the edges extended outwards.
+    pub(crate) fn blurred(&self) -> Plane {
         let (w, h) = (self.width, self.height);
-        let mut blurred_rows = Plane::new(w, h);
+        let mut rows = Plane::new(w, h);
         for y in 0..h {
             for x in 0..w {
                 let (xi, yi) = (x as isize, y as isize);
-                blurred_rows.data[y * w + x] = 0.25 * self.at_clamped(xi - 1, yi)
+                rows.data[y * w + x] = 0.25 * self.at_clamped(xi - 1, yi)
                     + 0.5 * self.at_clamped(xi, yi)
                     + 0.25 * self.at_clamped(xi + 1, yi);
             }
         }
-        let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+        let mut out = Plane::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let (xi, yi) = (x as isize, y as isize);
+                out.data[y * w + x] = 0.25 * rows.at_clamped(xi, yi - 1)
+                    + 0.5 * rows.at_clamped(xi, yi)
+                    + 0.25 * rows.at_clamped(xi, yi + 1);
+            }
+        }
+        out
+    }
+
+    /// Half the size (rounded up), after a `[1 2 1]/4` blur in both directions.
+    pub(crate) fn halved(&self) -> Plane {
+        // The blur at every second pixel (the same sums as blurring the whole plane).
+        let blurred = self.blurred();
+        let (hw, hh) = (self.width.div_ceil(2), self.height.div_ceil(2));
         let mut half = Plane::new(hw, hh);
         for y in 0..hh {
             for x in 0..hw {
-                let (xi, yi) = ((2 * x) as isize, (2 * y) as isize);
-                half.data[y * hw + x] = 0.25 * blurred_rows.at_clamped(xi, yi - 1)
-                    + 0.5 * blurred_rows.at_clamped(xi, yi)
-                    + 0.25 * blurred_rows.at_clamped(xi, yi + 1);
+                half.data[y * hw + x] = blurred.data[2 * y * self.width + 2 * x];
             }
         }
         half
     }
+}
+
+/// The weights of the four samples around a point `t` in [0, 1) past the second of them.
+fn catmull_rom(t: f32) -> [f32; 4] {
+    let (t2, t3) = (t * t, t * t * t);
+    [
+        0.5 * (-t3 + 2.0 * t2 - t),
+        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
+        0.5 * (t3 - t2),
+    ]
 }
 
 /// The settings of [`dense_flow`]; the defaults are the ones `fresco eval temporal` documents.
@@ -155,7 +214,7 @@ impl Flow {
     }
 
     /// This flow at another size, its vectors scaled with the image.
-    fn resized(&self, width: usize, height: usize) -> Flow {
+    pub(crate) fn resized(&self, width: usize, height: usize) -> Flow {
         let sx = width as f32 / self.width() as f32;
         let sy = height as f32 / self.height() as f32;
         let mut out = Flow::zero(width, height);

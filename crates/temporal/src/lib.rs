@@ -13,7 +13,7 @@ pub mod measure;
 pub mod sample;
 pub mod warp;
 
-pub use blend::{BlendSettings, Stabilizer, Step};
+pub use blend::{BlendSettings, Blender, Motion, MotionTracker, Stabilizer, Step};
 pub use decode::{measure_files, MeasureError, MeasureOptions};
 pub use flow::{dense_flow, Flow, FlowSettings, Plane};
 pub use measure::{ClipMeter, TemporalReport};

@@ -32,12 +32,42 @@ impl Correspondence {
 /// The flows from `current` back to `previous` and forward again (computed side by side on two
 /// threads), checked against each other.
 pub fn correspond(previous: &Plane, current: &Plane, settings: &FlowSettings) -> Correspondence {
+    correspond_scaled(previous, current, settings, previous.width, previous.height)
+}
+
+/// As [`correspond`], for frames of `width` x `height` whose planes were reduced (e.g. by
+/// [`reduced`]): the flows are computed on the planes, scaled up to the frame's size (bilinear,
+/// vectors scaled with the image) and then checked.
+pub fn correspond_scaled(
+    previous: &Plane,
+    current: &Plane,
+    settings: &FlowSettings,
+    width: usize,
+    height: usize,
+) -> Correspondence {
+    let flow = |from: &Plane, to: &Plane| {
+        let flow = dense_flow(from, to, settings);
+        if (flow.width(), flow.height()) == (width, height) {
+            flow
+        } else {
+            flow.resized(width, height)
+        }
+    };
     let (backward, forward) = std::thread::scope(|scope| {
-        let forward = scope.spawn(|| dense_flow(previous, current, settings));
-        let backward = dense_flow(current, previous, settings);
+        let forward = scope.spawn(|| flow(previous, current));
+        let backward = flow(current, previous);
         (backward, forward.join().expect("the forward flow's thread"))
     });
     check_consistency(&backward, &forward)
+}
+
+/// `plane` halved (blurred, every second pixel) until its longer side is at most `max_side`.
+pub fn reduced(plane: Plane, max_side: usize) -> Plane {
+    let mut plane = plane;
+    while plane.width.max(plane.height) > max_side.max(1) {
+        plane = plane.halved();
+    }
+    plane
 }
 
 /// Pixel `x` of the current frame comes from `p = x + b(x)` in the previous one; it is visible
