@@ -33,8 +33,8 @@ pub use known::{
 pub use parquet_out::{dataset_schema as dataset_parquet_schema, schema as parquet_schema};
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{
-    count_rows, join_parts, write_dataset_part, write_part, Class, Detection, ItemRow, Record,
-    RecordError, RecordFormat, Scores, Tensor,
+    count_rows, join_part_files, join_parts, write_dataset_part, write_part, Class, Detection,
+    ItemRow, Record, RecordError, RecordFormat, Scores, Tensor,
 };
 pub use resolve::{resolve, Decoder, PlanError, ScoringPlan};
 pub use scorer::{Frame, PinnedError, ScoreError, Scorer};

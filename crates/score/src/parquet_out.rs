@@ -330,19 +330,24 @@ pub(crate) fn write_dataset(task: Task, rows: &[ItemRow]) -> Result<Vec<u8>, Rec
 
 /// The parts' rows into one file, a row group per non-empty part. The parts are a records
 /// job's ([`schema`]) or a dataset's ([`dataset_schema`]), as the first says, all alike.
-pub(crate) fn join<W: std::io::Write + Send>(
+/// Each part is read a row group at a time (`parts` may be files or bytes in memory).
+pub(crate) fn join<W, R>(
     task: Task,
-    parts: &[bytes::Bytes],
+    parts: impl IntoIterator<Item = Result<R, RecordError>>,
     expected_rows: u64,
     out: W,
-) -> Result<u64, RecordError> {
+) -> Result<u64, RecordError>
+where
+    W: std::io::Write + Send,
+    R: parquet::file::reader::ChunkReader + 'static,
+{
     let mut schema = schema(task);
-    let mut readers = Vec::with_capacity(parts.len());
+    let mut readers = Vec::new();
     let mut rows = 0u64;
-    for (i, part) in parts.iter().enumerate() {
+    for (i, part) in parts.into_iter().enumerate() {
         let bad = |reason: String| RecordError::BadPart { part: i, reason };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(part.clone())
-            .map_err(|e| bad(e.to_string()))?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(part?).map_err(|e| bad(e.to_string()))?;
         let dataset = dataset_schema(task);
         if i == 0 && builder.schema().fields() == dataset.fields() {
             schema = dataset;

@@ -199,33 +199,87 @@ pub fn join_parts<W: std::io::Write + Send>(
     out: W,
 ) -> Result<u64, RecordError> {
     let rows = match format {
-        RecordFormat::Jsonl => {
-            let mut rows = 0u64;
-            for (i, part) in parts.iter().enumerate() {
-                if !part.is_empty() && !part.ends_with(b"\n") {
-                    return Err(RecordError::BadPart {
-                        part: i,
-                        reason: "does not end with a newline (truncated?)".into(),
-                    });
-                }
-                rows += part.iter().filter(|b| **b == b'\n').count() as u64;
-            }
-            if rows != expected_rows {
-                return Err(RecordError::RowCount {
-                    expected: expected_rows,
-                    found: rows,
-                });
-            }
-            let mut out = out;
-            for part in parts {
-                out.write_all(part)
-                    .map_err(|e| RecordError::Write(e.to_string()))?;
-            }
-            out.flush().map_err(|e| RecordError::Write(e.to_string()))?;
-            rows
-        }
-        RecordFormat::Parquet => crate::parquet_out::join(task, parts, expected_rows, out)?,
+        RecordFormat::Jsonl => join_jsonl(parts.len(), |i| Ok(&parts[i][..]), expected_rows, out)?,
+        RecordFormat::Parquet => crate::parquet_out::join(
+            task,
+            parts.iter().map(|p| Ok(p.clone())),
+            expected_rows,
+            out,
+        )?,
     };
+    Ok(rows)
+}
+
+/// As [`join_parts`], with the parts read from `files` while they are joined, so that the
+/// memory a join takes does not grow with the job (a dataset of a million items, a long film):
+/// JSONL parts are counted, then copied, in blocks; Parquet parts are read a row group at a
+/// time.
+pub fn join_part_files<W: std::io::Write + Send>(
+    format: RecordFormat,
+    task: Task,
+    files: &[std::path::PathBuf],
+    expected_rows: u64,
+    out: W,
+) -> Result<u64, RecordError> {
+    let open = |i: usize, file: &Path| {
+        std::fs::File::open(file).map_err(|e| RecordError::BadPart {
+            part: i,
+            reason: format!("{}: {e}", file.display()),
+        })
+    };
+    let rows = match format {
+        RecordFormat::Jsonl => join_jsonl(files.len(), |i| open(i, &files[i]), expected_rows, out)?,
+        RecordFormat::Parquet => crate::parquet_out::join(
+            task,
+            files.iter().enumerate().map(|(i, f)| open(i, f)),
+            expected_rows,
+            out,
+        )?,
+    };
+    Ok(rows)
+}
+
+/// JSONL parts `0..count`, each opened by `open`: counted in blocks (each must end with a
+/// newline, and all together hold `expected_rows` lines), then copied to `out`.
+fn join_jsonl<R: std::io::Read, W: std::io::Write>(
+    count: usize,
+    open: impl Fn(usize) -> Result<R, RecordError>,
+    expected_rows: u64,
+    mut out: W,
+) -> Result<u64, RecordError> {
+    let mut rows = 0u64;
+    let mut block = vec![0u8; 1 << 16];
+    for i in 0..count {
+        let mut part = open(i)?;
+        let mut last = None;
+        loop {
+            let n = part.read(&mut block).map_err(|e| RecordError::BadPart {
+                part: i,
+                reason: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            rows += block[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            last = Some(block[n - 1]);
+        }
+        if last.is_some_and(|b| b != b'\n') {
+            return Err(RecordError::BadPart {
+                part: i,
+                reason: "does not end with a newline (truncated?)".into(),
+            });
+        }
+    }
+    if rows != expected_rows {
+        return Err(RecordError::RowCount {
+            expected: expected_rows,
+            found: rows,
+        });
+    }
+    for i in 0..count {
+        std::io::copy(&mut open(i)?, &mut out).map_err(|e| RecordError::Write(e.to_string()))?;
+    }
+    out.flush().map_err(|e| RecordError::Write(e.to_string()))?;
     Ok(rows)
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use fresco_score::{
-    join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat, Scores, Task,
-    Tensor,
+    join_part_files, join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat,
+    Scores, Task, Tensor,
 };
 
 fn row(frame: u64, scores: Scores) -> Record {
@@ -137,6 +137,70 @@ fn jsonl_parts_join_into_one_object_per_line() {
         line["detections"][1]["keypoints"],
         serde_json::json!([[0.0, 2.5], [1.0, 2.5]])
     );
+}
+
+/// Parts in files (as assembly joins them, streaming) give the same file as parts in memory,
+/// and are checked the same way.
+#[test]
+fn parts_in_files_join_as_parts_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [RecordFormat::Jsonl, RecordFormat::Parquet] {
+        for task in [Task::Classify, Task::Detect, Task::Tensors] {
+            let all = rows(task, 0..9);
+            let files: Vec<std::path::PathBuf> = [0..4, 4..5, 5..9]
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let file = dir.path().join(format!("{format:?}-{task:?}-{i}"));
+                    let part = write_part(format, task, &all[r.start..r.end]).unwrap();
+                    std::fs::write(&file, part).unwrap();
+                    file
+                })
+                .collect();
+            let mut out = Vec::new();
+            assert_eq!(
+                join_part_files(format, task, &files, 9, &mut out).unwrap(),
+                9
+            );
+            assert_eq!(out, joined(format, task).1, "{format:?} {task:?}");
+            let err = join_part_files(format, task, &files, 8, Vec::new()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RecordError::RowCount {
+                        expected: 8,
+                        found: 9
+                    }
+                ),
+                "{err}"
+            );
+            // A truncated part, and a missing one, are refused, naming them.
+            let bytes = std::fs::read(&files[1]).unwrap();
+            std::fs::write(&files[1], &bytes[..bytes.len() - 3]).unwrap();
+            let err = join_part_files(format, task, &files, 9, Vec::new()).unwrap_err();
+            assert!(
+                matches!(err, RecordError::BadPart { part: 1, .. }),
+                "{format:?}: {err}"
+            );
+            std::fs::remove_file(&files[2]).unwrap();
+            let err = join_part_files(
+                format,
+                task,
+                &files[..1]
+                    .iter()
+                    .chain(&files[2..])
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                4,
+                Vec::new(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, RecordError::BadPart { part: 1, .. }),
+                "{format:?}: {err}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use fresco_pipeline::records::{
 };
 use fresco_pipeline::{FailureClass, RunError};
 use fresco_score::{
-    join_parts, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
+    join_part_files, write_part, Frame, PinnedError, RecordFormat, Scorer, Task as ScoreTask,
 };
 
 use super::{job_plan, Task, TaskContext};
@@ -475,12 +475,12 @@ pub(super) fn join_and_publish(
     let format = format_of(spec)?;
     let record_task = task_of(scoring(spec)?)?;
     let output = spec.output.clone();
-    let parts = || -> Result<Vec<bytes::Bytes>, TaskFailure> {
+    let parts = || -> Result<(Vec<PathBuf>, u64), TaskFailure> {
         let (_, files, _downloaded) = super::assemble::chunk_files(ctx, lease, count)?;
-        files
-            .iter()
-            .map(|file| {
-                std::fs::read(file).map(bytes::Bytes::from).map_err(|e| {
+        let mut bytes = 0;
+        for file in &files {
+            bytes += std::fs::metadata(file)
+                .map_err(|e| {
                     TaskFailure::permanent(
                         format!(
                             "{}: a part of job {} is missing ({e}); retry the job to score it \
@@ -490,9 +490,10 @@ pub(super) fn join_and_publish(
                         ),
                         FailureClass::Processing,
                     )
-                })
-            })
-            .collect()
+                })?
+                .len();
+        }
+        Ok((files, bytes))
     };
     let mut joined = JoinedRecords {
         format,
@@ -536,16 +537,17 @@ struct JoinedRecords<'a> {
     task: ScoreTask,
     /// The rows the parts must hold: the job's sampled frames.
     expected: u64,
-    /// Reads the parts, in order.
-    parts: &'a dyn Fn() -> Result<Vec<bytes::Bytes>, TaskFailure>,
-    loaded: Vec<bytes::Bytes>,
+    /// The parts' files, in order, and their size in all.
+    parts: &'a dyn Fn() -> Result<(Vec<PathBuf>, u64), TaskFailure>,
+    loaded: Vec<PathBuf>,
 }
 
 impl LocalOutput for JoinedRecords<'_> {
     fn prepare(&mut self) -> Result<u64, TaskFailure> {
-        self.loaded = (self.parts)()?;
+        let (files, bytes) = (self.parts)()?;
+        self.loaded = files;
         // The joined file is about the size of its parts.
-        Ok(self.loaded.iter().map(|p| p.len() as u64).sum())
+        Ok(bytes)
     }
 
     /// Joins the parts into `target`, synced; on any failure nothing is left there.
@@ -561,7 +563,7 @@ impl LocalOutput for JoinedRecords<'_> {
         let file = std::fs::File::create(target)
             .map_err(|e| cleanup(format!("{}: cannot write: {e}", target.display())))?;
         let mut writer = std::io::BufWriter::new(file);
-        join_parts(
+        join_part_files(
             self.format,
             self.task,
             &self.loaded,
