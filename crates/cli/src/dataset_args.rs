@@ -54,7 +54,10 @@ impl DatasetArgs {
     /// a dataset (one video, one object).
     pub fn spec(&self, input: Option<&Path>) -> Option<DatasetSpec> {
         let source = match (&self.manifest, input) {
-            (Some(path), _) => DatasetSource::Manifest { path: path.clone() },
+            // Absolute, so that workers started elsewhere find them.
+            (Some(path), _) => DatasetSource::Manifest {
+                path: fresco_store::absolute(path),
+            },
             (None, Some(input)) => {
                 let text = input.to_string_lossy();
                 if text.contains("://") {
@@ -66,7 +69,7 @@ impl DatasetArgs {
                     }
                 } else if input.is_dir() {
                     DatasetSource::Folder {
-                        path: input.to_path_buf(),
+                        path: fresco_store::absolute(input),
                     }
                 } else {
                     return None;
@@ -140,6 +143,27 @@ mod tests {
             max_failed_fraction: 0.01,
             max_item_bytes: fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES,
         }
+    }
+
+    /// `fresco run photos/ -o x.jsonl`: a relative folder or manifest is the one this process
+    /// sees (the submitter's check wants absolute paths, and workers run elsewhere).
+    #[test]
+    fn relative_folders_and_manifests_are_made_absolute() {
+        let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+        let folder = args().spec(Some(Path::new("."))).unwrap().source;
+        assert_eq!(
+            folder,
+            fresco_core::dataset::DatasetSource::Folder { path: here.clone() }
+        );
+        let mut listed = args();
+        listed.manifest = Some("picks.txt".into());
+        let manifest = listed.spec(None).unwrap().source;
+        assert_eq!(
+            manifest,
+            fresco_core::dataset::DatasetSource::Manifest {
+                path: here.join("picks.txt")
+            }
+        );
     }
 
     #[test]
