@@ -526,6 +526,35 @@ fn max_rss_kib(stderr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no maximum resident set size in:\n{stderr}"))
 }
 
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Whether GNU time, which measures a run's peak memory, is installed (skipping, saying so, if
+/// not).
+fn gnu_time_present() -> bool {
+    let present = Path::new(GNU_TIME).is_file();
+    if !present {
+        eprintln!("skipped: {GNU_TIME} (GNU time, for the run's peak memory) is not installed");
+    }
+    present
+}
+
+/// `fresco ARGS` under `/usr/bin/time -v`, which must succeed: what it printed, and the peak
+/// resident memory of the run in MiB.
+fn run_measured(args: &[String]) -> (Out, u64) {
+    let base = fresco_cmd();
+    let mut cmd = std::process::Command::new(GNU_TIME);
+    cmd.arg("-v").arg(base.get_program());
+    for (key, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let ran = common::run_with_timeout(cmd.args(args), Duration::from_secs(600)).ok();
+    let peak_mib = max_rss_kib(&ran.stderr) / 1024;
+    (ran, peak_mib)
+}
+
 /// A file of 2 GiB (sparse: no blocks on disk) among good images is over the default
 /// `--max-item-bytes` (256 MiB): its row is `too-large`, the run succeeds within its threshold,
 /// and it is never read, so the run's peak memory stays far below the file's size.
@@ -534,9 +563,7 @@ fn a_huge_file_is_too_large_and_never_read() {
     let Some(models) = scoring_models() else {
         return;
     };
-    let time = Path::new("/usr/bin/time");
-    if !time.is_file() {
-        eprintln!("skipped: /usr/bin/time (GNU time, for the run's peak memory) is not installed");
+    if !gnu_time_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -565,28 +592,18 @@ fn a_huge_file_is_too_large_and_never_read() {
     );
 
     let out = dir.path().join("tags.jsonl");
-    let base = fresco_cmd();
-    let mut cmd = std::process::Command::new(time);
-    cmd.arg("-v").arg(base.get_program());
-    for (key, value) in base.get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        };
-    }
     let mut args: Vec<String> = vec!["run".into(), photos.display().to_string()];
     args.extend(["-o".into(), out.display().to_string(), "-q".into()]);
     args.extend(classify(&models));
     args.extend(["--max-failed-items", "1", "--max-failed-fraction", "1"].map(String::from));
     args.extend(queue_flags(&dir.path().join("q")));
-    let ran = common::run_with_timeout(cmd.args(&args), Duration::from_secs(300)).ok();
+    let (_, peak_mib) = run_measured(&args);
     let rows = jsonl_rows(&out);
     assert_eq!(sources(&rows), keys);
     let big = rows.iter().find(|r| r["source"] == "big.jpg").unwrap();
     assert_eq!(error_kind(big), Some("too-large"), "{big}");
     let message = big["error"]["message"].as_str().unwrap();
     assert!(message.contains("--max-item-bytes 268435456"), "{message}");
-    let peak_mib = max_rss_kib(&ran.stderr) / 1024;
     eprintln!("peak resident memory of the run: {peak_mib} MiB");
     assert!(
         peak_mib < 400,
