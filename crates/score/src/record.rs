@@ -248,21 +248,12 @@ fn join_jsonl<R: std::io::Read, W: std::io::Write>(
     mut out: W,
 ) -> Result<u64, RecordError> {
     let mut rows = 0u64;
-    let mut block = vec![0u8; 1 << 16];
     for i in 0..count {
-        let mut part = open(i)?;
-        let mut last = None;
-        loop {
-            let n = part.read(&mut block).map_err(|e| RecordError::BadPart {
-                part: i,
-                reason: e.to_string(),
-            })?;
-            if n == 0 {
-                break;
-            }
-            rows += block[..n].iter().filter(|b| **b == b'\n').count() as u64;
-            last = Some(block[n - 1]);
-        }
+        let (lines, last) = count_lines(open(i)?).map_err(|e| RecordError::BadPart {
+            part: i,
+            reason: e.to_string(),
+        })?;
+        rows += lines;
         if last.is_some_and(|b| b != b'\n') {
             return Err(RecordError::BadPart {
                 part: i,
@@ -283,13 +274,27 @@ fn join_jsonl<R: std::io::Read, W: std::io::Write>(
     Ok(rows)
 }
 
+/// The newlines `reader` holds, read in 64 KiB blocks, and its last byte.
+fn count_lines(mut reader: impl std::io::Read) -> std::io::Result<(u64, Option<u8>)> {
+    let mut block = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0u64, None);
+    loop {
+        let n = reader.read(&mut block)?;
+        if n == 0 {
+            return Ok((lines, last));
+        }
+        lines += block[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = Some(block[n - 1]);
+    }
+}
+
 /// The rows of a records file: its lines (JSONL) or its footer's row count (Parquet).
 pub fn count_rows(path: &std::path::Path) -> Result<u64, RecordError> {
     let read = |e: std::io::Error| RecordError::Write(format!("{}: {e}", path.display()));
     match RecordFormat::from_path(path) {
         Some(RecordFormat::Jsonl) => {
-            let text = std::fs::read(path).map_err(read)?;
-            Ok(text.iter().filter(|b| **b == b'\n').count() as u64)
+            let file = std::fs::File::open(path).map_err(read)?;
+            Ok(count_lines(file).map_err(read)?.0)
         }
         Some(RecordFormat::Parquet) => {
             use parquet::file::reader::FileReader;

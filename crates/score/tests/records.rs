@@ -9,8 +9,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use fresco_score::{
-    join_part_files, join_parts, write_part, Class, Detection, Record, RecordError, RecordFormat,
-    Scores, Task, Tensor,
+    count_rows, join_part_files, join_parts, write_part, Class, Detection, Record, RecordError,
+    RecordFormat, Scores, Task, Tensor,
 };
 
 fn row(frame: u64, scores: Scores) -> Record {
@@ -163,6 +163,12 @@ fn parts_in_files_join_as_parts_in_memory() {
                 9
             );
             assert_eq!(out, joined(format, task).1, "{format:?} {task:?}");
+            let published = dir.path().join(match format {
+                RecordFormat::Jsonl => "published.jsonl",
+                RecordFormat::Parquet => "published.parquet",
+            });
+            std::fs::write(&published, &out).unwrap();
+            assert_eq!(count_rows(&published).unwrap(), 9, "{format:?} {task:?}");
             let err = join_part_files(format, task, &files, 8, Vec::new()).unwrap_err();
             assert!(
                 matches!(
