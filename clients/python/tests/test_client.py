@@ -22,6 +22,7 @@ def test_upload_submit_wait_and_read_the_log(fresco, served, clip):
     key = f"py-{uuid.uuid4()}"
     job = fresco.submit(name, "styled.mp4", style="vintage", chunk_frames=10, idempotency_key=key)
     assert isinstance(job, Job) and job.state in ("queued", "running")
+    assert job.temporal is False
     request_id = fresco.last_request_id
     assert request_id, "no x-request-id on the submission's answer"
     again = fresco.submit(name, "styled.mp4", style="vintage", chunk_frames=10, idempotency_key=key)
@@ -61,6 +62,17 @@ def test_cancel_then_retry(fresco, served, clip):
     with pytest.raises(FrescoError) as refused:
         fresco.cancel(done)
     assert (refused.value.status, refused.value.code) == (409, "job-finished")
+
+
+def test_a_temporal_job_says_so(fresco, served, clip):
+    name = fresco.upload(clip, name="to-steady.mp4")
+    job = fresco.submit(name, "steady.mp4", style="vintage", temporal=True)
+    assert job.temporal is True and fresco.get(job).temporal is True
+    fresco.cancel(job)
+    # The server's check comes through: a records output cannot be steadied.
+    with pytest.raises(FrescoError) as refused:
+        fresco.submit(name, "rows.jsonl", style="vintage", temporal=True)
+    assert (refused.value.status, refused.value.code) == (422, "temporal-not-applicable")
 
 
 def test_errors_carry_status_code_and_request_id(fresco, served):

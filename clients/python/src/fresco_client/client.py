@@ -127,15 +127,17 @@ class Client:
         priority: Optional[int] = None,
         callback_url: Optional[str] = None,
         idempotency_key: Optional[str] = None,
+        temporal: Optional[bool] = None,
         **options: Any,
     ) -> Job:
         """Queues a job (``POST /v1/jobs``). With ``idempotency_key``, a retry of the same
-        submission (after a timeout, say) returns the job the first one made. ``options``
-        are further fields of the submission (``codec``, ``crf``, ``max_side``, ...)."""
+        submission (after a timeout, say) returns the job the first one made. ``temporal=True``
+        steadies a styled video against flicker (docs/temporal.md). ``options`` are further
+        fields of the submission (``codec``, ``crf``, ``max_side``, ...)."""
         body: Dict[str, Any] = {"input": input, "output": output}
         named = {
             "style": style, "model": model, "chunk_frames": chunk_frames,
-            "priority": priority, "callback_url": callback_url,
+            "priority": priority, "callback_url": callback_url, "temporal": temporal,
         }
         body.update({k: v for k, v in named.items() if v is not None})
         body.update(options)

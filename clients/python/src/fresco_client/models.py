@@ -20,7 +20,7 @@ class Job:
 
     SCHEMA: ClassVar[str] = "JobView"
     FIELDS: ClassVar[tuple] = (
-        "id", "seq", "state", "input", "output", "progress", "frames_total", "frames_done",
+        "id", "seq", "state", "input", "output", "temporal", "progress", "frames_total", "frames_done",
         "chunks_total", "chunks_done", "attempts", "last_error", "enqueued_at_ms",
         "started_at_ms", "finished_at_ms",
     )
@@ -30,6 +30,8 @@ class Job:
     state: str
     input: str
     output: str
+    #: Whether the job is steadied against flicker (``temporal=True`` at submission).
+    temporal: bool
     progress: float
     frames_total: Optional[int]
     frames_done: int
