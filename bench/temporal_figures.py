@@ -2,7 +2,10 @@
 `--temporal` on the clip bench/temporal_clip.sh makes (a zoom and pan with a moving cut-out over a real
 photo, 640x360, 48 frames), then `fresco eval temporal --chunk-frames 12 --json` on each.
 
-`python3 bench/temporal_figures.py [--throughput [--repeats N]] [STYLE...]` (default mosaic candy udnie) with numpy (the venv
+With `--real`, the clip is real footage instead (bench/temporal_real.sh: a hand-held camera and a
+hand turning a box, 640x360, 192 frames, fetched from Debian's opencv-doc package).
+
+`python3 bench/temporal_figures.py [--real] [--throughput [--repeats N]] [STYLE...]` (default mosaic candy udnie) with numpy (the venv
 of bench/flow_validate.py does), FRESCO_MODEL_DIR holding the styles, and ONNX Runtime where
 `fresco run` finds it (scripts/test.sh's PATH). FRESCO_BIN names the binary (default
 target/release/fresco, else target/debug/fresco).
@@ -29,7 +32,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHUNK = 12
-FRAMES = 48
 
 
 def binary():
@@ -54,12 +56,20 @@ def sharpness(path):
     return float(np.hypot(gx, gy).mean())
 
 
+def frame_count(path):
+    return int(subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v",
+         "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path],
+        check=True, capture_output=True, text=True).stdout.strip())
+
+
 def timed_run(fresco, clip, out, style, temporal, env):
     args = [fresco, "run", clip, "-o", out, "--style", style, "--no-download", "--codec", "ffv1",
             "--quiet", "-y"] + (["--temporal"] if temporal else [])
     start = time.perf_counter()
     subprocess.run(args, check=True, env=env)
-    return FRAMES / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return frame_count(clip) / elapsed
 
 
 def throughput(fresco, clip, work, env, styles, repeats):
@@ -80,15 +90,17 @@ def throughput(fresco, clip, work, env, styles, repeats):
 def main():
     args = sys.argv[1:]
     only_throughput = "--throughput" in args
+    real = "--real" in args
     repeats = 3
     if "--repeats" in args:
         repeats = int(args[args.index("--repeats") + 1])
         del args[args.index("--repeats"):args.index("--repeats") + 2]
-    styles = [a for a in args if a != "--throughput"] or ["mosaic", "candy", "udnie"]
+    styles = [a for a in args if a not in ("--throughput", "--real")] or ["mosaic", "candy", "udnie"]
     fresco = binary()
     work = tempfile.mkdtemp(prefix="fresco-temporal-")
-    clip = os.path.join(work, "pan.mkv")
-    subprocess.run([os.path.join(HERE, "temporal_clip.sh"), clip], check=True)
+    clip = os.path.join(work, "clip.mkv")
+    subprocess.run([os.path.join(HERE, "temporal_real.sh" if real else "temporal_clip.sh"), clip], check=True)
+    frames = frame_count(clip)
     env = dict(os.environ, FRESCO_STATE_DIR=os.path.join(work, "state"))
     if only_throughput:
         throughput(fresco, clip, work, env, styles, repeats)
@@ -102,7 +114,7 @@ def main():
                     "--chunk-frames", str(CHUNK), "--quiet", "-y"] + (["--temporal"] if temporal else [])
             start = time.perf_counter()
             subprocess.run(args, check=True, env=env)
-            fps = FRAMES / (time.perf_counter() - start)
+            fps = frames / (time.perf_counter() - start)
             report = json.loads(subprocess.run(
                 [fresco, "eval", "temporal", clip, out, "--chunk-frames", str(CHUNK), "--json"],
                 check=True, capture_output=True, env=env).stdout)
