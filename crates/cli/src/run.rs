@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// Frames per chunk (default: about 30 s of model time each, from a calibration).
     #[arg(long, value_name = "N")]
     pub chunk_frames: Option<u64>,
-    /// Frames per inference call (batching pays on GPUs; on CPUs it hardly does).
+    /// Frames, or a dataset's images, per inference call (batching pays on GPUs; on CPUs it
+    /// hardly does).
     #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = crate::worker_cmd::parse_batch)]
     pub batch: usize,
     /// No progress bar or notes (errors and warnings are still printed).

@@ -65,8 +65,8 @@ pub struct ServeArgs {
     /// Inference threads per in-process worker (default: the cores shared between them).
     #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
-    /// Frames per inference call, for every worker (batching pays on GPUs; on CPUs it hardly
-    /// does).
+    /// Frames, or a dataset's images, per inference call, for every worker (batching pays on
+    /// GPUs; on CPUs it hardly does).
     #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = crate::worker_cmd::parse_batch)]
     pub batch: usize,
     /// A folder or object-store prefix (`az://container/in`, `s3://bucket/in`) to watch: every

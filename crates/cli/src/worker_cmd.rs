@@ -70,7 +70,8 @@ pub struct WorkerArgs {
     /// Inference threads (default: one per core).
     #[arg(long, env = "FRESCO_THREADS")]
     pub threads: Option<usize>,
-    /// Frames per inference call (batching pays on GPUs; on CPUs it hardly does).
+    /// Frames, or a dataset's images, per inference call (batching pays on GPUs; on CPUs it
+    /// hardly does).
     #[arg(long, env = "FRESCO_BATCH", default_value_t = 1, value_name = "N", value_parser = parse_batch)]
     pub batch: usize,
     /// Threads that read and decode a dataset's images, beside the inference threads

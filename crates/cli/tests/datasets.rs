@@ -413,13 +413,16 @@ fn a_folder_goes_through_the_server_with_its_options_and_a_manifest_is_refused()
 }
 
 /// A prefix of a store at `base`: the images under it (and only those matching `--include`),
-/// scored in key order; the output published to the store.
+/// read ahead and scored two a model call in key order, a broken one an error row in its
+/// place; the output published to the store.
 fn a_prefix_is_scored(dir: &Path, base: &str) {
     let Some(models) = scoring_models() else {
         return;
     };
     let local = dir.join("local");
-    let keys = good_images(&local, &models, 4);
+    let mut keys = good_images(&local, &models, 4);
+    std::fs::write(local.join("broken.jpg"), b"not a picture").unwrap();
+    keys.insert(0, "broken.jpg".into());
     for key in &keys {
         common::objects::upload(&format!("{base}/cams/{key}"), &local.join(key));
     }
@@ -433,20 +436,32 @@ fn a_prefix_is_scored(dir: &Path, base: &str) {
         &[&prefix, "--include", "*.jpg"],
         Path::new(&out),
         &models,
-        &["--chunk-frames", "3"],
+        &[
+            "--chunk-frames",
+            "3",
+            "--max-failed-items",
+            "1",
+            "--max-failed-fraction",
+            "1",
+        ],
     )
     .ok();
-    work(&queue, &dir.join("worker.log"));
+    let log = dir.join("worker.log");
+    let mut worker = queue.spawn_worker(&log, &[], &["--batch", "2"]);
+    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
+    assert!(status.success(), "{}", read_log(&log));
     let job = queue.show(id.stdout.trim());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let got = dir.join("cams.jsonl");
     common::objects::download(&out, &got);
-    assert_eq!(sources(&jsonl_rows(&got)), keys);
+    let rows = jsonl_rows(&got);
+    assert_eq!(sources(&rows), keys);
+    assert_eq!(error_kind(&rows[0]), Some("not-image"));
     let logged = queue.jobs("logs", id.stdout.trim()).ok();
     assert!(
         logged
             .stdout
-            .contains("4 items scored, 0 failed, 1 skipped"),
+            .contains("4 items scored, 1 failed, 1 skipped"),
         "{}",
         logged.dump()
     );

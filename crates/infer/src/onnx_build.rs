@@ -446,3 +446,32 @@ pub fn constant_classifier_model(classes: i64) -> Vec<u8> {
         .node("Identity", &["logits_value"], &["logits"], vec![])
         .to_bytes()
 }
+
+/// The input side of [`pixel_classifier_model`].
+pub const PIXEL_CLASSIFIER_SIDE: i64 = 16;
+
+/// A classifier whose scores depend on every pixel, for batching tests: input `"input"`
+/// `[batch,3,16,16]` (`batch` `None`: symbolic, `"N"`), output `"logits"` `[batch,classes]`,
+/// the flattened picture times a fixed matrix of weights (a pattern in -0.5..0.5), so that
+/// different pictures get different scores and top classes.
+pub fn pixel_classifier_model(batch: Option<i64>, classes: i64) -> Vec<u8> {
+    let side = PIXEL_CLASSIFIER_SIDE;
+    let values = 3 * side * side;
+    let weights: Vec<f32> = (0..values * classes)
+        .map(|i| ((i * 7919) % 101) as f32 / 100.0 - 0.5)
+        .collect();
+    let n = match batch {
+        Some(b) => Dim::Fixed(b),
+        None => sym("N"),
+    };
+    GraphBuilder::new("pixels")
+        .input(
+            "input",
+            &[n.clone(), Dim::Fixed(3), Dim::Fixed(side), Dim::Fixed(side)],
+        )
+        .output("logits", &[n, Dim::Fixed(classes)])
+        .initializer(tensor_f32("weights", &[values, classes], &weights))
+        .node("Flatten", &["input"], &["flat"], vec![attr_int("axis", 1)])
+        .node("MatMul", &["flat", "weights"], &["logits"], vec![])
+        .to_bytes()
+}

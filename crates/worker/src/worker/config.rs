@@ -25,8 +25,8 @@ pub struct WorkerConfig {
     pub device: Device,
     /// Inference threads (None: one per core).
     pub threads: Option<usize>,
-    /// Frames per inference call (`--batch`): a setting of this worker's device, not of the
-    /// job, since batching leaves the pixels as they are.
+    /// Frames, or a dataset's images, per inference call (`--batch`): a setting of this
+    /// worker's device, not of the job, since batching leaves the pixels and rows as they are.
     pub batch: usize,
     /// Threads that read and decode a dataset chunk's images, beside the model's own (None:
     /// [`default_decode_threads`]).

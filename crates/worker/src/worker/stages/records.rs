@@ -153,6 +153,16 @@ pub(super) fn ensure_scorer<'m>(
             ms = loading.elapsed().as_millis() as u64,
             "records: the scorer loaded (model read, digest, inspection, trial, session)"
         );
+        let asked = stages.batch.max(1);
+        if let Some(fixed) = scorer.plan().fixed_batch.filter(|f| *f != asked) {
+            if first_time(&format!("{}:{fixed}:{asked}", spec.model.digest)) {
+                tracing::warn!(
+                    "{}: the model fixes its batch size at {fixed}, so frames are scored {fixed} \
+                     per call instead of the {asked} asked (--batch)",
+                    path.display()
+                );
+            }
+        }
         *slot = Some(LoadedScorer {
             key,
             name: spec.model.name.clone(),
@@ -160,6 +170,18 @@ pub(super) fn ensure_scorer<'m>(
         });
     }
     Ok(&mut slot.as_mut().expect("just loaded").scorer)
+}
+
+/// Whether `what` is new to this process: a note about a model is said once, not by each of
+/// a process's workers and at each of their loads.
+fn first_time(what: &str) -> bool {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.iter().any(|s| s == what) {
+        return false;
+    }
+    said.push(what.to_string());
+    true
 }
 
 pub(super) fn plan(

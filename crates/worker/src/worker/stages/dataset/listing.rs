@@ -315,85 +315,103 @@ impl ItemReader {
         })
     }
 
-    /// An item's bytes, if it is still the version pinned and within the job's item limit.
-    /// Never reads more than the pinned size (itself within the limit) and one byte: an item
-    /// pinned over the limit is not read at all, one that grew is `changed` and left unread.
-    /// Callable from any thread while a tokio runtime lives (`handle`).
-    pub(super) fn read(
+    /// The read of an item's bytes, owning what it needs, to run on the tokio runtime (the
+    /// prefetcher spawns it): the bytes if the item is still the version pinned and within the
+    /// job's item limit. Never reads more than the pinned size (itself within the limit) and
+    /// one byte: an item pinned over the limit is not read at all, one that grew is `changed`
+    /// and left unread. A file is read on the runtime's blocking threads.
+    pub(super) fn fetch(
         &self,
         item: &PinnedItem,
-        handle: &tokio::runtime::Handle,
-    ) -> Result<Vec<u8>, ItemError> {
-        if item.size > self.max_item_bytes {
-            return Err(self.too_large(item.size));
-        }
-        let bytes = match self.locate(&item.key)? {
-            Location::File(path) => {
-                // A regular file, as the listing saw it: not a link put in its place since.
-                let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
-                if !meta.is_file() {
-                    return Err(unreadable(format!("{}: not a regular file", item.key)));
-                }
-                self.same_version(item, meta.len(), file_version(&meta))?;
-                read_at_most(&path, item.size)?
-            }
-            Location::Object(store, object) => {
-                let (info, bytes) = handle
-                    .block_on(store.get_with_info_within(&object, item.size))
-                    .map_err(unreadable)?;
-                self.same_version(item, info.size, object_version(info.etag, info.version))?;
-                bytes.map(|b| b.to_vec()).unwrap_or_default()
-            }
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, ItemError>> + Send + 'static {
+        let max = self.max_item_bytes;
+        let located = if item.size > max {
+            Err(too_large(max, item.size))
+        } else {
+            self.locate(&item.key)
         };
-        if bytes.len() as u64 != item.size {
-            return Err(changed(
-                item,
-                format!("now {} bytes or more, found while reading it", bytes.len()),
-            ));
+        let item = item.clone();
+        async move {
+            let bytes = match located? {
+                Location::File(path) => {
+                    let reading = item.clone();
+                    tokio::task::spawn_blocking(move || read_file(&reading, &path, max))
+                        .await
+                        .map_err(|e| unreadable(format!("the read stopped: {e}")))??
+                }
+                Location::Object(store, object) => {
+                    let (info, bytes) = store
+                        .get_with_info_within(&object, item.size)
+                        .await
+                        .map_err(unreadable)?;
+                    same_version(
+                        &item,
+                        max,
+                        info.size,
+                        object_version(info.etag, info.version),
+                    )?;
+                    bytes.map(|b| b.to_vec()).unwrap_or_default()
+                }
+            };
+            if bytes.len() as u64 != item.size {
+                return Err(changed(
+                    &item,
+                    format!("now {} bytes or more, found while reading it", bytes.len()),
+                ));
+            }
+            if bytes.is_empty() {
+                return Err((ItemErrorKind::Empty, "the file is empty (0 bytes)".into()));
+            }
+            Ok(bytes)
         }
-        if bytes.is_empty() {
-            return Err((ItemErrorKind::Empty, "the file is empty (0 bytes)".into()));
-        }
-        Ok(bytes)
     }
 
     /// The job's `--max-item-bytes`.
     pub(super) fn max_item_bytes(&self) -> u64 {
         self.max_item_bytes
     }
+}
 
-    fn too_large(&self, size: u64) -> ItemError {
-        (
-            ItemErrorKind::TooLarge,
-            format!(
-                "{size} bytes, more than the job's --max-item-bytes {}: not read",
-                self.max_item_bytes
-            ),
-        )
+/// A local item's bytes (at most its pinned size and one), if it is still a regular file of
+/// the version pinned.
+fn read_file(item: &PinnedItem, path: &Path, max: u64) -> Result<Vec<u8>, ItemError> {
+    // A regular file, as the listing saw it: not a link put in its place since.
+    let meta = std::fs::symlink_metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(unreadable(format!("{}: not a regular file", item.key)));
     }
+    same_version(item, max, meta.len(), file_version(&meta))?;
+    read_at_most(path, item.size)
+}
 
-    /// Whether the item as found now (`size`, `version`) is the one pinned: a rewrite past the
-    /// item limit is `too-large`, any other a `changed`.
-    fn same_version(
-        &self,
-        item: &PinnedItem,
-        size: u64,
-        version: Option<String>,
-    ) -> Result<(), ItemError> {
-        if size == item.size && version == item.version {
-            return Ok(());
-        }
-        if size > self.max_item_bytes {
-            return Err(self.too_large(size));
-        }
-        Err(changed(
-            item,
-            format!(
-                "now {size} bytes, version {}",
-                version.as_deref().unwrap_or("none")
-            ),
-        ))
+fn too_large(max: u64, size: u64) -> ItemError {
+    (
+        ItemErrorKind::TooLarge,
+        format!("{size} bytes, more than the job's --max-item-bytes {max}: not read"),
+    )
+}
+
+/// Whether the item as found now (`size`, `version`) is the one pinned: a rewrite past the
+/// item limit `max` is `too-large`, any other a `changed`.
+fn same_version(
+    item: &PinnedItem,
+    max: u64,
+    size: u64,
+    version: Option<String>,
+) -> Result<(), ItemError> {
+    if size == item.size && version == item.version {
+        return Ok(());
     }
+    if size > max {
+        return Err(too_large(max, size));
+    }
+    Err(changed(
+        item,
+        format!(
+            "now {size} bytes, version {}",
+            version.as_deref().unwrap_or("none")
+        ),
+    ))
 }
 
 fn changed(item: &PinnedItem, now: String) -> ItemError {
@@ -492,9 +510,9 @@ mod tests {
             .build()
             .unwrap();
         let reader = ItemReader::new(&spec).unwrap();
-        assert_eq!(reader.read(&item, runtime.handle()).unwrap(), b"abc");
+        assert_eq!(runtime.block_on(reader.fetch(&item)).unwrap(), b"abc");
         std::fs::write(dir.path().join("a.jpg"), b"abcd").unwrap();
-        let (kind, _) = reader.read(&item, runtime.handle()).unwrap_err();
+        let (kind, _) = runtime.block_on(reader.fetch(&item)).unwrap_err();
         assert_eq!(kind, ItemErrorKind::Changed);
     }
 
@@ -530,15 +548,15 @@ mod tests {
             .unwrap();
         let reader = ItemReader::new(&spec).unwrap();
         assert_eq!(
-            reader.read(&items[0], runtime.handle()).unwrap(),
+            runtime.block_on(reader.fetch(&items[0])).unwrap(),
             b"0123456789"
         );
-        let (kind, message) = reader.read(&items[1], runtime.handle()).unwrap_err();
+        let (kind, message) = runtime.block_on(reader.fetch(&items[1])).unwrap_err();
         assert_eq!(kind, ItemErrorKind::TooLarge, "{message}");
         assert!(message.contains("--max-item-bytes 10"), "{message}");
         // Grown past the limit since it was pinned: too large, and still not read.
         std::fs::write(dir.path().join("a.jpg"), b"0123456789abc").unwrap();
-        let (kind, _) = reader.read(&items[0], runtime.handle()).unwrap_err();
+        let (kind, _) = runtime.block_on(reader.fetch(&items[0])).unwrap_err();
         assert_eq!(kind, ItemErrorKind::TooLarge);
     }
 

@@ -4,12 +4,14 @@
 //! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
 //!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
 //!   batches, under the plan's lease; the chunks are ranges of item indices.
-//! - **score**: the chunk's pinned items are read and decoded in parallel, a batch ahead of the
-//!   model (a thread feeding a bounded channel, each batch decoded on a pool of its own,
-//!   `--decode-threads`, within a byte budget, [`budget`]), and
-//!   scored in order; an item that cannot be read, is empty, is not an image, is too large, or
-//!   changed since it was pinned becomes an error row and the chunk goes on. The rows are one
-//!   part, written and stored as a records chunk is; the failures are recorded with the queue.
+//! - **score**: the chunk's pinned items are read ahead in parallel on the runtime
+//!   ([`prefetch`]: downloads from object stores overlap decoding and the model), decoded in
+//!   parallel on a pool of the chunk's own (`--decode-threads`), all within a byte budget
+//!   ([`budget`]), and gathered in listing order into batches of the worker's `--batch` (or
+//!   the batch the model fixes), each one inference call; an item that cannot be read, is
+//!   empty, is not an image, is too large, or changed since it was pinned becomes an error row
+//!   and the chunk goes on, the batch's other items scored without it. The rows are one part,
+//!   written and stored as a records chunk is; the failures are recorded with the queue.
 //! - **assemble**: the job fails if its failures pass `--max-failed-items` /
 //!   `--max-failed-fraction`; otherwise the parts are joined and published as a records job's
 //!   are, and the counts (scored, failed, skipped) go to the job's log.
@@ -20,8 +22,10 @@
 
 mod budget;
 mod listing;
+mod prefetch;
 
-use std::sync::mpsc::sync_channel;
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use fresco_core::dataset::{DatasetCounts, DatasetPlan, DatasetSpec, ItemErrorKind};
 use fresco_core::FrameRange;
@@ -32,7 +36,6 @@ use fresco_pipeline::records::sampled_per_chunk;
 use fresco_pipeline::FailureClass;
 use fresco_queue::{LeaseStatus, PinnedItem, PIN_BATCH};
 use fresco_score::{write_dataset_part, Frame, ItemRow};
-use rayon::prelude::*;
 
 use super::records::{
     ensure_scorer, format_of, join_and_publish, scoring, task_of, time_one_frame, write_atomically,
@@ -43,6 +46,7 @@ use crate::spec::JobSpec;
 use crate::worker::{system, TaskFailure, TaskOutput};
 use budget::{ByteBudget, DECODE_BUDGET_BYTES};
 use listing::{ItemError, ItemReader, KeyFilter};
+use prefetch::{Fetched, Next, Prefetcher};
 
 fn dataset(spec: &JobSpec) -> Result<&DatasetSpec, TaskFailure> {
     spec.dataset.as_ref().ok_or_else(|| {
@@ -171,27 +175,26 @@ fn decode_failure(e: ImageDecodeError) -> ItemError {
     }
 }
 
-/// One item read and decoded within `budget`: its encoded bytes are taken from the budget
-/// before the read (nothing for an item over the limit, which is not read), what decoding
-/// allocates before the decode; all of it goes back once the picture is at the model's size.
-fn prepare(
-    item: &PinnedItem,
-    reader: &ItemReader,
-    handle: &tokio::runtime::Handle,
-    budget: &ByteBudget,
-    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
-) -> Prepared {
-    let encoded = if item.size > reader.max_item_bytes() {
-        0
-    } else {
-        item.size
-    };
-    let mut share = budget.take(encoded);
-    let bytes = reader.read(item, handle)?;
-    if let Some(needed) = decode_bytes_needed(&bytes) {
-        share.grow(needed);
+/// One item decoded within the budget: what decoding it allocates is added to its share
+/// (taken for its encoded bytes when its read started) before its pixels are decoded; all of it
+/// goes back once the picture is at the model's size.
+fn decode(fetched: Fetched<'_>, scaled_size: impl FnOnce(u32, u32) -> (u32, u32)) -> Prepared {
+    let Fetched {
+        item,
+        bytes,
+        mut share,
+    } = fetched;
+    share.start();
+    let decoded = bytes.and_then(|bytes| {
+        if let Some(needed) = decode_bytes_needed(&bytes) {
+            share.grow(needed);
+        }
+        decode_rgb_scaled(&bytes, scaled_size).map_err(decode_failure)
+    });
+    if let Err((kind, message)) = &decoded {
+        tracing::debug!(item = %item.key, kind = kind.as_str(), "dataset item: {message}");
     }
-    decode_rgb_scaled(&bytes, scaled_size).map_err(decode_failure)
+    decoded
 }
 
 /// The pool a chunk's images are decoded on: `threads` of its own, so that decoding never takes
@@ -253,10 +256,13 @@ pub(super) fn score(
     let mut rows: Vec<ItemRow> = Vec::with_capacity(items.len());
     let mut failures: Vec<(u64, String)> = Vec::new();
     let mut model_seconds = 0.0;
+    let mut calls = 0usize;
     let mut score_error = None;
+    // Decodes queued or running at once: enough to keep every decode thread busy.
+    let decode_ahead = 2 * ctx.stages.decode_threads.max(1);
     std::thread::scope(|scope| {
-        // Reading and decoding run a batch ahead of the model, each batch on the decode pool
-        // within the byte budget; two batches in the channel bound what waits for the model.
+        // Items are read ahead and decoded in parallel, in order, into batches of `per_call`;
+        // two batches in the channel bound what waits for the model.
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
         let reader = &reader;
         let items = &items;
@@ -264,22 +270,46 @@ pub(super) fn score(
         let handle = &handle;
         let (pool, budget, prep) = (&pool, &budget, &prep);
         scope.spawn(move || {
-            for group in items.chunks(per_call) {
-                if cancel.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
+            pool.in_place_scope(|decoders| {
+                let mut prefetcher = Prefetcher::new(items, reader, handle, budget);
+                let mut decoding: VecDeque<Receiver<Prepared>> = VecDeque::new();
+                let mut group: Vec<Prepared> = Vec::with_capacity(per_call);
+                loop {
+                    if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    while decoding.len() < decode_ahead {
+                        match prefetcher.next() {
+                            Next::Item(fetched) => {
+                                let (done_tx, done_rx) = sync_channel(1);
+                                decoders.spawn(move |_| {
+                                    let prepared = decode(fetched, |w, h| prep.scaled_size(w, h));
+                                    let _ = done_tx.send(prepared);
+                                });
+                                decoding.push_back(done_rx);
+                            }
+                            // The decodes under way give their bytes back first.
+                            Next::Full | Next::Done => break,
+                        }
+                    }
+                    // Only decodes hold the budget outside the prefetcher, so with none under
+                    // way every item has been handed out.
+                    let Some(first) = decoding.pop_front() else {
+                        break;
+                    };
+                    let Ok(prepared) = first.recv() else {
+                        return;
+                    };
+                    group.push(prepared);
+                    if group.len() == per_call && ready_tx.send(std::mem::take(&mut group)).is_err()
+                    {
+                        return;
+                    }
                 }
-                let prepared: Vec<Prepared> = pool.install(|| {
-                    group
-                        .par_iter()
-                        .map(|item| {
-                            prepare(item, reader, handle, budget, |w, h| prep.scaled_size(w, h))
-                        })
-                        .collect()
-                });
-                if ready_tx.send(prepared).is_err() {
-                    return;
+                if !group.is_empty() {
+                    let _ = ready_tx.send(group);
                 }
-            }
+            });
         });
         for (group, prepared) in items.chunks(per_call).zip(ready_rx.iter()) {
             task.progress.tick();
@@ -296,6 +326,7 @@ pub(super) fn score(
             let scored = if frames.is_empty() {
                 Vec::new()
             } else {
+                calls += frames.len().div_ceil(per_call);
                 match scorer.score(&frames) {
                     Ok(rows) => rows,
                     Err(e) => {
@@ -362,6 +393,12 @@ pub(super) fn score(
     metrics::counter!(fresco_core::telemetry::RECORD_ROWS_WRITTEN).increment(rows.len() as u64);
     metrics::counter!(fresco_core::telemetry::DATASET_ITEMS_SCORED)
         .increment((rows.len() - failures.len()) as u64);
+    tracing::debug!(
+        "chunk {} of job {}: {} items scored in {calls} model calls of up to {per_call}",
+        lease.chunk,
+        lease.job_id,
+        rows.len() - failures.len()
+    );
     if !failures.is_empty() {
         tracing::info!(
             "chunk {} of job {}: {} of {} items are error rows",
