@@ -5,6 +5,7 @@
 //! user's model in a child process with limits, [`overlay`] the drawing over a records job's
 //! preview frame.
 
+pub mod listing;
 pub mod model_trial;
 pub mod overlay;
 mod preview;
