@@ -56,6 +56,12 @@ pub(crate) fn dataset_of(args: &EstimateArgs) -> Result<Option<DatasetSpec>, Fai
         return Ok(Some(spec));
     }
     let input = args.input.as_deref().unwrap_or(Path::new(""));
+    if !input.to_string_lossy().contains("://") && !input.exists() {
+        return Err(Failure::new(
+            exit::INPUT_MISSING,
+            format!("{}: no such file or folder", input.display()),
+        ));
+    }
     let dataset_flag = !args.include.is_empty()
         || args.max_item_bytes != fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES
         || args.sample != DEFAULT_SAMPLE

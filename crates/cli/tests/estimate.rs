@@ -620,6 +620,13 @@ fn manifests_empty_folders_and_wrong_flags_are_named() {
         "texts",
         &["no items to score (2 skipped", "image extensions"],
     );
+    // A folder that is not there.
+    let nowhere = dir.path().join("nowhere");
+    estimate_dataset(&[nowhere.to_str().unwrap()], &model, &cal, &[]).fails(
+        3,
+        "nowhere",
+        &["no such file or folder"],
+    );
     // A glob that is not one.
     estimate_dataset(
         &[photos.to_str().unwrap()],
