@@ -255,6 +255,9 @@ pub struct EstimateArgs {
     pub recalibrate: bool,
     #[command(flatten)]
     pub scoring: crate::scoring_args::ScoringArgs,
+    /// The limits of a dataset's model's first load, in a child process, before a sample.
+    #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
     /// Nodes (workers, one per machine or GPU) sharing the job.
     #[arg(long, default_value_t = 1, value_parser = parse_nodes)]
     pub nodes: u32,

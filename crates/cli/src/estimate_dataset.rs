@@ -5,8 +5,9 @@
 //! listing (fresco_worker::listing, streamed) ─> items, bytes, items over --max-item-bytes,
 //!                                               the first N items (the sample)
 //! STATE/calibration.json, an item entry for this model and device kind
-//!   └ none yet (or --recalibrate): the sample read, decoded and scored here, one item at a
-//!     time, with the worker's reader, decoder and scorer ─> items/s, recorded
+//!   └ none yet (or --recalibrate): the model trial-loaded in a child process, then the
+//!     sample read, decoded and scored here, one item at a time, with the worker's reader,
+//!     decoder and scorer ─> items/s, recorded
 //! items / (items/s) ─> compute time ─> / nodes: wall time; x price: cost
 //! ```
 //!
@@ -376,6 +377,19 @@ pub(crate) fn run(mut args: EstimateArgs, dataset: DatasetSpec) -> Result<ExitCo
             precision: Default::default(),
             image_card: None,
         };
+        // As `fresco run` does: the first load in a child process under the trial's limits,
+        // so a model that explodes while loading takes the child down, not this process.
+        use fresco_worker::model_trial::{trial_load_as, Interface};
+        match trial_load_as(
+            &args.model_trial.trial()?,
+            &path,
+            &digest,
+            Interface::Tensors,
+        ) {
+            Err(e) if e.is_retryable() => {}
+            Err(e) => return Err(Failure::new(exit::MODEL, e.to_string())),
+            Ok(()) => {}
+        }
         let engine = fresco_infer::EngineOptions {
             device,
             ..Default::default()

@@ -627,6 +627,16 @@ fn manifests_empty_folders_and_wrong_flags_are_named() {
         "nowhere",
         &["no such file or folder"],
     );
+    // A model file that is not one: refused before any sample, nothing recorded.
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, "not a model").unwrap();
+    let untouched = dir.path().join("untouched.json");
+    estimate_dataset(&[photos.to_str().unwrap()], &garbage, &untouched, &[]).fails(
+        7,
+        "garbage.onnx",
+        &["not a valid onnx model"],
+    );
+    assert!(!untouched.exists());
     // A glob that is not one.
     estimate_dataset(
         &[photos.to_str().unwrap()],
