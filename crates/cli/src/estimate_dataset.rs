@@ -267,8 +267,8 @@ pub fn estimate_items(
         .collect()
 }
 
-/// The item entries for `model` (with this digest, where the entry has one), one per device
-/// kind, `only` that kind where given.
+/// The item entries for `model` (with this digest, where the entry has one), the newest per
+/// device kind, `only` that kind where given.
 fn item_entries<'c>(
     calibration: &'c Calibration,
     model: &str,
@@ -285,8 +285,9 @@ fn item_entries<'c>(
                 && only.is_none_or(|d| e.device == d)
         })
         .collect();
-    found.sort_by(|a, b| a.device.cmp(&b.device));
-    found.dedup_by(|a, b| a.device == b.device);
+    // The newest per device kind (another --input-size, say, is another entry).
+    found.sort_by(|a, b| (&a.device, &b.measured_at).cmp(&(&b.device, &a.measured_at)));
+    found.dedup_by(|later, kept| later.device == kept.device);
     found
 }
 
@@ -643,9 +644,21 @@ mod tests {
         let found = item_entries(&calibration, "m", "d", None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].device, "cpu");
+        // Measured again at another input size: the newer entry is the one used.
+        let mut newer = item("cpu", 70.0);
+        newer.width = 64;
+        newer.measured_at = "2026-12-06T08:00:00Z".into();
+        let mut older = item("cpu", 60.0);
+        older.width = 16;
+        older.measured_at = "2026-12-05T08:00:00Z".into();
+        calibration.record(newer);
+        calibration.record(older);
+        let found = item_entries(&calibration, "m", "d", None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].e2e_fps, 70.0);
         assert!(item_entries(&calibration, "m", "d", Some("cuda")).is_empty());
         assert!(item_entries(&calibration, "other", "d", None).is_empty());
         // Frame and item entries of the same model and size are kept apart.
-        assert_eq!(calibration.entries.len(), 3);
+        assert_eq!(calibration.entries.len(), 5);
     }
 }
