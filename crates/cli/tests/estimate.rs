@@ -1,7 +1,8 @@
 //! `fresco estimate`: the arithmetic against a calibration fixture (tests/fixtures/
 //! calibration.json: mosaic at 640x360 on cpu, 2 frames/s; at 320x180 on cuda, 50 frames/s),
 //! the frame count from the probe, the errors, and a `fresco bench` calibration read back;
-//! datasets (folders, manifests) counted and calibrated on a sample of their own items with a
+//! datasets (folders, manifests, prefixes in a file:// store and in Azurite where
+//! FRESCO_TEST_AZURITE=1) counted and calibrated on a sample of their own items with a
 //! generated classifier, bad and huge sample items skipped and said, and the sample recorded
 //! and reused. A few seconds.
 
@@ -668,4 +669,48 @@ fn manifests_empty_folders_and_wrong_flags_are_named() {
         ])
         .fails(2, "clip.mp4", &["take a dataset"]);
     }
+}
+
+/// Three PNGs, a text file and an object outside the prefix in the store at `base`: the prefix
+/// is counted by the store's listing and its sample read through the store.
+fn a_prefix_is_estimated(dir: &Path, base: &str) {
+    let (photos, model) = dataset(dir, 3);
+    for name in ["img-0.png", "img-1.png", "img-2.png", "notes.txt"] {
+        common::objects::upload(&format!("{base}/cams/{name}"), &photos.join(name));
+    }
+    common::objects::upload(
+        &format!("{base}/other/img-0.png"),
+        &photos.join("img-0.png"),
+    );
+    let cal = dir.join("calibration.json");
+    let prefix = format!("{base}/cams/");
+    let report = estimate_dataset(&[&prefix], &model, &cal, &["--json"])
+        .ok()
+        .json();
+    assert_eq!(report["items"], 3, "{report}");
+    assert_eq!(report["skipped"], 1, "{report}");
+    assert_eq!(report["bytes"], folder_bytes(&photos, "png"), "{report}");
+    assert_eq!(report["sample"]["scored"], 3, "{report}");
+    assert_eq!(
+        report["devices"][0]["sample_of"],
+        prefix.as_str(),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_prefix_in_a_file_url_store_is_estimated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    a_prefix_is_estimated(dir.path(), &format!("file://{}", store.display()));
+}
+
+#[test]
+fn a_prefix_in_an_azurite_container_is_estimated() {
+    let Some(container) = fresco_testkit::azurite::container("estimate_prefix") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_prefix_is_estimated(dir.path(), &format!("az://{container}"));
 }
