@@ -137,6 +137,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             digest: model.digest.clone(),
             width: w,
             height: h,
+            unit: crate::estimate::CalibrationUnit::Frame,
             e2e_fps,
             model_fps,
             threads,
@@ -144,6 +145,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
             host: fresco_worker::sweep::host_name(),
             measured_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string(),
+            sample_items: None,
+            sample_of: None,
         };
         crate::estimate::record_calibration(&path, entry)?;
         Some(path)

@@ -32,7 +32,8 @@ pub struct DatasetArgs {
     pub max_item_bytes: u64,
 }
 
-fn item_limit(text: &str) -> Result<u64, String> {
+/// `--max-item-bytes`: a number of bytes within [`check_max_item_bytes`]'s bounds.
+pub(crate) fn item_limit(text: &str) -> Result<u64, String> {
     let bytes: u64 = text
         .parse()
         .map_err(|e| format!("{text}: not a number of bytes ({e})"))?;

@@ -1,5 +1,6 @@
 //! `fresco estimate INPUT --style NAME`: what styling a video will take, before any of it is
-//! spent.
+//! spent. A dataset (a folder, a prefix URL or `--manifest`) is estimated per item by
+//! [`crate::estimate_dataset`], which calibrates itself on a sample of the dataset.
 //!
 //! ```text
 //! ffprobe INPUT ─> frames, width x height
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES;
 use fresco_core::Device;
 use fresco_media::probe::{self, parse_ratio, ProbeError};
 use fresco_media::process::Tool;
@@ -43,6 +45,17 @@ pub struct Calibration {
     pub entries: Vec<CalibrationEntry>,
 }
 
+/// What a calibration entry's speed counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationUnit {
+    /// Frames of a video, styled end to end (`fresco bench`).
+    #[default]
+    Frame,
+    /// Items of a dataset read, decoded and scored (`fresco estimate` on a sample).
+    Item,
+}
+
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationEntry {
@@ -55,7 +68,11 @@ pub struct CalibrationEntry {
     pub digest: String,
     pub width: u32,
     pub height: u32,
-    /// Frames/s of a whole run: decode, model, encode, mux.
+    /// What `e2e_fps` counts (frames when the file does not say: `fresco bench` wrote it).
+    #[serde(default)]
+    pub unit: CalibrationUnit,
+    /// Frames/s of a whole run: decode, model, encode, mux; for items, items/s read, decoded
+    /// and scored.
     pub e2e_fps: f64,
     /// Frames/s of the model alone.
     #[serde(default)]
@@ -68,6 +85,12 @@ pub struct CalibrationEntry {
     pub host: String,
     #[serde(default)]
     pub measured_at: String,
+    /// Items of the sample an item entry was measured on (scored, not counting those skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_items: Option<u64>,
+    /// The dataset the sample was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_of: Option<String>,
 }
 
 fn one() -> usize {
@@ -115,11 +138,17 @@ impl Calibration {
         Ok(Some(calibration))
     }
 
-    /// Adds a measurement, replacing the one for the same device kind, model and size.
+    /// Adds a measurement, replacing the one for the same device kind, model, size and unit.
     pub fn record(&mut self, entry: CalibrationEntry) {
         self.entries.retain(|e| {
-            (&e.device, &e.model, e.width, e.height)
-                != (&entry.device, &entry.model, entry.width, entry.height)
+            (&e.device, &e.model, e.width, e.height, e.unit)
+                != (
+                    &entry.device,
+                    &entry.model,
+                    entry.width,
+                    entry.height,
+                    entry.unit,
+                )
         });
         self.entries.push(entry);
         self.entries.sort_by(|a, b| {
@@ -196,14 +225,39 @@ fn parse_nodes(text: &str) -> Result<u32, String> {
 
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
-    /// The video to estimate.
-    pub input: PathBuf,
+    /// The video to estimate, or a dataset: a folder of images or a prefix URL.
+    #[arg(required_unless_present = "manifest")]
+    pub input: Option<PathBuf>,
     /// A named style (as calibrated with `fresco bench --style NAME`).
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
     pub style: Option<String>,
-    /// A model file (as calibrated with `fresco bench --model FILE`).
+    /// A model file (as calibrated with `fresco bench --model FILE`; for a dataset, the
+    /// scoring model, with `--task` and the other scoring flags).
     #[arg(long, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
+    /// A dataset listed in a file, one path or object URL a line (as `fresco jobs submit`).
+    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    pub manifest: Option<PathBuf>,
+    /// A dataset's keys to count (`*.jpg`; repeatable). Default: the image extensions.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// A dataset's items larger than this are counted as error rows (too-large) and not read.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_ITEM_BYTES,
+          value_parser = crate::dataset_args::item_limit)]
+    pub max_item_bytes: u64,
+    /// A dataset with no calibration for its model: score the first N items listed to measure
+    /// items/s (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = crate::estimate_dataset::DEFAULT_SAMPLE,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub sample: u64,
+    /// A dataset: measure a new sample even where a calibration exists, and record it.
+    #[arg(long)]
+    pub recalibrate: bool,
+    #[command(flatten)]
+    pub scoring: crate::scoring_args::ScoringArgs,
+    /// The limits of a dataset's model's first load, in a child process, before a sample.
+    #[command(flatten)]
+    pub model_trial: crate::model_trial_cmd::ModelTrialArgs,
     /// Nodes (workers, one per machine or GPU) sharing the job.
     #[arg(long, default_value_t = 1, value_parser = parse_nodes)]
     pub nodes: u32,
@@ -267,10 +321,9 @@ pub fn estimate(
 ) -> Vec<DeviceEstimate> {
     let pixels = f64::from(video.width) * f64::from(video.height);
     let mut best: BTreeMap<&str, &CalibrationEntry> = BTreeMap::new();
-    for entry in entries
-        .iter()
-        .filter(|e| e.model == model && only.is_none_or(|d| e.device == d))
-    {
+    for entry in entries.iter().filter(|e| {
+        e.unit == CalibrationUnit::Frame && e.model == model && only.is_none_or(|d| e.device == d)
+    }) {
         let distance = |e: &CalibrationEntry| {
             (f64::from(e.width) * f64::from(e.height) / pixels)
                 .ln()
@@ -367,7 +420,7 @@ pub fn video_facts(input: &Path) -> Result<VideoFacts, Failure> {
 }
 
 /// `1 h 02 min`, `3 min 20 s`, `4.2 s`.
-pub fn human_duration(seconds: f64) -> String {
+pub(crate) fn human_duration(seconds: f64) -> String {
     if seconds < 60.0 {
         return format!("{seconds:.1} s");
     }
@@ -380,7 +433,7 @@ pub fn human_duration(seconds: f64) -> String {
     }
 }
 
-fn money(amount: f64) -> String {
+pub(crate) fn money(amount: f64) -> String {
     if amount >= 0.01 || amount == 0.0 {
         format!("{amount:.2}")
     } else {
@@ -389,6 +442,13 @@ fn money(amount: f64) -> String {
 }
 
 pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
+    if let Some(dataset) = crate::estimate_dataset::dataset_of(&args)? {
+        return crate::estimate_dataset::run(args, dataset);
+    }
+    let input = args
+        .input
+        .clone()
+        .expect("clap requires an input without --manifest");
     let model = match (&args.style, &args.model) {
         (Some(style), _) => style.clone(),
         (None, Some(path)) => path
@@ -425,7 +485,7 @@ pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     };
-    let video = video_facts(&args.input)?;
+    let video = video_facts(&input)?;
     let prices = args.prices.clone().unwrap_or_default();
     let estimates = estimate(
         &video,
@@ -439,6 +499,7 @@ pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
         let mut known: Vec<String> = calibration
             .entries
             .iter()
+            .filter(|e| e.unit == CalibrationUnit::Frame)
             .map(|e| format!("{} on {}", e.model, e.device))
             .collect();
         known.sort();
@@ -460,7 +521,7 @@ pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
     }
     if args.json {
         let report = serde_json::json!({
-            "input": args.input,
+            "input": input,
             "model": model,
             "frames": video.frames,
             "frames_exact": video.frames_exact,
@@ -476,7 +537,7 @@ pub fn run(args: EstimateArgs) -> Result<ExitCode, Failure> {
     }
     println!(
         "fresco estimate: {}: {}{} frames of {}x{}{}, {model}, {} node{}",
-        args.input.display(),
+        input.display(),
         if video.frames_exact { "" } else { "about " },
         video.frames,
         video.width,
@@ -539,6 +600,9 @@ mod tests {
             batch: 1,
             host: "test".into(),
             measured_at: String::new(),
+            unit: CalibrationUnit::Frame,
+            sample_items: None,
+            sample_of: None,
         }
     }
 

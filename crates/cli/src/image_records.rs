@@ -10,7 +10,7 @@
 //! ([`write_part`], [`join_parts`]), and a publish by rename ([`TempOutput`]): an image that
 //! cannot be read fails the run, naming it, and leaves nothing at the output.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -110,64 +110,19 @@ pub(crate) fn score_images(
         model.announce(&crate::run::engine_label(args.model.device));
     }
     let path = args.model.model.clone().expect("records_model checked it");
-    let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
-        .load_scoring_models(true)
-        .allow_download(false)
-        .limits(fresco_wire::limits::InputLimits::none());
-    let submission = Submission {
-        input: String::new(),
-        output: output.display().to_string(),
-        model: ModelSource::Pinned(args.model.pin(&model.name, &model.digest)),
-        device: args.model.device,
-        precision: args.model.precision,
-        input_range: None,
-        channel_order: None,
-        options: args.video.options(),
-        chunk_frames: None,
-        priority: 0,
-        budgets: Default::default(),
-        scoring: Some(ask.clone()),
-    };
-    let (pin, scoring) = submitter.pin_scoring(&submission)?;
-    let bytes = std::fs::read(&path).map_err(|e| {
-        Failure::new(
-            exit::BAD_INPUT,
-            format!("model {}: cannot read it: {e}", path.display()),
-        )
-    })?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&bytes))
-    };
-    if digest != pin.digest {
-        return Err(Failure::new(
-            exit::MODEL,
-            format!(
-                "model {}: its bytes changed while it was checked",
-                path.display()
-            ),
-        ));
-    }
-    let labels_dir = tempfile::tempdir().map_err(|e| {
-        Failure::new(
-            exit::PROCESSING,
-            format!("cannot make a folder for the labels: {e}"),
-        )
-    })?;
-    let options = fresco_infer::EngineOptions {
-        threads: args.model.threads,
-        device: args.model.device,
-        ..Default::default()
-    };
-    let mut scorer = Scorer::from_pinned(
-        &bytes,
-        &path.display().to_string(),
-        path.parent(),
-        &options,
-        &scoring,
-        labels_dir.path(),
-    )
-    .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
+    let (mut scorer, _labels) = pinned_scorer(
+        &path,
+        args.model.pin(&model.name, &model.digest),
+        &fresco_infer::EngineOptions {
+            threads: args.model.threads,
+            device: args.model.device,
+            precision: args.model.precision,
+            ..Default::default()
+        },
+        ask,
+        &output,
+        args.video.options(),
+    )?;
     let task = scorer.plan().task;
     let per_call = scorer.batch(args.batch);
     let mut parts = Vec::new();
@@ -217,6 +172,80 @@ pub(crate) fn score_images(
         model_seconds,
     };
     Ok((model, outcome))
+}
+
+/// The worker's scorer for the records model file at `path`, pinned as `pin`: the
+/// submission's checks and scoring plan ([`fresco_submit::Submitter::pin_scoring`], for a
+/// records `output`), then [`Scorer::from_pinned`] on the file's bytes, checked against the pin,
+/// with `engine`'s threads and device. The plan's labels are written into the returned folder,
+/// which must outlive the scorer.
+pub(crate) fn pinned_scorer(
+    path: &Path,
+    pin: fresco_core::ModelPin,
+    engine: &fresco_infer::EngineOptions,
+    ask: &ScoringAsk,
+    output: &Path,
+    options: fresco_pipeline::VideoOptions,
+) -> Result<(Scorer, tempfile::TempDir), Failure> {
+    let submitter = fresco_submit::Submitter::new(fresco_infer::registry::Registry::from_env())
+        .load_scoring_models(true)
+        .allow_download(false)
+        .limits(fresco_wire::limits::InputLimits::none());
+    let submission = Submission {
+        input: String::new(),
+        output: output.display().to_string(),
+        model: ModelSource::Pinned(pin),
+        device: engine.device,
+        precision: engine.precision,
+        input_range: None,
+        channel_order: None,
+        options,
+        chunk_frames: None,
+        priority: 0,
+        budgets: Default::default(),
+        scoring: Some(ask.clone()),
+    };
+    let (pin, scoring) = submitter.pin_scoring(&submission)?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("model {}: cannot read it: {e}", path.display()),
+        )
+    })?;
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    if digest != pin.digest {
+        return Err(Failure::new(
+            exit::MODEL,
+            format!(
+                "model {}: its bytes changed while it was checked",
+                path.display()
+            ),
+        ));
+    }
+    let labels_dir = tempfile::tempdir().map_err(|e| {
+        Failure::new(
+            exit::PROCESSING,
+            format!("cannot make a folder for the labels: {e}"),
+        )
+    })?;
+    let options = fresco_infer::EngineOptions {
+        threads: engine.threads,
+        device: engine.device,
+        ..Default::default()
+    };
+    let scorer = Scorer::from_pinned(
+        &bytes,
+        &path.display().to_string(),
+        path.parent(),
+        &options,
+        &scoring,
+        labels_dir.path(),
+    )
+    .map_err(|e| Failure::new(exit::MODEL, e.to_string()))?;
+    Ok((scorer, labels_dir))
 }
 
 /// Rows held in memory before they are written as a part: a folder's rows are never all held.

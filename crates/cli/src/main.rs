@@ -11,6 +11,7 @@ mod config;
 mod dataset_args;
 mod embedded;
 mod estimate;
+mod estimate_dataset;
 mod eval;
 mod exit;
 mod image_records;
@@ -81,8 +82,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the job engine: 1 vs 2 workers, queue cost per chunk, claims/s on PostgreSQL.
     BenchJobs(bench_jobs::BenchJobsArgs),
-    /// Estimate compute time, wall time and cost of styling a video, from `fresco bench`'s
-    /// calibration.
+    /// Estimate compute time, wall time and cost of styling a video (from `fresco bench`'s
+    /// calibration) or of scoring a dataset (calibrated on a sample of it).
     Estimate(estimate::EstimateArgs),
     /// Measure a styled result against its input (`fresco eval temporal`: flicker).
     #[command(subcommand)]

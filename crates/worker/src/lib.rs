@@ -3,8 +3,10 @@
 //! three stages (one file each, behind the [`Stages`] seam that tests fill with stand-ins),
 //! [`sweep`] the housekeeping of the shared work folder, [`model_trial`] the first load of a
 //! user's model in a child process with limits, [`overlay`] the drawing over a records job's
-//! preview frame.
+//! preview frame, [`listing`] the listing and reading of a dataset's items (shared with
+//! `fresco estimate`).
 
+pub mod listing;
 pub mod model_trial;
 pub mod overlay;
 mod preview;

@@ -2,7 +2,7 @@
 //! row per item in listing order (see `fresco_core::dataset`).
 //!
 //! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
-//!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
+//!   are sized), the source listed as a stream ([`crate::listing::list`]) and pinned into the queue in
 //!   batches, under the plan's lease; the chunks are ranges of item indices.
 //! - **score**: the chunk's pinned items are read ahead in parallel on the runtime
 //!   ([`prefetch`]: downloads from object stores overlap decoding and the model), decoded in
@@ -21,7 +21,6 @@
 //! (`fresco_score::dataset_parquet_schema`).
 
 mod budget;
-mod listing;
 mod prefetch;
 
 use std::collections::VecDeque;
@@ -42,10 +41,10 @@ use super::records::{
     LoadedScorer,
 };
 use super::{Task, TaskContext};
+use crate::listing::{self, ItemError, ItemReader, KeyFilter};
 use crate::spec::JobSpec;
 use crate::worker::{system, TaskFailure, TaskOutput};
 use budget::{ByteBudget, DECODE_BUDGET_BYTES};
-use listing::{ItemError, ItemReader, KeyFilter};
 use prefetch::{Fetched, Next, Prefetcher};
 
 fn dataset(spec: &JobSpec) -> Result<&DatasetSpec, TaskFailure> {
@@ -131,12 +130,7 @@ pub(super) fn plan(
         if task.is_canceled() {
             return Err(TaskFailure::canceled());
         }
-        batch.push(PinnedItem {
-            index: items,
-            key: listed.key,
-            size: listed.size,
-            version: listed.version,
-        });
+        batch.push(listed.pinned(items));
         items += 1;
         if batch.len() >= PIN_BATCH {
             pin(&mut batch)?;

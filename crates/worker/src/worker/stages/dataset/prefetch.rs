@@ -14,7 +14,7 @@ use fresco_queue::PinnedItem;
 use tokio::task::JoinHandle;
 
 use super::budget::{ByteBudget, Share};
-use super::listing::{ItemError, ItemReader};
+use crate::listing::{ItemError, ItemReader};
 
 /// Reads a chunk keeps going ahead of its decoders: enough to hide an object store's latency
 /// (tens of milliseconds a GET) from a model that scores hundreds of small images a second.

@@ -5,6 +5,13 @@
 //! is listed page by page, a manifest read line by line (each line looked up for its size and
 //! version). [`ItemReader`] reads one pinned item back in a score task and says whether it is
 //! still the version that was pinned.
+//!
+//! A dataset job's plan task pins what [`list`] yields and its score tasks read items with
+//! [`ItemReader`]; `fresco estimate` counts a dataset with the same [`list`] and [`KeyFilter`]
+//! and reads its sample with the same [`ItemReader`], so an estimate counts what a job would
+//! score. Prefixes and manifests are looked up through `tokio::runtime::Handle::current()`: call
+//! [`list`] and [`ItemReader::new`] inside a runtime's context (`Runtime::enter`), off its
+//! async tasks.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,19 +27,35 @@ use crate::worker::TaskFailure;
 
 /// One item as listed, before it has its index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Listed {
+pub struct Listed {
+    /// The key relative to the folder or prefix, or the manifest's line as written.
     pub key: String,
+    /// Bytes as listed; 0 for a manifest line that could not be looked up.
     pub size: u64,
+    /// ETag, version id or modification time; `None` where the source gives none.
     pub version: Option<String>,
 }
 
+impl Listed {
+    /// The item pinned at `index`, as a job's plan pins it and [`ItemReader::read`] takes it.
+    pub fn pinned(self, index: u64) -> PinnedItem {
+        PinnedItem {
+            index,
+            key: self.key,
+            size: self.size,
+            version: self.version,
+        }
+    }
+}
+
 /// Which keys a dataset takes: its include globs, or the image extensions.
-pub(super) struct KeyFilter {
+pub struct KeyFilter {
     globs: Option<globset::GlobSet>,
 }
 
 impl KeyFilter {
-    pub(super) fn new(spec: &DatasetSpec) -> Result<KeyFilter, TaskFailure> {
+    /// The filter of `spec`'s include patterns; a pattern that is not a glob is a bad input.
+    pub fn new(spec: &DatasetSpec) -> Result<KeyFilter, TaskFailure> {
         if spec.include.is_empty() {
             return Ok(KeyFilter { globs: None });
         }
@@ -56,7 +79,8 @@ impl KeyFilter {
         Ok(KeyFilter { globs: Some(globs) })
     }
 
-    pub(super) fn takes(&self, key: &str) -> bool {
+    /// Whether the dataset takes the item at `key`.
+    pub fn takes(&self, key: &str) -> bool {
         match &self.globs {
             Some(globs) => globs.is_match(key),
             None => fresco_pipeline::image::is_image_path(Path::new(key)),
@@ -144,7 +168,7 @@ fn walk_folder(
 
 /// Calls `each` with every item the source holds that `filter` takes, in listing order, and
 /// counts those it skips. Stops at the first error `each` returns.
-pub(super) fn list(
+pub fn list(
     spec: &DatasetSpec,
     filter: &KeyFilter,
     skipped: &mut u64,
@@ -222,10 +246,10 @@ pub(super) fn list(
 }
 
 /// Why an item could not be read, as its error row says.
-pub(super) type ItemError = (ItemErrorKind, String);
+pub type ItemError = (ItemErrorKind, String);
 
 /// Reads a dataset's items back.
-pub(super) struct ItemReader {
+pub struct ItemReader {
     source: Resolved,
     /// The job's `--max-item-bytes`.
     max_item_bytes: u64,
@@ -252,7 +276,8 @@ fn unreadable(e: impl std::fmt::Display) -> ItemError {
 }
 
 impl ItemReader {
-    pub(super) fn new(spec: &DatasetSpec) -> Result<ItemReader, TaskFailure> {
+    /// A reader of `spec`'s items, applying its `--max-item-bytes`.
+    pub fn new(spec: &DatasetSpec) -> Result<ItemReader, TaskFailure> {
         let source = match &spec.source {
             DatasetSource::Folder { path } => Resolved::Folder(path.clone()),
             DatasetSource::Prefix { url } => {
@@ -320,7 +345,7 @@ impl ItemReader {
     /// job's item limit. Never reads more than the pinned size (itself within the limit) and
     /// one byte: an item pinned over the limit is not read at all, one that grew is `changed`
     /// and left unread. A file is read on the runtime's blocking threads.
-    pub(super) fn fetch(
+    pub fn fetch(
         &self,
         item: &PinnedItem,
     ) -> impl std::future::Future<Output = Result<Vec<u8>, ItemError>> + Send + 'static {
@@ -367,7 +392,7 @@ impl ItemReader {
     }
 
     /// The job's `--max-item-bytes`.
-    pub(super) fn max_item_bytes(&self) -> u64 {
+    pub fn max_item_bytes(&self) -> u64 {
         self.max_item_bytes
     }
 }
