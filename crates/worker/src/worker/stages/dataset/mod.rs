@@ -19,6 +19,7 @@
 //! (`fresco_score::dataset_parquet_schema`).
 
 mod budget;
+mod images;
 mod listing;
 
 use std::sync::mpsc::sync_channel;
@@ -90,7 +91,8 @@ pub(super) fn plan(
         fresco_pipeline::video::check_output_target(&spec.output, spec.options.overwrite)
             .map_err(TaskFailure::from_run)?;
     }
-    let filter = KeyFilter::new(dataset)?;
+    // Bad patterns are refused before the model is loaded.
+    KeyFilter::new(dataset)?;
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let (per_chunk, seconds_per_item) = match spec.chunk_frames {
         Some(n) => (n.max(1), None),
@@ -99,6 +101,22 @@ pub(super) fn plan(
             (sampled_per_chunk(seconds), Some(seconds))
         }
     };
+    pin_listing(task, ctx, spec, per_chunk, seconds_per_item, None)
+}
+
+/// Lists the dataset's source as a stream and pins its items into the queue in batches, under
+/// the plan's lease, then cuts them into chunks of `per_chunk`: the plan of records and image
+/// jobs alike.
+fn pin_listing(
+    task: &Task<'_>,
+    ctx: &TaskContext<'_>,
+    spec: &JobSpec,
+    per_chunk: u64,
+    seconds_per_item: Option<f64>,
+    outputs_since_ms: Option<i64>,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let filter = KeyFilter::new(dataset)?;
     let lease = task.lease;
     let handle = tokio::runtime::Handle::current();
     // Whatever an earlier try pinned is forgotten: the listing is pinned whole by this one.
@@ -157,6 +175,7 @@ pub(super) fn plan(
             per_chunk,
             seconds_per_item,
             skipped,
+            outputs_since_ms,
         },
     })
 }
@@ -378,13 +397,36 @@ pub(super) fn score(
     })
 }
 
-pub(super) fn assemble(
+/// The plan of an image job (an image model, styled images under an output folder or prefix;
+/// see [`images`]).
+pub(super) fn plan_images(
     ctx: &TaskContext<'_>,
     task: &Task<'_>,
     spec: &JobSpec,
+    model: &mut Option<fresco_pipeline::LoadedModel>,
 ) -> Result<TaskOutput, TaskFailure> {
-    let lease = task.lease;
     let dataset = dataset(spec)?;
+    KeyFilter::new(dataset)?;
+    let since = images::check_plan(spec)?;
+    super::ensure_model(ctx, spec, model)?;
+    let per_chunk = spec.chunk_frames.unwrap_or(images::IMAGES_PER_CHUNK).max(1);
+    pin_listing(task, ctx, spec, per_chunk, None, Some(since))
+}
+
+/// A chunk of an image job: its items styled and published one by one ([`images`]).
+pub(super) fn score_images(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    model: &mut Option<fresco_pipeline::LoadedModel>,
+    faults: &super::score::Faults,
+) -> Result<TaskOutput, TaskFailure> {
+    images::score(ctx, task, spec, model, faults)
+}
+
+/// The counts of a finished dataset job, written to its log.
+fn log_counts(ctx: &TaskContext<'_>, task: &Task<'_>) -> Result<(DatasetCounts, u64), TaskFailure> {
+    let lease = task.lease;
     let plan = dataset_plan(lease)?;
     let handle = tokio::runtime::Handle::current();
     let counts = handle
@@ -400,7 +442,37 @@ pub(super) fn assemble(
         summary.scored, summary.failed, summary.skipped
     );
     let _ = handle.block_on(ctx.queue.log(&lease.job_id, None, &line));
-    if let Some(why) = dataset.over_threshold(counts.failed, counts.total) {
+    Ok((summary, counts.total))
+}
+
+/// The end of an image job: its error rows published beside the outputs (before the
+/// thresholds are checked, so that a job failed by them still says which items failed), its
+/// counts logged.
+pub(super) fn assemble_images(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let (counts, total) = log_counts(ctx, task)?;
+    images::publish_errors(ctx, task, spec)?;
+    if let Some(why) = dataset.over_threshold(counts.failed, total) {
+        return Err(TaskFailure::permanent(why, FailureClass::BadInput));
+    }
+    Ok(TaskOutput::Assembled {
+        output: spec.output.clone(),
+    })
+}
+
+pub(super) fn assemble(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let plan = dataset_plan(task.lease)?;
+    let (counts, total) = log_counts(ctx, task)?;
+    if let Some(why) = dataset.over_threshold(counts.failed, total) {
         return Err(TaskFailure::permanent(why, FailureClass::BadInput));
     }
     join_and_publish(ctx, task, spec, plan.items, plan.chunks.len() as u32)
