@@ -360,3 +360,111 @@ fn a_prefix_in_an_azurite_container_is_styled() {
     let dir = tempfile::tempdir().unwrap();
     a_prefix_is_styled(dir.path(), &format!("az://{container}"));
 }
+
+/// A real style (mosaic, from `$FRESCO_MODEL_DIR`; skipped, saying so, where it is not set up):
+/// a folder styled as a dataset gives each picture exactly as styling that one file does.
+#[test]
+fn a_folder_styled_with_mosaic_matches_each_file_styled_alone() {
+    let Some(models) = fresco_testkit::models::real_model_dir("mosaic") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let env = [
+        ("FRESCO_MODEL_DIR", p(&models)),
+        ("FRESCO_CACHE_DIR", p(&cache)),
+    ];
+    let photos = dir.path().join("photos");
+    still(&photos.join("wide.png"), "64x40");
+    still(&photos.join("sub/tall.png"), "40x64");
+    let styled = dir.path().join("styled");
+    let style = [s("--style"), s("mosaic"), s("--no-download")];
+    let mut args = vec![s("run"), p(&photos), s("-o"), p(&styled)];
+    args.extend(style);
+    fresco_env(args, &env).ok();
+    assert_eq!(keys_below(&styled), ["sub/tall.png", "wide.png"]);
+    for key in ["wide.png", "sub/tall.png"] {
+        let alone = dir.path().join(format!("alone-{}", key.replace('/', "-")));
+        let input = photos.join(key);
+        let mut args = vec![s("run"), p(&input), s("-o"), p(&alone)];
+        args.extend(style);
+        fresco_env(args, &env).ok();
+        let (_, _, a) = decode_rgb(&alone);
+        let (_, _, b) = decode_rgb(&styled.join(key));
+        assert_eq!(
+            a, b,
+            "{key}: the dataset's picture differs from the file styled alone"
+        );
+        let (_, _, original) = decode_rgb(&input);
+        let db = psnr(&original[0], &b[0]);
+        assert!(db < 20.0, "{key}: mosaic barely changed it ({db:.1} dB)");
+    }
+}
+
+/// `fresco run FOLDER -o OUT/` killed mid-run and run again: the same job resumes, and the
+/// outputs the killed run published are kept, not written again.
+#[test]
+fn a_killed_run_resumes_and_keeps_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        let key = format!("p{i}.png");
+        still(&photos.join(&key), "24x24");
+        keys.push(key);
+    }
+    let model = identity_model(dir.path());
+    let styled = dir.path().join("styled");
+    let args = |cmd: &mut std::process::Command| {
+        cmd.args([
+            s("run"),
+            p(&photos),
+            s("-o"),
+            p(&styled),
+            s("--model"),
+            p(&model),
+        ])
+        .args(["--workers", "1", "--chunk-frames", "4"]);
+    };
+    let mut first = fresco_cmd();
+    args(&mut first);
+    let log = dir.path().join("first.log");
+    let mut first = first
+        .env("FRESCO_TEST_FRAME_DELAY_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(120), "a first output", || {
+        styled.join("p1.png").exists()
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let early: Vec<(String, u64)> = keys
+        .iter()
+        .filter_map(|k| {
+            std::fs::metadata(styled.join(k))
+                .ok()
+                .map(|m| (k.clone(), m.ino()))
+        })
+        .collect();
+    assert!(
+        !early.is_empty() && early.len() < keys.len(),
+        "the killed run wrote {} of {} outputs",
+        early.len(),
+        keys.len()
+    );
+    let mut again = fresco_cmd();
+    args(&mut again);
+    let out = run_with_timeout(&mut again, Duration::from_secs(180)).ok();
+    assert!(out.stderr.contains("resuming job"), "{}", out.dump());
+    assert_eq!(keys_below(&styled), keys);
+    for (key, inode) in early {
+        assert_eq!(
+            std::fs::metadata(styled.join(&key)).unwrap().ino(),
+            inode,
+            "{key} was written again by the resumed run"
+        );
+    }
+}
