@@ -305,6 +305,11 @@ fn a_prefix_is_styled(dir: &Path, base: &str) {
         &format!("{base}/photos/sub/b.webp"),
         &local.join("sub/b.webp"),
     );
+    still(&local.join("odd.png"), "16x16");
+    common::objects::upload(
+        &format!("{base}/photos/sub/odd name é #1.png"),
+        &local.join("odd.png"),
+    );
     std::fs::write(local.join("bad.png"), b"no").unwrap();
     common::objects::upload(&format!("{base}/photos/bad.png"), &local.join("bad.png"));
     let model = identity_model(dir);
@@ -323,7 +328,12 @@ fn a_prefix_is_styled(dir: &Path, base: &str) {
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(
         common::objects::keys(&format!("{base}/styled/")),
-        ["_errors.jsonl", "a.png", "sub/b.webp"]
+        [
+            "_errors.jsonl",
+            "a.png",
+            "sub/b.webp",
+            "sub/odd name é #1.png"
+        ]
     );
     let got = dir.join("got.png");
     common::objects::download(&format!("{base}/styled/a.png"), &got);
@@ -338,7 +348,7 @@ fn a_prefix_is_styled(dir: &Path, base: &str) {
     assert!(
         logged
             .stdout
-            .contains("2 items scored, 1 failed, 0 skipped"),
+            .contains("3 items scored, 1 failed, 0 skipped"),
         "{}",
         logged.dump()
     );
