@@ -23,11 +23,12 @@ use crate::queue_args::QueueArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Videos or images to style, or one folder of images; with a .jsonl output, also an
-    /// object-store prefix of images (`az://c/photos/`), scored as a dataset job.
+    /// Videos or images to style, or one folder or object-store prefix of images
+    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys, or
+    /// scored into a .jsonl/.parquet output.
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
-    /// Output file, or a folder when several inputs (or a folder) are given.
+    /// Output file, or a folder (or prefix) when several inputs (or a folder) are given.
     #[arg(short, long)]
     pub output: PathBuf,
     #[command(flatten)]
