@@ -6,6 +6,10 @@
 //!   -> score item ranges (one part each; a bad item is an error row) -> assemble (join, count)
 //! ```
 //!
+//! With an image model and no records output, each item is styled and written under the
+//! output folder or prefix with its own key ([`output_key`]); the parts hold only the error
+//! rows, which assembly publishes as [`ERRORS_FILE`] beside the outputs.
+//!
 //! The plan task pins every item (index, key, size, ETag or modification time) into the queue's
 //! database and cuts the indices into ranges: the ranges are the job's chunks, held in the same
 //! `frame_start..frame_end` columns as a video's frames, so that leases, budgets, resume, cancel

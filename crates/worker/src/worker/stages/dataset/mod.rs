@@ -1,5 +1,6 @@
 //! Dataset jobs: a folder, object-store prefix or manifest of images scored into records, one
-//! row per item in listing order (see `fresco_core::dataset`).
+//! row per item in listing order (see `fresco_core::dataset`), or, for a job with an image model
+//! and no scoring, styled into an output folder or prefix with the items' keys ([`images`]).
 //!
 //! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
 //!   are sized), the source listed as a stream ([`listing::list`]) and pinned into the queue in
