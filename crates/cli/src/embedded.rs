@@ -87,6 +87,10 @@ pub struct VideoOutcome {
     /// Records outputs (`.jsonl`/`.parquet`): the rows written (one per sampled frame).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// A dataset job's items: scored (or styled), failed (error rows) and skipped (listed, not
+    /// taken by the include patterns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<fresco_core::dataset::DatasetCounts>,
 }
 
 /// Progress shared between the workers' events and the display.
@@ -443,7 +447,25 @@ async fn outcome(
         .get(id)
         .copied()
         .unwrap_or(0.0);
+    let dataset = match &job.dataset {
+        Some(_) => {
+            let counts = queue.item_counts(id).await.map_err(queue_failure)?;
+            let skipped = record
+                .plan
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<fresco_core::dataset::DatasetPlan>(p).ok())
+                .map(|p| p.skipped)
+                .unwrap_or(0);
+            Some(fresco_core::dataset::DatasetCounts {
+                scored: counts.total - counts.failed.min(counts.total),
+                failed: counts.failed,
+                skipped,
+            })
+        }
+        None => None,
+    };
     let outcome = VideoOutcome {
+        dataset,
         job: id.to_string(),
         input: job.input.clone(),
         output: job.output.clone(),

@@ -1,5 +1,7 @@
-//! `fresco run` on still images with a records output (`photos/ -o faces.jsonl`, `a.jpg b.png
-//! -o tags.parquet`): one row per image, in this process, as styled images are.
+//! `fresco run` on still image files named one by one with a records output (`a.jpg b.png -o
+//! tags.parquet`): one row per image, in this process, as single styled images are. A folder or
+//! prefix of images is a dataset job instead ([`crate::run_dataset`]): a bad image there is an
+//! error row, and an interrupted run resumes.
 //!
 //! Images skip the queue for the reasons styled images do: each is one frame, decoded by the
 //! `image` crate (EXIF orientation applied) rather than planned from an ffprobe frame scan, so
@@ -41,29 +43,11 @@ pub(crate) struct ImageRecordsOutcome {
     pub model_seconds: f64,
 }
 
-/// The images of a records run: a folder's, sorted by name, each named by its path relative
-/// to the folder; or the files given, in the order given, each named as given. `None` when
-/// the inputs are not images (a video's records go through the queue).
+/// The images of a records run: the files given, in the order given, each named as given.
+/// `None` when the inputs are not images (a video's records go through the queue; a folder is a
+/// dataset job, [`crate::run_dataset`]).
 pub(crate) fn image_inputs(inputs: &[PathBuf]) -> Result<Option<Vec<ImageInput>>, Failure> {
     use fresco_pipeline::image::is_image_path;
-    if let [dir] = inputs {
-        if dir.is_dir() {
-            let images = crate::run::folder_images(dir)?;
-            return Ok(Some(
-                images
-                    .into_iter()
-                    .map(|path| ImageInput {
-                        source: path
-                            .strip_prefix(dir)
-                            .unwrap_or(&path)
-                            .display()
-                            .to_string(),
-                        path,
-                    })
-                    .collect(),
-            ));
-        }
-    }
     let images = inputs.iter().filter(|p| is_image_path(p)).count();
     if images == 0 {
         return Ok(None);
@@ -71,8 +55,8 @@ pub(crate) fn image_inputs(inputs: &[PathBuf]) -> Result<Option<Vec<ImageInput>>
     if images < inputs.len() {
         return Err(Failure::new(
             exit::BAD_INPUT,
-            "a records output (.jsonl, .parquet) takes one video, or images (files or one \
-             folder), not both",
+            "a records output (.jsonl, .parquet) takes one video, or image files (or one \
+             folder of them), not both",
         ));
     }
     Ok(Some(

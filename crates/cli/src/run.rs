@@ -11,7 +11,7 @@ use fresco_core::ModelPin;
 use fresco_core::{ChannelOrder, Device, EncodeSettings, InputRange, ModelChoice, StreamKind};
 use fresco_infer::registry::Registry;
 use fresco_infer::EngineOptions;
-use fresco_pipeline::image::{images_in_folder, is_image_path, style_image_file};
+use fresco_pipeline::image::{is_image_path, style_image_file};
 use fresco_pipeline::{load_model, LoadedModel, VideoOptions};
 use fresco_store::absolute;
 use fresco_worker::StopSignal;
@@ -23,11 +23,12 @@ use crate::queue_args::QueueArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Videos or images to style, or one folder of images; with a .jsonl output, also an
-    /// object-store prefix of images (`az://c/photos/`), scored as a dataset job.
+    /// Videos or images to style, or one folder or object-store prefix of images
+    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys, or
+    /// scored into a .jsonl/.parquet output.
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
-    /// Output file, or a folder when several inputs (or a folder) are given.
+    /// Output file, or a folder (or prefix) when several inputs (or a folder) are given.
     #[arg(short, long)]
     pub output: PathBuf,
     #[command(flatten)]
@@ -287,11 +288,10 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     if let Some(dataset) = crate::run_dataset::dataset_of(&args)? {
         return crate::run_dataset::run_dataset(args, dataset);
     }
-    // Inputs first: a missing input must not leave an output folder behind.
-    if !(args.inputs.len() == 1 && args.inputs[0].is_dir()) {
-        for input in &args.inputs {
-            fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
-        }
+    // Inputs first: a missing input must not leave an output folder behind. (One folder is a
+    // dataset job, above.)
+    for input in &args.inputs {
+        fresco_pipeline::video::check_input_file(input).map_err(Failure::from)?;
     }
     // `--temporal` where it cannot apply is refused as every entrance refuses it (a dataset by
     // the submission's checks): a records output here, before images are scored into it.
@@ -465,7 +465,7 @@ fn check_outputs(jobs: &[Job], records: bool, scoring_given: bool) -> Result<(),
     Ok(())
 }
 
-fn scoring_needs_records(output: &Path) -> String {
+pub(crate) fn scoring_needs_records(output: &Path) -> String {
     format!(
         "output {}: scoring options (--task, --labels, --every, --fps, ...) write records: \
          give a .jsonl or .parquet output",
@@ -705,38 +705,10 @@ pub(crate) fn records_model(args: &RunArgs) -> Result<RunModel, Failure> {
     })
 }
 
-/// The images in folder `dir`, sorted by name; a folder with none is a bad input.
-pub(crate) fn folder_images(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let images = images_in_folder(dir)?;
-    if images.is_empty() {
-        return Err(Failure::new(
-            exit::BAD_INPUT,
-            format!(
-                "{}: the folder holds no images ({})",
-                dir.display(),
-                fresco_pipeline::image::IMAGE_EXTENSIONS.join(", ")
-            ),
-        ));
-    }
-    Ok(images)
-}
-
 /// Pairs each input with its output: one file to a file, or many (or a folder) into a folder.
 fn pair_inputs(args: &RunArgs) -> Result<Vec<Job>, Failure> {
     let out = &args.output;
     let out_is_dir = out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/');
-    if args.inputs.len() == 1 && args.inputs[0].is_dir() {
-        let dir = &args.inputs[0];
-        let images = folder_images(dir)?;
-        ensure_dir(out)?;
-        return Ok(images
-            .into_iter()
-            .map(|input| Job {
-                output: out.join(input.file_name().expect("a file has a name")),
-                input,
-            })
-            .collect());
-    }
     if args.inputs.len() > 1 || out_is_dir {
         ensure_dir(out)?;
         let mut seen = std::collections::HashSet::new();
@@ -799,7 +771,7 @@ fn ensure_dir(dir: &Path) -> Result<(), Failure> {
 
 /// Local workers when `--workers` is not given: two on a CPU with two or more cores (each with
 /// half of them), unless `--threads` fixes the threads of one session; one on a GPU.
-fn default_workers(model: &ModelArgs) -> usize {
+pub(crate) fn default_workers(model: &ModelArgs) -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

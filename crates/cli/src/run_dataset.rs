@@ -1,8 +1,10 @@
-//! `fresco run` of a dataset (`az://c/photos/ -o tags.jsonl`, `--manifest picks.txt -o ...`, or a
-//! folder with `--include` / `--max-failed-*`): one dataset job through the embedded engine, as
-//! `fresco jobs submit` would queue it, so a bad image is an error row and an interrupted run
-//! resumes. A plain folder of images with a records output is still scored in this process
-//! ([`crate::image_records`]), failing on the first bad image as before.
+//! `fresco run` of a dataset (`photos/ -o tags.jsonl`, `az://c/photos/ -o tags.jsonl`,
+//! `--manifest picks.txt -o ...`, or `photos/ -o styled/ --style mosaic`): one dataset job
+//! through the embedded engine, as `fresco jobs submit` would queue it, so a bad image is an
+//! error row and an interrupted run resumes. With a records output (`.jsonl`, `.parquet`) the
+//! items are scored into it; with any other output and an image model, each item is styled and
+//! written under the output folder or prefix with its own key. Image files named one by one
+//! (`a.jpg b.png -o ...`) are not a dataset: they are styled or scored in this process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +26,8 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
         || flags.max_failed_fraction != fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION
         || flags.max_item_bytes != fresco_core::dataset::DEFAULT_MAX_ITEM_BYTES;
     let prefix = matches!(args.inputs.as_slice(), [one] if one.to_string_lossy().contains("://"));
-    if !asked && !prefix {
+    let folder = matches!(args.inputs.as_slice(), [one] if one.is_dir());
+    if !asked && !prefix && !folder {
         return Ok(None);
     }
     let input = match (&flags.manifest, args.inputs.as_slice()) {
@@ -50,10 +53,7 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
 
 pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<ExitCode, Failure> {
     if fresco_score::RecordFormat::from_path(&args.output).is_none() {
-        return Err(Failure::new(
-            exit::BAD_INPUT,
-            "a dataset is scored into records: give a .jsonl or .parquet output",
-        ));
+        return run_image_dataset(args, dataset);
     }
     crate::scoring_args::locate_named(
         &mut args.model.style,
@@ -68,29 +68,83 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
     if chatty {
         model.announce(&crate::run::engine_label(args.model.device));
     }
+    let embedded = EmbeddedOptions::of_run(&args, args.workers.unwrap_or(1), chatty, Some(scoring));
+    let pin = args.model.pin(&model.name, &model.digest);
+    run_job(&args, dataset, pin, &embedded)
+}
+
+/// A dataset styled by an image model into an output folder or prefix (see
+/// [`fresco_core::dataset::output_key`] for the names it writes).
+fn run_image_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<ExitCode, Failure> {
+    let scoring = args
+        .scoring
+        .ask(args.model.channel_order, fresco_store::absolute);
+    if scoring.records_only_given() {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            crate::run::scoring_needs_records(&args.output),
+        ));
+    }
+    if fresco_pipeline::image::is_image_path(&args.output) {
+        return Err(Failure::new(
+            exit::OUTPUT,
+            format!(
+                "{}: a dataset's styled images go to a folder (or a prefix ending in /), not \
+                 one image",
+                args.output.display()
+            ),
+        ));
+    }
+    args.model
+        .read_image_card(args.scoring.model_card.as_deref())?;
+    let model: crate::run::RunModel = args.model.load_tried(&args.model_trial.trial()?)?.into();
+    let chatty = !args.quiet;
+    if chatty {
+        model.announce(&crate::run::engine_label(args.model.device));
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| crate::run::default_workers(&args.model));
+    let embedded = EmbeddedOptions::of_run(&args, workers, chatty, None);
+    let pin = args.model.pin(&model.name, &model.digest);
+    // The workers load their own sessions.
+    drop(model);
+    run_job(&args, dataset, pin, &embedded)
+}
+
+/// Runs one dataset job on the embedded engine and reports it.
+fn run_job(
+    args: &RunArgs,
+    dataset: DatasetSpec,
+    pin: fresco_core::ModelPin,
+    embedded: &EmbeddedOptions,
+) -> Result<ExitCode, Failure> {
+    let chatty = !args.quiet;
     let input = match &dataset.source {
         DatasetSource::Folder { path } | DatasetSource::Manifest { path } => path.clone(),
         DatasetSource::Prefix { url } => PathBuf::from(url),
     };
     let stop = StopSignal::new();
     crate::run::stop_on_ctrl_c(&stop);
-    let embedded = EmbeddedOptions::of_run(&args, args.workers.unwrap_or(1), chatty, Some(scoring));
     let job = VideoJob {
         input,
         output: args.output.clone(),
         dataset: Some(dataset),
     };
-    let pin = args.model.pin(&model.name, &model.digest);
-    let outcome = run_videos(&[job], pin, args.video.options(), &embedded, stop)?
+    let outcome = run_videos(&[job], pin, args.video.options(), embedded, stop)?
         .pop()
         .expect("one job, one result")?;
     if chatty {
+        let counts = outcome.dataset.unwrap_or_default();
         eprintln!(
-            "{} -> {}: {} items in {:.1} s",
+            "{} -> {}: {} items in {:.1} s ({} scored, {} failed, {} skipped)",
             outcome.input.display(),
             outcome.output.display(),
             outcome.frames,
-            outcome.seconds
+            outcome.seconds,
+            counts.scored,
+            counts.failed,
+            counts.skipped
         );
     }
     if args.json {

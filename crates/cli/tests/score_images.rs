@@ -75,7 +75,13 @@ fn a_folder_of_images_gives_one_row_per_image_in_name_order() {
     )
     .ok()
     .json();
-    assert_eq!(json["outputs"][0]["rows"], 3, "{json:#}");
+    // A folder is a dataset job: its summary counts the items.
+    assert_eq!(json["rows"], 3, "{json:#}");
+    assert_eq!(
+        json["dataset"],
+        serde_json::json!({"scored": 3, "failed": 0, "skipped": 1}),
+        "{json:#}"
+    );
     let rows = jsonl_rows(&out);
     let sources: Vec<&str> = rows.iter().map(|r| r["source"].as_str().unwrap()).collect();
     assert_eq!(
@@ -300,7 +306,7 @@ fn children_peak_kib() -> i64 {
 }
 
 #[test]
-fn an_unreadable_or_hostile_image_fails_the_run_and_leaves_nothing() {
+fn an_unreadable_or_hostile_image_file_fails_the_run_and_a_folder_makes_it_an_error_row() {
     let Some(models) = scoring_models() else {
         return;
     };
@@ -319,10 +325,13 @@ fn an_unreadable_or_hostile_image_fails_the_run_and_leaves_nothing() {
             "huge.png" => zero_png(&photos.join(name), 100_000, 100_000, 1),
             _ => zero_png(&photos.join(name), 20_000, 20_000, 20_000),
         }
+        // Image files named one by one are scored in this process, which stops at the first
+        // bad one.
         for out in ["objects.jsonl", "objects.parquet"] {
             let out = dir.path().join(out);
             let mut args = vec![
-                photos.display().to_string(),
+                photos.join("a.jpg").display().to_string(),
+                photos.join(name).display().to_string(),
                 "-o".into(),
                 out.display().to_string(),
             ];
@@ -339,6 +348,26 @@ fn an_unreadable_or_hostile_image_fails_the_run_and_leaves_nothing() {
             }
             assert_nothing_left(&out);
         }
+        // A folder is a dataset job: the bad image is an error row, and one of two is past the
+        // default threshold (1%), so the job fails with nothing published.
+        let out = dir.path().join("folder.jsonl");
+        let mut args = vec![
+            photos.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        args.extend(detector_args(&models));
+        let failed = run_in(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_ne!(failed.code, Some(0), "{}", failed.dump());
+        assert!(
+            failed.stderr.contains("1 of 2 items failed"),
+            "{}",
+            failed.dump()
+        );
+        assert_nothing_left(&out);
     }
     // A decoded bomb alone is 1.2 GB; the model's session and the picture are far less.
     let peak = children_peak_kib();

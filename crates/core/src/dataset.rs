@@ -6,6 +6,10 @@
 //!   -> score item ranges (one part each; a bad item is an error row) -> assemble (join, count)
 //! ```
 //!
+//! With an image model and no records output, each item is styled and written under the
+//! output folder or prefix with its own key ([`output_key`]); the parts hold only the error
+//! rows, which assembly publishes as [`ERRORS_FILE`] beside the outputs.
+//!
 //! The plan task pins every item (index, key, size, ETag or modification time) into the queue's
 //! database and cuts the indices into ranges: the ranges are the job's chunks, held in the same
 //! `frame_start..frame_end` columns as a video's frames, so that leases, budgets, resume, cancel
@@ -120,6 +124,9 @@ pub enum ItemErrorKind {
     TooLarge,
     /// Its size or ETag differ from what the job pinned: it was rewritten since.
     Changed,
+    /// Its key cannot name an output under the job's output folder or prefix (an absolute
+    /// key, a `..` or empty segment, a control character): nothing is written for it.
+    BadKey,
 }
 
 impl ItemErrorKind {
@@ -130,6 +137,7 @@ impl ItemErrorKind {
             ItemErrorKind::NotImage => "not-image",
             ItemErrorKind::TooLarge => "too-large",
             ItemErrorKind::Changed => "changed",
+            ItemErrorKind::BadKey => "bad-key",
         }
     }
 }
@@ -148,6 +156,12 @@ pub struct DatasetPlan {
     /// Listed but not taken (no include pattern matched).
     #[serde(default)]
     pub skipped: u64,
+    /// Image jobs: the time by the output's own clock (a file's modification time, an object's
+    /// last-modified) when the plan looked at the output, in ms since the Unix epoch. An output
+    /// written at or after it is this job's, and a later try keeps it; an older one (there only
+    /// with `--overwrite`) is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_since_ms: Option<i64>,
 }
 
 /// What a finished dataset job counts (the summary in its log and `--json`).
@@ -157,6 +171,56 @@ pub struct DatasetCounts {
     pub failed: u64,
     /// Listed but not taken (no include pattern matched).
     pub skipped: u64,
+}
+
+/// The file an image dataset job (styled images under an output folder or prefix) writes its
+/// error rows to, beside its outputs: one JSON line per failed item, as a records job's error
+/// rows. No output is ever named so: every output's name ends in an image extension.
+pub const ERRORS_FILE: &str = "_errors.jsonl";
+
+/// The extensions an image dataset job writes in the format they name; any other item is
+/// written as PNG with `.png` added to its key.
+pub const WRITTEN_IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
+
+/// The key an item's styled image is written to below the job's output folder or prefix: the
+/// item's own key where it names a format written ([`WRITTEN_IMAGE_EXTENSIONS`]), else the key
+/// with `.png` added. Refused (why, for the item's error row) when the key could name anything
+/// outside the output: an absolute key, an empty, `.` or `..` segment, a backslash, or a
+/// control character.
+pub fn output_key(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if key.starts_with('/') {
+        return Err(format!(
+            "{key:?}: an absolute key names no place under the output"
+        ));
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!("{key:?}: a control character ({:?}) in the key", c));
+    }
+    if key.contains('\\') {
+        return Err(format!("{key:?}: a backslash in the key"));
+    }
+    if let Some(segment) = key
+        .split('/')
+        .find(|s| s.is_empty() || *s == "." || *s == "..")
+    {
+        return Err(format!(
+            "{key:?}: a {} segment would leave its folder",
+            if segment.is_empty() { "empty" } else { segment }
+        ));
+    }
+    let written = key
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .filter(|ext| !ext.contains('/'))
+        .is_some_and(|ext| WRITTEN_IMAGE_EXTENSIONS.contains(&ext.as_str()));
+    if written {
+        Ok(key.to_string())
+    } else {
+        Ok(format!("{key}.png"))
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +249,35 @@ mod tests {
         let counted = spec(Some(3), 1.0);
         assert_eq!(counted.over_threshold(3, 4), None);
         assert!(counted.over_threshold(4, 4).is_some());
+    }
+
+    #[test]
+    fn output_keys_stay_under_the_output() {
+        assert_eq!(output_key("a/b.JPG").unwrap(), "a/b.JPG");
+        assert_eq!(output_key("deep/x y é.webp").unwrap(), "deep/x y é.webp");
+        assert_eq!(output_key("scan.gif").unwrap(), "scan.gif.png");
+        assert_eq!(output_key("no-extension").unwrap(), "no-extension.png");
+        assert_eq!(output_key("dir.jpg/plain").unwrap(), "dir.jpg/plain.png");
+        assert_eq!(output_key("..hidden.png").unwrap(), "..hidden.png");
+        for hostile in [
+            "",
+            "/etc/passwd.png",
+            "../up.png",
+            "a/../../up.png",
+            "a/./b.png",
+            "a//b.png",
+            "a/",
+            "..",
+            "a\\..\\b.png",
+            "line\nbreak.png",
+            "nul\0.png",
+        ] {
+            let why = output_key(hostile).expect_err(hostile);
+            assert!(!why.is_empty());
+        }
+        assert_eq!(ItemErrorKind::BadKey.as_str(), "bad-key");
+        // An item named like the errors file is written beside it, never over it.
+        assert_eq!(output_key(ERRORS_FILE).unwrap(), "_errors.jsonl.png");
     }
 
     #[test]

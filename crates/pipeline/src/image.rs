@@ -88,6 +88,18 @@ pub fn decode_rgb_scaled(
     Ok(scale(img, scaled_size))
 }
 
+/// Packed RGB24 pixels of `width` x `height` encoded in the format `name`'s extension names
+/// (PNG where it names none the `image` crate writes), for an output that is published whole.
+pub fn encode_rgb(width: u32, height: u32, rgb: Vec<u8>, name: &str) -> Result<Vec<u8>, String> {
+    let img = RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| format!("{name}: {width}x{height} pixels do not fit the buffer"))?;
+    let format = image::ImageFormat::from_path(name).unwrap_or(image::ImageFormat::Png);
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|e| format!("cannot encode {name} as {format:?}: {e}"))?;
+    Ok(bytes)
+}
+
 /// About the most [`decode_rgb_scaled`] allocates at once for `bytes`, from the header alone:
 /// the decoded picture, its turned copy (EXIF orientation) and its RGB copy. `None` when the
 /// header cannot be read, 0 when the decoder's limit will refuse the picture before allocating
@@ -198,19 +210,6 @@ pub fn style_image_file(
         height: img.height(),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// The image files of a folder, sorted by name (not recursive).
-pub fn images_in_folder(dir: &Path) -> Result<Vec<PathBuf>, RunError> {
-    let entries = std::fs::read_dir(dir).map_err(|_| RunError::InputMissing {
-        path: dir.to_path_buf(),
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_image_path(p))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -537,6 +537,7 @@ fn dataset_job(identity: &str) -> (fresco_queue::NewJob, String) {
         per_chunk: 4,
         seconds_per_item: None,
         skipped: 2,
+        outputs_since_ms: None,
     };
     (job, serde_json::to_string(&plan).unwrap())
 }

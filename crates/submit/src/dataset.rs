@@ -55,19 +55,31 @@ impl Submitter {
             rules.check("input", &submission.input)?;
             rules.check("output", &submission.output)?;
         }
+        // No records output and no scoring asked for: an image model's styled images, written
+        // under an output folder or prefix with the items' keys.
+        let records = RecordFormat::from_path(Path::new(&submission.output)).is_some();
+        if !records
+            && !submission
+                .scoring
+                .as_ref()
+                .is_some_and(|s| s.records_only_given())
+        {
+            return self.build_image_dataset(submission, dataset);
+        }
         let output_url = object_url("output", &submission.output)?;
         let output = match &output_url {
             Some(_) => PathBuf::from(&submission.output),
             None => absolute_path("output", &submission.output)?,
         };
-        if RecordFormat::from_path(&output).is_none() {
+        if !records {
             return Err(Rejection::BadField {
                 code: "dataset-output",
                 message: format!(
                     "input {} names no single object or file, so it is read as a dataset of \
-                     images (a folder or prefix), whose rows (error rows too) are written as \
+                     images (a folder or prefix), whose scores (error rows too) are written as \
                      records: give a .jsonl or .parquet output rather than {}, or name one \
-                     object (az://container/path/clip.mp4)",
+                     object (az://container/path/clip.mp4); styled images go to an output \
+                     folder with a style model and no scoring options",
                     submission.input,
                     output.display()
                 ),
@@ -160,5 +172,207 @@ impl Submitter {
         };
         let identity = spec.identity_from(&fingerprint);
         Ok(Built::new(spec, identity, submission))
+    }
+}
+
+impl Submitter {
+    /// Checks a dataset of images to style (no scoring, an output folder or prefix) and makes
+    /// its job: the source as for records, the output a folder (absolute, not a file) or a
+    /// prefix whose store opens, neither inside the other, and an image model pinned. Whether
+    /// the output is empty is the plan's to check: a resumed job finds its own outputs there.
+    fn build_image_dataset(
+        &self,
+        submission: &Submission,
+        dataset: &DatasetSpec,
+    ) -> Result<Built, Rejection> {
+        if let Some(rules) = &self.paths {
+            rules.check("input", &submission.input)?;
+            rules.check("output", &submission.output)?;
+        }
+        let bad = |code: &'static str, message: String| Rejection::BadField { code, message };
+        if matches!(dataset.source, DatasetSource::Manifest { .. }) {
+            return Err(bad(
+                "dataset-output",
+                "a manifest's lines have no common folder to keep their keys under: style a \
+                 folder or a prefix into an output folder, or score the manifest into records \
+                 (.jsonl, .parquet)"
+                    .into(),
+            ));
+        }
+        if submission.options.temporal {
+            return Err(bad(
+                "dataset-temporal",
+                "--temporal keeps a video's frames consistent; a dataset's images are styled \
+                 one by one"
+                    .into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&dataset.max_failed_fraction) {
+            return Err(bad(
+                "bad-threshold",
+                format!(
+                    "--max-failed-fraction {}: give a share from 0 to 1",
+                    dataset.max_failed_fraction
+                ),
+            ));
+        }
+        fresco_core::dataset::check_max_item_bytes(dataset.max_item_bytes)
+            .map_err(|message| bad("bad-item-limit", message))?;
+        let output_is_url = fresco_store::is_object_url(Path::new(&submission.output));
+        let output = if output_is_url {
+            fresco_store::Store::from_url(&submission.output)
+                .map_err(|e| bad("bad-url", format!("output: {e}")))?;
+            PathBuf::from(&submission.output)
+        } else {
+            let path = absolute_path("output", &submission.output)?;
+            if path.exists() && !path.is_dir() {
+                return Err(bad(
+                    "dataset-output",
+                    format!(
+                        "output {}: a dataset's styled images go to a folder, and this is a file",
+                        path.display()
+                    ),
+                ));
+            }
+            path
+        };
+        let (source, fingerprint, input_text) = match &dataset.source {
+            DatasetSource::Folder { path } => {
+                let path = absolute_path("input", &path.display().to_string())?;
+                if !path.is_dir() {
+                    return Err(run_rejection(RunError::InputMissing { path }));
+                }
+                let text = path.display().to_string();
+                (
+                    DatasetSource::Folder { path: path.clone() },
+                    fresco_store::fingerprint(&path),
+                    text,
+                )
+            }
+            DatasetSource::Prefix { url } => {
+                fresco_store::Store::from_url(url)
+                    .map_err(|e| bad("bad-url", format!("input: {e}")))?;
+                (
+                    DatasetSource::Prefix { url: url.clone() },
+                    url.clone(),
+                    url.clone(),
+                )
+            }
+            DatasetSource::Manifest { .. } => unreachable!("refused above"),
+        };
+        if let Some(message) = overlap(&input_text, &output.display().to_string()) {
+            return Err(bad("dataset-output-overlaps", message));
+        }
+        let mut options = submission.options.clone();
+        options.limits = self.limits.media();
+        let model = self.pin(submission)?;
+        let spec = JobSpec {
+            input: PathBuf::from(&input_text),
+            output,
+            model,
+            options,
+            chunk_frames: submission.chunk_frames,
+            scoring: None,
+            dataset: Some(DatasetSpec {
+                source,
+                ..dataset.clone()
+            }),
+        };
+        let identity = spec.identity_from(&fingerprint);
+        Ok(Built::new(spec, identity, submission))
+    }
+}
+
+/// Why an image dataset's output cannot be where it is: inside its input (a later listing
+/// would take the outputs as items, styling them again), or its input inside it. Folders and
+/// `file://` prefixes are compared as the folders they resolve to (links followed), other
+/// prefixes as URLs.
+pub(crate) fn overlap(input: &str, output: &str) -> Option<String> {
+    let (a, b) = (place(input), place(output));
+    if b.starts_with(&a) {
+        Some(format!(
+            "output {output} is inside the input {input}: the outputs would be read as items \
+             of the next listing; write them outside the input"
+        ))
+    } else if a.starts_with(&b) {
+        Some(format!(
+            "input {input} is inside the output {output}: write the outputs to a folder of \
+             their own"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Where a folder or prefix is, comparable by prefix: `file:///resolved/folder/` or the URL
+/// with one trailing `/`.
+fn place(text: &str) -> String {
+    let local = match text.strip_prefix("file://") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if !text.contains("://") => Some(PathBuf::from(text)),
+        None => None,
+    };
+    match local {
+        Some(path) => {
+            let resolved = resolve_existing(&absolute(&path));
+            format!(
+                "file://{}/",
+                resolved.display().to_string().trim_end_matches('/')
+            )
+        }
+        None => format!("{}/", text.trim_end_matches('/')),
+    }
+}
+
+/// `path` with its longest existing ancestor resolved (links followed), the rest appended.
+fn resolve_existing(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path.to_path_buf();
+    loop {
+        if let Ok(mut resolved) = at.canonicalize() {
+            resolved.extend(rest.iter().rev());
+            return resolved;
+        }
+        match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                at = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::overlap;
+
+    #[test]
+    fn outputs_inside_inputs_and_inputs_inside_outputs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("photos");
+        std::fs::create_dir(&input).unwrap();
+        let inp = input.display().to_string();
+        let inside = input.join("styled").display().to_string();
+        assert!(overlap(&inp, &inside).unwrap().contains("inside the input"));
+        assert!(overlap(&inp, &inp).is_some());
+        assert!(overlap(&inp, &format!("file://{inside}/")).is_some());
+        let outside = dir.path().join("photos-styled").display().to_string();
+        assert_eq!(
+            overlap(&inp, &outside),
+            None,
+            "a sibling with a longer name"
+        );
+        assert!(overlap(&inp, &dir.path().display().to_string())
+            .unwrap()
+            .contains("inside the output"));
+        // A link to the input is the input.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        let through = link.join("out").display().to_string();
+        assert!(overlap(&inp, &through).is_some());
+        assert!(overlap("az://c/photos/", "az://c/photos/styled/").is_some());
+        assert_eq!(overlap("az://c/photos/", "az://c/photos-styled/"), None);
+        assert_eq!(overlap("az://c/photos", "az://d/photos"), None);
     }
 }

@@ -266,3 +266,36 @@ async fn dataset_requests_are_folders_or_prefixes_within_the_roots() {
         fresco_core::dataset::DEFAULT_MAX_FAILED_FRACTION
     );
 }
+
+/// An image dataset through the API: a folder styled into an output folder (no scoring), the
+/// output neither inside the input nor around it, and the job's spec without scoring.
+#[tokio::test]
+async fn image_dataset_requests_style_into_a_folder_outside_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let request = |output: &Path| {
+        let body = serde_json::json!({
+            "input": photos.display().to_string(),
+            "output": output.display().to_string(),
+            "style": "vintage",
+            "dataset": {},
+        });
+        serde_json::from_value::<SubmitRequest>(body).unwrap()
+    };
+    let factory = Submitter::default().allow_download(false);
+    let job = build(&factory, &request(&dir.path().join("styled")))
+        .await
+        .unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&job.spec).unwrap();
+    assert!(spec["scoring"].is_null(), "{spec:#}");
+    assert_eq!(spec["dataset"]["source"]["kind"], "folder", "{spec:#}");
+    let inside = build(&factory, &request(&photos.join("styled"))).await;
+    assert_eq!(inside.map_err(code).err(), Some("dataset-output-overlaps"));
+    let around = build(&factory, &request(dir.path())).await;
+    assert_eq!(around.map_err(code).err(), Some("dataset-output-overlaps"));
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let onto_file = build(&factory, &request(&file)).await;
+    assert_eq!(onto_file.map_err(code).err(), Some("dataset-output"));
+}

@@ -124,8 +124,10 @@ pub struct SubmitRequest {
     /// names an image model's card, and the records keys are refused.
     pub scoring: Option<ScoringRequest>,
     /// The input is a folder or object-store prefix of images, scored into a `.jsonl` or
-    /// `.parquet` output one row per image (a dataset job; `scoring` says how). A bad image is
-    /// an error row; the job fails past the thresholds given here.
+    /// `.parquet` output one row per image (a dataset job; `scoring` says how), or, with an
+    /// image model and any other output, styled into that output folder or prefix with the same
+    /// relative keys (bad images listed in its `_errors.jsonl`). A bad image is an error row;
+    /// the job fails past the thresholds given here.
     pub dataset: Option<DatasetRequest>,
 }
 

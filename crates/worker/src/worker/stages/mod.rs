@@ -152,6 +152,9 @@ impl VideoStages {
 impl Stages for VideoStages {
     fn plan(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.dataset.is_some() && spec.scoring.is_none() {
+            return self.with_model(|m| dataset::plan_images(&ctx, task, &spec, m));
+        }
         if spec.dataset.is_some() {
             return self.with_scorer(|s| dataset::plan(&ctx, task, &spec, s));
         }
@@ -166,6 +169,9 @@ impl Stages for VideoStages {
         if spec.dataset.is_some() {
             let faults = score::Faults::from_env();
             faults.before_chunk(task.lease.chunk)?;
+            if spec.scoring.is_none() {
+                return self.with_model(|m| dataset::score_images(&ctx, task, &spec, m, &faults));
+            }
             return self.with_scorer(|s| dataset::score(&ctx, task, &spec, s, &faults));
         }
         if spec.scoring.is_some() {
@@ -178,6 +184,9 @@ impl Stages for VideoStages {
 
     fn assemble(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
+        if spec.dataset.is_some() && spec.scoring.is_none() {
+            return dataset::assemble_images(&ctx, task, &spec);
+        }
         if spec.dataset.is_some() {
             return dataset::assemble(&ctx, task, &spec);
         }

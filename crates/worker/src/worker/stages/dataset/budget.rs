@@ -55,20 +55,35 @@ impl ByteBudget {
 
     /// A parked share of `bytes` if they fit now (or nothing else is held); `None` otherwise.
     pub(super) fn try_take(&self, bytes: u64) -> Option<Share<'_>> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.holders > 0 && state.used + bytes > self.limit {
             return None;
         }
+        Some(self.hand_out(state, bytes))
+    }
+
+    /// A parked share of `bytes`, once they fit (or nothing else is held): for threads that
+    /// each read and decode one item at a time (styled datasets). A thread waiting here holds
+    /// nothing, so the holders it waits for never wait for it.
+    pub(super) fn take(&self, bytes: u64) -> Share<'_> {
+        let mut state = self.lock();
+        while state.holders > 0 && state.used + bytes > self.limit {
+            state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        self.hand_out(state, bytes)
+    }
+
+    fn hand_out(&self, mut state: std::sync::MutexGuard<'_, State>, bytes: u64) -> Share<'_> {
         state.used += bytes;
         state.holders += 1;
         state.waiting += 1;
         // A holder may be waiting to grow until every other one waits: this one does.
         self.freed.notify_all();
-        Some(Share {
+        Share {
             budget: self,
             bytes,
             parked: true,
-        })
+        }
     }
 
     /// Bytes held now.

@@ -1,5 +1,6 @@
 //! Dataset jobs: a folder, object-store prefix or manifest of images scored into records, one
-//! row per item in listing order (see `fresco_core::dataset`).
+//! row per item in listing order (see `fresco_core::dataset`), or, for a job with an image model
+//! and no scoring, styled into an output folder or prefix with the items' keys ([`images`]).
 //!
 //! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
 //!   are sized), the source listed as a stream ([`crate::listing::list`]) and pinned into the queue in
@@ -21,6 +22,7 @@
 //! (`fresco_score::dataset_parquet_schema`).
 
 mod budget;
+mod images;
 mod prefetch;
 
 use std::collections::VecDeque;
@@ -93,7 +95,8 @@ pub(super) fn plan(
         fresco_pipeline::video::check_output_target(&spec.output, spec.options.overwrite)
             .map_err(TaskFailure::from_run)?;
     }
-    let filter = KeyFilter::new(dataset)?;
+    // Bad patterns are refused before the model is loaded.
+    KeyFilter::new(dataset)?;
     let scorer = ensure_scorer(ctx, spec, slot)?;
     let (per_chunk, seconds_per_item) = match spec.chunk_frames {
         Some(n) => (n.max(1), None),
@@ -102,6 +105,22 @@ pub(super) fn plan(
             (sampled_per_chunk(seconds), Some(seconds))
         }
     };
+    pin_listing(task, ctx, spec, per_chunk, seconds_per_item, None)
+}
+
+/// Lists the dataset's source as a stream and pins its items into the queue in batches, under
+/// the plan's lease, then cuts them into chunks of `per_chunk`: the plan of records and image
+/// jobs alike.
+fn pin_listing(
+    task: &Task<'_>,
+    ctx: &TaskContext<'_>,
+    spec: &JobSpec,
+    per_chunk: u64,
+    seconds_per_item: Option<f64>,
+    outputs_since_ms: Option<i64>,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let filter = KeyFilter::new(dataset)?;
     let lease = task.lease;
     let handle = tokio::runtime::Handle::current();
     // Whatever an earlier try pinned is forgotten: the listing is pinned whole by this one.
@@ -155,6 +174,7 @@ pub(super) fn plan(
             per_chunk,
             seconds_per_item,
             skipped,
+            outputs_since_ms,
         },
     })
 }
@@ -189,6 +209,26 @@ fn decode(fetched: Fetched<'_>, scaled_size: impl FnOnce(u32, u32) -> (u32, u32)
         tracing::debug!(item = %item.key, kind = kind.as_str(), "dataset item: {message}");
     }
     decoded
+}
+
+/// One item read and decoded on the calling thread, within the budget (taken for its encoded
+/// bytes, waiting for room, before its read): the styled datasets' path, which reads and
+/// decodes a batch at a time on the decode pool rather than through the prefetcher.
+fn prepare(
+    item: &PinnedItem,
+    reader: &ItemReader,
+    handle: &tokio::runtime::Handle,
+    budget: &ByteBudget,
+    scaled_size: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Prepared {
+    let encoded = if item.size > reader.max_item_bytes() {
+        0
+    } else {
+        item.size
+    };
+    let share = budget.take(encoded);
+    let bytes = handle.block_on(reader.fetch(item));
+    decode(Fetched { item, bytes, share }, scaled_size)
 }
 
 /// The pool a chunk's images are decoded on: `threads` of its own, so that decoding never takes
@@ -409,13 +449,36 @@ pub(super) fn score(
     })
 }
 
-pub(super) fn assemble(
+/// The plan of an image job (an image model, styled images under an output folder or prefix;
+/// see [`images`]).
+pub(super) fn plan_images(
     ctx: &TaskContext<'_>,
     task: &Task<'_>,
     spec: &JobSpec,
+    model: &mut Option<fresco_pipeline::LoadedModel>,
 ) -> Result<TaskOutput, TaskFailure> {
-    let lease = task.lease;
     let dataset = dataset(spec)?;
+    KeyFilter::new(dataset)?;
+    let since = images::check_plan(spec)?;
+    super::ensure_model(ctx, spec, model)?;
+    let per_chunk = spec.chunk_frames.unwrap_or(images::IMAGES_PER_CHUNK).max(1);
+    pin_listing(task, ctx, spec, per_chunk, None, Some(since))
+}
+
+/// A chunk of an image job: its items styled and published one by one ([`images`]).
+pub(super) fn score_images(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    model: &mut Option<fresco_pipeline::LoadedModel>,
+    faults: &super::score::Faults,
+) -> Result<TaskOutput, TaskFailure> {
+    images::score(ctx, task, spec, model, faults)
+}
+
+/// The counts of a finished dataset job, written to its log.
+fn log_counts(ctx: &TaskContext<'_>, task: &Task<'_>) -> Result<(DatasetCounts, u64), TaskFailure> {
+    let lease = task.lease;
     let plan = dataset_plan(lease)?;
     let handle = tokio::runtime::Handle::current();
     let counts = handle
@@ -431,7 +494,37 @@ pub(super) fn assemble(
         summary.scored, summary.failed, summary.skipped
     );
     let _ = handle.block_on(ctx.queue.log(&lease.job_id, None, &line));
-    if let Some(why) = dataset.over_threshold(counts.failed, counts.total) {
+    Ok((summary, counts.total))
+}
+
+/// The end of an image job: its error rows published beside the outputs (before the
+/// thresholds are checked, so that a job failed by them still says which items failed), its
+/// counts logged.
+pub(super) fn assemble_images(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let (counts, total) = log_counts(ctx, task)?;
+    images::publish_errors(ctx, task, spec)?;
+    if let Some(why) = dataset.over_threshold(counts.failed, total) {
+        return Err(TaskFailure::permanent(why, FailureClass::BadInput));
+    }
+    Ok(TaskOutput::Assembled {
+        output: spec.output.clone(),
+    })
+}
+
+pub(super) fn assemble(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    let plan = dataset_plan(task.lease)?;
+    let (counts, total) = log_counts(ctx, task)?;
+    if let Some(why) = dataset.over_threshold(counts.failed, total) {
         return Err(TaskFailure::permanent(why, FailureClass::BadInput));
     }
     join_and_publish(ctx, task, spec, plan.items, plan.chunks.len() as u32)
