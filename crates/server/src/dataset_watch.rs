@@ -248,7 +248,10 @@ impl DatasetWatch {
             if let Err(why) = self.takes(&object.key) {
                 if let NotTaken::BadName(reason) = why {
                     if !listing.seen.contains_key(&object.key) {
-                        tracing::warn!("dataset watch: {:?} is not collected: {reason}", object.key);
+                        tracing::warn!(
+                            "dataset watch: {:?} is not collected: {reason}",
+                            object.key
+                        );
                     }
                     // Remembered as recorded, so that it is warned of once.
                     current.insert(
@@ -291,7 +294,11 @@ impl DatasetWatch {
 
     /// Records `ready` in the queue; on failure, marks them unrecorded to try at the next
     /// listing.
-    async fn record(&self, ready: &mut Vec<CollectedObject>, current: &mut HashMap<String, Seen>) -> u64 {
+    async fn record(
+        &self,
+        ready: &mut Vec<CollectedObject>,
+        current: &mut HashMap<String, Seen>,
+    ) -> u64 {
         if ready.is_empty() {
             return 0;
         }
@@ -299,7 +306,10 @@ impl DatasetWatch {
         match self.queue.collect_objects(&self.trigger(), &taken).await {
             Ok(added) => added,
             Err(e) => {
-                tracing::warn!("dataset watch: cannot record {} images, trying again: {e}", taken.len());
+                tracing::warn!(
+                    "dataset watch: cannot record {} images, trying again: {e}",
+                    taken.len()
+                );
                 for object in &taken {
                     if let Some(seen) = current.get_mut(&object.key) {
                         seen.recorded = false;
@@ -376,7 +386,8 @@ impl DatasetWatch {
             let batch = match open {
                 Some(batch) => batch,
                 None => {
-                    let interval = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
+                    let interval =
+                        i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
                     let due_ms = fresco_queue::now_ms().saturating_sub(interval);
                     match self
                         .queue
@@ -415,7 +426,10 @@ impl DatasetWatch {
             Ok(None) => match self.submit(batch, key).await {
                 Ok(outcome) => outcome,
                 Err(why) => {
-                    tracing::warn!("dataset watch: batch {}: {why}; trying again later", batch.id);
+                    tracing::warn!(
+                        "dataset watch: batch {}: {why}; trying again later",
+                        batch.id
+                    );
                     return None;
                 }
             },
@@ -506,7 +520,12 @@ impl DatasetWatch {
                 })
                 .await
                 .map_err(|e| e.to_string())?
-                .map_err(|e| format!("{}: cannot write the manifest: {e}", self.output_root.join(&format!("batch-{id:06}.manifest"))))
+                .map_err(|e| {
+                    format!(
+                        "{}: cannot write the manifest: {e}",
+                        self.output_root.join(&format!("batch-{id:06}.manifest"))
+                    )
+                })
             }
             Place::Prefix(_) => self
                 .output_store

@@ -258,8 +258,12 @@ fn read_object_manifest(
             path.display()
         ))
     })?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| bad(format!("{}: the manifest is not UTF-8 text", path.display())))
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        bad(format!(
+            "{}: the manifest is not UTF-8 text",
+            path.display()
+        ))
+    })
 }
 
 /// Why an item could not be read, as its error row says.
@@ -634,7 +638,10 @@ mod tests {
         };
         let filter = KeyFilter::new(&spec).unwrap();
         let failure = list(&spec, &filter, &mut 0, &mut |_| Ok(())).unwrap_err();
-        assert!(format!("{failure:?}").contains("gone.manifest"), "{failure:?}");
+        assert!(
+            format!("{failure:?}").contains("gone.manifest"),
+            "{failure:?}"
+        );
     }
 
     #[test]
