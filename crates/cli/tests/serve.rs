@@ -377,15 +377,20 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
         common::scoring::jsonl_rows(path)
             .iter()
             .map(|row| {
-                assert!(row["classes"].as_array().is_some_and(|c| !c.is_empty()), "{row}");
+                assert!(
+                    row["classes"].as_array().is_some_and(|c| !c.is_empty()),
+                    "{row}"
+                );
                 row["source"].as_str().unwrap().to_string()
             })
             .collect()
     };
     let first = out.join("batch-000001.jsonl");
-    wait_until(Duration::from_secs(240), "the first batch's records", || {
-        first.is_file()
-    });
+    wait_until(
+        Duration::from_secs(240),
+        "the first batch's records",
+        || first.is_file(),
+    );
     assert_eq!(sources(&first), first_two, "{}", read_log(&server.log));
     let manifest = std::fs::read_to_string(out.join("batch-000001.manifest")).unwrap();
     assert_eq!(manifest.lines().collect::<Vec<_>>(), first_two);
@@ -399,10 +404,17 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
     let fourth = drop_image("d.jpg");
     let mut again = Server::start_with(dir.path(), &args);
     let second = out.join("batch-000002.jsonl");
-    wait_until(Duration::from_secs(240), "the second batch's records", || {
-        second.is_file()
-    });
-    assert_eq!(sources(&second), [third, fourth], "{}", read_log(&again.log));
+    wait_until(
+        Duration::from_secs(240),
+        "the second batch's records",
+        || second.is_file(),
+    );
+    assert_eq!(
+        sources(&second),
+        [third, fourth],
+        "{}",
+        read_log(&again.log)
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert!(!out.join("batch-000003.manifest").exists());
     let jobs = again.json(&again.url("/v1/jobs"));

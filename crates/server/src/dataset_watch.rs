@@ -23,7 +23,7 @@
 //! beside the job's records, where every worker that writes the records reaches it; the job's
 //! plan pins what it lists (size and ETag), as any dataset job's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +155,8 @@ pub struct DatasetWatch {
 #[derive(Debug, Default)]
 pub struct Listing {
     seen: HashMap<String, Seen>,
+    /// Entries the store could not name (warned of once, while they are there).
+    bad_names: HashSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,9 +244,22 @@ impl DatasetWatch {
         let mut current = HashMap::with_capacity(listing.seen.len());
         let mut ready = Vec::new();
         let mut added = 0;
+        let mut bad_names = HashSet::new();
         let mut objects = self.store.list_stream("")?;
         while let Some(object) = objects.next().await {
-            let object = object?;
+            let object = match object {
+                Ok(object) => object,
+                // One file whose name is no key (a line break in it) does not stop the rest.
+                Err(e) if e.is_bad_name() => {
+                    let text = e.to_string();
+                    if !listing.bad_names.contains(&text) {
+                        tracing::warn!("dataset watch: an entry is not collected: {text}");
+                    }
+                    bad_names.insert(text);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Err(why) = self.takes(&object.key) {
                 if let NotTaken::BadName(reason) = why {
                     if !listing.seen.contains_key(&object.key) {
@@ -289,6 +304,7 @@ impl DatasetWatch {
         }
         added += self.record(&mut ready, &mut current).await;
         listing.seen = current;
+        listing.bad_names = bad_names;
         Ok(added)
     }
 
