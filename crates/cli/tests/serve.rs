@@ -424,6 +424,61 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
     assert!(again.stop().success(), "{}", read_log(&again.log));
 }
 
+/// The dataset trigger's settings are checked before anything starts: bounds, and the flags
+/// that go together.
+#[test]
+fn dataset_watch_settings_are_checked_before_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| {
+        let mut args = vec![
+            "serve".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--db".into(),
+            format!("sqlite://{}", dir.path().join("queue.db").display()),
+            "--dataset-watch".into(),
+            dir.path().join("in").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        fresco(args)
+    };
+    let full = [
+        "--dataset-output",
+        "/tmp/out",
+        "--dataset-model",
+        "/tmp/m.onnx",
+    ];
+    for (extra, words) in [
+        (
+            vec!["--dataset-count", "0"],
+            ["--dataset-count", "1..=100000"],
+        ),
+        (
+            vec!["--dataset-count", "100001"],
+            ["--dataset-count", "1..=100000"],
+        ),
+        (
+            vec!["--dataset-interval", "0"],
+            ["--dataset-interval", "1..=604800"],
+        ),
+        (
+            vec!["--dataset-task", "segment"],
+            ["--dataset-task", "classify"],
+        ),
+    ] {
+        let mut args: Vec<&str> = full.to_vec();
+        args.extend(extra.iter().copied());
+        let out = base(&args);
+        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.dump());
+        for word in words {
+            assert!(out.stderr.contains(word), "{extra:?}: {}", out.dump());
+        }
+    }
+    let out = base(&["--dataset-output", "/tmp/out"]);
+    assert_eq!(out.code, Some(2), "{}", out.dump());
+    assert!(out.stderr.contains("--dataset-model"), "{}", out.dump());
+}
+
 /// `fresco serve --temporal`: the watched folder's jobs are steadied (checked as a submission
 /// with `"temporal": true`), and their view says so.
 #[test]
