@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use fresco_core::RetryBudgets;
-use fresco_queue::{NewJob, Queue, TriggerBatches};
+use fresco_queue::{NewJob, Queue};
 use fresco_server::dataset_watch::{
     DatasetWatch, DatasetWatchConfig, DatasetWatchError, Listing, RecordsFormat,
 };
@@ -193,6 +193,31 @@ async fn the_count_makes_one_job_of_exactly_the_first_images() {
     assert_eq!(second, expected);
 }
 
+/// A flood: the count caps each job, the rest waits in the queue's database.
+#[tokio::test]
+async fn a_flood_is_cut_into_jobs_of_the_count() {
+    let s = setup().await;
+    let watch = trigger(&s, 1000, Duration::from_secs(3600));
+    let mut listing = Listing::default();
+    for n in 0..2500 {
+        write(&s.watch, &format!("burst/{n:05}.jpg"));
+    }
+    assert_eq!(settle(&watch, &mut listing).await, 2500);
+    let made = watch.cut_due().await.unwrap();
+    assert_eq!(made.len(), 2, "two full batches, the rest waits");
+    let all = jobs(&s.app.queue).await;
+    let sizes: Vec<usize> = all.iter().map(|job| manifest_of(job).len()).collect();
+    assert_eq!(sizes, [1000, 1000]);
+    let mut lines: Vec<String> = all.iter().flat_map(manifest_of).collect();
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 2000, "no image in two jobs");
+    assert_eq!(
+        s.app.queue.waiting_objects(&watch.trigger()).await.unwrap(),
+        500
+    );
+}
+
 #[tokio::test]
 async fn the_interval_makes_a_job_of_fewer() {
     let s = setup().await;
@@ -239,7 +264,7 @@ async fn a_restart_or_a_second_server_collects_nothing_twice() {
     assert_eq!(second.cut_due().await.unwrap().len(), 1);
     let all = jobs(&s.app.queue).await;
     assert_eq!(all.len(), 2);
-    let mut lines: Vec<String> = all.iter().flat_map(|job| manifest_of(job)).collect();
+    let mut lines: Vec<String> = all.iter().flat_map(manifest_of).collect();
     lines.sort();
     let root = s.watch.canonicalize().unwrap();
     let name = |k: &str| root.join(k).display().to_string();
