@@ -241,44 +241,17 @@ impl DatasetWatch {
     /// One listing: records the images that did not change since the previous one. Returns
     /// how many were new to the queue.
     pub async fn poll(&self, listing: &mut Listing) -> Result<u64, fresco_store::StoreError> {
-        let mut current = HashMap::with_capacity(listing.seen.len());
+        let (found, bad_names) = self.list().await?;
+        for (name, reason) in &bad_names {
+            if !listing.bad_names.contains(name) {
+                tracing::warn!("dataset watch: {name:?} is not collected: {reason}");
+            }
+        }
+        listing.bad_names = bad_names.into_keys().collect();
+        let mut current = HashMap::with_capacity(found.len());
         let mut ready = Vec::new();
         let mut added = 0;
-        let mut bad_names = HashSet::new();
-        let mut objects = self.store.list_stream("")?;
-        while let Some(object) = objects.next().await {
-            let object = match object {
-                Ok(object) => object,
-                // One file whose name is no key (a line break in it) does not stop the rest.
-                Err(e) if e.is_bad_name() => {
-                    let text = e.to_string();
-                    if !listing.bad_names.contains(&text) {
-                        tracing::warn!("dataset watch: an entry is not collected: {text}");
-                    }
-                    bad_names.insert(text);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if let Err(why) = self.takes(&object.key) {
-                if let NotTaken::BadName(reason) = why {
-                    if !listing.seen.contains_key(&object.key) {
-                        tracing::warn!(
-                            "dataset watch: {:?} is not collected: {reason}",
-                            object.key
-                        );
-                    }
-                    // Remembered as recorded, so that it is warned of once.
-                    current.insert(
-                        object.key.clone(),
-                        Seen {
-                            fingerprint: (None, 0),
-                            recorded: true,
-                        },
-                    );
-                }
-                continue;
-            }
+        for object in found {
             let fingerprint = (object.etag.clone(), object.size);
             let before = listing.seen.get(&object.key);
             let stable = before.is_some_and(|seen| seen.fingerprint == fingerprint);
@@ -304,8 +277,46 @@ impl DatasetWatch {
         }
         added += self.record(&mut ready, &mut current).await;
         listing.seen = current;
-        listing.bad_names = bad_names;
         Ok(added)
+    }
+
+    /// The images under the watched location that the trigger takes, and the names it refuses
+    /// (with why). A folder is walked here, in name order: a store's listing of a folder stops
+    /// at the first file whose name is no key (a line break in it), hiding those after it.
+    async fn list(
+        &self,
+    ) -> Result<(Vec<Found>, HashMap<String, String>), fresco_store::StoreError> {
+        let mut found = Vec::new();
+        let mut bad = HashMap::new();
+        let mut sort = |key: String, etag: Option<String>, size: u64| match self.takes(&key) {
+            Ok(()) => found.push(Found { key, etag, size }),
+            Err(NotTaken::BadName(reason)) => {
+                bad.insert(key, reason);
+            }
+            Err(NotTaken::NotOurs) => {}
+        };
+        match &self.root {
+            Place::Folder(dir) => {
+                let dir = dir.clone();
+                let walked = tokio::task::spawn_blocking(move || walk(&dir))
+                    .await
+                    .map_err(|e| fresco_store::StoreError::Open {
+                        url: self.root.url(),
+                        reason: format!("the folder walk stopped: {e}"),
+                    })?;
+                for (key, etag, size) in walked {
+                    sort(key, etag, size);
+                }
+            }
+            Place::Prefix(_) => {
+                let mut objects = self.store.list_stream("")?;
+                while let Some(object) = objects.next().await {
+                    let object = object?;
+                    sort(object.key, object.etag, object.size);
+                }
+            }
+        }
+        Ok((found, bad))
     }
 
     /// Records `ready` in the queue; on failure, marks them unrecorded to try at the next
@@ -551,6 +562,58 @@ impl DatasetWatch {
                 .map_err(|e| format!("cannot write the manifest: {e}")),
         }
     }
+}
+
+/// One image as listed.
+struct Found {
+    key: String,
+    etag: Option<String>,
+    size: u64,
+}
+
+/// Every regular file below `dir` as (key, version, size), in name order; links are not
+/// followed, entries that cannot be read or named in UTF-8 are skipped (logged).
+fn walk(dir: &Path) -> Vec<(String, Option<String>, u64)> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::debug!(
+                    "dataset watch: skipped while walking {}: {e}",
+                    dir.display()
+                );
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(relative) = entry.path().strip_prefix(dir) else {
+            continue;
+        };
+        let parts: Option<Vec<&str>> = relative.iter().map(|p| p.to_str()).collect();
+        let Some(parts) = parts else {
+            tracing::warn!(
+                "dataset watch: {:?} is not collected: its name is not UTF-8",
+                entry.path()
+            );
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("mtime:{}", d.as_nanos()));
+        files.push((parts.join("/"), modified, meta.len()));
+    }
+    files
 }
 
 /// What tells a rewritten object apart: its ETag without quotes (listings and events differ in

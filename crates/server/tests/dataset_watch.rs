@@ -137,7 +137,7 @@ async fn the_count_makes_one_job_of_exactly_the_first_images() {
     write(&s.watch, ".upload-in-progress.jpg");
     write(&s.watch, ".partial/x.jpg");
     // A name with a line break would list another file in the manifest: never collected.
-    write(&s.watch, "evil\n/etc/passwd.jpg");
+    write(&s.watch, "0 evil\n/etc/passwd.jpg");
     std::fs::write(s.watch.join("empty.jpg"), b"").unwrap();
 
     assert_eq!(watch.poll(&mut listing).await.unwrap(), 0, "first sighting");

@@ -95,18 +95,6 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
-    /// Whether a listing met one entry whose name is no valid key (a local file named with a
-    /// line break, say): that entry is unusable, the rest of the listing is not.
-    pub fn is_bad_name(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Backend {
-                source: object_store::Error::InvalidPath { .. },
-                ..
-            }
-        )
-    }
-
     /// Sorts an `object_store` error about `url` into the variant a caller can act on.
     pub(crate) fn from_backend(
         url: String,
