@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use fresco_core::Device;
+use fresco_server::dataset_watch::{DatasetWatch, DatasetWatchConfig, RecordsFormat};
 use fresco_server::watch::{WatchConfig, Watcher};
 use fresco_server::{AppState, LocalJobFactory};
 use fresco_worker::{worker_name, StopSignal, Worker, WorkerConfig, WorkerSummary};
@@ -87,6 +88,71 @@ pub struct ServeArgs {
     /// docs/temporal.md); each job is checked as a submission with `"temporal": true` is.
     #[arg(long, env = "FRESCO_TEMPORAL")]
     pub temporal: bool,
+    /// A folder or object-store prefix whose new images are collected into dataset jobs: every
+    /// --dataset-interval (from the first image waiting) or --dataset-count images, whichever
+    /// comes first, one job of exactly those, scored by --dataset-model into records under
+    /// --dataset-output. Listed every --watch-interval; storage events for images under it are
+    /// collected too.
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_WATCH",
+        value_name = "URL",
+        requires_all = ["dataset_output", "dataset_model"]
+    )]
+    pub dataset_watch: Option<String>,
+    /// Where the dataset trigger's records (`batch-N.jsonl`) and manifests (`batch-N.manifest`)
+    /// go: a folder or an object-store prefix.
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_OUTPUT",
+        value_name = "URL",
+        requires = "dataset_watch"
+    )]
+    pub dataset_output: Option<String>,
+    /// The scoring model of the dataset trigger's jobs (its card, the `.toml` beside it, says
+    /// how to score).
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_MODEL",
+        value_name = "FILE.onnx",
+        requires = "dataset_watch"
+    )]
+    pub dataset_model: Option<String>,
+    /// The dataset trigger's task, where the model's card does not say.
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_TASK",
+        value_parser = ["classify", "detect", "tensors"],
+        requires = "dataset_watch"
+    )]
+    pub dataset_task: Option<String>,
+    /// The dataset trigger's records format.
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_FORMAT",
+        value_parser = ["jsonl", "parquet"],
+        default_value = "jsonl"
+    )]
+    pub dataset_format: String,
+    /// Seconds from the first image collected until its batch becomes a job (1 to 604800, a
+    /// week).
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_INTERVAL",
+        default_value_t = 300,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=604_800)
+    )]
+    pub dataset_interval: u64,
+    /// Images that make a job at once, and the most a job holds (1 to 100000).
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_COUNT",
+        default_value_t = 1000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub dataset_count: u64,
     /// Make jobs from storage events (`POST /v1/events/azure`, `/v1/events/s3`), with outputs
     /// under this location (`az://container/prefix`, `s3://bucket/prefix` or a folder).
     #[arg(long, env = "FRESCO_EVENT_OUTPUT", value_name = "URL")]
@@ -202,7 +268,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             crate::security_args::data_root_for_jobs(data_root(&args.data), encrypted);
         let factory = job_factory(&args, &data_root_text)?;
         spawn_watcher(&args, &queue, &factory, &stop)?;
+        let dataset_watch = spawn_dataset_watch(&args, &queue, &factory, &stop)?;
         let mut state = AppState::new(Arc::clone(&queue), factory);
+        state.dataset_watch = dataset_watch;
         state.tls = tls.is_some();
         state.auth = auth;
         state.data = Some(data);
@@ -315,11 +383,17 @@ fn job_factory(
     args: &ServeArgs,
     data_root_text: &str,
 ) -> Result<Arc<dyn fresco_server::JobFactory>, Failure> {
-    let trigger_roots: Vec<String> = [&args.watch, &args.output, &args.event_output]
-        .into_iter()
-        .flatten()
-        .map(|location| data_root(location))
-        .collect();
+    let trigger_roots: Vec<String> = [
+        &args.watch,
+        &args.output,
+        &args.event_output,
+        &args.dataset_watch,
+        &args.dataset_output,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|location| data_root(location))
+    .collect();
     let mut roots = vec![data_root_text];
     roots.extend(trigger_roots.iter().map(String::as_str));
     let rules = args.security.path_rules(roots)?;
@@ -368,6 +442,44 @@ fn spawn_watcher(
     let stop = Arc::clone(stop);
     tokio::spawn(watcher.run(async move { stop.stopped().await }));
     Ok(())
+}
+
+/// The dataset trigger, when --dataset-watch is given: it lists and cuts until `stop`, and the
+/// event routes feed it.
+fn spawn_dataset_watch(
+    args: &ServeArgs,
+    queue: &Arc<dyn fresco_queue::Queue>,
+    factory: &Arc<dyn fresco_server::JobFactory>,
+    stop: &Arc<StopSignal>,
+) -> Result<Option<Arc<DatasetWatch>>, Failure> {
+    let (Some(watch), Some(output), Some(model)) = (
+        &args.dataset_watch,
+        &args.dataset_output,
+        &args.dataset_model,
+    ) else {
+        return Ok(None);
+    };
+    let config = DatasetWatchConfig {
+        watch: watch.clone(),
+        output: output.clone(),
+        model: fresco_store::absolute(std::path::Path::new(model))
+            .display()
+            .to_string(),
+        task: args.dataset_task.clone(),
+        format: match args.dataset_format.as_str() {
+            "parquet" => RecordsFormat::Parquet,
+            _ => RecordsFormat::Jsonl, // clap took only jsonl and parquet
+        },
+        interval: Duration::from_secs(args.dataset_interval),
+        count: args.dataset_count,
+        poll: Duration::from_secs(args.watch_interval.max(1)),
+    };
+    let watch = DatasetWatch::new(config, Arc::clone(queue), Arc::clone(factory))
+        .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
+    let watch = Arc::new(watch);
+    let stop = Arc::clone(stop);
+    tokio::spawn(Arc::clone(&watch).run(async move { stop.stopped().await }));
+    Ok(Some(watch))
 }
 
 /// The model file of the triggers' jobs, made absolute.

@@ -334,6 +334,151 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
     assert!(again.stop().success(), "{}", read_log(&again.log));
 }
 
+/// `fresco serve --dataset-watch`: images dropped in a folder are scored in batches of
+/// `--dataset-count`, each one dataset job whose records hold exactly its images (odd names
+/// too), the text file beside them in none; a restart scores no image again and batches the
+/// one left waiting with the next. The classifier comes from `$FRESCO_MODEL_DIR/scoring`.
+#[test]
+fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
+    let Some(models) = common::scoring::scoring_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (watch, out) = (dir.path().join("photos"), dir.path().join("tags"));
+    std::fs::create_dir_all(&watch).unwrap();
+    // Under the server's allowed roots, as a trigger's model must be.
+    let model = dir.path().join("classifier.onnx");
+    std::fs::copy(models.join("efficientnet-lite0.onnx"), &model).unwrap();
+    let args = [
+        s("--dataset-watch"),
+        p(&watch),
+        s("--dataset-output"),
+        p(&out),
+        s("--dataset-model"),
+        p(&model),
+        s("--dataset-task"),
+        s("classify"),
+        s("--dataset-count"),
+        s("2"),
+        s("--dataset-interval"),
+        s("3600"),
+        s("--watch-interval"),
+        s("1"),
+    ];
+    let mut server = Server::start_with(dir.path(), &args);
+    let root = watch.canonicalize().unwrap();
+    let drop_image = |name: &str| {
+        std::fs::copy(models.join("dog.jpg"), watch.join(name)).unwrap();
+        root.join(name).display().to_string()
+    };
+    let first_two = [drop_image("a.jpg"), drop_image("b c#1.jpg")];
+    std::fs::write(watch.join("notes.txt"), "not an image").unwrap();
+    let sources = |path: &std::path::Path| -> Vec<String> {
+        common::scoring::jsonl_rows(path)
+            .iter()
+            .map(|row| {
+                assert!(
+                    row["classes"].as_array().is_some_and(|c| !c.is_empty()),
+                    "{row}"
+                );
+                row["source"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let first = out.join("batch-000001.jsonl");
+    wait_until(
+        Duration::from_secs(240),
+        "the first batch's records",
+        || first.is_file(),
+    );
+    assert_eq!(sources(&first), first_two, "{}", read_log(&server.log));
+    let manifest = std::fs::read_to_string(out.join("batch-000001.manifest")).unwrap();
+    assert_eq!(manifest.lines().collect::<Vec<_>>(), first_two);
+    // The third waits: fewer than the count, younger than the interval.
+    let third = drop_image("c.jpg");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!out.join("batch-000002.manifest").exists());
+    assert!(server.stop().success(), "{}", read_log(&server.log));
+
+    // Restarted: nothing scored again; the waiting image and a new one make the next job.
+    let fourth = drop_image("d.jpg");
+    let mut again = Server::start_with(dir.path(), &args);
+    let second = out.join("batch-000002.jsonl");
+    wait_until(
+        Duration::from_secs(240),
+        "the second batch's records",
+        || second.is_file(),
+    );
+    assert_eq!(
+        sources(&second),
+        [third, fourth],
+        "{}",
+        read_log(&again.log)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!out.join("batch-000003.manifest").exists());
+    let jobs = again.json(&again.url("/v1/jobs"));
+    let list = jobs["jobs"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{jobs}");
+    assert!(list.iter().all(|j| j["state"] == "succeeded"), "{jobs}");
+    assert!(again.stop().success(), "{}", read_log(&again.log));
+}
+
+/// The dataset trigger's settings are checked before anything starts: bounds, and the flags
+/// that go together.
+#[test]
+fn dataset_watch_settings_are_checked_before_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| {
+        let mut args = vec![
+            "serve".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--db".into(),
+            format!("sqlite://{}", dir.path().join("queue.db").display()),
+            "--dataset-watch".into(),
+            dir.path().join("in").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        fresco(args)
+    };
+    let full = [
+        "--dataset-output",
+        "/tmp/out",
+        "--dataset-model",
+        "/tmp/m.onnx",
+    ];
+    for (extra, words) in [
+        (
+            vec!["--dataset-count", "0"],
+            ["--dataset-count", "1..=100000"],
+        ),
+        (
+            vec!["--dataset-count", "100001"],
+            ["--dataset-count", "1..=100000"],
+        ),
+        (
+            vec!["--dataset-interval", "0"],
+            ["--dataset-interval", "1..=604800"],
+        ),
+        (
+            vec!["--dataset-task", "segment"],
+            ["--dataset-task", "classify"],
+        ),
+    ] {
+        let mut args: Vec<&str> = full.to_vec();
+        args.extend(extra.iter().copied());
+        let out = base(&args);
+        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.dump());
+        for word in words {
+            assert!(out.stderr.contains(word), "{extra:?}: {}", out.dump());
+        }
+    }
+    let out = base(&["--dataset-output", "/tmp/out"]);
+    assert_eq!(out.code, Some(2), "{}", out.dump());
+    assert!(out.stderr.contains("--dataset-model"), "{}", out.dump());
+}
+
 /// `fresco serve --temporal`: the watched folder's jobs are steadied (checked as a submission
 /// with `"temporal": true`), and their view says so.
 #[test]

@@ -17,7 +17,8 @@
 //! The verbs come in small traits by role: [`Jobs`] (submit, steer and read jobs), [`Leases`]
 //! (a worker's claim and lease), [`Workers`], [`JobLogs`] (logs and previews), [`Stats`],
 //! [`Accounts`] (itself [`Tokens`], [`Sessions`], [`OwnedJobs`] and [`AuditTrail`]),
-//! [`Deliveries`] and [`DatasetItems`] (a dataset job's pinned listing). [`Queue`] is all of
+//! [`Deliveries`], [`DatasetItems`] (a dataset job's pinned listing) and [`TriggerBatches`] (the
+//! dataset trigger's collected objects). [`Queue`] is all of
 //! them together; a caller or a test double that needs one role names that role alone.
 //!
 //! Completion callbacks waiting to be sent are kept here too ([`Deliveries`], a role of its own),
@@ -34,6 +35,7 @@ use fresco_core::{DeviceKind, FrameRange, JobState, RetryBudgets, TaskKind, Task
 use serde::Serialize;
 
 mod auth;
+mod batches;
 mod deliveries;
 mod items;
 mod postgres;
@@ -46,6 +48,9 @@ pub use auth::{
     check_share, check_token_name, hash_secret, new_secret, Accounts, Admission, AuditEntry,
     AuditFilter, AuditTrail, CapReached, IssuedToken, NewAudit, NewToken, OwnedJobs, Role,
     SessionRecord, Sessions, TokenRecord, Tokens, SHARE_MAX_CHARS, SHARE_PATTERN, TOKEN_PREFIX,
+};
+pub use batches::{
+    BatchLease, BatchOutcome, BatchRecord, CollectedObject, TriggerBatches, MAX_BATCH_OBJECTS,
 };
 pub use deliveries::{Deliveries, DeliveryLease, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use items::{DatasetItems, ItemCounts, PinnedItem, PIN_BATCH};
@@ -493,12 +498,21 @@ pub trait Stats: Jobs {
 /// The whole queue: every role together, what both backends are and what [`open`] returns. A
 /// caller (or a test double) that needs one role asks for that role alone.
 pub trait Queue:
-    Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems
+    Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems + TriggerBatches
 {
 }
 
 impl<
-        T: Jobs + Leases + Workers + JobLogs + Stats + Accounts + Deliveries + DatasetItems + ?Sized,
+        T: Jobs
+            + Leases
+            + Workers
+            + JobLogs
+            + Stats
+            + Accounts
+            + Deliveries
+            + DatasetItems
+            + TriggerBatches
+            + ?Sized,
     > Queue for T
 {
 }

@@ -34,6 +34,17 @@ pub trait JobFactory: Send + Sync {
         let _ = within;
         self.build(request).await
     }
+
+    /// A dataset job over a manifest the server wrote itself (the dataset trigger's batches,
+    /// [`crate::dataset_watch`]): `request.input` is the manifest's absolute path or object URL
+    /// and `request.dataset` is given. Submitters never reach this: their manifests could
+    /// name anything. A factory that makes no such jobs refuses with an internal error.
+    async fn build_manifest(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        Err(Rejection::Internal(format!(
+            "{}: this server's job factory makes no manifest jobs",
+            request.input
+        )))
+    }
 }
 
 #[async_trait]
@@ -43,6 +54,15 @@ impl JobFactory for fresco_submit::Submitter {
         let request = request.clone();
         // ffprobe and reading the model block for up to seconds.
         tokio::task::spawn_blocking(move || factory.build_request(&request))
+            .await
+            .map_err(|e| Rejection::Internal(format!("job checks panicked: {e}")))?
+            .map(|built| built.job)
+    }
+
+    async fn build_manifest(&self, request: &SubmitRequest) -> Result<NewJob, Rejection> {
+        let factory = self.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || factory.build_manifest_request(&request))
             .await
             .map_err(|e| Rejection::Internal(format!("job checks panicked: {e}")))?
             .map(|built| built.job)

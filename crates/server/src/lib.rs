@@ -26,6 +26,7 @@ pub mod api;
 pub mod auth;
 pub mod callback;
 pub mod dashboard;
+pub mod dataset_watch;
 pub mod error;
 pub mod extract;
 pub mod factory;
@@ -70,8 +71,11 @@ pub struct AppState {
     /// [`callback::spawn_delivery_loop`], which the embedding program starts, as `fresco serve`
     /// does).
     pub callbacks: CallbackSettings,
-    /// What storage events become (None: the event routes answer 409).
+    /// What storage events for videos become (None, with no `dataset_watch` either: the event
+    /// routes answer 409).
     pub events: Option<routes::events::EventTrigger>,
+    /// The dataset trigger, which storage events for images under its prefix feed too.
+    pub dataset_watch: Option<Arc<dataset_watch::DatasetWatch>>,
     /// The data store (inputs and outputs) that uploads go to and relative names resolve in;
     /// `None`: no uploads.
     pub data: Option<fresco_store::Store>,
@@ -102,6 +106,7 @@ impl AppState {
             system: None,
             callbacks: CallbackSettings::default(),
             events: None,
+            dataset_watch: None,
             data: None,
             signer: Arc::new(signing::UrlSigner::random()),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,

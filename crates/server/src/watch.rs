@@ -284,7 +284,7 @@ enum Outcome {
 
 /// A watched or output location.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Place {
+pub(crate) enum Place {
     /// A local folder, absolute.
     Folder(PathBuf),
     /// An object-store prefix in canonical URL form, without a trailing `/`.
@@ -292,7 +292,7 @@ enum Place {
 }
 
 impl Place {
-    fn parse(location: &str) -> Result<Place, fresco_store::StoreError> {
+    pub(crate) fn parse(location: &str) -> Result<Place, fresco_store::StoreError> {
         if let Some(path) = location.strip_prefix("file://") {
             return Ok(Place::Folder(PathBuf::from(path)));
         }
@@ -312,7 +312,7 @@ impl Place {
     }
 
     /// Resolves symbolic links of a folder, so that two spellings compare equal.
-    fn canonical(self) -> Place {
+    pub(crate) fn canonical(self) -> Place {
         match self {
             Place::Folder(path) => Place::Folder(path.canonicalize().unwrap_or(path)),
             prefix => prefix,
@@ -320,7 +320,7 @@ impl Place {
     }
 
     /// What a store opens.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             Place::Folder(path) => path.display().to_string(),
             Place::Prefix(url) => url.clone(),
@@ -328,12 +328,12 @@ impl Place {
     }
 
     /// The location's part of an idempotency key (kept as it was for folders).
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.url()
     }
 
     /// The path or URL of `key` under this location.
-    fn join(&self, key: &str) -> String {
+    pub(crate) fn join(&self, key: &str) -> String {
         match self {
             Place::Folder(path) => path.join(key).display().to_string(),
             Place::Prefix(url) => format!("{url}/{key}"),
@@ -341,7 +341,7 @@ impl Place {
     }
 
     /// This location's key prefix (ending in `/`) relative to `outer`, when it lies inside it.
-    fn inside(&self, outer: &Place) -> Option<String> {
+    pub(crate) fn inside(&self, outer: &Place) -> Option<String> {
         match (self, outer) {
             (Place::Folder(inner), Place::Folder(outer)) => inner
                 .strip_prefix(outer)

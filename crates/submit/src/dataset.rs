@@ -116,6 +116,14 @@ impl Submitter {
             }
         })?;
         let (source, fingerprint) = match &dataset.source {
+            // A manifest in an object store (the dataset trigger's, written beside its output):
+            // read by the plan task through the store, as its items are.
+            DatasetSource::Manifest { path } if fresco_store::is_object_url(path) => {
+                let text = path.display().to_string();
+                let url = object_url("input", &text)?.expect("an object URL");
+                input_object(&url)?;
+                (DatasetSource::Manifest { path: path.clone() }, text)
+            }
             DatasetSource::Folder { path } | DatasetSource::Manifest { path } => {
                 let path = absolute_path("input", &path.display().to_string())?;
                 let is_folder = matches!(dataset.source, DatasetSource::Folder { .. });

@@ -305,6 +305,36 @@ impl Submitter {
     /// (ffprobe, reading the model); the returned job's `idempotency_key` is the caller's to set.
     pub fn build_request(&self, request: &SubmitRequest) -> Result<Built, Rejection> {
         let request = &self.in_data_store(request)?;
+        let submission = self.submission_of(request)?;
+        match dataset::requested(request)? {
+            Some(dataset) => self.build_dataset(&submission, &dataset),
+            None => self.build(&submission),
+        }
+    }
+
+    /// A dataset job over a manifest that the server itself wrote (the dataset trigger's
+    /// batches): `request` as [`Submitter::build_request`] takes a dataset (its `dataset`
+    /// given), with `input` the manifest's absolute path or object URL. Manifests are not taken
+    /// from submitters (their lines could name anything); this is for the server's own.
+    pub fn build_manifest_request(&self, request: &SubmitRequest) -> Result<Built, Rejection> {
+        let request = &self.in_data_store(request)?;
+        let submission = self.submission_of(request)?;
+        let Some(dataset) = dataset::requested(request)? else {
+            return Err(Rejection::Internal(
+                "a manifest job needs its dataset options".into(),
+            ));
+        };
+        let dataset = fresco_core::dataset::DatasetSpec {
+            source: fresco_core::dataset::DatasetSource::Manifest {
+                path: PathBuf::from(&request.input),
+            },
+            ..dataset
+        };
+        self.build_dataset(&submission, &dataset)
+    }
+
+    /// What an API request asks for, as a [`Submission`] (its names already placed).
+    fn submission_of(&self, request: &SubmitRequest) -> Result<Submission, Rejection> {
         let model = match request.model_ref().map_err(|e| Rejection::BadField {
             code: e.code,
             message: e.message,
@@ -330,10 +360,7 @@ impl Submitter {
                 max_expiries: request.max_expiries.unwrap_or(defaults.max_expiries),
             },
         };
-        match dataset::requested(request)? {
-            Some(dataset) => self.build_dataset(&submission, &dataset),
-            None => self.build(&submission),
-        }
+        Ok(submission)
     }
 
     /// Checks a submission and makes its job: file checks, ffprobe and the model's static

@@ -299,3 +299,71 @@ async fn image_dataset_requests_style_into_a_folder_outside_the_input() {
     let onto_file = build(&factory, &request(&file)).await;
     assert_eq!(onto_file.map_err(code).err(), Some("dataset-output"));
 }
+
+/// The dataset trigger's jobs: a manifest the server wrote, as a local path or in an object
+/// store, within the roots like any input; a manifest object that is not there is refused.
+#[tokio::test]
+async fn manifest_requests_take_a_path_or_an_object_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let manifest = allowed.join("batch-000001.manifest");
+    std::fs::write(&manifest, format!("{}\n", allowed.join("a.jpg").display())).unwrap();
+    let models = std::env::var_os("FRESCO_MODEL_DIR").map(|d| PathBuf::from(d).join("scoring"));
+    let model = models
+        .as_ref()
+        .map(|m| m.join("efficientnet-lite0.onnx"))
+        .filter(|m| m.is_file());
+    let request = |input: String, output: &str| {
+        serde_json::from_value::<SubmitRequest>(serde_json::json!({
+            "input": input,
+            "output": allowed.join(output).display().to_string(),
+            "model": model.clone().unwrap_or_else(|| allowed.join("m.onnx")).display().to_string(),
+            "scoring": { "task": "classify" },
+            "dataset": {},
+        }))
+        .unwrap()
+    };
+    let build_manifest = |factory: &Submitter, request: SubmitRequest| {
+        let factory = factory.clone();
+        async move {
+            tokio::task::spawn_blocking(move || factory.build_manifest_request(&request))
+                .await
+                .unwrap()
+                .map(|built| built.job)
+        }
+    };
+    let rules = PathRules::default()
+        .allow(&allowed.display().to_string())
+        .unwrap();
+    let confined = Submitter::default().allow_download(false).paths(rules);
+    let outside = dir.path().join("elsewhere.manifest");
+    std::fs::write(&outside, "").unwrap();
+    let refused =
+        build_manifest(&confined, request(outside.display().to_string(), "b.jsonl")).await;
+    assert_eq!(refused.map_err(code).err(), Some("path-not-allowed"));
+    let gone = format!("file://{}/gone.manifest", allowed.display());
+    let missing = build_manifest(&confined, request(gone, "b.jsonl")).await;
+    assert_eq!(missing.map_err(code).err(), Some("input-missing"));
+    let Some(_) = model else {
+        eprintln!("skipped the accepted requests: FRESCO_MODEL_DIR holds no scoring models");
+        return;
+    };
+    let open = Submitter::default().allow_download(false);
+    let url = format!("file://{}", manifest.display());
+    for (input, output) in [
+        (manifest.display().to_string(), "a.jsonl"),
+        (url.clone(), "b.parquet"),
+    ] {
+        let job = build_manifest(&open, request(input.clone(), output))
+            .await
+            .unwrap();
+        let spec = JobSpec::from_json(&job.spec).unwrap();
+        assert_eq!(
+            spec.dataset.expect("a dataset job").source,
+            fresco_core::dataset::DatasetSource::Manifest {
+                path: PathBuf::from(&input)
+            }
+        );
+    }
+}

@@ -219,14 +219,11 @@ pub fn list(
             Ok(())
         }
         DatasetSource::Manifest { path } => {
-            use std::io::BufRead;
-            let file = std::fs::File::open(path).map_err(|e| missing(path, e))?;
             let reader = ItemReader::new(spec)?;
-            for line in std::io::BufReader::new(file).lines() {
-                let line = line.map_err(|e| missing(path, e))?;
+            let mut take = |line: &str| {
                 let key = line.trim();
                 if key.is_empty() || key.starts_with('#') {
-                    continue;
+                    return Ok(());
                 }
                 // A manifest's line is taken as listed; one that cannot be looked up is pinned
                 // as it is (size 0, no version) and becomes its error row when scored.
@@ -238,11 +235,59 @@ pub fn list(
                         version: None,
                     },
                 };
-                each(listed)?;
+                each(listed)
+            };
+            match ObjectUrl::of(path) {
+                Some(url) => {
+                    for line in read_object_manifest(path, url)?.lines() {
+                        take(line)?;
+                    }
+                }
+                None => {
+                    use std::io::BufRead;
+                    let file = std::fs::File::open(path).map_err(|e| missing(path, e))?;
+                    for line in std::io::BufReader::new(file).lines() {
+                        take(&line.map_err(|e| missing(path, e))?)?;
+                    }
+                }
             }
             Ok(())
         }
     }
+}
+
+/// The most a manifest in an object store may hold (it is read whole): 256 MiB, far above the
+/// dataset trigger's largest batch (`fresco_queue::MAX_BATCH_OBJECTS` lines of an object URL).
+const MAX_OBJECT_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// The text of a manifest kept in an object store (the dataset trigger writes its batches'
+/// manifests beside their outputs, where every worker reaches them).
+fn read_object_manifest(
+    path: &Path,
+    url: Result<ObjectUrl, fresco_store::BadObjectUrl>,
+) -> Result<String, TaskFailure> {
+    let bad = |message: String| TaskFailure::permanent(message, FailureClass::InputMissing);
+    let url = url.map_err(|e| bad(e.to_string()))?;
+    let store = url.open().map_err(store_failure)?;
+    let handle = tokio::runtime::Handle::current();
+    let (_, bytes) = handle
+        .block_on(store.get_with_info_within(&url.key, MAX_OBJECT_MANIFEST_BYTES))
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => bad(format!("{}: no such manifest", path.display())),
+            other => store_failure(other),
+        })?;
+    let bytes = bytes.ok_or_else(|| {
+        bad(format!(
+            "{}: the manifest is larger than {MAX_OBJECT_MANIFEST_BYTES} bytes",
+            path.display()
+        ))
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        bad(format!(
+            "{}: the manifest is not UTF-8 text",
+            path.display()
+        ))
+    })
 }
 
 /// Why an item could not be read, as its error row says.
@@ -258,9 +303,10 @@ pub struct ItemReader {
 enum Resolved {
     Folder(PathBuf),
     Prefix(Store),
-    /// A manifest's folder (relative lines) and the stores its URLs named so far.
+    /// A manifest's folder (relative lines; none for a manifest in an object store) and the
+    /// stores its URLs named so far.
     Manifest {
-        dir: PathBuf,
+        dir: Option<PathBuf>,
         stores: Mutex<HashMap<String, Store>>,
     },
 }
@@ -283,8 +329,10 @@ impl ItemReader {
             DatasetSource::Prefix { url } => {
                 Resolved::Prefix(Store::from_url(url).map_err(store_failure)?)
             }
+            // A manifest in an object store names its items by URL: it has no folder.
             DatasetSource::Manifest { path } => Resolved::Manifest {
-                dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                dir: (!fresco_store::is_object_url(path))
+                    .then(|| path.parent().unwrap_or(Path::new("/")).to_path_buf()),
                 stores: Mutex::new(HashMap::new()),
             },
         };
@@ -299,7 +347,12 @@ impl ItemReader {
             Resolved::Folder(root) => Ok(Location::File(root.join(key))),
             Resolved::Prefix(store) => Ok(Location::Object(store.clone(), key.to_string())),
             Resolved::Manifest { dir, stores } => match ObjectUrl::of(Path::new(key)) {
-                None => Ok(Location::File(dir.join(key))),
+                None => match dir {
+                    Some(dir) => Ok(Location::File(dir.join(key))),
+                    None => Err(unreadable(format!(
+                        "{key}: a manifest in an object store names its items by URL"
+                    ))),
+                },
                 Some(url) => {
                     let url = url.map_err(unreadable)?;
                     let mut stores = stores.lock().unwrap_or_else(|e| e.into_inner());
@@ -583,6 +636,55 @@ mod tests {
         std::fs::write(dir.path().join("a.jpg"), b"0123456789abc").unwrap();
         let (kind, _) = runtime.block_on(reader.fetch(&items[0])).unwrap_err();
         assert_eq!(kind, ItemErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn a_manifest_in_an_object_store_is_read_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a b#1.jpg"), b"aaa").unwrap();
+        std::fs::write(dir.path().join("c.jpg"), b"ccccc").unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let root = format!("file://{}", dir.path().display());
+        std::fs::write(
+            dir.path().join("out/batch.manifest"),
+            format!("{root}/a b#1.jpg\n\n# a comment\n{root}/c.jpg\nrelative.jpg\n"),
+        )
+        .unwrap();
+        let mut spec = spec(dir.path(), &[]);
+        spec.source = DatasetSource::Manifest {
+            path: PathBuf::from(format!("{root}/out/batch.manifest")),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let items = pinned(&spec);
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("{root}/a b#1.jpg").as_str(),
+                format!("{root}/c.jpg").as_str(),
+                "relative.jpg"
+            ]
+        );
+        assert_eq!((items[0].size, items[1].size, items[2].size), (3, 5, 0));
+        let reader = ItemReader::new(&spec).unwrap();
+        assert_eq!(reader.read(&items[1], runtime.handle()).unwrap(), b"ccccc");
+        // No folder to resolve a relative line in: an error row, not a file beside the server.
+        let (kind, message) = reader.read(&items[2], runtime.handle()).unwrap_err();
+        assert_eq!(kind, ItemErrorKind::Unreadable, "{message}");
+        // A manifest that is not there fails the plan, saying which.
+        spec.source = DatasetSource::Manifest {
+            path: PathBuf::from(format!("{root}/out/gone.manifest")),
+        };
+        let filter = KeyFilter::new(&spec).unwrap();
+        let failure = list(&spec, &filter, &mut 0, &mut |_| Ok(())).unwrap_err();
+        assert!(
+            format!("{failure:?}").contains("gone.manifest"),
+            "{failure:?}"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@
 use super::{Backend, Conn, DONE_CHUNKS_INDEX, LOCK_ROW, LOCK_TASK};
 
 pub(super) mod accounts;
+mod batches;
 pub(super) mod deliveries;
 mod expiry;
 mod items;

@@ -1,6 +1,8 @@
 //! `/v1/events/azure` and `/v1/events/s3`: storage services push "object created" events here,
 //! and each new video becomes one job (idempotent per object and ETag), so no polling is needed
-//! where events exist. Parsing lives in [`crate::events`].
+//! where events exist; an image under the dataset trigger's prefix (`--dataset-watch`) is
+//! collected into its next dataset job instead ([`crate::dataset_watch`]). Parsing lives in
+//! [`crate::events`].
 
 use std::time::Duration;
 
@@ -45,6 +47,10 @@ pub struct EventOutcome {
     pub input: String,
     /// Its job (new, or made by an earlier delivery of the same event).
     pub job: Option<String>,
+    /// An image under the dataset trigger's prefix: collected into its next dataset job
+    /// (`job` is then null; a redelivery collects it once).
+    #[serde(default)]
+    pub collected: bool,
     /// Why no job was made.
     pub error: Option<String>,
 }
@@ -163,19 +169,48 @@ async fn act(state: &AppState, action: EventAction) -> Result<Response, ApiError
             }
         }
         EventAction::Created(objects) => {
-            let trigger = state.events.as_ref().ok_or_else(|| {
-                ApiError::new(
+            if state.events.is_none() && state.dataset_watch.is_none() {
+                return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "no-trigger",
-                    "this server makes no jobs from storage events: start it with --event-output",
-                )
-            })?;
+                    "this server makes no jobs from storage events: start it with --event-output \
+                     or --dataset-watch",
+                ));
+            }
             let mut outcomes = Vec::new();
             for object in objects {
-                outcomes.push(submit(state, trigger, &object).await);
+                outcomes.push(route(state, &object).await);
             }
             Ok((StatusCode::ACCEPTED, Json(EventReply { objects: outcomes })).into_response())
         }
+    }
+}
+
+/// An image under the dataset trigger's prefix is collected; anything else goes to the video
+/// trigger, if there is one.
+async fn route(state: &AppState, object: &CreatedObject) -> EventOutcome {
+    if let Some(watch) = &state.dataset_watch {
+        if let Some(collected) = watch.collect_event(&object.url, &object.etag).await {
+            return EventOutcome {
+                input: object.url.clone(),
+                job: None,
+                collected: collected.is_ok(),
+                error: collected.err(),
+            };
+        }
+    }
+    match &state.events {
+        Some(trigger) => submit(state, trigger, object).await,
+        None => EventOutcome {
+            input: object.url.clone(),
+            job: None,
+            collected: false,
+            error: Some(
+                "no trigger takes it: it is no image under --dataset-watch, and this server \
+                 makes no jobs of other objects (--event-output)"
+                    .into(),
+            ),
+        },
     }
 }
 
@@ -183,6 +218,7 @@ async fn submit(state: &AppState, trigger: &EventTrigger, object: &CreatedObject
     let refused = |error: String| EventOutcome {
         input: object.url.clone(),
         job: None,
+        collected: false,
         error: Some(error),
     };
     let key = format!("event:{}:{}", object.url, object.etag);
@@ -190,6 +226,7 @@ async fn submit(state: &AppState, trigger: &EventTrigger, object: &CreatedObject
         return EventOutcome {
             input: object.url.clone(),
             job: Some(earlier.id),
+            collected: false,
             error: None,
         };
     }
@@ -220,6 +257,7 @@ async fn submit(state: &AppState, trigger: &EventTrigger, object: &CreatedObject
         Ok(Submitted::New(id) | Submitted::Existing(id)) => EventOutcome {
             input: object.url.clone(),
             job: Some(id),
+            collected: false,
             error: None,
         },
         Err(e) => {

@@ -543,3 +543,49 @@ impl fresco_queue::DatasetItems for BrokenQueue {
         down()
     }
 }
+
+#[async_trait]
+impl fresco_queue::TriggerBatches for BrokenQueue {
+    async fn collect_objects(
+        &self,
+        _: &str,
+        _: &[fresco_queue::CollectedObject],
+    ) -> fresco_queue::Result<u64> {
+        down()
+    }
+    async fn cut_batch(
+        &self,
+        _: &str,
+        _: u64,
+        _: i64,
+        _: Duration,
+    ) -> fresco_queue::Result<Option<fresco_queue::BatchLease>> {
+        down()
+    }
+    async fn claim_open_batch(
+        &self,
+        _: &str,
+        _: Duration,
+    ) -> fresco_queue::Result<Option<fresco_queue::BatchLease>> {
+        down()
+    }
+    async fn batch_objects(
+        &self,
+        _: i64,
+    ) -> fresco_queue::Result<Vec<fresco_queue::CollectedObject>> {
+        down()
+    }
+    async fn finish_batch(
+        &self,
+        _: &fresco_queue::BatchLease,
+        _: &fresco_queue::BatchOutcome,
+    ) -> fresco_queue::Result<bool> {
+        down()
+    }
+    async fn batches(&self, _: &str) -> fresco_queue::Result<Vec<fresco_queue::BatchRecord>> {
+        down()
+    }
+    async fn waiting_objects(&self, _: &str) -> fresco_queue::Result<u64> {
+        down()
+    }
+}
