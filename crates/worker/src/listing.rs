@@ -671,9 +671,9 @@ mod tests {
         );
         assert_eq!((items[0].size, items[1].size, items[2].size), (3, 5, 0));
         let reader = ItemReader::new(&spec).unwrap();
-        assert_eq!(reader.read(&items[1], runtime.handle()).unwrap(), b"ccccc");
+        assert_eq!(runtime.block_on(reader.fetch(&items[1])).unwrap(), b"ccccc");
         // No folder to resolve a relative line in: an error row, not a file beside the server.
-        let (kind, message) = reader.read(&items[2], runtime.handle()).unwrap_err();
+        let (kind, message) = runtime.block_on(reader.fetch(&items[2])).unwrap_err();
         assert_eq!(kind, ItemErrorKind::Unreadable, "{message}");
         // A manifest that is not there fails the plan, saying which.
         spec.source = DatasetSource::Manifest {
