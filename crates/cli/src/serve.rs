@@ -267,6 +267,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let data_root_text =
             crate::security_args::data_root_for_jobs(data_root(&args.data), encrypted);
         let factory = job_factory(&args, &data_root_text)?;
+        check_trigger_temporal(&args)?;
         spawn_watcher(&args, &queue, &factory, &stop)?;
         let dataset_watch = spawn_dataset_watch(&args, &queue, &factory, &stop)?;
         let mut state = AppState::new(Arc::clone(&queue), factory);
@@ -480,6 +481,24 @@ fn spawn_dataset_watch(
     let stop = Arc::clone(stop);
     tokio::spawn(Arc::clone(&watch).run(async move { stop.stopped().await }));
     Ok(Some(watch))
+}
+
+/// With `--temporal`, the triggers' model must give images: a model that gives records is
+/// refused once, at the start, in the words `fresco run --temporal` uses, rather than in every
+/// job the watch and the storage events would make. A style not yet downloaded is checked when
+/// its jobs are made, as without `--temporal`.
+fn check_trigger_temporal(args: &ServeArgs) -> Result<(), Failure> {
+    if !args.temporal {
+        return Ok(());
+    }
+    let choice = match (&args.style, trigger_model(args)) {
+        (Some(style), _) => fresco_core::ModelChoice::Style(style.clone()),
+        (None, Some(path)) => fresco_core::ModelChoice::File(path.into()),
+        (None, None) => return Ok(()),
+    };
+    let registry = fresco_infer::registry::Registry::from_env();
+    fresco_submit::check_temporal_model(&choice, &registry, false)?;
+    Ok(())
 }
 
 /// The model file of the triggers' jobs, made absolute.

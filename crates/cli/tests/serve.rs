@@ -516,6 +516,39 @@ fn a_temporal_watch_makes_steadied_jobs() {
     assert!(server.stop().success(), "{}", read_log(&server.log));
 }
 
+/// `fresco serve --temporal` with a model whose output is no image (a classifier) stops at the
+/// start, saying why, rather than refusing every video its triggers find.
+#[test]
+fn a_temporal_watch_with_a_records_model_is_refused_at_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("classifier.onnx");
+    std::fs::write(
+        &model,
+        fresco_infer::onnx_build::constant_classifier_model(3),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let out = fresco([
+        s("serve"),
+        s("--listen"),
+        s("127.0.0.1:0"),
+        s("--db"),
+        s(&db),
+        s("--data"),
+        p(dir.path()),
+        s("--watch"),
+        p(&dir.path().join("in")),
+        s("--output"),
+        p(&dir.path().join("out")),
+        s("--model"),
+        p(&model),
+        s("--temporal"),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.dump());
+    assert!(out.stderr.contains("temporal:"), "{}", out.dump());
+    assert!(out.stderr.contains("classifier.onnx"), "{}", out.dump());
+}
+
 #[test]
 fn a_default_server_takes_only_paths_in_its_data_store() {
     let dir = tempfile::tempdir().unwrap();

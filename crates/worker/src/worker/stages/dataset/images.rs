@@ -30,8 +30,8 @@ use fresco_store::Store;
 use rayon::prelude::*;
 
 use super::budget::{ByteBudget, DECODE_BUDGET_BYTES};
-use crate::listing::{ItemError, ItemReader};
 use super::{dataset, dataset_plan, decode_pool, held, prepare, queue_failure};
+use crate::listing::{ItemError, ItemReader};
 use crate::spec::JobSpec;
 use crate::worker::stages::{ensure_model, Task, TaskContext};
 use crate::worker::{system, TaskFailure, TaskOutput};
