@@ -9,7 +9,9 @@ Clips, made by ffmpeg from one real photo ($FRESCO_MODEL_DIR/scoring/dog.jpg, or
   with a 160x120 cut-out of the photo's middle (scaled to 200x150) moving over it 5 px left
   and 2 px down a frame: camera and subject motion, with occlusions;
 - zoom: the photo scaled from 1024 px wide growing 6 px a frame, a centred 640x360 window;
-- testsrc2: ffmpeg's synthetic pattern at 640x360 (moving and flat areas).
+- testsrc2: ffmpeg's synthetic pattern at 640x360 (moving and flat areas);
+- box: real footage, a hand-held camera and a hand turning a box (bench/temporal_real.sh, which
+  fetches OpenCV's box.mp4 from Debian's opencv-doc package), its first 12 frames at 640x360.
 
 For each consecutive pair it computes fresco's flow (crates/temporal/examples/flow_pairs.rs,
 built with --release, one core, default settings: docs/temporal.md) and OpenCV's DIS
@@ -56,7 +58,11 @@ def clip_filter(kind, w, h):
 
 
 def frames(kind, w, h):
-    if kind == "testsrc2":
+    if kind == "box":
+        clip = os.path.join(os.environ.get("TMPDIR", "/tmp"), "fresco-flow-box-%d.mkv" % os.getpid())
+        subprocess.run([os.path.join(HERE, "temporal_real.sh"), clip, "120", str(FRAMES)], check=True)
+        args = ["-i", clip, "-vf", "format=rgb24"]
+    elif kind == "testsrc2":
         args = ["-f", "lavfi", "-i", "testsrc2=s=%dx%d:r=25" % (w, h), "-vf", "format=rgb24"]
     else:
         args = ["-loop", "1", "-framerate", "25", "-i", photo(), "-filter_complex", clip_filter(kind, w, h)]
@@ -65,6 +71,8 @@ def frames(kind, w, h):
         + ["-frames:v", str(FRAMES), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
         check=True, capture_output=True,
     ).stdout
+    if kind == "box":
+        os.remove(clip)
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
 
 
@@ -102,7 +110,7 @@ def epe(a, b, mask=None):
 def main():
     w, h = 640, 360
     print("average endpoint error (px), %d frames per clip, %dx%d, 8 px edge left out" % (FRAMES, w, h))
-    for kind in ["pan", "zoom", "testsrc2"]:
+    for kind in ["pan", "zoom", "testsrc2", "box"]:
         clip = frames(kind, w, h)
         flows, _ = ours(clip)
         dis, fb = opencv(clip)
