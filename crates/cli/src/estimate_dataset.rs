@@ -319,17 +319,7 @@ pub(crate) fn run(mut args: EstimateArgs, dataset: DatasetSpec) -> Result<ExitCo
             "--every and --fps pick frames of a video; each item of a dataset is scored once",
         ));
     }
-    let bytes = std::fs::read(&path).map_err(|e| {
-        Failure::new(
-            exit::BAD_INPUT,
-            format!("model {}: cannot read it: {e}", path.display()),
-        )
-    })?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&bytes))
-    };
-    drop(bytes);
+    let (_, digest) = crate::image_records::read_model(&path)?;
     let model = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -190,16 +190,7 @@ pub(crate) fn pinned_scorer(
         scoring: Some(ask.clone()),
     };
     let (pin, scoring) = submitter.pin_scoring(&submission)?;
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::new(
-            exit::BAD_INPUT,
-            format!("model {}: cannot read it: {e}", path.display()),
-        )
-    })?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&bytes))
-    };
+    let (bytes, digest) = read_model(path)?;
     if digest != pin.digest {
         return Err(Failure::new(
             exit::MODEL,
@@ -270,4 +261,17 @@ fn write_joined(
         .map_err(|e| unwritable(e.into_error()))?;
     file.sync_all().map_err(unwritable)?;
     Ok(rows)
+}
+
+/// A model file's bytes and their sha256 (hex), as a pin names it.
+pub(crate) fn read_model(path: &std::path::Path) -> Result<(Vec<u8>, String), Failure> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("model {}: cannot read it: {e}", path.display()),
+        )
+    })?;
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    Ok((bytes, digest))
 }

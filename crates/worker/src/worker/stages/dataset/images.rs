@@ -30,7 +30,9 @@ use fresco_store::Store;
 use rayon::prelude::*;
 
 use super::budget::{ByteBudget, DECODE_BUDGET_BYTES};
-use super::{dataset, dataset_plan, decode_pool, held, prepare, queue_failure};
+use super::{
+    chunk_items, dataset, dataset_plan, decode_pool, held, prepare, queue_failure, reused,
+};
 use crate::listing::{ItemError, ItemReader};
 use crate::spec::JobSpec;
 use crate::worker::stages::{ensure_model, Task, TaskContext};
@@ -294,28 +296,10 @@ pub(super) fn score(
     let lease = task.lease;
     let dataset = dataset(spec)?;
     let range: FrameRange = lease.frames;
-    let Some(out) = super::super::score::chunk_target(ctx, lease)? else {
-        return Ok(TaskOutput::Scored {
-            frames: range.len(),
-            reused: true,
-            model_seconds: 0.0,
-        });
+    let Some((out, items)) = chunk_items(ctx, lease)? else {
+        return Ok(reused(range));
     };
     let handle = tokio::runtime::Handle::current();
-    let items = handle
-        .block_on(ctx.queue.items(&lease.job_id, range))
-        .map_err(queue_failure)?;
-    if items.len() as u64 != range.len() {
-        return Err(TaskFailure::permanent(
-            format!(
-                "chunk {}: {} items pinned for a range of {}",
-                lease.chunk,
-                items.len(),
-                range.len()
-            ),
-            FailureClass::Processing,
-        ));
-    }
     let reader = ItemReader::new(dataset)?;
     let outputs = Outputs::open(&spec.output)?;
     // An output written since the plan looked is this job's (an earlier try of this chunk).

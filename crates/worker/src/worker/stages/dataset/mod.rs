@@ -211,6 +211,42 @@ fn decode(fetched: Fetched<'_>, scaled_size: impl FnOnce(u32, u32) -> (u32, u32)
     decoded
 }
 
+/// Where a chunk's part goes and the items pinned for its range (checked to be all of them);
+/// `None` where an earlier try's part is kept (see [`reused`]).
+fn chunk_items(
+    ctx: &TaskContext<'_>,
+    lease: &fresco_queue::TaskLease,
+) -> Result<Option<(std::path::PathBuf, Vec<PinnedItem>)>, TaskFailure> {
+    let Some(out) = super::score::chunk_target(ctx, lease)? else {
+        return Ok(None);
+    };
+    let range = lease.frames;
+    let items = tokio::runtime::Handle::current()
+        .block_on(ctx.queue.items(&lease.job_id, range))
+        .map_err(queue_failure)?;
+    if items.len() as u64 != range.len() {
+        return Err(TaskFailure::permanent(
+            format!(
+                "chunk {}: {} items pinned for a range of {}",
+                lease.chunk,
+                items.len(),
+                range.len()
+            ),
+            FailureClass::Processing,
+        ));
+    }
+    Ok(Some((out, items)))
+}
+
+/// A chunk whose part an earlier try wrote: nothing scored again.
+fn reused(range: FrameRange) -> TaskOutput {
+    TaskOutput::Scored {
+        frames: range.len(),
+        reused: true,
+        model_seconds: 0.0,
+    }
+}
+
 /// One item read and decoded on the calling thread, within the budget (taken for its encoded
 /// bytes, waiting for room, before its read): the styled datasets' path, which reads and
 /// decodes a batch at a time on the decode pool rather than through the prefetcher.
@@ -256,28 +292,10 @@ pub(super) fn score(
     let lease = task.lease;
     let dataset = dataset(spec)?;
     let range: FrameRange = lease.frames;
-    let Some(out) = super::score::chunk_target(ctx, lease)? else {
-        return Ok(TaskOutput::Scored {
-            frames: range.len(),
-            reused: true,
-            model_seconds: 0.0,
-        });
+    let Some((out, items)) = chunk_items(ctx, lease)? else {
+        return Ok(reused(range));
     };
     let handle = tokio::runtime::Handle::current();
-    let items = handle
-        .block_on(ctx.queue.items(&lease.job_id, range))
-        .map_err(queue_failure)?;
-    if items.len() as u64 != range.len() {
-        return Err(TaskFailure::permanent(
-            format!(
-                "chunk {}: {} items pinned for a range of {}",
-                lease.chunk,
-                items.len(),
-                range.len()
-            ),
-            FailureClass::Processing,
-        ));
-    }
     let reader = ItemReader::new(dataset)?;
     let batch_size = ctx.stages.batch;
     let scorer = ensure_scorer(ctx, spec, slot)?;
