@@ -143,14 +143,16 @@ fn urls_that_name_no_object_are_refused() {
         .chain([s("--model"), p(&model)])
         .chain(queue.args()),
     );
-    // A URL with no object name is a prefix, a dataset of images, which only a records output
-    // takes: the refusal names the URL and says what either fix is.
+    // A URL with no object name is a prefix, a dataset of images, styled into a folder or
+    // scored into records: an output named like a video is neither, and the refusal names the
+    // URL and says what each fix is.
     out.fails(
         4,
         "az://container",
         &[
             "names no single object",
-            "give a .jsonl or .parquet output",
+            "give a folder or prefix",
+            "a .jsonl or .parquet output",
             "name one object",
         ],
     );

@@ -376,8 +376,7 @@ fn temporal_is_refused_where_it_cannot_apply() {
         let ran = run(input, output, model, &["--temporal", "--quiet"]);
         assert_eq!(ran.code, Some(2), "{what}: {}", ran.dump());
         let said = common::api::cli_message(&ran);
-        // `fresco run` scores a plain folder into records in process, not as a dataset job.
-        let words = if dataset { "holds records" } else { words };
+        // `fresco run` takes a plain folder as a dataset job too, refused in the same words.
         assert!(
             said.starts_with("temporal: ") && said.contains(words),
             "{what}: {said}"

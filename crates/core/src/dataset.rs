@@ -30,6 +30,13 @@ pub enum DatasetSource {
     Manifest { path: std::path::PathBuf },
 }
 
+/// File extensions taken for videos (the watch trigger's, and what a dataset's output folder
+/// may not be named like).
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "m2ts", "mxf", "mpg", "mpeg", "flv",
+    "wmv", "3gp", "ogv",
+];
+
 /// The default share of a dataset's items that may fail (error rows) before the job fails: one
 /// in a hundred, so a few corrupt files do not stop a large job but a wrong folder does.
 pub const DEFAULT_MAX_FAILED_FRACTION: f64 = 0.01;

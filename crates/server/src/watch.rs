@@ -30,11 +30,7 @@ use fresco_store::{ObjectInfo, Store};
 use crate::api::SubmitRequest;
 use crate::factory::{JobFactory, Rejection};
 
-/// File extensions taken for videos.
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "m2ts", "mxf", "mpg", "mpeg", "flv",
-    "wmv", "3gp", "ogv",
-];
+pub use fresco_core::dataset::VIDEO_EXTENSIONS;
 
 /// What to watch and what each new video becomes.
 #[derive(Debug, Clone)]

@@ -208,11 +208,32 @@ impl Submitter {
             ));
         }
         if submission.options.temporal {
+            crate::check_temporal(
+                Path::new(&submission.input),
+                Path::new(&submission.output),
+                true,
+            )?;
+        }
+        // An output named like a video or a picture was meant for one object: the input named
+        // none, so it is a dataset, whose styled images go to a folder.
+        let named_like_a_file = Path::new(&submission.output)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .is_some_and(|e| {
+                fresco_core::dataset::VIDEO_EXTENSIONS.contains(&e.as_str())
+                    || fresco_pipeline::image::is_image_path(Path::new(&submission.output))
+            });
+        if named_like_a_file && !Path::new(&submission.output).is_dir() {
             return Err(bad(
-                "dataset-temporal",
-                "--temporal keeps a video's frames consistent; a dataset's images are styled \
-                 one by one"
-                    .into(),
+                "dataset-output",
+                format!(
+                    "input {} names no single object or file, so it is read as a dataset of \
+                     images (a folder or prefix), styled into an output folder: give a folder or \
+                     prefix rather than {}, a .jsonl or .parquet output for records, or name one \
+                     object (az://container/path/clip.mp4)",
+                    submission.input, submission.output
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&dataset.max_failed_fraction) {
