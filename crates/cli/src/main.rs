@@ -107,8 +107,8 @@ enum Command {
 /// allocate at once arenas of their own, up to eight per core, and memory freed in an arena stays
 /// resident; a dataset job's allocations pass between many threads (reads ahead, decoders, ONNX
 /// Runtime's), so its resident memory grew with the number of items while its heap did not
-/// (docs/datasets.md, "Memory": 65.5 MB at 10,000 items, 91.1 MB at 100,000, with a heap that
-/// peaked at 13 MB; two arenas: 59.8 and 62.6 MB). Called first, before any thread starts.
+/// (docs/datasets.md, "Memory": 63.9 MiB at 10,000 items, 89.0 MiB at 100,000, with a heap
+/// that peaked at 13 MB; two arenas: 58.4 and 61.1 MiB). Called first, before any thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -29,7 +29,7 @@ pub struct ScoreSettings {
     pub layout: Option<String>,
     /// `rgb` or `bgr`.
     pub channel_order: Option<String>,
-    /// A labels file: one label per line (see [`Labels`]).
+    /// A labels file: one label per line (read by `fresco_score::card::Labels`).
     pub labels: Option<PathBuf>,
     /// The outputs to read, by name (the decoder's default otherwise).
     pub outputs: Option<Vec<String>>,
