@@ -18,8 +18,10 @@ if [ -z "${FRESCO_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then
   export FRESCO_MODEL_DIR="$(cd ../shared/models && pwd)"
 fi
 style=mosaic
+# The list is read whole before grep looks at it: `grep -q` stops reading at its match, and
+# under pipefail the listing's write to the closed pipe would fail the test.
 if ! target/release/fresco models pull mosaic >/dev/null 2>&1 && \
-   ! target/release/fresco models list | grep -q '^mosaic *yes'; then
+   ! grep -q '^mosaic *yes' <<<"$(target/release/fresco models list)"; then
   style=vintage
   echo "demo: the mosaic model is not available offline here; using the built-in vintage filter (a hand-built ONNX graph, not a learned style)"
 fi
