@@ -37,7 +37,7 @@ impl ChunkSizing<'_> {
                 let calibrated = calibrated_chunk_frames(engine, video);
                 let two =
                     at_least_two_chunks(temporal_chunk_frames(calibrated, video.temporal), frames);
-                balanced_temporal_halves(two, frames, video.temporal)
+                balanced_chunks(two, frames, video.temporal)
             }
         }
     }
@@ -54,15 +54,39 @@ pub fn temporal_chunk_frames(chunk_frames: u64, temporal: bool) -> u64 {
     }
 }
 
-/// A `--temporal` job cut in two halves scores the second half's warm-up frames too: the first
-/// chunk takes half of them more frames of its own, so that two workers score as many frames
-/// each and finish together (48 frames with 8 warm-ups: 28, then 20 after 8).
-pub fn balanced_temporal_halves(chunk_frames: u64, frames: u64, temporal: bool) -> u64 {
-    let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
-    if temporal && chunk_frames == frames.div_ceil(2) && frames > warm_up {
-        (frames + warm_up).div_ceil(2)
+/// The planner counts on two workers (as [`at_least_two_chunks`] does): they finish together
+/// only when a job has an even number of chunks of equal cost. A job cut into an odd number
+/// leaves one worker scoring the last chunk alone; with `--temporal`'s 64-frame minimum that
+/// was 192 frames in three chunks, two of them on one worker, and 0.73 of per-frame
+/// styling's throughput. So an odd count of three or more becomes even: one chunk more per
+/// frame (shorter chunks, under the calibrated time), one fewer with `--temporal` (longer
+/// chunks, each still at least eight warm-ups long). And `--temporal` chunks after the first
+/// also score their warm-up frames, so the first chunk is longer by a warm-up's share: chunks
+/// of (frames + warm-up) / count, the last one shorter by about a warm-up (48 frames with 8
+/// warm-ups: 28, then 20 after 8; 192: 100, then 92 after 8).
+pub fn balanced_chunks(chunk_frames: u64, frames: u64, temporal: bool) -> u64 {
+    let chunk_frames = chunk_frames.max(1);
+    let mut count = frames.div_ceil(chunk_frames);
+    if count < 2 {
+        return chunk_frames;
+    }
+    if count % 2 == 1 {
+        count = if temporal { count - 1 } else { count + 1 };
+    }
+    let warm_up = if temporal {
+        u64::from(fresco_temporal::BlendSettings::default().warm_up_frames)
     } else {
+        0
+    };
+    let balanced = (frames + warm_up).div_ceil(count);
+    // The warm-up share must not cost a chunk (it cannot where chunks are longer than
+    // warm-ups), nor may longer chunks pass the maximum.
+    let plain = frames.div_ceil(count);
+    let pick = if frames.div_ceil(balanced) == count { balanced } else { plain };
+    if pick > MAX_CHUNK_FRAMES {
         chunk_frames
+    } else {
+        pick
     }
 }
 
@@ -149,13 +173,51 @@ mod tests {
         // A 48-frame clip still gets two chunks, the first longer by half the second's warm-up.
         let halves = at_least_two_chunks(temporal_chunk_frames(13, true), 48);
         assert_eq!(halves, 24);
-        let first = balanced_temporal_halves(halves, 48, true);
+        let first = balanced_chunks(halves, 48, true);
         assert_eq!(first, (48 + warm_up).div_ceil(2));
         assert_eq!(first, (48 - first) + warm_up);
         assert_eq!(fresco_core::split_frames(48, first).len(), 2);
-        // Per-frame styling, and chunks that are not halves, stay as they were.
-        assert_eq!(balanced_temporal_halves(24, 48, false), 24);
-        assert_eq!(balanced_temporal_halves(96, 1000, true), 96);
+    }
+
+    /// What each of two workers scores, taking the next chunk as it finishes one (the queue's
+    /// order), chunks after the first scoring `warm_up` more frames.
+    fn two_workers(frames: u64, chunk_frames: u64, warm_up: u64) -> (u64, u64) {
+        let mut busy = [0u64, 0u64];
+        for (i, range) in fresco_core::split_frames(frames, chunk_frames).iter().enumerate() {
+            let cost = range.end - range.start + if i > 0 { warm_up.min(range.start) } else { 0 };
+            let next = if busy[0] <= busy[1] { 0 } else { 1 };
+            busy[next] += cost;
+        }
+        (busy[0], busy[1])
+    }
+
+    #[test]
+    fn two_workers_finish_together() {
+        let warm_up = u64::from(fresco_temporal::BlendSettings::default().warm_up_frames);
+        // The real clip's 192 frames with --temporal: three 64-frame chunks left one worker
+        // with 136 frames and the other with 72; now two chunks, 100 frames each.
+        assert_eq!(two_workers(192, 64, warm_up), (136, 72));
+        let chunk = balanced_chunks(at_least_two_chunks(temporal_chunk_frames(26, true), 192), 192, true);
+        assert_eq!(fresco_core::split_frames(192, chunk).len(), 2);
+        assert_eq!(two_workers(192, chunk, warm_up), (100, 100));
+        // Five chunks become four, each pair of workers' shares within a frame or two.
+        let chunk = balanced_chunks(64, 300, true);
+        assert_eq!(fresco_core::split_frames(300, chunk).len(), 4);
+        let (a, b) = two_workers(300, chunk, warm_up);
+        assert!(a.abs_diff(b) <= 2, "{a} against {b}");
+        assert!(chunk >= TEMPORAL_CHUNK_WARM_UPS * warm_up);
+        // Per frame: seven calibrated chunks become eight shorter ones.
+        let chunk = balanced_chunks(30, 200, false);
+        assert!(chunk <= 30);
+        assert_eq!(fresco_core::split_frames(200, chunk).len(), 8);
+        let (a, b) = two_workers(200, chunk, 0);
+        assert!(a.abs_diff(b) <= chunk, "{a} against {b}");
+        // Even counts of equal chunks stay; one chunk stays one.
+        assert_eq!(balanced_chunks(25, 200, false), 25);
+        assert_eq!(balanced_chunks(400, 300, true), 400);
+        assert_eq!(balanced_chunks(100, 17, false), 100);
+        // Never past the maximum chunk.
+        assert!(balanced_chunks(MAX_CHUNK_FRAMES, 3 * MAX_CHUNK_FRAMES, true) <= MAX_CHUNK_FRAMES);
     }
 
     #[test]
