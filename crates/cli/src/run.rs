@@ -288,6 +288,12 @@ pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     if let Some(dataset) = crate::run_dataset::dataset_of(&args)? {
         return crate::run_dataset::run_dataset(args, dataset);
     }
+    // Masks are a dataset's only (one folder or prefix, above): not a video's, nor of image
+    // files named one by one.
+    if args.scoring.task.as_deref() == Some("segment") {
+        let input = args.inputs.first().map(|p| p.display().to_string());
+        return Err(fresco_submit::segment_needs_dataset(&input.unwrap_or_default()).into());
+    }
     // Inputs first: a missing input must not leave an output folder behind. (One folder is a
     // dataset job, above.)
     for input in &args.inputs {
