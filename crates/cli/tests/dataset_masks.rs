@@ -401,6 +401,9 @@ fn a_file_url_prefix_gets_binary_masks_at_the_threshold() {
     assert!(blue.iter().all(|v| *v == 0), "{blue:?}");
 }
 
+/// A `fresco run` to refuse: its inputs, output, flags, exit code and words of its message.
+type Refusal<'a> = (Vec<&'a std::ffi::OsStr>, PathBuf, Vec<String>, i32, Vec<&'a str>);
+
 #[test]
 fn masks_are_refused_where_they_make_no_sense() {
     let dir = tempfile::tempdir().unwrap();
@@ -433,7 +436,7 @@ fn masks_are_refused_where_they_make_no_sense() {
         all.extend(more.iter().map(|a| a.to_string()));
         all
     };
-    let cases: Vec<(Vec<&std::ffi::OsStr>, PathBuf, Vec<String>, i32, Vec<&str>)> = vec![
+    let cases: Vec<Refusal> = vec![
         // A records output: masks are images.
         (
             vec![p(&photos)],

@@ -24,7 +24,10 @@ pub enum ScoreError {
     Outputs { model: String, reason: String },
     /// The declared outputs do not fit the task, with the model named.
     #[error("{model}: {source}")]
-    OutputsPlan { model: String, source: PlanError },
+    OutputsPlan {
+        model: String,
+        source: Box<PlanError>,
+    },
 }
 
 /// A plan error, with the model named where it is about its outputs.
@@ -32,7 +35,7 @@ fn plan_error(label: &str, e: PlanError) -> ScoreError {
     match e {
         PlanError::Outputs { .. } => ScoreError::OutputsPlan {
             model: label.to_string(),
-            source: e,
+            source: Box::new(e),
         },
         other => ScoreError::Plan(other),
     }
