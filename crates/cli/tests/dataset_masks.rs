@@ -402,7 +402,13 @@ fn a_file_url_prefix_gets_binary_masks_at_the_threshold() {
 }
 
 /// A `fresco run` to refuse: its inputs, output, flags, exit code and words of its message.
-type Refusal<'a> = (Vec<&'a std::ffi::OsStr>, PathBuf, Vec<String>, i32, Vec<&'a str>);
+type Refusal<'a> = (
+    Vec<&'a std::ffi::OsStr>,
+    PathBuf,
+    Vec<String>,
+    i32,
+    Vec<&'a str>,
+);
 
 #[test]
 fn masks_are_refused_where_they_make_no_sense() {
