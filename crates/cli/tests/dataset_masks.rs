@@ -6,7 +6,7 @@
 //!   different sizes: each mask has its item's size and the argmax of the model's function at
 //!   the cell nearest each pixel; `a.jpg` and `a.png` are two masks; bad items are rows of
 //!   `_errors.jsonl`; the labels are written as `_labels.txt`; the same run again writes
-//!   nothing;
+//!   nothing; `fresco estimate` calibrates on the same folder;
 //! - a retried job does not rewrite the masks an earlier try wrote;
 //! - a binary mask (`[1, 1, 4, 4]`, the red channel over a threshold) from a `file://` prefix
 //!   into another;
@@ -258,6 +258,23 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
         (after.ino(), after.mtime_nsec())
     );
     assert_eq!(keys_below(&masks).len(), 7);
+    // `fresco estimate` calibrates a segment model on a sample of the dataset, masks and all.
+    let estimate = fresco([
+        s("estimate"),
+        p(&photos),
+        s("--model"),
+        p(&model),
+        s("--task"),
+        s("segment"),
+        s("--calibration"),
+        p(&dir.path().join("calibration.json")),
+    ])
+    .ok();
+    assert!(
+        estimate.stdout.contains("calibrated now on a sample"),
+        "{}",
+        estimate.dump()
+    );
 }
 
 #[test]
