@@ -64,9 +64,9 @@ pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<Exi
                 return Err(Failure::new(
                     exit::BAD_INPUT,
                     format!(
-                        "--task segment scores a segmentation model file (--model), whose \
-                         output is a per-pixel map; --style {style} is a style, whose output \
-                         is a picture"
+                        "--task segment scores a segmentation model, whose output is a \
+                         per-pixel map, given with --model FILE; --style {style} names a style \
+                         model, whose output is a picture"
                     ),
                 ));
             }

@@ -504,7 +504,7 @@ fn masks_are_refused_where_they_make_no_sense() {
             masks.clone(),
             vec!["--style".into(), "candy".into()],
             4,
-            vec!["candy", "is a style"],
+            vec!["candy", "names a style model", "--model FILE"],
         ),
         // A manifest has no folder to keep keys under.
         (
@@ -563,6 +563,19 @@ fn masks_are_refused_where_they_make_no_sense() {
         }
         assert!(!output.exists(), "{output:?} was made");
     }
+    // The class map model without --task segment is no image model: the refusal says how to
+    // make masks of it.
+    let out = fresco([
+        s("run"),
+        p(&photos),
+        s("-o"),
+        p(&masks),
+        s("--model"),
+        p(&classes),
+    ]);
+    assert_eq!(out.code, Some(7), "{}", out.dump());
+    assert!(out.stderr.contains("--task segment"), "{}", out.dump());
+    assert!(!masks.exists());
     // A threshold that is no number.
     let out = run(
         &[p(&photos)],

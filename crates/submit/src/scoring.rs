@@ -352,9 +352,9 @@ pub(crate) fn check_segment_model(submission: &Submission) -> Result<(), Rejecti
             Err(Rejection::BadField {
                 code: "segment-needs-model",
                 message: format!(
-                    "--task segment scores a segmentation model file (--model / \"model\"), \
-                     whose output is a per-pixel map; '{name}' is a style, whose output is a \
-                     picture"
+                    "--task segment scores a segmentation model, whose output is a per-pixel \
+                     map, given with --model FILE (\"model\"); '{name}' names a style model \
+                     (--style, \"style\"), whose output is a picture"
                 ),
             })
         }
