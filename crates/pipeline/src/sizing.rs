@@ -82,11 +82,7 @@ pub fn balanced_chunks(chunk_frames: u64, frames: u64, temporal: bool) -> u64 {
     // The warm-up share must not cost a chunk (it cannot where chunks are longer than
     // warm-ups), nor may longer chunks pass the maximum.
     let plain = frames.div_ceil(count);
-    let pick = if frames.div_ceil(balanced) == count {
-        balanced
-    } else {
-        plain
-    };
+    let pick = if frames.div_ceil(balanced) == count { balanced } else { plain };
     if pick > MAX_CHUNK_FRAMES {
         chunk_frames
     } else {
@@ -187,10 +183,7 @@ mod tests {
     /// order), chunks after the first scoring `warm_up` more frames.
     fn two_workers(frames: u64, chunk_frames: u64, warm_up: u64) -> (u64, u64) {
         let mut busy = [0u64, 0u64];
-        for (i, range) in fresco_core::split_frames(frames, chunk_frames)
-            .iter()
-            .enumerate()
-        {
+        for (i, range) in fresco_core::split_frames(frames, chunk_frames).iter().enumerate() {
             let cost = range.end - range.start + if i > 0 { warm_up.min(range.start) } else { 0 };
             let next = if busy[0] <= busy[1] { 0 } else { 1 };
             busy[next] += cost;
@@ -204,11 +197,7 @@ mod tests {
         // The real clip's 192 frames with --temporal: three 64-frame chunks left one worker
         // with 136 frames and the other with 72; now two chunks, 100 frames each.
         assert_eq!(two_workers(192, 64, warm_up), (136, 72));
-        let chunk = balanced_chunks(
-            at_least_two_chunks(temporal_chunk_frames(26, true), 192),
-            192,
-            true,
-        );
+        let chunk = balanced_chunks(at_least_two_chunks(temporal_chunk_frames(26, true), 192), 192, true);
         assert_eq!(fresco_core::split_frames(192, chunk).len(), 2);
         assert_eq!(two_workers(192, chunk, warm_up), (100, 100));
         // Five chunks become four, each pair of workers' shares within a frame or two.
