@@ -12,7 +12,7 @@
 //!   into another;
 //! - refusals: a records output, a video or a single picture, a style, a manifest, output
 //!   shapes no mask can be made of, a threshold or labels that do not apply, through
-//!   `fresco run` and `POST /v1/jobs`.
+//!   `fresco run` and `POST /v1/jobs` (which takes a mask job of a folder into a folder).
 
 mod common;
 
@@ -662,4 +662,17 @@ fn masks_are_refused_where_they_make_no_sense() {
         assert_eq!(code, want, "{request}: {message}");
     }
     assert!(!masks.exists());
+    // And takes a mask job of a folder into a folder.
+    let good = body(&photos, &masks, &classes_path, segment.clone());
+    let answer = fresco_testkit::http::post(&format!("{}/v1/jobs", api.url))
+        .bearer(&api.token)
+        .send_json(&good);
+    assert!(
+        (200..300).contains(&answer.status),
+        "{}: {}",
+        answer.status,
+        answer.text()
+    );
+    let job = answer.json();
+    assert!(job["id"].is_string(), "{job:#}");
 }
