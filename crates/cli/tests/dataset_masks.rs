@@ -6,10 +6,11 @@
 //!   different sizes: each mask has its item's size and the argmax of the model's function at
 //!   the cell nearest each pixel; `a.jpg` and `a.png` are two masks; bad items are rows of
 //!   `_errors.jsonl`; the labels are written as `_labels.txt`; the same run again writes
-//!   nothing; `fresco estimate` calibrates on the same folder;
+//!   nothing; past the default failure threshold the job fails with its error rows written;
+//!   `fresco estimate` calibrates on the same folder;
 //! - a retried job does not rewrite the masks an earlier try wrote;
 //! - a binary mask (`[1, 1, 4, 4]`, the red channel over a threshold) from a `file://` prefix
-//!   into another;
+//!   into another, and of a JPEG turned upright by its EXIF orientation (the mask upright);
 //! - refusals: a records output, a video or a single picture, a style, a manifest, output
 //!   shapes no mask can be made of, a threshold or labels that do not apply, through
 //!   `fresco run` and `POST /v1/jobs` (which takes a mask job of a folder into a folder).
@@ -258,6 +259,25 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
         (after.ino(), after.mtime_nsec())
     );
     assert_eq!(keys_below(&masks).len(), 7);
+    // Past the default threshold (1%) the job fails, and its error rows are still there.
+    let strict = dir.path().join("strict");
+    let failed = fresco([
+        s("run"),
+        p(&photos),
+        s("-o"),
+        p(&strict),
+        s("--model"),
+        p(&model),
+        s("--task"),
+        s("segment"),
+    ]);
+    assert_ne!(failed.code, Some(0), "{}", failed.dump());
+    assert!(
+        failed.stderr.contains("3 of 8 items failed"),
+        "{}",
+        failed.dump()
+    );
+    assert_eq!(error_rows(&strict.join("_errors.jsonl")).len(), 3);
     // `fresco estimate` calibrates a segment model on a sample of the dataset, masks and all.
     let estimate = fresco([
         s("estimate"),
@@ -426,6 +446,56 @@ type Refusal<'a> = (
     i32,
     Vec<&'a str>,
 );
+
+/// A JPEG whose EXIF turns it upright: its mask has the upright size and follows the turn.
+#[test]
+fn a_turned_picture_gets_an_upright_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    // 64x32 as stored: left half red, right half blue.
+    let stored = dir.path().join("stored.jpg");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0xFF0000:s=32x32",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0x0000FF:s=32x32",
+            "-filter_complex",
+            "[0][1]hstack",
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
+        ],
+        &stored,
+    );
+    // Orientation 6: shown turned a quarter clockwise, 32x64, the red half on top.
+    let turned = with_exif_orientation(&std::fs::read(&stored).unwrap(), 6);
+    std::fs::write(photos.join("turned.jpg"), turned).unwrap();
+    let model = conv_model(dir.path(), "red.onnx", 1, &[1.0, 0.0, 0.0]);
+    let masks = dir.path().join("masks");
+    fresco([
+        s("run"),
+        p(&photos),
+        s("-o"),
+        p(&masks),
+        s("--model"),
+        p(&model),
+        s("--task"),
+        s("segment"),
+    ])
+    .ok();
+    let (w, h, pixels) = read_mask(&masks.join("turned.jpg.png"));
+    assert_eq!((w, h), (32, 64));
+    let (top, bottom) = pixels.split_at(pixels.len() / 2);
+    assert!(top.iter().all(|v| *v == 255), "{top:?}");
+    assert!(bottom.iter().all(|v| *v == 0), "{bottom:?}");
+}
 
 #[test]
 fn masks_are_refused_where_they_make_no_sense() {
