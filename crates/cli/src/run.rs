@@ -24,8 +24,8 @@ use crate::queue_args::QueueArgs;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Videos or images to style, or one folder or object-store prefix of images
-    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys, or
-    /// scored into a .jsonl/.parquet output.
+    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys,
+    /// scored into a .jsonl/.parquet output, or (--task segment) made masks in an output folder.
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
     /// Output file, or a folder (or prefix) when several inputs (or a folder) are given.

@@ -257,7 +257,8 @@ impl Submitter {
                 "dataset-output",
                 format!(
                     "input {} names no single object or file, so it is read as a dataset of \
-                     images (a folder or prefix), styled into an output folder: give a folder or \
+                     images (a folder or prefix), styled (or, with --task segment, made masks) \
+                     into an output folder: give a folder or \
                      prefix rather than {}, a .jsonl or .parquet output for records, or name one \
                      object (az://container/path/clip.mp4)",
                     submission.input, submission.output
@@ -286,7 +287,8 @@ impl Submitter {
                 return Err(bad(
                     "dataset-output",
                     format!(
-                        "output {}: a dataset's styled images go to a folder, and this is a file",
+                        "output {}: a dataset's styled images (or masks) go to a folder, and this is a \
+                         file",
                         path.display()
                     ),
                 ));
