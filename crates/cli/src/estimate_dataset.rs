@@ -153,6 +153,17 @@ pub struct SampleRun {
     pub model_seconds: f64,
 }
 
+/// One call of the model on `frame`, decoded as its task is: rows, or (segment) a mask at the
+/// picture's size, as a worker makes it (less the PNG's encoding).
+fn score_one(scorer: &mut Scorer, frame: Frame) -> Result<(), fresco_score::ScoreError> {
+    match scorer.plan().task {
+        fresco_score::Task::Segment => scorer.segment(&[frame]).map(drop),
+        fresco_score::Task::Classify | fresco_score::Task::Detect | fresco_score::Task::Tensors => {
+            scorer.score(&[frame]).map(drop)
+        }
+    }
+}
+
 /// Reads, decodes and scores `items` one at a time with the worker's reader, decoder and
 /// scorer, after one untimed warm-up call; an item that cannot be scored is skipped and named.
 fn score_sample(
@@ -166,9 +177,7 @@ fn score_sample(
     // The first call allocates and picks kernels: not the items' time.
     let (w, h) = scorer.scaled_size(1280, 720);
     let grey = vec![128u8; w as usize * h as usize * 3];
-    scorer
-        .score(&[Frame::still(&grey, (w, h), (1280, 720), "")])
-        .map_err(model_error)?;
+    score_one(scorer, Frame::still(&grey, (w, h), (1280, 720), "")).map_err(model_error)?;
     let mut run = SampleRun {
         tried: 0,
         scored: 0,
@@ -209,7 +218,7 @@ fn score_sample(
         };
         let frame = Frame::still(&image.rgb, image.scaled, image.displayed, &key);
         let model = Instant::now();
-        scorer.score(&[frame]).map_err(model_error)?;
+        score_one(scorer, frame).map_err(model_error)?;
         run.model_seconds += model.elapsed().as_secs_f64();
         run.seconds += timed.elapsed().as_secs_f64();
         run.scored += 1;

@@ -24,8 +24,8 @@ use crate::queue_args::QueueArgs;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Videos or images to style, or one folder or object-store prefix of images
-    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys, or
-    /// scored into a .jsonl/.parquet output.
+    /// (`az://c/photos/`), a dataset job: styled into an output folder with the same keys,
+    /// scored into a .jsonl/.parquet output, or (--task segment) made masks in an output folder.
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
     /// Output file, or a folder (or prefix) when several inputs (or a folder) are given.
@@ -287,6 +287,12 @@ struct RunSummary {
 pub fn run(mut args: RunArgs) -> Result<ExitCode, Failure> {
     if let Some(dataset) = crate::run_dataset::dataset_of(&args)? {
         return crate::run_dataset::run_dataset(args, dataset);
+    }
+    // Masks are a dataset's only (one folder or prefix, above): not a video's, nor of image
+    // files named one by one.
+    if args.scoring.task.as_deref() == Some("segment") {
+        let input = args.inputs.first().map(|p| p.display().to_string());
+        return Err(fresco_submit::segment_needs_dataset(&input.unwrap_or_default()).into());
     }
     // Inputs first: a missing input must not leave an output folder behind. (One folder is a
     // dataset job, above.)

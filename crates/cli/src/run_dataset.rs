@@ -3,7 +3,8 @@
 //! through the embedded engine, as `fresco jobs submit` would queue it, so a bad image is an
 //! error row and an interrupted run resumes. With a records output (`.jsonl`, `.parquet`) the
 //! items are scored into it; with any other output and an image model, each item is styled and
-//! written under the output folder or prefix with its own key. Image files named one by one
+//! written under the output folder or prefix with its own key, and with `--task segment` each
+//! item's mask is written there as PNG. Image files named one by one
 //! (`a.jpg b.png -o ...`) are not a dataset: they are styled or scored in this process.
 
 use std::path::PathBuf;
@@ -52,8 +53,33 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
 }
 
 pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<ExitCode, Failure> {
-    if fresco_score::RecordFormat::from_path(&args.output).is_none() {
+    let segment = args.scoring.task.as_deref() == Some("segment");
+    if fresco_score::RecordFormat::from_path(&args.output).is_none() && !segment {
         return run_image_dataset(args, dataset);
+    }
+    if segment && args.model.model.is_none() {
+        // A style names no segmentation model: refused as every entrance refuses it.
+        if let Some(style) = &args.model.style {
+            if fresco_score::known_by_name(style).is_none() {
+                return Err(Failure::new(
+                    exit::BAD_INPUT,
+                    format!(
+                        "--task segment scores a segmentation model, whose output is a \
+                         per-pixel map, given with --model FILE; --style {style} names a style \
+                         model, whose output is a picture"
+                    ),
+                ));
+            }
+        }
+    }
+    if segment && fresco_pipeline::image::is_image_path(&args.output) {
+        return Err(Failure::new(
+            exit::OUTPUT,
+            format!(
+                "{}: a dataset's masks go to a folder (or a prefix ending in /), not one image",
+                args.output.display()
+            ),
+        ));
     }
     crate::scoring_args::locate_named(
         &mut args.model.style,

@@ -10,7 +10,8 @@ use fresco_submit::ScoringAsk;
 
 #[derive(Debug, Clone, Args)]
 pub struct ScoringArgs {
-    /// With a .jsonl/.parquet output: classify, detect or tensors (default: the model card's).
+    /// With a .jsonl/.parquet output: classify, detect or tensors (default: the model card's);
+    /// segment: a mask (PNG) per image of a folder or prefix, into an output folder or prefix.
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// A labels file, one class name per line (ImageNet's `id<TAB>names` lines too).
@@ -55,6 +56,19 @@ pub struct ScoringArgs {
     /// Score this many frames a second.
     #[arg(long, value_name = "R")]
     pub fps: Option<f64>,
+    /// segment, a one-channel output: a pixel above this is 255 in the mask, else 0 (default
+    /// 0.5, for probabilities; give 0 for a model that outputs logits).
+    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = parse_threshold)]
+    pub mask_threshold: Option<f32>,
+}
+
+/// A finite number (a threshold on a model's values, probabilities or logits).
+fn parse_threshold(text: &str) -> Result<f32, String> {
+    text.trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|t| t.is_finite() && (-1_000_000.0..=1_000_000.0).contains(t))
+        .ok_or_else(|| format!("'{text}' is not a number from -1000000 to 1000000"))
 }
 
 /// Three comma-separated numbers.
@@ -98,6 +112,7 @@ impl ScoringArgs {
                 min_score: self.min_score,
                 nms_iou: self.nms_iou,
                 top_k: self.top_k,
+                mask_threshold: self.mask_threshold,
                 ..Default::default()
             },
             card: self.model_card.as_deref().map(&place),
@@ -139,6 +154,7 @@ impl ScoringArgs {
         put("layout", serde_json::json!(s.layout));
         put("channel_order", serde_json::json!(s.channel_order));
         put("outputs", serde_json::json!(s.outputs));
+        put("mask_threshold", serde_json::json!(s.mask_threshold));
         put("every", serde_json::json!(ask.sampling.every));
         put("fps", serde_json::json!(ask.sampling.fps));
         Some(serde_json::Value::Object(body))

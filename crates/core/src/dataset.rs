@@ -185,6 +185,11 @@ pub struct DatasetCounts {
 /// rows. No output is ever named so: every output's name ends in an image extension.
 pub const ERRORS_FILE: &str = "_errors.jsonl";
 
+/// The file a mask dataset job (`--task segment`) writes its labels to beside the masks, when
+/// the job has labels: line `i` names the class of pixel value `i`. No mask is ever named so:
+/// every mask's name ends in `.png`.
+pub const LABELS_FILE: &str = "_labels.txt";
+
 /// The extensions an image dataset job writes in the format they name; any other item is
 /// written as PNG with `.png` added to its key.
 pub const WRITTEN_IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
@@ -192,9 +197,35 @@ pub const WRITTEN_IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "ti
 /// The key an item's styled image is written to below the job's output folder or prefix: the
 /// item's own key where it names a format written ([`WRITTEN_IMAGE_EXTENSIONS`]), else the key
 /// with `.png` added. Refused (why, for the item's error row) when the key could name anything
-/// outside the output: an absolute key, an empty, `.` or `..` segment, a backslash, or a
-/// control character.
+/// outside the output ([`check_output_key`]).
 pub fn output_key(key: &str) -> Result<String, String> {
+    check_output_key(key)?;
+    let written = key
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .filter(|ext| !ext.contains('/'))
+        .is_some_and(|ext| WRITTEN_IMAGE_EXTENSIONS.contains(&ext.as_str()));
+    if written {
+        Ok(key.to_string())
+    } else {
+        Ok(format!("{key}.png"))
+    }
+}
+
+/// The key an item's mask (`--task segment`) is written to below the job's output folder or
+/// prefix: the item's whole key with `.png` added (`cams/0042.jpg` -> `cams/0042.jpg.png`), as
+/// a mask is always a PNG. Adding rather than replacing the extension keeps two items apart
+/// whose keys differ only in it (`a.jpg` and `a.png` are `a.jpg.png` and `a.png.png`, never one
+/// `a.png`): distinct keys always give distinct masks. Refused as [`output_key`] refuses.
+pub fn mask_key(key: &str) -> Result<String, String> {
+    check_output_key(key)?;
+    Ok(format!("{key}.png"))
+}
+
+/// Whether `key` can name an output under the job's output folder or prefix: refused (why, for
+/// the item's error row) when it could name anything outside it: an absolute key, an empty,
+/// `.` or `..` segment, a backslash, or a control character.
+pub fn check_output_key(key: &str) -> Result<(), String> {
     if key.is_empty() {
         return Err("the key is empty".into());
     }
@@ -218,16 +249,7 @@ pub fn output_key(key: &str) -> Result<String, String> {
             if segment.is_empty() { "empty" } else { segment }
         ));
     }
-    let written = key
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .filter(|ext| !ext.contains('/'))
-        .is_some_and(|ext| WRITTEN_IMAGE_EXTENSIONS.contains(&ext.as_str()));
-    if written {
-        Ok(key.to_string())
-    } else {
-        Ok(format!("{key}.png"))
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -285,6 +307,22 @@ mod tests {
         assert_eq!(ItemErrorKind::BadKey.as_str(), "bad-key");
         // An item named like the errors file is written beside it, never over it.
         assert_eq!(output_key(ERRORS_FILE).unwrap(), "_errors.jsonl.png");
+        // Masks: `.png` added to the whole key, so keys that differ in their extension only
+        // stay two masks; the same keys are refused.
+        assert_eq!(mask_key("a.jpg").unwrap(), "a.jpg.png");
+        assert_eq!(mask_key("a.png").unwrap(), "a.png.png");
+        assert_eq!(mask_key("sub/scan").unwrap(), "sub/scan.png");
+        assert_eq!(mask_key(LABELS_FILE).unwrap(), "_labels.txt.png");
+        for hostile in [
+            "",
+            "/abs.png",
+            "../up.png",
+            "a//b.png",
+            "a\\b.png",
+            "cr\r.png",
+        ] {
+            assert!(mask_key(hostile).is_err(), "{hostile:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreSettings {
-    /// `classify`, `detect` or `tensors`.
+    /// `classify`, `detect`, `tensors` or `segment`.
     pub task: Option<String>,
     /// `WxH`.
     pub input_size: Option<String>,
@@ -43,6 +43,10 @@ pub struct ScoreSettings {
     pub top_k: Option<usize>,
     /// `detect_format = "anchors"` (BlazeFace-like models): the anchor grids in output order.
     pub anchors: Option<Vec<AnchorGrid>>,
+    /// `segment` with a one-channel output only: a pixel whose value is above this is 255 in
+    /// the mask, else 0 (default 0.5, for probabilities; 0 for a model giving logits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_threshold: Option<f32>,
 }
 
 /// One grid of anchors, for single-shot detectors that output offsets from anchor centres

@@ -41,7 +41,8 @@ pub(crate) fn image_shapes(
         return Err(format!(
             "output '{output_name}' has shape {}, expected an image {pattern} with 1 or 3 \
              channels; to score a model that gives no image, write records: give a .jsonl or \
-             .parquet output with --task classify, detect or tensors",
+             .parquet output with --task classify, detect or tensors (or, for a per-pixel map, \
+             masks of a folder or prefix of images: --task segment)",
             show_shape(out_shape)
         ));
     }

@@ -64,6 +64,7 @@ pub(crate) const KEYS: &[&str] = &[
     "nms_iou",
     "top_k",
     "anchors",
+    "mask_threshold",
 ];
 const ANCHOR_KEYS: &[&str] = &["size", "per_cell"];
 

@@ -7,7 +7,8 @@
 //! 2. [`prep`]: the decoder scales a frame to [`PrepSpec::scaled_size`], [`PrepSpec::prepare`]
 //!    pads or crops it into the input tensor; [`Geometry`] maps model pixels back to the frame;
 //! 3. [`scorer`]: one inference call per batch ([`fresco_infer::TensorEngine`]), then the
-//!    task's decoder (classes, [`detect`] boxes, tensors) into [`Record`]s;
+//!    task's decoder (classes, [`detect`] boxes, tensors) into [`Record`]s, or (`segment`)
+//!    a per-pixel map into a [`mask::Mask`] per picture, written as an image, not a record;
 //! 4. [`record`]: rows into parts (JSONL or Parquet, by the output's extension) and the parts
 //!    joined in order into the final file (docs/records.md).
 //!
@@ -18,6 +19,7 @@ pub mod card;
 pub mod detect;
 pub mod image_card;
 pub mod known;
+pub mod mask;
 mod parquet_out;
 pub mod prep;
 pub mod record;
@@ -30,6 +32,7 @@ pub use image_card::{load_image_card, parse_image_card, IMAGE_KEYS};
 pub use known::{
     known_by_name, known_model, named_by, KnownModel, LocateError, Located, KNOWN_MODELS,
 };
+pub use mask::{Mask, SegmentSpec};
 pub use parquet_out::{dataset_schema as dataset_parquet_schema, schema as parquet_schema};
 pub use prep::{Geometry, PrepSpec, Resize, Task};
 pub use record::{

@@ -62,6 +62,8 @@ fn task_column(task: Task) -> (&'static str, Fields) {
         Task::Classify => ("classes", class_fields()),
         Task::Detect => ("detections", detection_fields()),
         Task::Tensors => ("tensors", tensor_fields()),
+        // Masks are images: every write and join refuses the task before a column is made.
+        Task::Segment => ("masks", Fields::empty()),
     }
 }
 
@@ -114,6 +116,7 @@ fn ints(values: impl IntoIterator<Item = i32>) -> ArrayRef {
 }
 
 fn batch(task: Task, rows: &[&Record]) -> Result<RecordBatch, RecordError> {
+    crate::record::records_task(task)?;
     let (_, fields) = task_column(task);
     let mut lengths = Vec::with_capacity(rows.len());
     let items: ArrayRef = match task {
@@ -176,6 +179,7 @@ fn batch(task: Task, rows: &[&Record]) -> Result<RecordBatch, RecordError> {
                 None,
             ))
         }
+        Task::Segment => return Err(RecordError::NotRecords(task)),
         Task::Tensors => {
             let tensors: Vec<_> = rows
                 .iter()

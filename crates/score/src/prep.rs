@@ -22,6 +22,9 @@ pub enum Task {
     Detect,
     /// Every output as named arrays (embeddings, anything else).
     Tensors,
+    /// A per-pixel map (`[N, C, H, W]`) as one mask image per picture ([`crate::mask`]): not
+    /// records, so only a dataset with an output folder or prefix takes it.
+    Segment,
 }
 
 impl std::str::FromStr for Task {
@@ -31,8 +34,9 @@ impl std::str::FromStr for Task {
             "classify" => Ok(Task::Classify),
             "detect" => Ok(Task::Detect),
             "tensors" => Ok(Task::Tensors),
+            "segment" => Ok(Task::Segment),
             other => Err(format!(
-                "unknown task '{other}': expected classify, detect or tensors"
+                "unknown task '{other}': expected classify, detect, tensors or segment"
             )),
         }
     }
@@ -53,12 +57,13 @@ pub enum Resize {
 
 impl Resize {
     /// The default for a task: classifiers were trained on centre crops, detectors on
-    /// letterboxed frames (nothing is cut off), anything else on the frame as it is.
+    /// letterboxed frames (nothing is cut off), anything else on the frame as it is (a mask
+    /// then covers the whole picture).
     pub fn default_for(task: Task) -> Resize {
         match task {
             Task::Classify => Resize::Crop,
             Task::Detect => Resize::Letterbox,
-            Task::Tensors => Resize::Stretch,
+            Task::Tensors | Task::Segment => Resize::Stretch,
         }
     }
 }

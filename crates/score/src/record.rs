@@ -104,6 +104,17 @@ pub enum RecordError {
     BadPart { part: usize, reason: String },
     #[error("writing records: {0}")]
     Write(String),
+    /// A task whose results are not rows (`segment`'s masks are images).
+    #[error("task {0:?} writes no records")]
+    NotRecords(Task),
+}
+
+/// Refuses a task that writes no records: masks are images, never rows.
+pub(crate) fn records_task(task: Task) -> Result<(), RecordError> {
+    match task {
+        Task::Classify | Task::Detect | Task::Tensors => Ok(()),
+        Task::Segment => Err(RecordError::NotRecords(task)),
+    }
 }
 
 /// Writes `rows` (all of `task`) as one part in `format`.
@@ -112,6 +123,7 @@ pub fn write_part(
     task: Task,
     rows: &[Record],
 ) -> Result<Vec<u8>, RecordError> {
+    records_task(task)?;
     if let Some(r) = rows.iter().find(|r| r.scores.task() != task) {
         return Err(RecordError::MixedTasks {
             expected: task,
@@ -162,6 +174,7 @@ pub fn write_dataset_part(
     task: Task,
     rows: &[ItemRow],
 ) -> Result<Vec<u8>, RecordError> {
+    records_task(task)?;
     match format {
         RecordFormat::Jsonl => {
             let mut out = Vec::new();
@@ -198,6 +211,7 @@ pub fn join_parts<W: std::io::Write + Send>(
     expected_rows: u64,
     out: W,
 ) -> Result<u64, RecordError> {
+    records_task(task)?;
     let rows = match format {
         RecordFormat::Jsonl => join_jsonl(parts.len(), |i| Ok(&parts[i][..]), expected_rows, out)?,
         RecordFormat::Parquet => crate::parquet_out::join(
@@ -221,6 +235,7 @@ pub fn join_part_files<W: std::io::Write + Send>(
     expected_rows: u64,
     out: W,
 ) -> Result<u64, RecordError> {
+    records_task(task)?;
     let open = |i: usize, file: &Path| {
         std::fs::File::open(file).map_err(|e| RecordError::BadPart {
             part: i,

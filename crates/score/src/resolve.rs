@@ -35,6 +35,8 @@ pub enum Decoder {
     Tensors {
         outputs: Vec<usize>,
     },
+    /// One per-pixel map as a mask per picture ([`crate::mask`]).
+    Segment(crate::mask::SegmentSpec),
 }
 
 /// Everything needed to score frames with one model.
@@ -121,7 +123,7 @@ pub fn resolve(
         pick("task", flags.task.as_ref(), c.task.as_ref(), str::parse)?.ok_or_else(|| {
             field(
                 "task",
-                "not given: classify, detect or tensors (--task or the card's task)",
+                "not given: classify, detect, tensors or segment (--task or the card's task)",
             )
         })?;
     let prep = resolve_prep(task, input, flags, c)?;
@@ -136,7 +138,20 @@ pub fn resolve(
         Task::Tensors => Decoder::Tensors {
             outputs: selected.unwrap_or_else(|| (0..outputs.len()).collect()),
         },
+        Task::Segment => Decoder::Segment(crate::mask::segment_spec(
+            outputs,
+            &selected,
+            flags.mask_threshold.or(c.mask_threshold),
+        )?),
     };
+    if let (Some(_), Decoder::Segment(spec)) = (&labels, &decoder) {
+        if spec.channels == Some(1) {
+            return Err(field(
+                "labels",
+                "a one-channel output is a binary mask (0 and 255), with no classes to name",
+            ));
+        }
+    }
     let plan = ScoringPlan {
         task,
         prep,
@@ -190,6 +205,7 @@ impl ScoringPlan {
                 }
             }
             Decoder::Tensors { .. } => None,
+            Decoder::Segment(spec) => spec.channels.filter(|c| *c >= 2),
         }
     }
 }

@@ -7,6 +7,7 @@ use fresco_core::scoring::ScoringSpec;
 use fresco_infer::{EngineError, EngineOptions, NamedTensor, TensorEngine};
 
 use crate::card::{ModelCard, ScoreSettings};
+use crate::mask::Mask;
 use crate::prep::Geometry;
 use crate::record::{Class, Record, Scores, Tensor};
 use crate::resolve::{check_labels, resolve, Decoder, PlanError, ScoringPlan};
@@ -21,6 +22,23 @@ pub enum ScoreError {
     /// The outputs of a call do not fit the plan (a symbolic size turned out wrong).
     #[error("{model}: the model's outputs do not fit: {reason}")]
     Outputs { model: String, reason: String },
+    /// The declared outputs do not fit the task, with the model named.
+    #[error("{model}: {source}")]
+    OutputsPlan {
+        model: String,
+        source: Box<PlanError>,
+    },
+}
+
+/// A plan error, with the model named where it is about its outputs.
+fn plan_error(label: &str, e: PlanError) -> ScoreError {
+    match e {
+        PlanError::Outputs { .. } => ScoreError::OutputsPlan {
+            model: label.to_string(),
+            source: Box::new(e),
+        },
+        other => ScoreError::Plan(other),
+    }
 }
 
 /// Why a job's pinned scoring section could not be loaded ([`Scorer::from_pinned`]).
@@ -111,7 +129,8 @@ impl Scorer {
         card: Option<&ModelCard>,
     ) -> Result<Scorer, ScoreError> {
         let engine = TensorEngine::from_bytes_in(model, label, options, folder)?;
-        let plan = resolve(engine.input(), engine.outputs(), flags, card)?;
+        let plan = resolve(engine.input(), engine.outputs(), flags, card)
+            .map_err(|e| plan_error(label, e))?;
         Ok(Scorer {
             engine,
             plan,
@@ -167,7 +186,7 @@ impl Scorer {
         card: Option<&ModelCard>,
     ) -> Result<ScoringPlan, ScoreError> {
         let (input, outputs) = fresco_infer::tensors::declared_io(model, label)?;
-        Ok(resolve(&input, &outputs, flags, card)?)
+        resolve(&input, &outputs, flags, card).map_err(|e| plan_error(label, e))
     }
 
     pub fn plan(&self) -> &ScoringPlan {
@@ -223,6 +242,47 @@ impl Scorer {
         Ok(records)
     }
 
+    /// Segments frames (a `segment` plan): one mask each, in order, at each frame's displayed
+    /// size ([`crate::mask`]); calls of [`Scorer::batch`]`(frames.len())`.
+    pub fn segment(&mut self, frames: &[Frame]) -> Result<Vec<Mask>, ScoreError> {
+        let Decoder::Segment(spec) = self.plan.decoder.clone() else {
+            return Err(ScoreError::Outputs {
+                model: self.label.clone(),
+                reason: format!("masks are made by task segment, not {:?}", self.plan.task),
+            });
+        };
+        let per_call = self.batch(frames.len());
+        let mut masks = Vec::with_capacity(frames.len());
+        for call in frames.chunks(per_call) {
+            let batch = if self.plan.fixed_batch.is_some() {
+                per_call
+            } else {
+                call.len()
+            };
+            let outputs = self.run(call, batch)?;
+            for (b, frame) in call.iter().enumerate() {
+                let geometry = self
+                    .plan
+                    .prep
+                    .geometry(frame.frame_width, frame.frame_height);
+                let mask = crate::mask::mask_of(
+                    &spec,
+                    &outputs[spec.output],
+                    b,
+                    batch,
+                    &self.plan.prep,
+                    &geometry,
+                )
+                .map_err(|reason| ScoreError::Outputs {
+                    model: self.label.clone(),
+                    reason,
+                })?;
+                masks.push(mask);
+            }
+        }
+        Ok(masks)
+    }
+
     /// One call of `batch` frames: a model with a fixed batch larger than the frames gets the
     /// last one repeated.
     fn run(&mut self, frames: &[Frame], batch: usize) -> Result<Vec<NamedTensor>, ScoreError> {
@@ -241,11 +301,17 @@ impl Scorer {
         let outputs = self.engine.run(&prep.shape(batch), &self.input)?;
         if !self.labels_checked {
             self.labels_checked = true;
-            if let (Some(labels), Decoder::Classify { output, .. }) =
-                (&self.plan.labels, &self.plan.decoder)
-            {
-                let classes = outputs[*output].values.len() / batch;
-                check_labels(labels, classes, None)?;
+            match (&self.plan.labels, &self.plan.decoder) {
+                (Some(labels), Decoder::Classify { output, .. }) => {
+                    let classes = outputs[*output].values.len() / batch;
+                    check_labels(labels, classes, None)?;
+                }
+                (Some(labels), Decoder::Segment(spec)) => {
+                    if let Some(classes) = outputs[spec.output].shape.get(1) {
+                        check_labels(labels, *classes, None)?;
+                    }
+                }
+                _ => {}
             }
         }
         Ok(outputs)
@@ -289,6 +355,9 @@ impl Scorer {
             Decoder::Detect(spec) => {
                 crate::detect::detect(spec, outputs, b, geometry, |c| self.label_of(c))
                     .map(Scores::Detections)
+            }
+            Decoder::Segment(_) => {
+                Err("task segment makes one mask image per picture, which is not a record".into())
             }
             Decoder::Tensors { outputs: chosen } => Ok(Scores::Tensors(
                 chosen

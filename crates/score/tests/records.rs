@@ -80,8 +80,29 @@ fn rows(task: Task, frames: std::ops::Range<u64>) -> Vec<Record> {
             Task::Classify => classes(f),
             Task::Detect => detections(f),
             Task::Tensors => tensors(f),
+            Task::Segment => unreachable!("segment makes masks, never rows"),
         })
         .collect()
+}
+
+#[test]
+fn segment_writes_no_records() {
+    for format in [RecordFormat::Jsonl, RecordFormat::Parquet] {
+        let refused = write_part(format, Task::Segment, &[]).unwrap_err();
+        assert!(
+            refused.to_string().contains("writes no records"),
+            "{refused}"
+        );
+        let rows = [fresco_score::ItemRow::Failed {
+            source: "a.png".into(),
+            kind: "empty".into(),
+            message: "0 bytes".into(),
+        }];
+        assert!(fresco_score::write_dataset_part(format, Task::Segment, &rows).is_err());
+        let mut out = Vec::new();
+        assert!(join_parts(format, Task::Segment, &[], 0, &mut out).is_err());
+        assert!(out.is_empty());
+    }
 }
 
 /// Three parts of frames 0..4, 4..5 and 5..9, joined.

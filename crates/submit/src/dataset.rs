@@ -55,16 +55,23 @@ impl Submitter {
             rules.check("input", &submission.input)?;
             rules.check("output", &submission.output)?;
         }
+        let records = RecordFormat::from_path(Path::new(&submission.output)).is_some();
+        // A segment model's masks, written under an output folder or prefix.
+        if crate::scoring::asks_segment(submission) {
+            if records {
+                return Err(crate::scoring::segment_records(&submission.output));
+            }
+            return self.build_image_dataset(submission, dataset, true);
+        }
         // No records output and no scoring asked for: an image model's styled images, written
         // under an output folder or prefix with the items' keys.
-        let records = RecordFormat::from_path(Path::new(&submission.output)).is_some();
         if !records
             && !submission
                 .scoring
                 .as_ref()
                 .is_some_and(|s| s.records_only_given())
         {
-            return self.build_image_dataset(submission, dataset);
+            return self.build_image_dataset(submission, dataset, false);
         }
         let output_url = object_url("output", &submission.output)?;
         let output = match &output_url {
@@ -159,6 +166,10 @@ impl Submitter {
         let mut options = fresco_pipeline::container::for_output(&submission.options, &output);
         options.limits = self.limits.media();
         let (model, scoring) = self.pin_scoring(submission)?;
+        // A card's task may say segment where no flag did.
+        if scoring.settings.task.as_deref() == Some("segment") {
+            return Err(crate::scoring::segment_records(&submission.output));
+        }
         let input = match &source {
             DatasetSource::Folder { path } | DatasetSource::Manifest { path } => path.clone(),
             DatasetSource::Prefix { url } => PathBuf::from(url),
@@ -184,20 +195,37 @@ impl Submitter {
 }
 
 impl Submitter {
-    /// Checks a dataset of images to style (no scoring, an output folder or prefix) and makes
-    /// its job: the source as for records, the output a folder (absolute, not a file) or a
-    /// prefix whose store opens, neither inside the other, and an image model pinned. Whether
+    /// Checks a dataset of images to style (no scoring, an output folder or prefix), or to
+    /// segment (`masks`: `--task segment`), and makes its job: the source as for records, the
+    /// output a folder (absolute, not a file) or a prefix whose store opens, neither inside the
+    /// other, and an image model pinned, or the segment model with its scoring plan. Whether
     /// the output is empty is the plan's to check: a resumed job finds its own outputs there.
     fn build_image_dataset(
         &self,
         submission: &Submission,
         dataset: &DatasetSpec,
+        masks: bool,
     ) -> Result<Built, Rejection> {
         if let Some(rules) = &self.paths {
             rules.check("input", &submission.input)?;
             rules.check("output", &submission.output)?;
         }
         let bad = |code: &'static str, message: String| Rejection::BadField { code, message };
+        if masks {
+            crate::scoring::check_segment_model(submission)?;
+            if submission
+                .scoring
+                .as_ref()
+                .is_some_and(|s| s.sampling != Default::default())
+            {
+                return Err(bad(
+                    "dataset-sampling",
+                    "--every and --fps pick frames of a video; each image of a dataset is \
+                     segmented once"
+                        .into(),
+                ));
+            }
+        }
         if matches!(dataset.source, DatasetSource::Manifest { .. }) {
             return Err(bad(
                 "dataset-output",
@@ -229,7 +257,8 @@ impl Submitter {
                 "dataset-output",
                 format!(
                     "input {} names no single object or file, so it is read as a dataset of \
-                     images (a folder or prefix), styled into an output folder: give a folder or \
+                     images (a folder or prefix), styled (or, with --task segment, made masks) \
+                     into an output folder: give a folder or \
                      prefix rather than {}, a .jsonl or .parquet output for records, or name one \
                      object (az://container/path/clip.mp4)",
                     submission.input, submission.output
@@ -258,7 +287,8 @@ impl Submitter {
                 return Err(bad(
                     "dataset-output",
                     format!(
-                        "output {}: a dataset's styled images go to a folder, and this is a file",
+                        "output {}: a dataset's styled images (or masks) go to a folder, and this is a \
+                         file",
                         path.display()
                     ),
                 ));
@@ -294,14 +324,19 @@ impl Submitter {
         }
         let mut options = submission.options.clone();
         options.limits = self.limits.media();
-        let model = self.pin(submission)?;
+        let (model, scoring) = if masks {
+            let (model, scoring) = self.pin_scoring(submission)?;
+            (model, Some(scoring))
+        } else {
+            (self.pin(submission)?, None)
+        };
         let spec = JobSpec {
             input: PathBuf::from(&input_text),
             output,
             model,
             options,
             chunk_frames: submission.chunk_frames,
-            scoring: None,
+            scoring,
             dataset: Some(DatasetSpec {
                 source,
                 ..dataset.clone()

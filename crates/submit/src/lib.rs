@@ -55,7 +55,7 @@ mod rejection;
 mod scoring;
 mod temporal;
 use scoring::{check_sink, scoring_ask};
-pub use scoring::{image_card, ScoringAsk};
+pub use scoring::{image_card, segment_needs_dataset, ScoringAsk};
 pub use temporal::{check_temporal, check_temporal_model, TEMPORAL_NOT_APPLICABLE};
 
 pub use object_probe::ProbeWindow;
@@ -382,6 +382,9 @@ impl Submitter {
             None => absolute_path("output", &submission.output)?,
         };
         let records = RecordFormat::from_path(&output).is_some();
+        if scoring::asks_segment(submission) {
+            return Err(scoring::segment_needs_dataset(&submission.input));
+        }
         if submission.options.temporal {
             check_temporal(&input, &output, false)?;
         }
@@ -438,6 +441,10 @@ impl Submitter {
         }
         let (model, scoring) = if records {
             let (pin, scoring) = self.pin_scoring(submission)?;
+            // A card's task may say segment where no flag did.
+            if scoring.settings.task.as_deref() == Some("segment") {
+                return Err(scoring::segment_needs_dataset(&submission.input));
+            }
             (pin, Some(scoring))
         } else {
             (self.pin(submission)?, None)

@@ -300,6 +300,7 @@ pub(crate) fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>,
             min_score: r.min_score,
             nms_iou: r.nms_iou,
             top_k: r.top_k,
+            mask_threshold: r.mask_threshold,
             ..Default::default()
         },
         card: file("scoring.model_card", &r.model_card)?,
@@ -308,6 +309,57 @@ pub(crate) fn scoring_ask(request: &SubmitRequest) -> Result<Option<ScoringAsk>,
             fps: r.fps,
         },
     }))
+}
+
+/// Whether the submission asks for masks (`--task segment`, the API's `scoring.task`).
+pub(crate) fn asks_segment(submission: &Submission) -> bool {
+    submission
+        .scoring
+        .as_ref()
+        .and_then(|s| s.settings.task.as_deref())
+        == Some("segment")
+}
+
+/// `--task segment` with a records output: masks are images, not rows.
+pub(crate) fn segment_records(output: &str) -> Rejection {
+    Rejection::BadField {
+        code: "segment-output",
+        message: format!(
+            "output {output}: --task segment writes one mask image (PNG) per item of a \
+             dataset under an output folder or prefix, not records: give a folder or prefix \
+             (masks/, az://container/masks/) rather than a .jsonl or .parquet file"
+        ),
+    }
+}
+
+/// `--task segment` where the input is one file or object (a video, a picture): masks are
+/// written for the items of a dataset only.
+pub fn segment_needs_dataset(input: &str) -> Rejection {
+    Rejection::BadField {
+        code: "segment-input",
+        message: format!(
+            "input {input}: --task segment writes one mask per image of a dataset: give a \
+             folder or a prefix (photos/, az://container/photos/) and an output folder or \
+             prefix; a video's frames are not segmented"
+        ),
+    }
+}
+
+/// `--task segment` scores a model file (or a known scoring model), never a style.
+pub(crate) fn check_segment_model(submission: &Submission) -> Result<(), Rejection> {
+    match &submission.model {
+        ModelSource::Style(name) if fresco_score::known_by_name(name).is_none() => {
+            Err(Rejection::BadField {
+                code: "segment-needs-model",
+                message: format!(
+                    "--task segment scores a segmentation model, whose output is a per-pixel \
+                     map, given with --model FILE (\"model\"); '{name}' names a style model \
+                     (--style, \"style\"), whose output is a picture"
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A records output needs a records task; a video or image output refuses scoring flags.
@@ -346,6 +398,8 @@ fn scoring_rejection(e: ScoreError) -> Rejection {
             detail: e.to_string(),
         },
         ScoreError::Engine(_) => unusable("model-unusable", e),
-        ScoreError::Plan(_) | ScoreError::Outputs { .. } => unusable("model-scoring", e),
+        ScoreError::Plan(_) | ScoreError::Outputs { .. } | ScoreError::OutputsPlan { .. } => {
+            unusable("model-scoring", e)
+        }
     }
 }

@@ -183,13 +183,15 @@ pub struct DatasetRequest {
     pub max_item_bytes: Option<u64>,
 }
 
-/// The scoring options of a records job (`.jsonl`/`.parquet` output). Keys left out come from
-/// the model card (`model_card`, or the `.toml` beside the model) or the model itself.
+/// The scoring options of a records job (`.jsonl`/`.parquet` output), or of a dataset's masks
+/// (`task` `segment`, an output folder or prefix). Keys left out come from the model card
+/// (`model_card`, or the `.toml` beside the model) or the model itself.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoringRequest {
-    /// classify, detect or tensors.
-    #[schema(pattern = r"^(classify|detect|tensors)$", example = "classify")]
+    /// classify, detect or tensors (records), or segment: one mask (PNG) per item of a
+    /// dataset, written under its output folder or prefix.
+    #[schema(pattern = r"^(classify|detect|tensors|segment)$", example = "classify")]
     pub task: Option<String>,
     /// A labels file (one label per line): an absolute path on the server's machine, or a
     /// name in the data store (an upload's, like `input`).
@@ -240,6 +242,10 @@ pub struct ScoringRequest {
     /// Score this many frames a second.
     #[schema(exclusive_minimum = 0.0)]
     pub fps: Option<f64>,
+    /// segment, a one-channel output: a pixel above this is 255 in the mask, else 0 (default
+    /// 0.5, for probabilities; 0 for logits).
+    #[schema(minimum = -1000000.0, maximum = 1000000.0)]
+    pub mask_threshold: Option<f32>,
 }
 
 impl ScoringRequest {
@@ -255,7 +261,7 @@ impl ScoringRequest {
         one_of(
             "scoring.task",
             &self.task,
-            &["classify", "detect", "tensors"],
+            &["classify", "detect", "tensors", "segment"],
         )?;
         one_of(
             "scoring.detect_format",
@@ -304,6 +310,15 @@ impl ScoringRequest {
         }
         if self.fps.is_some_and(|f| f <= 0.0 || !f.is_finite()) {
             return Err(field_error("scoring.fps", "must be a positive number"));
+        }
+        if self
+            .mask_threshold
+            .is_some_and(|t| !(-1_000_000.0..=1_000_000.0).contains(&t))
+        {
+            return Err(field_error(
+                "scoring.mask_threshold",
+                "must be a number from -1000000 to 1000000",
+            ));
         }
         Ok(())
     }

@@ -155,6 +155,9 @@ impl Stages for VideoStages {
         if spec.dataset.is_some() && spec.scoring.is_none() {
             return self.with_model(|m| dataset::plan_images(&ctx, task, &spec, m));
         }
+        if dataset::is_masks(&spec) {
+            return self.with_scorer(|s| dataset::plan_masks(&ctx, task, &spec, s));
+        }
         if spec.dataset.is_some() {
             return self.with_scorer(|s| dataset::plan(&ctx, task, &spec, s));
         }
@@ -172,6 +175,9 @@ impl Stages for VideoStages {
             if spec.scoring.is_none() {
                 return self.with_model(|m| dataset::score_images(&ctx, task, &spec, m, &faults));
             }
+            if dataset::is_masks(&spec) {
+                return self.with_scorer(|s| dataset::score_masks(&ctx, task, &spec, s, &faults));
+            }
             return self.with_scorer(|s| dataset::score(&ctx, task, &spec, s, &faults));
         }
         if spec.scoring.is_some() {
@@ -184,7 +190,7 @@ impl Stages for VideoStages {
 
     fn assemble(&self, task: &Task<'_>) -> Result<TaskOutput, TaskFailure> {
         let (ctx, spec) = self.context(task)?;
-        if spec.dataset.is_some() && spec.scoring.is_none() {
+        if (spec.dataset.is_some() && spec.scoring.is_none()) || dataset::is_masks(&spec) {
             return dataset::assemble_images(&ctx, task, &spec);
         }
         if spec.dataset.is_some() {

@@ -1,6 +1,7 @@
 //! Image dataset jobs: each item of a folder, prefix (no manifest) styled by an image model and
 //! written under the job's output folder or prefix with the same relative key
-//! ([`fresco_core::dataset::output_key`]).
+//! ([`fresco_core::dataset::output_key`]), or segmented by a `segment` scoring model into a mask
+//! written as PNG under the item's key with `.png` added ([`fresco_core::dataset::mask_key`]).
 //!
 //! - **plan**: the output must hold nothing yet (or `--overwrite`), and the output's own clock
 //!   is read (a probe written and removed), so that whatever a later try finds there written
@@ -10,22 +11,27 @@
 //! - **score**: for each pinned item, a bad key is an error row; an output written since the
 //!   plan is this job's (an earlier try of the chunk) and is not redone; the others are
 //!   read and decoded a batch ahead of the model (the records path's reader, pool and byte
-//!   budget), styled at their own size, encoded in their key's format and published whole:
-//!   a local file under a temporary name, synced, then renamed; an object by one put. The
-//!   chunk's part holds its error rows only.
+//!   budget), styled at their own size and encoded in their key's format, or (masks) scaled to
+//!   the model's input, segmented and their mask encoded as PNG at their own size; each output
+//!   is published whole: a local file under a temporary name, synced, then renamed; an object
+//!   by one put. The chunk's part holds its error rows only.
 //! - **assemble**: the error rows of all parts are published as [`ERRORS_FILE`] beside the
-//!   outputs (when there are any), the counts go to the job's log, and the job fails if its
-//!   failures pass its thresholds (the styled images already published stay).
+//!   outputs (when there are any), and a mask job's pinned labels as [`LABELS_FILE`]; the
+//!   counts go to the job's log, and the job fails if its failures pass its thresholds (the
+//!   images already published stay).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
-use fresco_core::dataset::{output_key, DatasetSource, ItemErrorKind, ERRORS_FILE};
+use fresco_core::dataset::{
+    mask_key, output_key, DatasetSource, ItemErrorKind, ERRORS_FILE, LABELS_FILE,
+};
 use fresco_core::FrameRange;
 use fresco_pipeline::image::{encode_rgb, ScaledImage};
 use fresco_pipeline::{FailureClass, LoadedModel};
 use fresco_queue::PinnedItem;
+use fresco_score::{Frame, PrepSpec, Scorer};
 use fresco_store::Store;
 use rayon::prelude::*;
 
@@ -35,6 +41,7 @@ use super::{
 };
 use crate::listing::{ItemError, ItemReader};
 use crate::spec::JobSpec;
+use crate::worker::stages::records::{ensure_scorer, LoadedScorer};
 use crate::worker::stages::{ensure_model, Task, TaskContext};
 use crate::worker::{system, TaskFailure, TaskOutput};
 
@@ -286,11 +293,74 @@ fn error_row(key: &str, (kind, message): &ItemError) -> String {
     line
 }
 
+/// The model slot an image job's chunk loads its model into.
+pub(super) enum Slot<'s> {
+    /// An image model: each item styled at its own size, in its key's format.
+    Style(&'s mut Option<LoadedModel>),
+    /// A `segment` scoring model: each item's mask, as PNG.
+    Masks(&'s mut Option<LoadedScorer>),
+}
+
+/// The loaded model an image job's items are drawn with.
+enum Painter<'m> {
+    Style(&'m mut LoadedModel),
+    Masks(&'m mut Scorer),
+}
+
+/// What drawing an item gave: its output's bytes, or why it has none (an error row).
+type Drawn = Result<Vec<u8>, ItemError>;
+
+impl Painter<'_> {
+    /// Where an item's output goes, or why it cannot (a `bad-key` row).
+    fn key_of(&self) -> fn(&str) -> Result<String, String> {
+        match self {
+            Painter::Style(_) => output_key,
+            Painter::Masks(_) => mask_key,
+        }
+    }
+
+    /// The size items are decoded at: their own (styles), or the model's preparation's
+    /// (masks, which come back at the item's own size).
+    fn fit(&self) -> Option<PrepSpec> {
+        match self {
+            Painter::Style(_) => None,
+            Painter::Masks(scorer) => Some(scorer.plan().prep.clone()),
+        }
+    }
+
+    /// The item's output encoded whole; `Err` only when the model fails (the same for every
+    /// item: the chunk stops).
+    fn draw(&mut self, item: &PinnedItem, key: &str, image: ScaledImage) -> Result<Drawn, String> {
+        let encoded =
+            |bytes: Result<Vec<u8>, String>| bytes.map_err(|e| (ItemErrorKind::NotImage, e));
+        match self {
+            Painter::Style(model) => {
+                let (w, h) = image.scaled;
+                let mut styled = vec![0u8; image.rgb.len()];
+                model
+                    .engine
+                    .style_rgb(w, h, &image.rgb, &mut styled)
+                    .map_err(|e| e.to_string())?;
+                Ok(encoded(encode_rgb(w, h, styled, key)))
+            }
+            Painter::Masks(scorer) => {
+                let frame = Frame::still(&image.rgb, image.scaled, image.displayed, &item.key);
+                let mask = scorer
+                    .segment(&[frame])
+                    .map_err(|e| e.to_string())?
+                    .pop()
+                    .ok_or("the model gave no mask")?;
+                Ok(encoded(mask.to_png()))
+            }
+        }
+    }
+}
+
 pub(super) fn score(
     ctx: &TaskContext<'_>,
     task: &Task<'_>,
     spec: &JobSpec,
-    model: &mut Option<LoadedModel>,
+    slot: Slot<'_>,
     faults: &super::super::score::Faults,
 ) -> Result<TaskOutput, TaskFailure> {
     let lease = task.lease;
@@ -305,7 +375,11 @@ pub(super) fn score(
     // An output written since the plan looked is this job's (an earlier try of this chunk).
     let since = dataset_plan(lease)?.outputs_since_ms.unwrap_or(i64::MIN);
     let per_call = ctx.stages.batch.max(1);
-    let model = ensure_model(ctx, spec, model)?;
+    let mut painter = match slot {
+        Slot::Style(model) => Painter::Style(ensure_model(ctx, spec, model)?),
+        Slot::Masks(scorer) => Painter::Masks(ensure_scorer(ctx, spec, scorer)?),
+    };
+    let (key_of, fit) = (painter.key_of(), painter.fit());
     let pool = decode_pool(ctx.stages.decode_threads)?;
     let budget = ByteBudget::new(DECODE_BUDGET_BYTES);
     let mut part = String::new();
@@ -316,7 +390,7 @@ pub(super) fn score(
     std::thread::scope(|scope| {
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
         let (reader, outputs, items, handle) = (&reader, &outputs, &items, &handle);
-        let (pool, budget) = (&pool, &budget);
+        let (pool, budget, fit) = (&pool, &budget, &fit);
         let cancel = task.cancel;
         scope.spawn(move || {
             for group in items.chunks(per_call) {
@@ -326,7 +400,10 @@ pub(super) fn score(
                 let prepared: Vec<Prepared> = pool.install(|| {
                     group
                         .par_iter()
-                        .map(|item| prepare_item(item, reader, outputs, since, handle, budget))
+                        .map(|item| {
+                            let place = Place { key_of, fit, since };
+                            prepare_item(item, reader, outputs, &place, handle, budget)
+                        })
                         .collect()
                 });
                 if ready_tx.send(prepared).is_err() {
@@ -347,27 +424,22 @@ pub(super) fn score(
                         note_failure(item, &error, &mut part, &mut failures);
                     }
                     Prepared::Ready { key, image } => {
+                        // The model's time and the encoding's.
                         let started = std::time::Instant::now();
-                        let (w, h) = image.scaled;
-                        let mut styled = vec![0u8; image.rgb.len()];
-                        if let Err(e) = model.engine.style_rgb(w, h, &image.rgb, &mut styled) {
-                            stopped = Some(TaskFailure::permanent(
-                                format!("{}: the model: {e}", item.key),
-                                FailureClass::Model,
-                            ));
-                            return;
-                        }
+                        let drawn = painter.draw(item, &key, image);
                         model_seconds += started.elapsed().as_secs_f64();
-                        let bytes = match encode_rgb(w, h, styled, &key) {
-                            Ok(bytes) => bytes,
-                            Err(e) => {
-                                note_failure(
-                                    item,
-                                    &(ItemErrorKind::NotImage, e),
-                                    &mut part,
-                                    &mut failures,
-                                );
+                        let bytes = match drawn {
+                            Ok(Ok(bytes)) => bytes,
+                            Ok(Err(error)) => {
+                                note_failure(item, &error, &mut part, &mut failures);
                                 continue;
+                            }
+                            Err(e) => {
+                                stopped = Some(TaskFailure::permanent(
+                                    format!("{}: the model: {e}", item.key),
+                                    FailureClass::Model,
+                                ));
+                                return;
                             }
                         };
                         if let Err(e) = outputs.publish(&key, bytes, handle) {
@@ -435,17 +507,27 @@ fn note_failure(
     failures.push((item.index, error.0.as_str().to_string()));
 }
 
+/// Where an item's output goes and how it is decoded.
+struct Place<'a> {
+    key_of: fn(&str) -> Result<String, String>,
+    /// The preparation items are scaled for (masks); `None`: their own size.
+    fit: &'a Option<PrepSpec>,
+    /// An output written since is this job's.
+    since: i64,
+}
+
 /// One item up to the model: its output key checked, an output this job wrote already (since
-/// `since`) kept, else read and decoded at its own size within the budget.
+/// `since`) kept, else read and decoded (at its own size, or the model's) within the budget.
 fn prepare_item(
     item: &PinnedItem,
     reader: &ItemReader,
     outputs: &Outputs,
-    since: i64,
+    place: &Place<'_>,
     handle: &tokio::runtime::Handle,
     budget: &ByteBudget,
 ) -> Prepared {
-    let key = match output_key(&item.key) {
+    let since = place.since;
+    let key = match (place.key_of)(&item.key) {
         Ok(key) => key,
         Err(why) => return Prepared::Failed((ItemErrorKind::BadKey, why)),
     };
@@ -454,7 +536,11 @@ fn prepare_item(
         Ok(_) => {}
         Err(e) => return Prepared::Failed(e),
     }
-    match prepare(item, reader, handle, budget, |w, h| (w, h)) {
+    let scaled_size = |w, h| match place.fit {
+        Some(prep) => prep.scaled_size(w, h),
+        None => (w, h),
+    };
+    match prepare(item, reader, handle, budget, scaled_size) {
         Ok(image) => Prepared::Ready { key, image },
         Err(e) => Prepared::Failed(e),
     }
@@ -521,4 +607,14 @@ pub(super) fn publish_errors(
     };
     let _ = std::fs::remove_file(&joined);
     published
+}
+
+/// Publishes a mask job's pinned labels as [`LABELS_FILE`] beside the masks (line `i` names
+/// pixel value `i`), when it has labels; written whole, as the masks are.
+pub(super) fn publish_labels(spec: &JobSpec) -> Result<(), TaskFailure> {
+    let Some(labels) = spec.scoring.as_ref().and_then(|s| s.labels.as_ref()) else {
+        return Ok(());
+    };
+    let handle = tokio::runtime::Handle::current();
+    Outputs::open(&spec.output)?.publish(LABELS_FILE, labels.text.clone().into_bytes(), &handle)
 }

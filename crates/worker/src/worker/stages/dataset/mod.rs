@@ -1,6 +1,7 @@
 //! Dataset jobs: a folder, object-store prefix or manifest of images scored into records, one
 //! row per item in listing order (see `fresco_core::dataset`), or, for a job with an image model
-//! and no scoring, styled into an output folder or prefix with the items' keys ([`images`]).
+//! and no scoring, styled into an output folder or prefix with the items' keys, or, for a
+//! `segment` scoring task, made masks under an output folder or prefix ([`images`]).
 //!
 //! - **plan**: the model is loaded and timed (items per chunk from its time, as records chunks
 //!   are sized), the source listed as a stream ([`crate::listing::list`]) and pinned into the queue in
@@ -491,7 +492,45 @@ pub(super) fn score_images(
     model: &mut Option<fresco_pipeline::LoadedModel>,
     faults: &super::score::Faults,
 ) -> Result<TaskOutput, TaskFailure> {
-    images::score(ctx, task, spec, model, faults)
+    images::score(ctx, task, spec, images::Slot::Style(model), faults)
+}
+
+/// Whether a job is a mask job: a dataset scored by a `segment` model, whose masks go under
+/// an output folder or prefix ([`images`]) rather than into records.
+pub(super) fn is_masks(spec: &JobSpec) -> bool {
+    spec.dataset.is_some()
+        && spec
+            .scoring
+            .as_ref()
+            .and_then(|s| s.settings.task.as_deref())
+            == Some("segment")
+}
+
+/// The plan of a mask job: an image job's checks and listing, with the scoring model loaded
+/// (its plan checked against this worker's runtime) in place of an image model.
+pub(super) fn plan_masks(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+) -> Result<TaskOutput, TaskFailure> {
+    let dataset = dataset(spec)?;
+    KeyFilter::new(dataset)?;
+    let since = images::check_plan(spec)?;
+    ensure_scorer(ctx, spec, slot)?;
+    let per_chunk = spec.chunk_frames.unwrap_or(images::IMAGES_PER_CHUNK).max(1);
+    pin_listing(task, ctx, spec, per_chunk, None, Some(since))
+}
+
+/// A chunk of a mask job: each item's mask made and published one by one ([`images`]).
+pub(super) fn score_masks(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    slot: &mut Option<LoadedScorer>,
+    faults: &super::score::Faults,
+) -> Result<TaskOutput, TaskFailure> {
+    images::score(ctx, task, spec, images::Slot::Masks(slot), faults)
 }
 
 /// The counts of a finished dataset job, written to its log.
@@ -526,6 +565,9 @@ pub(super) fn assemble_images(
     let dataset = dataset(spec)?;
     let (counts, total) = log_counts(ctx, task)?;
     images::publish_errors(ctx, task, spec)?;
+    if is_masks(spec) {
+        images::publish_labels(spec)?;
+    }
     if let Some(why) = dataset.over_threshold(counts.failed, total) {
         return Err(TaskFailure::permanent(why, FailureClass::BadInput));
     }
