@@ -122,6 +122,38 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
+/// Whether a command only prints what it read (a listing, a job's state, the shell's
+/// completions): such a command stops quietly, as `ls` does, when its reader does (`fresco
+/// models list | head -1`), instead of panicking in `println!` on the closed pipe. Rust ignores
+/// SIGPIPE for every program; the others keep it ignored, since they write to ffmpeg's pipes and
+/// must report a child that died, not die with it.
+fn only_prints(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Models(models::ModelsCommand::List { .. })
+            | Command::Jobs(
+                jobs::JobsCommand::List(_)
+                    | jobs::JobsCommand::Show(_)
+                    | jobs::JobsCommand::Logs(_)
+            )
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Config(_)
+    )
+}
+
+/// Lets SIGPIPE end the process, the default for Unix programs.
+#[cfg(unix)]
+fn die_on_closed_pipe() {
+    // SAFETY: restores the signal's default disposition; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_on_closed_pipe() {}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -137,6 +169,9 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse_from(args);
+    if only_prints(&cli.command) {
+        die_on_closed_pipe();
+    }
     // A worker's log is its record of what it claimed and did; elsewhere only warnings.
     let default_filter = match cli.command {
         Command::Worker(_) | Command::Serve(_) => "info,ort=error,sqlx=warn",

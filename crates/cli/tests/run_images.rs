@@ -236,6 +236,38 @@ fn json_report_describes_the_run() {
     assert_eq!(frame_md5s(&output).len() as u64, want_frames);
 }
 
+/// `fresco models list | head -1`: a reader that stops early ends the listing quietly (SIGPIPE,
+/// as for `ls`), where `println!` used to panic on the closed pipe ("failed printing to
+/// stdout"), which under `set -o pipefail` failed the demo script.
+#[test]
+fn a_listing_whose_reader_stops_early_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["models", "list"][..], &["jobs", "list"][..]] {
+        let mut child = fresco_cmd()
+            .args(args)
+            .env("FRESCO_CACHE_DIR", dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the listing is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("failed printing"),
+            "fresco {args:?} complained of the closed pipe:\n{stderr}"
+        );
+        assert!(
+            out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
+            "fresco {args:?} ended with {:?}:\n{stderr}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn models_list_names_all_styles_and_marks_vintage_built_in() {
     let dir = tempfile::tempdir().unwrap();
