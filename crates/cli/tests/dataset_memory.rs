@@ -44,6 +44,8 @@ fn dataset(root: &Path, png: &Path, count: usize) -> usize {
 }
 
 /// Runs `fresco ARGS`, which must succeed, and returns its peak resident memory in KiB.
+// The child is reaped by `wait4` (which gives its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn peak_kib(args: &[String], log: &Path) -> u64 {
     let mut child = fresco_cmd()
         .args(args)
