@@ -17,14 +17,16 @@ fi
 if [ -z "${FRESCO_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then
   export FRESCO_MODEL_DIR="$(cd ../shared/models && pwd)"
 fi
+# cargo builds into $CARGO_TARGET_DIR where one is set (scripts/setup.sh's `cargo build`).
+fresco="${CARGO_TARGET_DIR:-target}/release/fresco"
 style=mosaic
 # The list is read whole before grep looks at it: `grep -q` stops reading at its match, and
 # under pipefail the listing's write to the closed pipe would fail the test.
-if ! target/release/fresco models pull mosaic >/dev/null 2>&1 && \
-   ! grep -q '^mosaic *yes' <<<"$(target/release/fresco models list)"; then
+if ! "$fresco" models pull mosaic >/dev/null 2>&1 && \
+   ! grep -q '^mosaic *yes' <<<"$("$fresco" models list)"; then
   style=vintage
   echo "demo: the mosaic model is not available offline here; using the built-in vintage filter (a hand-built ONNX graph, not a learned style)"
 fi
 out="out/$(basename "${input%.*}").$style.mp4"
-target/release/fresco run "$input" -o "$out" --style "$style" --overwrite
+"$fresco" run "$input" -o "$out" --style "$style" --overwrite
 echo "demo: styled with '$style': $out"
