@@ -17,7 +17,7 @@
 use fresco_infer::{NamedTensor, TensorInfo};
 
 use crate::prep::{Geometry, PrepSpec, Task};
-use crate::resolve::{show_shape, PlanError};
+use crate::resolve::{show_shape, the_one_output, PlanError};
 
 /// The most classes a mask holds: its pixels are 8-bit.
 pub const MAX_CLASSES: usize = 256;
@@ -84,27 +84,7 @@ pub(crate) fn segment_spec(
     threshold: Option<f32>,
 ) -> Result<SegmentSpec, PlanError> {
     let field = |field: &'static str, reason: String| PlanError::Field { field, reason };
-    let output = match selected.as_deref() {
-        Some([one]) => *one,
-        Some(many) => {
-            return Err(field(
-                "outputs",
-                format!("segment reads one output, {} were named", many.len()),
-            ))
-        }
-        None if outputs.len() == 1 => 0,
-        None => {
-            let all: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
-            return Err(field(
-                "outputs",
-                format!(
-                    "the model has {} outputs ({}): name the one with the per-pixel map",
-                    outputs.len(),
-                    all.join(", ")
-                ),
-            ));
-        }
-    };
+    let output = the_one_output(outputs, selected, "segment", "the per-pixel map")?;
     let o = &outputs[output];
     if o.shape.len() != 4 {
         return Err(bad(

@@ -401,6 +401,35 @@ fn select_outputs(
         .map(Some)
 }
 
+/// The one output a task reads: the one `outputs` names, or the model's only one (for
+/// `task`, whose output holds `what`, in the messages).
+pub(crate) fn the_one_output(
+    outputs: &[TensorInfo],
+    selected: &Option<Vec<usize>>,
+    task: &str,
+    what: &str,
+) -> Result<usize, PlanError> {
+    match selected.as_deref() {
+        Some([one]) => Ok(*one),
+        Some(many) => Err(field(
+            "outputs",
+            format!("{task} reads one output, {} were named", many.len()),
+        )),
+        None if outputs.len() == 1 => Ok(0),
+        None => {
+            let all: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+            Err(field(
+                "outputs",
+                format!(
+                    "the model has {} outputs ({}): name the one with {what}",
+                    outputs.len(),
+                    all.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
 fn classify_decoder(
     outputs: &[TensorInfo],
     selected: &Option<Vec<usize>>,
@@ -410,27 +439,7 @@ fn classify_decoder(
         task: Task::Classify,
         reason,
     };
-    let output = match selected.as_deref() {
-        Some([one]) => *one,
-        Some(many) => {
-            return Err(field(
-                "outputs",
-                format!("classify reads one output, {} were named", many.len()),
-            ))
-        }
-        None if outputs.len() == 1 => 0,
-        None => {
-            let all: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
-            return Err(field(
-                "outputs",
-                format!(
-                    "the model has {} outputs ({}): name the one with the class scores",
-                    outputs.len(),
-                    all.join(", ")
-                ),
-            ));
-        }
-    };
+    let output = the_one_output(outputs, selected, "classify", "the class scores")?;
     let o = &outputs[output];
     let rest = o.shape.get(1..).unwrap_or(&[]);
     let wide: Vec<i64> = rest.iter().copied().filter(|d| *d != 1).collect();

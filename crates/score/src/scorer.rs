@@ -209,8 +209,53 @@ impl Scorer {
 
     /// Scores frames, one record each, in order; calls of [`Scorer::batch`]`(frames.len())`.
     pub fn score(&mut self, frames: &[Frame]) -> Result<Vec<Record>, ScoreError> {
+        let scores = self.each_frame(frames, |scorer, outputs, b, batch, geometry| {
+            scorer.decode(outputs, b, batch, geometry)
+        })?;
+        Ok(frames
+            .iter()
+            .zip(scores)
+            .map(|(frame, scores)| Record {
+                source: frame.source.to_string(),
+                frame: frame.index,
+                pts: frame.pts,
+                time: frame.time,
+                scores,
+            })
+            .collect())
+    }
+
+    /// Segments frames (a `segment` plan): one mask each, in order, at each frame's displayed
+    /// size ([`crate::mask`]); calls of [`Scorer::batch`]`(frames.len())`.
+    pub fn segment(&mut self, frames: &[Frame]) -> Result<Vec<Mask>, ScoreError> {
+        let Decoder::Segment(spec) = self.plan.decoder.clone() else {
+            return Err(ScoreError::Outputs {
+                model: self.label.clone(),
+                reason: format!("masks are made by task segment, not {:?}", self.plan.task),
+            });
+        };
+        self.each_frame(frames, |scorer, outputs, b, batch, geometry| {
+            crate::mask::mask_of(
+                &spec,
+                &outputs[spec.output],
+                b,
+                batch,
+                &scorer.plan.prep,
+                geometry,
+            )
+        })
+    }
+
+    /// Runs the model on frames in calls of [`Scorer::batch`]`(frames.len())` and reads each
+    /// frame's result out of its call's outputs with `read` (the outputs, the frame's place in
+    /// the call, the call's batch, and the frame's geometry), in order.
+    fn each_frame<T>(
+        &mut self,
+        frames: &[Frame],
+        mut read: impl FnMut(&Self, &[NamedTensor], usize, usize, &Geometry) -> Result<T, String>,
+    ) -> Result<Vec<T>, ScoreError> {
         let per_call = self.batch(frames.len());
-        let mut records = Vec::with_capacity(frames.len());
+        let mut results = Vec::with_capacity(frames.len());
         for call in frames.chunks(per_call) {
             // The batch the model ran: a fixed one is filled up (see `run`).
             let batch = if self.plan.fixed_batch.is_some() {
@@ -224,63 +269,16 @@ impl Scorer {
                     .plan
                     .prep
                     .geometry(frame.frame_width, frame.frame_height);
-                let scores = self
-                    .decode(&outputs, b, batch, &geometry)
-                    .map_err(|reason| ScoreError::Outputs {
+                let result = read(self, &outputs, b, batch, &geometry).map_err(|reason| {
+                    ScoreError::Outputs {
                         model: self.label.clone(),
                         reason,
-                    })?;
-                records.push(Record {
-                    source: frame.source.to_string(),
-                    frame: frame.index,
-                    pts: frame.pts,
-                    time: frame.time,
-                    scores,
-                });
-            }
-        }
-        Ok(records)
-    }
-
-    /// Segments frames (a `segment` plan): one mask each, in order, at each frame's displayed
-    /// size ([`crate::mask`]); calls of [`Scorer::batch`]`(frames.len())`.
-    pub fn segment(&mut self, frames: &[Frame]) -> Result<Vec<Mask>, ScoreError> {
-        let Decoder::Segment(spec) = self.plan.decoder.clone() else {
-            return Err(ScoreError::Outputs {
-                model: self.label.clone(),
-                reason: format!("masks are made by task segment, not {:?}", self.plan.task),
-            });
-        };
-        let per_call = self.batch(frames.len());
-        let mut masks = Vec::with_capacity(frames.len());
-        for call in frames.chunks(per_call) {
-            let batch = if self.plan.fixed_batch.is_some() {
-                per_call
-            } else {
-                call.len()
-            };
-            let outputs = self.run(call, batch)?;
-            for (b, frame) in call.iter().enumerate() {
-                let geometry = self
-                    .plan
-                    .prep
-                    .geometry(frame.frame_width, frame.frame_height);
-                let mask = crate::mask::mask_of(
-                    &spec,
-                    &outputs[spec.output],
-                    b,
-                    batch,
-                    &self.plan.prep,
-                    &geometry,
-                )
-                .map_err(|reason| ScoreError::Outputs {
-                    model: self.label.clone(),
-                    reason,
+                    }
                 })?;
-                masks.push(mask);
+                results.push(result);
             }
         }
-        Ok(masks)
+        Ok(results)
     }
 
     /// One call of `batch` frames: a model with a fixed batch larger than the frames gets the
