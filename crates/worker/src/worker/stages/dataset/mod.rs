@@ -476,10 +476,24 @@ pub(super) fn plan_images(
     spec: &JobSpec,
     model: &mut Option<fresco_pipeline::LoadedModel>,
 ) -> Result<TaskOutput, TaskFailure> {
+    plan_outputs_under_prefix(ctx, task, spec, || {
+        super::ensure_model(ctx, spec, model).map(|_| ())
+    })
+}
+
+/// What the plans of image and mask jobs share: the dataset's and the output's checks, then
+/// `load` (the job's model, checked on this worker), then the pinned listing in chunks of
+/// [`images::IMAGES_PER_CHUNK`] items (or the job's `chunk_frames`).
+fn plan_outputs_under_prefix(
+    ctx: &TaskContext<'_>,
+    task: &Task<'_>,
+    spec: &JobSpec,
+    load: impl FnOnce() -> Result<(), TaskFailure>,
+) -> Result<TaskOutput, TaskFailure> {
     let dataset = dataset(spec)?;
     KeyFilter::new(dataset)?;
     let since = images::check_plan(spec)?;
-    super::ensure_model(ctx, spec, model)?;
+    load()?;
     let per_chunk = spec.chunk_frames.unwrap_or(images::IMAGES_PER_CHUNK).max(1);
     pin_listing(task, ctx, spec, per_chunk, None, Some(since))
 }
@@ -514,12 +528,9 @@ pub(super) fn plan_masks(
     spec: &JobSpec,
     slot: &mut Option<LoadedScorer>,
 ) -> Result<TaskOutput, TaskFailure> {
-    let dataset = dataset(spec)?;
-    KeyFilter::new(dataset)?;
-    let since = images::check_plan(spec)?;
-    ensure_scorer(ctx, spec, slot)?;
-    let per_chunk = spec.chunk_frames.unwrap_or(images::IMAGES_PER_CHUNK).max(1);
-    pin_listing(task, ctx, spec, per_chunk, None, Some(since))
+    plan_outputs_under_prefix(ctx, task, spec, || {
+        ensure_scorer(ctx, spec, slot).map(|_| ())
+    })
 }
 
 /// A chunk of a mask job: each item's mask made and published one by one ([`images`]).
