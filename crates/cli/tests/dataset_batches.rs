@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::scoring::*;
 use common::*;
@@ -97,12 +97,6 @@ fn model_calls(stderr: &str) -> usize {
             after.split_whitespace().next()?.parse::<usize>().ok()
         })
         .sum()
-}
-
-fn write_model(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 fn model_flags(model: &Path) -> Vec<String> {

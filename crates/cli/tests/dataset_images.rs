@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::jobs::{read_log, sqlite_queue, wait_exit, wait_until};
-use common::scoring::jsonl_rows;
+use common::outputs::{a_retry_keeps_what_the_first_try_wrote, error_rows, keys_below};
 use common::*;
 
 /// A testsrc2 still of `size` at `path` (its format from the extension).
@@ -26,40 +26,6 @@ fn still(path: &Path, size: &str) {
         &["-f", "lavfi", "-i", &src, "-frames:v", "1", "-update", "1"],
         path,
     );
-}
-
-/// Every file below `dir`, as keys relative to it, sorted (links listed, not followed).
-fn keys_below(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, at: &Path, keys: &mut Vec<String>) {
-        for entry in std::fs::read_dir(at).unwrap() {
-            let path = entry.unwrap().path();
-            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
-                walk(root, &path, keys);
-            } else {
-                let key = path.strip_prefix(root).unwrap();
-                keys.push(key.to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut keys = Vec::new();
-    walk(dir, dir, &mut keys);
-    keys.sort();
-    keys
-}
-
-/// The `(source, kind)` of each row of an errors file, sorted.
-fn error_rows(path: &Path) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = jsonl_rows(path)
-        .iter()
-        .map(|r| {
-            (
-                r["source"].as_str().unwrap().to_string(),
-                r["error"]["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
 }
 
 const ODD: &str = "sub/deeper/odd name é #1%20.png";
@@ -174,43 +140,7 @@ fn a_retried_job_does_not_rewrite_what_an_earlier_try_wrote() {
     let styled = dir.path().join("styled");
     let queue = sqlite_queue(dir.path());
     let id = queue.submit(&photos, &styled, &model, &["--chunk-frames", "6"]);
-    let log = dir.path().join("canceled.log");
-    let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "400")];
-    let mut worker = queue.spawn_worker(&log, &slow, &[]);
-    wait_until(Duration::from_secs(120), "a first output", || {
-        styled.join("p1.png").exists()
-    });
-    queue.jobs("cancel", &id).ok();
-    wait_exit(&mut worker, Duration::from_secs(120), "the worker");
-    assert_eq!(queue.show(&id)["state"], "canceled");
-    let early: Vec<(String, u64)> = keys
-        .iter()
-        .filter_map(|k| {
-            std::fs::metadata(styled.join(k))
-                .ok()
-                .map(|m| (k.clone(), m.ino()))
-        })
-        .collect();
-    assert!(
-        !early.is_empty() && early.len() < keys.len(),
-        "the first try wrote {} of {} outputs",
-        early.len(),
-        keys.len()
-    );
-    queue.jobs("retry", &id).ok();
-    let log = dir.path().join("retried.log");
-    let mut worker = queue.spawn_worker(&log, &[], &[]);
-    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
-    assert!(status.success(), "{}", read_log(&log));
-    assert_eq!(queue.show(&id)["state"], "succeeded");
-    assert_eq!(keys_below(&styled), keys);
-    for (key, inode) in early {
-        assert_eq!(
-            std::fs::metadata(styled.join(&key)).unwrap().ino(),
-            inode,
-            "{key} was written again by the retry"
-        );
-    }
+    a_retry_keeps_what_the_first_try_wrote(&queue, dir.path(), &id, &styled, "p1.png", &keys);
 }
 
 #[test]

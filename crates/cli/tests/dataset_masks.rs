@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::api::Api;
-use common::jobs::{read_log, sqlite_queue, wait_exit, wait_until};
-use common::scoring::jsonl_rows;
+use common::jobs::{read_log, sqlite_queue, wait_exit};
+use common::outputs::{a_retry_keeps_what_the_first_try_wrote, error_rows, keys_below};
 use common::*;
 use fresco_infer::onnx_build::{attr_int, tensor_f32, Dim, GraphBuilder};
 
@@ -51,12 +51,6 @@ fn image_input() -> Vec<Dim> {
         Dim::Fixed(SIDE),
         Dim::Fixed(SIDE),
     ]
-}
-
-fn write_model(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 /// `[1, 4, SIDE, SIDE]`: the input's R, G, B (0..1) and [`pattern`].
@@ -123,40 +117,6 @@ fn expected_classes(width: u32, height: u32, colour: u8) -> Vec<u8> {
         }
     }
     pixels
-}
-
-/// Every file below `dir`, as keys relative to it, sorted.
-fn keys_below(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, at: &Path, keys: &mut Vec<String>) {
-        for entry in std::fs::read_dir(at).unwrap() {
-            let path = entry.unwrap().path();
-            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
-                walk(root, &path, keys);
-            } else {
-                let key = path.strip_prefix(root).unwrap();
-                keys.push(key.to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut keys = Vec::new();
-    walk(dir, dir, &mut keys);
-    keys.sort();
-    keys
-}
-
-/// The `(source, kind)` of each row of an errors file, sorted.
-fn error_rows(path: &Path) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = jsonl_rows(path)
-        .iter()
-        .map(|r| {
-            (
-                r["source"].as_str().unwrap().to_string(),
-                r["error"]["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
 }
 
 /// The good items: key, colour (hex), size, class of the colour.
@@ -316,43 +276,7 @@ fn a_retried_mask_job_does_not_rewrite_what_an_earlier_try_wrote() {
         &model,
         &["--task", "segment", "--chunk-frames", "6"],
     );
-    let log = dir.path().join("canceled.log");
-    let slow = [("FRESCO_TEST_FRAME_DELAY_MS", "400")];
-    let mut worker = queue.spawn_worker(&log, &slow, &[]);
-    wait_until(Duration::from_secs(120), "a first mask", || {
-        masks.join("p1.png.png").exists()
-    });
-    queue.jobs("cancel", &id).ok();
-    wait_exit(&mut worker, Duration::from_secs(120), "the worker");
-    assert_eq!(queue.show(&id)["state"], "canceled");
-    let early: Vec<(String, u64)> = keys
-        .iter()
-        .filter_map(|k| {
-            std::fs::metadata(masks.join(k))
-                .ok()
-                .map(|m| (k.clone(), m.ino()))
-        })
-        .collect();
-    assert!(
-        !early.is_empty() && early.len() < keys.len(),
-        "the first try wrote {} of {} masks",
-        early.len(),
-        keys.len()
-    );
-    queue.jobs("retry", &id).ok();
-    let log = dir.path().join("retried.log");
-    let mut worker = queue.spawn_worker(&log, &[], &[]);
-    let status = wait_exit(&mut worker, Duration::from_secs(300), "the worker");
-    assert!(status.success(), "{}", read_log(&log));
-    assert_eq!(queue.show(&id)["state"], "succeeded");
-    assert_eq!(keys_below(&masks), keys);
-    for (key, inode) in early {
-        assert_eq!(
-            std::fs::metadata(masks.join(&key)).unwrap().ino(),
-            inode,
-            "{key} was written again by the retry"
-        );
-    }
+    a_retry_keeps_what_the_first_try_wrote(&queue, dir.path(), &id, &masks, "p1.png.png", &keys);
     let (_, _, pixels) = read_mask(&masks.join("p5.png.png"));
     assert_eq!(pixels, expected_classes(16, 16, 1));
 }

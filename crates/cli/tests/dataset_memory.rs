@@ -5,8 +5,8 @@
 //! frame, hard-linked under many names in folders of 10,000) with a constant classifier built
 //! here, so that the model costs next to nothing and what grows, if anything, is fresco's own
 //! memory: the listing, the pinned chunks, the reads ahead, the rows and their assembly. The peak
-//! resident memory of each run is the kernel's (`wait4`'s `ru_maxrss`, the process and anything
-//! it waited for), so no outside tool is needed.
+//! resident memory of each run is the kernel's (`wait4`'s `ru_maxrss`, through
+//! `fresco_testkit::process::run_measured`), so no outside tool is needed.
 //!
 //! What made it grow before (docs/datasets.md, "Memory and the benchmark"): assembly reading
 //! every part at once (+56% at 100k), then memory freed in glibc's per-thread malloc arenas
@@ -16,7 +16,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::scoring::queue_flags;
@@ -43,44 +42,6 @@ fn dataset(root: &Path, png: &Path, count: usize) -> usize {
     count
 }
 
-/// Runs `fresco ARGS`, which must succeed, and returns its peak resident memory in KiB.
-// The child is reaped by `wait4` (which gives its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
-fn peak_kib(args: &[String], log: &Path) -> u64 {
-    let mut child = fresco_cmd()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("start fresco");
-    let pid = child.id() as libc::pid_t;
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is our own child, not yet reaped (std's Child is never waited on here
-        // except after a kill); status and usage point at live locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(reaped >= 0, "wait4: {}", std::io::Error::last_os_error());
-        if reaped == pid {
-            let stderr = std::fs::read_to_string(log).unwrap_or_default();
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "fresco {args:?} failed (wait status {status}):\n{stderr}"
-            );
-            return usage.ru_maxrss as u64;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fresco {args:?} did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Scores the `count` items under `root` into `dir/out.jsonl`: the peak memory in KiB.
 fn score(dir: &Path, root: &Path, model: &Path, count: usize) -> u64 {
     let out = dir.join("out.jsonl");
@@ -99,7 +60,8 @@ fn score(dir: &Path, root: &Path, model: &Path, count: usize) -> u64 {
         "-y".into(),
     ];
     args.extend(queue_flags(dir));
-    let peak = peak_kib(&args, &dir.join("stderr.log"));
+    let (ran, peak) = run_measured(fresco_cmd().args(&args), TIMEOUT);
+    ran.ok();
     // Every item has its row, and none is an error row.
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), count, "a row per item");

@@ -532,42 +532,11 @@ fn fresco_run_scores_a_prefix_and_a_manifest_as_datasets() {
     assert_eq!(error_kind(&rows[1]), Some("not-image"));
 }
 
-/// The peak resident memory (KiB) `/usr/bin/time -v` reported in `stderr`.
-fn max_rss_kib(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no maximum resident set size in:\n{stderr}"))
-}
-
-const GNU_TIME: &str = "/usr/bin/time";
-
-/// Whether GNU time, which measures a run's peak memory, is installed (skipping, saying so, if
-/// not).
-fn gnu_time_present() -> bool {
-    let present = Path::new(GNU_TIME).is_file();
-    if !present {
-        eprintln!("skipped: {GNU_TIME} (GNU time, for the run's peak memory) is not installed");
-    }
-    present
-}
-
-/// `fresco ARGS` under `/usr/bin/time -v`, which must succeed: what it printed, and the peak
-/// resident memory of the run in MiB.
+/// `fresco ARGS`, which must succeed: what it printed, and the peak resident memory of the run
+/// in MiB.
 fn run_measured(args: &[String]) -> (Out, u64) {
-    let base = fresco_cmd();
-    let mut cmd = std::process::Command::new(GNU_TIME);
-    cmd.arg("-v").arg(base.get_program());
-    for (key, value) in base.get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        };
-    }
-    let ran = common::run_with_timeout(cmd.args(args), Duration::from_secs(600)).ok();
-    let peak_mib = max_rss_kib(&ran.stderr) / 1024;
-    (ran, peak_mib)
+    let (ran, peak_kib) = common::run_measured(fresco_cmd().args(args), Duration::from_secs(600));
+    (ran.ok(), peak_kib / 1024)
 }
 
 /// A file of 2 GiB (sparse: no blocks on disk) among good images is over the default
@@ -578,9 +547,6 @@ fn a_huge_file_is_too_large_and_never_read() {
     let Some(models) = scoring_models() else {
         return;
     };
-    if !gnu_time_present() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     let mut keys = good_images(&photos, &models, 3);

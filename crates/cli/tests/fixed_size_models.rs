@@ -90,12 +90,6 @@ fn colour_png(dir: &Path) -> PathBuf {
     png
 }
 
-fn write_model(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 /// The colour of the first pixel of `path` as decoded (a lossy step may have moved it a little
 /// from [`COLOUR`]).
 fn colour_of(path: &Path) -> [u8; 3] {

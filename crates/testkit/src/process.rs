@@ -74,6 +74,16 @@ impl Out {
 
 /// Runs a command with stdin closed, collecting its output, killing it after `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Out {
+    run_measured(cmd, timeout).0
+}
+
+/// [`run_with_timeout`], and the command's peak resident memory in KiB: the kernel's
+/// `ru_maxrss` for the process and the children it waited for (`wait4`), so no outside tool
+/// is needed.
+// The child is reaped by `wait4` (which gives its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command, timeout: Duration) -> (Out, u64) {
+    use std::os::unix::process::ExitStatusExt;
     let described = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -93,10 +103,22 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Out {
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
+    let pid = child.id() as libc::pid_t;
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
+    let (status, peak_kib) = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is this call's own child, not yet reaped; status and usage point at
+        // live locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(
+            reaped >= 0,
+            "wait for {described}: {}",
+            std::io::Error::last_os_error()
+        );
+        if reaped == pid {
+            break (ExitStatus::from_raw(status), usage.ru_maxrss as u64);
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
@@ -106,11 +128,12 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Out {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Out {
+    let out = Out {
         code: status.code(),
         stdout: String::from_utf8_lossy(&out_thread.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&err_thread.join().unwrap()).into_owned(),
-    }
+    };
+    (out, peak_kib)
 }
 
 /// Waits for `child` to exit within `timeout`, killing it (and failing) otherwise.

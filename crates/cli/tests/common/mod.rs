@@ -11,9 +11,12 @@ use std::time::Duration;
 pub mod api;
 pub mod jobs;
 pub mod objects;
+pub mod outputs;
 pub mod scoring;
 pub use fresco_testkit::media::*;
-pub use fresco_testkit::process::{run_with_timeout, terminate, word_after, LogTo, Out};
+pub use fresco_testkit::process::{
+    run_measured, run_with_timeout, terminate, word_after, LogTo, Out,
+};
 
 /// How long one `fresco` run may take before the test calls it hung.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -44,6 +47,13 @@ pub fn state_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().expect("state dir"))
         .path()
+}
+
+/// `bytes` (a model built by the test) written to `dir/name`: its path.
+pub fn write_model(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
 }
 
 /// Runs `fresco ARGS...`.
