@@ -128,8 +128,8 @@ const GOOD: &[(&str, &str, &str, u8)] = &[
     ("sub/green.jpg", "00FF00", "20x36", 1),
 ];
 
-/// A folder of [`GOOD`] items and bad ones (not an image, empty, a key with a line break),
-/// and a text file the include rules skip.
+/// A folder of [`GOOD`] items and bad ones (not an image, empty, a key with a line break, a
+/// PNG whose header claims 100,000 x 100,000 pixels), and a text file the include rules skip.
 fn photos(dir: &Path) -> PathBuf {
     let photos = dir.join("photos");
     for (key, rgb, size, _) in GOOD {
@@ -137,6 +137,7 @@ fn photos(dir: &Path) -> PathBuf {
     }
     std::fs::write(photos.join("broken.jpg"), b"not a picture at all").unwrap();
     std::fs::write(photos.join("empty.png"), b"").unwrap();
+    common::scoring::zero_png(&photos.join("huge.png"), 100_000, 100_000, 1);
     std::fs::copy(photos.join("red.png"), photos.join("new\nline.png")).unwrap();
     std::fs::write(photos.join("notes.txt"), b"not an image\n").unwrap();
     photos
@@ -170,7 +171,7 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
     let json = fresco(args).ok().json();
     assert_eq!(
         json["dataset"],
-        serde_json::json!({"scored": 5, "failed": 3, "skipped": 1}),
+        serde_json::json!({"scored": 5, "failed": 4, "skipped": 1}),
         "{json:#}"
     );
     assert_eq!(
@@ -202,6 +203,7 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
         [
             ("broken.jpg".to_string(), "not-image".to_string()),
             ("empty.png".to_string(), "empty".to_string()),
+            ("huge.png".to_string(), "too-large".to_string()),
             ("new\nline.png".to_string(), "bad-key".to_string()),
         ]
     );
@@ -233,11 +235,11 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
     ]);
     assert_ne!(failed.code, Some(0), "{}", failed.dump());
     assert!(
-        failed.stderr.contains("3 of 8 items failed"),
+        failed.stderr.contains("4 of 9 items failed"),
         "{}",
         failed.dump()
     );
-    assert_eq!(error_rows(&strict.join("_errors.jsonl")).len(), 3);
+    assert_eq!(error_rows(&strict.join("_errors.jsonl")).len(), 4);
     // `fresco estimate` calibrates a segment model on a sample of the dataset, masks and all.
     let estimate = fresco([
         s("estimate"),
