@@ -83,7 +83,7 @@ start() {
   # setsid: its own session, so it outlives this script and the shell that ran it.
   setsid "$node_dir/node_modules/.bin/azurite-blob" \
     --blobHost "$host" --blobPort "$port" --location "$data" \
-    --silent --skipApiVersionCheck --loose --disableProductStyleUrl \
+    --silent --skipApiVersionCheck --loose --disableProductStyleUrl --disableTelemetry \
     >"$log_file" 2>&1 </dev/null &
   echo $! >"$pid_file"
   for _ in $(seq 1 100); do

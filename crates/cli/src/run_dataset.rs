@@ -53,8 +53,20 @@ pub(crate) fn dataset_of(args: &RunArgs) -> Result<Option<DatasetSpec>, Failure>
 }
 
 pub(crate) fn run_dataset(mut args: RunArgs, dataset: DatasetSpec) -> Result<ExitCode, Failure> {
+    let records = fresco_score::RecordFormat::from_path(&args.output).is_some();
+    // A model card that says `task = "segment"` asks for masks where no flag names a task.
+    if !records && args.scoring.task.is_none() {
+        let card = match (&args.scoring.model_card, &args.model.model) {
+            (Some(card), _) => Some(fresco_store::absolute(card)),
+            (None, Some(model)) => fresco_score::card_beside(model),
+            (None, None) => None,
+        };
+        if fresco_submit::card_asks_segment(card.as_deref())? {
+            args.scoring.task = Some("segment".into());
+        }
+    }
     let segment = args.scoring.task.as_deref() == Some("segment");
-    if fresco_score::RecordFormat::from_path(&args.output).is_none() && !segment {
+    if !records && !segment {
         return run_image_dataset(args, dataset);
     }
     if segment && args.model.model.is_none() {

@@ -259,6 +259,80 @@ fn a_folder_gets_a_mask_per_item_at_its_own_size_with_bad_items_as_error_rows() 
     );
 }
 
+/// A model card that says `task = "segment"` asks for masks where no flag names a task: the
+/// card beside the model through `fresco run`, a card given with `--model-card` through
+/// `fresco jobs submit` and a worker. The same card with a records output is refused as the
+/// flag is.
+#[test]
+fn a_cards_segment_task_asks_for_masks_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let items = [
+        ("red.png", "FF0000", 16, 12, 0),
+        ("sub/blue.jpg", "0000FF", 8, 24, 2),
+    ];
+    for (key, rgb, w, h, _) in items {
+        solid(&photos.join(key), rgb, &format!("{w}x{h}"));
+    }
+    let check = |masks: &Path| {
+        assert_eq!(keys_below(masks), ["red.png.png", "sub/blue.jpg.png"]);
+        for (key, _, w, h, colour) in items {
+            let (mw, mh, pixels) = read_mask(&masks.join(format!("{key}.png")));
+            assert_eq!((mw, mh), (w, h), "{key}");
+            assert_eq!(pixels, expected_classes(w, h, colour), "{key}");
+        }
+    };
+
+    // The card beside the model (classes.toml for classes.onnx).
+    let beside = dir.path().join("beside");
+    std::fs::create_dir(&beside).unwrap();
+    let model = class_map_model(&beside);
+    std::fs::write(beside.join("classes.toml"), "task = \"segment\"\n").unwrap();
+    let masks = dir.path().join("masks");
+    let json = fresco([
+        s("run"),
+        p(&photos),
+        s("-o"),
+        p(&masks),
+        s("--model"),
+        p(&model),
+        s("--json"),
+    ])
+    .ok()
+    .json();
+    assert_eq!(json["dataset"]["scored"], 2, "{json:#}");
+    check(&masks);
+    // The same card with a records output: masks are not rows.
+    fresco([
+        s("run"),
+        p(&photos),
+        s("-o"),
+        p(&dir.path().join("rows.jsonl")),
+        s("--model"),
+        p(&model),
+    ])
+    .fails(4, "rows.jsonl", &["--task segment writes one mask image"]);
+
+    // A card given with --model-card, through the queue.
+    let bare = class_map_model(dir.path());
+    let card = dir.path().join("segment-card.toml");
+    std::fs::write(&card, "task = \"segment\"\n").unwrap();
+    let queue = sqlite_queue(dir.path());
+    let queued = dir.path().join("queued");
+    let id = queue.submit(
+        &photos,
+        &queued,
+        &bare,
+        &["--model-card", &card.display().to_string()],
+    );
+    let log = dir.path().join("worker.log");
+    let mut worker = queue.spawn_worker(&log, &[], &[]);
+    let status = wait_exit(&mut worker, Duration::from_secs(120), "the worker");
+    assert!(status.success(), "{}", read_log(&log));
+    assert_eq!(queue.show(&id)["state"], "succeeded");
+    check(&queued);
+}
+
 #[test]
 fn a_retried_mask_job_does_not_rewrite_what_an_earlier_try_wrote() {
     let dir = tempfile::tempdir().unwrap();

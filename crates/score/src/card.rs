@@ -215,6 +215,19 @@ pub(crate) fn one_line(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// The task a card names (`task = "segment"`), read before the card is checked whole as a
+/// records card or an image card: a dataset with a folder output is styled or made masks by
+/// it. `None`: the card names no task as text (an image model's card names none; a `task`
+/// of another type is refused by the full read that follows).
+pub fn card_task(path: &Path) -> Result<Option<String>, CardError> {
+    let bytes = read_card(path)?;
+    let (_, table) = card_table(&bytes, &path.display().to_string())?;
+    Ok(table
+        .get("task")
+        .and_then(|task| task.as_str())
+        .map(str::to_string))
+}
+
 /// The card beside a model (`NAME.toml` for `NAME.onnx`), if there is one.
 pub fn card_beside(model: &Path) -> Option<PathBuf> {
     let card = model.with_extension("toml");
@@ -301,6 +314,29 @@ mod tests {
         assert_eq!(card.digest.len(), 64);
         let other = ModelCard::parse(b"task = \"detect\"\n", Path::new("c.toml")).unwrap();
         assert_ne!(card.digest, other.digest);
+    }
+
+    #[test]
+    fn a_cards_task_is_read_before_its_kind_is_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            card_task(&path)
+        };
+        let segment = card("seg.toml", "task = \"segment\"\nmask_threshold = 0.3\n");
+        assert_eq!(segment.unwrap().as_deref(), Some("segment"));
+        // An image model's card names no task.
+        assert_eq!(card("style.toml", "layout = \"nhwc\"\n").unwrap(), None);
+        assert_eq!(card("odd.toml", "task = 3\n").unwrap(), None);
+        let err = card("bad.toml", "task = \"segment\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml: TOML error at line 1"), "{err}");
+        let err = card_task(&dir.path().join("none.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.toml"), "{err}");
     }
 
     /// A file that is no card (a server's `/etc/passwd`) is refused by line and column; its

@@ -26,7 +26,7 @@ pub mod record;
 pub mod resolve;
 pub mod scorer;
 
-pub use card::{card_beside, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
+pub use card::{card_beside, card_task, AnchorGrid, CardError, Labels, ModelCard, ScoreSettings};
 pub use detect::{DetectFormat, DetectSpec};
 pub use image_card::{load_image_card, parse_image_card, IMAGE_KEYS};
 pub use known::{

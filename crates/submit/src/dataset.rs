@@ -56,12 +56,17 @@ impl Submitter {
             rules.check("output", &submission.output)?;
         }
         let records = RecordFormat::from_path(Path::new(&submission.output)).is_some();
-        // A segment model's masks, written under an output folder or prefix.
+        // A segment model's masks, written under an output folder or prefix: asked for, or
+        // named by the model's card where no task is asked for.
         if crate::scoring::asks_segment(submission) {
             if records {
                 return Err(crate::scoring::segment_records(&submission.output));
             }
             return self.build_image_dataset(submission, dataset, true);
+        }
+        if !records && self.card_asks_segment(submission)? {
+            let asked = crate::scoring::asking_segment(submission);
+            return self.build_image_dataset(&asked, dataset, true);
         }
         // No records output and no scoring asked for: an image model's styled images, written
         // under an output folder or prefix with the items' keys.

@@ -54,8 +54,8 @@ mod object_probe;
 mod rejection;
 mod scoring;
 mod temporal;
+pub use scoring::{card_asks_segment, image_card, segment_needs_dataset, ScoringAsk};
 use scoring::{check_sink, scoring_ask};
-pub use scoring::{image_card, segment_needs_dataset, ScoringAsk};
 pub use temporal::{check_temporal, check_temporal_model, TEMPORAL_NOT_APPLICABLE};
 
 pub use object_probe::ProbeWindow;

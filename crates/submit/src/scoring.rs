@@ -320,6 +320,60 @@ pub(crate) fn asks_segment(submission: &Submission) -> bool {
         == Some("segment")
 }
 
+/// Whether the model card at `card` (given, or beside a model file) names `task = "segment"`:
+/// a dataset with a folder or prefix output and no task asked for is then made masks, as if
+/// `--task segment` were given, rather than read as a style's (whose card may not name a task).
+/// A card that cannot be read is refused as the full read would refuse it (exit 7, 422
+/// `model-card`).
+pub fn card_asks_segment(card: Option<&Path>) -> Result<bool, Rejection> {
+    let Some(card) = card else { return Ok(false) };
+    let task = fresco_score::card_task(card).map_err(|e| unusable("model-card", e))?;
+    Ok(task.as_deref() == Some("segment"))
+}
+
+/// The submission with `task = "segment"` asked for, as its model's card says.
+pub(crate) fn asking_segment(submission: &Submission) -> Submission {
+    let mut asked = submission.clone();
+    asked
+        .scoring
+        .get_or_insert_with(Default::default)
+        .settings
+        .task = Some("segment".into());
+    asked
+}
+
+impl Submitter {
+    /// Whether a submission that asks for no task is a mask job by its model's card (see
+    /// [`card_asks_segment`]): the card given, or the one beside a model file, each read only
+    /// where inputs may be read.
+    pub(crate) fn card_asks_segment(&self, submission: &Submission) -> Result<bool, Rejection> {
+        let ask = submission.scoring.as_ref();
+        if ask.and_then(|s| s.settings.task.as_deref()).is_some() {
+            return Ok(false);
+        }
+        if let Some(card) = ask.and_then(|s| s.card.as_ref()) {
+            if let Some(rules) = &self.paths {
+                rules.check("scoring.model_card", &card.display().to_string())?;
+            }
+            return card_asks_segment(Some(card));
+        }
+        let model = match &submission.model {
+            ModelSource::File(path) => {
+                if let Some(rules) = &self.paths {
+                    rules.check("model", path)?;
+                }
+                absolute_path("model", path)?
+            }
+            ModelSource::Pinned(ModelPin {
+                choice: ModelChoice::File(path),
+                ..
+            }) => absolute(path),
+            _ => return Ok(false),
+        };
+        card_asks_segment(self.card_beside(&model).as_deref())
+    }
+}
+
 /// `--task segment` with a records output: masks are images, not rows.
 pub(crate) fn segment_records(output: &str) -> Rejection {
     Rejection::BadField {
