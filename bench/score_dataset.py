@@ -22,8 +22,11 @@ that does not grow with the dataset (100k against 10k within 10%).
 
 `--batch N` gives fresco `--batch N` and the model alone N items a call. `--source URL` scores
 an object-store prefix holding the same images instead of the folder (upload `--dataset DIR`'s
-folders under it first, e.g. to Azurite with `az storage blob upload-batch`): the reads then go
-through the chunks' prefetch, and the model alone still reads the local sample.
+folders under it first, e.g. to Azurite with `az storage blob upload-batch`, or with `--upload`,
+which puts them under an `az://CONTAINER/PREFIX` source through $AZURE_STORAGE_CONNECTION_STRING,
+32 puts at once, skipping blobs already there): the reads then go through the chunks' prefetch,
+and the model alone still reads the local sample. For 100,000 blobs start Azurite with
+`--inMemoryPersistence`: its on-disk metadata slows every put as the container grows.
 """
 
 import argparse
@@ -64,6 +67,38 @@ def make_dataset(root, items, width, height):
                         f"testsrc2=s={width}x{height}:r=25", "-frames:v", str(count),
                         "-q:v", "4", "-start_number", "0",
                         os.path.join(path, "img%05d.jpg")], check=True)
+
+
+def upload(root, source, items):
+    """Puts root's first `items` images (root/NNN/imgNNNNN.jpg) under the `az://` source with the
+    same relative keys; blobs already listed there are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+    from azure.storage.blob import ContainerClient
+
+    container, _, prefix = source[len("az://"):].partition("/")
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    client = ContainerClient.from_connection_string(
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"], container)
+    if not client.exists():
+        client.create_container()
+    there = {b.name for b in client.list_blobs(name_starts_with=prefix)}
+    keys = []
+    for folder in sorted(os.listdir(root)):
+        for name in sorted(os.listdir(os.path.join(root, folder))):
+            keys.append(f"{folder}/{name}")
+    keys = [k for k in keys[:items] if prefix + k not in there]
+
+    def put(key):
+        with open(os.path.join(root, key), "rb") as f:
+            client.upload_blob(prefix + key, f.read(), overwrite=True)
+
+    started = time.time()
+    with ThreadPoolExecutor(32) as pool:
+        for done, _ in enumerate(pool.map(put, keys), 1):
+            if done % 10_000 == 0:
+                print(f"uploaded {done} of {len(keys)} in {time.time() - started:.0f} s", flush=True)
+    print(f"upload: {len(keys)} blobs put, {len(there)} already there, "
+          f"{time.time() - started:.0f} s")
 
 
 def sample_tensors(root, count, width, height, side=224):
@@ -124,6 +159,8 @@ def main():
     p.add_argument("--batch", type=int, default=1, help="items a model call, both sides")
     p.add_argument("--source", help="an object-store prefix (az://, s3://, file://) holding the "
                    "dataset's folders, scored instead of --dataset (--items only)")
+    p.add_argument("--upload", action="store_true",
+                   help="first put the dataset's images under the az:// --source (Azurite)")
     p.add_argument("--models", default=model_dir())
     args = p.parse_args()
     model = os.path.join(args.models, "efficientnet-lite0.onnx")
@@ -139,6 +176,11 @@ def main():
     make_dataset(args.dataset, max(args.items, args.also), w, h)
     print(f"dataset: {args.dataset} ({max(args.items, args.also)} JPEGs of {w}x{h}; "
           f"made or checked in {time.time() - t:.0f} s)")
+
+    if args.upload:
+        if not (args.source or "").startswith("az://"):
+            sys.exit("--upload puts the dataset under an az:// --source")
+        upload(args.dataset, args.source, args.items)
 
     tensors = sample_tensors(args.dataset, min(args.sample, PER_FOLDER), w, h)
     alone = []
