@@ -5,7 +5,10 @@
 //! - with the same classifier fixing its batch at 1: items go one per call, which the log says
 //!   once;
 //! - with the real classifier from `$FRESCO_MODEL_DIR/scoring` (skipped, saying so, where
-//!   absent).
+//!   absent);
+//! - into an output folder: masks of a segment model built here (dynamic batch: fewer calls;
+//!   fixing its batch at 1: one a call), and pictures styled by a filter built here, whose
+//!   calls take the items of one size of each batch together.
 //!
 //! The reads ahead (`prefetch.rs`) are covered by its unit tests on a `file://` prefix, and
 //! end to end by every dataset test here and in `datasets.rs` (folders, `file://` and Azurite
@@ -15,9 +18,10 @@ mod common;
 
 use std::path::Path;
 
+use common::outputs::keys_below;
 use common::scoring::*;
 use common::*;
-use fresco_infer::onnx_build;
+use fresco_infer::onnx_build::{self, sym, tensor_f32, Dim, GraphBuilder};
 
 /// The log filter that shows each dataset chunk's model calls.
 const CALLS_LOG: &str = "warn,fresco_worker::worker::stages::dataset=debug";
@@ -206,4 +210,149 @@ fn batches_of_the_real_classifier_score_as_one_at_a_time() {
     // Seven good items of ten.
     assert_eq!(model_calls(&one_log), 7, "{one_log}");
     assert_eq!(model_calls(&four_log), 2, "{four_log}");
+}
+
+/// `fresco run DIR/ -o NAME/ --batch N` (styled pictures or masks into a folder) as one
+/// worker, one chunk, with the model's `flags`: the files written (key and bytes, in key
+/// order) and the run's stderr.
+fn run_into_folder(
+    dir: &Path,
+    folder: &Path,
+    flags: &[String],
+    batch: usize,
+    name: &str,
+) -> (Vec<(String, Vec<u8>)>, String) {
+    let out = dir.join(name);
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        format!("{}/", folder.display()),
+        "-o".into(),
+        out.display().to_string(),
+        "--batch".into(),
+        batch.to_string(),
+        "--workers".into(),
+        "1".into(),
+        "--chunk-frames".into(),
+        "100".into(),
+        "--max-failed-items".into(),
+        "3".into(),
+        "--max-failed-fraction".into(),
+        "1".into(),
+        "-q".into(),
+    ];
+    args.extend(flags.iter().cloned());
+    args.extend(queue_flags(&dir.join(format!("{name}-state"))));
+    let ran = fresco_env(args, &[("FRESCO_LOG", CALLS_LOG.as_ref())]).ok();
+    let files = keys_below(&out)
+        .into_iter()
+        .map(|key| {
+            let bytes = std::fs::read(out.join(&key)).unwrap();
+            (key, bytes)
+        })
+        .collect();
+    (files, ran.stderr)
+}
+
+/// A segment model: `[batch, 3, 4, 4]` in, a 1x1 convolution to a 4-class map
+/// `[batch, 4, 4, 4]` out (`batch` `None`: any).
+fn segment_model(dir: &Path, name: &str, batch: Option<i64>) -> std::path::PathBuf {
+    let n = batch.map_or_else(|| sym("N"), Dim::Fixed);
+    let side = || Dim::Fixed(4);
+    let weights = [
+        1.0, -0.5, 0.2, //
+        -0.3, 1.0, 0.1, //
+        0.2, 0.3, -1.0, //
+        0.4, 0.4, 0.4,
+    ];
+    let bytes = GraphBuilder::new("segment")
+        .input("image", &[n.clone(), Dim::Fixed(3), side(), side()])
+        .output("map", &[n, Dim::Fixed(4), side(), side()])
+        .initializer(tensor_f32("weights", &[4, 3, 1, 1], &weights))
+        .node("Conv", &["image", "weights"], &["map"], vec![])
+        .to_bytes();
+    write_model(dir, name, bytes)
+}
+
+#[test]
+fn masks_in_batches_are_the_masks_of_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pics");
+    mixed_folder(&folder, 9);
+    let flags = |model: &Path| -> Vec<String> {
+        vec![
+            "--model".into(),
+            model.display().to_string(),
+            "--task".into(),
+            "segment".into(),
+        ]
+    };
+    let dynamic = segment_model(dir.path(), "seg.onnx", None);
+    let (one, one_log) = run_into_folder(dir.path(), &folder, &flags(&dynamic), 1, "one");
+    let (four, four_log) = run_into_folder(dir.path(), &folder, &flags(&dynamic), 4, "four");
+    let keys: Vec<&str> = one.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), 10, "nine masks and the error rows: {keys:?}");
+    assert!(keys.contains(&"_errors.jsonl") && keys.contains(&"pic-08.jpg.png"));
+    assert!(one == four, "batch 4 gives the files of batch 1");
+    // The masks differ: the comparison means something.
+    let masks: std::collections::BTreeSet<&Vec<u8>> = one
+        .iter()
+        .filter(|(k, _)| k.ends_with(".png"))
+        .map(|(_, b)| b)
+        .collect();
+    assert!(masks.len() > 3, "{} different masks", masks.len());
+    // Nine good items of twelve: one call each, or three calls of up to four.
+    assert_eq!(model_calls(&one_log), 9, "{one_log}");
+    assert_eq!(model_calls(&four_log), 3, "{four_log}");
+
+    // The same model fixing its batch at 1: one item a call, the same files.
+    let fixed = segment_model(dir.path(), "seg-1.onnx", Some(1));
+    let (fixed_out, fixed_log) = run_into_folder(dir.path(), &folder, &flags(&fixed), 4, "fixed");
+    assert!(
+        fixed_out == one,
+        "a fixed batch of 1 gives the files of batch 1"
+    );
+    assert_eq!(model_calls(&fixed_log), 9, "{fixed_log}");
+}
+
+#[test]
+fn styles_in_batches_are_the_pictures_of_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pics");
+    let keys = mixed_folder(&folder, 9);
+    let model = write_model(
+        dir.path(),
+        "vintage.onnx",
+        onnx_build::vintage_filter_model(),
+    );
+    let flags = vec!["--model".into(), model.display().to_string()];
+    let (one, one_log) = run_into_folder(dir.path(), &folder, &flags, 1, "one");
+    let (four, four_log) = run_into_folder(dir.path(), &folder, &flags, 4, "four");
+    assert_eq!(one.len(), 10, "nine pictures and the error rows");
+    assert!(one == four, "batch 4 gives the files of batch 1");
+    // Styled: no output is its input.
+    for (key, bytes) in &one {
+        if key != "_errors.jsonl" {
+            assert_ne!(bytes, &std::fs::read(folder.join(key)).unwrap(), "{key}");
+        }
+    }
+    // One call per item at batch 1. At batch 4, each batch of four items in listing order
+    // (bad ones included) takes a call per size among its good items: the sizes go 64x48,
+    // 40x40, 30x50 by the item's number.
+    assert_eq!(model_calls(&one_log), 9, "{one_log}");
+    let size_of = |key: &str| -> Option<usize> {
+        let number: usize = key.strip_prefix("pic-")?.get(..2)?.parse().ok()?;
+        (!key[6..].starts_with('b')).then_some(number % 3)
+    };
+    let expected: usize = keys
+        .chunks(4)
+        .map(|batch| {
+            batch
+                .iter()
+                .filter_map(|k| size_of(k))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .sum();
+    assert!(expected < 9, "{keys:?}");
+    assert_eq!(model_calls(&four_log), expected, "{four_log}");
 }

@@ -12,9 +12,11 @@
 //!   plan is this job's (an earlier try of the chunk) and is not redone; the others are
 //!   read and decoded a batch ahead of the model (the records path's reader, pool and byte
 //!   budget), styled at their own size and encoded in their key's format, or (masks) scaled to
-//!   the model's input, segmented and their mask encoded as PNG at their own size; each output
-//!   is published whole: a local file under a temporary name, synced, then renamed; an object
-//!   by one put. The chunk's part holds its error rows only.
+//!   the model's input, segmented and their mask encoded as PNG at their own size. The items
+//!   of a batch (the worker's `--batch`) go through the model together: masks in calls of the
+//!   batch (or of the batch the model fixes), styles the same, the items of one size in a
+//!   call. Each output is published whole: a local file under a temporary name, synced, then
+//!   renamed; an object by one put. The chunk's part holds its error rows only.
 //! - **assemble**: the error rows of all parts are published as [`ERRORS_FILE`] beside the
 //!   outputs (when there are any), and a mask job's pinned labels as [`LABELS_FILE`]; the
 //!   counts go to the job's log, and the job fails if its failures pass its thresholds (the
@@ -328,32 +330,89 @@ impl Painter<'_> {
         }
     }
 
-    /// The item's output encoded whole; `Err` only when the model fails (the same for every
-    /// item: the chunk stops).
-    fn draw(&mut self, item: &PinnedItem, key: &str, image: ScaledImage) -> Result<Drawn, String> {
+    /// The outputs of a group's items that reached the model, encoded whole, in order, and the
+    /// model calls it took: masks in calls of the worker's `--batch` (or the batch the model
+    /// fixes), as records are; styles the items of one size together in such calls (a call
+    /// takes pictures of one size). `Err` only when the model fails (the same for every item:
+    /// the chunk stops).
+    fn draw(&mut self, ready: &[Ready<'_>]) -> Result<(Vec<Drawn>, usize), String> {
         let encoded =
             |bytes: Result<Vec<u8>, String>| bytes.map_err(|e| (ItemErrorKind::NotImage, e));
         match self {
             Painter::Style(model) => {
-                let (w, h) = image.scaled;
-                let mut styled = vec![0u8; image.rgb.len()];
-                model
-                    .engine
-                    .style_rgb(w, h, &image.rgb, &mut styled)
-                    .map_err(|e| e.to_string())?;
-                Ok(encoded(encode_rgb(w, h, styled, key)))
+                let per_call = model.engine.batch().max(1);
+                let mut drawn: Vec<Option<Drawn>> = ready.iter().map(|_| None).collect();
+                let mut calls = 0;
+                for (at, first) in ready.iter().enumerate() {
+                    if drawn[at].is_some() {
+                        continue;
+                    }
+                    let (w, h) = first.image.scaled;
+                    let members: Vec<usize> = (at..ready.len())
+                        .filter(|&i| drawn[i].is_none() && ready[i].image.scaled == (w, h))
+                        .collect();
+                    let inputs: Vec<&[u8]> = members
+                        .iter()
+                        .map(|&i| ready[i].image.rgb.as_slice())
+                        .collect();
+                    let mut styled: Vec<Vec<u8>> =
+                        inputs.iter().map(|rgb| vec![0u8; rgb.len()]).collect();
+                    let mut outputs: Vec<&mut [u8]> =
+                        styled.iter_mut().map(Vec::as_mut_slice).collect();
+                    model
+                        .engine
+                        .style_frames(w, h, &inputs, &mut outputs)
+                        .map_err(|e| e.to_string())?;
+                    calls += members.len().div_ceil(per_call);
+                    for (i, styled) in members.into_iter().zip(styled) {
+                        drawn[i] = Some(encoded(encode_rgb(w, h, styled, &ready[i].key)));
+                    }
+                }
+                let drawn = drawn
+                    .into_iter()
+                    .map(|d| d.expect("every item drawn"))
+                    .collect();
+                Ok((drawn, calls))
             }
             Painter::Masks(scorer) => {
-                let frame = Frame::still(&image.rgb, image.scaled, image.displayed, &item.key);
-                let mask = scorer
-                    .segment(&[frame])
-                    .map_err(|e| e.to_string())?
-                    .pop()
-                    .ok_or("the model gave no mask")?;
-                Ok(encoded(mask.to_png()))
+                let frames: Vec<Frame> = ready
+                    .iter()
+                    .map(|r| {
+                        Frame::still(&r.image.rgb, r.image.scaled, r.image.displayed, &r.item.key)
+                    })
+                    .collect();
+                let masks = scorer.segment(&frames).map_err(|e| e.to_string())?;
+                if masks.len() != frames.len() {
+                    return Err(format!(
+                        "the model gave {} masks for {} pictures",
+                        masks.len(),
+                        frames.len()
+                    ));
+                }
+                let calls = frames.len().div_ceil(scorer.batch(frames.len()));
+                Ok((
+                    masks.into_iter().map(|m| encoded(m.to_png())).collect(),
+                    calls,
+                ))
             }
         }
     }
+}
+
+/// What becomes of an item of a group once the group's ready items are drawn.
+enum Fate {
+    /// Its output is there already, from an earlier try of this job.
+    Kept,
+    Failed(ItemError),
+    /// It went through the model: its output, or an error row if it cannot be encoded.
+    Drawn,
+}
+
+/// An item ready for the model: where its output goes, and its picture.
+struct Ready<'a> {
+    item: &'a PinnedItem,
+    key: String,
+    image: ScaledImage,
 }
 
 pub(super) fn score(
@@ -386,6 +445,7 @@ pub(super) fn score(
     let mut failures: Vec<(u64, String)> = Vec::new();
     let (mut written, mut kept) = (0u64, 0u64);
     let mut model_seconds = 0.0;
+    let (mut calls, mut through_model) = (0usize, 0usize);
     let mut stopped: Option<TaskFailure> = None;
     std::thread::scope(|scope| {
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
@@ -413,40 +473,65 @@ pub(super) fn score(
         });
         for (group, prepared) in items.chunks(per_call).zip(ready_rx.iter()) {
             task.progress.tick();
+            if task.is_canceled() {
+                return;
+            }
+            // The group's items that reach the model go through it together; the others were
+            // written by an earlier try, or are error rows.
+            let mut ready = Vec::new();
+            let mut fates = Vec::with_capacity(group.len());
             for (item, prepared) in group.iter().zip(prepared) {
+                fates.push(match prepared {
+                    Prepared::Done => Fate::Kept,
+                    Prepared::Failed(error) => Fate::Failed(error),
+                    Prepared::Ready { key, image } => {
+                        ready.push(Ready { item, key, image });
+                        Fate::Drawn
+                    }
+                });
+            }
+            let mut drawn = Vec::new().into_iter();
+            if !ready.is_empty() {
+                // The model's time and the encoding's.
+                let started = std::time::Instant::now();
+                match painter.draw(&ready) {
+                    Ok((outputs, made_in)) => {
+                        drawn = outputs.into_iter();
+                        calls += made_in;
+                        through_model += ready.len();
+                    }
+                    Err(e) => {
+                        let keys: Vec<&str> = ready.iter().map(|r| r.item.key.as_str()).collect();
+                        stopped = Some(TaskFailure::permanent(
+                            format!("{}: the model: {e}", keys.join(", ")),
+                            FailureClass::Model,
+                        ));
+                        return;
+                    }
+                }
+                model_seconds += started.elapsed().as_secs_f64();
+            }
+            let mut ready = ready.into_iter();
+            for (item, fate) in group.iter().zip(fates) {
                 faults.after_frame();
                 if task.is_canceled() {
                     return;
                 }
-                match prepared {
-                    Prepared::Done => kept += 1,
-                    Prepared::Failed(error) => {
-                        note_failure(item, &error, &mut part, &mut failures);
-                    }
-                    Prepared::Ready { key, image } => {
-                        // The model's time and the encoding's.
-                        let started = std::time::Instant::now();
-                        let drawn = painter.draw(item, &key, image);
-                        model_seconds += started.elapsed().as_secs_f64();
-                        let bytes = match drawn {
-                            Ok(Ok(bytes)) => bytes,
-                            Ok(Err(error)) => {
-                                note_failure(item, &error, &mut part, &mut failures);
-                                continue;
+                match fate {
+                    Fate::Kept => kept += 1,
+                    Fate::Failed(error) => note_failure(item, &error, &mut part, &mut failures),
+                    Fate::Drawn => {
+                        let key = ready.next().expect("a ready item").key;
+                        match drawn.next().expect("an output per ready item") {
+                            Ok(bytes) => {
+                                if let Err(e) = outputs.publish(&key, bytes, handle) {
+                                    stopped = Some(e);
+                                    return;
+                                }
+                                written += 1;
                             }
-                            Err(e) => {
-                                stopped = Some(TaskFailure::permanent(
-                                    format!("{}: the model: {e}", item.key),
-                                    FailureClass::Model,
-                                ));
-                                return;
-                            }
-                        };
-                        if let Err(e) = outputs.publish(&key, bytes, handle) {
-                            stopped = Some(e);
-                            return;
+                            Err(error) => note_failure(item, &error, &mut part, &mut failures),
                         }
-                        written += 1;
                     }
                 }
             }
@@ -479,6 +564,12 @@ pub(super) fn score(
         system::upload_chunk(store, &lease.job_id, lease.chunk, &out)?;
     }
     metrics::counter!(fresco_core::telemetry::DATASET_ITEMS_SCORED).increment(written + kept);
+    tracing::debug!(
+        "chunk {} of job {}: {through_model} items scored in {calls} model calls of up to \
+         {per_call}",
+        lease.chunk,
+        lease.job_id,
+    );
     tracing::info!(
         "chunk {} of job {}: {written} images written, {kept} already there, {} error rows",
         lease.chunk,
