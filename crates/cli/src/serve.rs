@@ -153,6 +153,26 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=100_000)
     )]
     pub dataset_count: u64,
+    /// Each dataset trigger job fails when more of its items than this cannot be scored
+    /// (error rows); by default the fraction alone decides.
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_MAX_FAILED_ITEMS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(0..=100_000),
+        requires = "dataset_watch"
+    )]
+    pub dataset_max_failed_items: Option<u64>,
+    /// Each dataset trigger job fails when more than this share of its items cannot be scored
+    /// (0 to 1; default 0.01, as any dataset job's).
+    #[arg(
+        long,
+        env = "FRESCO_DATASET_MAX_FAILED_FRACTION",
+        value_name = "F",
+        value_parser = share,
+        requires = "dataset_watch"
+    )]
+    pub dataset_max_failed_fraction: Option<f64>,
     /// Make jobs from storage events (`POST /v1/events/azure`, `/v1/events/s3`), with outputs
     /// under this location (`az://container/prefix`, `s3://bucket/prefix` or a folder).
     #[arg(long, env = "FRESCO_EVENT_OUTPUT", value_name = "URL")]
@@ -474,6 +494,8 @@ fn spawn_dataset_watch(
         interval: Duration::from_secs(args.dataset_interval),
         count: args.dataset_count,
         poll: Duration::from_secs(args.watch_interval.max(1)),
+        max_failed_items: args.dataset_max_failed_items,
+        max_failed_fraction: args.dataset_max_failed_fraction,
     };
     let watch = DatasetWatch::new(config, Arc::clone(queue), Arc::clone(factory))
         .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()))?;
@@ -481,6 +503,19 @@ fn spawn_dataset_watch(
     let stop = Arc::clone(stop);
     tokio::spawn(Arc::clone(&watch).run(async move { stop.stopped().await }));
     Ok(Some(watch))
+}
+
+/// A share from 0 to 1 (`--dataset-max-failed-fraction`).
+fn share(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number: give a share from 0 to 1"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!(
+            "{value} is outside 0..=1: give a share from 0 to 1"
+        ));
+    }
+    Ok(value)
 }
 
 /// With `--temporal`, the triggers' model must give images: a model that gives records is

@@ -337,7 +337,9 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
 /// `fresco serve --dataset-watch`: images dropped in a folder are scored in batches of
 /// `--dataset-count`, each one dataset job whose records hold exactly its images (odd names
 /// too), the text file beside them in none; a restart scores no image again and batches the
-/// one left waiting with the next. The classifier comes from `$FRESCO_MODEL_DIR/scoring`.
+/// one left waiting with the next. A broken image in the second batch is its error row, and
+/// the job succeeds within `--dataset-max-failed-fraction 0.5` (one of two items; the default
+/// 0.01 would fail it). The classifier comes from `$FRESCO_MODEL_DIR/scoring`.
 #[test]
 fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
     let Some(models) = common::scoring::scoring_models() else {
@@ -362,6 +364,8 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
         s("2"),
         s("--dataset-interval"),
         s("3600"),
+        s("--dataset-max-failed-fraction"),
+        s("0.5"),
         s("--watch-interval"),
         s("1"),
     ];
@@ -378,7 +382,8 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
             .iter()
             .map(|row| {
                 assert!(
-                    row["classes"].as_array().is_some_and(|c| !c.is_empty()),
+                    row["classes"].as_array().is_some_and(|c| !c.is_empty())
+                        || row["error"]["kind"] == "not-image",
                     "{row}"
                 );
                 row["source"].as_str().unwrap().to_string()
@@ -400,8 +405,10 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
     assert!(!out.join("batch-000002.manifest").exists());
     assert!(server.stop().success(), "{}", read_log(&server.log));
 
-    // Restarted: nothing scored again; the waiting image and a new one make the next job.
-    let fourth = drop_image("d.jpg");
+    // Restarted: nothing scored again; the waiting image and a new one, broken, make the next
+    // job.
+    std::fs::write(watch.join("d.jpg"), b"not a picture").unwrap();
+    let fourth = root.join("d.jpg").display().to_string();
     let mut again = Server::start_with(dir.path(), &args);
     let second = out.join("batch-000002.jsonl");
     wait_until(
@@ -415,6 +422,9 @@ fn images_dropped_in_a_dataset_watch_are_scored_in_batches_once() {
         "{}",
         read_log(&again.log)
     );
+    let rows = common::scoring::jsonl_rows(&second);
+    assert!(rows[0]["error"].is_null(), "{}", rows[0]);
+    assert_eq!(rows[1]["error"]["kind"], "not-image", "{}", rows[1]);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!out.join("batch-000003.manifest").exists());
     let jobs = again.json(&again.url("/v1/jobs"));
@@ -464,6 +474,18 @@ fn dataset_watch_settings_are_checked_before_the_server_starts() {
         (
             vec!["--dataset-task", "segment"],
             ["--dataset-task", "classify"],
+        ),
+        (
+            vec!["--dataset-max-failed-fraction", "1.5"],
+            ["--dataset-max-failed-fraction", "from 0 to 1"],
+        ),
+        (
+            vec!["--dataset-max-failed-fraction", "NaN"],
+            ["--dataset-max-failed-fraction", "from 0 to 1"],
+        ),
+        (
+            vec!["--dataset-max-failed-items", "100001"],
+            ["--dataset-max-failed-items", "0..=100000"],
         ),
     ] {
         let mut args: Vec<&str> = full.to_vec();

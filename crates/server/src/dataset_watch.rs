@@ -87,6 +87,11 @@ pub struct DatasetWatchConfig {
     pub count: u64,
     /// How often the watched location is listed.
     pub poll: Duration,
+    /// Each job fails when more of its items than this cannot be scored (`None`: the
+    /// fraction alone decides)...
+    pub max_failed_items: Option<u64>,
+    /// ...or more than this share of them (`None`: the default of every dataset job, 0.01).
+    pub max_failed_fraction: Option<f64>,
 }
 
 /// Why a dataset trigger cannot start.
@@ -106,6 +111,8 @@ pub enum DatasetWatchError {
     Count(u64),
     #[error("--dataset-task {0}: give classify, detect or tensors")]
     Task(String),
+    #[error("--dataset-max-failed-fraction {0}: give a share from 0 to 1")]
+    FailedFraction(f64),
 }
 
 impl DatasetWatchConfig {
@@ -120,6 +127,11 @@ impl DatasetWatchConfig {
         if let Some(task) = &self.task {
             if !["classify", "detect", "tensors"].contains(&task.as_str()) {
                 return Err(DatasetWatchError::Task(task.clone()));
+            }
+        }
+        if let Some(fraction) = self.max_failed_fraction {
+            if !(0.0..=1.0).contains(&fraction) {
+                return Err(DatasetWatchError::FailedFraction(fraction));
             }
         }
         Ok(())
@@ -500,12 +512,19 @@ impl DatasetWatch {
         if let Some(task) = &self.config.task {
             scoring.insert("task".into(), task.clone().into());
         }
+        let mut dataset = serde_json::Map::new();
+        if let Some(items) = self.config.max_failed_items {
+            dataset.insert("max_failed_items".into(), items.into());
+        }
+        if let Some(fraction) = self.config.max_failed_fraction {
+            dataset.insert("max_failed_fraction".into(), fraction.into());
+        }
         let request: SubmitRequest = serde_json::from_value(serde_json::json!({
             "input": manifest,
             "output": output,
             "model": self.config.model,
             "scoring": scoring,
-            "dataset": {},
+            "dataset": dataset,
         }))
         .map_err(|e| format!("cannot make a job of it: {e}"))?;
         let mut job = match self.jobs.build_manifest(&request).await {

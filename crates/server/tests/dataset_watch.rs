@@ -51,8 +51,12 @@ impl JobFactory for ManifestFactory {
             identity: request.input.clone(),
             input: request.input.clone(),
             output: request.output.clone(),
-            spec: json!({"task": request.scoring.as_ref().and_then(|s| s.task.clone())})
-                .to_string(),
+            spec: json!({
+                "task": request.scoring.as_ref().and_then(|s| s.task.clone()),
+                "max_failed_items": request.dataset.as_ref().and_then(|d| d.max_failed_items),
+                "max_failed_fraction": request.dataset.as_ref().and_then(|d| d.max_failed_fraction),
+            })
+            .to_string(),
             device_kind: fresco_core::DeviceKind::Cpu,
             priority: 0,
             budgets: RetryBudgets::default(),
@@ -85,6 +89,8 @@ fn config(watch: &Path, output: &Path, count: u64, interval: Duration) -> Datase
         interval,
         count,
         poll: Duration::from_secs(1),
+        max_failed_items: None,
+        max_failed_fraction: None,
     }
 }
 
@@ -191,6 +197,48 @@ async fn the_count_makes_one_job_of_exactly_the_first_images() {
         .map(|k| root.join(k).display().to_string())
         .collect();
     assert_eq!(second, expected);
+}
+
+/// The trigger's failure thresholds go into each job it makes; without them a job has the
+/// default of every dataset job (none given here).
+#[tokio::test]
+async fn the_failure_thresholds_go_into_every_job() {
+    let s = setup().await;
+    let mut given = config(&s.watch, &s.output, 2, Duration::from_secs(3600));
+    given.max_failed_items = Some(7);
+    given.max_failed_fraction = Some(0.25);
+    let watch =
+        DatasetWatch::new(given, Arc::clone(&s.app.queue), Arc::new(ManifestFactory)).unwrap();
+    let mut listing = Listing::default();
+    write(&s.watch, "a.jpg");
+    write(&s.watch, "b.jpg");
+    assert_eq!(settle(&watch, &mut listing).await, 2);
+    assert_eq!(watch.cut_due().await.unwrap().len(), 1);
+    let all = jobs(&s.app.queue).await;
+    let spec: serde_json::Value = serde_json::from_str(&all[0].spec).unwrap();
+    assert_eq!(spec["max_failed_items"], 7, "{spec}");
+    assert_eq!(spec["max_failed_fraction"], 0.25, "{spec}");
+
+    let other = tempfile::tempdir().unwrap();
+    let plain = DatasetWatch::new(
+        config(
+            &other.path().join("in"),
+            &other.path().join("out"),
+            1,
+            Duration::from_secs(3600),
+        ),
+        Arc::clone(&s.app.queue),
+        Arc::new(ManifestFactory),
+    )
+    .unwrap();
+    write(&other.path().join("in"), "c.jpg");
+    let mut listing = Listing::default();
+    assert_eq!(settle(&plain, &mut listing).await, 1);
+    assert_eq!(plain.cut_due().await.unwrap().len(), 1);
+    let all = jobs(&s.app.queue).await;
+    let spec: serde_json::Value = serde_json::from_str(&all[1].spec).unwrap();
+    assert!(spec["max_failed_items"].is_null(), "{spec}");
+    assert!(spec["max_failed_fraction"].is_null(), "{spec}");
 }
 
 /// A flood: the count caps each job, the rest waits in the queue's database.
@@ -405,6 +453,14 @@ async fn bad_settings_are_refused_with_what_to_give() {
         assert_eq!(
             make(c).unwrap(),
             format!("--dataset-count {count}: give 1 to 100000 images a job")
+        );
+    }
+    for fraction in [1.5, -0.1, f64::NAN] {
+        let mut c = base();
+        c.max_failed_fraction = Some(fraction);
+        assert_eq!(
+            make(c).unwrap(),
+            format!("--dataset-max-failed-fraction {fraction}: give a share from 0 to 1")
         );
     }
     let mut c = base();
