@@ -286,6 +286,8 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
     )
     .unwrap();
     std::fs::copy(&clip, watch.join(".upload-in-progress.mp4")).unwrap();
+    // A name no key may hold, listed before the clip: skipped, and the clip is still taken.
+    std::fs::copy(&clip, watch.join("a\nline.mp4")).unwrap();
     // An upload in two steps: half the bytes, then all of them.
     let bytes = std::fs::read(&clip).unwrap();
     std::fs::write(watch.join("clip.mp4"), &bytes[..bytes.len() / 2]).unwrap();
@@ -306,7 +308,8 @@ fn a_video_dropped_in_the_watched_folder_becomes_exactly_one_job() {
         "the audio was not copied"
     );
 
-    // One job in all: the broken file, the text and the hidden upload made none.
+    // One job in all: the broken file, the text, the hidden upload and the name with a line
+    // break made none.
     let succeeded = |server: &Server| {
         let jobs = server.json(&server.url("/v1/jobs"));
         let list = jobs["jobs"].as_array().unwrap().clone();

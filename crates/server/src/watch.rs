@@ -78,6 +78,8 @@ pub struct Watcher {
     jobs: Arc<dyn JobFactory>,
     last_seen: HashMap<String, (Option<String>, u64)>,
     done: HashSet<(String, String)>,
+    /// Why entries of a watched folder were skipped at the last listing (warned of once).
+    skipped: HashSet<String>,
 }
 
 impl Watcher {
@@ -117,6 +119,7 @@ impl Watcher {
             jobs,
             last_seen: HashMap::new(),
             done: HashSet::new(),
+            skipped: HashSet::new(),
         })
     }
 
@@ -142,7 +145,7 @@ impl Watcher {
     /// One listing: submits the videos that did not change since the previous one. Returns
     /// the ids of the jobs it submitted or found.
     pub async fn poll(&mut self) -> Result<Vec<String>, fresco_store::StoreError> {
-        let objects = self.store.list("").await?;
+        let objects = self.list().await?;
         let mut current = HashMap::new();
         let mut jobs = Vec::new();
         for object in objects {
@@ -175,6 +178,35 @@ impl Watcher {
         }
         self.last_seen = current;
         Ok(jobs)
+    }
+
+    /// The objects under the watched location, in key order. In a folder, an entry the
+    /// listing cannot name (a file name with a line break, which no key may hold) is skipped
+    /// with a warning and the listing goes on: before, it failed the whole listing, so that one
+    /// such file stopped every video beside it. A prefix's listing error fails the listing.
+    /// Each skipped entry is warned of once while it is there.
+    async fn list(&mut self) -> Result<Vec<ObjectInfo>, fresco_store::StoreError> {
+        use futures_util::StreamExt;
+        let mut objects = Vec::new();
+        let mut skipped = HashSet::new();
+        {
+            let mut stream = self.store.list_stream("")?;
+            while let Some(object) = stream.next().await {
+                match object {
+                    Ok(object) => objects.push(object),
+                    Err(e) if matches!(self.root, Place::Folder(_)) => {
+                        skipped.insert(e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for why in skipped.difference(&self.skipped) {
+            tracing::warn!("watch {}: an entry is skipped: {why}", self.config.watch);
+        }
+        self.skipped = skipped;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
     }
 
     fn is_candidate(&self, key: &str) -> bool {
