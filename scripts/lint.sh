@@ -3,7 +3,8 @@
 #   scripts/lint.sh licenses   the licences of the whole dependency tree (cargo-deny, deny.toml)
 #   scripts/lint.sh code       clippy over every crate and target with every optional feature
 #                              (`otel` included) as errors, then the binary without its default
-#                              features (no Azure/S3 backends), so no feature combination rots
+#                              features (no Azure/S3 backends), so no feature combination rots;
+#                              then the documentation (cargo doc), whose links must resolve
 # scripts/test.sh runs `licenses` before the tests (seconds) and `code` after them (clippy of
 # the whole tree costs a few CPU-minutes; the tests are the main verdict and report first).
 # cargo-deny is installed from crates.io when missing; where it cannot be, this says so and
@@ -36,6 +37,11 @@ code() {
   # Without the cloud backends (fresco-store's features `azure` and `s3`): the code behind
   # `cfg(not(feature = ...))` compiles and stays clean too.
   cargo clippy -p fresco --no-default-features --locked -- -D warnings
+  # The code's documentation, private items included (it is written for whoever works on the
+  # code): every link must resolve. Links from public items to private ones are allowed, as
+  # they resolve in this private build.
+  RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+    cargo doc --workspace --no-deps --document-private-items --locked
 }
 
 case "${1:-}" in

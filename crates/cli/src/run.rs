@@ -160,7 +160,7 @@ pub struct ModelArgs {
     /// Inference threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// cpu, or cuda[:N] for an NVIDIA GPU.
+    /// cpu, or cuda (cuda:N for GPU N) for an NVIDIA GPU.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
     /// fp32, or fp16 (the model converted to half precision when loaded; needs --device cuda).

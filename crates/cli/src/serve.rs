@@ -47,7 +47,7 @@ pub struct ServeArgs {
     /// limit).
     #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
     pub scratch_budget_mb: Option<u64>,
-    /// cpu, or cuda[:N], for the in-process workers; also the kind of device that jobs
+    /// cpu, or cuda (cuda:N for GPU N), for the in-process workers; also the kind of device that jobs
     /// submitted over HTTP or by the triggers are pinned for, unless a request names one (the
     /// server needs no GPU to queue cuda jobs).
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]

@@ -64,7 +64,7 @@ pub struct WorkerArgs {
     /// limit).
     #[arg(long, env = "FRESCO_SCRATCH_BUDGET_MB", value_name = "MIB")]
     pub scratch_budget_mb: Option<u64>,
-    /// cpu, or cuda[:N] for an NVIDIA GPU.
+    /// cpu, or cuda (cuda:N for GPU N) for an NVIDIA GPU.
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     pub device: Device,
     /// Inference threads (default: one per core).

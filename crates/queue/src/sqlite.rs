@@ -289,7 +289,7 @@ impl SqliteQueue {
 
 /// The verbs SQLite runs its own way (see `shared/mod.rs`).
 impl SqliteQueue {
-    /// [`Leases::claim`] under the write lock: lease expiries first, then the best candidate.
+    /// [`Leases::claim`](crate::Leases::claim) under the write lock: lease expiries first, then the best candidate.
     async fn claim_task(
         &self,
         worker: &str,
@@ -394,7 +394,7 @@ impl SqliteQueue {
         Ok(())
     }
 
-    /// [`Leases::expire_worker`].
+    /// [`Leases::expire_worker`](crate::Leases::expire_worker).
     async fn expire_held(&self, worker: &str) -> Result<u64> {
         let mut tx = self.write().await?;
         let expired = expire_leases(&mut tx, now_ms(), Some(worker)).await?;
@@ -406,7 +406,7 @@ impl SqliteQueue {
         Ok(expired.put_back + expired.failed)
     }
 
-    /// [`Leases::wait_for_work`]: this process's signals, or the next poll.
+    /// [`Leases::wait_for_work`](crate::Leases::wait_for_work): this process's signals, or the next poll.
     async fn wait(&self, timeout: Duration) {
         self.signal.wait(timeout.min(POLL_INTERVAL)).await;
     }

@@ -562,7 +562,7 @@ fn bad_detect_outputs(reason: String) -> PlanError {
     }
 }
 
-/// "'name' is [shape]", for messages.
+/// "'name' is \[shape\]", for messages.
 fn show_output(outputs: &[TensorInfo], i: usize) -> String {
     format!("'{}' is {}", outputs[i].name, show_shape(&outputs[i].shape))
 }

@@ -66,7 +66,7 @@ fn name_part(test: &str) -> String {
 /// Creates a container with the Blob REST API (object_store has no verb for it), signed with the
 /// account's shared key: Azurite's development account unless `AZURE_STORAGE_ACCOUNT_NAME` and
 /// `AZURE_STORAGE_ACCOUNT_KEY` name another. An existing container is fine.
-/// https://learn.microsoft.com/rest/api/storageservices/create-container
+/// <https://learn.microsoft.com/rest/api/storageservices/create-container>
 pub fn create_container(container: &str) {
     let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let endpoint = var("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000");

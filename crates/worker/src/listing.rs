@@ -37,7 +37,7 @@ pub struct Listed {
 }
 
 impl Listed {
-    /// The item pinned at `index`, as a job's plan pins it and [`ItemReader::read`] takes it.
+    /// The item pinned at `index`, as a job's plan pins it and [`ItemReader::fetch`] takes it.
     pub fn pinned(self, index: u64) -> PinnedItem {
         PinnedItem {
             index,

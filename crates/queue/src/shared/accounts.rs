@@ -1,4 +1,4 @@
-//! [`Accounts`]: tokens, sessions, job owners and the audit trail (see [`crate::auth`]), one
+//! [`Accounts`](crate::auth::Accounts): tokens, sessions, job owners and the audit trail (see [`crate::auth`]), one
 //! copy for both backends (see `shared/mod.rs`). Token and session times are the server
 //! process's clock, which also checks them.
 
