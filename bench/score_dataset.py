@@ -25,8 +25,10 @@ an object-store prefix holding the same images instead of the folder (upload `--
 folders under it first, e.g. to Azurite with `az storage blob upload-batch`, or with `--upload`,
 which puts them under an `az://CONTAINER/PREFIX` source through $AZURE_STORAGE_CONNECTION_STRING,
 32 puts at once, skipping blobs already there): the reads then go through the chunks' prefetch,
-and the model alone still reads the local sample. For 100,000 blobs start Azurite with
-`--inMemoryPersistence`: its on-disk metadata slows every put as the container grows.
+and the model alone still reads the local sample. For 100,000 blobs, give Azurite a SQL
+metadata store (`AZURITE_DB=mysql://USER:PASSWORD@127.0.0.1:3306/DB`, MariaDB from apt): its
+default store (LokiJS, on disk or `--inMemoryPersistence`) finds a blob by scanning, so each
+read slows as the container grows (docs/datasets.md, "Throughput").
 """
 
 import argparse
