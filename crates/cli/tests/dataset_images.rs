@@ -408,3 +408,55 @@ fn a_killed_run_resumes_and_keeps_what_it_wrote() {
         );
     }
 }
+
+/// A picture over the server's limits on a frame's size (`--max-input-pixels`, here 4,096) is a
+/// `too-large` row of a styled dataset, as the model's memory grows with the picture; the
+/// others are styled. Submitted through `POST /v1/jobs`, scored by a worker.
+#[test]
+fn a_picture_over_the_servers_size_limit_is_a_too_large_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    still(&photos.join("small.png"), "64x48");
+    still(&photos.join("big.png"), "100x80");
+    let model = write_model(
+        dir.path(),
+        "vintage.onnx",
+        fresco_infer::onnx_build::vintage_filter_model(),
+    );
+    let queue = sqlite_queue(dir.path());
+    let limits = fresco_wire::limits::InputLimits {
+        max_pixels: Some(4096),
+        ..fresco_wire::limits::InputLimits::none()
+    };
+    let factory = fresco_server::LocalJobFactory::default()
+        .allow_download(false)
+        .limits(limits);
+    let api = common::api::Api::open_with(&queue.url, fresco_queue::Role::Submitter, factory);
+    let styled = dir.path().join("styled");
+    let answer = fresco_testkit::http::post(&format!("{}/v1/jobs", api.url))
+        .bearer(&api.token)
+        .send_json(&serde_json::json!({
+            "input": photos.display().to_string(),
+            "output": styled.display().to_string(),
+            "model": model.display().to_string(),
+            "device": "cpu",
+            "dataset": {"max_failed_fraction": 1.0},
+        }));
+    assert!(answer.status < 300, "{}: {}", answer.status, answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    let log = dir.path().join("worker.log");
+    let mut worker = queue.spawn_worker(&log, &[], &[]);
+    let status = wait_exit(&mut worker, Duration::from_secs(120), "the worker");
+    assert!(status.success(), "{}", read_log(&log));
+    assert_eq!(queue.show(&id)["state"], "succeeded", "{}", read_log(&log));
+    assert_eq!(keys_below(&styled), ["_errors.jsonl", "small.png"]);
+    assert_eq!(
+        error_rows(&styled.join("_errors.jsonl")),
+        [("big.png".to_string(), "too-large".to_string())]
+    );
+    let errors = std::fs::read_to_string(styled.join("_errors.jsonl")).unwrap();
+    assert!(
+        errors.contains("100x80") && errors.contains("--max-input-pixels"),
+        "{errors}"
+    );
+}

@@ -137,11 +137,32 @@ impl MediaLimits {
 
     /// A frame size.
     pub fn check_size(&self, subject: &str, width: u32, height: u32) -> Result<(), LimitBreach> {
+        self.check_dimensions(subject, "the video", width, height)
+    }
+
+    /// A picture's size (an item of a dataset styled at its own size), against the same
+    /// limits as a video's frames.
+    pub fn check_picture_size(
+        &self,
+        subject: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), LimitBreach> {
+        self.check_dimensions(subject, "the picture", width, height)
+    }
+
+    fn check_dimensions(
+        &self,
+        subject: &str,
+        noun: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), LimitBreach> {
         let too_big = |what: &str, value: u64, max: u64, flag: &str| {
             breach(
                 "input-dimensions-too-large",
                 format!(
-                    "{subject}: the video is {width}x{height}; its {what} ({value}) is over this \
+                    "{subject}: {noun} is {width}x{height}; its {what} ({value}) is over this \
                      server's limit of {max} ({flag})"
                 ),
             )

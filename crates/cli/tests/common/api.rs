@@ -16,6 +16,19 @@ pub struct Api {
 impl Api {
     /// The API over the queue at `queue_url`, with a token of `role`.
     pub fn open(queue_url: &str, role: fresco_queue::Role) -> Api {
+        Api::open_with(
+            queue_url,
+            role,
+            fresco_server::LocalJobFactory::default().allow_download(false),
+        )
+    }
+
+    /// [`Api::open`] with a factory of the test's own (its limits, say).
+    pub fn open_with(
+        queue_url: &str,
+        role: fresco_queue::Role,
+        factory: fresco_server::LocalJobFactory,
+    ) -> Api {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (queue, url, token) = runtime.block_on(async {
@@ -26,7 +39,6 @@ impl Api {
                 expires_at_ms: None,
             };
             let token = queue.create_token(&new, None).await.unwrap().secret;
-            let factory = fresco_server::LocalJobFactory::default().allow_download(false);
             let state = fresco_server::AppState::new(queue.clone(), Arc::new(factory));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

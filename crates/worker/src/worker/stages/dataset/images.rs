@@ -451,6 +451,7 @@ pub(super) fn score(
         let (ready_tx, ready_rx) = sync_channel::<Vec<Prepared>>(2);
         let (reader, outputs, items, handle) = (&reader, &outputs, &items, &handle);
         let (pool, budget, fit) = (&pool, &budget, &fit);
+        let limits = &spec.options.limits;
         let cancel = task.cancel;
         scope.spawn(move || {
             for group in items.chunks(per_call) {
@@ -461,7 +462,12 @@ pub(super) fn score(
                     group
                         .par_iter()
                         .map(|item| {
-                            let place = Place { key_of, fit, since };
+                            let place = Place {
+                                key_of,
+                                fit,
+                                limits,
+                                since,
+                            };
                             prepare_item(item, reader, outputs, &place, handle, budget)
                         })
                         .collect()
@@ -601,8 +607,11 @@ fn note_failure(
 /// Where an item's output goes and how it is decoded.
 struct Place<'a> {
     key_of: fn(&str) -> Result<String, String>,
-    /// The preparation items are scaled for (masks); `None`: their own size.
+    /// The preparation items are scaled for (masks); `None`: their own size, held to the job's
+    /// limits on a frame's size (`--max-input-width`, `-height`, `-pixels` of `fresco serve`),
+    /// as the model's memory grows with it.
     fit: &'a Option<PrepSpec>,
+    limits: &'a fresco_core::MediaLimits,
     /// An output written since is this job's.
     since: i64,
 }
@@ -632,6 +641,13 @@ fn prepare_item(
         None => (w, h),
     };
     match prepare(item, reader, handle, budget, scaled_size) {
+        Ok(image) if place.fit.is_none() => {
+            let (width, height) = image.scaled;
+            match place.limits.check_picture_size(&item.key, width, height) {
+                Ok(()) => Prepared::Ready { key, image },
+                Err(breach) => Prepared::Failed((ItemErrorKind::TooLarge, breach.to_string())),
+            }
+        }
         Ok(image) => Prepared::Ready { key, image },
         Err(e) => Prepared::Failed(e),
     }
