@@ -69,6 +69,20 @@ fn run_batched(
     name: &str,
 ) -> (Vec<u8>, String) {
     let out = dir.join(format!("{name}.jsonl"));
+    let stderr = run_one_chunk(folder, &out, flags, batch, &dir.join(name));
+    (std::fs::read(&out).unwrap(), stderr)
+}
+
+/// `fresco run FOLDER/ -o OUT --batch N` as one worker, one chunk, tolerating the three bad
+/// items, with the model's `flags` and its state in `state`, logging each chunk's model calls:
+/// the run's stderr.
+fn run_one_chunk(
+    folder: &Path,
+    out: &Path,
+    flags: &[String],
+    batch: usize,
+    state: &Path,
+) -> String {
     let mut args: Vec<String> = vec![
         "run".into(),
         format!("{}/", folder.display()),
@@ -87,9 +101,10 @@ fn run_batched(
         "-q".into(),
     ];
     args.extend(flags.iter().cloned());
-    args.extend(queue_flags(&dir.join(name)));
-    let ran = fresco_env(args, &[("FRESCO_LOG", CALLS_LOG.as_ref())]).ok();
-    (std::fs::read(&out).unwrap(), ran.stderr)
+    args.extend(queue_flags(state));
+    fresco_env(args, &[("FRESCO_LOG", CALLS_LOG.as_ref())])
+        .ok()
+        .stderr
 }
 
 /// The model calls the run's chunks logged.
@@ -223,26 +238,13 @@ fn run_into_folder(
     name: &str,
 ) -> (Vec<(String, Vec<u8>)>, String) {
     let out = dir.join(name);
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        format!("{}/", folder.display()),
-        "-o".into(),
-        out.display().to_string(),
-        "--batch".into(),
-        batch.to_string(),
-        "--workers".into(),
-        "1".into(),
-        "--chunk-frames".into(),
-        "100".into(),
-        "--max-failed-items".into(),
-        "3".into(),
-        "--max-failed-fraction".into(),
-        "1".into(),
-        "-q".into(),
-    ];
-    args.extend(flags.iter().cloned());
-    args.extend(queue_flags(&dir.join(format!("{name}-state"))));
-    let ran = fresco_env(args, &[("FRESCO_LOG", CALLS_LOG.as_ref())]).ok();
+    let stderr = run_one_chunk(
+        folder,
+        &out,
+        flags,
+        batch,
+        &dir.join(format!("{name}-state")),
+    );
     let files = keys_below(&out)
         .into_iter()
         .map(|key| {
@@ -250,7 +252,7 @@ fn run_into_folder(
             (key, bytes)
         })
         .collect();
-    (files, ran.stderr)
+    (files, stderr)
 }
 
 /// A segment model: `[batch, 3, 4, 4]` in, a 1x1 convolution to a 4-class map
